@@ -1,0 +1,112 @@
+/* Kernel benchmark (prints figures, never passes or fails): the median wall time
+ * of the training hot spots at the tutorial's sizes — in-batch softmax
+ * cross-entropy at B = 8192, the B x B score matmul (8192 x 8192 x 32), and
+ * retrieval_rank over 20000 queries x 1682 items x D = 32.
+ * Build: link against libmtr (kernels) and OpenBLAS; run with no arguments. */
+#include "mtr/kernels.h"
+#include "mtr/rng.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#define REPEATS 7
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Runs fn(call) REPEATS times; returns the median seconds. */
+static double median_time(KernelFn fn, const KernelCall *call)
+{
+    double t[REPEATS];
+    for (int i = 0; i < REPEATS; i++) {
+        double t0 = now();
+        fn(call);
+        t[i] = now() - t0;
+    }
+    qsort(t, REPEATS, sizeof t[0], by_value);
+    return t[REPEATS / 2];
+}
+
+static float *random_floats(Rng *r, size_t n, float lo, float hi)
+{
+    float *p = malloc(n * sizeof *p);
+    if (!p) {
+        fprintf(stderr, "bench_kernels: out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < n; i++) p[i] = lo + (hi - lo) * rng_float(r);
+    return p;
+}
+
+int main(void)
+{
+    Rng r;
+    rng_seed(&r, 42);
+    const int64_t b = 8192, d = 32;
+
+    float *q = random_floats(&r, (size_t)(b * d), -0.05f, 0.05f);
+    float *x = random_floats(&r, (size_t)(b * d), -0.05f, 0.05f);
+    float *s = random_floats(&r, (size_t)(b * b), -8.0f, 8.0f);
+    KernelCall mm = {0};
+    mm.in[0] = q;
+    mm.in_shape[0] = (KShape){b, d};
+    mm.in[1] = x;
+    mm.in_shape[1] = (KShape){b, d};
+    mm.iattr[1] = 1;
+    mm.out[0] = s;
+    mm.out_shape[0] = (KShape){b, b};
+    double t = median_time(kernel_matmul, &mm);
+    printf("matmul 8192x8192x32 (q x^T):     %8.2f ms  %6.1f GFLOP/s\n", 1e3 * t,
+           2.0 * (double)(b * b * d) / t * 1e-9);
+
+    float loss;
+    KernelCall xe = {0};
+    xe.in[0] = s;
+    xe.in_shape[0] = (KShape){b, b};
+    xe.out[0] = &loss;
+    xe.out_shape[0] = (KShape){1, 1};
+    xe.out[1] = s; /* in place, as training runs it */
+    xe.out_shape[1] = (KShape){b, b};
+    t = median_time(kernel_inbatch_softmax_xent, &xe);
+    printf("inbatch_softmax_xent B=8192:     %8.2f ms  %6.2f ns/element\n", 1e3 * t,
+           t / (double)(b * b) * 1e9);
+
+    const int64_t nq = 20000, ni = 1682;
+    float *qq = random_floats(&r, (size_t)(nq * d), -1.0f, 1.0f);
+    float *items = random_floats(&r, (size_t)(ni * d), -1.0f, 1.0f);
+    int32_t *truth = malloc((size_t)nq * sizeof *truth);
+    float *rank = malloc((size_t)nq * sizeof *rank);
+    if (!truth || !rank) return 1;
+    for (int64_t i = 0; i < nq; i++) truth[i] = (int32_t)rng_below(&r, (uint64_t)ni);
+    KernelCall rr = {0};
+    rr.in[0] = qq;
+    rr.in_shape[0] = (KShape){nq, d};
+    rr.in[1] = items;
+    rr.in_shape[1] = (KShape){ni, d};
+    rr.in[2] = truth;
+    rr.in_shape[2] = (KShape){nq, 1};
+    rr.out[0] = rank;
+    rr.out_shape[0] = (KShape){nq, 1};
+    t = median_time(kernel_retrieval_rank, &rr);
+    printf("retrieval_rank 20000x1682x32:    %8.2f ms\n", 1e3 * t);
+
+    free(q);
+    free(x);
+    free(s);
+    free(qq);
+    free(items);
+    free(truth);
+    free(rank);
+    return 0;
+}

@@ -1,0 +1,883 @@
+/* Syntax tree construction. Stage: called by lexer.l and parser.y. In: tokens
+ * and the pieces the grammar has recognised. Out: AstModel nodes in the Pool,
+ * with names already resolved to enums (types, stages, activations, metrics,
+ * losses, task kinds) and malformed arguments reported. Cross-references
+ * between declarations are sema's job. Also the --dump ast printer. */
+#include "ast.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Widths beyond this are surely typos, and keep every product of widths far
+ * from overflowing 64 bits. */
+#define MAX_UNITS  (1 << 20)
+#define MAX_QUOTED 40
+
+static const char *const TYPE_NAMES[] = {"string", "int", "float"};
+static const char *const ACT_NAMES[] = {"linear", "relu", "tanh", "sigmoid"};
+static const char *const STAGE_NAMES[] = {"lookup", "embedding", "dense"};
+static const char *const METRIC_NAMES[] = {"rmse", "mae", "auc", "top_k"};
+static const char *const LOSS_NAMES[] = {"", "mse", "bce"};
+static const char *const TASK_NAMES[] = {"ranking", "retrieval"};
+static const char *const SETTING_NAMES[] = {"batch", "epochs", "seed", "split"};
+static const char *const OPTIMIZER_NAMES[] = {"adagrad", "sgd", "adam"};
+#define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static void *node(AstBuilder *b, size_t size)
+{
+    void *p = pool_alloc(b->pool, size);
+    if (!p && !b->oom) {
+        b->oom = 1;
+        diag_error(b->diag, (Loc){0, 0, 0}, "out of memory");
+    }
+    return p;
+}
+
+Loc ast_loc(AstSpan s)
+{
+    Loc l = {s.first_line, s.first_column, s.last_column};
+    /* A span over several lines is underlined to the end of its first. */
+    if (s.last_line != s.first_line) l.end_col = INT_MAX / 2;
+    if (l.end_col <= l.col) l.end_col = l.col + 1;
+    return l;
+}
+
+/* Index of name in names[], or -1. */
+static int find_name(const char *name, const char *const *names, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (names[i][0] && strcmp(name, names[i]) == 0) return i;
+    return -1;
+}
+
+/* Reports "unknown WHAT 'name'" with a suggestion when one of names is close,
+ * otherwise with the list of what is allowed. */
+static void unknown_name(AstBuilder *b, Loc loc, const char *what, const char *name,
+                         const char *const *names, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (names[i][0] && diag_is_close(name, names[i])) {
+            diag_error(b->diag, loc, "unknown %s '%s'; did you mean '%s'?", what, name, names[i]);
+            return;
+        }
+    }
+    char list[256] = "";
+    size_t used = 0;
+    int shown = 0;
+    for (int i = 0; i < n; i++) {
+        if (!names[i][0]) continue;
+        shown++;
+        int left = 0;
+        for (int j = i + 1; j < n; j++) left += names[j][0] != '\0';
+        const char *sep = shown == 1 ? "" : left == 0 ? " or " : ", ";
+        int w = snprintf(list + used, sizeof list - used, "%s%s", sep, names[i]);
+        if (w < 0 || (size_t)w >= sizeof list - used) break;
+        used += (size_t)w;
+    }
+    diag_error(b->diag, loc, "unknown %s '%s' (expected %s)", what, name, list);
+}
+
+/* The text of a value for messages, shortened when long. */
+static const char *shown(const AstValue *v)
+{
+    return v->text ? v->text : "?";
+}
+
+/* Reads a positive whole number that sizes something (embedding(D),
+ * dense(N)). Returns it, or -1 after reporting why not. */
+static int64_t need_size(AstBuilder *b, const AstValue *v, const char *what)
+{
+    if (v->kind == VAL_BAD) return -1;
+    if (v->kind != VAL_NUMBER || !v->is_int) {
+        diag_error(b->diag, v->loc, "%s must be a positive whole number, found '%s'", what,
+                   shown(v));
+        return -1;
+    }
+    if (v->i <= 0) {
+        diag_error(b->diag, v->loc, "%s must be positive, found '%s'", what, shown(v));
+        return -1;
+    }
+    if (v->i > MAX_UNITS) {
+        diag_error(b->diag, v->loc, "%s %s is too large (at most %d)", what, shown(v), MAX_UNITS);
+        return -1;
+    }
+    return v->i;
+}
+
+/* Checks that v is a number (not a name such as nan). Returns 1 if so. */
+static int need_number(AstBuilder *b, const AstValue *v, const char *what)
+{
+    if (v->kind == VAL_BAD) return 0;
+    if (v->kind != VAL_NUMBER) {
+        diag_error(b->diag, v->loc, "%s must be a finite number, found '%s'", what, shown(v));
+        return 0;
+    }
+    return 1;
+}
+
+static int count_values(const AstValue *v)
+{
+    int n = 0;
+    for (; v; v = v->next) n++;
+    return n;
+}
+
+#define DEFINE_REVERSE(Type, fn)                                                                   \
+    static Type *fn(Type *list)                                                                    \
+    {                                                                                              \
+        Type *out = NULL;                                                                          \
+        while (list) {                                                                             \
+            Type *next = list->next;                                                               \
+            list->next = out;                                                                      \
+            out = list;                                                                            \
+            list = next;                                                                           \
+        }                                                                                          \
+        return out;                                                                                \
+    }
+DEFINE_REVERSE(AstRef, reverse_refs)
+DEFINE_REVERSE(AstValue, reverse_values)
+DEFINE_REVERSE(AstStage, reverse_stages)
+DEFINE_REVERSE(AstMetric, reverse_metrics)
+DEFINE_REVERSE(AstClause, reverse_clauses)
+DEFINE_REVERSE(AstOption, reverse_options)
+DEFINE_REVERSE(AstSetting, reverse_settings)
+
+/* ---- builder and lexer side --------------------------------------------- */
+
+int ast_builder_init(AstBuilder *b, Pool *pool, Diag *diag, const char *text, size_t len)
+{
+    memset(b, 0, sizeof *b);
+    b->pool = pool;
+    b->diag = diag;
+    b->src = text;
+    b->len = len;
+    b->line = 1;
+    b->col = 1;
+    b->model = pool_alloc(pool, sizeof(AstModel));
+    if (!b->model) return -1;
+    b->model->name = "";
+    b->col_tail = &b->model->columns;
+    b->chain_tail = &b->model->chains;
+    b->task_tail = &b->model->tasks;
+    return 0;
+}
+
+void ast_lex_step(AstBuilder *b, AstSpan *span, const char *text, size_t len)
+{
+    span->first_line = b->line;
+    span->first_column = b->col;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == '\n') {
+            b->line++;
+            b->col = 1;
+        } else if (b->col < INT_MAX / 2) {
+            b->col++;
+        }
+    }
+    span->last_line = b->line;
+    span->last_column = b->col;
+}
+
+AstTok ast_tok(AstBuilder *b, AstSpan span, const char *text, size_t len)
+{
+    AstTok t = {pool_strndup(b->pool, text, len), ast_loc(span)};
+    if (!t.text) {
+        (void)node(b, SIZE_MAX); /* reports out of memory once */
+        t.text = "";
+    }
+    return t;
+}
+
+AstTok ast_tok_string(AstBuilder *b, AstSpan span, const char *text, size_t len)
+{
+    /* text includes both quotes; \" and \\ are the only escapes that matter,
+     * any other escaped character stands for itself. */
+    AstTok t = {NULL, ast_loc(span)};
+    char *out = node(b, len);
+    if (!out) {
+        t.text = "";
+        return t;
+    }
+    size_t n = 0;
+    for (size_t i = 1; i + 1 < len; i++) {
+        if (text[i] == '\\' && i + 2 < len) i++;
+        out[n++] = text[i];
+    }
+    out[n] = '\0';
+    t.text = out;
+    return t;
+}
+
+void ast_lex_error(AstBuilder *b, AstSpan span, LexError what, const char *text, size_t len)
+{
+    Loc loc = ast_loc(span);
+    unsigned char c = (unsigned char)text[0];
+    switch (what) {
+    case LEX_BAD_NUMBER:
+        diag_error(b->diag, loc, "bad number '%.*s'", (int)(len > MAX_QUOTED ? MAX_QUOTED : len),
+                   text);
+        break;
+    case LEX_UNTERMINATED_STRING:
+        diag_error(b->diag, loc, "unterminated string: '\"' has no closing '\"' on its line");
+        break;
+    case LEX_BAD_CHAR:
+        if (c >= 0x80)
+            diag_error(b->diag, loc,
+                       "unexpected byte 0x%02X (text other than ASCII is allowed only in "
+                       "comments and strings)",
+                       c);
+        else if (c < 0x20 || c == 0x7F)
+            diag_error(b->diag, loc, "unexpected control character 0x%02X", c);
+        else
+            diag_error(b->diag, loc, "unexpected character '%c'", c);
+        break;
+    }
+}
+
+void ast_comment_open(AstBuilder *b, AstSpan span)
+{
+    b->comment = span;
+}
+
+void ast_comment_unterminated(AstBuilder *b)
+{
+    diag_error(b->diag, ast_loc(b->comment), "unterminated comment: '/*' has no matching '*/'");
+}
+
+/* ---- parser side: declarations ------------------------------------------ */
+
+void ast_model_name(AstBuilder *b, AstTok name)
+{
+    b->model->name = name.text;
+    b->model->loc = name.loc;
+}
+
+void ast_column(AstBuilder *b, int is_label, AstTok name, AstTok type)
+{
+    int t = find_name(type.text, TYPE_NAMES, COUNT(TYPE_NAMES));
+    if (t < 0) {
+        unknown_name(b, type.loc, "type", type.text, TYPE_NAMES, COUNT(TYPE_NAMES));
+        return;
+    }
+    AstColumn *c = node(b, sizeof *c);
+    if (!c) return;
+    c->name = name.text;
+    c->loc = name.loc;
+    c->type = (AstType)t;
+    c->is_label = is_label;
+    *b->col_tail = c;
+    b->col_tail = &c->next;
+}
+
+AstRef *ast_ref_add(AstBuilder *b, AstRef *list, AstTok name)
+{
+    AstRef *r = node(b, sizeof *r);
+    if (!r) return list;
+    r->name = name.text;
+    r->loc = name.loc;
+    r->next = list;
+    return r;
+}
+
+AstSource *ast_source_name(AstBuilder *b, AstTok name)
+{
+    AstSource *s = node(b, sizeof *s);
+    if (!s) return NULL;
+    s->refs = ast_ref_add(b, NULL, name);
+    s->loc = name.loc;
+    return s;
+}
+
+AstSource *ast_source_concat(AstBuilder *b, AstSpan span, AstRef *refs)
+{
+    AstSource *s = node(b, sizeof *s);
+    if (!s) return NULL;
+    s->refs = reverse_refs(refs);
+    s->is_concat = 1;
+    s->loc = ast_loc(span);
+    return s;
+}
+
+AstValue *ast_value_number(AstBuilder *b, AstTok num)
+{
+    AstValue *v = node(b, sizeof *v);
+    if (!v) return NULL;
+    v->kind = VAL_NUMBER;
+    v->loc = num.loc;
+    v->text = num.text;
+    int whole = strpbrk(num.text, ".eE") == NULL;
+    errno = 0;
+    if (whole) {
+        long long i = strtoll(num.text, NULL, 10);
+        if (errno == ERANGE) {
+            diag_error(b->diag, num.loc, "number '%.*s' is too large", MAX_QUOTED, num.text);
+            v->kind = VAL_BAD;
+            return v;
+        }
+        v->i = i;
+        v->num = (double)i;
+        v->is_int = 1;
+    } else {
+        v->num = strtod(num.text, NULL);
+        if (!isfinite(v->num)) {
+            diag_error(b->diag, num.loc, "number '%.*s' is out of range", MAX_QUOTED, num.text);
+            v->kind = VAL_BAD;
+        }
+    }
+    return v;
+}
+
+AstValue *ast_value_negative(AstBuilder *b, AstSpan span, AstTok num)
+{
+    AstValue *v = ast_value_number(b, num);
+    if (!v) return NULL;
+    v->loc = ast_loc(span);
+    size_t n = strlen(num.text);
+    char *text = node(b, n + 2);
+    if (text) {
+        text[0] = '-';
+        memcpy(text + 1, num.text, n + 1);
+        v->text = text;
+    }
+    v->num = -v->num;
+    v->i = -v->i; /* cannot overflow: strtoll rejected anything above INT64_MAX */
+    return v;
+}
+
+AstValue *ast_value_name(AstBuilder *b, AstTok name)
+{
+    AstValue *v = node(b, sizeof *v);
+    if (!v) return NULL;
+    v->kind = VAL_NAME;
+    v->loc = name.loc;
+    v->text = name.text;
+    return v;
+}
+
+AstValue *ast_value_add(AstBuilder *b, AstValue *list, AstValue *v)
+{
+    (void)b;
+    if (!v) return list;
+    v->next = list;
+    return v;
+}
+
+static int parse_activation(AstBuilder *b, const AstValue *v, Activation *act)
+{
+    if (v->kind == VAL_BAD) return 0;
+    if (v->kind != VAL_NAME) {
+        diag_error(b->diag, v->loc,
+                   "expected an activation (relu, tanh, sigmoid or linear), found '%s'", shown(v));
+        return 0;
+    }
+    int a = find_name(v->text, ACT_NAMES, COUNT(ACT_NAMES));
+    if (a < 0) {
+        unknown_name(b, v->loc, "activation", v->text, ACT_NAMES, COUNT(ACT_NAMES));
+        return 0;
+    }
+    *act = (Activation)a;
+    return 1;
+}
+
+AstStage *ast_stage(AstBuilder *b, AstSpan span, AstTok name, AstValue *args, int has_parens)
+{
+    Loc loc = ast_loc(span);
+    args = reverse_values(args);
+    int n = count_values(args);
+    int kind = find_name(name.text, STAGE_NAMES, COUNT(STAGE_NAMES));
+    if (kind < 0) {
+        unknown_name(b, name.loc, "stage", name.text, STAGE_NAMES, COUNT(STAGE_NAMES));
+        return NULL;
+    }
+    AstStage s = {.kind = (StageKind)kind, .loc = loc, .act = ACT_LINEAR};
+    switch (s.kind) {
+    case STAGE_LOOKUP:
+        if (has_parens) {
+            diag_error(b->diag, loc, "lookup takes no arguments");
+            return NULL;
+        }
+        break;
+    case STAGE_EMBEDDING:
+        if (n != 1) {
+            diag_error(b->diag, loc, "embedding takes one argument, its size (e.g. embedding(32))");
+            return NULL;
+        }
+        if ((s.units = need_size(b, args, "embedding size")) < 0) return NULL;
+        break;
+    case STAGE_DENSE:
+        if (n < 1 || n > 2) {
+            diag_error(b->diag, loc,
+                       "dense takes a size and an optional activation (e.g. dense(64, relu))");
+            return NULL;
+        }
+        if ((s.units = need_size(b, args, "dense size")) < 0) return NULL;
+        if (n == 2 && !parse_activation(b, args->next, &s.act)) return NULL;
+        break;
+    }
+    AstStage *out = node(b, sizeof *out);
+    if (out) *out = s;
+    return out;
+}
+
+AstStage *ast_stage_add(AstBuilder *b, AstStage *list, AstStage *stage)
+{
+    (void)b;
+    if (!stage) return list;
+    stage->next = list;
+    return stage;
+}
+
+void ast_chain(AstBuilder *b, ChainKind kind, AstTok name, AstSource *src, AstStage *stages)
+{
+    if (!src) return;
+    AstChain *c = node(b, sizeof *c);
+    if (!c) return;
+    c->kind = kind;
+    c->name = name.text;
+    c->loc = name.loc;
+    c->sources = src->refs;
+    c->is_concat = src->is_concat;
+    c->stages = reverse_stages(stages);
+    *b->chain_tail = c;
+    b->chain_tail = &c->next;
+}
+
+/* ---- tasks -------------------------------------------------------------- */
+
+AstMetric *ast_metric(AstBuilder *b, AstSpan span, AstTok name, AstValue *args, int has_parens)
+{
+    Loc loc = ast_loc(span);
+    args = reverse_values(args);
+    int kind = find_name(name.text, METRIC_NAMES, COUNT(METRIC_NAMES));
+    if (kind < 0) {
+        unknown_name(b, name.loc, "metric", name.text, METRIC_NAMES, COUNT(METRIC_NAMES));
+        return NULL;
+    }
+    AstMetric *m = node(b, sizeof *m);
+    if (!m) return NULL;
+    m->kind = (MetricKind)kind;
+    m->loc = loc;
+    if (m->kind != METRIC_TOP_K) {
+        if (has_parens) {
+            diag_error(b->diag, loc, "%s takes no arguments", name.text);
+            return NULL;
+        }
+        return m;
+    }
+    if (!has_parens) {
+        /* top_k alone means the tutorial's list. */
+        static const int64_t defaults[] = {1, 5, 10, 50, 100};
+        for (int i = 0; i < COUNT(defaults); i++) {
+            m->ks[i] = defaults[i];
+            m->k_locs[i] = loc;
+        }
+        m->n_ks = COUNT(defaults);
+        return m;
+    }
+    int ok = 1;
+    for (AstValue *v = args; v; v = v->next) {
+        if (m->n_ks == COUNT(m->ks)) {
+            diag_error(b->diag, v->loc, "top_k takes at most %d values of k", COUNT(m->ks));
+            return NULL;
+        }
+        if (v->kind == VAL_BAD) {
+            ok = 0;
+        } else if (v->kind != VAL_NUMBER || !v->is_int) {
+            diag_error(b->diag, v->loc, "k must be a whole number, found '%s'", shown(v));
+            ok = 0;
+        }
+        m->ks[m->n_ks] = v->i;
+        m->k_locs[m->n_ks] = v->loc;
+        m->n_ks++;
+    }
+    return ok ? m : NULL;
+}
+
+AstMetric *ast_metric_add(AstBuilder *b, AstMetric *list, AstMetric *m)
+{
+    (void)b;
+    if (!m) return list;
+    m->next = list;
+    return m;
+}
+
+static AstClause *clause(AstBuilder *b, ClauseKind kind, AstSpan kw)
+{
+    AstClause *c = node(b, sizeof *c);
+    if (!c) return NULL;
+    c->kind = kind;
+    c->loc = ast_loc(kw);
+    return c;
+}
+
+AstClause *ast_clause_loss(AstBuilder *b, AstSpan kw, AstTok loss)
+{
+    AstClause *c = clause(b, CLAUSE_LOSS, kw);
+    if (c) c->loss = loss;
+    return c;
+}
+
+AstClause *ast_clause_metrics(AstBuilder *b, AstSpan kw, AstMetric *metrics)
+{
+    AstClause *c = clause(b, CLAUSE_METRICS, kw);
+    if (c) c->metrics = reverse_metrics(metrics);
+    return c;
+}
+
+AstClause *ast_clause_weight(AstBuilder *b, AstSpan kw, AstValue *weight)
+{
+    AstClause *c = clause(b, CLAUSE_WEIGHT, kw);
+    if (c) c->weight = weight;
+    return c;
+}
+
+AstClause *ast_clause_add(AstBuilder *b, AstClause *list, AstClause *c)
+{
+    (void)b;
+    if (!c) return list;
+    c->next = list;
+    return c;
+}
+
+static const char *const CLAUSE_NAMES[] = {"loss", "metrics", "weight"};
+
+void ast_task(AstBuilder *b, AstTok name, AstTok kind, AstSpan args_span, AstRef *args,
+              AstClause *clauses)
+{
+    AstTask *t = node(b, sizeof *t);
+    if (!t) return;
+    t->name = name.text;
+    t->loc = name.loc;
+    t->weight = 1.0;
+    t->args = reverse_refs(args);
+    int k = find_name(kind.text, TASK_NAMES, COUNT(TASK_NAMES));
+    if (k < 0) {
+        unknown_name(b, kind.loc, "task kind", kind.text, TASK_NAMES, COUNT(TASK_NAMES));
+        return;
+    }
+    t->kind = (TaskKind)k;
+    int n = 0;
+    for (AstRef *r = t->args; r; r = r->next) n++;
+    if (n != 2) {
+        diag_error(b->diag, ast_loc(args_span), "%s takes 2 arguments (%s), found %d", kind.text,
+                   t->kind == TASK_RANKING ? "a head and a label" : "a query tower and a candidate tower",
+                   n);
+        return;
+    }
+    const AstClause *seen[3] = {NULL, NULL, NULL};
+    int ok = 1;
+    for (AstClause *c = reverse_clauses(clauses); c; c = c->next) {
+        if (seen[c->kind]) {
+            diag_error(b->diag, c->loc, "'%s' given twice for task '%s'", CLAUSE_NAMES[c->kind],
+                       t->name);
+            diag_note(b->diag, seen[c->kind]->loc, "first given here");
+            ok = 0;
+            continue;
+        }
+        seen[c->kind] = c;
+        switch (c->kind) {
+        case CLAUSE_LOSS: {
+            int l = find_name(c->loss.text, LOSS_NAMES, COUNT(LOSS_NAMES));
+            if (l < 0) {
+                unknown_name(b, c->loss.loc, "loss", c->loss.text, LOSS_NAMES, COUNT(LOSS_NAMES));
+                ok = 0;
+            } else {
+                t->loss = (LossKind)l;
+                t->loss_loc = c->loss.loc;
+            }
+            break;
+        }
+        case CLAUSE_METRICS:
+            t->metrics = c->metrics;
+            break;
+        case CLAUSE_WEIGHT:
+            if (!c->weight || !need_number(b, c->weight, "weight")) {
+                ok = 0;
+                break;
+            }
+            t->weight = c->weight->num;
+            t->weight_loc = c->weight->loc;
+            t->has_weight = 1;
+            break;
+        }
+    }
+    if (!ok) return;
+    *b->task_tail = t;
+    b->task_tail = &t->next;
+}
+
+/* ---- train -------------------------------------------------------------- */
+
+AstOption *ast_option(AstBuilder *b, AstTok name, AstValue *value)
+{
+    if (!value) return NULL;
+    if (!need_number(b, value, name.text)) return NULL;
+    AstOption *o = node(b, sizeof *o);
+    if (!o) return NULL;
+    o->name = name.text;
+    o->loc = name.loc;
+    o->value = value->num;
+    o->value_loc = value->loc;
+    return o;
+}
+
+AstOption *ast_option_add(AstBuilder *b, AstOption *list, AstOption *o)
+{
+    (void)b;
+    if (!o) return list;
+    o->next = list;
+    return o;
+}
+
+AstSetting *ast_setting_optimizer(AstBuilder *b, AstTok name, AstOption *options)
+{
+    AstSetting *s = node(b, sizeof *s);
+    if (!s) return NULL;
+    s->is_optimizer = 1;
+    s->name = name;
+    s->options = reverse_options(options);
+    return s;
+}
+
+AstSetting *ast_setting_value(AstBuilder *b, AstTok name, AstValue *value)
+{
+    if (!value) return NULL;
+    AstSetting *s = node(b, sizeof *s);
+    if (!s) return NULL;
+    s->name = name;
+    s->value = value;
+    return s;
+}
+
+AstSetting *ast_setting_add(AstBuilder *b, AstSetting *list, AstSetting *s)
+{
+    (void)b;
+    if (!s) return list;
+    s->next = list;
+    return s;
+}
+
+/* Sets one of batch, epochs, seed (whole numbers) or split. */
+static void apply_setting(AstBuilder *b, AstTrain *t, const AstSetting *s)
+{
+    int which = find_name(s->name.text, SETTING_NAMES, COUNT(SETTING_NAMES));
+    if (which < 0) {
+        unknown_name(b, s->name.loc, "train setting", s->name.text, SETTING_NAMES,
+                     COUNT(SETTING_NAMES));
+        return;
+    }
+    int *has[] = {&t->has_batch, &t->has_epochs, &t->has_seed, &t->has_split};
+    Loc *locs[] = {&t->batch_loc, &t->epochs_loc, &t->seed_loc, &t->split_loc};
+    int64_t *ints[] = {&t->batch, &t->epochs, &t->seed, NULL};
+    const AstValue *v = s->value;
+    if (*has[which]) {
+        diag_error(b->diag, s->name.loc, "'%s' given twice", s->name.text);
+        diag_note(b->diag, *locs[which], "first given here");
+        return;
+    }
+    if (!need_number(b, v, s->name.text)) return;
+    if (ints[which]) {
+        if (!v->is_int) {
+            diag_error(b->diag, v->loc, "%s must be a whole number, found '%s'", s->name.text,
+                       shown(v));
+            return;
+        }
+        *ints[which] = v->i;
+    } else {
+        t->split = v->num;
+    }
+    *has[which] = 1;
+    *locs[which] = v->loc;
+}
+
+void ast_train(AstBuilder *b, AstSpan kw, AstSetting *settings)
+{
+    AstTrain *t = &b->model->train;
+    if (t->present) {
+        diag_error(b->diag, ast_loc(kw), "a second train block");
+        diag_note(b->diag, t->loc, "first train block here");
+        return;
+    }
+    t->present = 1;
+    t->loc = ast_loc(kw);
+    for (AstSetting *s = reverse_settings(settings); s; s = s->next) {
+        if (!s->is_optimizer) {
+            apply_setting(b, t, s);
+        } else if (t->optimizer_name) {
+            diag_error(b->diag, s->name.loc, "optimizer given twice");
+            diag_note(b->diag, t->optimizer_loc, "first given here");
+        } else {
+            t->optimizer_name = s->name.text;
+            t->optimizer_loc = s->name.loc;
+            t->options = s->options;
+        }
+    }
+}
+
+/* ---- syntax errors ------------------------------------------------------ */
+
+void ast_syntax_error(AstBuilder *b, AstSpan span, int at_eof, const char *const *expected,
+                      int n_expected, int more_expected)
+{
+    Loc loc = ast_loc(span);
+    char found[MAX_QUOTED + 8] = "end of file";
+    int is_word = 0;
+    size_t len;
+    const char *line = at_eof ? NULL : diag_source_line(b->diag, loc.line, &len);
+    if (line && (size_t)loc.col <= len) {
+        size_t from = (size_t)loc.col - 1;
+        size_t to = (size_t)loc.end_col - 1 < len ? (size_t)loc.end_col - 1 : len;
+        size_t n = to - from > MAX_QUOTED ? MAX_QUOTED : to - from;
+        snprintf(found, sizeof found, "'%.*s'", (int)n, line + from);
+        unsigned char c = (unsigned char)line[from];
+        is_word = c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    }
+    /* A misspelt keyword reads as a name: suggest the keyword. */
+    const char *suggest = NULL;
+    char word[MAX_QUOTED + 1] = "";
+    if (is_word) {
+        snprintf(word, sizeof word, "%.*s", (int)(strlen(found) - 2), found + 1);
+        for (int i = 0; i < n_expected && !suggest; i++) {
+            const char *e = expected[i];
+            size_t el = strlen(e);
+            if (el < 3 || e[0] != '\'' || e[el - 1] != '\'') continue;
+            char kw[32];
+            if (el - 2 >= sizeof kw) continue;
+            snprintf(kw, sizeof kw, "%.*s", (int)(el - 2), e + 1);
+            if (diag_is_close(word, kw)) suggest = e;
+        }
+    }
+    if (more_expected || n_expected == 0 || n_expected > 8) {
+        if (suggest)
+            diag_error(b->diag, loc, "unexpected %s; did you mean %s?", found, suggest);
+        else
+            diag_error(b->diag, loc, "unexpected %s", found);
+        return;
+    }
+    char list[512] = "";
+    size_t used = 0;
+    for (int i = 0; i < n_expected; i++) {
+        const char *sep = i == 0 ? "" : i == n_expected - 1 ? " or " : ", ";
+        int w = snprintf(list + used, sizeof list - used, "%s%s", sep, expected[i]);
+        if (w < 0 || (size_t)w >= sizeof list - used) break;
+        used += (size_t)w;
+    }
+    if (suggest)
+        diag_error(b->diag, loc, "expected %s, found %s; did you mean %s?", list, found, suggest);
+    else
+        diag_error(b->diag, loc, "expected %s, found %s", list, found);
+}
+
+/* ---- names and the dump ------------------------------------------------- */
+
+const char *ast_type_name(AstType t)
+{
+    return (int)t >= 0 && (int)t < COUNT(TYPE_NAMES) ? TYPE_NAMES[t] : "?";
+}
+
+const char *ast_activation_name(Activation a)
+{
+    return (int)a >= 0 && (int)a < COUNT(ACT_NAMES) ? ACT_NAMES[a] : "?";
+}
+
+const char *ast_optimizer_name(OptimizerKind k)
+{
+    return (int)k >= 0 && (int)k < COUNT(OPTIMIZER_NAMES) ? OPTIMIZER_NAMES[k] : "?";
+}
+
+/* Prints the shortest decimal that reads back as exactly x. */
+static void put_num(FILE *out, double x)
+{
+    char buf[40];
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, x);
+        if (strtod(buf, NULL) == x) break;
+    }
+    fputs(buf, out);
+}
+
+static void dump_refs(FILE *out, const AstRef *r, int is_concat)
+{
+    if (is_concat) fputs("concat(", out);
+    for (; r; r = r->next) fprintf(out, "%s%s", r->name, r->next ? ", " : "");
+    if (is_concat) fputc(')', out);
+}
+
+void ast_dump(const AstModel *m, FILE *out)
+{
+    fprintf(out, "model %s\n", m->name);
+    for (const AstColumn *c = m->columns; c; c = c->next) {
+        fprintf(out, "%s %s : %s", c->is_label ? "label" : "input", c->name,
+                ast_type_name(c->type));
+        if (c->looked_up) fputs(" lookup", out);
+        if (c->is_item) fputs(" item", out);
+        fputc('\n', out);
+    }
+    for (const AstChain *ch = m->chains; ch; ch = ch->next) {
+        fprintf(out, "%s %s = ", ch->kind == CHAIN_TOWER ? "tower" : "head", ch->name);
+        dump_refs(out, ch->sources, ch->is_concat);
+        fprintf(out, " width %lld%s\n", (long long)ch->width, ch->is_item ? " item" : "");
+        for (const AstStage *s = ch->stages; s; s = s->next) {
+            switch (s->kind) {
+            case STAGE_LOOKUP:
+                fputs("  lookup\n", out);
+                break;
+            case STAGE_EMBEDDING:
+                fprintf(out, "  embedding %lld\n", (long long)s->units);
+                break;
+            case STAGE_DENSE:
+                fprintf(out, "  dense %lld -> %lld %s\n", (long long)s->in_width,
+                        (long long)s->units, ast_activation_name(s->act));
+                break;
+            }
+        }
+    }
+    for (const AstTask *t = m->tasks; t; t = t->next) {
+        fprintf(out, "task %s = %s(", t->name, TASK_NAMES[t->kind]);
+        dump_refs(out, t->args, 0);
+        fprintf(out, ") loss %s metrics",
+                t->kind == TASK_RETRIEVAL ? "in_batch_softmax" : LOSS_NAMES[t->loss]);
+        if (!t->metrics) fputs(" none", out);
+        for (const AstMetric *mt = t->metrics; mt; mt = mt->next) {
+            fprintf(out, " %s", METRIC_NAMES[mt->kind]);
+            if (mt->kind != METRIC_TOP_K) continue;
+            fputc('(', out);
+            for (int i = 0; i < mt->n_ks; i++)
+                fprintf(out, "%s%lld", i ? ", " : "", (long long)mt->ks[i]);
+            fputc(')', out);
+        }
+        fputs(" weight ", out);
+        put_num(out, t->weight);
+        fputc('\n', out);
+    }
+    const AstTrain *tr = &m->train;
+    fprintf(out, "train\n  optimizer %s lr ", ast_optimizer_name(tr->optimizer));
+    put_num(out, tr->lr);
+    switch (tr->optimizer) {
+    case OPT_ADAGRAD:
+        fputs(" initial_accumulator ", out);
+        put_num(out, tr->initial_accumulator);
+        fputs(" epsilon ", out);
+        put_num(out, tr->epsilon);
+        break;
+    case OPT_SGD:
+        break;
+    case OPT_ADAM:
+        fputs(" beta1 ", out);
+        put_num(out, tr->beta1);
+        fputs(" beta2 ", out);
+        put_num(out, tr->beta2);
+        fputs(" epsilon ", out);
+        put_num(out, tr->epsilon);
+        break;
+    }
+    fprintf(out, "\n  batch %lld\n  epochs %lld\n  seed %lld\n  split ", (long long)tr->batch,
+            (long long)tr->epochs, (long long)tr->seed);
+    put_num(out, tr->split);
+    fputc('\n', out);
+}

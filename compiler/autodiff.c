@@ -1,0 +1,348 @@
+/* Autodiff: backward rules (one per op, written in terms of other ops) and the
+ * pass that walks a program's forward ops in reverse, accumulating fan-in
+ * gradients with add, then appends the optimizer updates. */
+#include "autodiff.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The name of the gradient of tensor t, "d<name>". */
+static const char *dname(Graph *g, int32_t t, char *buf, size_t n)
+{
+    snprintf(buf, n, "d%s", g->mod->m->tensors[t].name);
+    return buf;
+}
+
+static int32_t op1(Graph *g, OpKind k, int32_t a, int32_t b, const int32_t *attr, int32_t like)
+{
+    char name[300];
+    int32_t in[] = {a, b, -1};
+    return graph_op(g, k, in, attr, 0, NULL, dname(g, like, name, sizeof name));
+}
+
+static int not_differentiable(Graph *g, const MtrOp *op)
+{
+    module_fail(g->mod, "op %s has no gradient, yet a parameter's gradient flows through it",
+                op_info(op->kind)->name);
+    return -1;
+}
+
+int grad_gather(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
+{
+    /* dtable = scatter_add(dy, ids) into a table of the table's shape */
+    if (needs[0]) {
+        char name[300];
+        int32_t in[] = {dout[0], op->in[1], op->in[0]};
+        din[0] = graph_op(g, OP_SCATTER_ADD, in, NULL, 0, NULL,
+                          dname(g, op->in[0], name, sizeof name));
+        if (din[0] < 0) return -1;
+    }
+    return 0;
+}
+
+int grad_concat(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
+{
+    /* each input gets its own columns of dy */
+    int32_t wa = module_shape(g->mod, op->in[0]).dim[1].k;
+    int32_t wb = module_shape(g->mod, op->in[1]).dim[1].k;
+    int32_t at[2][MTR_MAX_IATTR] = {{0, wa}, {wa, wb}};
+    for (int i = 0; i < 2; i++) {
+        if (!needs[i]) continue;
+        char name[300];
+        int32_t in[] = {dout[0]};
+        din[i] = graph_op(g, OP_SLICE_COLS, in, at[i], 0, NULL,
+                          dname(g, op->in[i], name, sizeof name));
+        if (din[i] < 0) return -1;
+    }
+    return 0;
+}
+
+int grad_matmul(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
+{
+    /* C = op(A) op(B): dA and dB are products of dC with the other operand,
+     * transposed so that each lands in its operand's own layout. */
+    int ta = op->iattr[0], tb = op->iattr[1];
+    int32_t a = op->in[0], b = op->in[1], dc = dout[0];
+    if (needs[0]) {
+        int32_t at[MTR_MAX_IATTR] = {0};
+        if (!ta) {
+            at[0] = 0, at[1] = !tb; /* dA = dC op(B)^T */
+            din[0] = op1(g, OP_MATMUL, dc, b, at, a);
+        } else {
+            at[0] = tb, at[1] = 1; /* dA = op(B) dC^T */
+            din[0] = op1(g, OP_MATMUL, b, dc, at, a);
+        }
+        if (din[0] < 0) return -1;
+    }
+    if (needs[1]) {
+        int32_t at[MTR_MAX_IATTR] = {0};
+        if (!tb) {
+            at[0] = !ta, at[1] = 0; /* dB = op(A)^T dC */
+            din[1] = op1(g, OP_MATMUL, a, dc, at, b);
+        } else {
+            at[0] = 1, at[1] = ta; /* dB = dC^T op(A) */
+            din[1] = op1(g, OP_MATMUL, dc, a, at, b);
+        }
+        if (din[1] < 0) return -1;
+    }
+    return 0;
+}
+
+int grad_bias_add(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
+{
+    /* dx = dy; db = the column sums of dy */
+    if (needs[0]) din[0] = dout[0];
+    if (needs[1] && (din[1] = op1(g, OP_SUM_ROWS, dout[0], -1, NULL, op->in[1])) < 0) return -1;
+    return 0;
+}
+
+/* An activation: dx = act_grad(dy, y), y being the forward output. */
+static int act_grad(Graph *g, OpKind k, const MtrOp *op, const int32_t *dout, const int *needs,
+                    int32_t *din)
+{
+    if (needs[0] && (din[0] = op1(g, k, dout[0], op->out[0], NULL, op->in[0])) < 0) return -1;
+    return 0;
+}
+
+int grad_relu(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
+{
+    return act_grad(g, OP_RELU_GRAD, op, dout, needs, din);
+}
+int grad_tanh(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
+{
+    return act_grad(g, OP_TANH_GRAD, op, dout, needs, din);
+}
+int grad_sigmoid(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
+{
+    return act_grad(g, OP_SIGMOID_GRAD, op, dout, needs, din);
+}
+
+/* A pointwise loss: dpred = loss_grad(pred, label, dloss). */
+static int loss_grad(Graph *g, OpKind k, const MtrOp *op, const int32_t *dout, const int *needs,
+                     int32_t *din)
+{
+    if (needs[1]) {
+        module_fail(g->mod, "%s: gradients with respect to a label are not supported",
+                    op_info(op->kind)->name);
+        return -1;
+    }
+    if (!needs[0]) return 0;
+    char name[300];
+    int32_t in[] = {op->in[0], op->in[1], dout[0]};
+    din[0] = graph_op(g, k, in, NULL, 0, NULL, dname(g, op->in[0], name, sizeof name));
+    return din[0] < 0 ? -1 : 0;
+}
+
+int grad_mse(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
+{
+    return loss_grad(g, OP_MSE_GRAD, op, dout, needs, din);
+}
+int grad_bce_logits(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs,
+                    int32_t *din)
+{
+    return loss_grad(g, OP_BCE_LOGITS_GRAD, op, dout, needs, din);
+}
+
+int grad_inbatch_softmax_xent(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs,
+                              int32_t *din)
+{
+    /* dscores = (softmax - I) * dloss, the fused op having left softmax - I in out[1] */
+    if (dout[1] >= 0) {
+        module_fail(g->mod, "inbatch_softmax_xent: its second output is not differentiable");
+        return -1;
+    }
+    if (needs[0] && (din[0] = op1(g, OP_SCALE, op->out[1], dout[0], NULL, op->in[0])) < 0)
+        return -1;
+    return 0;
+}
+
+int grad_scale(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
+{
+    /* dx = dy * s; s is a loss gradient, never a function of the parameters */
+    if (needs[1]) return not_differentiable(g, op);
+    if (needs[0] && (din[0] = op1(g, OP_SCALE, dout[0], op->in[1], NULL, op->in[0])) < 0)
+        return -1;
+    return 0;
+}
+
+int grad_loss_weight(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs,
+                     int32_t *din)
+{
+    /* dx = w * dy, w the same knob */
+    if (needs[0] && (din[0] = op1(g, OP_LOSS_WEIGHT, dout[0], -1, op->iattr, op->in[0])) < 0)
+        return -1;
+    return 0;
+}
+
+int grad_add(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
+{
+    (void)g, (void)op;
+    /* da = db = dy */
+    if (needs[0]) din[0] = dout[0];
+    if (needs[1]) din[1] = dout[0];
+    return 0;
+}
+
+int grad_sum_all(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
+{
+    /* dx = dy everywhere */
+    if (needs[0] && (din[0] = op1(g, OP_BROADCAST, dout[0], op->in[0], NULL, op->in[0])) < 0)
+        return -1;
+    return 0;
+}
+
+/* Ops that only ever appear in backward or update code have no gradient. */
+#define NO_GRAD(n)                                                                             \
+    int grad_##n(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs,            \
+                 int32_t *din)                                                                 \
+    {                                                                                          \
+        (void)dout, (void)needs, (void)din;                                                    \
+        return not_differentiable(g, op);                                                      \
+    }
+NO_GRAD(scatter_add)
+NO_GRAD(slice_cols)
+NO_GRAD(sum_rows)
+NO_GRAD(relu_grad)
+NO_GRAD(tanh_grad)
+NO_GRAD(sigmoid_grad)
+NO_GRAD(mse_grad)
+NO_GRAD(bce_logits_grad)
+NO_GRAD(fill)
+NO_GRAD(sgd_update)
+NO_GRAD(adagrad_update)
+NO_GRAD(adam_update)
+NO_GRAD(step_inc)
+NO_GRAD(retrieval_rank)
+NO_GRAD(top_k)
+NO_GRAD(broadcast)
+
+typedef int (*GradRule)(Graph *, const MtrOp *, const int32_t *, const int *, int32_t *);
+static const GradRule grad_rules[OP_COUNT] = {
+#define X(E, n, id, ni, no, f) [OP_##E] = grad_##n,
+#include "mtr/ops.def"
+#undef X
+};
+
+/* Adds gradient contribution d to grads[t], summing fan-in with add. */
+static int accumulate(Graph *g, int32_t *grads, int32_t t, int32_t d)
+{
+    if (grads[t] < 0) {
+        grads[t] = d;
+        return 0;
+    }
+    char name[300];
+    int32_t in[] = {grads[t], d};
+    grads[t] = graph_op(g, OP_ADD, in, NULL, 0, NULL, dname(g, t, name, sizeof name));
+    return grads[t] < 0 ? -1 : 0;
+}
+
+int autodiff_backward(Graph *g, int32_t loss, int32_t **grads_out, uint32_t *n_grads)
+{
+    const MtrModel *m = g->mod->m;
+    uint32_t n = m->n_tensors, n_fwd = g->n_ops;
+    int32_t *grads = malloc(n * sizeof *grads);
+    char *requires = calloc(n, 1);
+    if (!grads || !requires) {
+        free(grads);
+        free(requires);
+        module_fail(g->mod, "out of memory");
+        return -1;
+    }
+    for (uint32_t t = 0; t < n; t++) {
+        grads[t] = -1;
+        requires[t] = m->tensors[t].role == MTR_ROLE_PARAM;
+    }
+    /* A tensor needs a gradient when it depends on a parameter. */
+    for (uint32_t i = 0; i < n_fwd; i++) {
+        const MtrOp *op = &g->ops[i];
+        int any = 0;
+        for (int k = 0; k < op_info(op->kind)->n_in; k++) any |= requires[op->in[k]];
+        for (int k = 0; k < op_info(op->kind)->n_out; k++) requires[op->out[k]] = (char)any;
+    }
+    int rc = 0;
+    MtrShape one = shape_scalar();
+    grads[loss] = graph_op(g, OP_FILL, NULL, NULL, 1.0f, &one, "dloss");
+    if (grads[loss] < 0) rc = -1;
+    for (uint32_t i = n_fwd; rc == 0 && i-- > 0;) {
+        MtrOp op = g->ops[i]; /* a copy: appending may move g->ops */
+        const OpInfo *info = op_info(op.kind);
+        int32_t dout[MTR_MAX_OUT] = {-1, -1}, din[MTR_MAX_IN] = {-1, -1, -1, -1, -1};
+        int needs[MTR_MAX_IN] = {0}, any_out = 0, any_in = 0;
+        for (int k = 0; k < info->n_out; k++) any_out |= (dout[k] = grads[op.out[k]]) >= 0;
+        for (int k = 0; k < info->n_in; k++) any_in |= needs[k] = requires[op.in[k]];
+        if (!any_out || !any_in) continue;
+        if (dout[0] < 0 && info->n_out > 1) {
+            module_fail(g->mod, "%s: only its first output can carry a gradient", info->name);
+            rc = -1;
+            break;
+        }
+        if (grad_rules[op.kind](g, &op, dout, needs, din)) {
+            rc = -1;
+            break;
+        }
+        for (int k = 0; k < info->n_in && rc == 0; k++)
+            if (needs[k] && din[k] >= 0) rc = accumulate(g, grads, op.in[k], din[k]);
+    }
+    free(requires);
+    if (rc) {
+        free(grads);
+        return -1;
+    }
+    *grads_out = grads;
+    *n_grads = n;
+    return 0;
+}
+
+static int32_t state_like(Graph *g, int32_t p, const char *what, MtrInit init, float arg)
+{
+    Module *mod = g->mod;
+    int32_t t = module_tensorf(mod, MTR_ROLE_OPTSTATE, module_shape(mod, p), "%s.%s",
+                               mod->m->tensors[p].name, what);
+    if (t >= 0) {
+        mod->m->tensors[t].init = (uint8_t)init;
+        mod->m->tensors[t].init_arg = arg;
+    }
+    return t;
+}
+
+int autodiff_updates(Graph *g, const Lowered *l, const int32_t *grads, uint32_t n_grads)
+{
+    Module *mod = g->mod;
+    int32_t step = -1;
+    if (l->optimizer == OPT_ADAM) {
+        step = module_tensor(mod, "optimizer.iterations", MTR_ROLE_OPTSTATE, shape_scalar());
+        if (step < 0) return -1;
+        mod->m->tensors[step].init = MTR_INIT_ZEROS;
+        int32_t in[] = {step};
+        if (graph_op_to(g, OP_STEP_INC, in, NULL, NULL)) return -1;
+    }
+    for (uint32_t p = 0; p < n_grads; p++) {
+        if (mod->m->tensors[p].role != MTR_ROLE_PARAM || grads[p] < 0) continue;
+        int32_t attr[MTR_MAX_IATTR] = {l->knob_lr, l->knob_eps, l->knob_beta1, l->knob_beta2};
+        switch (l->optimizer) {
+        case OPT_SGD: {
+            int32_t in[] = {(int32_t)p, grads[p]};
+            if (graph_op_to(g, OP_SGD_UPDATE, in, NULL, attr)) return -1;
+            break;
+        }
+        case OPT_ADAGRAD: {
+            int32_t acc = state_like(g, (int32_t)p, "accumulator", MTR_INIT_KNOB,
+                                     (float)l->knob_init_acc);
+            int32_t in[] = {(int32_t)p, grads[p], acc};
+            attr[1] = l->knob_eps;
+            if (acc < 0 || graph_op_to(g, OP_ADAGRAD_UPDATE, in, NULL, attr)) return -1;
+            break;
+        }
+        case OPT_ADAM: {
+            int32_t mm = state_like(g, (int32_t)p, "m", MTR_INIT_ZEROS, 0);
+            int32_t vv = state_like(g, (int32_t)p, "v", MTR_INIT_ZEROS, 0);
+            int32_t in[] = {(int32_t)p, grads[p], mm, vv, step};
+            int32_t at[MTR_MAX_IATTR] = {l->knob_lr, l->knob_beta1, l->knob_beta2, l->knob_eps};
+            if (mm < 0 || vv < 0 || graph_op_to(g, OP_ADAM_UPDATE, in, NULL, at)) return -1;
+            break;
+        }
+        }
+    }
+    return mod->failed ? -1 : 0;
+}

@@ -1,0 +1,218 @@
+/* Emit: runs the back half of the compiler (lower, autodiff, schedule) and
+ * writes the result as model.bin, or prints it as text, a memory plan or a
+ * Graphviz graph. */
+#include "emit.h"
+
+#include "autodiff.h"
+#include "lower.h"
+#include "schedule.h"
+
+#include "mtr/plan.h"
+#include "mtr/shapes.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+MtrModel *emit_model(const AstModel *ast, FILE *errs)
+{
+    Module mod;
+    Lowered l;
+    int32_t *grads = NULL;
+    uint32_t n_grads = 0;
+    if (module_init(&mod, ast->name)) {
+        fprintf(errs, "mtrc: error: out of memory\n");
+        return NULL;
+    }
+    int rc = lower_model(ast, &mod, &l);
+    Graph *train = &l.prog[PROG_TRAIN];
+    if (rc == 0) rc = autodiff_backward(train, l.loss, &grads, &n_grads);
+    if (rc == 0) rc = autodiff_updates(train, &l, grads, n_grads);
+    free(grads);
+
+    MtrModel *m = mod.m;
+    if (rc == 0) {
+        m->programs = calloc(PROG_COUNT, sizeof *m->programs);
+        if (!m->programs) module_fail(&mod, "out of memory");
+        for (int p = 0; p < PROG_COUNT && !mod.failed; p++) {
+            if (!l.present[p]) continue;
+            if (schedule_program(&l.prog[p], lower_program_names[p], l.outputs[p],
+                                 l.n_outputs[p], &m->programs[m->n_programs]) == 0)
+                m->n_programs++;
+        }
+    }
+    lower_free(&l);
+    if (mod.failed) fprintf(errs, "mtrc: error: %s\n", mod.why);
+    return module_take(&mod);
+}
+
+int emit_file(const AstModel *ast, const char *out_path, FILE *errs)
+{
+    MtrModel *m = emit_model(ast, errs);
+    if (!m) return 1;
+    MtrError err = {0};
+    MtrStatus rc = mtr_model_write(m, out_path, &err);
+    mtr_model_free(m);
+    if (rc) {
+        fprintf(errs, "mtrc: error: %s\n", err.msg);
+        return 1;
+    }
+    return 0;
+}
+
+static const char *tensor_shape(const MtrModel *m, int32_t t, char *buf, size_t n)
+{
+    MtrShape s = shape_of_tensor(&m->tensors[t], NULL);
+    return shape_str(&s, m->symbols, buf, n);
+}
+
+static const char *role_name(uint8_t role)
+{
+    static const char *const names[] = {"act", "input", "param", "optstate", "state"};
+    return role < 5 ? names[role] : "?";
+}
+
+static void dump_graph(const MtrModel *m, FILE *out)
+{
+    char sh[128];
+    fprintf(out, "model %s\n\nsymbols:", m->name);
+    for (uint32_t i = 0; i < m->n_symbols; i++) fprintf(out, " %s", m->symbols[i]);
+    fprintf(out, "\n\nknobs:\n");
+    for (uint32_t i = 0; i < m->n_knobs; i++)
+        fprintf(out, "  %-32s %s %g\n", m->knobs[i].name,
+                m->knobs[i].type == MTR_KNOB_I32 ? "i32" : "f32", m->knobs[i].value);
+    fprintf(out, "\nparameters and state:\n");
+    for (uint32_t t = 0; t < m->n_tensors; t++) {
+        const MtrTensor *ten = &m->tensors[t];
+        if (ten->role < MTR_ROLE_PARAM) continue;
+        fprintf(out, "  %-40s %-9s %s\n", ten->name, role_name(ten->role),
+                tensor_shape(m, (int32_t)t, sh, sizeof sh));
+    }
+    for (uint32_t p = 0; p < m->n_programs; p++) {
+        const MtrProgram *prog = &m->programs[p];
+        fprintf(out, "\nprogram %s (%u ops)\n", prog->name, prog->n_ops);
+        for (uint32_t i = 0; i < prog->n_ops; i++) {
+            const MtrOp *op = &prog->ops[i];
+            const OpInfo *info = op_info(op->kind);
+            fprintf(out, "  %3u  ", i);
+            for (int k = 0; k < info->n_out; k++)
+                fprintf(out, "%s%s", k ? ", " : "", m->tensors[op->out[k]].name);
+            fprintf(out, "%s%s(", info->n_out ? " = " : "", info->name);
+            for (int k = 0; k < info->n_in; k++)
+                fprintf(out, "%s%s", k ? ", " : "", m->tensors[op->in[k]].name);
+            fprintf(out, ")");
+            if (op->kind == OP_MATMUL && (op->iattr[0] || op->iattr[1]))
+                fprintf(out, " transpose=(%d,%d)", op->iattr[0], op->iattr[1]);
+            if (op->kind == OP_SLICE_COLS) fprintf(out, " cols=%d+%d", op->iattr[0], op->iattr[1]);
+            if (op->kind == OP_FILL) fprintf(out, " value=%g", op->fattr[0]);
+            if (op->kind == OP_LOSS_WEIGHT) fprintf(out, " knob=%s", m->knobs[op->iattr[0]].name);
+            if (info->n_out) fprintf(out, "  %s", tensor_shape(m, op->out[0], sh, sizeof sh));
+            fprintf(out, "\n");
+        }
+    }
+}
+
+/* Sizes for a plan printed at compile time: the batch as asked, the data's
+ * sizes as MovieLens 100K has them (the runtime binds the real ones). */
+static int64_t default_size(const char *sym, long batch)
+{
+    if (strcmp(sym, "batch") == 0) return batch;
+    if (strcmp(sym, "items") == 0) return 1682;
+    if (strcmp(sym, "k") == 0) return 10;
+    if (strcmp(sym, "vocab.user_id") == 0) return 944;
+    if (strcmp(sym, "vocab.movie_title") == 0) return 1665;
+    return 1000;
+}
+
+static int dump_plan(const MtrModel *m, long batch, FILE *out, FILE *errs)
+{
+    int64_t *values = calloc(m->n_symbols + 1, sizeof *values);
+    size_t *offsets = calloc(m->n_tensors + 1, sizeof *offsets);
+    if (!values || !offsets) {
+        free(values), free(offsets);
+        fprintf(errs, "mtrc: error: out of memory\n");
+        return 1;
+    }
+    fprintf(out, "sizes:");
+    for (uint32_t i = 0; i < m->n_symbols; i++) {
+        values[i] = default_size(m->symbols[i], batch);
+        fprintf(out, " %s=%lld", m->symbols[i], (long long)values[i]);
+    }
+    fprintf(out, "\n");
+    size_t params = 0;
+    for (uint32_t t = 0; t < m->n_tensors; t++)
+        if (m->tensors[t].role >= MTR_ROLE_PARAM) params += plan_tensor_bytes(&m->tensors[t], values);
+    size_t arena = 0, sum = 0;
+    int rc = 0;
+    for (uint32_t p = 0; p < m->n_programs && rc == 0; p++) {
+        const MtrProgram *prog = &m->programs[p];
+        MtrPlanSizes sz;
+        MtrError err = {0};
+        if (plan_place(m, prog, values, offsets, &sz, &err)) {
+            fprintf(errs, "mtrc: error: %s\n", err.msg);
+            rc = 1;
+            break;
+        }
+        fprintf(out, "\nprogram %s: %u buffers, arena %.1f MiB, sum of buffers %.1f MiB\n",
+                prog->name, sz.n_buffers, sz.extent / 1048576.0, sz.unshared / 1048576.0);
+        fprintf(out, "  %-44s %5s %5s %12s %12s\n", "tensor", "first", "last", "bytes", "offset");
+        for (uint32_t l = 0; l < prog->n_lifetimes; l++) {
+            const MtrLifetime *lt = &prog->lifetimes[l];
+            fprintf(out, "  %-44s %5d %5d %12zu %12zu%s%s\n", m->tensors[lt->tensor].name,
+                    lt->first, lt->last, plan_tensor_bytes(&m->tensors[lt->tensor], values),
+                    offsets[lt->tensor], lt->alias >= 0 ? "  shares " : "",
+                    lt->alias >= 0 ? m->tensors[lt->alias].name : "");
+        }
+        if (sz.extent > arena) arena = sz.extent;
+        if (sz.unshared > sum) sum = sz.unshared;
+    }
+    if (rc == 0)
+        fprintf(out,
+                "\nstep arena: %.1f MiB (largest program), its buffers unshared: %.1f MiB\n"
+                "parameter arena: %.2f MiB\n",
+                arena / 1048576.0, sum / 1048576.0, params / 1048576.0);
+    free(values), free(offsets);
+    return rc;
+}
+
+static void dump_dot(const MtrModel *m, FILE *out)
+{
+    fprintf(out, "digraph \"%s\" {\n  rankdir=TB;\n  node [fontname=\"monospace\", fontsize=10];\n",
+            m->name);
+    for (uint32_t p = 0; p < m->n_programs; p++) {
+        const MtrProgram *prog = &m->programs[p];
+        fprintf(out, "  subgraph \"cluster_%s\" {\n    label=\"%s\";\n", prog->name, prog->name);
+        for (uint32_t i = 0; i < prog->n_ops; i++)
+            fprintf(out, "    \"%s/%u\" [shape=box, label=\"%s\"];\n", prog->name, i,
+                    op_info(prog->ops[i].kind)->name);
+        /* An edge from each op to the ops that read what it wrote. */
+        for (uint32_t i = 0; i < prog->n_ops; i++) {
+            const MtrOp *a = &prog->ops[i];
+            for (uint32_t j = i + 1; j < prog->n_ops; j++) {
+                const MtrOp *b = &prog->ops[j];
+                for (int o = 0; o < op_info(a->kind)->n_out; o++)
+                    for (int k = 0; k < op_info(b->kind)->n_in; k++)
+                        if (a->out[o] == b->in[k])
+                            fprintf(out, "    \"%s/%u\" -> \"%s/%u\" [label=\"%s\"];\n",
+                                    prog->name, i, prog->name, j, m->tensors[a->out[o]].name);
+            }
+        }
+        fprintf(out, "  }\n");
+    }
+    fprintf(out, "}\n");
+}
+
+int emit_dump(const AstModel *ast, const char *what, long batch, FILE *out, FILE *errs)
+{
+    if (strcmp(what, "graph") && strcmp(what, "plan") && strcmp(what, "dot")) {
+        fprintf(errs, "mtrc: error: unknown dump '%s' (expected graph, plan or dot)\n", what);
+        return 1;
+    }
+    MtrModel *m = emit_model(ast, errs);
+    if (!m) return 1;
+    int rc = 0;
+    if (strcmp(what, "graph") == 0) dump_graph(m, out);
+    else if (strcmp(what, "plan") == 0) rc = dump_plan(m, batch > 0 ? batch : 8192, out, errs);
+    else dump_dot(m, out);
+    mtr_model_free(m);
+    return rc;
+}

@@ -1,0 +1,24 @@
+/* The compiler's back half, from a checked tree to model.bin: lower, autodiff,
+ * schedule, liveness, emit. */
+#ifndef MTR_EMIT_H
+#define MTR_EMIT_H
+
+#include "ast.h"
+#include "mtr/model.h"
+
+#include <stdio.h>
+
+/* Builds the complete MtrModel (programs, lifetimes, knobs, tasks) for a
+ * checked model. Returns NULL and prints why to errs on failure. */
+MtrModel *emit_model(const AstModel *m, FILE *errs);
+
+/* Compiles a checked model and writes it to out_path atomically.
+ * Returns 0, or 1 after printing the error to errs (no file is written). */
+int emit_file(const AstModel *m, const char *out_path, FILE *errs);
+
+/* Prints a view of the compiled model: "graph" (readable ops per program),
+ * "plan" (lifetimes and, for the given batch, arena size next to the sum of
+ * buffers) or "dot" (Graphviz). Returns 0, or 1 after printing the error. */
+int emit_dump(const AstModel *m, const char *what, long batch, FILE *out, FILE *errs);
+
+#endif

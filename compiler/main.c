@@ -1,0 +1,155 @@
+/* mtrc: the compiler's command line. Stage: entry point. In: flags and a
+ * .mtr file. Out: model.bin (via emit.c), a dump on stdout, or errors on
+ * stderr. Exit status: 0 done, 1 the model has errors (nothing written),
+ * 2 the command line is wrong. */
+#include "ast.h"
+#include "emit.h"
+#include "frontend.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char USAGE[] =
+    "usage: mtrc FILE.mtr -o OUT.bin        compile a model\n"
+    "       mtrc --check FILE.mtr           check a model, write nothing\n"
+    "       mtrc --dump ast FILE.mtr        print the checked model\n"
+    "       mtrc --dump graph|plan FILE.mtr [--batch N]\n"
+    "                                       print the compiled programs or memory plan\n"
+    "       mtrc --dot FILE.mtr             print the graph for Graphviz\n"
+    "       mtrc --help | --version\n";
+
+typedef enum { MODE_NONE, MODE_COMPILE, MODE_CHECK, MODE_DUMP, MODE_DOT } Mode;
+
+typedef struct {
+    Mode mode;
+    const char *file, *out, *dump;
+    long batch;
+    int has_batch;
+} Args;
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "mtrc: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nTry 'mtrc --help' for usage.\n");
+    return 2;
+}
+
+static int set_mode(Args *a, Mode m, const char *flag)
+{
+    if (a->mode != MODE_NONE && a->mode != m)
+        return usage_error("%s cannot be combined with another action", flag);
+    a->mode = m;
+    return 0;
+}
+
+/* Fills a from argv. Returns -1 to exit 0 (help, version shown), 0 to go on,
+ * or 2 after a usage message. */
+static int parse_args(int argc, char **argv, Args *a)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *next = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            fputs(USAGE, stdout);
+            return -1;
+        } else if (strcmp(arg, "--version") == 0) {
+            printf("mtrc %s\n", MTR_VERSION);
+            return -1;
+        } else if (strcmp(arg, "--check") == 0) {
+            if (set_mode(a, MODE_CHECK, arg)) return 2;
+        } else if (strcmp(arg, "--dot") == 0) {
+            if (set_mode(a, MODE_DOT, arg)) return 2;
+        } else if (strcmp(arg, "--dump") == 0) {
+            if (!next) return usage_error("%s needs what to dump: ast, graph or plan", arg);
+            if (strcmp(next, "ast") != 0 && strcmp(next, "graph") != 0 &&
+                strcmp(next, "plan") != 0)
+                return usage_error("cannot dump '%s' (expected ast, graph or plan)", next);
+            if (set_mode(a, MODE_DUMP, arg)) return 2;
+            a->dump = next;
+            i++;
+        } else if (strcmp(arg, "-o") == 0) {
+            if (!next) return usage_error("%s needs an output file", arg);
+            if (a->out) return usage_error("%s given twice", arg);
+            a->out = next;
+            i++;
+        } else if (strcmp(arg, "--batch") == 0) {
+            if (!next) return usage_error("%s needs a number", arg);
+            char *end;
+            errno = 0;
+            long n = strtol(next, &end, 10);
+            if (errno || *end || end == next || n < 1 || n > (1L << 24))
+                return usage_error("--batch needs a whole number from 1 to 16777216, not '%s'",
+                                   next);
+            a->batch = n;
+            a->has_batch = 1;
+            i++;
+        } else if (arg[0] == '-' && arg[1] != '\0') {
+            return usage_error("unknown option '%s'", arg);
+        } else {
+            if (a->file) return usage_error("only one model file is allowed ('%s' is extra)", arg);
+            a->file = arg;
+        }
+    }
+    if (!a->file) return usage_error("%s", "no model file given");
+    if (a->mode == MODE_NONE) {
+        if (!a->out) return usage_error("%s", "nothing to do: give -o OUT.bin, or --check");
+        a->mode = MODE_COMPILE;
+    } else if (a->out) {
+        return usage_error("%s", "-o is only for compiling (leave out --check, --dump, --dot)");
+    }
+    if (a->has_batch && !(a->mode == MODE_DUMP && strcmp(a->dump, "ast") != 0))
+        return usage_error("%s", "--batch is only for --dump graph and --dump plan");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    Args a = {0};
+    int rc = parse_args(argc, argv, &a);
+    if (rc != 0) return rc < 0 ? 0 : rc;
+
+    Pool *pool = pool_new();
+    Diag *diag = diag_new(stderr);
+    if (!pool || !diag) {
+        fprintf(stderr, "mtrc: out of memory\n");
+        pool_free(pool);
+        diag_free(diag);
+        return 1;
+    }
+    AstModel *m = frontend_load(a.file, pool, diag);
+    if (!m) {
+        int n = diag_errors(diag);
+        if (n > 0 && !diag_stopped(diag)) fprintf(stderr, "%d error%s\n", n, n == 1 ? "" : "s");
+        rc = 1;
+    } else {
+        switch (a.mode) {
+        case MODE_CHECK:
+            rc = 0;
+            break;
+        case MODE_COMPILE:
+            rc = emit_file(m, a.out, stderr) == 0 ? 0 : 1;
+            break;
+        case MODE_DUMP:
+            if (strcmp(a.dump, "ast") == 0) {
+                ast_dump(m, stdout);
+                rc = 0;
+            } else {
+                long batch = a.has_batch ? a.batch : (long)m->train.batch;
+                rc = emit_dump(m, a.dump, batch, stdout, stderr) == 0 ? 0 : 1;
+            }
+            break;
+        case MODE_DOT:
+            rc = emit_dump(m, "dot", (long)m->train.batch, stdout, stderr) == 0 ? 0 : 1;
+            break;
+        case MODE_NONE:
+            rc = 2;
+            break;
+        }
+    }
+    if (fflush(stdout) != 0) rc = rc ? rc : 1;
+    diag_free(diag);
+    pool_free(pool);
+    return rc;
+}

@@ -1,0 +1,210 @@
+/* Parser. Stage: second. In: tokens from lexer.l. Out: the syntax tree in
+ * AstBuilder.model. Each action is one call into ast.c, so this file reads as
+ * the grammar of the language (docs/dsl.md gives it in EBNF). After a syntax
+ * error the parser skips to the next declaration and goes on, so one run
+ * reports several mistakes. */
+%define api.pure full
+%define api.token.prefix {TK_}
+%define api.location.type {AstSpan}
+%define parse.error custom
+%define parse.lac full
+%locations
+%parse-param {AstBuilder *b}
+%lex-param {AstBuilder *b}
+
+%code requires {
+#include "ast.h"
+}
+
+%code provides {
+/* Parses the text the builder was set up with. Returns 0 when the parse
+ * succeeded (errors may still have been reported: check the Diag). */
+int parser_run(AstBuilder *b);
+}
+
+%code {
+#include "lexer.h"
+
+/* The grammar never nests, so a deep stack means something is wrong;
+ * a small limit turns it into an error instead of a crash. */
+#define YYMAXDEPTH 1000
+#define YYINITDEPTH 64
+
+static int yylex(YYSTYPE *lval, YYLTYPE *lloc, AstBuilder *b);
+static void yyerror(YYLTYPE *lloc, AstBuilder *b, const char *msg);
+}
+
+%initial-action {
+    @$.first_line = @$.last_line = 1;
+    @$.first_column = @$.last_column = 1;
+}
+
+%union {
+    AstTok tok;
+    AstRef *ref;
+    AstSource *source;
+    AstValue *value;
+    AstStage *stage;
+    AstMetric *metric;
+    AstClause *clause;
+    AstOption *option;
+    AstSetting *setting;
+}
+
+%token <tok> MODEL "'model'" INPUT "'input'" LABEL "'label'" TOWER "'tower'"
+%token <tok> HEAD "'head'" TASK "'task'" TRAIN "'train'" CONCAT "'concat'"
+%token <tok> LOSS "'loss'" METRICS "'metrics'" WEIGHT "'weight'" OPTIMIZER "'optimizer'"
+%token <tok> ARROW "'->'" '(' ')' ',' '=' ':' '{' '}' '-'
+%token <tok> NAME "a name" NUMBER "a number" STRING "a quoted string"
+
+%nterm <ref> refs
+%nterm <source> source
+%nterm <value> value args
+%nterm <stage> stage stages
+%nterm <metric> metric metrics
+%nterm <clause> clause clauses
+%nterm <option> option options
+%nterm <setting> setting settings
+
+%%
+
+file
+    : header decls
+    ;
+
+header
+    : MODEL NAME                                { ast_model_name(b, $2); }
+    | MODEL STRING                              { ast_model_name(b, $2); }
+    ;
+
+decls
+    : %empty
+    | decls decl
+    ;
+
+decl
+    : INPUT NAME ':' NAME                       { ast_column(b, 0, $2, $4); }
+    | LABEL NAME ':' NAME                       { ast_column(b, 1, $2, $4); }
+    | TOWER NAME '=' source stages              { ast_chain(b, CHAIN_TOWER, $2, $4, $5); }
+    | HEAD NAME '=' source stages               { ast_chain(b, CHAIN_HEAD, $2, $4, $5); }
+    | TASK NAME '=' NAME '(' refs ')' clauses   { ast_task(b, $2, $4, @6, $6, $8); }
+    | TRAIN '{' settings '}'                    { ast_train(b, @1, $3); }
+    | error
+    ;
+
+source
+    : NAME                                      { $$ = ast_source_name(b, $1); }
+    | CONCAT '(' refs ')'                       { $$ = ast_source_concat(b, @$, $3); }
+    ;
+
+refs
+    : NAME                                      { $$ = ast_ref_add(b, NULL, $1); }
+    | refs ',' NAME                             { $$ = ast_ref_add(b, $1, $3); }
+    ;
+
+stages
+    : %empty                                    { $$ = NULL; }
+    | stages ARROW stage                        { $$ = ast_stage_add(b, $1, $3); }
+    ;
+
+stage
+    : NAME                                      { $$ = ast_stage(b, @$, $1, NULL, 0); }
+    | NAME '(' args ')'                         { $$ = ast_stage(b, @$, $1, $3, 1); }
+    ;
+
+args
+    : value                                     { $$ = ast_value_add(b, NULL, $1); }
+    | args ',' value                            { $$ = ast_value_add(b, $1, $3); }
+    ;
+
+value
+    : NUMBER                                    { $$ = ast_value_number(b, $1); }
+    | '-' NUMBER                                { $$ = ast_value_negative(b, @$, $2); }
+    | NAME                                      { $$ = ast_value_name(b, $1); }
+    ;
+
+clauses
+    : %empty                                    { $$ = NULL; }
+    | clauses clause                            { $$ = ast_clause_add(b, $1, $2); }
+    ;
+
+clause
+    : LOSS NAME                                 { $$ = ast_clause_loss(b, @1, $2); }
+    | METRICS metrics                           { $$ = ast_clause_metrics(b, @1, $2); }
+    | WEIGHT value                              { $$ = ast_clause_weight(b, @1, $2); }
+    ;
+
+metrics
+    : metric                                    { $$ = ast_metric_add(b, NULL, $1); }
+    | metrics ',' metric                        { $$ = ast_metric_add(b, $1, $3); }
+    ;
+
+metric
+    : NAME                                      { $$ = ast_metric(b, @$, $1, NULL, 0); }
+    | NAME '(' args ')'                         { $$ = ast_metric(b, @$, $1, $3, 1); }
+    ;
+
+settings
+    : %empty                                    { $$ = NULL; }
+    | settings setting                          { $$ = ast_setting_add(b, $1, $2); }
+    ;
+
+setting
+    : OPTIMIZER NAME                            { $$ = ast_setting_optimizer(b, $2, NULL); }
+    | OPTIMIZER NAME '(' ')'                    { $$ = ast_setting_optimizer(b, $2, NULL); }
+    | OPTIMIZER NAME '(' options ')'            { $$ = ast_setting_optimizer(b, $2, $4); }
+    | NAME value                                { $$ = ast_setting_value(b, $1, $2); }
+    ;
+
+options
+    : option                                    { $$ = ast_option_add(b, NULL, $1); }
+    | options ',' option                        { $$ = ast_option_add(b, $1, $3); }
+    ;
+
+option
+    : NAME '=' value                            { $$ = ast_option(b, $1, $3); }
+    ;
+
+%%
+
+/* Once the error limit is reached the parser is told the file has ended, so
+ * a hopeless file costs no more time. */
+static int yylex(YYSTYPE *lval, YYLTYPE *lloc, AstBuilder *b)
+{
+    if (diag_stopped(b->diag)) return TK_YYEOF;
+    return mtr_yylex(lval, lloc, b->scanner);
+}
+
+/* Bison calls this only when its stack is exhausted. */
+static void yyerror(YYLTYPE *lloc, AstBuilder *b, const char *msg)
+{
+    (void)msg;
+    diag_error(b->diag, ast_loc(*lloc), "nesting too deep");
+}
+
+static int yyreport_syntax_error(const yypcontext_t *ctx, AstBuilder *b)
+{
+    enum { MAX_LISTED = 64 };
+    yysymbol_kind_t expected[MAX_LISTED];
+    const char *names[MAX_LISTED];
+    int total = yypcontext_expected_tokens(ctx, NULL, 0);
+    int more = total > MAX_LISTED;
+    int listed = more || total < 0 ? 0 : yypcontext_expected_tokens(ctx, expected, MAX_LISTED);
+    for (int i = 0; i < listed; i++) names[i] = yysymbol_name(expected[i]);
+    yysymbol_kind_t found = yypcontext_token(ctx);
+    ast_syntax_error(b, *yypcontext_location(ctx), found == YYSYMBOL_YYEOF, names, listed, more);
+    return 0;
+}
+
+int parser_run(AstBuilder *b)
+{
+    yyscan_t scanner;
+    if (mtr_yylex_init_extra(b, &scanner) != 0) return -1;
+    b->scanner = scanner;
+    YY_BUFFER_STATE buf = mtr_yy_scan_bytes(b->src, (int)b->len, scanner);
+    int rc = yyparse(b);
+    mtr_yy_delete_buffer(buf, scanner);
+    mtr_yylex_destroy(scanner);
+    b->scanner = NULL;
+    return rc;
+}

@@ -1,0 +1,297 @@
+/* Binding data to a model: see bind.h. */
+#include "bind.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static char *dupstr(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d) memcpy(d, s, n);
+    return d;
+}
+
+static void free_items(MtrItems *it)
+{
+    for (uint32_t i = 0; it->labels && i < it->n; i++) free(it->labels[i]);
+    free(it->labels);
+    for (uint32_t c = 0; it->ids && c < it->n_columns; c++) free(it->ids[c]);
+    free(it->ids);
+    free(it->columns);
+    memset(it, 0, sizeof *it);
+}
+
+static void free_vocabs(MtrModel *m)
+{
+    for (uint32_t v = 0; v < m->n_vocabs; v++) mtr_vocab_clear(&m->vocabs[v]);
+    free(m->vocabs);
+    m->vocabs = NULL;
+    m->n_vocabs = 0;
+}
+
+static const MtrVocab *vocab_of(const MtrModel *m, int32_t column)
+{
+    for (uint32_t v = 0; v < m->n_vocabs; v++)
+        if (m->vocabs[v].column == column) return &m->vocabs[v];
+    return NULL;
+}
+
+/* The item column shown when an item is printed: a title if there is one. */
+static const MtrDataColumn *label_column(const MtrTable *items)
+{
+    static const char *const prefer[] = {"movie_title", "title", "item_title", "name"};
+    for (size_t i = 0; i < sizeof prefer / sizeof *prefer; i++) {
+        const MtrDataColumn *c = mtr_table_column(items, prefer[i]);
+        if (c) return c;
+    }
+    return items->n_columns ? &items->columns[0] : NULL;
+}
+
+MtrStatus bind_vocabularies(MtrModel *m, const MtrDataset *ds, MtrError *err)
+{
+    MtrStatus rc = MTR_OK;
+    free_vocabs(m);
+    free_items(&m->items);
+    uint32_t nv = 0;
+    for (uint32_t c = 0; c < m->n_columns; c++) nv += m->columns[c].lookup;
+    m->vocabs = calloc(nv ? nv : 1, sizeof *m->vocabs);
+    if (!m->vocabs) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+    for (uint32_t c = 0; c < m->n_columns && rc == MTR_OK; c++) {
+        const MtrColumn *col = &m->columns[c];
+        if (!col->lookup) continue;
+        MtrVocab *v = &m->vocabs[m->n_vocabs];
+        rc = mtr_vocab_build(ds, col->name, col->is_item && ds->items.n_rows > 0, v, err);
+        if (rc == MTR_OK) {
+            v->column = (int32_t)c;
+            m->n_vocabs++;
+        }
+    }
+    if (rc) return rc;
+
+    /* Items: every row of the item file, with the candidate columns' ids. */
+    MtrItems *it = &m->items;
+    const MtrTable *t = &ds->items;
+    if (t->n_rows > UINT32_MAX) return mtr_fail(err, MTR_E_DATA, "%s: too many items", t->path);
+    it->n = (uint32_t)t->n_rows;
+    for (uint32_t c = 0; c < m->n_columns; c++) it->n_columns += m->columns[c].is_item;
+    it->labels = calloc(it->n ? it->n : 1, sizeof *it->labels);
+    it->columns = calloc(it->n_columns ? it->n_columns : 1, sizeof *it->columns);
+    it->ids = calloc(it->n_columns ? it->n_columns : 1, sizeof *it->ids);
+    if (!it->labels || !it->columns || !it->ids) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+    const MtrDataColumn *lc = label_column(t);
+    for (uint32_t i = 0; i < it->n; i++) {
+        it->labels[i] = dupstr(lc ? lc->values[lc->codes[i]] : "");
+        if (!it->labels[i]) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+    }
+    uint32_t k = 0;
+    for (uint32_t c = 0; c < m->n_columns; c++) {
+        if (!m->columns[c].is_item) continue;
+        it->columns[k] = (int32_t)c;
+        it->ids[k] = calloc(it->n ? it->n : 1, sizeof *it->ids[k]);
+        if (!it->ids[k]) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+        const MtrVocab *v = vocab_of(m, (int32_t)c);
+        if (v && it->n) {
+            MtrVocabIndex *ix;
+            if ((rc = mtr_vocab_index_new(v, &ix, err))) return rc;
+            rc = mtr_vocab_encode(ix, t, m->columns[c].name, it->ids[k], NULL, err);
+            mtr_vocab_index_free(ix);
+            if (rc) return rc;
+        }
+        k++;
+    }
+    return MTR_OK;
+}
+
+void bind_encoded_free(const MtrModel *m, Encoded *e)
+{
+    for (uint32_t c = 0; c < m->n_columns; c++) {
+        if (e->ids) free(e->ids[c]);
+        if (e->nums) free(e->nums[c]);
+        if (e->true_row) free(e->true_row[c]);
+    }
+    free(e->ids), free(e->nums), free(e->true_row);
+    memset(e, 0, sizeof *e);
+}
+
+/* Does any program read column c through a source of this kind? */
+static int column_used(const MtrModel *m, int32_t c, const char *kind)
+{
+    size_t kl = strlen(kind);
+    for (uint32_t t = 0; t < m->n_tensors; t++) {
+        const char *s = m->tensors[t].source;
+        if (m->tensors[t].role == MTR_ROLE_INPUT && strncmp(s, kind, kl) == 0 && s[kl] == ':' &&
+            strcmp(s + kl + 1, m->columns[c].name) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+MtrStatus bind_encode(const MtrModel *m, const MtrTable *t, Encoded *e, MtrError *err)
+{
+    MtrStatus rc = MTR_OK;
+    memset(e, 0, sizeof *e);
+    e->n_rows = t->n_rows;
+    size_t rows = t->n_rows ? t->n_rows : 1;
+    e->ids = calloc(m->n_columns + 1, sizeof *e->ids);
+    e->nums = calloc(m->n_columns + 1, sizeof *e->nums);
+    e->true_row = calloc(m->n_columns + 1, sizeof *e->true_row);
+    if (!e->ids || !e->nums || !e->true_row) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+    for (uint32_t c = 0; c < m->n_columns && rc == MTR_OK; c++) {
+        const MtrColumn *col = &m->columns[c];
+        int needed = column_used(m, (int32_t)c, "column") || col->is_label ||
+                     column_used(m, (int32_t)c, "true_row");
+        if (!needed) continue;
+        if (!mtr_table_column(t, col->name))
+            return mtr_fail(err, MTR_E_DATA, "%s: no column '%s' (the model's %s)", t->path,
+                            col->name, col->is_label ? "label" : "input");
+        if (col->lookup) {
+            const MtrVocab *v = vocab_of(m, (int32_t)c);
+            MtrVocabIndex *ix;
+            uint64_t oov = 0;
+            if (!v) return mtr_fail(err, MTR_E_STATE, "no vocabulary for column '%s'", col->name);
+            if (!(e->ids[c] = malloc(rows * sizeof *e->ids[c])))
+                return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+            if ((rc = mtr_vocab_index_new(v, &ix, err))) return rc;
+            rc = mtr_vocab_encode(ix, t, col->name, e->ids[c], &oov, err);
+            mtr_vocab_index_free(ix);
+            e->oov += oov;
+        } else {
+            if (!(e->nums[c] = malloc(rows * sizeof *e->nums[c])))
+                return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+            rc = mtr_table_numbers(t, col->name, e->nums[c], err);
+        }
+    }
+    if (rc) return rc;
+    /* Retrieval keys: each row's item, as the first item row with its id. */
+    for (uint32_t c = 0; c < m->n_columns; c++) {
+        if (!column_used(m, (int32_t)c, "true_row")) continue;
+        const MtrVocab *v = vocab_of(m, (int32_t)c);
+        int32_t ic = -1;
+        for (uint32_t k = 0; k < m->items.n_columns; k++)
+            if (m->items.columns[k] == (int32_t)c) ic = (int32_t)k;
+        if (!v || ic < 0 || !e->ids[c])
+            return mtr_fail(err, MTR_E_STATE, "column '%s' is not an item attribute", m->columns[c].name);
+        int32_t *first = malloc((v->n + 1) * sizeof *first);
+        if (!first || !(e->true_row[c] = malloc(rows * sizeof *e->true_row[c]))) {
+            free(first);
+            return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+        }
+        for (uint32_t w = 0; w <= v->n; w++) first[w] = -1;
+        for (uint32_t i = m->items.n; i-- > 0;) {
+            int32_t id = m->items.ids[ic][i];
+            if (id >= 0 && (uint32_t)id <= v->n) first[id] = (int32_t)i;
+        }
+        for (uint64_t r = 0; r < t->n_rows; r++) {
+            int32_t id = e->ids[c][r];
+            e->true_row[c][r] = id > 0 && (uint32_t)id <= v->n ? first[id] : -1;
+        }
+        free(first);
+    }
+    return MTR_OK;
+}
+
+MtrStatus bind_feeds(const MtrModel *m, int p, ProgramFeeds *out, MtrError *err)
+{
+    const MtrProgram *prog = &m->programs[p];
+    memset(out, 0, sizeof *out);
+    out->feeds = calloc(m->n_tensors + 1, sizeof *out->feeds);
+    if (!out->feeds) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+    for (uint32_t i = 0; i < prog->n_ops; i++) {
+        const MtrOp *op = &prog->ops[i];
+        for (int k = 0; k < op_info(op->kind)->n_in; k++) {
+            int32_t t = op->in[k];
+            const MtrTensor *ten = &m->tensors[t];
+            if (ten->role != MTR_ROLE_INPUT) continue;
+            int seen = 0;
+            for (uint32_t f = 0; f < out->n; f++) seen |= out->feeds[f].tensor == t;
+            if (seen) continue;
+            const char *colon = strchr(ten->source, ':');
+            int32_t c = colon ? mtr_model_find_column(m, colon + 1) : -1;
+            size_t kl = colon ? (size_t)(colon - ten->source) : 0;
+            Feed f = {t, FEED_IDS, c};
+            if (c < 0) goto bad;
+            if (kl == 6 && strncmp(ten->source, "column", 6) == 0)
+                f.kind = m->columns[c].lookup ? FEED_IDS : FEED_NUMS;
+            else if (kl == 5 && strncmp(ten->source, "items", 5) == 0)
+                f.kind = FEED_ITEMS;
+            else if (kl == 8 && strncmp(ten->source, "true_row", 8) == 0)
+                f.kind = FEED_TRUE_ROW;
+            else
+                goto bad;
+            uint8_t want = f.kind == FEED_NUMS ? MTR_DT_F32 : MTR_DT_I32;
+            if (ten->dtype != want || ten->rank != 1) goto bad;
+            out->feeds[out->n++] = f;
+            continue;
+        bad:
+            bind_feeds_free(out);
+            return mtr_fail(err, MTR_E_FORMAT, "program '%s': input '%s' has an unknown source '%s'",
+                            prog->name, ten->name, ten->source);
+        }
+    }
+    return MTR_OK;
+}
+
+void bind_feeds_free(ProgramFeeds *f)
+{
+    free(f->feeds);
+    memset(f, 0, sizeof *f);
+}
+
+void bind_feed(MtrSession *s, const MtrModel *m, const ProgramFeeds *f, const Encoded *e,
+               const uint32_t *rows, int64_t n)
+{
+    for (uint32_t i = 0; i < f->n; i++) {
+        const Feed *fd = &f->feeds[i];
+        void *dst = mtr_session_tensor(s, fd->tensor);
+        switch (fd->kind) {
+        case FEED_IDS: {
+            int32_t *d = dst;
+            const int32_t *src = e->ids[fd->column];
+            for (int64_t r = 0; r < n; r++) d[r] = src[rows[r]];
+            break;
+        }
+        case FEED_NUMS: {
+            float *d = dst;
+            const float *src = e->nums[fd->column];
+            for (int64_t r = 0; r < n; r++) d[r] = src[rows[r]];
+            break;
+        }
+        case FEED_TRUE_ROW: {
+            int32_t *d = dst;
+            const int32_t *src = e->true_row[fd->column];
+            for (int64_t r = 0; r < n; r++) d[r] = src[rows[r]];
+            break;
+        }
+        case FEED_ITEMS: {
+            int32_t *d = dst;
+            for (uint32_t k = 0; k < m->items.n_columns; k++)
+                if (m->items.columns[k] == fd->column)
+                    memcpy(d, m->items.ids[k], (size_t)m->items.n * sizeof *d);
+            break;
+        }
+        }
+    }
+}
+
+MtrStatus bind_sizes(const MtrModel *m, int64_t batch, int64_t k, int64_t *values, MtrError *err)
+{
+    for (uint32_t i = 0; i < m->n_symbols; i++) {
+        const char *s = m->symbols[i];
+        if (strcmp(s, "batch") == 0) values[i] = batch;
+        else if (strcmp(s, "items") == 0) values[i] = m->items.n;
+        else if (strcmp(s, "k") == 0) values[i] = k;
+        else if (strncmp(s, "vocab.", 6) == 0) {
+            int32_t c = mtr_model_find_column(m, s + 6);
+            const MtrVocab *v = c >= 0 ? vocab_of(m, c) : NULL;
+            if (!v) return mtr_fail(err, MTR_E_STATE, "no vocabulary for size '%s'", s);
+            values[i] = (int64_t)v->n + 1;
+        } else {
+            return mtr_fail(err, MTR_E_FORMAT, "unknown size symbol '%s'", s);
+        }
+        if (values[i] <= 0)
+            return mtr_fail(err, MTR_E_DATA, "size '%s' is %lld: the data has no %s", s,
+                            (long long)values[i], strcmp(s, "items") == 0 ? "items" : "rows");
+    }
+    return MTR_OK;
+}

@@ -1,0 +1,56 @@
+/* Binding data to a model: vocabularies and items taken from the data (or from
+ * a trained model), every column the model reads encoded once into flat arrays,
+ * and for each program the list of input tensors with where their values come
+ * from. Internal to libmtr. */
+#ifndef MTR_BIND_H
+#define MTR_BIND_H
+
+#include "mtr/data.h"
+#include "mtr/exec.h"
+#include "mtr/model.h"
+
+/* The model's columns for one table of rows: ids for looked-up columns,
+ * numbers for the others, and each retrieval key's item row. */
+typedef struct {
+    uint64_t n_rows;
+    int32_t **ids;      /* [column][row] vocabulary id, or NULL */
+    float **nums;       /* [column][row] value, or NULL */
+    int32_t **true_row; /* [column][row] first item with that id (-1 none), or NULL */
+    uint64_t oov;       /* values that fell to row 0 */
+} Encoded;
+
+typedef enum { FEED_IDS, FEED_NUMS, FEED_TRUE_ROW, FEED_ITEMS } FeedKind;
+
+typedef struct {
+    int32_t tensor;
+    FeedKind kind;
+    int32_t column;
+} Feed;
+
+typedef struct {
+    Feed *feeds;
+    uint32_t n;
+} ProgramFeeds;
+
+/* Replaces m's vocabularies and items with ones built from ds. */
+MtrStatus bind_vocabularies(MtrModel *m, const MtrDataset *ds, MtrError *err);
+
+/* Encodes table t with m's vocabularies and items. */
+MtrStatus bind_encode(const MtrModel *m, const MtrTable *t, Encoded *out, MtrError *err);
+void bind_encoded_free(const MtrModel *m, Encoded *e);
+
+/* Lists program p's input tensors and their sources. */
+MtrStatus bind_feeds(const MtrModel *m, int p, ProgramFeeds *out, MtrError *err);
+void bind_feeds_free(ProgramFeeds *f);
+
+/* Copies rows[0..n) of e into the program's input tensors (items feeds copy
+ * every item). Never allocates. */
+void bind_feed(MtrSession *s, const MtrModel *m, const ProgramFeeds *f, const Encoded *e,
+               const uint32_t *rows, int64_t n);
+
+/* The symbol values for running m with the given batch and top k: vocabulary
+ * sizes and the item count from m's vocabularies and items. values has
+ * m->n_symbols entries. */
+MtrStatus bind_sizes(const MtrModel *m, int64_t batch, int64_t k, int64_t *values, MtrError *err);
+
+#endif

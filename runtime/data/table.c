@@ -1,0 +1,189 @@
+/* Data loading, tables: builds dictionary-coded tables row by row (each
+ * column's distinct values in first-seen order, interned through a hash, and
+ * one code per row), and the public table helpers: free, column lookup, and
+ * conversion of a column to numbers with errors naming file, line and value. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+MtrStatus table_begin(TableBuilder *b, const char *path, uint32_t n_cols, const char *const *names,
+                      MtrError *err)
+{
+    memset(b, 0, sizeof *b);
+    b->t.path = strdup(path);
+    b->t.columns = calloc(n_cols ? n_cols : 1, sizeof *b->t.columns);
+    b->cols = calloc(n_cols ? n_cols : 1, sizeof *b->cols);
+    if (!b->t.path || !b->t.columns || !b->cols) goto nomem;
+    b->t.n_columns = n_cols;
+    for (uint32_t c = 0; c < n_cols; c++)
+        if (!(b->t.columns[c].name = strdup(names[c]))) goto nomem;
+    return MTR_OK;
+nomem:
+    table_abort(b);
+    return mtr_fail(err, MTR_E_NOMEM, "%s: out of memory", path);
+}
+
+uint32_t table_find(const TableBuilder *b, uint32_t c, const char *s, size_t len)
+{
+    const ColumnBuilder *cb = &b->cols[c];
+    return hash_find(&cb->hash, b->t.columns[c].values, s, hash_string(s, len));
+}
+
+MtrStatus table_intern(TableBuilder *b, uint32_t c, const char *s, size_t len, uint32_t *code,
+                       MtrError *err)
+{
+    ColumnBuilder *cb = &b->cols[c];
+    MtrDataColumn *col = &b->t.columns[c];
+    uint32_t hv = hash_string(s, len);
+    uint32_t k = hash_find(&cb->hash, col->values, s, hv);
+    if (k != HASH_NONE) {
+        *code = k;
+        return MTR_OK;
+    }
+    if (col->n_values == cb->values_cap) {
+        uint32_t cap = cb->values_cap ? 2 * cb->values_cap : 64;
+        char **v = realloc(col->values, cap * sizeof *v);
+        if (!v) return mtr_fail(err, MTR_E_NOMEM, "%s: out of memory", b->t.path);
+        col->values = v;
+        cb->values_cap = cap;
+    }
+    char *copy = malloc(len + 1);
+    if (!copy) return mtr_fail(err, MTR_E_NOMEM, "%s: out of memory", b->t.path);
+    memcpy(copy, s, len + 1);
+    MtrStatus st = hash_insert(&cb->hash, hv, col->n_values, err);
+    if (st) {
+        free(copy);
+        return st;
+    }
+    col->values[col->n_values] = copy;
+    *code = col->n_values++;
+    return MTR_OK;
+}
+
+static MtrStatus grow_rows(TableBuilder *b, MtrError *err)
+{
+    if (b->t.n_rows < b->rows_cap) return MTR_OK;
+    uint64_t cap = b->rows_cap ? 2 * b->rows_cap : 1024;
+    if (cap > UINT32_MAX) return mtr_fail(err, MTR_E_DATA, "%s: too many rows", b->t.path);
+    uint32_t *lines = realloc(b->t.lines, cap * sizeof *lines);
+    if (!lines) return mtr_fail(err, MTR_E_NOMEM, "%s: out of memory", b->t.path);
+    b->t.lines = lines;
+    for (uint32_t c = 0; c < b->t.n_columns; c++) {
+        uint32_t *codes = realloc(b->t.columns[c].codes, cap * sizeof *codes);
+        if (!codes) return mtr_fail(err, MTR_E_NOMEM, "%s: out of memory", b->t.path);
+        b->t.columns[c].codes = codes;
+    }
+    b->rows_cap = cap;
+    return MTR_OK;
+}
+
+MtrStatus table_push_codes(TableBuilder *b, const uint32_t *codes, uint32_t line, MtrError *err)
+{
+    MtrStatus st = grow_rows(b, err);
+    if (st) return st;
+    for (uint32_t c = 0; c < b->t.n_columns; c++) b->t.columns[c].codes[b->t.n_rows] = codes[c];
+    b->t.lines[b->t.n_rows++] = line;
+    return MTR_OK;
+}
+
+MtrStatus table_push(TableBuilder *b, char *const *vals, const size_t *lens, uint32_t line,
+                     MtrError *err)
+{
+    MtrStatus st = grow_rows(b, err);
+    if (st) return st;
+    for (uint32_t c = 0; c < b->t.n_columns; c++) {
+        uint32_t code = 0;
+        if ((st = table_intern(b, c, vals[c], lens[c], &code, err))) return st;
+        b->t.columns[c].codes[b->t.n_rows] = code;
+    }
+    b->t.lines[b->t.n_rows++] = line;
+    return MTR_OK;
+}
+
+void table_finish(TableBuilder *b, MtrTable *out)
+{
+    for (uint32_t c = 0; c < b->t.n_columns; c++) hash_free(&b->cols[c].hash);
+    free(b->cols);
+    *out = b->t;
+    memset(b, 0, sizeof *b);
+}
+
+void table_abort(TableBuilder *b)
+{
+    if (b->cols)
+        for (uint32_t c = 0; c < b->t.n_columns; c++) hash_free(&b->cols[c].hash);
+    free(b->cols);
+    b->cols = NULL;
+    mtr_table_free(&b->t);
+}
+
+int table_column_index(const MtrTable *t, const char *name)
+{
+    for (uint32_t c = 0; c < t->n_columns; c++)
+        if (strcmp(t->columns[c].name, name) == 0) return (int)c;
+    return -1;
+}
+
+/* Releases everything t owns and leaves it empty; a zeroed table is fine. */
+void mtr_table_free(MtrTable *t)
+{
+    if (!t) return;
+    for (uint32_t c = 0; t->columns && c < t->n_columns; c++) {
+        MtrDataColumn *col = &t->columns[c];
+        for (uint32_t v = 0; v < col->n_values; v++) free(col->values[v]);
+        free(col->values);
+        free(col->codes);
+        free(col->name);
+    }
+    free(t->columns);
+    free(t->lines);
+    free(t->path);
+    memset(t, 0, sizeof *t);
+}
+
+/* Returns the column called name, or NULL; the table keeps ownership. */
+const MtrDataColumn *mtr_table_column(const MtrTable *t, const char *name)
+{
+    int c = table_column_index(t, name);
+    return c < 0 ? NULL : &t->columns[c];
+}
+
+/* Writes column name's value of every row as a float into out (t->n_rows
+ * entries). Each distinct value is parsed once. Errors: MTR_E_ARG when there is
+ * no such column; MTR_E_DATA naming the file, the first line whose value is
+ * empty, not a number, or not finite, and the value. */
+MtrStatus mtr_table_numbers(const MtrTable *t, const char *name, float *out, MtrError *err)
+{
+    const MtrDataColumn *col = mtr_table_column(t, name);
+    if (!col) return mtr_fail(err, MTR_E_ARG, "%s: no column '%s'", t->path, name);
+    float *num = malloc((col->n_values ? col->n_values : 1) * sizeof *num);
+    unsigned char *ok = malloc(col->n_values ? col->n_values : 1);
+    if (!num || !ok) {
+        free(num);
+        free(ok);
+        return mtr_fail(err, MTR_E_NOMEM, "%s: out of memory", t->path);
+    }
+    for (uint32_t v = 0; v < col->n_values; v++)
+        ok[v] = (unsigned char)text_parse_number(col->values[v], &num[v]);
+    MtrStatus st = MTR_OK;
+    for (uint64_t r = 0; r < t->n_rows; r++) {
+        uint32_t code = col->codes[r];
+        if (!ok[code]) {
+            char ex[256];
+            const char *v = col->values[code];
+            text_excerpt(v, strlen(v), ex, sizeof ex);
+            if (t->lines)
+                st = mtr_fail(err, MTR_E_DATA, "%s:%u: %s is not a number (found '%s')", t->path,
+                              t->lines[r], name, ex);
+            else
+                st = mtr_fail(err, MTR_E_DATA, "%s: row %llu: %s is not a number (found '%s')",
+                              t->path, (unsigned long long)r + 1, name, ex);
+            break;
+        }
+        out[r] = num[code];
+    }
+    free(num);
+    free(ok);
+    return st;
+}

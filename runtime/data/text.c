@@ -1,0 +1,187 @@
+/* Data loading, text: reads a data file whole into memory as UTF-8 (decoding
+ * ISO-8859-1 when the bytes are not UTF-8, as in MovieLens's u.item and
+ * movies.dat) and makes printable excerpts of records for error messages. */
+#include "internal.h"
+
+#include <errno.h>
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int text_is_utf8(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = p[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t k;
+        unsigned min;
+        if (c >= 0xC2 && c <= 0xDF) {
+            k = 1;
+            min = 0x80;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            k = 2;
+            min = 0x800;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            k = 3;
+            min = 0x10000;
+        } else {
+            return 0;
+        }
+        if (n - i <= k) return 0;
+        unsigned cp = c & (0x3Fu >> k);
+        for (size_t j = 1; j <= k; j++) {
+            if ((p[i + j] & 0xC0) != 0x80) return 0;
+            cp = (cp << 6) | (p[i + j] & 0x3Fu);
+        }
+        /* overlong forms, surrogates and values past U+10FFFF are not UTF-8 */
+        if (cp < min || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return 0;
+        i += k + 1;
+    }
+    return 1;
+}
+
+MtrStatus text_latin1_to_utf8(const char *s, size_t n, char **out, size_t *out_len, MtrError *err)
+{
+    size_t extra = 0;
+    for (size_t i = 0; i < n; i++) extra += (unsigned char)s[i] >= 0x80;
+    char *d = malloc(n + extra + 1);
+    if (!d) return mtr_fail(err, MTR_E_NOMEM, "out of memory decoding ISO-8859-1 text");
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x80) {
+            d[j++] = (char)c;
+        } else {
+            d[j++] = (char)(0xC0 | (c >> 6));
+            d[j++] = (char)(0x80 | (c & 0x3F));
+        }
+    }
+    d[j] = '\0';
+    *out = d;
+    *out_len = j;
+    return MTR_OK;
+}
+
+static MtrStatus read_all(const char *path, char **buf, size_t *len, MtrError *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return mtr_fail(err, MTR_E_DATA, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    char *b = malloc(cap + 1);
+    for (;;) {
+        if (!b) {
+            fclose(f);
+            return mtr_fail(err, MTR_E_NOMEM, "%s: out of memory reading the file", path);
+        }
+        size_t r = fread(b + n, 1, cap - n, f);
+        n += r;
+        if (n < cap) break;
+        char *bigger = realloc(b, 2 * cap + 1);
+        if (!bigger) free(b);
+        b = bigger;
+        cap *= 2;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(b);
+        return mtr_fail(err, MTR_E_DATA, "%s: cannot read the file", path);
+    }
+    b[n] = '\0';
+    *buf = b;
+    *len = n;
+    return MTR_OK;
+}
+
+MtrStatus text_load(const char *path, char **buf, size_t *len, MtrError *err)
+{
+    char *b = NULL;
+    size_t n = 0;
+    MtrStatus st = read_all(path, &b, &n, err);
+    if (st) return st;
+    if (n == 0) {
+        free(b);
+        return mtr_fail(err, MTR_E_DATA, "%s: the file is empty", path);
+    }
+    const char *nul = memchr(b, '\0', n);
+    if (nul) {
+        uint32_t line = 1;
+        for (const char *p = b; p < nul; p++) line += *p == '\n';
+        free(b);
+        return mtr_fail(err, MTR_E_DATA, "%s:%u: a NUL byte in a text file", path, line);
+    }
+    if (!text_is_utf8(b, n)) {
+        char *d;
+        size_t dn;
+        st = text_latin1_to_utf8(b, n, &d, &dn, err);
+        free(b);
+        if (st) return st;
+        b = d;
+        n = dn;
+    } else if (n >= 3 && memcmp(b, "\xEF\xBB\xBF", 3) == 0) {
+        memmove(b, b + 3, n - 3 + 1);
+        n -= 3;
+    }
+    *buf = b;
+    *len = n;
+    return MTR_OK;
+}
+
+char *text_excerpt(const char *s, size_t n, char *out, size_t cap)
+{
+    const size_t limit = 60;
+    size_t j = 0;
+    if (cap == 0) return out;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (i >= limit && (c & 0xC0) != 0x80) {
+            if (j + 4 <= cap) {
+                memcpy(out + j, "...", 3);
+                j += 3;
+            }
+            break;
+        }
+        char esc[5];
+        size_t k;
+        if (c == '\t') {
+            k = 2, memcpy(esc, "\\t", 2);
+        } else if (c == '\r') {
+            k = 2, memcpy(esc, "\\r", 2);
+        } else if (c == '\n') {
+            k = 2, memcpy(esc, "\\n", 2);
+        } else if (c < 0x20 || c == 0x7F) {
+            k = 4;
+            snprintf(esc, sizeof esc, "\\x%02X", c);
+        } else {
+            k = 1, esc[0] = (char)c;
+        }
+        if (j + k + 1 > cap) break;
+        memcpy(out + j, esc, k);
+        j += k;
+    }
+    out[j] = '\0';
+    return out;
+}
+
+/* Parses one value: a finite decimal (or hexadecimal) number that fits a float,
+ * spaces around it allowed; returns 0 when it is not one. */
+int text_parse_number(const char *s, float *out)
+{
+    while (*s == ' ' || *s == '\t') s++;
+    if (!*s) return 0;
+    char *end;
+    errno = 0;
+    double d = strtod(s, &end);
+    if (end == s) return 0;
+    while (*end == ' ' || *end == '\t') end++;
+    if (*end || !isfinite(d) || fabs(d) > FLT_MAX) return 0;
+    *out = (float)d;
+    return 1;
+}

@@ -1,0 +1,1188 @@
+/* model.bin, the static program file: encoding a MtrModel into bytes, and
+ * decoding and validating bytes back into a MtrModel. In: a model (encode) or a
+ * buffer of untrusted bytes (decode). Out: the bytes laid out little-endian,
+ * field by field, as docs/format.md specifies; or a model whose every index,
+ * count and string has been checked, or an error naming the section and the
+ * byte offset. Reading and atomic writing of files sit at the end. */
+#include "mtr/crc32.h"
+#include "mtr/model.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define HEADER_SIZE  24 /* magic 8, version 4, section count 4, flags 4, CRC 4 */
+#define ENTRY_SIZE   24 /* kind 4, CRC 4, offset 8, size 8 */
+#define MAX_SECTIONS 64
+#define FLAG_TRAINED 1u
+
+static const uint8_t magic[8] = {'M', 'T', 'R', 'M', 'O', 'D', 'E', 'L'};
+static const uint8_t zeros[8] = {0};
+
+/* Section kinds, in the order they appear in the file. A file holds kinds
+ * STRINGS..TASKS always, and BINDINGS..ITEMS exactly when it is trained. */
+enum {
+    SEC_STRINGS = 1,
+    SEC_MODEL,
+    SEC_SYMBOLS,
+    SEC_TENSORS,
+    SEC_PROGRAMS,
+    SEC_KNOBS,
+    SEC_COLUMNS,
+    SEC_TASKS,
+    SEC_BINDINGS,
+    SEC_PARAMS,
+    SEC_VOCABS,
+    SEC_ITEMS,
+    SEC_END
+};
+
+static const char *const section_names[SEC_END] = {
+    [SEC_STRINGS] = "strings", [SEC_MODEL] = "model",       [SEC_SYMBOLS] = "symbols",
+    [SEC_TENSORS] = "tensors", [SEC_PROGRAMS] = "programs", [SEC_KNOBS] = "knobs",
+    [SEC_COLUMNS] = "columns", [SEC_TASKS] = "tasks",       [SEC_BINDINGS] = "bindings",
+    [SEC_PARAMS] = "params",   [SEC_VOCABS] = "vocabs",     [SEC_ITEMS] = "items",
+};
+
+/* Record sizes, used to bound counts by the bytes left before allocating. */
+#define TENSOR_SIZE   32
+#define OP_MIN_SIZE   44 /* id 2, n_in 1, n_out 1, iattr 32, fattr 8 */
+#define LIFETIME_SIZE 16
+#define KNOB_SIZE     12
+#define COLUMN_SIZE   12
+#define TASK_SIZE     64
+
+/* How many of an op's integer attributes are knob indices (read at run time,
+ * so they must name a knob). Mirrors the comments of ops.def. */
+static int op_knob_attrs(OpKind k)
+{
+    switch (k) {
+    case OP_LOSS_WEIGHT:
+    case OP_SGD_UPDATE:
+        return 1;
+    case OP_ADAGRAD_UPDATE:
+        return 2;
+    case OP_ADAM_UPDATE:
+        return 4;
+    default:
+        return 0;
+    }
+}
+
+static int is_saved(const MtrTensor *t)
+{
+    return t->role == MTR_ROLE_PARAM || t->role == MTR_ROLE_OPTSTATE;
+}
+
+/* ---------------------------------------------------------------- encoding */
+
+typedef struct {
+    uint8_t *p;
+    size_t len, cap;
+    int failed; /* an allocation failed; later puts do nothing */
+} Buf;
+
+static void buf_put(Buf *b, const void *src, size_t n)
+{
+    if (b->failed || n == 0) return;
+    if (n > b->cap - b->len) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap - b->len < n) {
+            if (cap > SIZE_MAX / 2) {
+                b->failed = 1;
+                return;
+            }
+            cap *= 2;
+        }
+        uint8_t *p = realloc(b->p, cap);
+        if (!p) {
+            b->failed = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, src, n);
+    b->len += n;
+}
+
+static void put_u8(Buf *b, uint8_t v)
+{
+    buf_put(b, &v, 1);
+}
+
+static void put_u16(Buf *b, uint16_t v)
+{
+    uint8_t x[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
+    buf_put(b, x, 2);
+}
+
+static void put_u32(Buf *b, uint32_t v)
+{
+    uint8_t x[4];
+    for (int i = 0; i < 4; i++) x[i] = (uint8_t)(v >> (8 * i));
+    buf_put(b, x, 4);
+}
+
+static void put_u64(Buf *b, uint64_t v)
+{
+    uint8_t x[8];
+    for (int i = 0; i < 8; i++) x[i] = (uint8_t)(v >> (8 * i));
+    buf_put(b, x, 8);
+}
+
+static void put_i32(Buf *b, int32_t v)
+{
+    put_u32(b, (uint32_t)v);
+}
+
+static void put_f32(Buf *b, float v)
+{
+    uint32_t u;
+    memcpy(&u, &v, 4);
+    put_u32(b, u);
+}
+
+static void put_pad8(Buf *b)
+{
+    buf_put(b, zeros, (8 - b->len % 8) % 8);
+}
+
+typedef struct {
+    Buf sec[SEC_END];
+    int too_big; /* the string table outgrew 32-bit offsets */
+} Enc;
+
+/* Appends s to the string table and its offset to b; "" and NULL share offset 0. */
+static void put_str(Enc *e, Buf *b, const char *s)
+{
+    Buf *strs = &e->sec[SEC_STRINGS];
+    if (!s || !*s) {
+        put_u32(b, 0);
+        return;
+    }
+    if (strs->len > UINT32_MAX) e->too_big = 1;
+    put_u32(b, (uint32_t)strs->len);
+    buf_put(strs, s, strlen(s) + 1);
+}
+
+static void enc_tensors(Enc *e, const MtrModel *m)
+{
+    Buf *b = &e->sec[SEC_TENSORS];
+    put_u32(b, m->n_tensors);
+    for (uint32_t i = 0; i < m->n_tensors; i++) {
+        const MtrTensor *t = &m->tensors[i];
+        put_str(e, b, t->name);
+        put_str(e, b, t->source);
+        put_u8(b, t->dtype);
+        put_u8(b, t->role);
+        put_u8(b, t->rank);
+        put_u8(b, t->init);
+        put_f32(b, t->init_arg);
+        for (int d = 0; d < MTR_MAX_RANK; d++) {
+            put_i32(b, d < t->rank ? t->dim[d].sym : -1);
+            put_i32(b, d < t->rank ? t->dim[d].k : 1);
+        }
+    }
+}
+
+static MtrStatus enc_programs(Enc *e, const MtrModel *m, MtrError *err)
+{
+    Buf *b = &e->sec[SEC_PROGRAMS];
+    put_u32(b, m->n_programs);
+    for (uint32_t p = 0; p < m->n_programs; p++) {
+        const MtrProgram *pr = &m->programs[p];
+        put_str(e, b, pr->name);
+        put_u32(b, pr->n_ops);
+        put_u32(b, pr->n_lifetimes);
+        for (uint32_t i = 0; i < pr->n_ops; i++) {
+            const MtrOp *op = &pr->ops[i];
+            if ((unsigned)op->kind >= OP_COUNT)
+                return mtr_fail(err, MTR_E_ARG, "model.bin: program '%s' op %u: bad op kind %d",
+                                pr->name ? pr->name : "", i, (int)op->kind);
+            const OpInfo *info = op_info(op->kind);
+            put_u16(b, info->id);
+            put_u8(b, info->n_in);
+            put_u8(b, info->n_out);
+            for (int k = 0; k < info->n_in; k++) put_i32(b, op->in[k]);
+            for (int k = 0; k < info->n_out; k++) put_i32(b, op->out[k]);
+            for (int k = 0; k < MTR_MAX_IATTR; k++) put_i32(b, op->iattr[k]);
+            for (int k = 0; k < MTR_MAX_FATTR; k++) put_f32(b, op->fattr[k]);
+        }
+        for (uint32_t i = 0; i < pr->n_lifetimes; i++) {
+            const MtrLifetime *lt = &pr->lifetimes[i];
+            put_i32(b, lt->tensor);
+            put_i32(b, lt->first);
+            put_i32(b, lt->last);
+            put_i32(b, lt->alias);
+        }
+    }
+    return MTR_OK;
+}
+
+static MtrStatus enc_knobs(Enc *e, const MtrModel *m, MtrError *err)
+{
+    Buf *b = &e->sec[SEC_KNOBS];
+    put_u32(b, m->n_knobs);
+    for (uint32_t i = 0; i < m->n_knobs; i++) {
+        const MtrKnob *k = &m->knobs[i];
+        const char *name = k->name ? k->name : "";
+        put_str(e, b, k->name);
+        put_u8(b, k->type);
+        buf_put(b, zeros, 3);
+        if (k->type == MTR_KNOB_F32) {
+            if (!isfinite(k->value) || fabs(k->value) > 3.4028234663852886e38)
+                return mtr_fail(err, MTR_E_ARG,
+                                "model.bin: knob '%s': value %g is not a finite f32", name,
+                                k->value);
+            put_f32(b, (float)k->value);
+        } else if (k->type == MTR_KNOB_I32) {
+            if (!(k->value >= INT32_MIN && k->value <= INT32_MAX) || k->value != floor(k->value))
+                return mtr_fail(err, MTR_E_ARG, "model.bin: knob '%s': value %g is not an i32",
+                                name, k->value);
+            put_i32(b, (int32_t)k->value);
+        } else {
+            return mtr_fail(err, MTR_E_ARG, "model.bin: knob '%s': bad type %u", name, k->type);
+        }
+    }
+    return MTR_OK;
+}
+
+static void enc_columns_tasks(Enc *e, const MtrModel *m)
+{
+    Buf *b = &e->sec[SEC_COLUMNS];
+    put_u32(b, m->n_columns);
+    for (uint32_t i = 0; i < m->n_columns; i++) {
+        const MtrColumn *c = &m->columns[i];
+        put_str(e, b, c->name);
+        put_u8(b, c->type);
+        put_u8(b, c->is_label);
+        put_u8(b, c->lookup);
+        put_u8(b, c->is_item);
+        put_i32(b, c->vocab_sym);
+    }
+    b = &e->sec[SEC_TASKS];
+    put_u32(b, m->n_tasks);
+    for (uint32_t i = 0; i < m->n_tasks; i++) {
+        const MtrTask *t = &m->tasks[i];
+        put_str(e, b, t->name);
+        put_u8(b, t->kind);
+        put_u8(b, t->loss);
+        put_u16(b, 0);
+        put_u32(b, t->metrics);
+        put_u32(b, t->n_ks);
+        for (uint32_t k = 0; k < MTR_MAX_KS; k++) put_i32(b, k < t->n_ks ? t->ks[k] : 0);
+        put_i32(b, t->weight_knob);
+        put_i32(b, t->label_column);
+        put_i32(b, t->loss_tensor);
+        put_i32(b, t->eval_tensor);
+    }
+}
+
+static MtrStatus enc_trained(Enc *e, const MtrModel *m, MtrError *err)
+{
+    if (m->n_symbols > 0 && !m->symbol_values)
+        return mtr_fail(err, MTR_E_STATE, "model.bin: trained model has no bound symbol values");
+    Buf *b = &e->sec[SEC_BINDINGS];
+    put_u32(b, m->n_symbols);
+    put_u32(b, 0);
+    for (uint32_t i = 0; i < m->n_symbols; i++) put_u64(b, (uint64_t)m->symbol_values[i]);
+
+    b = &e->sec[SEC_PARAMS];
+    uint32_t n_saved = 0;
+    for (uint32_t i = 0; i < m->n_tensors; i++) n_saved += is_saved(&m->tensors[i]);
+    put_u32(b, n_saved);
+    put_u32(b, 0);
+    for (uint32_t i = 0; i < m->n_tensors; i++) {
+        const MtrTensor *t = &m->tensors[i];
+        if (!is_saved(t)) continue;
+        int64_t n = mtr_tensor_elems(t, m->symbol_values);
+        if (n < 0 || !m->param_data || !m->param_data[i])
+            return mtr_fail(err, MTR_E_STATE, "model.bin: parameter '%s' has no data or no size",
+                            t->name ? t->name : "");
+        put_u32(b, i);
+        put_u32(b, 0);
+        put_u64(b, (uint64_t)n);
+        for (int64_t k = 0; k < n; k++) put_f32(b, m->param_data[i][k]);
+        put_pad8(b);
+    }
+
+    b = &e->sec[SEC_VOCABS];
+    put_u32(b, m->n_vocabs);
+    for (uint32_t v = 0; v < m->n_vocabs; v++) {
+        const MtrVocab *voc = &m->vocabs[v];
+        put_i32(b, voc->column);
+        put_u32(b, voc->n);
+        for (uint32_t i = 0; i < voc->n; i++) put_str(e, b, voc->words[i]);
+    }
+
+    b = &e->sec[SEC_ITEMS];
+    const MtrItems *it = &m->items;
+    put_u32(b, it->n);
+    put_u32(b, it->n_columns);
+    for (uint32_t c = 0; c < it->n_columns; c++) put_i32(b, it->columns[c]);
+    for (uint32_t i = 0; i < it->n; i++) put_str(e, b, it->labels[i]);
+    for (uint32_t c = 0; c < it->n_columns; c++)
+        for (uint32_t i = 0; i < it->n; i++) put_i32(b, it->ids[c][i]);
+    return MTR_OK;
+}
+
+static void put_le32_at(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_le64_at(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Lays out header, section table and the encoded sections in one buffer. */
+static MtrStatus enc_assemble(Enc *e, int trained, uint8_t **buf, size_t *len, MtrError *err)
+{
+    int last = trained ? SEC_ITEMS : SEC_TASKS;
+    uint32_t n = (uint32_t)last;
+    size_t total = HEADER_SIZE + (size_t)ENTRY_SIZE * n;
+    for (int k = SEC_STRINGS; k <= last; k++) {
+        put_pad8(&e->sec[k]);
+        if (e->sec[k].failed) return mtr_fail(err, MTR_E_NOMEM, "model.bin: out of memory");
+        if (e->sec[k].len > SIZE_MAX - total)
+            return mtr_fail(err, MTR_E_NOMEM, "model.bin: model too large");
+        total += e->sec[k].len;
+    }
+    if (e->too_big) return mtr_fail(err, MTR_E_ARG, "model.bin: string table larger than 4 GiB");
+    uint8_t *p = calloc(total, 1);
+    if (!p) return mtr_fail(err, MTR_E_NOMEM, "model.bin: out of memory (%zu bytes)", total);
+    memcpy(p, magic, 8);
+    put_le32_at(p + 8, MTR_FORMAT_VERSION);
+    put_le32_at(p + 12, n);
+    put_le32_at(p + 16, trained ? FLAG_TRAINED : 0);
+    size_t off = HEADER_SIZE + (size_t)ENTRY_SIZE * n;
+    for (int k = SEC_STRINGS; k <= last; k++) {
+        uint8_t *ent = p + HEADER_SIZE + (size_t)ENTRY_SIZE * (size_t)(k - 1);
+        const Buf *s = &e->sec[k];
+        put_le32_at(ent, (uint32_t)k);
+        put_le32_at(ent + 4, mtr_crc32(s->p, s->len));
+        put_le64_at(ent + 8, off);
+        put_le64_at(ent + 16, s->len);
+        if (s->len) memcpy(p + off, s->p, s->len);
+        off += s->len;
+    }
+    uint32_t crc = mtr_crc32_update(0, p, 20);
+    crc = mtr_crc32_update(crc, p + HEADER_SIZE, (size_t)ENTRY_SIZE * n);
+    put_le32_at(p + 20, crc);
+    *buf = p;
+    *len = total;
+    return MTR_OK;
+}
+
+MtrStatus mtr_model_encode(const MtrModel *m, uint8_t **buf, size_t *len, MtrError *err)
+{
+    Enc e;
+    memset(&e, 0, sizeof e);
+    *buf = NULL;
+    *len = 0;
+    put_u8(&e.sec[SEC_STRINGS], 0); /* offset 0 is the empty string */
+    put_str(&e, &e.sec[SEC_MODEL], m->name);
+    put_u32(&e.sec[SEC_MODEL], 0);
+    put_u32(&e.sec[SEC_SYMBOLS], m->n_symbols);
+    for (uint32_t i = 0; i < m->n_symbols; i++) put_str(&e, &e.sec[SEC_SYMBOLS], m->symbols[i]);
+    enc_tensors(&e, m);
+    MtrStatus st = enc_programs(&e, m, err);
+    if (st == MTR_OK) st = enc_knobs(&e, m, err);
+    if (st == MTR_OK) enc_columns_tasks(&e, m);
+    if (st == MTR_OK && m->trained) st = enc_trained(&e, m, err);
+    if (st == MTR_OK) st = enc_assemble(&e, m->trained != 0, buf, len, err);
+    for (int k = 0; k < SEC_END; k++) free(e.sec[k].p);
+    return st;
+}
+
+/* ---------------------------------------------------------------- decoding */
+
+/* A cursor over one section of the file. pos and end are absolute file offsets,
+ * so that every message can give the offset of the offending field. */
+typedef struct {
+    const uint8_t *buf;
+    size_t pos, start, end;
+    const char *sec;
+    const char *what;
+    MtrError *err;
+    MtrStatus status;
+    const uint8_t *strs; /* the string table */
+    size_t n_strs;
+    MtrModel *m;
+} Rd;
+
+static int bad_at(Rd *r, size_t at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Records a format error at file offset `at` and returns -1. */
+static int bad_at(Rd *r, size_t at, const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    r->status = mtr_fail(r->err, MTR_E_FORMAT, "%s: section '%s' at offset %zu: %s", r->what,
+                         r->sec, at, msg);
+    return -1;
+}
+
+static int nomem(Rd *r)
+{
+    r->status = mtr_fail(r->err, MTR_E_NOMEM, "%s: section '%s': out of memory", r->what, r->sec);
+    return -1;
+}
+
+static int rd_bytes(Rd *r, size_t n, const uint8_t **p)
+{
+    if (n > r->end - r->pos)
+        return bad_at(r, r->pos, "truncated: needs %zu bytes, %zu left", n, r->end - r->pos);
+    *p = r->buf + r->pos;
+    r->pos += n;
+    return 0;
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t le64(const uint8_t *p)
+{
+    return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
+}
+
+static int rd_u8(Rd *r, uint8_t *v)
+{
+    const uint8_t *p = NULL;
+    if (rd_bytes(r, 1, &p)) return -1;
+    *v = p[0];
+    return 0;
+}
+
+static int rd_u16(Rd *r, uint16_t *v)
+{
+    const uint8_t *p = NULL;
+    if (rd_bytes(r, 2, &p)) return -1;
+    *v = (uint16_t)(p[0] | p[1] << 8);
+    return 0;
+}
+
+static int rd_u32(Rd *r, uint32_t *v)
+{
+    const uint8_t *p = NULL;
+    if (rd_bytes(r, 4, &p)) return -1;
+    *v = le32(p);
+    return 0;
+}
+
+static int rd_i32(Rd *r, int32_t *v)
+{
+    uint32_t u;
+    if (rd_u32(r, &u)) return -1;
+    *v = (int32_t)u;
+    return 0;
+}
+
+static int rd_u64(Rd *r, uint64_t *v)
+{
+    const uint8_t *p = NULL;
+    if (rd_bytes(r, 8, &p)) return -1;
+    *v = le64(p);
+    return 0;
+}
+
+static int rd_f32(Rd *r, float *v)
+{
+    uint32_t u;
+    if (rd_u32(r, &u)) return -1;
+    memcpy(v, &u, 4);
+    return 0;
+}
+
+/* Reads a reserved field of n bytes (n <= 8) that must be zero. */
+static int rd_zero(Rd *r, size_t n)
+{
+    size_t at = r->pos;
+    const uint8_t *p = NULL;
+    if (rd_bytes(r, n, &p)) return -1;
+    if (memcmp(p, zeros, n) != 0) return bad_at(r, at, "reserved bytes are not zero");
+    return 0;
+}
+
+/* Checks that `count` records of at least `size` bytes fit in what is left,
+ * before anything is allocated for them. */
+static int need(Rd *r, uint64_t count, uint64_t size, const char *what)
+{
+    uint64_t left = r->end - r->pos;
+    if (count > left / size)
+        return bad_at(r, r->pos, "%llu %s need at least %llu bytes each, only %llu bytes left",
+                      (unsigned long long)count, what, (unsigned long long)size,
+                      (unsigned long long)left);
+    return 0;
+}
+
+/* Reads a string reference and copies the NUL-terminated string it names. */
+static int rd_str(Rd *r, char **out)
+{
+    size_t at = r->pos;
+    uint32_t off;
+    if (rd_u32(r, &off)) return -1;
+    if (off >= r->n_strs)
+        return bad_at(r, at, "string offset %u outside the string table (%zu bytes)", off,
+                      r->n_strs);
+    const uint8_t *nul = memchr(r->strs + off, 0, r->n_strs - off);
+    if (!nul) return bad_at(r, at, "string at offset %u is not NUL-terminated", off);
+    size_t n = (size_t)(nul - (r->strs + off));
+    char *s = malloc(n + 1);
+    if (!s) return nomem(r);
+    memcpy(s, r->strs + off, n + 1);
+    *out = s;
+    return 0;
+}
+
+/* A section ends with fewer than 8 zero bytes of padding. */
+static int finish(Rd *r)
+{
+    size_t left = r->end - r->pos;
+    if (left >= 8) return bad_at(r, r->pos, "%zu unexpected bytes at the end", left);
+    return rd_zero(r, left);
+}
+
+static int check_id(Rd *r, size_t at, int32_t v, uint32_t n, int allow_none, const char *what)
+{
+    if ((allow_none && v == -1) || (v >= 0 && (uint32_t)v < n)) return 0;
+    return bad_at(r, at, "%s %d out of range (%u of them)", what, v, n);
+}
+
+static void *alloc_array(Rd *r, uint32_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size);
+    if (!p) nomem(r);
+    return p;
+}
+
+static int dec_model(Rd *r)
+{
+    if (rd_str(r, &r->m->name)) return -1;
+    if (rd_zero(r, 4)) return -1;
+    return finish(r);
+}
+
+static int dec_symbols(Rd *r)
+{
+    MtrModel *m = r->m;
+    uint32_t n;
+    if (rd_u32(r, &n) || need(r, n, 4, "symbols")) return -1;
+    if (!(m->symbols = alloc_array(r, n, sizeof(char *)))) return -1;
+    m->n_symbols = n;
+    for (uint32_t i = 0; i < n; i++)
+        if (rd_str(r, &m->symbols[i])) return -1;
+    return finish(r);
+}
+
+static int dec_knobs(Rd *r)
+{
+    MtrModel *m = r->m;
+    uint32_t n;
+    if (rd_u32(r, &n) || need(r, n, KNOB_SIZE, "knobs")) return -1;
+    if (!(m->knobs = alloc_array(r, n, sizeof(MtrKnob)))) return -1;
+    m->n_knobs = n;
+    for (uint32_t i = 0; i < n; i++) {
+        MtrKnob *k = &m->knobs[i];
+        if (rd_str(r, &k->name) || rd_u8(r, &k->type) || rd_zero(r, 3)) return -1;
+        size_t at = r->pos;
+        if (k->type == MTR_KNOB_F32) {
+            float f;
+            if (rd_f32(r, &f)) return -1;
+            if (!isfinite(f)) return bad_at(r, at, "knob '%s' value is not finite", k->name);
+            k->value = f;
+        } else if (k->type == MTR_KNOB_I32) {
+            int32_t v;
+            if (rd_i32(r, &v)) return -1;
+            k->value = v;
+        } else {
+            return bad_at(r, at - 4, "knob '%s' has unknown type %u", k->name, k->type);
+        }
+    }
+    return finish(r);
+}
+
+static int dec_columns(Rd *r)
+{
+    MtrModel *m = r->m;
+    uint32_t n;
+    if (rd_u32(r, &n) || need(r, n, COLUMN_SIZE, "columns")) return -1;
+    if (!(m->columns = alloc_array(r, n, sizeof(MtrColumn)))) return -1;
+    m->n_columns = n;
+    for (uint32_t i = 0; i < n; i++) {
+        MtrColumn *c = &m->columns[i];
+        size_t at = r->pos;
+        if (rd_str(r, &c->name) || rd_u8(r, &c->type) || rd_u8(r, &c->is_label) ||
+            rd_u8(r, &c->lookup) || rd_u8(r, &c->is_item))
+            return -1;
+        if (c->type < MTR_COL_STRING || c->type > MTR_COL_FLOAT)
+            return bad_at(r, at + 4, "column '%s' has unknown type %u", c->name, c->type);
+        if (c->is_label > 1 || c->lookup > 1 || c->is_item > 1)
+            return bad_at(r, at + 5, "column '%s' has a flag other than 0 or 1", c->name);
+        at = r->pos;
+        if (rd_i32(r, &c->vocab_sym) || check_id(r, at, c->vocab_sym, m->n_symbols, 1, "symbol"))
+            return -1;
+    }
+    return finish(r);
+}
+
+static int dec_dim(Rd *r, MtrTensor *t, int d)
+{
+    size_t at = r->pos;
+    if (rd_i32(r, &t->dim[d].sym) || rd_i32(r, &t->dim[d].k)) return -1;
+    if (d >= t->rank) {
+        if (t->dim[d].sym != -1 || t->dim[d].k != 1)
+            return bad_at(r, at, "tensor '%s' dimension %d beyond its rank is not (-1, 1)", t->name,
+                          d);
+        return 0;
+    }
+    if (check_id(r, at, t->dim[d].sym, r->m->n_symbols, 1, "symbol")) return -1;
+    if (t->dim[d].k < 1)
+        return bad_at(r, at + 4, "tensor '%s' dimension %d has factor %d", t->name, d, t->dim[d].k);
+    return 0;
+}
+
+static int dec_tensors(Rd *r)
+{
+    MtrModel *m = r->m;
+    uint32_t n;
+    if (rd_u32(r, &n) || need(r, n, TENSOR_SIZE, "tensors")) return -1;
+    if (!(m->tensors = alloc_array(r, n, sizeof(MtrTensor)))) return -1;
+    m->n_tensors = n;
+    for (uint32_t i = 0; i < n; i++) {
+        MtrTensor *t = &m->tensors[i];
+        size_t at = r->pos;
+        if (rd_str(r, &t->name) || rd_str(r, &t->source) || rd_u8(r, &t->dtype) ||
+            rd_u8(r, &t->role) || rd_u8(r, &t->rank) || rd_u8(r, &t->init) ||
+            rd_f32(r, &t->init_arg))
+            return -1;
+        if (t->dtype != MTR_DT_F32 && t->dtype != MTR_DT_I32)
+            return bad_at(r, at + 8, "tensor '%s' has unknown dtype %u", t->name, t->dtype);
+        if (t->role > MTR_ROLE_STATE)
+            return bad_at(r, at + 9, "tensor '%s' has unknown role %u", t->name, t->role);
+        if (t->rank > MTR_MAX_RANK)
+            return bad_at(r, at + 10, "tensor '%s' has rank %u", t->name, t->rank);
+        if (t->init > MTR_INIT_KNOB)
+            return bad_at(r, at + 11, "tensor '%s' has unknown init %u", t->name, t->init);
+        if (!isfinite(t->init_arg))
+            return bad_at(r, at + 12, "tensor '%s' init argument is not finite", t->name);
+        if (t->init == MTR_INIT_KNOB && (t->init_arg < 0 || t->init_arg >= (float)m->n_knobs ||
+                                         t->init_arg != floorf(t->init_arg)))
+            return bad_at(r, at + 12, "tensor '%s' init knob %g is not a knob", t->name,
+                          (double)t->init_arg);
+        for (int d = 0; d < MTR_MAX_RANK; d++)
+            if (dec_dim(r, t, d)) return -1;
+    }
+    return finish(r);
+}
+
+static int dec_op(Rd *r, const MtrProgram *pr, uint32_t i)
+{
+    MtrModel *m = r->m;
+    MtrOp *op = &pr->ops[i];
+    size_t at = r->pos;
+    uint16_t id;
+    uint8_t n_in, n_out;
+    if (rd_u16(r, &id) || rd_u8(r, &n_in) || rd_u8(r, &n_out)) return -1;
+    if (op_from_id(id, &op->kind) != 0)
+        return bad_at(r, at, "program '%s' op %u: unknown op id %u", pr->name, i, id);
+    const OpInfo *info = op_info(op->kind);
+    if (n_in != info->n_in || n_out != info->n_out)
+        return bad_at(r, at + 2,
+                      "program '%s' op %u (%s): %u inputs and %u outputs, expected %u and %u",
+                      pr->name, i, info->name, n_in, n_out, info->n_in, info->n_out);
+    for (int k = 0; k < MTR_MAX_IN; k++) op->in[k] = -1;
+    for (int k = 0; k < MTR_MAX_OUT; k++) op->out[k] = -1;
+    for (int k = 0; k < n_in + n_out; k++) {
+        size_t tat = r->pos;
+        int32_t *slot = k < n_in ? &op->in[k] : &op->out[k - n_in];
+        if (rd_i32(r, slot) || check_id(r, tat, *slot, m->n_tensors, 0, "tensor")) return -1;
+    }
+    size_t iat = r->pos;
+    for (int k = 0; k < MTR_MAX_IATTR; k++)
+        if (rd_i32(r, &op->iattr[k])) return -1;
+    for (int k = 0; k < op_knob_attrs(op->kind); k++)
+        if (check_id(r, iat + 4 * (size_t)k, op->iattr[k], m->n_knobs, 0, "knob")) return -1;
+    for (int k = 0; k < MTR_MAX_FATTR; k++)
+        if (rd_f32(r, &op->fattr[k])) return -1;
+    return 0;
+}
+
+static int dec_programs(Rd *r)
+{
+    MtrModel *m = r->m;
+    uint32_t n;
+    if (rd_u32(r, &n) || need(r, n, 12, "programs")) return -1;
+    if (!(m->programs = alloc_array(r, n, sizeof(MtrProgram)))) return -1;
+    m->n_programs = n;
+    for (uint32_t p = 0; p < n; p++) {
+        MtrProgram *pr = &m->programs[p];
+        uint32_t n_ops, n_lt;
+        if (rd_str(r, &pr->name) || rd_u32(r, &n_ops) || rd_u32(r, &n_lt)) return -1;
+        if (need(r, n_ops, OP_MIN_SIZE, "ops")) return -1;
+        if (!(pr->ops = alloc_array(r, n_ops, sizeof(MtrOp)))) return -1;
+        pr->n_ops = n_ops;
+        for (uint32_t i = 0; i < n_ops; i++)
+            if (dec_op(r, pr, i)) return -1;
+        if (need(r, n_lt, LIFETIME_SIZE, "lifetimes")) return -1;
+        if (!(pr->lifetimes = alloc_array(r, n_lt, sizeof(MtrLifetime)))) return -1;
+        pr->n_lifetimes = n_lt;
+        for (uint32_t i = 0; i < n_lt; i++) {
+            MtrLifetime *lt = &pr->lifetimes[i];
+            size_t at = r->pos;
+            if (rd_i32(r, &lt->tensor) || rd_i32(r, &lt->first) || rd_i32(r, &lt->last) ||
+                rd_i32(r, &lt->alias))
+                return -1;
+            if (check_id(r, at, lt->tensor, m->n_tensors, 0, "lifetime tensor") ||
+                check_id(r, at + 12, lt->alias, m->n_tensors, 1, "lifetime alias"))
+                return -1;
+            if (lt->first < 0 || lt->first > lt->last || (uint32_t)lt->last >= n_ops)
+                return bad_at(r, at + 4, "program '%s' lifetime %u: ops %d..%d outside 0..%u",
+                              pr->name, i, lt->first, lt->last, n_ops);
+        }
+    }
+    return finish(r);
+}
+
+static int dec_tasks(Rd *r)
+{
+    MtrModel *m = r->m;
+    uint32_t n;
+    if (rd_u32(r, &n) || need(r, n, TASK_SIZE, "tasks")) return -1;
+    if (!(m->tasks = alloc_array(r, n, sizeof(MtrTask)))) return -1;
+    m->n_tasks = n;
+    for (uint32_t i = 0; i < n; i++) {
+        MtrTask *t = &m->tasks[i];
+        size_t at = r->pos;
+        if (rd_str(r, &t->name) || rd_u8(r, &t->kind) || rd_u8(r, &t->loss) || rd_zero(r, 2) ||
+            rd_u32(r, &t->metrics) || rd_u32(r, &t->n_ks))
+            return -1;
+        if (t->kind < MTR_TASK_RANKING || t->kind > MTR_TASK_RETRIEVAL)
+            return bad_at(r, at + 4, "task '%s' has unknown kind %u", t->name, t->kind);
+        if (t->loss < MTR_LOSS_MSE || t->loss > MTR_LOSS_SOFTMAX)
+            return bad_at(r, at + 5, "task '%s' has unknown loss %u", t->name, t->loss);
+        if (t->metrics &
+            ~(uint32_t)(MTR_METRIC_RMSE | MTR_METRIC_MAE | MTR_METRIC_AUC | MTR_METRIC_TOPK))
+            return bad_at(r, at + 8, "task '%s' has unknown metric bits 0x%x", t->name, t->metrics);
+        if (t->n_ks > MTR_MAX_KS)
+            return bad_at(r, at + 12, "task '%s' has %u top-k cut-offs, at most %d", t->name,
+                          t->n_ks, MTR_MAX_KS);
+        for (uint32_t k = 0; k < MTR_MAX_KS; k++) {
+            size_t kat = r->pos;
+            if (rd_i32(r, &t->ks[k])) return -1;
+            if (k >= t->n_ks ? t->ks[k] != 0
+                             : (t->ks[k] < 1 || (k > 0 && t->ks[k] <= t->ks[k - 1])))
+                return bad_at(r, kat, "task '%s' top-k cut-off %u is %d", t->name, k, t->ks[k]);
+        }
+        at = r->pos;
+        if (rd_i32(r, &t->weight_knob) || rd_i32(r, &t->label_column) ||
+            rd_i32(r, &t->loss_tensor) || rd_i32(r, &t->eval_tensor))
+            return -1;
+        if (check_id(r, at, t->weight_knob, m->n_knobs, 0, "weight knob") ||
+            check_id(r, at + 4, t->label_column, m->n_columns, 1, "label column") ||
+            check_id(r, at + 8, t->loss_tensor, m->n_tensors, 1, "loss tensor") ||
+            check_id(r, at + 12, t->eval_tensor, m->n_tensors, 1, "eval tensor"))
+            return -1;
+        if ((t->kind == MTR_TASK_RANKING) != (t->label_column >= 0))
+            return bad_at(r, at + 4,
+                          "task '%s': a ranking task needs a label column, a retrieval "
+                          "task has none",
+                          t->name);
+    }
+    return finish(r);
+}
+
+static int dec_bindings(Rd *r)
+{
+    MtrModel *m = r->m;
+    size_t at = r->pos;
+    uint32_t n;
+    if (rd_u32(r, &n) || rd_zero(r, 4)) return -1;
+    if (n != m->n_symbols) return bad_at(r, at, "%u values for %u symbols", n, m->n_symbols);
+    if (need(r, n, 8, "values")) return -1;
+    if (!(m->symbol_values = alloc_array(r, n, sizeof(int64_t)))) return -1;
+    for (uint32_t i = 0; i < n; i++) {
+        at = r->pos;
+        uint64_t v;
+        if (rd_u64(r, &v)) return -1;
+        if (v > INT64_MAX)
+            return bad_at(r, at, "symbol '%s' is bound to a negative value", m->symbols[i]);
+        m->symbol_values[i] = (int64_t)v;
+    }
+    return finish(r);
+}
+
+static int dec_params(Rd *r)
+{
+    MtrModel *m = r->m;
+    size_t at = r->pos;
+    uint32_t n, n_saved = 0;
+    if (rd_u32(r, &n) || rd_zero(r, 4)) return -1;
+    for (uint32_t i = 0; i < m->n_tensors; i++) n_saved += is_saved(&m->tensors[i]);
+    if (n != n_saved) return bad_at(r, at, "%u parameters stored, the model has %u", n, n_saved);
+    if (!(m->param_data = alloc_array(r, m->n_tensors, sizeof(float *)))) return -1;
+    int64_t prev = -1;
+    for (uint32_t p = 0; p < n; p++) {
+        at = r->pos;
+        uint32_t id;
+        uint64_t count;
+        if (rd_u32(r, &id) || rd_zero(r, 4) || rd_u64(r, &count)) return -1;
+        if (id >= m->n_tensors || (int64_t)id <= prev)
+            return bad_at(r, at, "parameter tensor %u out of range or out of order", id);
+        prev = id;
+        const MtrTensor *t = &m->tensors[id];
+        if (!is_saved(t))
+            return bad_at(r, at, "tensor '%s' is not a parameter or optimizer state", t->name);
+        int64_t elems = mtr_tensor_elems(t, m->symbol_values);
+        if (elems < 0 || (uint64_t)elems != count)
+            return bad_at(r, at + 8, "parameter '%s' has %llu elements, its bound shape %lld",
+                          t->name, (unsigned long long)count, (long long)elems);
+        if (need(r, count, 4, "elements")) return -1;
+        float *d = malloc(count ? (size_t)count * sizeof(float) : 1);
+        if (!d) return nomem(r);
+        m->param_data[id] = d;
+        const uint8_t *src = NULL;
+        if (rd_bytes(r, (size_t)count * 4, &src)) return -1;
+        for (uint64_t k = 0; k < count; k++) {
+            uint32_t u = le32(src + 4 * k);
+            memcpy(&d[k], &u, 4);
+        }
+        if (rd_zero(r, (8 - (r->pos - r->start) % 8) % 8)) return -1;
+    }
+    return finish(r);
+}
+
+static int dec_vocabs(Rd *r)
+{
+    MtrModel *m = r->m;
+    uint32_t n;
+    if (rd_u32(r, &n) || need(r, n, 8, "vocabularies")) return -1;
+    if (!(m->vocabs = alloc_array(r, n, sizeof(MtrVocab)))) return -1;
+    m->n_vocabs = n;
+    for (uint32_t v = 0; v < n; v++) {
+        MtrVocab *voc = &m->vocabs[v];
+        size_t at = r->pos;
+        uint32_t n_words;
+        if (rd_i32(r, &voc->column) || check_id(r, at, voc->column, m->n_columns, 0, "column"))
+            return -1;
+        const MtrColumn *col = &m->columns[voc->column];
+        if (!col->lookup)
+            return bad_at(r, at, "column '%s' has a vocabulary but is not looked up", col->name);
+        for (uint32_t u = 0; u < v; u++)
+            if (m->vocabs[u].column == voc->column)
+                return bad_at(r, at, "column '%s' has two vocabularies", col->name);
+        if (rd_u32(r, &n_words) || need(r, n_words, 4, "words")) return -1;
+        if (col->vocab_sym >= 0 && m->symbol_values[col->vocab_sym] != (int64_t)n_words + 1)
+            return bad_at(r, at + 4,
+                          "column '%s' has %u words but symbol '%s' is bound to %lld "
+                          "(words + 1)",
+                          col->name, n_words, m->symbols[col->vocab_sym],
+                          (long long)m->symbol_values[col->vocab_sym]);
+        if (!(voc->words = alloc_array(r, n_words, sizeof(char *)))) return -1;
+        voc->n = n_words;
+        for (uint32_t i = 0; i < n_words; i++) {
+            size_t wat = r->pos;
+            if (rd_str(r, &voc->words[i])) return -1;
+            if (i > 0 && strcmp(voc->words[i - 1], voc->words[i]) >= 0)
+                return bad_at(r, wat, "vocabulary of '%s': word %u is not after word %u", col->name,
+                              i, i - 1);
+        }
+    }
+    return finish(r);
+}
+
+static const MtrVocab *find_vocab(const MtrModel *m, int32_t column)
+{
+    for (uint32_t v = 0; v < m->n_vocabs; v++)
+        if (m->vocabs[v].column == column) return &m->vocabs[v];
+    return NULL;
+}
+
+static int dec_items(Rd *r)
+{
+    MtrModel *m = r->m;
+    MtrItems *it = &m->items;
+    size_t at = r->pos;
+    uint32_t n, n_cols;
+    if (rd_u32(r, &n) || rd_u32(r, &n_cols) || need(r, n_cols, 4, "item columns")) return -1;
+    int sym = mtr_model_find_symbol(m, "items");
+    if (sym >= 0 && m->symbol_values[sym] != (int64_t)n)
+        return bad_at(r, at, "%u items but symbol 'items' is bound to %lld", n,
+                      (long long)m->symbol_values[sym]);
+    if (!(it->columns = alloc_array(r, n_cols, sizeof(int32_t)))) return -1;
+    if (!(it->ids = alloc_array(r, n_cols, sizeof(int32_t *)))) return -1;
+    it->n_columns = n_cols;
+    for (uint32_t c = 0; c < n_cols; c++) {
+        size_t cat = r->pos;
+        if (rd_i32(r, &it->columns[c]) ||
+            check_id(r, cat, it->columns[c], m->n_columns, 0, "column"))
+            return -1;
+        if (!find_vocab(m, it->columns[c]))
+            return bad_at(r, cat, "item column '%s' has no vocabulary",
+                          m->columns[it->columns[c]].name);
+        for (uint32_t u = 0; u < c; u++)
+            if (it->columns[u] == it->columns[c])
+                return bad_at(r, cat, "item column %d listed twice", it->columns[c]);
+    }
+    if (need(r, n, 4, "item labels")) return -1;
+    if (!(it->labels = alloc_array(r, n, sizeof(char *)))) return -1;
+    it->n = n;
+    for (uint32_t i = 0; i < n; i++)
+        if (rd_str(r, &it->labels[i])) return -1;
+    for (uint32_t c = 0; c < n_cols; c++) {
+        const MtrVocab *voc = find_vocab(m, it->columns[c]);
+        if (need(r, n, 4, "item ids")) return -1;
+        if (!(it->ids[c] = alloc_array(r, n, sizeof(int32_t)))) return -1;
+        for (uint32_t i = 0; i < n; i++) {
+            size_t iat = r->pos;
+            if (rd_i32(r, &it->ids[c][i])) return -1;
+            if (it->ids[c][i] < 0 || (uint32_t)it->ids[c][i] > voc->n)
+                return bad_at(r, iat, "item %u: id %d outside vocabulary of %u words", i,
+                              it->ids[c][i], voc->n);
+        }
+    }
+    return finish(r);
+}
+
+typedef struct {
+    uint64_t offset, size;
+} Extent;
+
+/* Checks header, section table and every checksum; fills ext[kind]. */
+static int dec_table(Rd *r, size_t len, Extent ext[SEC_END], int *trained)
+{
+    r->sec = "header";
+    if (len < HEADER_SIZE)
+        return bad_at(r, len, "file is %zu bytes, shorter than the %d-byte header", len,
+                      HEADER_SIZE);
+    if (memcmp(r->buf, magic, 8) != 0) return bad_at(r, 0, "not a model.bin file (bad magic)");
+    uint32_t n = le32(r->buf + 12);
+    if (n > MAX_SECTIONS || n > (len - HEADER_SIZE) / ENTRY_SIZE)
+        return bad_at(r, 12, "%u sections do not fit in a file of %zu bytes", n, len);
+    uint32_t crc = mtr_crc32_update(0, r->buf, 20);
+    crc = mtr_crc32_update(crc, r->buf + HEADER_SIZE, (size_t)ENTRY_SIZE * n);
+    if (crc != le32(r->buf + 20))
+        return bad_at(r, 20, "header checksum mismatch (stored %08x, computed %08x)",
+                      le32(r->buf + 20), crc);
+    uint32_t version = le32(r->buf + 8);
+    if (version != MTR_FORMAT_VERSION)
+        return bad_at(r, 8, "format version %u, this build reads version %d", version,
+                      MTR_FORMAT_VERSION);
+    uint32_t flags = le32(r->buf + 16);
+    if (flags & ~FLAG_TRAINED) return bad_at(r, 16, "unknown flags 0x%x", flags);
+    *trained = (flags & FLAG_TRAINED) != 0;
+
+    r->sec = "section table";
+    uint32_t last = *trained ? SEC_ITEMS : SEC_TASKS;
+    uint64_t expect = HEADER_SIZE + (uint64_t)ENTRY_SIZE * n;
+    uint32_t prev = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        size_t at = HEADER_SIZE + (size_t)ENTRY_SIZE * i;
+        const uint8_t *e = r->buf + at;
+        uint32_t kind = le32(e);
+        uint64_t off = le64(e + 8), size = le64(e + 16);
+        if (kind == 0 || kind >= SEC_END) return bad_at(r, at, "unknown section kind %u", kind);
+        if (kind <= prev)
+            return bad_at(r, at, "section '%s' duplicated or out of order", section_names[kind]);
+        if (kind > last)
+            return bad_at(r, at, "section '%s' in a model that is not trained",
+                          section_names[kind]);
+        if (kind != prev + 1) return bad_at(r, at, "section '%s' missing", section_names[prev + 1]);
+        prev = kind;
+        if (off != expect)
+            return bad_at(r, at + 8, "section '%s' at offset %llu, expected %llu (overlap or gap)",
+                          section_names[kind], (unsigned long long)off, (unsigned long long)expect);
+        if (size % 8 != 0 || size > len - off)
+            return bad_at(r, at + 16,
+                          "section '%s' size %llu is not a multiple of 8 or runs past "
+                          "the end of the file (%zu bytes)",
+                          section_names[kind], (unsigned long long)size, len);
+        uint32_t sc = mtr_crc32(r->buf + off, (size_t)size);
+        if (sc != le32(e + 4)) {
+            r->sec = section_names[kind];
+            return bad_at(r, (size_t)off, "checksum mismatch (stored %08x, computed %08x)",
+                          le32(e + 4), sc);
+        }
+        ext[kind].offset = off;
+        ext[kind].size = size;
+        expect = off + size;
+    }
+    if (prev != last) return bad_at(r, 12, "section '%s' missing", section_names[prev + 1]);
+    if (expect != len)
+        return bad_at(r, (size_t)expect, "%llu bytes after the last section",
+                      (unsigned long long)(len - expect));
+    return 0;
+}
+
+MtrStatus mtr_model_decode(const uint8_t *buf, size_t len, const char *what, MtrModel **out,
+                           MtrError *err)
+{
+    *out = NULL;
+    Rd r;
+    memset(&r, 0, sizeof r);
+    r.buf = buf;
+    r.what = what ? what : "model.bin";
+    r.err = err;
+    Extent ext[SEC_END];
+    memset(ext, 0, sizeof ext);
+    int trained = 0;
+    if (dec_table(&r, len, ext, &trained)) return r.status;
+    if (!(r.m = mtr_model_new())) return mtr_fail(err, MTR_E_NOMEM, "%s: out of memory", r.what);
+    r.strs = buf + ext[SEC_STRINGS].offset;
+    r.n_strs = (size_t)ext[SEC_STRINGS].size;
+
+    /* Decoded so that each section only refers to sections already read. */
+    static int (*const decoders[SEC_END])(Rd *) = {
+        [SEC_MODEL] = dec_model,     [SEC_SYMBOLS] = dec_symbols,   [SEC_KNOBS] = dec_knobs,
+        [SEC_COLUMNS] = dec_columns, [SEC_TENSORS] = dec_tensors,   [SEC_PROGRAMS] = dec_programs,
+        [SEC_TASKS] = dec_tasks,     [SEC_BINDINGS] = dec_bindings, [SEC_PARAMS] = dec_params,
+        [SEC_VOCABS] = dec_vocabs,   [SEC_ITEMS] = dec_items,
+    };
+    static const int order[] = {SEC_MODEL,   SEC_SYMBOLS,  SEC_KNOBS, SEC_COLUMNS,
+                                SEC_TENSORS, SEC_PROGRAMS, SEC_TASKS, SEC_BINDINGS,
+                                SEC_PARAMS,  SEC_VOCABS,   SEC_ITEMS};
+    int n_order = trained ? 11 : 7;
+    for (int i = 0; i < n_order; i++) {
+        int k = order[i];
+        r.sec = section_names[k];
+        r.start = r.pos = (size_t)ext[k].offset;
+        r.end = (size_t)(ext[k].offset + ext[k].size);
+        if (decoders[k](&r)) {
+            mtr_model_free(r.m);
+            return r.status;
+        }
+    }
+    r.m->trained = trained;
+    *out = r.m;
+    return MTR_OK;
+}
+
+/* ---------------------------------------------------------------- files */
+
+MtrStatus mtr_model_read(const char *path, MtrModel **out, MtrError *err)
+{
+    *out = NULL;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return mtr_fail(err, MTR_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return mtr_fail(err, MTR_E_IO, "%s: not a regular file", path);
+    }
+    if ((uint64_t)st.st_size > SIZE_MAX - 1) {
+        close(fd);
+        return mtr_fail(err, MTR_E_IO, "%s: too large", path);
+    }
+    size_t len = (size_t)st.st_size;
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf) {
+        close(fd);
+        return mtr_fail(err, MTR_E_NOMEM, "%s: out of memory (%zu bytes)", path, len);
+    }
+    size_t got = 0;
+    while (got < len) {
+        ssize_t k = read(fd, buf + got, len - got);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) break;
+        got += (size_t)k;
+    }
+    close(fd);
+    MtrStatus s;
+    if (got != len)
+        s = mtr_fail(err, MTR_E_IO, "%s: read %zu of %zu bytes", path, got, len);
+    else
+        s = mtr_model_decode(buf, len, path, out, err);
+    free(buf);
+    return s;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = write(fd, p, n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) return -1;
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+/* Makes the rename durable; a failure here cannot undo it, so it is ignored. */
+static void sync_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (!slash) {
+        strcpy(dir, ".");
+    } else {
+        size_t n = (size_t)(slash - path);
+        if (n == 0) n = 1;
+        if (n >= sizeof dir) return;
+        memcpy(dir, path, n);
+        dir[n] = '\0';
+    }
+    int fd = open(dir, O_RDONLY);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+}
+
+MtrStatus mtr_model_write(const MtrModel *m, const char *path, MtrError *err)
+{
+    uint8_t *buf;
+    size_t len;
+    MtrStatus s = mtr_model_encode(m, &buf, &len, err);
+    if (s != MTR_OK) return s;
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 12);
+    if (!tmp) {
+        free(buf);
+        return mtr_fail(err, MTR_E_NOMEM, "%s: out of memory", path);
+    }
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".tmp.XXXXXX", 12);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        s = mtr_fail(err, MTR_E_IO, "%s: cannot create a temporary file: %s", path,
+                     strerror(errno));
+        free(tmp);
+        free(buf);
+        return s;
+    }
+    /* mkstemp makes the file 0600; keep the mode of the file replaced, else 0644. */
+    struct stat old;
+    mode_t mode = stat(path, &old) == 0 ? (old.st_mode & 0777) : 0644;
+    const char *step = NULL;
+    if (write_all(fd, buf, len) != 0)
+        step = "write";
+    else if (fchmod(fd, mode) != 0)
+        step = "chmod";
+    else if (fsync(fd) != 0)
+        step = "fsync";
+    if (close(fd) != 0 && !step) step = "close";
+    if (!step && rename(tmp, path) != 0) step = "rename";
+    if (step) {
+        s = mtr_fail(err, MTR_E_IO, "%s: %s failed: %s", path, step, strerror(errno));
+        unlink(tmp);
+    } else {
+        sync_dir(path);
+    }
+    free(tmp);
+    free(buf);
+    return s;
+}

@@ -1,0 +1,85 @@
+/* Data loading: reads a data folder (MovieLens 100K, 1M, "latest" CSV, or a
+ * generic CSV/TSV with a header) into tables of dictionary-coded string columns,
+ * and builds vocabularies from them. Everything is validated here, at the edge:
+ * a malformed record is reported as `path:line: what is wrong`. */
+#ifndef MTR_DATA_H
+#define MTR_DATA_H
+
+#include "mtr/model.h"
+#include "mtr/status.h"
+
+#include <stdint.h>
+
+/* One column: each row's value is values[codes[row]]. Values are UTF-8 (Latin-1
+ * sources are converted), distinct, in first-seen order. */
+typedef struct {
+    char *name;
+    uint32_t n_values;
+    char **values;
+    uint32_t *codes; /* n_rows entries */
+} MtrDataColumn;
+
+typedef struct {
+    char *path;      /* the file the rows came from, for messages */
+    uint64_t n_rows;
+    uint32_t n_columns;
+    MtrDataColumn *columns;
+    uint32_t *lines; /* lines[row]: the 1-based line the row was read from */
+} MtrTable;
+
+/* MovieLens columns carry TFDS's names: user_id, movie_id, movie_title,
+ * user_rating, timestamp (ratings) and movie_id, movie_title (items). */
+typedef struct MtrDataset {
+    char *dir;
+    const char *format;  /* "movielens-100k", "movielens-1m", "movielens-latest", "csv", "tsv" */
+    MtrTable ratings;    /* the interactions */
+    MtrTable items;      /* every candidate item, in file order (duplicates kept) */
+    uint64_t skipped;    /* malformed records skipped under skip_bad */
+} MtrDataset;
+
+typedef struct {
+    int skip_bad; /* skip and count malformed records instead of failing */
+    /* Generic files only: the item attributes (the candidate tower's inputs).
+     * Without an items file, the items are the distinct combinations of these
+     * columns in the interactions, in first-seen order. NULL-terminated. */
+    const char *const *item_columns;
+} MtrDataOptions;
+
+/* Reads the data folder `dir`, recognising its format by the files in it. */
+MtrStatus mtr_data_open(const char *dir, const MtrDataOptions *opt, MtrDataset **out,
+                        MtrError *err);
+
+/* Reads one interactions file (for --train / --test) in any format the readers
+ * know, joining item attributes (e.g. movie_title by movie_id) from ds->items. */
+MtrStatus mtr_data_read_interactions(const char *path, const MtrDataset *ds,
+                                     const MtrDataOptions *opt, MtrTable *out,
+                                     uint64_t *skipped, MtrError *err);
+
+void mtr_data_free(MtrDataset *ds);
+void mtr_table_free(MtrTable *t);
+
+/* Returns the column called name, or NULL. */
+const MtrDataColumn *mtr_table_column(const MtrTable *t, const char *name);
+
+/* Converts column `name` to numbers, one per row; an unparsable or non-finite
+ * value is an error naming the file, the line and the value. */
+MtrStatus mtr_table_numbers(const MtrTable *t, const char *name, float *out, MtrError *err);
+
+/* Builds the vocabulary of column `name`: the sorted distinct values of the
+ * interactions (and of the items too when from_items is set). */
+MtrStatus mtr_vocab_build(const MtrDataset *ds, const char *name, int from_items, MtrVocab *out,
+                          MtrError *err);
+void mtr_vocab_clear(MtrVocab *v);
+
+/* A hash index over a vocabulary, for id lookups (0 = out of vocabulary). */
+typedef struct MtrVocabIndex MtrVocabIndex;
+MtrStatus mtr_vocab_index_new(const MtrVocab *v, MtrVocabIndex **out, MtrError *err);
+void mtr_vocab_index_free(MtrVocabIndex *ix);
+int32_t mtr_vocab_id(const MtrVocabIndex *ix, const char *word);
+
+/* Maps every row of column `name` of t to its vocabulary id; returns how many
+ * rows fell to the out-of-vocabulary row 0 in *n_oov (may be NULL). */
+MtrStatus mtr_vocab_encode(const MtrVocabIndex *ix, const MtrTable *t, const char *name,
+                           int32_t *ids, uint64_t *n_oov, MtrError *err);
+
+#endif

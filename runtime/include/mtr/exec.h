@@ -1,0 +1,51 @@
+/* Execution: a model bound to sizes, its buffers placed once in two arenas
+ * (parameters, optimizer state and long-lived state in one; inputs and
+ * activations in the other, reused across ops by lifetime), and its programs
+ * run op by op. Nothing is allocated after mtr_session_new. */
+#ifndef MTR_EXEC_H
+#define MTR_EXEC_H
+
+#include "mtr/model.h"
+#include "mtr/rng.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct MtrSession MtrSession;
+
+/* Binds every symbol of m to symbol_values[i] (the largest value each will
+ * take, e.g. the batch size), checks every op's shapes and types with the
+ * shared shape rules, and places all buffers. m must outlive the session. */
+MtrStatus mtr_session_new(const MtrModel *m, const int64_t *symbol_values, MtrSession **out,
+                          MtrError *err);
+void mtr_session_free(MtrSession *s);
+
+/* The run's knob values (n_knobs of them); starts as the model's. */
+void mtr_session_set_knob(MtrSession *s, int knob, double value);
+double mtr_session_knob(const MtrSession *s, int knob);
+
+/* Fills parameters and optimizer state by their init rules, drawing from rng. */
+void mtr_session_init_params(MtrSession *s, Rng *rng);
+/* Copies m->param_data into the session (shapes must match the bound sizes). */
+MtrStatus mtr_session_load_params(MtrSession *s, const MtrModel *m, MtrError *err);
+/* Copies the session's parameters and optimizer state into m->param_data and
+ * records the bound sizes in m->symbol_values; marks m trained. */
+MtrStatus mtr_session_store_params(const MtrSession *s, MtrModel *m, MtrError *err);
+
+/* The storage of tensor t (inputs to fill, outputs to read, parameters). */
+void *mtr_session_tensor(MtrSession *s, int32_t t);
+/* Its element count with the batch symbol bound to `rows`. */
+int64_t mtr_session_tensor_elems(const MtrSession *s, int32_t t, int64_t rows);
+
+/* Runs program p with the batch symbol bound to rows (1 <= rows <= its bound
+ * value). Never fails: everything was checked when the session was made. */
+void mtr_session_run(MtrSession *s, int p, int64_t rows);
+
+/* Sizes for reports: the step arena, the long-lived arena, and what the step
+ * arena would need if no two buffers shared memory. */
+typedef struct {
+    size_t step_arena, param_arena, step_unshared;
+} MtrArenaSizes;
+MtrArenaSizes mtr_session_sizes(const MtrSession *s);
+
+#endif

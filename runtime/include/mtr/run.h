@@ -1,0 +1,57 @@
+/* Running a compiled model on data: training with evaluation on the held-back
+ * rows, evaluation alone, and serving (predict, recommend) from a trained model
+ * with no data folder. */
+#ifndef MTR_RUN_H
+#define MTR_RUN_H
+
+#include "mtr/metrics.h"
+#include "mtr/model.h"
+
+#include <stdio.h>
+
+typedef struct {
+    const char *data_dir;
+    const char *train_file, *test_file; /* a given split; NULL for the seeded random one */
+    int skip_bad;      /* skip and count malformed records */
+    int reshuffle;     /* a new batch order every epoch (default: one fixed order) */
+    int order_file;    /* batches are consecutive training rows in file order */
+    int fresh;         /* initialise parameters even if the model holds some */
+    FILE *progress;    /* progress bar / epoch lines, or NULL for silence */
+    FILE *metrics;     /* JSON lines, or NULL */
+    FILE *step_log;    /* one JSON line per training step, or NULL */
+    const char *phase; /* the "phase" of the test line ("test" by default) */
+    int fold;          /* > 0: added to JSON lines as "fold" */
+} MtrRunOptions;
+
+typedef struct {
+    MetricsReport test;    /* the test metrics, in the report's stable order */
+    int epochs;
+    double train_seconds;  /* all epochs */
+    double eval_seconds;   /* one evaluation pass (embed_items + eval_step over the test rows) */
+    double last_loss;      /* mean batch loss of the last epoch */
+    int64_t n_train, n_test;
+    uint64_t test_oov;     /* test values that fell to the out-of-vocabulary row */
+    uint64_t overlap;      /* rows present in both the given train and test files */
+    uint64_t skipped;      /* malformed records skipped */
+    size_t step_arena, param_arena, step_unshared;
+} MtrRunResult;
+
+/* Trains m on the options' data (building vocabularies and items from it),
+ * then evaluates on the test rows; on success m holds the trained parameters,
+ * vocabularies and items. The caller frees r->test with metrics_report_free. */
+MtrStatus mtr_run_train(MtrModel *m, const MtrRunOptions *o, MtrRunResult *r, MtrError *err);
+
+/* Evaluates a trained m on the test rows of the options' data. */
+MtrStatus mtr_run_eval(MtrModel *m, const MtrRunOptions *o, MtrRunResult *r, MtrError *err);
+
+/* Predicts every ranking task's output for one row whose input columns take
+ * the given values (names[i] = values[i]). Writes "task value" lines to out.
+ * Unknown values are an MTR_E_ARG error naming the column and the value. */
+MtrStatus mtr_run_predict(const MtrModel *m, int n, const char *const *names,
+                          const char *const *values, FILE *out, MtrError *err);
+
+/* Prints the k best items for one query row (names/values as for predict). */
+MtrStatus mtr_run_recommend(const MtrModel *m, int n, const char *const *names,
+                            const char *const *values, int k, FILE *out, MtrError *err);
+
+#endif

@@ -1,0 +1,136 @@
+/* Loss kernels, each forward with its fused gradient: mean squared error,
+ * binary cross-entropy on logits, in-batch softmax cross-entropy (the retrieval
+ * loss, and the hot spot of training), and loss_weight, which scales a loss by
+ * a knob read at run time. Losses are accumulated in double. */
+#include "kernels/kern.h"
+
+/* mse(pred, label) -> mean_i (pred_i - label_i)^2.
+ * Gradient: mse_grad(pred, label, dloss) = 2 (pred - label) / B * dloss. */
+void kernel_mse(const KernelCall *call)
+{
+    const float *pred = call->in[0];  /* (B,1) */
+    const float *label = call->in[1]; /* (B) */
+    float *loss = call->out[0];       /* () */
+    int64_t b = call->in_shape[0].rows;
+    double acc = 0.0;
+    for (int64_t i = 0; i < b; i++) {
+        double d = (double)pred[i] - label[i];
+        acc += d * d;
+    }
+    *loss = b > 0 ? (float)(acc / (double)b) : 0.0f;
+}
+
+void kernel_mse_grad(const KernelCall *call)
+{
+    const float *pred = call->in[0];           /* (B,1) */
+    const float *label = call->in[1];          /* (B) */
+    float dloss = *(const float *)call->in[2]; /* () */
+    float *dpred = call->out[0];               /* (B,1) */
+    int64_t b = call->in_shape[0].rows;
+    if (b == 0) return;
+    float k = (float)(2.0 * dloss / (double)b);
+    for (int64_t i = 0; i < b; i++) dpred[i] = k * (pred[i] - label[i]);
+}
+
+/* bce_logits(logit, label) -> mean_i [max(x,0) - x y + log(1 + e^-|x|)], the
+ * stable form of -y log sigmoid(x) - (1-y) log(1 - sigmoid(x)).
+ * Gradient: bce_logits_grad(logit, label, dloss) = (sigmoid(x) - y) / B * dloss. */
+void kernel_bce_logits(const KernelCall *call)
+{
+    const float *logit = call->in[0]; /* (B,1) */
+    const float *label = call->in[1]; /* (B) */
+    float *loss = call->out[0];       /* () */
+    int64_t b = call->in_shape[0].rows;
+    double acc = 0.0;
+    for (int64_t i = 0; i < b; i++) {
+        double x = logit[i], y = label[i];
+        acc += (x > 0.0 ? x : 0.0) - x * y + log1p(exp(-fabs(x)));
+    }
+    *loss = b > 0 ? (float)(acc / (double)b) : 0.0f;
+}
+
+void kernel_bce_logits_grad(const KernelCall *call)
+{
+    const float *logit = call->in[0];          /* (B,1) */
+    const float *label = call->in[1];          /* (B) */
+    float dloss = *(const float *)call->in[2]; /* () */
+    float *dlogit = call->out[0];              /* (B,1) */
+    int64_t b = call->in_shape[0].rows;
+    if (b == 0) return;
+    float k = (float)((double)dloss / (double)b);
+    for (int64_t i = 0; i < b; i++) {
+        float x = logit[i];
+        float z = kern_expf(-fabsf(x));
+        float sig = (x >= 0.0f ? 1.0f : z) / (1.0f + z);
+        dlogit[i] = (sig - label[i]) * k;
+    }
+}
+
+/* Independent accumulators per reduction, so that a row sum vectorises
+ * without reassociating float sums (gcc will not do that by itself). */
+#define XENT_LANES 8
+
+/* The largest element of s[0..n), n >= 1. gcc turns a float max into branches
+ * (NaN and -0 rules), so the max is taken over int32 keys that order like the
+ * floats: that integer max reduction vectorises. */
+static float row_max(const float *s, int64_t n)
+{
+    int32_t best = INT32_MIN;
+    for (int64_t j = 0; j < n; j++) {
+        int32_t k = (int32_t)kern_fbits(s[j]);
+        k ^= (k >> 31) & INT32_MAX; /* negative floats: reverse their order */
+        best = k > best ? k : best;
+    }
+    best ^= (best >> 31) & INT32_MAX;
+    return kern_bitsf((uint32_t)best);
+}
+
+/* Writes e^(s_j - m) to p (which may be s) and returns their sum, in double. */
+static double row_exp_sum(const float *s, float *p, int64_t n, float m)
+{
+    for (int64_t j = 0; j < n; j++) p[j] = kern_expf(s[j] - m);
+    double acc[XENT_LANES] = {0.0};
+    int64_t j = 0;
+    for (; j + XENT_LANES <= n; j += XENT_LANES) {
+        for (int l = 0; l < XENT_LANES; l++) acc[l] += p[j + l];
+    }
+    for (; j < n; j++) acc[0] += p[j];
+    double sum = 0.0;
+    for (int l = 0; l < XENT_LANES; l++) sum += acc[l];
+    return sum;
+}
+
+/* inbatch_softmax_xent(s) -> loss = sum_i [logsumexp(s_i) - s_ii] (row i's true
+ * item is column i) and dunit = softmax(s) - I, the gradient of the loss for
+ * dloss = 1 (the backward scales it by dloss). Row by row: the max, the diagonal
+ * and the exps are taken before the row is overwritten, so dunit may be s. */
+void kernel_inbatch_softmax_xent(const KernelCall *call)
+{
+    const float *s = call->in[0]; /* (B,B) */
+    float *loss = call->out[0];   /* () */
+    float *dunit = call->out[1];  /* (B,B), may be s */
+    int64_t b = call->in_shape[0].rows, n = call->in_shape[0].cols;
+    double total = 0.0;
+    for (int64_t i = 0; i < b; i++) {
+        const float *row = s + i * n;
+        float *out = dunit + i * n;
+        float diag = row[i];
+        float m = row_max(row, n);
+        double sum = row_exp_sum(row, out, n, m);
+        total += (double)m + log(sum) - (double)diag;
+        float inv = (float)(1.0 / sum);
+        for (int64_t j = 0; j < n; j++) out[j] *= inv;
+        out[i] -= 1.0f;
+    }
+    *loss = (float)total;
+}
+
+/* loss_weight(x) -> knob[iattr0] * x. Gradient: dx = knob[iattr0] * dy. */
+void kernel_loss_weight(const KernelCall *call)
+{
+    const float *x = call->in[0]; /* () (any shape is accepted) */
+    float *y = call->out[0];      /* x's shape */
+    float w = (float)call->knobs[call->iattr[0]];
+    int64_t n = kern_numel(call->in_shape[0]);
+    for (int64_t i = 0; i < n; i++) y[i] = w * x[i];
+}

@@ -1,0 +1,145 @@
+/* Retrieval kernels for evaluation and serving: the rank of each query's true
+ * item among all items (for top-k accuracy, as TFRS's FactorizedTopK counts it)
+ * and the k best items per row of a score matrix. No gradients. */
+#include "kernels/kern.h"
+
+#include <cblas.h>
+#include <float.h>
+
+/* The score every decision rests on: q . x summed in double, in index order.
+ * Products of floats are exact in double, so two identical items always get
+ * the same score, wherever they sit in the item table. */
+static double dot_exact(const float *q, const float *x, int64_t d)
+{
+    double acc = 0.0;
+    for (int64_t k = 0; k < d; k++) acc += (double)q[k] * (double)x[k];
+    return acc;
+}
+
+static double norm2(const float *x, int64_t d)
+{
+    return sqrt(dot_exact(x, x, d));
+}
+
+/* retrieval_rank tiles: RANK_QB queries x RANK_NB items of sgemm scores on the
+ * stack (128 KiB); kernels do not allocate. */
+#define RANK_QB 128
+#define RANK_NB 256
+
+/* retrieval_rank(query, items, true_row) -> rank_i = 1 + #{j : q_i . x_j > q_i . x_t},
+ * t = true_row[i], scores as dot_exact; a true_row outside [0, N) gives N + 1.
+ *
+ * Scores are screened in tiles with cblas_sgemm; only items whose sgemm score
+ * lies within the error bound of the true score are scored again with
+ * dot_exact, so the count is exactly that of dot_exact. Bound: a float dot
+ * product of length D in any order (with or without FMA) is within
+ * gamma_D |q| |x| of the true value (gamma_D = D u / (1 - D u), u = 2^-24, and
+ * Cauchy-Schwarz), dot_exact within far less; so sgemm score s and dot_exact
+ * score e differ by at most tol = 2 gamma_D |q| max_j |x_j| (padded). */
+void kernel_retrieval_rank(const KernelCall *call)
+{
+    const float *query = call->in[0];      /* (B,D) */
+    const float *items = call->in[1];      /* (N,D) */
+    const int32_t *true_row = call->in[2]; /* (B) */
+    float *rank = call->out[0];            /* (B) */
+    int64_t b = call->in_shape[0].rows, d = call->in_shape[0].cols;
+    int64_t n = call->in_shape[1].rows;
+    if (b == 0) return;
+    if (n == 0 || d == 0) {
+        for (int64_t i = 0; i < b; i++) {
+            int32_t t = true_row[i];
+            rank[i] = t >= 0 && t < n ? 1.0f : (float)(n + 1);
+        }
+        return;
+    }
+    double xmax = 0.0;
+    for (int64_t j = 0; j < n; j++) {
+        double nx = norm2(items + j * d, d);
+        xmax = nx > xmax ? nx : xmax;
+    }
+    double u = ldexp(1.0, -24);
+    double gamma = (double)d * u / (1.0 - (double)d * u);
+
+    float tile[RANK_QB * RANK_NB];
+    double truth[RANK_QB], tol[RANK_QB];
+    int64_t count[RANK_QB];
+    for (int64_t q0 = 0; q0 < b; q0 += RANK_QB) {
+        int64_t qb = b - q0 < RANK_QB ? b - q0 : RANK_QB;
+        for (int64_t i = 0; i < qb; i++) {
+            const float *q = query + (q0 + i) * d;
+            int32_t t = true_row[q0 + i];
+            count[i] = t >= 0 && t < n ? 0 : -1; /* -1: a miss, never counted */
+            truth[i] = count[i] == 0 ? dot_exact(q, items + (int64_t)t * d, d) : 0.0;
+            tol[i] = 2.0 * gamma * norm2(q, d) * xmax * 1.01 + 4.0 * FLT_MIN;
+        }
+        for (int64_t j0 = 0; j0 < n; j0 += RANK_NB) {
+            int64_t nb = n - j0 < RANK_NB ? n - j0 : RANK_NB;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)qb, (int)nb, (int)d, 1.0f,
+                        query + q0 * d, (int)d, items + j0 * d, (int)d, 0.0f, tile, (int)nb);
+            for (int64_t i = 0; i < qb; i++) {
+                if (count[i] < 0) continue;
+                const float *srow = tile + i * nb;
+                /* float bounds rounded outwards: the band only widens */
+                float hi = nextafterf((float)(truth[i] + tol[i]), INFINITY);
+                float lo = nextafterf((float)(truth[i] - tol[i]), -INFINITY);
+                int32_t above = 0, reached = 0;
+                for (int64_t j = 0; j < nb; j++) {
+                    above += srow[j] > hi;
+                    reached += srow[j] >= lo;
+                }
+                int64_t c = above;
+                if (reached > above) {
+                    const float *q = query + (q0 + i) * d;
+                    for (int64_t j = 0; j < nb; j++) {
+                        if (srow[j] >= lo && srow[j] <= hi)
+                            c += dot_exact(q, items + (j0 + j) * d, d) > truth[i];
+                    }
+                }
+                count[i] += c;
+            }
+        }
+        for (int64_t i = 0; i < qb; i++) {
+            rank[q0 + i] = count[i] < 0 ? (float)(n + 1) : (float)(count[i] + 1);
+        }
+    }
+}
+
+/* a ranks before b: a higher key, or an equal key and a lower index. NaN ranks
+ * below everything (its key is -inf and it loses ties to a real -inf). */
+static int ranks_before(float sa, int32_t ia, float sb, int32_t ib)
+{
+    float ka = sa != sa ? -INFINITY : sa, kb = sb != sb ? -INFINITY : sb;
+    if (ka != kb) return ka > kb;
+    if ((sa != sa) != (sb != sb)) return sb != sb;
+    return ia < ib;
+}
+
+/* top_k(scores) -> the K highest of each row, descending, ties to the lower index.
+ * Each row keeps its best K so far, sorted, in the output itself (insertion). */
+void kernel_top_k(const KernelCall *call)
+{
+    const float *scores = call->in[0]; /* (B,N) */
+    int32_t *index = call->out[0];     /* (B,K) */
+    float *best = call->out[1];        /* (B,K) */
+    int64_t b = call->in_shape[0].rows, n = call->in_shape[0].cols;
+    int64_t k = call->out_shape[0].cols;
+    if (k <= 0) return;
+    for (int64_t i = 0; i < b; i++) {
+        const float *row = scores + i * n;
+        int32_t *ix = index + i * k;
+        float *sc = best + i * k;
+        int64_t have = 0;
+        for (int64_t j = 0; j < n; j++) {
+            float s = row[j];
+            if (have == k && !ranks_before(s, (int32_t)j, sc[k - 1], ix[k - 1])) continue;
+            int64_t p = have < k ? have++ : k - 1; /* the slot freed or taken */
+            while (p > 0 && ranks_before(s, (int32_t)j, sc[p - 1], ix[p - 1])) {
+                sc[p] = sc[p - 1];
+                ix[p] = ix[p - 1];
+                p--;
+            }
+            sc[p] = s;
+            ix[p] = (int32_t)j;
+        }
+    }
+}

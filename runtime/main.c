@@ -1,0 +1,280 @@
+/* mtrun: trains, evaluates and serves a compiled model.bin. The only place in
+ * the runtime that prints usage, chooses exit codes and exits. */
+#include "mtr/knobs.h"
+#include "mtr/model.h"
+#include "mtr/npy.h"
+#include "mtr/report.h"
+#include "mtr/run.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_ARGS 64
+
+static const char usage[] =
+    "usage: mtrun MODEL --data DIR [options]      train, evaluate, print the results\n"
+    "       mtrun MODEL eval --data DIR [options] evaluate a trained model\n"
+    "       mtrun MODEL predict --user U --item I [--input NAME=VALUE]...\n"
+    "       mtrun MODEL recommend --user U [-k K]\n"
+    "       mtrun MODEL cv --data DIR --folds u1,u2,... [options]\n"
+    "       mtrun MODEL info | set KEY=VALUE... | export DIR | import DIR [-o OUT]\n"
+    "options:\n"
+    "  --set KEY=VALUE   override a knob for this run (repeatable), e.g. retrieval.weight=0\n"
+    "  -o FILE           save the trained model to FILE (atomically)\n"
+    "  --metrics FILE    write metrics as JSON lines\n"
+    "  --step-log FILE   write one JSON line per training step\n"
+    "  --train F --test F  train and test on given files instead of a random split\n"
+    "  --order file      batches in the training file's order (default: seeded shuffle)\n"
+    "  --reshuffle       a new batch order each epoch\n"
+    "  --skip-bad        skip malformed records (counted) instead of failing\n"
+    "  --fresh           start from new parameters even if the model holds some\n"
+    "  --threads N       threads for matrix products (default 1)\n"
+    "  --quiet           no progress output\n";
+
+typedef struct {
+    const char *model, *command, *data, *out, *metrics, *step_log, *train, *test, *folds, *dir;
+    const char *sets[MAX_ARGS];
+    int n_sets;
+    const char *names[MAX_ARGS], *values[MAX_ARGS];
+    int n_inputs, n_owned; /* names[0..n_owned) were allocated by --input */
+    const char *user, *item;
+    int k, threads, reshuffle, order_file, skip_bad, fresh, quiet;
+} Args;
+
+static int bad(const char *fmt, const char *what)
+{
+    fprintf(stderr, "mtrun: ");
+    fprintf(stderr, fmt, what);
+    fprintf(stderr, "\n(see mtrun --help)\n");
+    return 2;
+}
+
+static int parse_int(const char *s, int *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || v < 0 || v > 1000000) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, Args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->k = 10;
+    a->threads = 1;
+    int i = 1;
+    if (i < argc && argv[i][0] != '-') a->model = argv[i++];
+    if (i < argc && argv[i][0] != '-' && a->model) a->command = argv[i++];
+    if (a->command && (strcmp(a->command, "export") == 0 || strcmp(a->command, "import") == 0)) {
+        if (i >= argc || argv[i][0] == '-') return bad("%s needs a folder", a->command);
+        a->dir = argv[i++];
+    }
+    if (a->command && strcmp(a->command, "set") == 0) {
+        for (; i < argc && a->n_sets < MAX_ARGS; i++) a->sets[a->n_sets++] = argv[i];
+        return a->n_sets ? 0 : bad("%s needs KEY=VALUE arguments", "set");
+    }
+    for (; i < argc; i++) {
+        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int takes = 1;
+        if (strcmp(f, "--data") == 0) a->data = v;
+        else if (strcmp(f, "-o") == 0) a->out = v;
+        else if (strcmp(f, "--metrics") == 0) a->metrics = v;
+        else if (strcmp(f, "--step-log") == 0) a->step_log = v;
+        else if (strcmp(f, "--train") == 0) a->train = v;
+        else if (strcmp(f, "--test") == 0) a->test = v;
+        else if (strcmp(f, "--folds") == 0) a->folds = v;
+        else if (strcmp(f, "--user") == 0) a->user = v;
+        else if (strcmp(f, "--item") == 0) a->item = v;
+        else if (strcmp(f, "--set") == 0) {
+            if (v && a->n_sets < MAX_ARGS) a->sets[a->n_sets++] = v;
+        } else if (strcmp(f, "--input") == 0) {
+            const char *eq = v ? strchr(v, '=') : NULL;
+            if (!eq) return bad("--input takes NAME=VALUE, found '%s'", v ? v : "");
+            if (a->n_inputs < MAX_ARGS) {
+                char *name = strndup(v, (size_t)(eq - v));
+                if (!name) return bad("%s", "out of memory");
+                a->names[a->n_inputs] = name;
+                a->values[a->n_inputs++] = eq + 1;
+                a->n_owned = a->n_inputs;
+            }
+        } else if (strcmp(f, "-k") == 0) {
+            if (!v || parse_int(v, &a->k) || a->k <= 0) return bad("-k takes a positive number, found '%s'", v ? v : "");
+        } else if (strcmp(f, "--threads") == 0) {
+            if (!v || parse_int(v, &a->threads) || a->threads <= 0 || a->threads > 256)
+                return bad("--threads takes a number from 1 to 256, found '%s'", v ? v : "");
+        } else if (strcmp(f, "--order") == 0) {
+            if (!v || (strcmp(v, "file") && strcmp(v, "shuffle")))
+                return bad("--order takes 'file' or 'shuffle', found '%s'", v ? v : "");
+            a->order_file = strcmp(v, "file") == 0;
+        } else {
+            takes = 0;
+            if (strcmp(f, "--reshuffle") == 0) a->reshuffle = 1;
+            else if (strcmp(f, "--skip-bad") == 0) a->skip_bad = 1;
+            else if (strcmp(f, "--fresh") == 0) a->fresh = 1;
+            else if (strcmp(f, "--quiet") == 0) a->quiet = 1;
+            else return bad("unknown option '%s'", f);
+        }
+        if (takes) {
+            if (!v) return bad("%s needs a value", f);
+            i++;
+        }
+    }
+    return 0;
+}
+
+static void print_error(const MtrError *e)
+{
+    fprintf(stderr, "mtrun: error: %s\n", e->msg);
+}
+
+/* The first looked-up input of the query side, and of the item side. */
+static void add_user_item(const MtrModel *m, Args *a)
+{
+    for (uint32_t c = 0; c < m->n_columns && a->n_inputs < MAX_ARGS - 2; c++) {
+        const MtrColumn *col = &m->columns[c];
+        if (col->is_label) continue;
+        const char **slot = col->is_item ? &a->item : &a->user;
+        if (*slot) {
+            a->names[a->n_inputs] = col->name;
+            a->values[a->n_inputs++] = *slot;
+            *slot = NULL;
+        }
+    }
+}
+
+static FILE *open_out(const char *path, MtrError *e)
+{
+    if (!path) return NULL;
+    FILE *f = fopen(path, "w");
+    if (!f) mtr_fail(e, MTR_E_IO, "cannot write '%s'", path);
+    return f;
+}
+
+static void print_results(const MtrModel *m, const MtrRunResult *r)
+{
+    ReportRow rows[64];
+    size_t n = 0;
+    for (uint32_t i = 0; i < r->test.n && n < 60; i++)
+        rows[n++] = (ReportRow){r->test.entries[i].name, r->test.entries[i].value, NAN};
+    printf("\n%s: %lld training rows, %lld test rows, %d epochs in %.2f s, evaluation %.3f s\n",
+           m->name, (long long)r->n_train, (long long)r->n_test, r->epochs, r->train_seconds,
+           r->eval_seconds);
+    report_table_print(stdout, rows, n, NULL);
+}
+
+static int run_train(MtrModel *m, Args *a, int eval_only)
+{
+    MtrError e = {0};
+    MtrRunResult r;
+    if (!a->data) return bad("%s needs --data DIR", eval_only ? "eval" : "training");
+    FILE *metrics = open_out(a->metrics, &e), *steps = open_out(a->step_log, &e);
+    if ((a->metrics && !metrics) || (a->step_log && !steps)) {
+        print_error(&e);
+        if (metrics) fclose(metrics);
+        if (steps) fclose(steps);
+        return 1;
+    }
+    MtrRunOptions o = {.data_dir = a->data, .train_file = a->train, .test_file = a->test,
+                       .skip_bad = a->skip_bad, .reshuffle = a->reshuffle,
+                       .order_file = a->order_file, .fresh = a->fresh,
+                       .progress = a->quiet ? NULL : stderr, .metrics = metrics,
+                       .step_log = steps};
+    MtrStatus rc = eval_only ? mtr_run_eval(m, &o, &r, &e) : mtr_run_train(m, &o, &r, &e);
+    if (metrics) fclose(metrics);
+    if (steps) fclose(steps);
+    if (rc) {
+        print_error(&e);
+        return 1;
+    }
+    if (r.skipped) fprintf(stderr, "mtrun: skipped %llu malformed records\n", (unsigned long long)r.skipped);
+    if (r.test_oov)
+        fprintf(stderr, "mtrun: %llu test values are not in the vocabulary (out-of-vocabulary row)\n",
+                (unsigned long long)r.test_oov);
+    if (r.overlap)
+        fprintf(stderr, "mtrun: warning: %llu test rows also appear in the training file\n",
+                (unsigned long long)r.overlap);
+    print_results(m, &r);
+    metrics_report_free(&r.test);
+    if (!eval_only && a->out) {
+        if (mtr_model_write(m, a->out, &e)) {
+            print_error(&e);
+            return 1;
+        }
+        printf("saved the trained model to %s\n", a->out);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+        printf("mtrun %s (model.bin format %d)\n", MTR_VERSION, MTR_FORMAT_VERSION);
+        return 0;
+    }
+    Args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc) return rc;
+    if (!a.model) return bad("%s", "no model given");
+    openblas_set_num_threads(a.threads);
+
+    MtrError e = {0};
+    if (a.command && strcmp(a.command, "set") == 0) {
+        if (mtr_model_set_file(a.model, a.n_sets, (char **)a.sets, &e)) {
+            print_error(&e);
+            return 1;
+        }
+        return 0;
+    }
+    MtrModel *m = NULL;
+    if (mtr_model_read(a.model, &m, &e)) {
+        print_error(&e);
+        return 1;
+    }
+    for (int i = 0; i < a.n_sets && rc == 0; i++)
+        if (mtr_knob_assign(m, a.sets[i], &e)) {
+            print_error(&e);
+            rc = 2;
+        }
+    if (rc == 0) {
+        const char *cmd = a.command ? a.command : "train";
+        if (strcmp(cmd, "train") == 0) {
+            rc = run_train(m, &a, 0);
+        } else if (strcmp(cmd, "eval") == 0) {
+            rc = run_train(m, &a, 1);
+        } else if (strcmp(cmd, "info") == 0) {
+            mtr_model_print_info(m, stdout);
+        } else if (strcmp(cmd, "predict") == 0 || strcmp(cmd, "recommend") == 0) {
+            add_user_item(m, &a);
+            MtrStatus st = strcmp(cmd, "predict") == 0
+                               ? mtr_run_predict(m, a.n_inputs, a.names, a.values, stdout, &e)
+                               : mtr_run_recommend(m, a.n_inputs, a.names, a.values, a.k, stdout, &e);
+            if (st) {
+                print_error(&e);
+                rc = 1;
+            }
+        } else if (strcmp(cmd, "export") == 0) {
+            if (mtr_export_dir(m, a.dir, &e)) {
+                print_error(&e);
+                rc = 1;
+            }
+        } else if (strcmp(cmd, "import") == 0) {
+            if (mtr_import_dir(m, a.dir, &e) || mtr_model_write(m, a.out ? a.out : a.model, &e)) {
+                print_error(&e);
+                rc = 1;
+            }
+        } else {
+            rc = bad("unknown command '%s'", cmd);
+        }
+    }
+    mtr_model_free(m);
+    for (int i = 0; i < a.n_owned; i++) free((char *)a.names[i]);
+    return rc;
+}

@@ -1,0 +1,315 @@
+/* Evaluation metrics (runtime stage: evaluate). In: each eval_step batch's
+ * predictions or ranks, with labels. Out: RMSE, MAE, AUC and top-k accuracy per
+ * task, named as metrics.h describes. Storage is sized once by the number of
+ * test rows; adding a batch never allocates. */
+#include "mtr/metrics.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- regression */
+
+void metrics_regression_reset(MetricsRegression *r)
+{
+    r->rows = 0;
+    r->sum_sq = 0.0;
+    r->sum_abs = 0.0;
+}
+
+void metrics_regression_add(MetricsRegression *r, const float *pred /* (B,1) */,
+                            const float *label /* (B) */, int64_t rows)
+{
+    double sq = 0.0, ab = 0.0;
+    for (int64_t i = 0; i < rows; i++) {
+        double d = (double)pred[i] - (double)label[i];
+        sq += d * d;
+        ab += fabs(d);
+    }
+    r->sum_sq += sq;
+    r->sum_abs += ab;
+    r->rows += rows;
+}
+
+double metrics_regression_rmse(const MetricsRegression *r)
+{
+    return r->rows > 0 ? sqrt(r->sum_sq / (double)r->rows) : NAN;
+}
+
+double metrics_regression_mae(const MetricsRegression *r)
+{
+    return r->rows > 0 ? r->sum_abs / (double)r->rows : NAN;
+}
+
+/* ---- AUC */
+
+MtrStatus metrics_auc_init(MetricsAuc *a, int64_t capacity, MtrError *err)
+{
+    memset(a, 0, sizeof *a);
+    if (capacity < 0 || (uint64_t)capacity > SIZE_MAX / sizeof(MetricsScored))
+        return mtr_fail(err, MTR_E_ARG, "metrics: AUC capacity %lld rows is out of range",
+                        (long long)capacity);
+    a->pairs = malloc(capacity > 0 ? (size_t)capacity * sizeof(MetricsScored) : 1);
+    if (!a->pairs)
+        return mtr_fail(err, MTR_E_NOMEM, "metrics: no memory for %lld AUC rows",
+                        (long long)capacity);
+    a->capacity = capacity;
+    return MTR_OK;
+}
+
+void metrics_auc_free(MetricsAuc *a)
+{
+    free(a->pairs);
+    memset(a, 0, sizeof *a);
+}
+
+void metrics_auc_reset(MetricsAuc *a)
+{
+    a->rows = 0;
+    a->n_nan = 0;
+}
+
+MtrStatus metrics_auc_add(MetricsAuc *a, const float *score /* (B,1) */,
+                          const float *label /* (B) */, int64_t rows, MtrError *err)
+{
+    if (rows < 0 || rows > a->capacity - a->rows)
+        return mtr_fail(err, MTR_E_ARG,
+                        "metrics: AUC holds %lld rows, %lld more do not fit (capacity %lld)",
+                        (long long)a->rows, (long long)rows, (long long)a->capacity);
+    for (int64_t i = 0; i < rows; i++) {
+        MetricsScored *p = &a->pairs[a->rows + i];
+        p->score = score[i];
+        p->positive = label[i] >= 0.5f;
+        if (isnan(score[i])) a->n_nan++;
+    }
+    a->rows += rows;
+    return MTR_OK;
+}
+
+static int scored_cmp(const void *pa, const void *pb)
+{
+    float a = ((const MetricsScored *)pa)->score, b = ((const MetricsScored *)pb)->score;
+    return (a > b) - (a < b);
+}
+
+double metrics_auc_value(MetricsAuc *a, int *one_class)
+{
+    int64_t n = a->rows, pos = 0;
+    for (int64_t i = 0; i < n; i++) pos += a->pairs[i].positive;
+    int64_t neg = n - pos;
+    if (one_class) *one_class = (pos == 0 || neg == 0);
+    if (pos == 0 || neg == 0 || a->n_nan > 0) return NAN;
+
+    qsort(a->pairs, (size_t)n, sizeof *a->pairs, scored_cmp);
+    /* Sum of the positives' ranks, doubled so that average ranks stay integers:
+     * a run of ties at 0-based positions [i, j) shares rank (i + 1 + j) / 2. */
+    int64_t rank_sum2 = 0;
+    for (int64_t i = 0; i < n;) {
+        int64_t j = i, group_pos = 0;
+        while (j < n && a->pairs[j].score == a->pairs[i].score) group_pos += a->pairs[j++].positive;
+        rank_sum2 += (i + 1 + j) * group_pos;
+        i = j;
+    }
+    double u = ((double)rank_sum2 - (double)pos * (double)(pos + 1)) / 2.0;
+    return u / ((double)pos * (double)neg);
+}
+
+/* ---- top-k */
+
+void metrics_topk_init(MetricsTopK *t, const int32_t *ks, uint32_t n_ks)
+{
+    memset(t, 0, sizeof *t);
+    t->n_ks = n_ks < MTR_MAX_KS ? n_ks : MTR_MAX_KS;
+    for (uint32_t i = 0; i < t->n_ks; i++) t->ks[i] = ks[i];
+}
+
+void metrics_topk_reset(MetricsTopK *t)
+{
+    t->rows = 0;
+    memset(t->hits, 0, sizeof t->hits);
+}
+
+void metrics_topk_add_i32(MetricsTopK *t, const int32_t *rank /* (B) */, int64_t rows)
+{
+    for (int64_t r = 0; r < rows; r++)
+        for (uint32_t i = 0; i < t->n_ks; i++) t->hits[i] += rank[r] <= t->ks[i];
+    t->rows += rows;
+}
+
+void metrics_topk_add_f32(MetricsTopK *t, const float *rank /* (B) */, int64_t rows)
+{
+    /* Ranks are whole numbers well inside float's exact range (< 2^24 items). */
+    for (int64_t r = 0; r < rows; r++)
+        for (uint32_t i = 0; i < t->n_ks; i++) t->hits[i] += rank[r] <= (float)t->ks[i];
+    t->rows += rows;
+}
+
+double metrics_topk_value(const MetricsTopK *t, uint32_t i)
+{
+    if (i >= t->n_ks || t->rows == 0) return NAN;
+    return (double)t->hits[i] / (double)t->rows;
+}
+
+/* ---- per model */
+
+static int wants_auc(const MtrTask *t)
+{
+    return t->kind == MTR_TASK_RANKING && (t->metrics & MTR_METRIC_AUC);
+}
+
+MtrStatus metrics_init(Metrics *ms, const MtrModel *m, int64_t rows, MtrError *err)
+{
+    memset(ms, 0, sizeof *ms);
+    if (m->n_tasks == 0) return MTR_OK;
+    ms->tasks = calloc(m->n_tasks, sizeof *ms->tasks);
+    if (!ms->tasks) return mtr_fail(err, MTR_E_NOMEM, "metrics: no memory for task metrics");
+    ms->n_tasks = m->n_tasks;
+    for (uint32_t i = 0; i < m->n_tasks; i++) {
+        MetricsTask *mt = &ms->tasks[i];
+        const MtrTask *t = &m->tasks[i];
+        mt->task = t;
+        if (t->n_ks > MTR_MAX_KS) {
+            metrics_free(ms);
+            return mtr_fail(err, MTR_E_ARG, "metrics: task '%s' has %u k values (at most %d)",
+                            t->name, t->n_ks, MTR_MAX_KS);
+        }
+        if (t->eval_tensor >= 0 && (uint32_t)t->eval_tensor < m->n_tensors)
+            mt->rank_i32 = m->tensors[t->eval_tensor].dtype == MTR_DT_I32;
+        metrics_regression_reset(&mt->reg);
+        metrics_topk_init(&mt->topk, t->ks, t->n_ks);
+        if (wants_auc(t)) {
+            MtrStatus st = metrics_auc_init(&mt->auc, rows, err);
+            if (st != MTR_OK) {
+                metrics_free(ms);
+                return st;
+            }
+        }
+    }
+    return MTR_OK;
+}
+
+void metrics_free(Metrics *ms)
+{
+    for (uint32_t i = 0; i < ms->n_tasks; i++) metrics_auc_free(&ms->tasks[i].auc);
+    free(ms->tasks);
+    memset(ms, 0, sizeof *ms);
+}
+
+void metrics_reset(Metrics *ms)
+{
+    for (uint32_t i = 0; i < ms->n_tasks; i++) {
+        metrics_regression_reset(&ms->tasks[i].reg);
+        metrics_auc_reset(&ms->tasks[i].auc);
+        metrics_topk_reset(&ms->tasks[i].topk);
+    }
+}
+
+MtrStatus metrics_add(Metrics *ms, uint32_t task, const void *eval, const float *label,
+                      int64_t rows, MtrError *err)
+{
+    if (task >= ms->n_tasks)
+        return mtr_fail(err, MTR_E_ARG, "metrics: no task %u (the model has %u)", task,
+                        ms->n_tasks);
+    MetricsTask *mt = &ms->tasks[task];
+    const MtrTask *t = mt->task;
+    if (t->kind == MTR_TASK_RANKING) {
+        if (!label)
+            return mtr_fail(err, MTR_E_ARG, "metrics: ranking task '%s' needs labels", t->name);
+        if (wants_auc(t)) {
+            MtrStatus st = metrics_auc_add(&mt->auc, eval, label, rows, err);
+            if (st != MTR_OK) return st;
+        }
+        metrics_regression_add(&mt->reg, eval, label, rows);
+    } else if (mt->rank_i32) {
+        metrics_topk_add_i32(&mt->topk, eval, rows);
+    } else {
+        metrics_topk_add_f32(&mt->topk, eval, rows);
+    }
+    return MTR_OK;
+}
+
+/* ---- report */
+
+typedef struct {
+    uint32_t task;
+    char base[32]; /* "rmse", "top_5" */
+    double value;
+} Pending;
+
+/* Lists the task's metrics in report order; returns how many (at most 3 + MTR_MAX_KS). */
+static uint32_t task_metrics(MetricsTask *mt, uint32_t task, Pending *out)
+{
+    const MtrTask *t = mt->task;
+    uint32_t n = 0;
+    if (t->kind == MTR_TASK_RANKING) {
+        if (t->metrics & MTR_METRIC_RMSE)
+            out[n++] = (Pending){task, "rmse", metrics_regression_rmse(&mt->reg)};
+        if (t->metrics & MTR_METRIC_MAE)
+            out[n++] = (Pending){task, "mae", metrics_regression_mae(&mt->reg)};
+        if (t->metrics & MTR_METRIC_AUC)
+            out[n++] = (Pending){task, "auc", metrics_auc_value(&mt->auc, NULL)};
+    } else if (t->metrics & MTR_METRIC_TOPK) {
+        for (uint32_t i = 0; i < mt->topk.n_ks; i++) {
+            Pending *p = &out[n++];
+            p->task = task;
+            snprintf(p->base, sizeof p->base, "top_%d", (int)mt->topk.ks[i]);
+            p->value = metrics_topk_value(&mt->topk, i);
+        }
+    }
+    return n;
+}
+
+#define TASK_METRICS_MAX (3 + MTR_MAX_KS)
+
+MtrStatus metrics_report(Metrics *ms, MetricsReport *out, MtrError *err)
+{
+    memset(out, 0, sizeof *out);
+    size_t cap = (size_t)ms->n_tasks * TASK_METRICS_MAX;
+    if (cap == 0) return MTR_OK;
+    Pending *all = malloc(cap * sizeof *all);
+    out->entries = malloc(cap * sizeof *out->entries);
+    if (!all || !out->entries) {
+        free(all);
+        metrics_report_free(out);
+        return mtr_fail(err, MTR_E_NOMEM, "metrics: no memory for the report");
+    }
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < ms->n_tasks; i++) n += task_metrics(&ms->tasks[i], i, all + n);
+
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t same = 0;
+        for (uint32_t j = 0; j < n; j++) same += strcmp(all[i].base, all[j].base) == 0;
+        MetricsEntry *e = &out->entries[i];
+        int len;
+        if (same > 1)
+            len = snprintf(e->name, sizeof e->name, "%s.%s", ms->tasks[all[i].task].task->name,
+                           all[i].base);
+        else
+            len = snprintf(e->name, sizeof e->name, "%s", all[i].base);
+        if (len < 0 || (size_t)len >= sizeof e->name) {
+            const char *task = ms->tasks[all[i].task].task->name;
+            free(all);
+            metrics_report_free(out);
+            return mtr_fail(err, MTR_E_ARG, "metrics: task name '%s' is too long for a report",
+                            task);
+        }
+        e->value = all[i].value;
+    }
+    out->n = n;
+    free(all);
+    return MTR_OK;
+}
+
+void metrics_report_free(MetricsReport *r)
+{
+    free(r->entries);
+    memset(r, 0, sizeof *r);
+}
+
+const MetricsEntry *metrics_report_find(const MetricsReport *r, const char *name)
+{
+    for (uint32_t i = 0; i < r->n; i++)
+        if (strcmp(r->entries[i].name, name) == 0) return &r->entries[i];
+    return NULL;
+}

@@ -1,0 +1,399 @@
+/* Shape rules: for each op, the output shapes its inputs imply, and the checks
+ * that reject inputs of the wrong rank, type or extent. Shared by mtrc (symbolic
+ * extents) and libmtr (bound extents). */
+#include "mtr/shapes.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+int shape_dim_eq(MtrDim a, MtrDim b)
+{
+    return a.sym == b.sym && a.k == b.k;
+}
+
+int shape_eq(const MtrShape *a, const MtrShape *b)
+{
+    if (a->rank != b->rank || a->dtype != b->dtype) return 0;
+    for (int i = 0; i < a->rank; i++)
+        if (!shape_dim_eq(a->dim[i], b->dim[i])) return 0;
+    return 1;
+}
+
+static void dim_str(MtrDim d, char *const *symbols, char *buf, size_t n)
+{
+    if (d.sym < 0) snprintf(buf, n, "%d", d.k);
+    else if (d.k == 1) snprintf(buf, n, "%s", symbols ? symbols[d.sym] : "?");
+    else snprintf(buf, n, "%d*%s", d.k, symbols ? symbols[d.sym] : "?");
+}
+
+const char *shape_str(const MtrShape *s, char *const *symbols, char *buf, size_t n)
+{
+    char a[96], b[96];
+    const char *dt = s->dtype == MTR_DT_I32 ? "i32" : "f32";
+    if (s->rank == 0) {
+        snprintf(buf, n, "() %s", dt);
+    } else if (s->rank == 1) {
+        dim_str(s->dim[0], symbols, a, sizeof a);
+        snprintf(buf, n, "(%s) %s", a, dt);
+    } else {
+        dim_str(s->dim[0], symbols, a, sizeof a);
+        dim_str(s->dim[1], symbols, b, sizeof b);
+        snprintf(buf, n, "(%s, %s) %s", a, b, dt);
+    }
+    return buf;
+}
+
+MtrShape shape_of_tensor(const MtrTensor *t, const int64_t *values)
+{
+    MtrShape s = {.rank = t->rank, .dtype = t->dtype};
+    for (int i = 0; i < t->rank && i < MTR_MAX_RANK; i++) {
+        s.dim[i] = t->dim[i];
+        if (values && t->dim[i].sym >= 0) {
+            s.dim[i].k = (int32_t)(t->dim[i].k * values[t->dim[i].sym]);
+            s.dim[i].sym = -1;
+        }
+    }
+    return s;
+}
+
+static int fail(char *why, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *why, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, n, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static MtrShape scalar(void)
+{
+    return (MtrShape){.rank = 0, .dtype = MTR_DT_F32};
+}
+
+static MtrShape matrix(MtrDim r, MtrDim c)
+{
+    return (MtrShape){.rank = 2, .dtype = MTR_DT_F32, .dim = {r, c}};
+}
+
+static MtrShape vector(MtrDim r, uint8_t dtype)
+{
+    return (MtrShape){.rank = 1, .dtype = dtype, .dim = {r, {-1, 1}}};
+}
+
+/* Checks that input i is a float tensor of the given rank. */
+static int want(const MtrShape *in, int i, int rank, uint8_t dtype, char *why, size_t n)
+{
+    if (in[i].rank != rank)
+        return fail(why, n, "input %d has rank %d, expected %d", i + 1, in[i].rank, rank);
+    if (in[i].dtype != dtype)
+        return fail(why, n, "input %d is %s, expected %s", i + 1,
+                    in[i].dtype == MTR_DT_I32 ? "i32" : "f32", dtype == MTR_DT_I32 ? "i32" : "f32");
+    return 0;
+}
+
+static int same_as(const MtrShape *in, int i, int j, char *why, size_t n)
+{
+    if (!shape_eq(&in[i], &in[j]))
+        return fail(why, n, "inputs %d and %d differ in shape", i + 1, j + 1);
+    return 0;
+}
+
+static int dims_eq(MtrDim a, MtrDim b, const char *what, char *why, size_t n)
+{
+    if (!shape_dim_eq(a, b)) return fail(why, n, "%s differ", what);
+    return 0;
+}
+
+int shape_gather(const MtrShape *in, const int32_t *iattr, MtrShape *out, char *why, size_t n)
+{
+    (void)iattr;
+    if (want(in, 0, 2, MTR_DT_F32, why, n) || want(in, 1, 1, MTR_DT_I32, why, n)) return -1;
+    out[0] = matrix(in[1].dim[0], in[0].dim[1]);
+    return 0;
+}
+
+int shape_scatter_add(const MtrShape *in, const int32_t *iattr, MtrShape *out, char *why,
+                      size_t n)
+{
+    (void)iattr;
+    if (want(in, 0, 2, MTR_DT_F32, why, n) || want(in, 1, 1, MTR_DT_I32, why, n) ||
+        want(in, 2, 2, MTR_DT_F32, why, n))
+        return -1;
+    if (dims_eq(in[0].dim[0], in[1].dim[0], "rows of the gradient and of the ids", why, n) ||
+        dims_eq(in[0].dim[1], in[2].dim[1], "columns of the gradient and of the table", why, n))
+        return -1;
+    out[0] = in[2];
+    return 0;
+}
+
+int shape_concat(const MtrShape *in, const int32_t *iattr, MtrShape *out, char *why, size_t n)
+{
+    (void)iattr;
+    if (want(in, 0, 2, MTR_DT_F32, why, n) || want(in, 1, 2, MTR_DT_F32, why, n)) return -1;
+    if (dims_eq(in[0].dim[0], in[1].dim[0], "rows of the two inputs", why, n)) return -1;
+    if (in[0].dim[1].sym != in[1].dim[1].sym)
+        return fail(why, n, "columns of different symbols cannot be added");
+    MtrDim c = {in[0].dim[1].sym, in[0].dim[1].k + in[1].dim[1].k};
+    out[0] = matrix(in[0].dim[0], c);
+    return 0;
+}
+
+int shape_slice_cols(const MtrShape *in, const int32_t *iattr, MtrShape *out, char *why,
+                     size_t n)
+{
+    if (want(in, 0, 2, MTR_DT_F32, why, n)) return -1;
+    if (in[0].dim[1].sym >= 0) return fail(why, n, "slice of a symbolic width");
+    if (iattr[0] < 0 || iattr[1] <= 0 || (int64_t)iattr[0] + iattr[1] > in[0].dim[1].k)
+        return fail(why, n, "columns %d..%d outside a width of %d", iattr[0],
+                    iattr[0] + iattr[1], in[0].dim[1].k);
+    out[0] = matrix(in[0].dim[0], (MtrDim){-1, iattr[1]});
+    return 0;
+}
+
+int shape_matmul(const MtrShape *in, const int32_t *iattr, MtrShape *out, char *why, size_t n)
+{
+    if (want(in, 0, 2, MTR_DT_F32, why, n) || want(in, 1, 2, MTR_DT_F32, why, n)) return -1;
+    MtrDim m = in[0].dim[iattr[0] ? 1 : 0], ka = in[0].dim[iattr[0] ? 0 : 1];
+    MtrDim kb = in[1].dim[iattr[1] ? 1 : 0], nn = in[1].dim[iattr[1] ? 0 : 1];
+    if (dims_eq(ka, kb, "inner extents of the product", why, n)) return -1;
+    out[0] = matrix(m, nn);
+    return 0;
+}
+
+int shape_bias_add(const MtrShape *in, const int32_t *iattr, MtrShape *out, char *why, size_t n)
+{
+    (void)iattr;
+    if (want(in, 0, 2, MTR_DT_F32, why, n) || want(in, 1, 1, MTR_DT_F32, why, n)) return -1;
+    if (dims_eq(in[0].dim[1], in[1].dim[0], "columns and bias length", why, n)) return -1;
+    out[0] = in[0];
+    return 0;
+}
+
+int shape_sum_rows(const MtrShape *in, const int32_t *iattr, MtrShape *out, char *why, size_t n)
+{
+    (void)iattr;
+    if (want(in, 0, 2, MTR_DT_F32, why, n)) return -1;
+    out[0] = vector(in[0].dim[1], MTR_DT_F32);
+    return 0;
+}
+
+/* An elementwise op: one float input, same shape out. */
+static int unary(const MtrShape *in, MtrShape *out, char *why, size_t n)
+{
+    if (in[0].dtype != MTR_DT_F32) return fail(why, n, "input 1 is not f32");
+    out[0] = in[0];
+    return 0;
+}
+
+/* An activation's gradient: (dy, y) of one shape. */
+static int unary_grad(const MtrShape *in, MtrShape *out, char *why, size_t n)
+{
+    if (in[0].dtype != MTR_DT_F32 || same_as(in, 0, 1, why, n)) return -1;
+    out[0] = in[0];
+    return 0;
+}
+
+int shape_relu(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a;
+    return unary(in, out, why, n);
+}
+int shape_tanh(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a;
+    return unary(in, out, why, n);
+}
+int shape_sigmoid(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a;
+    return unary(in, out, why, n);
+}
+int shape_relu_grad(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a;
+    return unary_grad(in, out, why, n);
+}
+int shape_tanh_grad(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a;
+    return unary_grad(in, out, why, n);
+}
+int shape_sigmoid_grad(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a;
+    return unary_grad(in, out, why, n);
+}
+
+/* A pointwise loss: prediction (B,1) against label (B). */
+static int loss_inputs(const MtrShape *in, char *why, size_t n)
+{
+    if (want(in, 0, 2, MTR_DT_F32, why, n) || want(in, 1, 1, MTR_DT_F32, why, n)) return -1;
+    if (!shape_dim_eq(in[0].dim[1], (MtrDim){-1, 1}))
+        return fail(why, n, "the prediction must have one column");
+    return dims_eq(in[0].dim[0], in[1].dim[0], "rows of prediction and label", why, n);
+}
+
+static int loss_grad_inputs(const MtrShape *in, MtrShape *out, char *why, size_t n)
+{
+    if (loss_inputs(in, why, n) || want(in, 2, 0, MTR_DT_F32, why, n)) return -1;
+    out[0] = in[0];
+    return 0;
+}
+
+int shape_mse(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a;
+    if (loss_inputs(in, why, n)) return -1;
+    out[0] = scalar();
+    return 0;
+}
+int shape_bce_logits(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a;
+    if (loss_inputs(in, why, n)) return -1;
+    out[0] = scalar();
+    return 0;
+}
+int shape_mse_grad(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a;
+    return loss_grad_inputs(in, out, why, n);
+}
+int shape_bce_logits_grad(const MtrShape *in, const int32_t *a, MtrShape *out, char *why,
+                          size_t n)
+{
+    (void)a;
+    return loss_grad_inputs(in, out, why, n);
+}
+
+int shape_inbatch_softmax_xent(const MtrShape *in, const int32_t *a, MtrShape *out, char *why,
+                               size_t n)
+{
+    (void)a;
+    if (want(in, 0, 2, MTR_DT_F32, why, n)) return -1;
+    if (dims_eq(in[0].dim[0], in[0].dim[1], "rows and columns of the score matrix", why, n))
+        return -1;
+    out[0] = scalar();
+    out[1] = in[0];
+    return 0;
+}
+
+int shape_scale(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a;
+    if (in[0].dtype != MTR_DT_F32 || want(in, 1, 0, MTR_DT_F32, why, n)) return -1;
+    out[0] = in[0];
+    return 0;
+}
+
+int shape_loss_weight(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a;
+    if (want(in, 0, 0, MTR_DT_F32, why, n)) return -1;
+    out[0] = scalar();
+    return 0;
+}
+
+int shape_add(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a;
+    if (in[0].dtype != MTR_DT_F32 || same_as(in, 0, 1, why, n)) return -1;
+    out[0] = in[0];
+    return 0;
+}
+
+int shape_fill(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)in, (void)a;
+    if (out[0].dtype != MTR_DT_F32) return fail(why, n, "fill makes f32 tensors only");
+    return 0;
+}
+
+/* An optimizer update: param and grad (and state) of one shape. */
+static int update_inputs(const MtrShape *in, int n_same, char *why, size_t n)
+{
+    if (in[0].dtype != MTR_DT_F32) return fail(why, n, "parameter is not f32");
+    for (int i = 1; i < n_same; i++)
+        if (same_as(in, 0, i, why, n)) return -1;
+    return 0;
+}
+
+int shape_sgd_update(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a, (void)out;
+    return update_inputs(in, 2, why, n);
+}
+int shape_adagrad_update(const MtrShape *in, const int32_t *a, MtrShape *out, char *why,
+                         size_t n)
+{
+    (void)a, (void)out;
+    return update_inputs(in, 3, why, n);
+}
+int shape_adam_update(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a, (void)out;
+    if (update_inputs(in, 4, why, n)) return -1;
+    return want(in, 4, 0, MTR_DT_F32, why, n);
+}
+int shape_step_inc(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a, (void)out;
+    return want(in, 0, 0, MTR_DT_F32, why, n);
+}
+
+int shape_retrieval_rank(const MtrShape *in, const int32_t *a, MtrShape *out, char *why,
+                         size_t n)
+{
+    (void)a;
+    if (want(in, 0, 2, MTR_DT_F32, why, n) || want(in, 1, 2, MTR_DT_F32, why, n) ||
+        want(in, 2, 1, MTR_DT_I32, why, n))
+        return -1;
+    if (dims_eq(in[0].dim[1], in[1].dim[1], "embedding widths of query and items", why, n) ||
+        dims_eq(in[0].dim[0], in[2].dim[0], "rows of queries and of true items", why, n))
+        return -1;
+    out[0] = vector(in[0].dim[0], MTR_DT_F32);
+    return 0;
+}
+
+int shape_top_k(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a;
+    if (want(in, 0, 2, MTR_DT_F32, why, n)) return -1;
+    MtrDim k = out[0].dim[1];
+    if (k.sym < 0 && in[0].dim[1].sym < 0 && k.k > in[0].dim[1].k)
+        return fail(why, n, "k = %d is more than the %d candidates", k.k, in[0].dim[1].k);
+    if (k.sym < 0 && k.k <= 0) return fail(why, n, "k must be positive");
+    out[0] = (MtrShape){.rank = 2, .dtype = MTR_DT_I32, .dim = {in[0].dim[0], k}};
+    out[1] = matrix(in[0].dim[0], k);
+    return 0;
+}
+
+int shape_sum_all(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a;
+    if (in[0].dtype != MTR_DT_F32) return fail(why, n, "input 1 is not f32");
+    out[0] = scalar();
+    return 0;
+}
+
+int shape_broadcast(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a;
+    if (want(in, 0, 0, MTR_DT_F32, why, n)) return -1;
+    out[0] = in[1];
+    out[0].dtype = MTR_DT_F32;
+    return 0;
+}
+
+int shape_infer(OpKind kind, const MtrShape *in, const int32_t *iattr, MtrShape *out, char *why,
+                size_t n)
+{
+    static const ShapeRule rules[OP_COUNT] = {
+#define X(E, nm, id, ni, no, f) [OP_##E] = shape_##nm,
+#include "mtr/ops.def"
+#undef X
+    };
+    return rules[kind](in, iattr, out, why, n);
+}

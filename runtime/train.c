@@ -1,0 +1,415 @@
+/* The train loop and evaluation: data in, vocabularies built, rows split and
+ * batched, train_step run per batch with no allocation, then embed_items once
+ * and eval_step over the test rows, feeding the metrics accumulators. */
+#include "mtr/run.h"
+
+#include "bind.h"
+#include "mtr/data.h"
+#include "mtr/exec.h"
+#include "mtr/report.h"
+#include "mtr/rng.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    MtrDataset *ds;
+    MtrTable train_file, test_file; /* a given split's tables */
+    int given;
+    Encoded enc_train, enc_test; /* the same table twice for a random split */
+    int shared;                  /* enc_test is enc_train */
+    uint32_t *train_rows, *test_rows;
+    int64_t n_train, n_test;
+} Split;
+
+static int knob_int(const MtrModel *m, const char *name, int fallback)
+{
+    int k = mtr_model_find_knob(m, name);
+    return k >= 0 ? (int)m->knobs[k].value : fallback;
+}
+
+static double knob_num(const MtrModel *m, const char *name, double fallback)
+{
+    int k = mtr_model_find_knob(m, name);
+    return k >= 0 ? m->knobs[k].value : fallback;
+}
+
+static void split_free(const MtrModel *m, Split *s)
+{
+    bind_encoded_free(m, &s->enc_train);
+    if (!s->shared) bind_encoded_free(m, &s->enc_test);
+    if (s->given) {
+        mtr_table_free(&s->train_file);
+        mtr_table_free(&s->test_file);
+    }
+    mtr_data_free(s->ds);
+    free(s->train_rows);
+    free(s->test_rows);
+    memset(s, 0, sizeof *s);
+}
+
+/* Item columns, for readers of generic files without an items file. */
+static const char **item_column_names(const MtrModel *m)
+{
+    const char **names = calloc(m->n_columns + 1, sizeof *names);
+    if (!names) return NULL;
+    uint32_t n = 0;
+    for (uint32_t c = 0; c < m->n_columns; c++)
+        if (m->columns[c].is_item) names[n++] = m->columns[c].name;
+    return names;
+}
+
+static uint32_t *iota(int64_t n)
+{
+    uint32_t *r = malloc((size_t)(n ? n : 1) * sizeof *r);
+    for (int64_t i = 0; r && i < n; i++) r[i] = (uint32_t)i;
+    return r;
+}
+
+static int cmp_i64(const void *x, const void *y)
+{
+    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
+    return (a > b) - (a < b);
+}
+
+/* Counts rows of the test table whose (user, item) pair also appears in
+ * training: both files are given, so an overlap is the user's mistake. */
+static uint64_t count_overlap(const MtrModel *m, const Split *s)
+{
+    int32_t a = -1, b = -1;
+    for (uint32_t c = 0; c < m->n_columns; c++) {
+        if (!s->enc_train.ids[c] || !s->enc_test.ids[c]) continue;
+        if (m->columns[c].is_item && b < 0) b = (int32_t)c;
+        else if (!m->columns[c].is_item && a < 0) a = (int32_t)c;
+    }
+    if (a < 0 || b < 0) return 0;
+    int64_t nb = 1;
+    for (uint32_t v = 0; v < m->n_vocabs; v++)
+        if (m->vocabs[v].column == b) nb = (int64_t)m->vocabs[v].n + 1;
+    /* A sorted list of train pairs, searched for each test pair. */
+    int64_t n = (int64_t)s->enc_train.n_rows;
+    int64_t *keys = malloc((size_t)(n ? n : 1) * sizeof *keys);
+    if (!keys) return 0;
+    for (int64_t r = 0; r < n; r++)
+        keys[r] = (int64_t)s->enc_train.ids[a][r] * nb + s->enc_train.ids[b][r];
+    qsort(keys, (size_t)n, sizeof *keys, cmp_i64);
+    uint64_t hits = 0;
+    for (uint64_t r = 0; r < s->enc_test.n_rows; r++) {
+        int64_t key = (int64_t)s->enc_test.ids[a][r] * nb + s->enc_test.ids[b][r];
+        hits += bsearch(&key, keys, (size_t)n, sizeof *keys, cmp_i64) != NULL;
+    }
+    free(keys);
+    return hits;
+}
+
+/* Reads the data and decides which rows train and which test. With
+ * build_vocab the vocabularies and items come from the data (training);
+ * otherwise the model's own are used (evaluating a trained model). */
+static MtrStatus split_load(MtrModel *m, const MtrRunOptions *o, int build_vocab, Split *s,
+                            MtrError *err)
+{
+    MtrStatus rc;
+    const char **item_cols = item_column_names(m);
+    if (!item_cols) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+    MtrDataOptions dopt = {.skip_bad = o->skip_bad, .item_columns = item_cols};
+    memset(s, 0, sizeof *s);
+    rc = mtr_data_open(o->data_dir, &dopt, &s->ds, err);
+    if (rc == MTR_OK && build_vocab) rc = bind_vocabularies(m, s->ds, err);
+    if (rc == MTR_OK && (o->train_file || o->test_file)) {
+        if (!o->train_file || !o->test_file) {
+            rc = mtr_fail(err, MTR_E_ARG, "--train and --test go together");
+        } else {
+            uint64_t sk1 = 0, sk2 = 0;
+            s->given = 1;
+            rc = mtr_data_read_interactions(o->train_file, s->ds, &dopt, &s->train_file, &sk1, err);
+            if (rc == MTR_OK)
+                rc = mtr_data_read_interactions(o->test_file, s->ds, &dopt, &s->test_file, &sk2, err);
+            s->ds->skipped += sk1 + sk2;
+        }
+        if (rc == MTR_OK) rc = bind_encode(m, &s->train_file, &s->enc_train, err);
+        if (rc == MTR_OK) rc = bind_encode(m, &s->test_file, &s->enc_test, err);
+        if (rc == MTR_OK) {
+            s->n_train = (int64_t)s->enc_train.n_rows;
+            s->n_test = (int64_t)s->enc_test.n_rows;
+            s->train_rows = iota(s->n_train);
+            s->test_rows = iota(s->n_test);
+        }
+    } else if (rc == MTR_OK) {
+        /* The seeded split: shuffle every row once, the first split share trains. */
+        rc = bind_encode(m, &s->ds->ratings, &s->enc_train, err);
+        s->enc_test = s->enc_train;
+        s->shared = 1;
+        int64_t n = (int64_t)s->ds->ratings.n_rows;
+        double share = knob_num(m, "train.split", 0.8);
+        uint32_t *all = rc == MTR_OK ? iota(n) : NULL;
+        if (rc == MTR_OK && !all) rc = mtr_fail(err, MTR_E_NOMEM, "out of memory");
+        if (rc == MTR_OK) {
+            Rng r;
+            rng_seed(&r, (uint64_t)knob_int(m, "train.seed", 42));
+            rng_shuffle_u32(&r, all, (uint64_t)n);
+            s->n_train = (int64_t)llround(share * (double)n);
+            if (s->n_train > n) s->n_train = n;
+            s->n_test = n - s->n_train;
+            s->train_rows = all;
+            s->test_rows = iota(s->n_test);
+            if (!s->test_rows) rc = mtr_fail(err, MTR_E_NOMEM, "out of memory");
+            for (int64_t i = 0; rc == MTR_OK && i < s->n_test; i++)
+                s->test_rows[i] = all[s->n_train + i];
+        }
+    }
+    free(item_cols);
+    if (rc == MTR_OK && s->n_train == 0 && build_vocab)
+        rc = mtr_fail(err, MTR_E_DATA, "%s: no training rows", o->data_dir);
+    if (rc) split_free(m, s);
+    return rc;
+}
+
+typedef struct {
+    MtrSession *s;
+    ProgramFeeds feeds[8];
+    int p_train, p_eval, p_items;
+    int32_t loss, *task_loss;
+    int32_t *grad_of;  /* update op's gradient per parameter, for the step log */
+    uint32_t n_grads;
+    float *labels;     /* one batch of labels, for the metrics */
+} Runner;
+
+static void runner_free(const MtrModel *m, Runner *r)
+{
+    for (int i = 0; i < 8; i++) bind_feeds_free(&r->feeds[i]);
+    mtr_session_free(r->s);
+    free(r->task_loss);
+    free(r->grad_of);
+    free(r->labels);
+    (void)m;
+    memset(r, 0, sizeof *r);
+}
+
+static MtrStatus runner_new(const MtrModel *m, int64_t batch, Runner *r, MtrError *err)
+{
+    memset(r, 0, sizeof *r);
+    if (m->n_programs > 8) return mtr_fail(err, MTR_E_FORMAT, "too many programs");
+    int64_t *values = calloc(m->n_symbols + 1, sizeof *values);
+    if (!values) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+    int64_t k = m->items.n < 10 ? m->items.n : 10;
+    MtrStatus rc = bind_sizes(m, batch, k > 0 ? k : 1, values, err);
+    if (rc == MTR_OK) rc = mtr_session_new(m, values, &r->s, err);
+    free(values);
+    if (rc) return rc;
+    r->p_train = mtr_model_find_program(m, "train_step");
+    r->p_eval = mtr_model_find_program(m, "eval_step");
+    r->p_items = mtr_model_find_program(m, "embed_items");
+    r->loss = mtr_model_find_tensor(m, "loss");
+    if (r->p_train < 0 || r->p_eval < 0 || r->loss < 0) {
+        runner_free(m, r);
+        return mtr_fail(err, MTR_E_FORMAT, "the model lacks train_step, eval_step or its loss");
+    }
+    for (uint32_t p = 0; p < m->n_programs; p++)
+        if ((rc = bind_feeds(m, (int)p, &r->feeds[p], err))) {
+            runner_free(m, r);
+            return rc;
+        }
+    r->task_loss = calloc(m->n_tasks + 1, sizeof *r->task_loss);
+    r->labels = calloc((size_t)batch, sizeof *r->labels);
+    r->grad_of = calloc(m->n_tensors + 1, sizeof *r->grad_of);
+    if (!r->task_loss || !r->labels || !r->grad_of) {
+        runner_free(m, r);
+        return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+    }
+    for (uint32_t t = 0; t < m->n_tasks; t++) r->task_loss[t] = m->tasks[t].loss_tensor;
+    const MtrProgram *tp = &m->programs[r->p_train];
+    for (uint32_t i = 0; i < tp->n_ops; i++) {
+        const MtrOp *op = &tp->ops[i];
+        if (op_info(op->kind)->flags & OPF_UPDATE && op->kind != OP_STEP_INC)
+            r->grad_of[r->n_grads++] = op->in[1];
+    }
+    return MTR_OK;
+}
+
+/* One JSON line for a training step: losses and each gradient's L2 norm. */
+static void log_step(const MtrModel *m, Runner *r, FILE *out, int64_t step, int epoch,
+                     int64_t rows, double loss)
+{
+    ReportJson j;
+    report_json_begin(&j, out, "step");
+    report_json_int(&j, "step", step);
+    report_json_int(&j, "epoch", epoch);
+    report_json_int(&j, "batch", rows);
+    report_json_num(&j, "loss", loss);
+    char key[300];
+    for (uint32_t t = 0; t < m->n_tasks; t++) {
+        snprintf(key, sizeof key, "%s.loss", m->tasks[t].name);
+        report_json_num(&j, key, *(float *)mtr_session_tensor(r->s, r->task_loss[t]));
+    }
+    const MtrProgram *tp = &m->programs[r->p_train];
+    uint32_t g = 0;
+    for (uint32_t i = 0; i < tp->n_ops; i++) {
+        const MtrOp *op = &tp->ops[i];
+        if (!(op_info(op->kind)->flags & OPF_UPDATE) || op->kind == OP_STEP_INC) continue;
+        const float *d = mtr_session_tensor(r->s, r->grad_of[g++]);
+        int64_t n = mtr_session_tensor_elems(r->s, op->in[1], rows);
+        double sq = 0;
+        for (int64_t e = 0; e < n; e++) sq += (double)d[e] * d[e];
+        snprintf(key, sizeof key, "grad_norm.%s", m->tensors[op->in[0]].name);
+        report_json_num(&j, key, sqrt(sq));
+    }
+    report_json_end(&j, "step log", NULL);
+}
+
+static MtrStatus evaluate(const MtrModel *m, Runner *r, const Split *sp, int64_t batch,
+                          MtrRunResult *res, MtrError *err)
+{
+    Metrics ms;
+    MtrStatus rc = metrics_init(&ms, m, sp->n_test, err);
+    if (rc) return rc;
+    double t0 = report_clock();
+    if (r->p_items >= 0) {
+        bind_feed(r->s, m, &r->feeds[r->p_items], &sp->enc_test, NULL, 0);
+        mtr_session_run(r->s, r->p_items, batch);
+    }
+    for (int64_t off = 0; off < sp->n_test && rc == MTR_OK; off += batch) {
+        int64_t n = sp->n_test - off < batch ? sp->n_test - off : batch;
+        const uint32_t *rows = sp->test_rows + off;
+        bind_feed(r->s, m, &r->feeds[r->p_eval], &sp->enc_test, rows, n);
+        mtr_session_run(r->s, r->p_eval, n);
+        for (uint32_t t = 0; t < m->n_tasks && rc == MTR_OK; t++) {
+            const MtrTask *task = &m->tasks[t];
+            const float *label = NULL;
+            if (task->kind == MTR_TASK_RANKING) {
+                const float *src = sp->enc_test.nums[task->label_column];
+                for (int64_t i = 0; i < n; i++) r->labels[i] = src[rows[i]];
+                label = r->labels;
+            }
+            rc = metrics_add(&ms, t, mtr_session_tensor(r->s, task->eval_tensor), label, n, err);
+        }
+    }
+    res->eval_seconds = report_clock() - t0;
+    if (rc == MTR_OK) rc = metrics_report(&ms, &res->test, err);
+    metrics_free(&ms);
+    return rc;
+}
+
+static void write_test_line(const MtrRunOptions *o, const MtrRunResult *res)
+{
+    if (!o->metrics) return;
+    ReportJson j;
+    report_json_begin(&j, o->metrics, o->phase ? o->phase : "test");
+    if (o->fold > 0) report_json_int(&j, "fold", o->fold);
+    report_json_metrics(&j, &res->test);
+    report_json_end(&j, "metrics", NULL);
+}
+
+MtrStatus mtr_run_train(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, MtrError *err)
+{
+    Split sp;
+    Runner r;
+    memset(res, 0, sizeof *res);
+    int64_t batch = knob_int(m, "train.batch", 8192);
+    int epochs = knob_int(m, "train.epochs", 3);
+    uint64_t seed = (uint64_t)knob_int(m, "train.seed", 42);
+    if (batch <= 0) return mtr_fail(err, MTR_E_ARG, "train.batch must be positive");
+    /* Training on a trained model continues from its parameters, which need its
+     * vocabularies: rebuilding them from the data could change the sizes. */
+    int keep = m->trained && !o->fresh;
+    MtrStatus rc = split_load(m, o, !keep, &sp, err);
+    if (rc) return rc;
+    res->n_train = sp.n_train;
+    res->n_test = sp.n_test;
+    res->skipped = sp.ds->skipped;
+    res->test_oov = sp.given ? sp.enc_test.oov : 0;
+    if (sp.given) res->overlap = count_overlap(m, &sp);
+    if ((rc = runner_new(m, batch, &r, err))) {
+        split_free(m, &sp);
+        return rc;
+    }
+    MtrArenaSizes sz = mtr_session_sizes(r.s);
+    res->step_arena = sz.step_arena, res->param_arena = sz.param_arena;
+    res->step_unshared = sz.step_unshared;
+    Rng init, order;
+    rng_seed(&init, seed ^ 0x5eed1a17ull);
+    rng_seed(&order, seed ^ 0x0bade5ull);
+    if (keep) rc = mtr_session_load_params(r.s, m, err);
+    else mtr_session_init_params(r.s, &init);
+    if (!o->order_file) rng_shuffle_u32(&order, sp.train_rows, (uint64_t)sp.n_train);
+
+    ReportProgress prog;
+    if (o->progress) report_progress_init(&prog, o->progress, epochs);
+    double *task_sum = calloc(m->n_tasks + 1, sizeof *task_sum);
+    if (!task_sum && rc == MTR_OK) rc = mtr_fail(err, MTR_E_NOMEM, "out of memory");
+    int64_t n_batches = (sp.n_train + batch - 1) / batch, step = 0;
+    double t_train = report_clock();
+    for (int e = 1; e <= epochs && rc == MTR_OK; e++) {
+        if (o->reshuffle && e > 1 && !o->order_file)
+            rng_shuffle_u32(&order, sp.train_rows, (uint64_t)sp.n_train);
+        double t0 = report_clock(), loss_sum = 0;
+        memset(task_sum, 0, m->n_tasks * sizeof *task_sum);
+        for (int64_t b = 0; b < n_batches; b++) {
+            int64_t off = b * batch, n = sp.n_train - off < batch ? sp.n_train - off : batch;
+            bind_feed(r.s, m, &r.feeds[r.p_train], &sp.enc_train, sp.train_rows + off, n);
+            mtr_session_run(r.s, r.p_train, n);
+            double loss = *(float *)mtr_session_tensor(r.s, r.loss);
+            loss_sum += loss;
+            for (uint32_t t = 0; t < m->n_tasks; t++)
+                task_sum[t] += *(float *)mtr_session_tensor(r.s, r.task_loss[t]);
+            if (o->step_log) log_step(m, &r, o->step_log, ++step, e, n, loss);
+            if (o->progress) {
+                double dt = report_clock() - t0;
+                report_progress_update(&prog, e, b + 1, n_batches,
+                                       dt > 0 ? (double)(off + n) / dt : 0, loss_sum / (double)(b + 1));
+            }
+        }
+        double dt = report_clock() - t0;
+        res->last_loss = n_batches ? loss_sum / (double)n_batches : 0;
+        if (o->progress)
+            report_progress_epoch_end(&prog, e, n_batches, dt > 0 ? (double)sp.n_train / dt : 0,
+                                      res->last_loss, dt);
+        if (o->metrics) {
+            ReportJson j;
+            char key[300];
+            report_json_begin(&j, o->metrics, "train");
+            if (o->fold > 0) report_json_int(&j, "fold", o->fold);
+            report_json_int(&j, "epoch", e);
+            report_json_num(&j, "loss", res->last_loss);
+            for (uint32_t t = 0; t < m->n_tasks; t++) {
+                snprintf(key, sizeof key, "%s.loss", m->tasks[t].name);
+                report_json_num(&j, key, n_batches ? task_sum[t] / (double)n_batches : 0);
+            }
+            report_json_num(&j, "seconds", dt);
+            report_json_end(&j, "metrics", NULL);
+        }
+    }
+    res->epochs = epochs;
+    res->train_seconds = report_clock() - t_train;
+    free(task_sum);
+    if (rc == MTR_OK && sp.n_test > 0) rc = evaluate(m, &r, &sp, batch, res, err);
+    if (rc == MTR_OK) write_test_line(o, res);
+    if (rc == MTR_OK) rc = mtr_session_store_params(r.s, m, err);
+    runner_free(m, &r);
+    split_free(m, &sp);
+    return rc;
+}
+
+MtrStatus mtr_run_eval(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, MtrError *err)
+{
+    Split sp;
+    Runner r;
+    memset(res, 0, sizeof *res);
+    if (!m->trained) return mtr_fail(err, MTR_E_STATE, "the model is not trained: run training first");
+    int64_t batch = knob_int(m, "train.batch", 8192);
+    if (batch <= 0) return mtr_fail(err, MTR_E_ARG, "train.batch must be positive");
+    MtrStatus rc = split_load(m, o, 0, &sp, err);
+    if (rc) return rc;
+    res->n_train = sp.n_train;
+    res->n_test = sp.n_test;
+    res->test_oov = sp.enc_test.oov;
+    if ((rc = runner_new(m, batch, &r, err)) == MTR_OK) {
+        rc = mtr_session_load_params(r.s, m, err);
+        if (rc == MTR_OK && sp.n_test == 0) rc = mtr_fail(err, MTR_E_DATA, "no test rows to evaluate");
+        if (rc == MTR_OK) rc = evaluate(m, &r, &sp, batch, res, err);
+        if (rc == MTR_OK) write_test_line(o, res);
+        runner_free(m, &r);
+    }
+    split_free(m, &sp);
+    return rc;
+}

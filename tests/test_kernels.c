@@ -1,0 +1,906 @@
+/* Tests of the runtime kernels (runtime/kernels): every kernel against a
+ * reference written here in double (BLAS-backed ones against naive loops),
+ * every gradient kernel against central differences of its forward kernel,
+ * in-place aliasing, out-of-range ids, optimizer steps against the Keras
+ * formulas, ranking and top-k against sort-based references, and the fast exp
+ * against libm. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "kernels/kern.h"
+#include "mtr/rng.h"
+
+#include <float.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* ---- helpers */
+
+static KShape shp(int64_t rows, int64_t cols)
+{
+    KShape s = {rows, cols};
+    return s;
+}
+
+static float *fbuf(size_t n)
+{
+    float *p = calloc(n ? n : 1, sizeof *p);
+    assert_non_null(p);
+    return p;
+}
+
+static void fill_uniform(Rng *r, float *x, size_t n, float lo, float hi)
+{
+    for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * rng_float(r);
+}
+
+/* |got - want| <= abs + rel |want|, with the place named on failure. */
+static void expect_close(double got, double want, double abs_tol, double rel_tol, const char *what,
+                         size_t i)
+{
+    double err = fabs(got - want);
+    if (!(err <= abs_tol + rel_tol * fabs(want))) {
+        fail_msg("%s[%zu]: got %.9g, want %.9g (error %.3g)", what, i, got, want, err);
+    }
+}
+
+/* ---- the kernel table */
+
+static void test_dispatch_covers_every_op(void **state)
+{
+    (void)state;
+#define X(E, n, id, ni, no, f) assert_ptr_equal(kernel_for(OP_##E), kernel_##n);
+#include "mtr/ops.def"
+#undef X
+}
+
+/* ---- dense */
+
+/* c = op(a) op(b) by a naive triple loop in double, for stored a and b. */
+static void naive_matmul(const float *a, const float *b, double *c, int64_t m, int64_t n, int64_t k,
+                         int ta, int tb)
+{
+    for (int64_t i = 0; i < m; i++) {
+        for (int64_t j = 0; j < n; j++) {
+            double acc = 0.0;
+            for (int64_t p = 0; p < k; p++) {
+                double av = ta ? a[p * m + i] : a[i * k + p];
+                double bv = tb ? b[j * k + p] : b[p * n + j];
+                acc += av * bv;
+            }
+            c[i * n + j] = acc;
+        }
+    }
+}
+
+static void test_matmul_transposes_odd_sizes(void **state)
+{
+    (void)state;
+    static const int64_t sizes[][3] = {{1, 1, 1}, {7, 5, 3}, {13, 17, 11}, {33, 2, 65}};
+    Rng r;
+    rng_seed(&r, 1);
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        int64_t m = sizes[s][0], k = sizes[s][1], n = sizes[s][2];
+        for (int ta = 0; ta < 2; ta++) {
+            for (int tb = 0; tb < 2; tb++) {
+                float *a = fbuf((size_t)(m * k)), *b = fbuf((size_t)(k * n));
+                float *c = fbuf((size_t)(m * n));
+                double *ref = calloc((size_t)(m * n), sizeof *ref);
+                fill_uniform(&r, a, (size_t)(m * k), -1, 1);
+                fill_uniform(&r, b, (size_t)(k * n), -1, 1);
+                KernelCall call = {0};
+                call.in[0] = a;
+                call.in_shape[0] = ta ? shp(k, m) : shp(m, k);
+                call.in[1] = b;
+                call.in_shape[1] = tb ? shp(n, k) : shp(k, n);
+                call.out[0] = c;
+                call.out_shape[0] = shp(m, n);
+                call.iattr[0] = ta;
+                call.iattr[1] = tb;
+                kernel_matmul(&call);
+                naive_matmul(a, b, ref, m, n, k, ta, tb);
+                /* each term is at most 1: a float sum of k of them is within k u k */
+                for (int64_t i = 0; i < m * n; i++) {
+                    expect_close(c[i], ref[i], 1e-6 * (double)k, 0, "matmul", (size_t)i);
+                }
+                free(a);
+                free(b);
+                free(c);
+                free(ref);
+            }
+        }
+    }
+}
+
+static void test_bias_add_sum_rows(void **state)
+{
+    (void)state;
+    Rng r;
+    rng_seed(&r, 2);
+    int64_t b = 9, h = 300; /* h > one 256-column block of sum_rows */
+    float *x = fbuf((size_t)(b * h)), *bias = fbuf((size_t)h), *y = fbuf((size_t)(b * h));
+    float *sums = fbuf((size_t)h);
+    fill_uniform(&r, x, (size_t)(b * h), -2, 2);
+    fill_uniform(&r, bias, (size_t)h, -1, 1);
+    KernelCall call = {0};
+    call.in[0] = x;
+    call.in_shape[0] = shp(b, h);
+    call.in[1] = bias;
+    call.in_shape[1] = shp(h, 1);
+    call.out[0] = y;
+    call.out_shape[0] = shp(b, h);
+    kernel_bias_add(&call);
+    for (int64_t i = 0; i < b * h; i++) assert_true(y[i] == x[i] + bias[i % h]);
+    call.out[0] = x; /* in place */
+    kernel_bias_add(&call);
+    assert_memory_equal(x, y, (size_t)(b * h) * sizeof *x);
+
+    KernelCall sr = {0};
+    sr.in[0] = y;
+    sr.in_shape[0] = shp(b, h);
+    sr.out[0] = sums;
+    sr.out_shape[0] = shp(h, 1);
+    kernel_sum_rows(&sr);
+    for (int64_t j = 0; j < h; j++) {
+        double want = 0;
+        for (int64_t i = 0; i < b; i++) want += y[i * h + j];
+        expect_close(sums[j], want, 1e-6, 1e-7, "sum_rows", (size_t)j);
+    }
+    free(x);
+    free(bias);
+    free(y);
+    free(sums);
+}
+
+static void test_concat_slice_roundtrip(void **state)
+{
+    (void)state;
+    Rng r;
+    rng_seed(&r, 3);
+    int64_t b = 5, d1 = 3, d2 = 7;
+    float *a = fbuf((size_t)(b * d1)), *c = fbuf((size_t)(b * d2));
+    float *y = fbuf((size_t)(b * (d1 + d2)));
+    float *sa = fbuf((size_t)(b * d1)), *sc = fbuf((size_t)(b * d2));
+    fill_uniform(&r, a, (size_t)(b * d1), -1, 1);
+    fill_uniform(&r, c, (size_t)(b * d2), -1, 1);
+    KernelCall call = {0};
+    call.in[0] = a;
+    call.in_shape[0] = shp(b, d1);
+    call.in[1] = c;
+    call.in_shape[1] = shp(b, d2);
+    call.out[0] = y;
+    call.out_shape[0] = shp(b, d1 + d2);
+    kernel_concat(&call);
+    for (int64_t i = 0; i < b; i++) {
+        for (int64_t j = 0; j < d1; j++) assert_true(y[i * (d1 + d2) + j] == a[i * d1 + j]);
+        for (int64_t j = 0; j < d2; j++) assert_true(y[i * (d1 + d2) + d1 + j] == c[i * d2 + j]);
+    }
+    /* slice_cols is concat's backward: it gives the two halves back */
+    KernelCall s = {0};
+    s.in[0] = y;
+    s.in_shape[0] = shp(b, d1 + d2);
+    s.out[0] = sa;
+    s.out_shape[0] = shp(b, d1);
+    s.iattr[0] = 0;
+    s.iattr[1] = (int32_t)d1;
+    kernel_slice_cols(&s);
+    s.out[0] = sc;
+    s.out_shape[0] = shp(b, d2);
+    s.iattr[0] = (int32_t)d1;
+    s.iattr[1] = (int32_t)d2;
+    kernel_slice_cols(&s);
+    assert_memory_equal(sa, a, (size_t)(b * d1) * sizeof *a);
+    assert_memory_equal(sc, c, (size_t)(b * d2) * sizeof *c);
+    free(a);
+    free(c);
+    free(y);
+    free(sa);
+    free(sc);
+}
+
+static void test_elementwise_and_scalars(void **state)
+{
+    (void)state;
+    Rng r;
+    rng_seed(&r, 4);
+    enum { N = 37 };
+    float a[N], b[N], y[N], y2[N];
+    fill_uniform(&r, a, N, -3, 3);
+    fill_uniform(&r, b, N, -3, 3);
+    KernelCall call = {0};
+    call.in[0] = a;
+    call.in_shape[0] = shp(N, 1);
+    call.in[1] = b;
+    call.in_shape[1] = shp(N, 1);
+    call.out[0] = y;
+    call.out_shape[0] = shp(N, 1);
+    kernel_add(&call);
+    for (int i = 0; i < N; i++) assert_true(y[i] == a[i] + b[i]);
+    memcpy(y2, a, sizeof a);
+    call.in[0] = y2;
+    call.out[0] = y2; /* in place */
+    kernel_add(&call);
+    assert_memory_equal(y, y2, sizeof y);
+
+    float s = -1.75f;
+    call.in[0] = a;
+    call.in[1] = &s;
+    call.in_shape[1] = shp(1, 1);
+    call.out[0] = y;
+    kernel_scale(&call);
+    for (int i = 0; i < N; i++) assert_true(y[i] == a[i] * s);
+
+    KernelCall f = {0};
+    f.out[0] = y;
+    f.out_shape[0] = shp(N, 1);
+    f.fattr[0] = 0.1f;
+    kernel_fill(&f);
+    for (int i = 0; i < N; i++) assert_true(y[i] == 0.1f);
+
+    float total;
+    KernelCall sa = {0};
+    sa.in[0] = a;
+    sa.in_shape[0] = shp(N, 1);
+    sa.out[0] = &total;
+    sa.out_shape[0] = shp(1, 1);
+    kernel_sum_all(&sa);
+    double want = 0;
+    for (int i = 0; i < N; i++) want += a[i];
+    expect_close(total, want, 0, 1e-7, "sum_all", 0);
+
+    KernelCall bc = {0};
+    bc.in[0] = &s;
+    bc.in_shape[0] = shp(1, 1);
+    bc.in[1] = a; /* like */
+    bc.in_shape[1] = shp(N, 1);
+    bc.out[0] = y;
+    bc.out_shape[0] = shp(N, 1);
+    kernel_broadcast(&bc);
+    for (int i = 0; i < N; i++) assert_true(y[i] == s);
+
+    double knobs[3] = {0.0, 0.25, 3.0};
+    float loss = 2.5f, weighted;
+    KernelCall lw = {0};
+    lw.in[0] = &loss;
+    lw.in_shape[0] = shp(1, 1);
+    lw.out[0] = &weighted;
+    lw.out_shape[0] = shp(1, 1);
+    lw.iattr[0] = 2;
+    lw.knobs = knobs;
+    kernel_loss_weight(&lw);
+    assert_true(weighted == 7.5f);
+    lw.iattr[0] = 0; /* a weight of 0 switches a task off */
+    kernel_loss_weight(&lw);
+    assert_true(weighted == 0.0f);
+}
+
+/* ---- activations */
+
+typedef void (*Kern)(const KernelCall *);
+
+static void run_unary(Kern k, const float *x, float *y, int64_t n)
+{
+    KernelCall call = {0};
+    call.in[0] = (void *)x;
+    call.in_shape[0] = shp(n, 1);
+    call.out[0] = y;
+    call.out_shape[0] = shp(n, 1);
+    k(&call);
+}
+
+static void run_binary(Kern k, const float *a, const float *b, float *y, int64_t n)
+{
+    KernelCall call = {0};
+    call.in[0] = (void *)a;
+    call.in_shape[0] = shp(n, 1);
+    call.in[1] = (void *)b;
+    call.in_shape[1] = shp(n, 1);
+    call.out[0] = y;
+    call.out_shape[0] = shp(n, 1);
+    k(&call);
+}
+
+static void test_activations_vs_double(void **state)
+{
+    (void)state;
+    enum { N = 2001 };
+    float *x = fbuf(N), *y = fbuf(N), *y2 = fbuf(N);
+    for (int i = 0; i < N; i++) x[i] = -100.0f + 0.1f * (float)i; /* [-100, 100] */
+    x[0] = -0.0f;
+    x[1] = 1e-30f;
+    x[2] = -1e-30f;
+    run_unary(kernel_relu, x, y, N);
+    for (int i = 0; i < N; i++) assert_true(y[i] == (x[i] > 0 ? x[i] : 0.0f));
+    run_unary(kernel_tanh, x, y, N);
+    for (int i = 0; i < N; i++) expect_close(y[i], tanh(x[i]), 1e-37, 2.5e-7, "tanh", (size_t)i);
+    run_unary(kernel_sigmoid, x, y, N);
+    /* fast exp (2 ulp) plus a division: 4 ulp relative, also deep in the tails */
+    for (int i = 0; i < N; i++) {
+        double want = 1.0 / (1.0 + exp(-(double)x[i]));
+        expect_close(y[i], want, 2e-38, 5e-7, "sigmoid", (size_t)i);
+    }
+    /* every forward runs in place with the same result */
+    Kern fwd[] = {kernel_relu, kernel_tanh, kernel_sigmoid};
+    for (size_t k = 0; k < 3; k++) {
+        run_unary(fwd[k], x, y, N);
+        memcpy(y2, x, N * sizeof *x);
+        run_unary(fwd[k], y2, y2, N);
+        assert_memory_equal(y, y2, N * sizeof *y);
+    }
+    free(x);
+    free(y);
+    free(y2);
+}
+
+/* Central differences of L(x) = sum_j dy_j f(x)_j against grad(dy, f(x)).
+ * The forward is float: with h = 1e-2 its rounding (1 ulp of |y| <= 1, so
+ * 6e-8 / 2h = 3e-6) and the truncation (h^2 / 6 max|f'''| <= 2 / 6 * 1e-4 =
+ * 3.4e-5) stay far below the 2e-4 tolerance; a wrong gradient is off by O(1).
+ * x avoids relu's kink by more than h. */
+static void check_activation_grad(Kern fwd, Kern grad, const char *name)
+{
+    enum { N = 64 };
+    Rng r;
+    rng_seed(&r, 5);
+    float x[N], y[N], dy[N], dx[N], dx2[N], xp[N], yp[N];
+    for (int i = 0; i < N; i++) {
+        float v = 0.05f + 2.95f * rng_float(&r);
+        x[i] = (i % 2) ? v : -v;
+    }
+    fill_uniform(&r, dy, N, -1, 1);
+    run_unary(fwd, x, y, N);
+    run_binary(grad, dy, y, dx, N);
+    const float h = 1e-2f;
+    for (int i = 0; i < N; i++) {
+        memcpy(xp, x, sizeof x);
+        xp[i] = x[i] + h;
+        run_unary(fwd, xp, yp, N);
+        double lp = (double)dy[i] * yp[i];
+        xp[i] = x[i] - h;
+        run_unary(fwd, xp, yp, N);
+        double lm = (double)dy[i] * yp[i];
+        double fd = (lp - lm) / (2.0 * ((double)(x[i] + h) - x[i]));
+        expect_close(dx[i], fd, 2e-4, 0, name, (size_t)i);
+    }
+    /* dx may overwrite dy */
+    memcpy(dx2, dy, sizeof dy);
+    run_binary(grad, dx2, y, dx2, N);
+    assert_memory_equal(dx, dx2, sizeof dx);
+}
+
+static void test_activation_grads_fd(void **state)
+{
+    (void)state;
+    check_activation_grad(kernel_relu, kernel_relu_grad, "relu_grad");
+    check_activation_grad(kernel_tanh, kernel_tanh_grad, "tanh_grad");
+    check_activation_grad(kernel_sigmoid, kernel_sigmoid_grad, "sigmoid_grad");
+}
+
+/* ---- losses */
+
+static float run_loss(Kern k, const float *pred, const float *label, int64_t b)
+{
+    float loss = NAN;
+    KernelCall call = {0};
+    call.in[0] = (void *)pred;
+    call.in_shape[0] = shp(b, 1);
+    call.in[1] = (void *)label;
+    call.in_shape[1] = shp(b, 1);
+    call.out[0] = &loss;
+    call.out_shape[0] = shp(1, 1);
+    k(&call);
+    return loss;
+}
+
+static void run_loss_grad(Kern k, const float *pred, const float *label, float dloss, float *dpred,
+                          int64_t b)
+{
+    KernelCall call = {0};
+    call.in[0] = (void *)pred;
+    call.in_shape[0] = shp(b, 1);
+    call.in[1] = (void *)label;
+    call.in_shape[1] = shp(b, 1);
+    call.in[2] = &dloss;
+    call.in_shape[2] = shp(1, 1);
+    call.out[0] = dpred;
+    call.out_shape[0] = shp(b, 1);
+    k(&call);
+}
+
+/* Central differences of dloss * loss(pred) against loss_grad. The loss is a
+ * float near 1: rounding 1.2e-7 / 2h = 6e-6 at h = 1e-2; mse is quadratic (no
+ * truncation error) and bce's third derivative is below 0.1 / B. Tolerance 5e-5. */
+static void check_loss_grad(Kern loss, Kern grad, const float *pred, const float *label, int64_t b,
+                            const char *name)
+{
+    const float dloss = 0.7f, h = 1e-2f;
+    float *dp = fbuf((size_t)b), *p = fbuf((size_t)b);
+    run_loss_grad(grad, pred, label, dloss, dp, b);
+    for (int64_t i = 0; i < b; i++) {
+        memcpy(p, pred, (size_t)b * sizeof *p);
+        p[i] = pred[i] + h;
+        double lp = run_loss(loss, p, label, b);
+        p[i] = pred[i] - h;
+        double lm = run_loss(loss, p, label, b);
+        double fd = dloss * (lp - lm) / (2.0 * ((double)(pred[i] + h) - pred[i]));
+        expect_close(dp[i], fd, 5e-5, 0, name, (size_t)i);
+    }
+    free(dp);
+    free(p);
+}
+
+static void test_mse_bce(void **state)
+{
+    (void)state;
+    enum { B = 11 };
+    Rng r;
+    rng_seed(&r, 6);
+    float pred[B], label[B], bin[B];
+    fill_uniform(&r, pred, B, -3, 3);
+    fill_uniform(&r, label, B, 1, 5);
+    for (int i = 0; i < B; i++) bin[i] = (float)(rng_next(&r) & 1);
+    pred[0] = 40.0f; /* bce's stable form far out in both tails */
+    pred[1] = -40.0f;
+
+    double mse = 0, bce = 0;
+    for (int i = 0; i < B; i++) {
+        double d = (double)pred[i] - label[i];
+        mse += d * d / B;
+        double s = 1.0 / (1.0 + exp(-(double)pred[i]));
+        /* log(1 - s) computed as log(sigmoid(-x)) so that it stays exact at x = 40 */
+        double log_s = -log1p(exp(-(double)pred[i])), log_1s = -log1p(exp((double)pred[i]));
+        (void)s;
+        bce += -(bin[i] * log_s + (1 - bin[i]) * log_1s) / B;
+    }
+    expect_close(run_loss(kernel_mse, pred, label, B), mse, 0, 1e-7, "mse", 0);
+    expect_close(run_loss(kernel_bce_logits, pred, bin, B), bce, 0, 1e-7, "bce_logits", 0);
+
+    float dp[B];
+    run_loss_grad(kernel_mse_grad, pred, label, 0.7f, dp, B);
+    for (int i = 0; i < B; i++) {
+        expect_close(dp[i], 2.0 * ((double)pred[i] - label[i]) / B * 0.7, 0, 2e-7, "mse_grad",
+                     (size_t)i);
+    }
+    run_loss_grad(kernel_bce_logits_grad, pred, bin, 0.7f, dp, B);
+    for (int i = 0; i < B; i++) {
+        double s = 1.0 / (1.0 + exp(-(double)pred[i]));
+        expect_close(dp[i], (s - bin[i]) / B * 0.7, 1e-9, 5e-7, "bce_logits_grad", (size_t)i);
+    }
+    pred[0] = 2.5f;
+    pred[1] = -2.5f;
+    check_loss_grad(kernel_mse, kernel_mse_grad, pred, label, B, "mse_grad fd");
+    check_loss_grad(kernel_bce_logits, kernel_bce_logits_grad, pred, bin, B, "bce_logits_grad fd");
+}
+
+static float run_xent(const float *s, float *dunit, int64_t b)
+{
+    float loss = NAN;
+    KernelCall call = {0};
+    call.in[0] = (void *)s;
+    call.in_shape[0] = shp(b, b);
+    call.out[0] = &loss;
+    call.out_shape[0] = shp(1, 1);
+    call.out[1] = dunit;
+    call.out_shape[1] = shp(b, b);
+    kernel_inbatch_softmax_xent(&call);
+    return loss;
+}
+
+/* loss and softmax - I in double, straight from the definition. */
+static double xent_ref(const float *s, double *dunit, int64_t b)
+{
+    double loss = 0;
+    for (int64_t i = 0; i < b; i++) {
+        double m = -INFINITY, sum = 0;
+        for (int64_t j = 0; j < b; j++) m = s[i * b + j] > m ? s[i * b + j] : m;
+        for (int64_t j = 0; j < b; j++) sum += exp(s[i * b + j] - m);
+        loss += m + log(sum) - s[i * b + i];
+        for (int64_t j = 0; j < b; j++) {
+            dunit[i * b + j] = exp(s[i * b + j] - m) / sum - (i == j);
+        }
+    }
+    return loss;
+}
+
+static void test_inbatch_softmax_xent(void **state)
+{
+    (void)state;
+    Rng r;
+    rng_seed(&r, 7);
+    static const int64_t sizes[] = {1, 5, 13, 200};
+    for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++) {
+        int64_t b = sizes[t];
+        size_t n = (size_t)(b * b);
+        float *s = fbuf(n), *d = fbuf(n), *inplace = fbuf(n);
+        double *dref = calloc(n, sizeof *dref);
+        /* a wide spread, so that many exps underflow to 0 */
+        fill_uniform(&r, s, n, b >= 200 ? -120.0f : -4.0f, b >= 200 ? 30.0f : 4.0f);
+        float loss = run_xent(s, d, b);
+        double want = xent_ref(s, dref, b);
+        expect_close(loss, want, 1e-5, 2e-7, "xent loss", (size_t)b);
+        for (size_t i = 0; i < n; i++) expect_close(d[i], dref[i], 1e-7, 1e-6, "xent dunit", i);
+        /* in place: out[1] is the scores' own buffer, same bits */
+        memcpy(inplace, s, n * sizeof *s);
+        float loss2 = run_xent(inplace, inplace, b);
+        assert_true(loss2 == loss);
+        assert_memory_equal(inplace, d, n * sizeof *d);
+        free(s);
+        free(d);
+        free(inplace);
+        free(dref);
+    }
+}
+
+/* dunit against central differences of the loss. The loss is a float near
+ * B ln B = 8: rounding 1e-6 / 2h = 5e-5 at h = 1e-2; the truncation is
+ * h^2 / 6 |f'''| <= 2e-5. Tolerance 2e-4; the entries are O(0.1). */
+static void test_inbatch_softmax_xent_grad_fd(void **state)
+{
+    (void)state;
+    enum { B = 6 };
+    Rng r;
+    rng_seed(&r, 8);
+    float s[B * B], d[B * B], sp[B * B], tmp[B * B];
+    fill_uniform(&r, s, B * B, -2, 2);
+    run_xent(s, d, B);
+    const float h = 1e-2f;
+    for (int i = 0; i < B * B; i++) {
+        memcpy(sp, s, sizeof s);
+        sp[i] = s[i] + h;
+        double lp = run_xent(sp, tmp, B);
+        memcpy(sp, s, sizeof s);
+        sp[i] = s[i] - h;
+        double lm = run_xent(sp, tmp, B);
+        double fd = (lp - lm) / (2.0 * ((double)(s[i] + h) - s[i]));
+        expect_close(d[i], fd, 2e-4, 0, "xent dunit fd", (size_t)i);
+    }
+}
+
+/* ---- embeddings */
+
+static void test_gather_scatter_out_of_range(void **state)
+{
+    (void)state;
+    enum { V = 4, D = 3, B = 7 };
+    float table[V * D], y[B * D], dy[B * D], dt[V * D], like[V * D];
+    for (int i = 0; i < V * D; i++) table[i] = (float)(i + 1);
+    int32_t ids[B] = {2, -1, V, INT32_MAX, INT32_MIN, 3, 2};
+    int32_t eff[B] = {2, 0, 0, 0, 0, 3, 2};
+    KernelCall g = {0};
+    g.in[0] = table;
+    g.in_shape[0] = shp(V, D);
+    g.in[1] = ids;
+    g.in_shape[1] = shp(B, 1);
+    g.out[0] = y;
+    g.out_shape[0] = shp(B, D);
+    kernel_gather(&g);
+    for (int i = 0; i < B; i++) {
+        for (int j = 0; j < D; j++) assert_true(y[i * D + j] == table[eff[i] * D + j]);
+    }
+
+    Rng r;
+    rng_seed(&r, 9);
+    fill_uniform(&r, dy, B * D, -1, 1);
+    for (int i = 0; i < V * D; i++) dt[i] = 1e9f; /* scatter_add zeroes its output */
+    KernelCall s = {0};
+    s.in[0] = dy;
+    s.in_shape[0] = shp(B, D);
+    s.in[1] = ids;
+    s.in_shape[1] = shp(B, 1);
+    s.in[2] = like;
+    s.in_shape[2] = shp(V, D);
+    s.out[0] = dt;
+    s.out_shape[0] = shp(V, D);
+    kernel_scatter_add(&s);
+    for (int v = 0; v < V; v++) {
+        for (int j = 0; j < D; j++) {
+            double want = 0;
+            for (int i = 0; i < B; i++) want += eff[i] == v ? dy[i * D + j] : 0.0;
+            expect_close(dt[v * D + j], want, 1e-6, 0, "scatter_add", (size_t)(v * D + j));
+        }
+    }
+    /* scatter_add is gather's adjoint: <gather(T), dy> = <T, scatter_add(dy)> */
+    double lhs = 0, rhs = 0;
+    for (int i = 0; i < B * D; i++) lhs += (double)y[i] * dy[i];
+    for (int i = 0; i < V * D; i++) rhs += (double)table[i] * dt[i];
+    expect_close(lhs, rhs, 1e-4, 1e-6, "gather adjoint", 0);
+}
+
+/* ---- optimizers: a few steps against the Keras formulas, written out in double */
+
+static void test_sgd_adagrad_steps(void **state)
+{
+    (void)state;
+    enum { N = 5, STEPS = 4 };
+    Rng r;
+    rng_seed(&r, 10);
+    double knobs[3] = {0.1, 1e-7, 0.05}; /* adagrad lr, epsilon; sgd lr */
+    float p[N], g[N], acc[N], sp[N];
+    double pw[N], aw[N], sw[N];
+    fill_uniform(&r, p, N, -1, 1);
+    for (int i = 0; i < N; i++) {
+        acc[i] = 0.1f; /* Keras' initial accumulator */
+        pw[i] = sw[i] = sp[i] = p[i];
+        aw[i] = 0.1;
+    }
+    for (int step = 0; step < STEPS; step++) {
+        fill_uniform(&r, g, N, -2, 2);
+        KernelCall a = {0};
+        a.in[0] = p;
+        a.in[1] = g;
+        a.in[2] = acc;
+        for (int k = 0; k < 3; k++) a.in_shape[k] = shp(N, 1);
+        a.iattr[0] = 0;
+        a.iattr[1] = 1;
+        a.knobs = knobs;
+        kernel_adagrad_update(&a);
+        KernelCall s = {0};
+        s.in[0] = sp;
+        s.in[1] = g;
+        s.in_shape[0] = s.in_shape[1] = shp(N, 1);
+        s.iattr[0] = 2;
+        s.knobs = knobs;
+        kernel_sgd_update(&s);
+        for (int i = 0; i < N; i++) {
+            aw[i] += (double)g[i] * g[i];
+            pw[i] -= 0.1 * g[i] / (sqrt(aw[i]) + 1e-7);
+            sw[i] -= 0.05 * g[i];
+        }
+    }
+    for (int i = 0; i < N; i++) {
+        expect_close(acc[i], aw[i], 0, 1e-6, "adagrad accum", (size_t)i);
+        expect_close(p[i], pw[i], 1e-6, 0, "adagrad param", (size_t)i);
+        expect_close(sp[i], sw[i], 1e-6, 0, "sgd param", (size_t)i);
+    }
+}
+
+static void test_adam_steps(void **state)
+{
+    (void)state;
+    enum { N = 5, STEPS = 4 };
+    Rng r;
+    rng_seed(&r, 11);
+    double knobs[4] = {0.01, 0.9, 0.999, 1e-7};
+    float p[N], g[N], m[N] = {0}, v[N] = {0}, step = 0;
+    double pw[N], mw[N] = {0}, vw[N] = {0};
+    fill_uniform(&r, p, N, -1, 1);
+    for (int i = 0; i < N; i++) pw[i] = p[i];
+    for (int t = 1; t <= STEPS; t++) {
+        fill_uniform(&r, g, N, -2, 2);
+        KernelCall inc = {0};
+        inc.in[0] = &step;
+        inc.in_shape[0] = shp(1, 1);
+        kernel_step_inc(&inc);
+        assert_true(step == (float)t);
+        KernelCall a = {0};
+        a.in[0] = p;
+        a.in[1] = g;
+        a.in[2] = m;
+        a.in[3] = v;
+        a.in[4] = &step;
+        for (int k = 0; k < 4; k++) a.in_shape[k] = shp(N, 1);
+        a.in_shape[4] = shp(1, 1);
+        for (int k = 0; k < 4; k++) a.iattr[k] = k;
+        a.knobs = knobs;
+        kernel_adam_update(&a);
+        double lr_t = 0.01 * sqrt(1 - pow(0.999, t)) / (1 - pow(0.9, t));
+        for (int i = 0; i < N; i++) {
+            mw[i] = 0.9 * mw[i] + 0.1 * g[i];
+            vw[i] = 0.999 * vw[i] + 0.001 * (double)g[i] * g[i];
+            pw[i] -= lr_t * mw[i] / (sqrt(vw[i]) + 1e-7);
+        }
+    }
+    for (int i = 0; i < N; i++) {
+        expect_close(m[i], mw[i], 1e-7, 1e-6, "adam m", (size_t)i);
+        expect_close(v[i], vw[i], 1e-9, 1e-6, "adam v", (size_t)i);
+        expect_close(p[i], pw[i], 1e-6, 0, "adam param", (size_t)i);
+    }
+}
+
+/* ---- retrieval */
+
+/* rank by definition: 1 + #items whose double score beats the true item's. */
+static float rank_ref(const float *q, const float *items, int64_t n, int64_t d, int32_t t)
+{
+    if (t < 0 || t >= n) return (float)(n + 1);
+    double truth = 0;
+    for (int64_t k = 0; k < d; k++) truth += (double)q[k] * items[t * d + k];
+    int64_t c = 0;
+    for (int64_t j = 0; j < n; j++) {
+        double s = 0;
+        for (int64_t k = 0; k < d; k++) s += (double)q[k] * items[j * d + k];
+        c += s > truth;
+    }
+    return (float)(c + 1);
+}
+
+static void run_rank(const float *q, const float *items, const int32_t *t, float *rank, int64_t b,
+                     int64_t n, int64_t d)
+{
+    KernelCall call = {0};
+    call.in[0] = (void *)q;
+    call.in_shape[0] = shp(b, d);
+    call.in[1] = (void *)items;
+    call.in_shape[1] = shp(n, d);
+    call.in[2] = (void *)t;
+    call.in_shape[2] = shp(b, 1);
+    call.out[0] = rank;
+    call.out_shape[0] = shp(b, 1);
+    kernel_retrieval_rank(&call);
+}
+
+static void test_retrieval_rank_ties_duplicates(void **state)
+{
+    (void)state;
+    enum { B = 150, N = 700, D = 32 };
+    Rng r;
+    rng_seed(&r, 12);
+    float *q = fbuf(B * D), *items = fbuf(N * D), *rank = fbuf(B);
+    int32_t t[B];
+    fill_uniform(&r, q, B * D, -1, 1);
+    fill_uniform(&r, items, N * D, -1, 1);
+    /* duplicates of items (some repeated titles), before and after the original */
+    for (int j = 0; j < 40; j++) {
+        int64_t src = (int64_t)rng_below(&r, N), dst = (int64_t)rng_below(&r, N);
+        memcpy(items + dst * D, items + src * D, D * sizeof *items);
+    }
+    /* near ties: copies of item 10 one ulp apart in one coordinate */
+    for (int j = 0; j < 8; j++) {
+        memcpy(items + (500 + j) * D, items + 10 * D, D * sizeof *items);
+        float *c = items + (500 + j) * D + j;
+        *c = nextafterf(*c, (j % 2) ? INFINITY : -INFINITY);
+    }
+    for (int i = 0; i < B; i++) t[i] = (int32_t)rng_below(&r, N);
+    for (int i = 0; i < 20; i++) t[i] = 10; /* the near-tied item */
+    t[20] = -1;                             /* misses */
+    t[21] = N;
+    t[22] = INT32_MIN;
+    /* a query scoring several items exactly equal: all-zero query ties everything */
+    memset(q + 23 * D, 0, D * sizeof *q);
+    run_rank(q, items, t, rank, B, N, D);
+    for (int i = 0; i < B; i++) {
+        float want = rank_ref(q + i * D, items, N, D, t[i]);
+        if (rank[i] != want) fail_msg("rank[%d] = %g, want %g", i, rank[i], want);
+    }
+    assert_true(rank[20] == N + 1 && rank[21] == N + 1 && rank[22] == N + 1);
+    assert_true(rank[23] == 1);
+    /* the duplicate of a true item never outranks it, wherever it sits */
+    float one[D];
+    fill_uniform(&r, one, D, -1, 1);
+    float only[2 * D];
+    memcpy(only, items + 3 * D, D * sizeof *only);
+    memcpy(only + D, items + 3 * D, D * sizeof *only);
+    int32_t t1[1] = {1};
+    float rk;
+    run_rank(one, only, t1, &rk, 1, 2, D);
+    assert_true(rk == 1.0f);
+    t1[0] = 0;
+    run_rank(one, only, t1, &rk, 1, 2, D);
+    assert_true(rk == 1.0f);
+    free(q);
+    free(items);
+    free(rank);
+}
+
+typedef struct {
+    float s;
+    int32_t i;
+} Scored;
+
+static int by_score_then_index(const void *pa, const void *pb)
+{
+    const Scored *a = pa, *b = pb;
+    if (a->s != b->s) return a->s > b->s ? -1 : 1;
+    return (a->i > b->i) - (a->i < b->i);
+}
+
+static void test_top_k_vs_sort(void **state)
+{
+    (void)state;
+    enum { B = 9, N = 300 };
+    Rng r;
+    rng_seed(&r, 13);
+    float *s = fbuf(B * N);
+    /* few distinct values: ties everywhere */
+    for (int i = 0; i < B * N; i++) s[i] = (float)rng_below(&r, 12) - 6.0f;
+    for (int j = 0; j < N; j++) s[8 * N + j] = 1.0f; /* a row of equal scores */
+    static const int64_t ks[] = {1, 5, 100, N};
+    Scored sorted[N];
+    for (size_t kk = 0; kk < sizeof ks / sizeof ks[0]; kk++) {
+        int64_t k = ks[kk];
+        int32_t *ix = calloc((size_t)(B * k), sizeof *ix);
+        float *sc = fbuf((size_t)(B * k));
+        KernelCall call = {0};
+        call.in[0] = s;
+        call.in_shape[0] = shp(B, N);
+        call.out[0] = ix;
+        call.out_shape[0] = shp(B, k);
+        call.out[1] = sc;
+        call.out_shape[1] = shp(B, k);
+        kernel_top_k(&call);
+        for (int i = 0; i < B; i++) {
+            for (int j = 0; j < N; j++) sorted[j] = (Scored){s[i * N + j], j};
+            qsort(sorted, N, sizeof sorted[0], by_score_then_index);
+            for (int64_t j = 0; j < k; j++) {
+                assert_int_equal(ix[i * k + j], sorted[j].i);
+                assert_true(sc[i * k + j] == sorted[j].s);
+            }
+        }
+        free(ix);
+        free(sc);
+    }
+    free(s);
+}
+
+/* ---- the fast exp */
+
+/* Over [-87.3, 88.7] (a grid of 2^22 points plus every float in [-1, 1] at a
+ * stride): relative error against double exp below 2.5e-7; below -87.3 the
+ * result is 0 and e^x < FLT_MIN * 1.04; NaN and the overflow side as documented. */
+static void test_fast_exp_accuracy(void **state)
+{
+    (void)state;
+    double worst = 0, worst_f = 0;
+    float worst_x = 0;
+    const int64_t steps = 1 << 22;
+    for (int64_t i = 0; i <= steps; i++) {
+        float x = (float)(-100.0 + 188.0 * (double)i / (double)steps);
+        float y = kern_expf(x);
+        if (x < KERN_EXP_LO) {
+            assert_true(y == 0.0f);
+            assert_true(exp((double)x) < 1.04 * FLT_MIN);
+            continue;
+        }
+        double want = exp((double)x);
+        double rel = fabs(y - want) / want;
+        double rel_f = fabs((double)y - expf(x)) / expf(x);
+        if (rel > worst) {
+            worst = rel;
+            worst_x = x;
+        }
+        worst_f = rel_f > worst_f ? rel_f : worst_f;
+    }
+    for (float x = -1.0f; x <= 1.0f; x += 1.1920929e-7f * 13) {
+        double rel = fabs(kern_expf(x) - exp((double)x)) / exp((double)x);
+        if (rel > worst) {
+            worst = rel;
+            worst_x = x;
+        }
+    }
+    printf("kern_expf: max relative error %.3g (at %.9g) vs exp, %.3g vs expf\n", worst,
+           (double)worst_x, worst_f);
+    assert_true(worst < 2.5e-7);
+    assert_true(worst_f < 2.5e-7);
+    assert_true(kern_expf(0.0f) == 1.0f);
+    assert_true(kern_expf(-INFINITY) == 0.0f);
+    assert_true(kern_expf(-1e30f) == 0.0f);
+    assert_true(isinf(kern_expf(89.0f)) && isinf(kern_expf(INFINITY)));
+    assert_true(isfinite(kern_expf(88.72f)));
+    assert_true(isnan(kern_expf(NAN)));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dispatch_covers_every_op),
+        cmocka_unit_test(test_matmul_transposes_odd_sizes),
+        cmocka_unit_test(test_bias_add_sum_rows),
+        cmocka_unit_test(test_concat_slice_roundtrip),
+        cmocka_unit_test(test_elementwise_and_scalars),
+        cmocka_unit_test(test_activations_vs_double),
+        cmocka_unit_test(test_activation_grads_fd),
+        cmocka_unit_test(test_mse_bce),
+        cmocka_unit_test(test_inbatch_softmax_xent),
+        cmocka_unit_test(test_inbatch_softmax_xent_grad_fd),
+        cmocka_unit_test(test_gather_scatter_out_of_range),
+        cmocka_unit_test(test_sgd_adagrad_steps),
+        cmocka_unit_test(test_adam_steps),
+        cmocka_unit_test(test_retrieval_rank_ties_duplicates),
+        cmocka_unit_test(test_top_k_vs_sort),
+        cmocka_unit_test(test_fast_exp_accuracy),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

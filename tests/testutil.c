@@ -1,0 +1,118 @@
+/* Test helpers: see testutil.h. */
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+const char *tu_source_dir(void)
+{
+    const char *d = getenv("MTR_SOURCE_DIR");
+    return d ? d : ".";
+}
+
+const char *tu_bin_dir(void)
+{
+    const char *d = getenv("MTR_BIN_DIR");
+    return d ? d : "build/bin";
+}
+
+const char *tu_data_dir(void)
+{
+    static char path[4096];
+    const char *d = getenv("MTR_DATA");
+    if (!d || !*d) return NULL;
+    snprintf(path, sizeof path, "%s/u.data", d);
+    return access(path, R_OK) == 0 ? d : NULL;
+}
+
+char *tu_tmpdir(void)
+{
+    const char *base = getenv("TMPDIR");
+    char tmpl[4096];
+    snprintf(tmpl, sizeof tmpl, "%s/mtr-test-XXXXXX", base && *base ? base : "/tmp");
+    if (!mkdtemp(tmpl)) return NULL;
+    return strdup(tmpl);
+}
+
+void tu_rmtree(const char *path)
+{
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", path);
+}
+
+char *tu_path(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+int tu_write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    size_t w = fwrite(data, 1, len, f);
+    int rc = fclose(f);
+    return (w == len && rc == 0) ? 0 : -1;
+}
+
+char *tu_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap + 1);
+    size_t r;
+    while (buf && (r = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += r;
+        if (n == cap) {
+            char *bigger = realloc(buf, 2 * cap + 1);
+            if (!bigger) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = bigger;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (!buf) return NULL;
+    buf[n] = '\0';
+    if (len) *len = n;
+    return buf;
+}
+
+int tu_run(const char *cmd, char **output)
+{
+    size_t n = strlen(cmd) + 16;
+    char *full = malloc(n);
+    if (!full) return -1;
+    snprintf(full, n, "(%s) 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    free(full);
+    if (!p) return -1;
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap + 1);
+    size_t r;
+    while (buf && (r = fread(buf + len, 1, cap - len, p)) > 0) {
+        len += r;
+        if (len == cap) {
+            char *bigger = realloc(buf, 2 * cap + 1);
+            if (!bigger) break;
+            buf = bigger;
+            cap *= 2;
+        }
+    }
+    int status = pclose(p);
+    if (buf) buf[len] = '\0';
+    if (output) *output = buf;
+    else free(buf);
+    if (status == -1 || !WIFEXITED(status)) return -1;
+    return WEXITSTATUS(status);
+}

@@ -1,0 +1,28 @@
+/* Helpers shared by the cmocka tests: temporary folders, files, and running
+ * the built programs. */
+#ifndef MTR_TESTUTIL_H
+#define MTR_TESTUTIL_H
+
+#include <stddef.h>
+
+/* The source tree ($MTR_SOURCE_DIR) and the built binaries ($MTR_BIN_DIR). */
+const char *tu_source_dir(void);
+const char *tu_bin_dir(void);
+/* The MovieLens 100K folder named by $MTR_DATA, or NULL when it is not there. */
+const char *tu_data_dir(void);
+
+/* Makes a fresh temporary folder (under $TMPDIR or /tmp); returns a malloc'd path. */
+char *tu_tmpdir(void);
+/* Removes a folder and everything in it. */
+void tu_rmtree(const char *path);
+/* Joins a folder and a name into a malloc'd path. */
+char *tu_path(const char *dir, const char *name);
+/* Writes len bytes to path; returns 0 on success. */
+int tu_write_file(const char *path, const void *data, size_t len);
+/* Reads a whole file into a malloc'd, NUL-terminated buffer; NULL if missing. */
+char *tu_read_file(const char *path, size_t *len);
+/* Runs a shell command, capturing stdout and stderr together into a malloc'd
+ * string (*output, may be NULL); returns the exit status (or -1). */
+int tu_run(const char *cmd, char **output);
+
+#endif
