@@ -565,7 +565,8 @@ void ast_task(AstBuilder *b, AstTok name, AstTok kind, AstSpan args_span, AstRef
     for (AstRef *r = t->args; r; r = r->next) n++;
     if (n != 2) {
         diag_error(b->diag, ast_loc(args_span), "%s takes 2 arguments (%s), found %d", kind.text,
-                   t->kind == TASK_RANKING ? "a head and a label" : "a query tower and a candidate tower",
+                   t->kind == TASK_RANKING ? "a head and a label"
+                                           : "a query tower and a candidate tower",
                    n);
         return;
     }

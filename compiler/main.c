@@ -63,8 +63,7 @@ static int parse_args(int argc, char **argv, Args *a)
             if (set_mode(a, MODE_DOT, arg)) return 2;
         } else if (strcmp(arg, "--dump") == 0) {
             if (!next) return usage_error("%s needs what to dump: ast, graph or plan", arg);
-            if (strcmp(next, "ast") != 0 && strcmp(next, "graph") != 0 &&
-                strcmp(next, "plan") != 0)
+            if (strcmp(next, "ast") != 0 && strcmp(next, "graph") != 0 && strcmp(next, "plan") != 0)
                 return usage_error("cannot dump '%s' (expected ast, graph or plan)", next);
             if (set_mode(a, MODE_DUMP, arg)) return 2;
             a->dump = next;

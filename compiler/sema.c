@@ -172,8 +172,8 @@ static int64_t check_source(Sema *s, AstChain *c, AstRef *r)
     }
     if (sym->kind == SYM_COLUMN) {
         if (sym->column->is_label) {
-            ERROR(s, r->loc, "'%s' is a label; a %s reads inputs and towers, not labels",
-                  r->name, chain_sort);
+            ERROR(s, r->loc, "'%s' is a label; a %s reads inputs and towers, not labels", r->name,
+                  chain_sort);
             return -1;
         }
         if (c->is_concat || c->kind == CHAIN_HEAD) {
@@ -272,8 +272,8 @@ static void check_ranking(Sema *s, AstTask *t)
     }
     const Symbol *sym = resolve(s, label, "label");
     if (sym && !(sym->kind == SYM_COLUMN && sym->column->is_label))
-        ERROR(s, label->loc, "'%s' is %s %s, not a label", label->name,
-              article(sort_of(sym)), sort_of(sym));
+        ERROR(s, label->loc, "'%s' is %s %s, not a label", label->name, article(sort_of(sym)),
+              sort_of(sym));
     if (t->loss == LOSS_DEFAULT) t->loss = LOSS_MSE;
     for (AstMetric *m = t->metrics; m; m = m->next) {
         if (m->kind == METRIC_TOP_K)
@@ -346,7 +346,8 @@ static void check_tasks(Sema *s)
     Table tasks = {0};
     if (!syms) return;
     n = 0;
-    for (AstTask *t = s->m->tasks; t; t = t->next) syms[n++] = (Symbol){.name = t->name, .loc = t->loc};
+    for (AstTask *t = s->m->tasks; t; t = t->next)
+        syms[n++] = (Symbol){.name = t->name, .loc = t->loc};
     if (table_build(s, &tasks, syms, n, "task") < 0) return;
     for (AstTask *t = s->m->tasks; t; t = t->next) {
         if (t->kind == TASK_RANKING)
@@ -393,14 +394,16 @@ static void mark_items(Sema *s)
 typedef struct {
     const char *name, *alias;
     size_t offset;
-    double min;    /* smallest allowed value */
-    int min_open;  /* the minimum itself is not allowed */
-    double max;    /* below this (exclusive), when max_set */
+    double min;   /* smallest allowed value */
+    int min_open; /* the minimum itself is not allowed */
+    double max;   /* below this (exclusive), when max_set */
     int max_set;
 } OptionSpec;
 
 #define OPT(name, alias, field, min, open, max, max_set)                                           \
-    {name, alias, offsetof(AstTrain, field), min, open, max, max_set}
+    {                                                                                              \
+        name, alias, offsetof(AstTrain, field), min, open, max, max_set                            \
+    }
 static const OptionSpec ADAGRAD_OPTIONS[] = {
     OPT("lr", "learning_rate", lr, 0, 1, 0, 0),
     OPT("initial_accumulator", "initial_accumulator_value", initial_accumulator, 0, 0, 0, 0),
@@ -416,8 +419,8 @@ static const OptionSpec ADAM_OPTIONS[] = {
     OPT("epsilon", "epsilon", epsilon, 0, 1, 0, 0),
 };
 
-static void check_option(Sema *s, AstTrain *t, const AstOption *o, const OptionSpec *specs,
-                         int n, const AstOption **given)
+static void check_option(Sema *s, AstTrain *t, const AstOption *o, const OptionSpec *specs, int n,
+                         const AstOption **given)
 {
     const char *opt_name = ast_optimizer_name(t->optimizer);
     int k = 0;
@@ -477,8 +480,8 @@ static void check_train(Sema *s)
                 ERROR(s, t->optimizer_loc, "unknown optimizer '%s'; did you mean '%s'?",
                       t->optimizer_name, guess);
             else
-                ERROR(s, t->optimizer_loc,
-                      "unknown optimizer '%s' (expected adagrad, sgd or adam)", t->optimizer_name);
+                ERROR(s, t->optimizer_loc, "unknown optimizer '%s' (expected adagrad, sgd or adam)",
+                      t->optimizer_name);
             return;
         }
         t->optimizer = (OptimizerKind)k;
@@ -508,8 +511,9 @@ static void check_train(Sema *s)
               (long long)t->epochs);
     if (t->seed < 0) ERROR(s, t->seed_loc, "seed must be >= 0, found %lld", (long long)t->seed);
     if (!(t->split > 0 && t->split < 1))
-        ERROR(s, t->split_loc, "split must be between 0 and 1 (the share used for training), "
-                               "found %g",
+        ERROR(s, t->split_loc,
+              "split must be between 0 and 1 (the share used for training), "
+              "found %g",
               t->split);
 }
 

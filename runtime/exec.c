@@ -10,6 +10,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,9 @@ struct MtrSession {
     unsigned char *param_arena, *step_arena;
     size_t param_bytes, step_bytes, step_unshared;
     BoundProgram *progs;
+    int profiling;
+    double op_seconds[OP_COUNT];
+    uint64_t op_calls[OP_COUNT];
 };
 
 static void *arena_new(size_t bytes)
@@ -383,7 +387,30 @@ void mtr_session_run(MtrSession *s, int p, int64_t rows)
     BoundProgram *bp = &s->progs[p];
     const MtrProgram *prog = &s->m->programs[p];
     if (bp->rows != rows) bind_shapes(s, p, rows);
-    for (uint32_t i = 0; i < prog->n_ops; i++) bp->fns[i](&bp->calls[i]);
+    if (!s->profiling) {
+        for (uint32_t i = 0; i < prog->n_ops; i++) bp->fns[i](&bp->calls[i]);
+        return;
+    }
+    for (uint32_t i = 0; i < prog->n_ops; i++) {
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        bp->fns[i](&bp->calls[i]);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        OpKind k = prog->ops[i].kind;
+        s->op_seconds[k] += (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
+        s->op_calls[k]++;
+    }
+}
+
+void mtr_session_profile(MtrSession *s, int on)
+{
+    s->profiling = on;
+}
+
+double mtr_session_profile_seconds(const MtrSession *s, OpKind kind, uint64_t *calls)
+{
+    if (calls) *calls = s->op_calls[kind];
+    return s->op_seconds[kind];
 }
 
 MtrArenaSizes mtr_session_sizes(const MtrSession *s)

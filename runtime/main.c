@@ -32,7 +32,8 @@ static const char usage[] =
     "  --skip-bad        skip malformed records (counted) instead of failing\n"
     "  --fresh           start from new parameters even if the model holds some\n"
     "  --threads N       threads for matrix products (default 1)\n"
-    "  --quiet           no progress output\n";
+    "  --quiet           no progress output\n"
+    "  --profile         time every op kind during training (printed on stderr)\n";
 
 typedef struct {
     const char *model, *command, *data, *out, *metrics, *step_log, *train, *test, *folds, *dir;
@@ -41,7 +42,7 @@ typedef struct {
     const char *names[MAX_ARGS], *values[MAX_ARGS];
     int n_inputs, n_owned; /* names[0..n_owned) were allocated by --input */
     const char *user, *item;
-    int k, threads, reshuffle, order_file, skip_bad, fresh, quiet;
+    int k, threads, reshuffle, order_file, skip_bad, fresh, quiet, profile;
 } Args;
 
 static int bad(const char *fmt, const char *what)
@@ -116,6 +117,7 @@ static int parse_args(int argc, char **argv, Args *a)
             else if (strcmp(f, "--skip-bad") == 0) a->skip_bad = 1;
             else if (strcmp(f, "--fresh") == 0) a->fresh = 1;
             else if (strcmp(f, "--quiet") == 0) a->quiet = 1;
+            else if (strcmp(f, "--profile") == 0) a->profile = 1;
             else return bad("unknown option '%s'", f);
         }
         if (takes) {
@@ -182,7 +184,7 @@ static int run_train(MtrModel *m, Args *a, int eval_only)
                        .skip_bad = a->skip_bad, .reshuffle = a->reshuffle,
                        .order_file = a->order_file, .fresh = a->fresh,
                        .progress = a->quiet ? NULL : stderr, .metrics = metrics,
-                       .step_log = steps};
+                       .step_log = steps, .profile = a->profile ? stderr : NULL};
     MtrStatus rc = eval_only ? mtr_run_eval(m, &o, &r, &e) : mtr_run_train(m, &o, &r, &e);
     if (metrics) fclose(metrics);
     if (steps) fclose(steps);

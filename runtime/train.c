@@ -257,6 +257,34 @@ static void log_step(const MtrModel *m, Runner *r, FILE *out, int64_t step, int 
     report_json_end(&j, "step log", NULL);
 }
 
+/* The time training spent in each kind of op, largest first. */
+static void print_profile(const MtrSession *s, FILE *out, MtrRunResult *res)
+{
+    double secs[OP_COUNT], total = 0;
+    uint64_t calls[OP_COUNT];
+    int order[OP_COUNT], n = 0;
+    for (int k = 0; k < OP_COUNT; k++) {
+        secs[k] = mtr_session_profile_seconds(s, (OpKind)k, &calls[k]);
+        total += secs[k];
+        if (calls[k]) order[n++] = k;
+    }
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && secs[order[j]] > secs[order[j - 1]]; j--) {
+            int t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    fprintf(out, "%-22s %8s %10s %7s\n", "op", "calls", "seconds", "share");
+    for (int i = 0; i < n; i++) {
+        int k = order[i];
+        fprintf(out, "%-22s %8llu %10.3f %6.1f%%\n", op_info((OpKind)k)->name,
+                (unsigned long long)calls[k], secs[k], total > 0 ? 100 * secs[k] / total : 0);
+    }
+    fprintf(out, "%-22s %8s %10.3f\n", "all ops", "", total);
+    res->op_seconds = total;
+    res->matmul_seconds = secs[OP_MATMUL];
+}
+
 static MtrStatus evaluate(const MtrModel *m, Runner *r, const Split *sp, int64_t batch,
                           MtrRunResult *res, MtrError *err)
 {
@@ -332,6 +360,7 @@ MtrStatus mtr_run_train(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, 
     if (keep) rc = mtr_session_load_params(r.s, m, err);
     else mtr_session_init_params(r.s, &init);
     if (!o->order_file) rng_shuffle_u32(&order, sp.train_rows, (uint64_t)sp.n_train);
+    mtr_session_profile(r.s, o->profile != NULL);
 
     ReportProgress prog;
     if (o->progress) report_progress_init(&prog, o->progress, epochs);
@@ -381,6 +410,7 @@ MtrStatus mtr_run_train(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, 
     }
     res->epochs = epochs;
     res->train_seconds = report_clock() - t_train;
+    if (o->profile) print_profile(r.s, o->profile, res);
     free(task_sum);
     if (rc == MTR_OK && sp.n_test > 0) rc = evaluate(m, &r, &sp, batch, res, err);
     if (rc == MTR_OK) write_test_line(o, res);

@@ -217,7 +217,8 @@ static void test_syntax_errors(void **state)
     expect_error("model m\n\xc3\xa9\n", "unexpected byte 0xC3");
     expect_error("model m\ninput 12abc : string\n", "bad number '12abc'");
     expect_error("model m\ninput u : strin\n", "unknown type 'strin'; did you mean 'string'?");
-    expect_error("model m\ninput u : text\n", "unknown type 'text' (expected string, int or float)");
+    expect_error("model m\ninput u : text\n",
+                 "unknown type 'text' (expected string, int or float)");
 }
 
 static void test_bad_numbers(void **state)
@@ -247,7 +248,8 @@ static void test_bad_numbers(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         snprintf(src, sizeof src, "%stower t = u -> lookup -> %s\n", HEAD, cases[i].stage);
-        if (strncmp(cases[i].stage, "lookup", 6) == 0 || strncmp(cases[i].stage, "embeding", 8) == 0)
+        if (strncmp(cases[i].stage, "lookup", 6) == 0 ||
+            strncmp(cases[i].stage, "embeding", 8) == 0)
             snprintf(src, sizeof src, "%stower t = u -> %s\n", HEAD, cases[i].stage);
         expect_error(src, cases[i].want);
     }
@@ -328,9 +330,9 @@ static void test_error_recovery_and_limit(void **state)
     char *out = NULL;
     int errors = 0;
     /* Two independent mistakes: both are reported. */
-    AstModel *m = parse_bytes(pool, "model m\ninput a b\ninput c : string\ninput d e\n",
-                              strlen("model m\ninput a b\ninput c : string\ninput d e\n"), &out,
-                              &errors);
+    AstModel *m =
+        parse_bytes(pool, "model m\ninput a b\ninput c : string\ninput d e\n",
+                    strlen("model m\ninput a b\ninput c : string\ninput d e\n"), &out, &errors);
     assert_null(m);
     assert_int_equal(errors, 2);
     assert_non_null(strstr(out, "2:9: error"));
@@ -368,11 +370,52 @@ static void test_fuzz_mutations(void **state)
     char *base = read_model("movielens.mtr", &base_len);
     /* Pieces of the language, so mutations reach sema and not just the lexer. */
     static const char *const pieces[] = {
-        "->", "(", ")", ",", "=", ":", "{", "}", "-", "concat(", "dense(", "embedding(", "lookup",
-        "user", "movie", "rating", "user_id", "user_rating", "0", "-1", "1e999", "nan", "1.5",
-        "99999999999999999999", "top_k(", "tower x = ", "head h = ", "task t = ", "\"", "/*",
-        "*/", "#", "\n", "\t", "\xff", "retrieval(", "ranking(", "weight ", "loss ", "metrics ",
-        "train {", "optimizer sgd", "adam(", "lr = ", "label z : float\n", "input w : int\n",
+        "->",
+        "(",
+        ")",
+        ",",
+        "=",
+        ":",
+        "{",
+        "}",
+        "-",
+        "concat(",
+        "dense(",
+        "embedding(",
+        "lookup",
+        "user",
+        "movie",
+        "rating",
+        "user_id",
+        "user_rating",
+        "0",
+        "-1",
+        "1e999",
+        "nan",
+        "1.5",
+        "99999999999999999999",
+        "top_k(",
+        "tower x = ",
+        "head h = ",
+        "task t = ",
+        "\"",
+        "/*",
+        "*/",
+        "#",
+        "\n",
+        "\t",
+        "\xff",
+        "retrieval(",
+        "ranking(",
+        "weight ",
+        "loss ",
+        "metrics ",
+        "train {",
+        "optimizer sgd",
+        "adam(",
+        "lr = ",
+        "label z : float\n",
+        "input w : int\n",
     };
     const int n_pieces = (int)(sizeof pieces / sizeof pieces[0]);
     int accepted = 0, rejected = 0;

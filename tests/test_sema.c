@@ -115,10 +115,10 @@ static void test_defaults(void **state)
         {"", OPT_ADAGRAD, 0.001, 0.1, 1e-7, 0, 0},
         {"train { optimizer sgd }", OPT_SGD, 0.01, 0, 0, 0, 0},
         {"train { optimizer adam() }", OPT_ADAM, 0.001, 0, 1e-7, 0.9, 0.999},
-        {"train { optimizer adam(beta2 = 0.99, epsilon = 1e-8) }", OPT_ADAM, 0.001, 0, 1e-8,
-         0.9, 0.99},
-        {"train { optimizer adagrad(initial_accumulator_value = 0) }", OPT_ADAGRAD, 0.001, 0,
-         1e-7, 0, 0},
+        {"train { optimizer adam(beta2 = 0.99, epsilon = 1e-8) }", OPT_ADAM, 0.001, 0, 1e-8, 0.9,
+         0.99},
+        {"train { optimizer adagrad(initial_accumulator_value = 0) }", OPT_ADAGRAD, 0.001, 0, 1e-7,
+         0, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         snprintf(src, sizeof src, "%s%s\n", base, cases[i].train);
@@ -277,8 +277,8 @@ static void test_dump_golden(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sema_fields),      cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_namespaces),       cmocka_unit_test(test_semantic_errors),
+        cmocka_unit_test(test_sema_fields), cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_namespaces),  cmocka_unit_test(test_semantic_errors),
         cmocka_unit_test(test_dump_golden),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

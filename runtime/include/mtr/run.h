@@ -21,6 +21,7 @@ typedef struct {
     FILE *step_log;    /* one JSON line per training step, or NULL */
     const char *phase; /* the "phase" of the test line ("test" by default) */
     int fold;          /* > 0: added to JSON lines as "fold" */
+    FILE *profile;     /* time every op during training and print a table here, or NULL */
 } MtrRunOptions;
 
 typedef struct {
@@ -34,6 +35,7 @@ typedef struct {
     uint64_t overlap;      /* rows present in both the given train and test files */
     uint64_t skipped;      /* malformed records skipped */
     size_t step_arena, param_arena, step_unshared;
+    double op_seconds, matmul_seconds; /* with profile: time in all ops, in matmul */
 } MtrRunResult;
 
 /* Trains m on the options' data (building vocabularies and items from it),
