@@ -157,6 +157,21 @@ int grad_inbatch_softmax_xent(Graph *g, const MtrOp *op, const int32_t *dout, co
     return 0;
 }
 
+int grad_inbatch_softmax_xent_qc(Graph *g, const MtrOp *op, const int32_t *dout,
+                                 const int *needs, int32_t *din)
+{
+    /* dq = dq_unit * dloss, dc = dc_unit * dloss (the op made the unit gradients) */
+    for (int k = 1; k < 4; k++)
+        if (dout[k] >= 0) {
+            module_fail(g->mod, "inbatch_softmax_xent_qc: only its loss is differentiable");
+            return -1;
+        }
+    for (int i = 0; i < 2; i++)
+        if (needs[i] && (din[i] = op1(g, OP_SCALE, op->out[1 + i], dout[0], NULL, op->in[i])) < 0)
+            return -1;
+    return 0;
+}
+
 int grad_scale(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
 {
     /* dx = dy * s; s is a loss gradient, never a function of the parameters */
@@ -267,8 +282,10 @@ int autodiff_backward(Graph *g, int32_t loss, int32_t **grads_out, uint32_t *n_g
     for (uint32_t i = n_fwd; rc == 0 && i-- > 0;) {
         MtrOp op = g->ops[i]; /* a copy: appending may move g->ops */
         const OpInfo *info = op_info(op.kind);
-        int32_t dout[MTR_MAX_OUT] = {-1, -1}, din[MTR_MAX_IN] = {-1, -1, -1, -1, -1};
+        int32_t dout[MTR_MAX_OUT], din[MTR_MAX_IN];
         int needs[MTR_MAX_IN] = {0}, any_out = 0, any_in = 0;
+        for (int k = 0; k < MTR_MAX_OUT; k++) dout[k] = -1;
+        for (int k = 0; k < MTR_MAX_IN; k++) din[k] = -1;
         for (int k = 0; k < info->n_out; k++) any_out |= (dout[k] = grads[op.out[k]]) >= 0;
         for (int k = 0; k < info->n_in; k++) any_in |= needs[k] = requires[op.in[k]];
         if (!any_out || !any_in) continue;

@@ -5,6 +5,7 @@
 
 #include "autodiff.h"
 #include "lower.h"
+#include "rewrite.h"
 #include "schedule.h"
 
 #include "mtr/plan.h"
@@ -25,6 +26,7 @@ MtrModel *emit_model(const AstModel *ast, FILE *errs)
     }
     int rc = lower_model(ast, &mod, &l);
     Graph *train = &l.prog[PROG_TRAIN];
+    if (rc == 0 && rewrite_fuse_inbatch_softmax(train) < 0) rc = -1;
     if (rc == 0) rc = autodiff_backward(train, l.loss, &grads, &n_grads);
     if (rc == 0) rc = autodiff_updates(train, &l, grads, n_grads);
     free(grads);

@@ -158,6 +158,18 @@ MtrShape module_shape(const Module *mod, int32_t t)
     return shape_of_tensor(&mod->m->tensors[t], NULL);
 }
 
+int module_rename(Module *mod, int32_t t, const char *name)
+{
+    char *copy = dupstr(name);
+    if (!copy) {
+        module_fail(mod, "out of memory");
+        return -1;
+    }
+    free(mod->m->tensors[t].name);
+    mod->m->tensors[t].name = copy;
+    return 0;
+}
+
 void graph_init(Graph *g, Module *mod)
 {
     memset(g, 0, sizeof *g);

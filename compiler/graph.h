@@ -41,6 +41,8 @@ int32_t module_tensor(Module *mod, const char *name, MtrRole role, MtrShape shap
 int32_t module_tensorf(Module *mod, MtrRole role, MtrShape shape, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 MtrShape module_shape(const Module *mod, int32_t t);
+/* Renames tensor t. Returns 0 or -1. */
+int module_rename(Module *mod, int32_t t, const char *name);
 
 void graph_init(Graph *g, Module *mod);
 void graph_free(Graph *g);

@@ -211,6 +211,102 @@ static int run_train(MtrModel *m, Args *a, int eval_only)
     return 0;
 }
 
+#define MAX_FOLDS 32
+
+/* Splits "u1,u2,..." into names (pointing into a copy the caller frees). */
+static int split_folds(const char *list, char **copy, const char **names)
+{
+    int n = 0;
+    *copy = strdup(list);
+    if (!*copy) return -1;
+    for (char *save = NULL, *t = strtok_r(*copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (n == MAX_FOLDS) return -1;
+        names[n++] = t;
+    }
+    return n;
+}
+
+/* The cv table: one column per fold, then the mean and the (sample) standard
+ * deviation; the same as JSON lines with "phase":"cv". */
+static void print_cv(const MtrRunResult *res, const char *const *names, int n, FILE *json)
+{
+    const MetricsReport *first = &res[0].test;
+    printf("\n%-10s", "metric");
+    for (int f = 0; f < n; f++) printf(" %9s", names[f]);
+    printf(" %9s %9s\n", "mean", "std");
+    double *mean = calloc(first->n + 1, sizeof *mean), *sd = calloc(first->n + 1, sizeof *sd);
+    if (!mean || !sd) {
+        free(mean), free(sd);
+        return;
+    }
+    for (uint32_t i = 0; i < first->n; i++) {
+        double sum = 0, sq = 0;
+        printf("%-10s", first->entries[i].name);
+        for (int f = 0; f < n; f++) {
+            double v = res[f].test.entries[i].value;
+            printf(" %9.4f", v);
+            sum += v;
+        }
+        mean[i] = sum / n;
+        for (int f = 0; f < n; f++) {
+            double d = res[f].test.entries[i].value - mean[i];
+            sq += d * d;
+        }
+        sd[i] = n > 1 ? sqrt(sq / (n - 1)) : 0;
+        printf(" %9.4f %9.4f\n", mean[i], sd[i]);
+    }
+    for (int f = 0; json && f < n + 2; f++) {
+        ReportJson j;
+        report_json_begin(&j, json, "cv");
+        if (f < n) {
+            report_json_int(&j, "fold", f + 1);
+            report_json_str(&j, "name", names[f]);
+            report_json_metrics(&j, &res[f].test);
+        } else {
+            report_json_str(&j, "statistic", f == n ? "mean" : "std");
+            for (uint32_t i = 0; i < first->n; i++)
+                report_json_num(&j, first->entries[i].name, f == n ? mean[i] : sd[i]);
+        }
+        report_json_end(&j, "metrics", NULL);
+    }
+    free(mean), free(sd);
+}
+
+static int run_cv(MtrModel *m, Args *a)
+{
+    MtrError e = {0};
+    if (!a->data) return bad("%s needs --data DIR", "cv");
+    if (!a->folds) return bad("%s needs --folds NAME,NAME,... (e.g. u1,u2,u3,u4,u5)", "cv");
+    char *copy = NULL;
+    const char *names[MAX_FOLDS];
+    int n = split_folds(a->folds, &copy, names);
+    if (n <= 0) {
+        free(copy);
+        return bad("--folds takes 1 to 32 names separated by commas, found '%s'", a->folds);
+    }
+    FILE *metrics = open_out(a->metrics, &e);
+    if (a->metrics && !metrics) {
+        print_error(&e);
+        free(copy);
+        return 1;
+    }
+    MtrRunResult res[MAX_FOLDS];
+    MtrRunOptions o = {.data_dir = a->data, .skip_bad = a->skip_bad, .reshuffle = a->reshuffle,
+                       .order_file = a->order_file, .progress = a->quiet ? NULL : stderr,
+                       .metrics = metrics};
+    int rc = 0;
+    if (mtr_run_cv(m, &o, n, names, res, &e)) {
+        print_error(&e);
+        rc = 1;
+    } else {
+        print_cv(res, names, n, metrics);
+    }
+    for (int f = 0; f < n; f++) metrics_report_free(&res[f].test);
+    if (metrics) fclose(metrics);
+    free(copy);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
@@ -249,6 +345,8 @@ int main(int argc, char **argv)
         const char *cmd = a.command ? a.command : "train";
         if (strcmp(cmd, "train") == 0) {
             rc = run_train(m, &a, 0);
+        } else if (strcmp(cmd, "cv") == 0) {
+            rc = run_cv(m, &a);
         } else if (strcmp(cmd, "eval") == 0) {
             rc = run_train(m, &a, 1);
         } else if (strcmp(cmd, "info") == 0) {

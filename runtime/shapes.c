@@ -280,6 +280,21 @@ int shape_inbatch_softmax_xent(const MtrShape *in, const int32_t *a, MtrShape *o
     return 0;
 }
 
+/* The rows of scores inbatch_softmax_xent_qc makes at a time. */
+#define QC_ROWS 256
+
+int shape_inbatch_softmax_xent_qc(const MtrShape *in, const int32_t *a, MtrShape *out, char *why,
+                                  size_t n)
+{
+    (void)a;
+    if (want(in, 0, 2, MTR_DT_F32, why, n) || same_as(in, 0, 1, why, n)) return -1;
+    out[0] = scalar();
+    out[1] = in[0];
+    out[2] = in[1];
+    out[3] = matrix((MtrDim){-1, QC_ROWS}, in[0].dim[0]);
+    return 0;
+}
+
 int shape_scale(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
 {
     (void)a;

@@ -13,14 +13,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Which rows train and which test: one encoded table for a seeded random
+ * split, or a given split's two files. The dataset itself lives outside, so
+ * that cross-validation reads it once for every fold. */
 typedef struct {
-    MtrDataset *ds;
     MtrTable train_file, test_file; /* a given split's tables */
     int given;
     Encoded enc_train, enc_test; /* the same table twice for a random split */
     int shared;                  /* enc_test is enc_train */
     uint32_t *train_rows, *test_rows;
     int64_t n_train, n_test;
+    uint64_t skipped;
 } Split;
 
 static int knob_int(const MtrModel *m, const char *name, int fallback)
@@ -43,7 +46,6 @@ static void split_free(const MtrModel *m, Split *s)
         mtr_table_free(&s->train_file);
         mtr_table_free(&s->test_file);
     }
-    mtr_data_free(s->ds);
     free(s->train_rows);
     free(s->test_rows);
     memset(s, 0, sizeof *s);
@@ -103,66 +105,88 @@ static uint64_t count_overlap(const MtrModel *m, const Split *s)
     return hits;
 }
 
-/* Reads the data and decides which rows train and which test. With
- * build_vocab the vocabularies and items come from the data (training);
- * otherwise the model's own are used (evaluating a trained model). */
-static MtrStatus split_load(MtrModel *m, const MtrRunOptions *o, int build_vocab, Split *s,
-                            MtrError *err)
+/* Reads the data folder; with build_vocab the vocabularies and items come
+ * from it (training), otherwise the model's own are kept (a trained model). */
+static MtrStatus data_load(MtrModel *m, const MtrRunOptions *o, int build_vocab,
+                           MtrDataset **ds, MtrError *err)
 {
-    MtrStatus rc;
     const char **item_cols = item_column_names(m);
     if (!item_cols) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
     MtrDataOptions dopt = {.skip_bad = o->skip_bad, .item_columns = item_cols};
-    memset(s, 0, sizeof *s);
-    rc = mtr_data_open(o->data_dir, &dopt, &s->ds, err);
-    if (rc == MTR_OK && build_vocab) rc = bind_vocabularies(m, s->ds, err);
-    if (rc == MTR_OK && (o->train_file || o->test_file)) {
-        if (!o->train_file || !o->test_file) {
-            rc = mtr_fail(err, MTR_E_ARG, "--train and --test go together");
-        } else {
-            uint64_t sk1 = 0, sk2 = 0;
-            s->given = 1;
-            rc = mtr_data_read_interactions(o->train_file, s->ds, &dopt, &s->train_file, &sk1, err);
-            if (rc == MTR_OK)
-                rc = mtr_data_read_interactions(o->test_file, s->ds, &dopt, &s->test_file, &sk2, err);
-            s->ds->skipped += sk1 + sk2;
-        }
-        if (rc == MTR_OK) rc = bind_encode(m, &s->train_file, &s->enc_train, err);
-        if (rc == MTR_OK) rc = bind_encode(m, &s->test_file, &s->enc_test, err);
-        if (rc == MTR_OK) {
-            s->n_train = (int64_t)s->enc_train.n_rows;
-            s->n_test = (int64_t)s->enc_test.n_rows;
-            s->train_rows = iota(s->n_train);
-            s->test_rows = iota(s->n_test);
-        }
-    } else if (rc == MTR_OK) {
-        /* The seeded split: shuffle every row once, the first split share trains. */
-        rc = bind_encode(m, &s->ds->ratings, &s->enc_train, err);
-        s->enc_test = s->enc_train;
-        s->shared = 1;
-        int64_t n = (int64_t)s->ds->ratings.n_rows;
-        double share = knob_num(m, "train.split", 0.8);
-        uint32_t *all = rc == MTR_OK ? iota(n) : NULL;
-        if (rc == MTR_OK && !all) rc = mtr_fail(err, MTR_E_NOMEM, "out of memory");
-        if (rc == MTR_OK) {
-            Rng r;
-            rng_seed(&r, (uint64_t)knob_int(m, "train.seed", 42));
-            rng_shuffle_u32(&r, all, (uint64_t)n);
-            s->n_train = (int64_t)llround(share * (double)n);
-            if (s->n_train > n) s->n_train = n;
-            s->n_test = n - s->n_train;
-            s->train_rows = all;
-            s->test_rows = iota(s->n_test);
-            if (!s->test_rows) rc = mtr_fail(err, MTR_E_NOMEM, "out of memory");
-            for (int64_t i = 0; rc == MTR_OK && i < s->n_test; i++)
-                s->test_rows[i] = all[s->n_train + i];
-        }
+    MtrStatus rc = mtr_data_open(o->data_dir, &dopt, ds, err);
+    if (rc == MTR_OK && build_vocab && (rc = bind_vocabularies(m, *ds, err))) {
+        mtr_data_free(*ds);
+        *ds = NULL;
     }
     free(item_cols);
-    if (rc == MTR_OK && s->n_train == 0 && build_vocab)
-        rc = mtr_fail(err, MTR_E_DATA, "%s: no training rows", o->data_dir);
+    return rc;
+}
+
+/* A given split: the training and test rows come from two files, encoded with
+ * the vocabularies of the whole folder. */
+static MtrStatus split_given(const MtrModel *m, const MtrDataset *ds, const MtrRunOptions *o,
+                             const char *train, const char *test, Split *s, MtrError *err)
+{
+    const char **item_cols = item_column_names(m);
+    if (!item_cols) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+    MtrDataOptions dopt = {.skip_bad = o->skip_bad, .item_columns = item_cols};
+    uint64_t sk1 = 0, sk2 = 0;
+    memset(s, 0, sizeof *s);
+    s->given = 1;
+    MtrStatus rc = mtr_data_read_interactions(train, ds, &dopt, &s->train_file, &sk1, err);
+    if (rc == MTR_OK) rc = mtr_data_read_interactions(test, ds, &dopt, &s->test_file, &sk2, err);
+    free(item_cols);
+    s->skipped = sk1 + sk2;
+    if (rc == MTR_OK) rc = bind_encode(m, &s->train_file, &s->enc_train, err);
+    if (rc == MTR_OK) rc = bind_encode(m, &s->test_file, &s->enc_test, err);
+    if (rc == MTR_OK) {
+        s->n_train = (int64_t)s->enc_train.n_rows;
+        s->n_test = (int64_t)s->enc_test.n_rows;
+        s->train_rows = iota(s->n_train);
+        s->test_rows = iota(s->n_test);
+        if (!s->train_rows || !s->test_rows) rc = mtr_fail(err, MTR_E_NOMEM, "out of memory");
+    }
+    if (rc == MTR_OK && s->n_train == 0) rc = mtr_fail(err, MTR_E_DATA, "%s: no training rows", train);
     if (rc) split_free(m, s);
     return rc;
+}
+
+/* The seeded split: every row shuffled once, the first train.split share trains. */
+static MtrStatus split_random(const MtrModel *m, const MtrDataset *ds, Split *s, MtrError *err)
+{
+    memset(s, 0, sizeof *s);
+    MtrStatus rc = bind_encode(m, &ds->ratings, &s->enc_train, err);
+    s->enc_test = s->enc_train;
+    s->shared = 1;
+    int64_t n = (int64_t)ds->ratings.n_rows;
+    uint32_t *all = rc == MTR_OK ? iota(n) : NULL;
+    if (rc == MTR_OK && !all) rc = mtr_fail(err, MTR_E_NOMEM, "out of memory");
+    if (rc == MTR_OK) {
+        Rng r;
+        rng_seed(&r, (uint64_t)knob_int(m, "train.seed", 42));
+        rng_shuffle_u32(&r, all, (uint64_t)n);
+        s->n_train = (int64_t)llround(knob_num(m, "train.split", 0.8) * (double)n);
+        if (s->n_train > n) s->n_train = n;
+        s->n_test = n - s->n_train;
+        s->train_rows = all;
+        s->test_rows = iota(s->n_test);
+        if (!s->test_rows) rc = mtr_fail(err, MTR_E_NOMEM, "out of memory");
+        for (int64_t i = 0; rc == MTR_OK && i < s->n_test; i++) s->test_rows[i] = all[s->n_train + i];
+    } else {
+        free(all);
+    }
+    if (rc == MTR_OK && s->n_train == 0) rc = mtr_fail(err, MTR_E_DATA, "%s: no training rows", ds->dir);
+    if (rc) split_free(m, s);
+    return rc;
+}
+
+static MtrStatus split_make(const MtrModel *m, const MtrDataset *ds, const MtrRunOptions *o,
+                            Split *s, MtrError *err)
+{
+    if (!o->train_file && !o->test_file) return split_random(m, ds, s, err);
+    if (!o->train_file || !o->test_file)
+        return mtr_fail(err, MTR_E_ARG, "--train and --test go together");
+    return split_given(m, ds, o, o->train_file, o->test_file, s, err);
 }
 
 typedef struct {
@@ -173,6 +197,7 @@ typedef struct {
     int32_t *grad_of;  /* update op's gradient per parameter, for the step log */
     uint32_t n_grads;
     float *labels;     /* one batch of labels, for the metrics */
+    double *task_sum;  /* each task's loss summed over an epoch */
 } Runner;
 
 static void runner_free(const MtrModel *m, Runner *r)
@@ -182,6 +207,7 @@ static void runner_free(const MtrModel *m, Runner *r)
     free(r->task_loss);
     free(r->grad_of);
     free(r->labels);
+    free(r->task_sum);
     (void)m;
     memset(r, 0, sizeof *r);
 }
@@ -213,7 +239,8 @@ static MtrStatus runner_new(const MtrModel *m, int64_t batch, Runner *r, MtrErro
     r->task_loss = calloc(m->n_tasks + 1, sizeof *r->task_loss);
     r->labels = calloc((size_t)batch, sizeof *r->labels);
     r->grad_of = calloc(m->n_tensors + 1, sizeof *r->grad_of);
-    if (!r->task_loss || !r->labels || !r->grad_of) {
+    r->task_sum = calloc(m->n_tasks + 1, sizeof *r->task_sum);
+    if (!r->task_loss || !r->labels || !r->grad_of || !r->task_sum) {
         runner_free(m, r);
         return mtr_fail(err, MTR_E_NOMEM, "out of memory");
     }
@@ -328,70 +355,57 @@ static void write_test_line(const MtrRunOptions *o, const MtrRunResult *res)
     report_json_end(&j, "metrics", NULL);
 }
 
-MtrStatus mtr_run_train(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, MtrError *err)
+/* Trains from the runner's current parameters over the split's training rows,
+ * then evaluates on its test rows. */
+static MtrStatus run_fold(const MtrModel *m, Runner *r, Split *sp, const MtrRunOptions *o,
+                          MtrRunResult *res, MtrError *err)
 {
-    Split sp;
-    Runner r;
-    memset(res, 0, sizeof *res);
     int64_t batch = knob_int(m, "train.batch", 8192);
     int epochs = knob_int(m, "train.epochs", 3);
     uint64_t seed = (uint64_t)knob_int(m, "train.seed", 42);
-    if (batch <= 0) return mtr_fail(err, MTR_E_ARG, "train.batch must be positive");
-    /* Training on a trained model continues from its parameters, which need its
-     * vocabularies: rebuilding them from the data could change the sizes. */
-    int keep = m->trained && !o->fresh;
-    MtrStatus rc = split_load(m, o, !keep, &sp, err);
-    if (rc) return rc;
-    res->n_train = sp.n_train;
-    res->n_test = sp.n_test;
-    res->skipped = sp.ds->skipped;
-    res->test_oov = sp.given ? sp.enc_test.oov : 0;
-    if (sp.given) res->overlap = count_overlap(m, &sp);
-    if ((rc = runner_new(m, batch, &r, err))) {
-        split_free(m, &sp);
-        return rc;
-    }
-    MtrArenaSizes sz = mtr_session_sizes(r.s);
+    MtrStatus rc = MTR_OK;
+    Rng order;
+    rng_seed(&order, seed ^ 0x0bade5ull);
+    res->n_train = sp->n_train;
+    res->n_test = sp->n_test;
+    res->skipped += sp->skipped;
+    res->test_oov = sp->given ? sp->enc_test.oov : 0;
+    if (sp->given) res->overlap = count_overlap(m, sp);
+    MtrArenaSizes sz = mtr_session_sizes(r->s);
     res->step_arena = sz.step_arena, res->param_arena = sz.param_arena;
     res->step_unshared = sz.step_unshared;
-    Rng init, order;
-    rng_seed(&init, seed ^ 0x5eed1a17ull);
-    rng_seed(&order, seed ^ 0x0bade5ull);
-    if (keep) rc = mtr_session_load_params(r.s, m, err);
-    else mtr_session_init_params(r.s, &init);
-    if (!o->order_file) rng_shuffle_u32(&order, sp.train_rows, (uint64_t)sp.n_train);
-    mtr_session_profile(r.s, o->profile != NULL);
+    if (!o->order_file) rng_shuffle_u32(&order, sp->train_rows, (uint64_t)sp->n_train);
+    mtr_session_profile(r->s, o->profile != NULL);
 
     ReportProgress prog;
     if (o->progress) report_progress_init(&prog, o->progress, epochs);
-    double *task_sum = calloc(m->n_tasks + 1, sizeof *task_sum);
-    if (!task_sum && rc == MTR_OK) rc = mtr_fail(err, MTR_E_NOMEM, "out of memory");
-    int64_t n_batches = (sp.n_train + batch - 1) / batch, step = 0;
+    int64_t n_batches = (sp->n_train + batch - 1) / batch, step = 0;
     double t_train = report_clock();
-    for (int e = 1; e <= epochs && rc == MTR_OK; e++) {
+    for (int e = 1; e <= epochs; e++) {
         if (o->reshuffle && e > 1 && !o->order_file)
-            rng_shuffle_u32(&order, sp.train_rows, (uint64_t)sp.n_train);
+            rng_shuffle_u32(&order, sp->train_rows, (uint64_t)sp->n_train);
         double t0 = report_clock(), loss_sum = 0;
-        memset(task_sum, 0, m->n_tasks * sizeof *task_sum);
+        memset(r->task_sum, 0, m->n_tasks * sizeof *r->task_sum);
         for (int64_t b = 0; b < n_batches; b++) {
-            int64_t off = b * batch, n = sp.n_train - off < batch ? sp.n_train - off : batch;
-            bind_feed(r.s, m, &r.feeds[r.p_train], &sp.enc_train, sp.train_rows + off, n);
-            mtr_session_run(r.s, r.p_train, n);
-            double loss = *(float *)mtr_session_tensor(r.s, r.loss);
+            int64_t off = b * batch, n = sp->n_train - off < batch ? sp->n_train - off : batch;
+            bind_feed(r->s, m, &r->feeds[r->p_train], &sp->enc_train, sp->train_rows + off, n);
+            mtr_session_run(r->s, r->p_train, n);
+            double loss = *(float *)mtr_session_tensor(r->s, r->loss);
             loss_sum += loss;
             for (uint32_t t = 0; t < m->n_tasks; t++)
-                task_sum[t] += *(float *)mtr_session_tensor(r.s, r.task_loss[t]);
-            if (o->step_log) log_step(m, &r, o->step_log, ++step, e, n, loss);
+                r->task_sum[t] += *(float *)mtr_session_tensor(r->s, r->task_loss[t]);
+            if (o->step_log) log_step(m, r, o->step_log, ++step, e, n, loss);
             if (o->progress) {
                 double dt = report_clock() - t0;
                 report_progress_update(&prog, e, b + 1, n_batches,
-                                       dt > 0 ? (double)(off + n) / dt : 0, loss_sum / (double)(b + 1));
+                                       dt > 0 ? (double)(off + n) / dt : 0,
+                                       loss_sum / (double)(b + 1));
             }
         }
         double dt = report_clock() - t0;
         res->last_loss = n_batches ? loss_sum / (double)n_batches : 0;
         if (o->progress)
-            report_progress_epoch_end(&prog, e, n_batches, dt > 0 ? (double)sp.n_train / dt : 0,
+            report_progress_epoch_end(&prog, e, n_batches, dt > 0 ? (double)sp->n_train / dt : 0,
                                       res->last_loss, dt);
         if (o->metrics) {
             ReportJson j;
@@ -402,7 +416,7 @@ MtrStatus mtr_run_train(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, 
             report_json_num(&j, "loss", res->last_loss);
             for (uint32_t t = 0; t < m->n_tasks; t++) {
                 snprintf(key, sizeof key, "%s.loss", m->tasks[t].name);
-                report_json_num(&j, key, n_batches ? task_sum[t] / (double)n_batches : 0);
+                report_json_num(&j, key, n_batches ? r->task_sum[t] / (double)n_batches : 0);
             }
             report_json_num(&j, "seconds", dt);
             report_json_end(&j, "metrics", NULL);
@@ -410,36 +424,121 @@ MtrStatus mtr_run_train(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, 
     }
     res->epochs = epochs;
     res->train_seconds = report_clock() - t_train;
-    if (o->profile) print_profile(r.s, o->profile, res);
-    free(task_sum);
-    if (rc == MTR_OK && sp.n_test > 0) rc = evaluate(m, &r, &sp, batch, res, err);
+    if (o->profile) print_profile(r->s, o->profile, res);
+    if (sp->n_test > 0) rc = evaluate(m, r, sp, batch, res, err);
     if (rc == MTR_OK) write_test_line(o, res);
-    if (rc == MTR_OK) rc = mtr_session_store_params(r.s, m, err);
-    runner_free(m, &r);
+    return rc;
+}
+
+static int64_t train_batch(const MtrModel *m)
+{
+    return knob_int(m, "train.batch", 8192);
+}
+
+MtrStatus mtr_run_train(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, MtrError *err)
+{
+    MtrDataset *ds = NULL;
+    Split sp;
+    Runner r;
+    memset(res, 0, sizeof *res);
+    if (train_batch(m) <= 0) return mtr_fail(err, MTR_E_ARG, "train.batch must be positive");
+    /* Training a trained model continues from its parameters, which need its
+     * vocabularies: rebuilding them from the data could change the sizes. */
+    int keep = m->trained && !o->fresh;
+    MtrStatus rc = data_load(m, o, !keep, &ds, err);
+    if (rc) return rc;
+    res->skipped = ds->skipped;
+    if ((rc = split_make(m, ds, o, &sp, err))) {
+        mtr_data_free(ds);
+        return rc;
+    }
+    if ((rc = runner_new(m, train_batch(m), &r, err)) == MTR_OK) {
+        if (keep) {
+            rc = mtr_session_load_params(r.s, m, err);
+        } else {
+            Rng init;
+            rng_seed(&init, (uint64_t)knob_int(m, "train.seed", 42) ^ 0x5eed1a17ull);
+            mtr_session_init_params(r.s, &init);
+        }
+        if (rc == MTR_OK) rc = run_fold(m, &r, &sp, o, res, err);
+        if (rc == MTR_OK) rc = mtr_session_store_params(r.s, m, err);
+        runner_free(m, &r);
+    }
     split_free(m, &sp);
+    mtr_data_free(ds);
     return rc;
 }
 
 MtrStatus mtr_run_eval(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, MtrError *err)
 {
+    MtrDataset *ds = NULL;
     Split sp;
     Runner r;
     memset(res, 0, sizeof *res);
     if (!m->trained) return mtr_fail(err, MTR_E_STATE, "the model is not trained: run training first");
-    int64_t batch = knob_int(m, "train.batch", 8192);
-    if (batch <= 0) return mtr_fail(err, MTR_E_ARG, "train.batch must be positive");
-    MtrStatus rc = split_load(m, o, 0, &sp, err);
+    if (train_batch(m) <= 0) return mtr_fail(err, MTR_E_ARG, "train.batch must be positive");
+    MtrStatus rc = data_load(m, o, 0, &ds, err);
     if (rc) return rc;
+    if ((rc = split_make(m, ds, o, &sp, err))) {
+        mtr_data_free(ds);
+        return rc;
+    }
     res->n_train = sp.n_train;
     res->n_test = sp.n_test;
     res->test_oov = sp.enc_test.oov;
-    if ((rc = runner_new(m, batch, &r, err)) == MTR_OK) {
+    if ((rc = runner_new(m, train_batch(m), &r, err)) == MTR_OK) {
         rc = mtr_session_load_params(r.s, m, err);
         if (rc == MTR_OK && sp.n_test == 0) rc = mtr_fail(err, MTR_E_DATA, "no test rows to evaluate");
-        if (rc == MTR_OK) rc = evaluate(m, &r, &sp, batch, res, err);
+        if (rc == MTR_OK) rc = evaluate(m, &r, &sp, train_batch(m), res, err);
         if (rc == MTR_OK) write_test_line(o, res);
         runner_free(m, &r);
     }
     split_free(m, &sp);
+    mtr_data_free(ds);
+    return rc;
+}
+
+MtrStatus mtr_run_cv(MtrModel *m, const MtrRunOptions *o, int n_folds, const char *const *folds,
+                     MtrRunResult *results, MtrError *err)
+{
+    MtrDataset *ds = NULL;
+    Runner r;
+    for (int f = 0; f < n_folds; f++) memset(&results[f], 0, sizeof results[f]);
+    if (train_batch(m) <= 0) return mtr_fail(err, MTR_E_ARG, "train.batch must be positive");
+    /* Vocabularies from the whole folder, so every fold shares them and the
+     * arenas bound once serve every fold. */
+    MtrStatus rc = data_load(m, o, 1, &ds, err);
+    if (rc) return rc;
+    if ((rc = runner_new(m, train_batch(m), &r, err))) {
+        mtr_data_free(ds);
+        return rc;
+    }
+    size_t dl = strlen(o->data_dir);
+    for (int f = 0; f < n_folds && rc == MTR_OK; f++) {
+        size_t n = dl + strlen(folds[f]) + 8;
+        char *train = malloc(n), *test = malloc(n);
+        Split sp;
+        if (!train || !test) {
+            rc = mtr_fail(err, MTR_E_NOMEM, "out of memory");
+        } else {
+            snprintf(train, n, "%s/%s.base", o->data_dir, folds[f]);
+            snprintf(test, n, "%s/%s.test", o->data_dir, folds[f]);
+            rc = split_given(m, ds, o, train, test, &sp, err);
+        }
+        if (rc == MTR_OK) {
+            Rng init;
+            MtrRunOptions fo = *o;
+            fo.fold = f + 1;
+            rng_seed(&init, (uint64_t)knob_int(m, "train.seed", 42) ^ 0x5eed1a17ull);
+            mtr_session_init_params(r.s, &init);
+            results[f].skipped = ds->skipped;
+            rc = run_fold(m, &r, &sp, &fo, &results[f], err);
+            split_free(m, &sp);
+        }
+        free(train);
+        free(test);
+    }
+    runner_free(m, &r);
+    mtr_data_free(ds);
     return rc;
 }

@@ -4,6 +4,8 @@
  * a knob read at run time. Losses are accumulated in double. */
 #include "kernels/kern.h"
 
+#include <cblas.h>
+
 /* mse(pred, label) -> mean_i (pred_i - label_i)^2.
  * Gradient: mse_grad(pred, label, dloss) = 2 (pred - label) / B * dloss. */
 void kernel_mse(const KernelCall *call)
@@ -133,4 +135,48 @@ void kernel_loss_weight(const KernelCall *call)
     float w = (float)call->knobs[call->iattr[0]];
     int64_t n = kern_numel(call->in_shape[0]);
     for (int64_t i = 0; i < n; i++) y[i] = w * x[i];
+}
+
+/* inbatch_softmax_xent_qc(q, c) -> the loss of inbatch_softmax_xent(q c^T) and its
+ * gradients for dloss = 1: with P = softmax(q c^T) - I, dq = P c and dc = P^T q.
+ * Scores are made R rows at a time in work (R = work's rows), so no (B,B)
+ * matrix exists and each block is still in cache when it is exponentiated and
+ * multiplied back; dc sums the blocks' contributions. */
+void kernel_inbatch_softmax_xent_qc(const KernelCall *call)
+{
+    const float *q = call->in[0]; /* (B,D) */
+    const float *c = call->in[1]; /* (B,D) */
+    float *loss = call->out[0];   /* () */
+    float *dq = call->out[1];     /* (B,D) */
+    float *dc = call->out[2];     /* (B,D) */
+    float *work = call->out[3];   /* (R,B) */
+    int64_t b = call->in_shape[0].rows, d = call->in_shape[0].cols;
+    int64_t rows = call->out_shape[3].rows;
+    double total = 0.0;
+    if (b == 0 || d == 0) {
+        memset(dq, 0, (size_t)(b * d) * sizeof *dq);
+        memset(dc, 0, (size_t)(b * d) * sizeof *dc);
+        *loss = 0.0f;
+        return;
+    }
+    for (int64_t r0 = 0; r0 < b; r0 += rows) {
+        int64_t n = b - r0 < rows ? b - r0 : rows;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)b, (int)d, 1.0f,
+                    q + r0 * d, (int)d, c, (int)d, 0.0f, work, (int)b);
+        for (int64_t i = 0; i < n; i++) {
+            float *row = work + i * b;
+            float diag = row[r0 + i];
+            float m = row_max(row, b);
+            double sum = row_exp_sum(row, row, b, m);
+            total += (double)m + log(sum) - (double)diag;
+            float inv = (float)(1.0 / sum);
+            for (int64_t j = 0; j < b; j++) row[j] *= inv;
+            row[r0 + i] -= 1.0f;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)d, (int)b, 1.0f, work,
+                    (int)b, c, (int)d, 0.0f, dq + r0 * d, (int)d);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)b, (int)d, (int)n, 1.0f, work,
+                    (int)b, q + r0 * d, (int)d, r0 == 0 ? 0.0f : 1.0f, dc, (int)d);
+    }
+    *loss = (float)total;
 }

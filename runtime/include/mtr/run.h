@@ -46,6 +46,13 @@ MtrStatus mtr_run_train(MtrModel *m, const MtrRunOptions *o, MtrRunResult *r, Mt
 /* Evaluates a trained m on the test rows of the options' data. */
 MtrStatus mtr_run_eval(MtrModel *m, const MtrRunOptions *o, MtrRunResult *r, MtrError *err);
 
+/* Cross-validation: for each fold name F, trains fresh parameters on
+ * DIR/F.base and evaluates on DIR/F.test, with vocabularies from all of DIR and
+ * one set of arenas for every fold. results has n_folds entries (each test
+ * report freed by the caller). */
+MtrStatus mtr_run_cv(MtrModel *m, const MtrRunOptions *o, int n_folds, const char *const *folds,
+                     MtrRunResult *results, MtrError *err);
+
 /* Predicts every ranking task's output for one row whose input columns take
  * the given values (names[i] = values[i]). Writes "task value" lines to out.
  * Unknown values are an MTR_E_ARG error naming the column and the value. */

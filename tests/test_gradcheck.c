@@ -1,0 +1,667 @@
+/* Gradient checks by central differences: the backward rules of compiler/autodiff.c
+ * against the forward kernels of runtime/kernels/, through the whole pipeline
+ * (graph.h -> autodiff_backward -> schedule_program -> mtr_session_run).
+ *
+ * Part 1 is generated from the op table: every op with OPF_DIFF must have at
+ * least one case below, or the test fails (so a new differentiable op cannot
+ * land without its check). For each case the op's float inputs are PARAM
+ * tensors, its ids and labels INPUT tensors; its first output y is reduced to
+ * a scalar loss = u^T y w (u, w fixed random INPUT vectors, so every element
+ * of y has its own weight u_i w_j and a gradient that permuted rows or columns
+ * would be caught), or loss = c * y for a scalar y. Each parameter gradient is
+ * compared with (L(x + e) - L(x - e)) / 2e for every element.
+ *
+ * Part 2 checks a whole compiled model (models/movielens.mtr at small sizes)
+ * for three loss-weight settings, reading the gradient tensors that train_step's
+ * update ops consume.
+ *
+ * Tolerances (float32 losses of magnitude <= ~20): a loss evaluation carries a
+ * rounding error of about |L| * 6e-8 plus the forward's own accumulated
+ * rounding (a few ulps of the largest activation), so the central difference
+ * carries ~|L| 1e-7 / eps of noise; its truncation error is eps^2 |L'''| / 6.
+ * Per-op cases: eps = 1e-2, so noise ~1e-5 and truncation ~2e-5 for the smooth
+ * ops here; we accept |fd - an| <= 1e-3 + 1e-2 max(|fd|, |an|), more than 10x
+ * that error, while a wrong rule (a missing term, a wrong transpose or factor)
+ * is off by O(1) relative. Whole model: eps = 1e-2 with ReLUs inside; an element
+ * whose two one-sided differences disagree crossed a ReLU kink and is skipped
+ * (at most 10% may be), the rest must satisfy 2e-3 + 2e-2 max(|fd|, |an|). */
+#include "autodiff.h"
+#include "diag.h"
+#include "emit.h"
+#include "frontend.h"
+#include "graph.h"
+#include "pool.h"
+#include "schedule.h"
+#include "testutil.h"
+
+#include "mtr/exec.h"
+#include "mtr/model.h"
+#include "mtr/ops.h"
+#include "mtr/rng.h"
+
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+/* ---- the case table ------------------------------------------------------ */
+
+enum { IN_PARAM = 1, IN_IDS, IN_LABEL, IN_SCALAR };
+
+typedef struct {
+    uint8_t kind;      /* IN_*: PARAM (f32, differentiated), ids, f32 label, f32 () */
+    uint8_t rank;      /* 0, 1 or 2 */
+    int32_t rows, cols;
+    int8_t same_as;    /* >= 0: this input is the same tensor as input same_as */
+    float lo, hi;      /* PARAM / LABEL values uniform in [lo, hi] */
+    float away;        /* PARAM values keep |x| >= away (relu: no kink within eps) */
+} CaseInput;
+
+typedef struct {
+    const char *op; /* the op's name in ops.def */
+    const char *label;
+    CaseInput in[MTR_MAX_IN];
+    int32_t iattr[MTR_MAX_IATTR];
+    double knob; /* loss_weight's knob value, set in the session (model holds 1) */
+    int32_t ids[8];
+} GradCase;
+
+#define P2(r, c)                                                                               \
+    {                                                                                          \
+        IN_PARAM, 2, r, c, -1, -1.0f, 1.0f, 0.0f                                               \
+    }
+#define MM(ta, tb)                                                                             \
+    {                                                                                          \
+        "matmul",                                                                              \
+        "matmul transpose=(" #ta "," #tb ")",                                                  \
+        {P2((ta) ? 4 : 3, (ta) ? 3 : 4), P2((tb) ? 2 : 4, (tb) ? 4 : 2)},                      \
+        {ta, tb},                                                                              \
+        0,                                                                                     \
+        {0},                                                                                   \
+    }
+
+static const GradCase cases[] = {
+    /* repeated ids (1 three times) and an out-of-range id (7), read as row 0 */
+    {"gather",
+     "gather",
+     {P2(5, 3), {IN_IDS, 1, 6, 1, -1, 0, 0, 0}},
+     {0},
+     0,
+     {1, 3, 1, 7, 4, 1}},
+    {"concat",
+     "concat", {P2(4, 2), P2(4, 3)}, {0}, 0, {0}},
+    MM(0, 0),
+    MM(0, 1),
+    MM(1, 0),
+    MM(1, 1),
+    {"bias_add",
+     "bias_add", {P2(4, 3), {IN_PARAM, 1, 3, 1, -1, -1.0f, 1.0f, 0}}, {0}, 0, {0}},
+    {"relu",
+     "relu", {{IN_PARAM, 2, 4, 5, -1, -1.0f, 1.0f, 0.2f}}, {0}, 0, {0}},
+    {"tanh",
+     "tanh", {{IN_PARAM, 2, 4, 3, -1, -2.0f, 2.0f, 0}}, {0}, 0, {0}},
+    {"sigmoid",
+     "sigmoid", {{IN_PARAM, 2, 4, 3, -1, -3.0f, 3.0f, 0}}, {0}, 0, {0}},
+    {"mse",
+     "mse", {P2(5, 1), {IN_LABEL, 1, 5, 1, -1, -1.0f, 1.0f, 0}}, {0}, 0, {0}},
+    {"bce_logits",
+     "bce_logits",
+     {{IN_PARAM, 2, 6, 1, -1, -3.0f, 3.0f, 0}, {IN_LABEL, 1, 6, 1, -1, 0.0f, 1.0f, 0}},
+     {0},
+     0,
+     {0}},
+    {"inbatch_softmax_xent",
+     "inbatch_softmax_xent",
+     {{IN_PARAM, 2, 4, 4, -1, -2.0f, 2.0f, 0}},
+     {0},
+     0,
+     {0}},
+    {"scale",
+     "scale", {P2(3, 4), {IN_SCALAR, 0, 1, 1, -1, 0, 0, 0}}, {0}, 0, {0}},
+    {"loss_weight",
+     "loss_weight",
+     {{IN_PARAM, 0, 1, 1, -1, -1.0f, 1.0f, 0}},
+     {0}, /* iattr0 = knob 0, bound below */
+     2.5,
+     {0}},
+    {"add",
+     "add", {P2(3, 4), P2(3, 4)}, {0}, 0, {0}},
+    /* fan-in: both inputs are one tensor, so its gradient is the sum of two */
+    {"add",
+     "add(x, x)", {P2(3, 4), {IN_PARAM, 2, 3, 4, 0, 0, 0, 0}}, {0}, 0, {0}},
+    {"sum_all",
+     "sum_all", {P2(3, 4)}, {0}, 0, {0}},
+    /* the fused retrieval loss on (query, candidate) without the score matrix */
+    {"inbatch_softmax_xent_qc",
+     "inbatch_softmax_xent_qc",
+     {{IN_PARAM, 2, 5, 3, -1, -1.5f, 1.5f, 0}, {IN_PARAM, 2, 5, 3, -1, -1.5f, 1.5f, 0}},
+     {0},
+     0,
+     {0}},
+};
+#define N_CASES (sizeof cases / sizeof cases[0])
+
+static const double CASE_EPS = 1e-2, CASE_ATOL = 1e-3, CASE_RTOL = 1e-2;
+static const double MODEL_EPS = 1e-3, MODEL_ATOL = 2e-3, MODEL_RTOL = 2e-2;
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static float uniform(Rng *r, float lo, float hi)
+{
+    return lo + (hi - lo) * rng_float(r);
+}
+
+static MtrShape case_shape(const CaseInput *ci)
+{
+    if (ci->rank == 0) return shape_scalar();
+    if (ci->rank == 1)
+        return shape_vec(dim_const(ci->rows), ci->kind == IN_IDS ? MTR_DT_I32 : MTR_DT_F32);
+    return shape_mat(dim_const(ci->rows), dim_const(ci->cols));
+}
+
+/* |fd - an| as a fraction of the tolerance atol + rtol max(|fd|, |an|). */
+static double error_ratio(double fd, double an, double atol, double rtol)
+{
+    double big = fabs(fd) > fabs(an) ? fabs(fd) : fabs(an);
+    if (!isfinite(fd) || !isfinite(an)) return INFINITY;
+    return fabs(fd - an) / (atol + rtol * big);
+}
+
+static int close_enough(double fd, double an, double atol, double rtol)
+{
+    return error_ratio(fd, an, atol, rtol) <= 1.0;
+}
+
+/* The built test model: a "grad" program (loss and every gradient) and a
+ * "forward" program (loss only). */
+typedef struct {
+    MtrModel *m;
+    int32_t loss;
+    int32_t param[MTR_MAX_IN], grad[MTR_MAX_IN];
+    int32_t input[MTR_MAX_IN];
+    int32_t u, w, c;
+    int n_param;
+} Built;
+
+/* Builds the module for case gc; returns 0 or -1 after printing why. */
+static int build_case(const GradCase *gc, OpKind kind, Built *b)
+{
+    const OpInfo *info = op_info(kind);
+    Module mod;
+    Graph g;
+    memset(b, 0, sizeof *b);
+    b->u = b->w = b->c = -1;
+    if (module_init(&mod, "gradcheck")) return -1;
+    graph_init(&g, &mod);
+    module_knob(&mod, "case.weight", MTR_KNOB_F32, 1.0);
+
+    int32_t in[MTR_MAX_IN] = {-1, -1, -1, -1, -1};
+    for (int i = 0; i < info->n_in; i++) {
+        const CaseInput *ci = &gc->in[i];
+        b->input[i] = -1;
+        if (ci->same_as >= 0) {
+            in[i] = in[ci->same_as];
+            continue;
+        }
+        MtrRole role = ci->kind == IN_PARAM ? MTR_ROLE_PARAM : MTR_ROLE_INPUT;
+        in[i] = module_tensorf(&mod, role, case_shape(ci), "x%d", i);
+        if (ci->kind == IN_PARAM) b->param[b->n_param++] = in[i];
+        else b->input[i] = in[i];
+    }
+    int32_t iattr[MTR_MAX_IATTR];
+    memcpy(iattr, gc->iattr, sizeof iattr);
+    int32_t y = graph_op(&g, kind, in, iattr, 0, NULL, "y");
+    int32_t loss = -1;
+    if (y >= 0) {
+        MtrShape ys = module_shape(&mod, y);
+        if (ys.rank == 0) {
+            b->c = module_tensor(&mod, "c", MTR_ROLE_INPUT, shape_scalar());
+            int32_t sin[] = {y, b->c};
+            loss = graph_op(&g, OP_SCALE, sin, NULL, 0, NULL, "loss");
+        } else {
+            assert_int_equal(ys.rank, 2);
+            b->w = module_tensor(&mod, "w", MTR_ROLE_INPUT, shape_mat(ys.dim[1], dim_const(1)));
+            b->u = module_tensor(&mod, "u", MTR_ROLE_INPUT, shape_mat(dim_const(1), ys.dim[0]));
+            int32_t a1[] = {y, b->w};
+            int32_t yw = graph_op(&g, OP_MATMUL, a1, NULL, 0, NULL, "yw");
+            int32_t a2[] = {b->u, yw};
+            int32_t uyw = graph_op(&g, OP_MATMUL, a2, NULL, 0, NULL, "uyw");
+            int32_t a3[] = {uyw};
+            loss = graph_op(&g, OP_SUM_ALL, a3, NULL, 0, NULL, "loss");
+        }
+    }
+    int32_t *grads = NULL;
+    uint32_t n_grads = 0;
+    int rc = loss >= 0 ? autodiff_backward(&g, loss, &grads, &n_grads) : -1;
+    MtrProgram progs[2];
+    memset(progs, 0, sizeof progs);
+    if (rc == 0) {
+        int32_t outs[1 + MTR_MAX_IN];
+        uint32_t n_outs = 0;
+        outs[n_outs++] = loss;
+        for (int i = 0; i < b->n_param; i++) {
+            b->grad[i] = grads[b->param[i]];
+            if (b->grad[i] < 0) {
+                module_fail(&mod, "no gradient for parameter %d", i);
+                rc = -1;
+                break;
+            }
+            outs[n_outs++] = b->grad[i];
+        }
+        if (rc == 0) rc = schedule_program(&g, "grad", outs, n_outs, &progs[0]);
+        if (rc == 0) rc = schedule_program(&g, "forward", &loss, 1, &progs[1]);
+    }
+    free(grads);
+    graph_free(&g);
+    if (rc != 0 || mod.failed) {
+        fprintf(stderr, "%s: building the check failed: %s\n", gc->label, mod.why);
+        for (int p = 0; p < 2; p++) {
+            free(progs[p].name), free(progs[p].ops), free(progs[p].lifetimes);
+        }
+        mtr_model_free(module_take(&mod));
+        return -1;
+    }
+    b->m = module_take(&mod);
+    b->m->programs = calloc(2, sizeof *b->m->programs);
+    assert_non_null(b->m->programs);
+    b->m->programs[0] = progs[0];
+    b->m->programs[1] = progs[1];
+    b->m->n_programs = 2;
+    b->loss = loss;
+    return 0;
+}
+
+/* Runs program p and returns the loss. */
+static double run_loss(MtrSession *s, int p, int32_t loss)
+{
+    mtr_session_run(s, p, 1);
+    return *(const float *)mtr_session_tensor(s, loss);
+}
+
+typedef struct {
+    long elements, params;
+    double worst; /* the largest |fd - an| / tolerance seen */
+} Counts;
+
+/* Checks one case; returns the number of failing elements. */
+static int check_case(const GradCase *gc, OpKind kind, Counts *counts)
+{
+    Built b;
+    if (build_case(gc, kind, &b)) return 1;
+    MtrSession *s = NULL;
+    MtrError err = {0};
+    int64_t none = 1;
+    if (mtr_session_new(b.m, &none, &s, &err) != MTR_OK) {
+        fprintf(stderr, "%s: mtr_session_new: %s\n", gc->label, err.msg);
+        mtr_model_free(b.m);
+        return 1;
+    }
+    if (kind == OP_LOSS_WEIGHT) mtr_session_set_knob(s, 0, gc->knob);
+
+    Rng r;
+    rng_seed(&r, 1234u + (uint64_t)kind);
+    const OpInfo *info = op_info(kind);
+    for (int i = 0; i < info->n_in; i++) {
+        const CaseInput *ci = &gc->in[i];
+        if (ci->same_as >= 0) continue;
+        int32_t t = ci->kind == IN_PARAM ? -1 : b.input[i];
+        int64_t n = (int64_t)ci->rows * (ci->rank == 2 ? ci->cols : 1);
+        if (ci->kind == IN_IDS) {
+            int32_t *ids = mtr_session_tensor(s, t);
+            for (int64_t k = 0; k < n; k++) ids[k] = gc->ids[k];
+        } else if (ci->kind == IN_LABEL) {
+            float *x = mtr_session_tensor(s, t);
+            for (int64_t k = 0; k < n; k++) x[k] = uniform(&r, ci->lo, ci->hi);
+        } else if (ci->kind == IN_SCALAR) {
+            *(float *)mtr_session_tensor(s, t) = 0.7f;
+        }
+    }
+    for (int i = 0, pi = 0; i < info->n_in; i++) {
+        const CaseInput *ci = &gc->in[i];
+        if (ci->kind != IN_PARAM || ci->same_as >= 0) continue;
+        float *x = mtr_session_tensor(s, b.param[pi++]);
+        int64_t n = (int64_t)ci->rows * (ci->rank == 2 ? ci->cols : 1);
+        for (int64_t k = 0; k < n; k++) {
+            float v = uniform(&r, ci->lo, ci->hi);
+            if (ci->away > 0 && fabsf(v) < ci->away) v = v < 0 ? -ci->away - fabsf(v) : ci->away + v;
+            x[k] = v;
+        }
+    }
+    if (b.c >= 0) *(float *)mtr_session_tensor(s, b.c) = 1.3f;
+    if (b.u >= 0) {
+        float *u = mtr_session_tensor(s, b.u), *w = mtr_session_tensor(s, b.w);
+        int64_t nu = mtr_session_tensor_elems(s, b.u, 1), nw = mtr_session_tensor_elems(s, b.w, 1);
+        for (int64_t k = 0; k < nu; k++) u[k] = uniform(&r, 0.5f, 1.5f) * (k % 2 ? -1.0f : 1.0f);
+        for (int64_t k = 0; k < nw; k++) w[k] = uniform(&r, 0.5f, 1.5f) * (k % 3 ? 1.0f : -1.0f);
+    }
+
+    /* Analytic gradients, all copied out before any other run overwrites them.
+     * The differences are taken with program 'grad' too (its loss is computed by
+     * the same forward ops); program 'forward' runs only at the end, checked
+     * against it, so that an executor fault there cannot blur the verdicts on
+     * the backward rules. */
+    int bad = 0;
+    double l_grad = run_loss(s, 0, b.loss);
+    run_loss(s, 0, b.loss);
+    float *an[MTR_MAX_IN];
+    int64_t n_el[MTR_MAX_IN];
+    for (int pi = 0; pi < b.n_param; pi++) {
+        n_el[pi] = mtr_session_tensor_elems(s, b.param[pi], 1);
+        an[pi] = malloc((size_t)n_el[pi] * sizeof *an[pi]);
+        assert_non_null(an[pi]);
+        memcpy(an[pi], mtr_session_tensor(s, b.grad[pi]), (size_t)n_el[pi] * sizeof *an[pi]);
+    }
+    for (int pi = 0; pi < b.n_param; pi++) {
+        float *x = mtr_session_tensor(s, b.param[pi]);
+        for (int64_t k = 0; k < n_el[pi]; k++) {
+            float keep = x[k];
+            x[k] = keep + (float)CASE_EPS;
+            double hi = run_loss(s, 0, b.loss);
+            x[k] = keep - (float)CASE_EPS;
+            double lo = run_loss(s, 0, b.loss);
+            x[k] = keep;
+            /* the step actually taken in float, not the nominal one */
+            double step = (double)(keep + (float)CASE_EPS) - (double)(keep - (float)CASE_EPS);
+            double fd = (hi - lo) / step;
+            double ratio = error_ratio(fd, an[pi][k], CASE_ATOL, CASE_RTOL);
+            if (ratio > counts->worst) counts->worst = ratio;
+            if (ratio > 1.0) {
+                if (bad < 8)
+                    fprintf(stderr, "%s: d%s[%lld]: analytic %.6g, central difference %.6g\n",
+                            gc->label, b.m->tensors[b.param[pi]].name, (long long)k,
+                            (double)an[pi][k], fd);
+                bad++;
+            }
+            counts->elements++;
+        }
+        counts->params++;
+    }
+    for (int pi = 0; pi < b.n_param; pi++) free(an[pi]);
+    /* Both programs read the same parameters and inputs: their losses must be
+     * bit-identical (the same kernels on the same values). */
+    run_loss(s, 0, b.loss);
+    double l_fwd = run_loss(s, 1, b.loss);
+    if (l_fwd != l_grad) {
+        fprintf(stderr,
+                "%s: program 'forward' computes loss %.9g, program 'grad' %.9g from the same "
+                "parameters and inputs: the inputs filled through mtr_session_tensor are not "
+                "where 'forward' reads them (see test_exec)\n",
+                gc->label, l_fwd, l_grad);
+        bad++;
+    }
+    mtr_session_free(s);
+    mtr_model_free(b.m);
+    return bad;
+}
+
+/* ---- part 1: every differentiable op ------------------------------------ */
+
+/* The op of case c, or -1 (reported) when the table has no op of that name. */
+static int case_kind(const GradCase *c, OpKind *kind)
+{
+    if (op_from_name(c->op, kind) == 0) return 0;
+    fprintf(stderr, "note: case '%s' names op '%s', which ops.def does not have\n", c->label,
+            c->op);
+    return -1;
+}
+
+static void test_every_diff_op_has_a_case(void **state)
+{
+    (void)state;
+    int missing = 0;
+    for (int k = 0; k < OP_COUNT; k++) {
+        int n = 0;
+        for (size_t c = 0; c < N_CASES; c++) n += strcmp(cases[c].op, op_info((OpKind)k)->name) == 0;
+        int diff = (op_info((OpKind)k)->flags & OPF_DIFF) != 0;
+        if (diff && n == 0) {
+            fprintf(stderr,
+                    "op %s is differentiable (OPF_DIFF) but has no gradient check case: add one "
+                    "to cases[] in tests/test_gradcheck.c\n",
+                    op_info((OpKind)k)->name);
+            missing++;
+        }
+        if (!diff && n > 0) {
+            fprintf(stderr, "op %s has a gradient check case but no OPF_DIFF flag\n",
+                    op_info((OpKind)k)->name);
+            missing++;
+        }
+    }
+    assert_int_equal(missing, 0);
+}
+
+static void test_op_gradients(void **state)
+{
+    (void)state;
+    Counts counts = {0, 0, 0.0};
+    int bad = 0, ops = 0, n_cases = 0;
+    for (int k = 0; k < OP_COUNT; k++) {
+        int seen = 0;
+        for (size_t c = 0; c < N_CASES; c++) {
+            OpKind kind;
+            if (case_kind(&cases[c], &kind) || kind != (OpKind)k) continue;
+            seen = 1;
+            n_cases++;
+            int b = check_case(&cases[c], kind, &counts);
+            if (b) fprintf(stderr, "FAIL %s: %d element(s) off\n", cases[c].label, b);
+            bad += b;
+        }
+        ops += seen;
+    }
+    printf("gradcheck: %d ops, %d cases, %ld parameter tensors, %ld elements checked "
+           "(eps %g, |fd - an| <= %g + %g max(|fd|, |an|); worst error %.3f of its tolerance)\n",
+           ops, n_cases, counts.params, counts.elements, CASE_EPS, CASE_ATOL, CASE_RTOL,
+           counts.worst);
+    assert_true(counts.elements > 0);
+    assert_int_equal(bad, 0);
+}
+
+/* ---- part 2: the whole movielens model at small sizes ------------------- */
+
+static const char small_movielens[] =
+    "model movielens_small\n"
+    "\n"
+    "input user_id     : string\n"
+    "input movie_title : string\n"
+    "label user_rating : float\n"
+    "\n"
+    "tower user  = user_id     -> lookup -> embedding(4)\n"
+    "tower movie = movie_title -> lookup -> embedding(4)\n"
+    "\n"
+    "head rating = concat(user, movie) -> dense(8, relu) -> dense(4, relu) -> dense(1)\n"
+    "\n"
+    "task rating    = ranking(rating, user_rating) loss mse metrics rmse weight 1.0\n"
+    "task retrieval = retrieval(user, movie) metrics top_k(1, 5) weight 1.0\n"
+    "\n"
+    "train {\n"
+    "  optimizer adagrad(lr = 0.1)\n"
+    "  batch 8\n"
+    "  epochs 1\n"
+    "  seed 42\n"
+    "  split 0.8\n"
+    "}\n";
+
+static MtrModel *compile_text(const char *name, const char *text)
+{
+    Pool *pool = pool_new();
+    Diag *diag = diag_new(stderr);
+    assert_non_null(pool);
+    assert_non_null(diag);
+    AstModel *ast = frontend_parse(name, text, strlen(text), pool, diag);
+    MtrModel *m = ast ? emit_model(ast, stderr) : NULL;
+    diag_free(diag);
+    pool_free(pool);
+    return m;
+}
+
+static int64_t symbol_value(const char *sym)
+{
+    if (strcmp(sym, "batch") == 0) return 8;
+    if (strcmp(sym, "vocab.user_id") == 0) return 6;
+    if (strcmp(sym, "vocab.movie_title") == 0) return 7;
+    if (strcmp(sym, "items") == 0) return 7;
+    if (strcmp(sym, "k") == 0) return 3;
+    return -1;
+}
+
+/* The INPUT tensor of program p fed from `source`, or -1. */
+static int32_t find_input(const MtrModel *m, int p, const char *source)
+{
+    const MtrProgram *prog = &m->programs[p];
+    for (uint32_t i = 0; i < prog->n_ops; i++)
+        for (int k = 0; k < op_info(prog->ops[i].kind)->n_in; k++) {
+            int32_t t = prog->ops[i].in[k];
+            if (m->tensors[t].role == MTR_ROLE_INPUT && strcmp(m->tensors[t].source, source) == 0)
+                return t;
+        }
+    return -1;
+}
+
+static void test_whole_model_gradients(void **state)
+{
+    (void)state;
+    MtrModel *m = compile_text("movielens_small.mtr", small_movielens);
+    assert_non_null(m);
+    int64_t values[16];
+    assert_true(m->n_symbols <= 16);
+    for (uint32_t i = 0; i < m->n_symbols; i++) {
+        values[i] = symbol_value(m->symbols[i]);
+        assert_true(values[i] > 0);
+    }
+    MtrSession *s = NULL;
+    MtrError err = {0};
+    if (mtr_session_new(m, values, &s, &err) != MTR_OK) fail_msg("mtr_session_new: %s", err.msg);
+    Rng r;
+    rng_seed(&r, 42);
+    mtr_session_init_params(s, &r);
+    /* Parameters of order one (not the tiny initial embeddings), so that the
+     * ReLUs' inputs sit mostly well away from their kink. */
+    for (uint32_t t = 0; t < m->n_tensors; t++) {
+        if (m->tensors[t].role != MTR_ROLE_PARAM) continue;
+        float *x = mtr_session_tensor(s, (int32_t)t);
+        int64_t n = mtr_session_tensor_elems(s, (int32_t)t, 8);
+        for (int64_t k = 0; k < n; k++) x[k] = uniform(&r, -0.6f, 0.6f);
+    }
+    int p = mtr_model_find_program(m, "train_step");
+    assert_true(p >= 0);
+    int32_t t_loss = mtr_model_find_tensor(m, "loss");
+    assert_true(t_loss >= 0);
+    int k_lr = mtr_model_find_knob(m, "optimizer.lr");
+    int k_rating = mtr_model_find_knob(m, "rating.weight");
+    int k_retr = mtr_model_find_knob(m, "retrieval.weight");
+    assert_true(k_lr >= 0 && k_rating >= 0 && k_retr >= 0);
+    mtr_session_set_knob(s, k_lr, 0.0);
+
+    /* Inputs: ids in range (user 1..5, movie 1..6, repeats included), ratings 1..5. */
+    int32_t t_user = find_input(m, p, "column:user_id");
+    int32_t t_movie = find_input(m, p, "column:movie_title");
+    int32_t t_rating = find_input(m, p, "column:user_rating");
+    assert_true(t_user >= 0 && t_movie >= 0 && t_rating >= 0);
+    const int32_t users[8] = {1, 2, 3, 1, 5, 4, 2, 1};
+    const int32_t movies[8] = {3, 1, 6, 2, 5, 4, 1, 6};
+    int32_t *u = mtr_session_tensor(s, t_user), *mv = mtr_session_tensor(s, t_movie);
+    float *rt = mtr_session_tensor(s, t_rating);
+    for (int i = 0; i < 8; i++) {
+        u[i] = users[i];
+        mv[i] = movies[i];
+        rt[i] = (float)(1 + (i * 3) % 5);
+    }
+
+    /* Parameters and their gradients: the updates' in[0] and in[1]. */
+    const MtrProgram *prog = &m->programs[p];
+    int32_t params[32], grads[32];
+    int n_params = 0;
+    for (uint32_t i = 0; i < prog->n_ops; i++) {
+        const MtrOp *op = &prog->ops[i];
+        if (!(op_info(op->kind)->flags & OPF_UPDATE) || op->kind == OP_STEP_INC) continue;
+        assert_true(n_params < 32);
+        params[n_params] = op->in[0];
+        grads[n_params++] = op->in[1];
+    }
+    int n_model_params = 0;
+    for (uint32_t t = 0; t < m->n_tensors; t++) n_model_params += m->tensors[t].role == MTR_ROLE_PARAM;
+    assert_int_equal(n_params, n_model_params);
+
+    static const double weights[3][2] = {{1, 0}, {0, 1}, {1, 1}};
+    long checked = 0, skipped = 0, bad = 0;
+    double worst = 0.0;
+    for (int wi = 0; wi < 3; wi++) {
+        mtr_session_set_knob(s, k_rating, weights[wi][0]);
+        mtr_session_set_knob(s, k_retr, weights[wi][1]);
+        mtr_session_run(s, p, 8);
+        double base = *(const float *)mtr_session_tensor(s, t_loss);
+        /* copy every gradient out before the next run */
+        float *an[32];
+        int64_t n_el[32];
+        for (int i = 0; i < n_params; i++) {
+            n_el[i] = mtr_session_tensor_elems(s, params[i], 8);
+            an[i] = malloc((size_t)n_el[i] * sizeof *an[i]);
+            assert_non_null(an[i]);
+            memcpy(an[i], mtr_session_tensor(s, grads[i]), (size_t)n_el[i] * sizeof *an[i]);
+        }
+        long w_checked = 0, w_skipped = 0;
+        for (int i = 0; i < n_params; i++) {
+            float *x = mtr_session_tensor(s, params[i]);
+            for (int64_t k = 0; k < n_el[i]; k++) {
+                float keep = x[k];
+                float xp = keep + (float)MODEL_EPS, xm = keep - (float)MODEL_EPS;
+                x[k] = xp;
+                mtr_session_run(s, p, 8);
+                double hi = *(const float *)mtr_session_tensor(s, t_loss);
+                x[k] = xm;
+                mtr_session_run(s, p, 8);
+                double lo = *(const float *)mtr_session_tensor(s, t_loss);
+                x[k] = keep;
+                assert_true(x[k] == keep); /* lr = 0: the updates moved nothing */
+                double fd = (hi - lo) / ((double)xp - (double)xm);
+                double right = (hi - base) / ((double)xp - keep);
+                double left = (base - lo) / (keep - (double)xm);
+                if (!close_enough(left, right, MODEL_ATOL, MODEL_RTOL) &&
+                    !close_enough(fd, an[i][k], MODEL_ATOL, MODEL_RTOL)) {
+                    w_skipped++; /* a ReLU kink lies within eps: no derivative to compare */
+                    continue;
+                }
+                double ratio = error_ratio(fd, an[i][k], MODEL_ATOL, MODEL_RTOL);
+                if (ratio > worst) worst = ratio;
+                if (ratio > 1.0) {
+                    if (bad < 10)
+                        fprintf(stderr,
+                                "weights (%g,%g): d%s[%lld]: analytic %.6g, central difference "
+                                "%.6g\n",
+                                weights[wi][0], weights[wi][1], m->tensors[params[i]].name,
+                                (long long)k, (double)an[i][k], fd);
+                    bad++;
+                }
+                w_checked++;
+            }
+        }
+        for (int i = 0; i < n_params; i++) free(an[i]);
+        printf("whole model, weights (%g,%g): loss %.6g, %ld elements checked, %ld skipped at a "
+               "ReLU kink\n",
+               weights[wi][0], weights[wi][1], base, w_checked, w_skipped);
+        assert_true(w_skipped * 10 <= w_checked + w_skipped);
+        checked += w_checked;
+        skipped += w_skipped;
+    }
+    printf("whole model: %d parameters, %ld elements checked over 3 weight settings, %ld "
+           "skipped (eps %g, |fd - an| <= %g + %g max(|fd|, |an|); worst error %.3f of its "
+           "tolerance)\n",
+           n_params, checked, skipped, MODEL_EPS, MODEL_ATOL, MODEL_RTOL, worst);
+    mtr_session_free(s);
+    mtr_model_free(m);
+    assert_int_equal(bad, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_diff_op_has_a_case),
+        cmocka_unit_test(test_op_gradients),
+        cmocka_unit_test(test_whole_model_gradients),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
