@@ -30,19 +30,21 @@ static const char usage[] =
     "  --order file      batches in the training file's order (default: seeded shuffle)\n"
     "  --reshuffle       a new batch order each epoch\n"
     "  --skip-bad        skip malformed records (counted) instead of failing\n"
+"  --init DIR        start from the parameters in DIR (<tensor>.npy, as export writes)\n"
     "  --fresh           start from new parameters even if the model holds some\n"
     "  --threads N       threads for matrix products (default 1)\n"
     "  --quiet           no progress output\n"
+"  --train-metrics   also evaluate the training rows after each epoch (a full pass)\n"
     "  --profile         time every op kind during training (printed on stderr)\n";
 
 typedef struct {
-    const char *model, *command, *data, *out, *metrics, *step_log, *train, *test, *folds, *dir;
+    const char *model, *command, *data, *out, *metrics, *step_log, *train, *test, *folds, *dir, *init;
     const char *sets[MAX_ARGS];
     int n_sets;
     const char *names[MAX_ARGS], *values[MAX_ARGS];
     int n_inputs, n_owned; /* names[0..n_owned) were allocated by --input */
     const char *user, *item;
-    int k, threads, reshuffle, order_file, skip_bad, fresh, quiet, profile;
+    int k, threads, reshuffle, order_file, skip_bad, fresh, quiet, profile, train_metrics;
 } Args;
 
 static int bad(const char *fmt, const char *what)
@@ -88,6 +90,7 @@ static int parse_args(int argc, char **argv, Args *a)
         else if (strcmp(f, "--train") == 0) a->train = v;
         else if (strcmp(f, "--test") == 0) a->test = v;
         else if (strcmp(f, "--folds") == 0) a->folds = v;
+        else if (strcmp(f, "--init") == 0) a->init = v;
         else if (strcmp(f, "--user") == 0) a->user = v;
         else if (strcmp(f, "--item") == 0) a->item = v;
         else if (strcmp(f, "--set") == 0) {
@@ -118,6 +121,7 @@ static int parse_args(int argc, char **argv, Args *a)
             else if (strcmp(f, "--fresh") == 0) a->fresh = 1;
             else if (strcmp(f, "--quiet") == 0) a->quiet = 1;
             else if (strcmp(f, "--profile") == 0) a->profile = 1;
+            else if (strcmp(f, "--train-metrics") == 0) a->train_metrics = 1;
             else return bad("unknown option '%s'", f);
         }
         if (takes) {
@@ -183,6 +187,7 @@ static int run_train(MtrModel *m, Args *a, int eval_only)
     MtrRunOptions o = {.data_dir = a->data, .train_file = a->train, .test_file = a->test,
                        .skip_bad = a->skip_bad, .reshuffle = a->reshuffle,
                        .order_file = a->order_file, .fresh = a->fresh,
+                       .train_metrics = a->train_metrics, .init_dir = a->init,
                        .progress = a->quiet ? NULL : stderr, .metrics = metrics,
                        .step_log = steps, .profile = a->profile ? stderr : NULL};
     MtrStatus rc = eval_only ? mtr_run_eval(m, &o, &r, &e) : mtr_run_train(m, &o, &r, &e);

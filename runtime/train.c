@@ -6,6 +6,7 @@
 #include "bind.h"
 #include "mtr/data.h"
 #include "mtr/exec.h"
+#include "mtr/npy.h"
 #include "mtr/report.h"
 #include "mtr/rng.h"
 
@@ -312,35 +313,38 @@ static void print_profile(const MtrSession *s, FILE *out, MtrRunResult *res)
     res->matmul_seconds = secs[OP_MATMUL];
 }
 
-static MtrStatus evaluate(const MtrModel *m, Runner *r, const Split *sp, int64_t batch,
-                          MtrRunResult *res, MtrError *err)
+/* Evaluates rows[0..n) of e: item embeddings once, then eval_step batch by
+ * batch into the metrics accumulators; the report goes to *out. */
+static MtrStatus evaluate(const MtrModel *m, Runner *r, const Encoded *e, const uint32_t *rows,
+                          int64_t n_rows, int64_t batch, MetricsReport *out, double *seconds,
+                          MtrError *err)
 {
     Metrics ms;
-    MtrStatus rc = metrics_init(&ms, m, sp->n_test, err);
+    MtrStatus rc = metrics_init(&ms, m, n_rows, err);
     if (rc) return rc;
     double t0 = report_clock();
     if (r->p_items >= 0) {
-        bind_feed(r->s, m, &r->feeds[r->p_items], &sp->enc_test, NULL, 0);
+        bind_feed(r->s, m, &r->feeds[r->p_items], e, NULL, 0);
         mtr_session_run(r->s, r->p_items, batch);
     }
-    for (int64_t off = 0; off < sp->n_test && rc == MTR_OK; off += batch) {
-        int64_t n = sp->n_test - off < batch ? sp->n_test - off : batch;
-        const uint32_t *rows = sp->test_rows + off;
-        bind_feed(r->s, m, &r->feeds[r->p_eval], &sp->enc_test, rows, n);
+    for (int64_t off = 0; off < n_rows && rc == MTR_OK; off += batch) {
+        int64_t n = n_rows - off < batch ? n_rows - off : batch;
+        const uint32_t *at = rows + off;
+        bind_feed(r->s, m, &r->feeds[r->p_eval], e, at, n);
         mtr_session_run(r->s, r->p_eval, n);
         for (uint32_t t = 0; t < m->n_tasks && rc == MTR_OK; t++) {
             const MtrTask *task = &m->tasks[t];
             const float *label = NULL;
             if (task->kind == MTR_TASK_RANKING) {
-                const float *src = sp->enc_test.nums[task->label_column];
-                for (int64_t i = 0; i < n; i++) r->labels[i] = src[rows[i]];
+                const float *src = e->nums[task->label_column];
+                for (int64_t i = 0; i < n; i++) r->labels[i] = src[at[i]];
                 label = r->labels;
             }
             rc = metrics_add(&ms, t, mtr_session_tensor(r->s, task->eval_tensor), label, n, err);
         }
     }
-    res->eval_seconds = report_clock() - t0;
-    if (rc == MTR_OK) rc = metrics_report(&ms, &res->test, err);
+    if (seconds) *seconds = report_clock() - t0;
+    if (rc == MTR_OK) rc = metrics_report(&ms, out, err);
     metrics_free(&ms);
     return rc;
 }
@@ -407,6 +411,11 @@ static MtrStatus run_fold(const MtrModel *m, Runner *r, Split *sp, const MtrRunO
         if (o->progress)
             report_progress_epoch_end(&prog, e, n_batches, dt > 0 ? (double)sp->n_train / dt : 0,
                                       res->last_loss, dt);
+        MetricsReport train_metrics = {0};
+        if (o->train_metrics &&
+            (rc = evaluate(m, r, &sp->enc_train, sp->train_rows, sp->n_train, batch,
+                           &train_metrics, NULL, err)))
+            return rc;
         if (o->metrics) {
             ReportJson j;
             char key[300];
@@ -419,15 +428,49 @@ static MtrStatus run_fold(const MtrModel *m, Runner *r, Split *sp, const MtrRunO
                 report_json_num(&j, key, n_batches ? r->task_sum[t] / (double)n_batches : 0);
             }
             report_json_num(&j, "seconds", dt);
+            report_json_metrics(&j, &train_metrics);
             report_json_end(&j, "metrics", NULL);
         }
+        metrics_report_free(&train_metrics);
     }
     res->epochs = epochs;
     res->train_seconds = report_clock() - t_train;
     if (o->profile) print_profile(r->s, o->profile, res);
-    if (sp->n_test > 0) rc = evaluate(m, r, sp, batch, res, err);
+    if (sp->n_test > 0)
+        rc = evaluate(m, r, &sp->enc_test, sp->test_rows, sp->n_test, batch, &res->test,
+                      &res->eval_seconds, err);
     if (rc == MTR_OK) write_test_line(o, res);
     return rc;
+}
+
+/* Replaces the session's initial parameters by those of an export folder
+ * (<tensor>.npy files, as `mtrun MODEL export` writes them), so that a run can
+ * start from the same weights as another implementation. Every parameter's
+ * file must be there with the bound shape. */
+static MtrStatus load_init(const MtrModel *m, MtrSession *s, const char *dir, MtrError *err)
+{
+    for (uint32_t t = 0; t < m->n_tensors; t++) {
+        const MtrTensor *ten = &m->tensors[t];
+        if (ten->role != MTR_ROLE_PARAM) continue;
+        char stem[512], path[4096];
+        mtr_npy_file_stem(stem, sizeof stem, ten->name);
+        snprintf(path, sizeof path, "%s/%s.npy", dir, stem);
+        float *data = NULL;
+        int rank = 0;
+        int64_t shape[2] = {1, 1};
+        MtrStatus rc = mtr_npy_read(path, &data, &rank, shape, err);
+        if (rc) return rc;
+        int64_t want = mtr_session_tensor_elems(s, (int32_t)t, 1);
+        int64_t have = rank == 0 ? 1 : rank == 1 ? shape[0] : shape[0] * shape[1];
+        if (rank != ten->rank || have != want) {
+            free(data);
+            return mtr_fail(err, MTR_E_SHAPE, "%s: %lld elements of rank %d, parameter '%s' needs %lld of rank %d",
+                            path, (long long)have, rank, ten->name, (long long)want, ten->rank);
+        }
+        memcpy(mtr_session_tensor(s, (int32_t)t), data, (size_t)want * sizeof *data);
+        free(data);
+    }
+    return MTR_OK;
 }
 
 static int64_t train_batch(const MtrModel *m)
@@ -459,6 +502,7 @@ MtrStatus mtr_run_train(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, 
             Rng init;
             rng_seed(&init, (uint64_t)knob_int(m, "train.seed", 42) ^ 0x5eed1a17ull);
             mtr_session_init_params(r.s, &init);
+            if (o->init_dir) rc = load_init(m, r.s, o->init_dir, err);
         }
         if (rc == MTR_OK) rc = run_fold(m, &r, &sp, o, res, err);
         if (rc == MTR_OK) rc = mtr_session_store_params(r.s, m, err);
@@ -489,7 +533,9 @@ MtrStatus mtr_run_eval(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, M
     if ((rc = runner_new(m, train_batch(m), &r, err)) == MTR_OK) {
         rc = mtr_session_load_params(r.s, m, err);
         if (rc == MTR_OK && sp.n_test == 0) rc = mtr_fail(err, MTR_E_DATA, "no test rows to evaluate");
-        if (rc == MTR_OK) rc = evaluate(m, &r, &sp, train_batch(m), res, err);
+        if (rc == MTR_OK)
+            rc = evaluate(m, &r, &sp.enc_test, sp.test_rows, sp.n_test, train_batch(m), &res->test,
+                          &res->eval_seconds, err);
         if (rc == MTR_OK) write_test_line(o, res);
         runner_free(m, &r);
     }

@@ -16,6 +16,8 @@ typedef struct {
     int reshuffle;     /* a new batch order every epoch (default: one fixed order) */
     int order_file;    /* batches are consecutive training rows in file order */
     int fresh;         /* initialise parameters even if the model holds some */
+    const char *init_dir; /* start from the parameters of an export folder, or NULL */
+    int train_metrics; /* evaluate the training rows after each epoch too (costs a pass) */
     FILE *progress;    /* progress bar / epoch lines, or NULL for silence */
     FILE *metrics;     /* JSON lines, or NULL */
     FILE *step_log;    /* one JSON line per training step, or NULL */
