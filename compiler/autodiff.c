@@ -172,6 +172,16 @@ int grad_inbatch_softmax_xent_qc(Graph *g, const MtrOp *op, const int32_t *dout,
     return 0;
 }
 
+int grad_inbatch_softmax_xent_ids(Graph *g, const MtrOp *op, const int32_t *dout,
+                                  const int *needs, int32_t *din)
+{
+    if (needs[2] || needs[3]) {
+        module_fail(g->mod, "inbatch_softmax_xent_ids: ids have no gradient");
+        return -1;
+    }
+    return grad_inbatch_softmax_xent_qc(g, op, dout, needs, din);
+}
+
 int grad_scale(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
 {
     /* dx = dy * s; s is a loss gradient, never a function of the parameters */

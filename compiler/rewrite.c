@@ -2,14 +2,19 @@
  *
  *   scores = matmul(q, c; 0, 1)            (B,B)
  *   loss, dunit = inbatch_softmax_xent(scores)
- * becomes
+ * becomes, when nothing else reads scores or dunit,
+ *   loss, dq, dc, work = inbatch_softmax_xent_ids(q, c, qid, cid)
+ * if q and c are each a function of one id column (then rows with equal ids
+ * are equal, and the softmax is computed exactly on the distinct ids: at
+ * MovieLens 100K's batch of 8192, some 940 users by 1660 titles instead of
+ * 8192 by 8192), or else
  *   loss, dq, dc, work = inbatch_softmax_xent_qc(q, c)
- *
- * when nothing else reads scores or dunit. Memory falls from a (B,B) matrix to
- * an (R,B) block, and each block is exponentiated while still in cache. */
+ * which makes the scores a block of rows at a time. Either way no (B,B)
+ * matrix is kept. */
 #include "rewrite.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int readers(const Graph *g, int32_t t)
@@ -27,6 +32,38 @@ static int64_t writer(const Graph *g, int32_t t)
         for (int k = 0; k < op_info(g->ops[i].kind)->n_out; k++)
             if (g->ops[i].out[k] == t) return i;
     return -1;
+}
+
+/* The one input tensor that t is a function of (with parameters), when that
+ * input is a vector of ids; -1 when t reads no input, several, or numbers.
+ * Then rows of t with equal ids are equal, which the distinct-id form needs. */
+static int32_t sole_id_input(const Graph *g, int32_t t)
+{
+    const MtrModel *m = g->mod->m;
+    int32_t *stack = malloc((g->n_ops * MTR_MAX_IN + 1) * sizeof *stack);
+    char *seen = calloc(m->n_tensors, 1);
+    int32_t found = -1, n = 0;
+    int ok = stack && seen;
+    if (ok) stack[n++] = t;
+    while (ok && n > 0) {
+        int32_t x = stack[--n];
+        if (seen[x]) continue;
+        seen[x] = 1;
+        const MtrTensor *ten = &m->tensors[x];
+        if (ten->role == MTR_ROLE_INPUT) {
+            ok = (found < 0 || found == x) && ten->dtype == MTR_DT_I32 && ten->rank == 1;
+            found = x;
+            continue;
+        }
+        int64_t w = writer(g, x);
+        if (w < 0) continue; /* a parameter */
+        const MtrOp *op = &g->ops[w];
+        for (int k = 0; k < op_info(op->kind)->n_in; k++)
+            if (!seen[op->in[k]]) stack[n++] = op->in[k];
+    }
+    free(stack);
+    free(seen);
+    return ok ? found : -1;
 }
 
 int rewrite_fuse_inbatch_softmax(Graph *g)
@@ -48,8 +85,11 @@ int rewrite_fuse_inbatch_softmax(Graph *g)
         size_t len = strlen(loss_name);
         if (len > 5 && strcmp(loss_name + len - 5, ".loss") == 0) len -= 5;
         snprintf(base, sizeof base, "%.*s.inbatch_loss", (int)len, loss_name);
-        int32_t in[] = {mm.in[0], mm.in[1]};
-        int32_t first = graph_op(g, OP_INBATCH_SOFTMAX_XENT_QC, in, NULL, 0, NULL, base);
+        int32_t qid = sole_id_input(g, mm.in[0]), cid = sole_id_input(g, mm.in[1]);
+        int by_ids = qid >= 0 && cid >= 0;
+        int32_t in[] = {mm.in[0], mm.in[1], qid, cid};
+        int32_t first = graph_op(g, by_ids ? OP_INBATCH_SOFTMAX_XENT_IDS : OP_INBATCH_SOFTMAX_XENT_QC,
+                                 in, NULL, 0, NULL, base);
         if (first < 0) return -1;
         MtrOp f = g->ops[g->n_ops - 1];
         static const char *const what[] = {"dquery_unit", "dcandidate_unit", "score_rows"};

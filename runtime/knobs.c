@@ -3,6 +3,7 @@
  * value has been checked against the knob's type and range, a model.bin
  * rewritten in place atomically, or a human-readable summary of a model. */
 #include "mtr/knobs.h"
+#include "mtr/report.h"
 
 #include <errno.h>
 #include <float.h>
@@ -213,8 +214,11 @@ void mtr_model_print_info(const MtrModel *m, FILE *out)
     fprintf(out, "knobs:\n");
     for (uint32_t i = 0; i < m->n_knobs; i++) {
         const MtrKnob *k = &m->knobs[i];
-        fprintf(out, "  %-20s = %-12.9g %s\n", k->name, k->value,
-                k->type == MTR_KNOB_I32 ? "i32" : "f32");
+        /* The shortest text that reads back as the same f32: 0.1, not 0.100000001. */
+        char v[48];
+        if (k->type == MTR_KNOB_I32) snprintf(v, sizeof v, "%lld", (long long)k->value);
+        else report_format_float(v, sizeof v, (float)k->value);
+        fprintf(out, "  %-30s = %-12s %s\n", k->name, v, k->type == MTR_KNOB_I32 ? "i32" : "f32");
     }
     fprintf(out, "parameters:\n");
     int64_t total = 0;

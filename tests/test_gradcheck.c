@@ -54,12 +54,12 @@
 enum { IN_PARAM = 1, IN_IDS, IN_LABEL, IN_SCALAR };
 
 typedef struct {
-    uint8_t kind;      /* IN_*: PARAM (f32, differentiated), ids, f32 label, f32 () */
-    uint8_t rank;      /* 0, 1 or 2 */
+    uint8_t kind; /* IN_*: PARAM (f32, differentiated), ids, f32 label, f32 () */
+    uint8_t rank; /* 0, 1 or 2 */
     int32_t rows, cols;
-    int8_t same_as;    /* >= 0: this input is the same tensor as input same_as */
-    float lo, hi;      /* PARAM / LABEL values uniform in [lo, hi] */
-    float away;        /* PARAM values keep |x| >= away (relu: no kink within eps) */
+    int8_t same_as; /* >= 0: this input is the same tensor as input same_as */
+    float lo, hi;   /* PARAM / LABEL values uniform in [lo, hi] */
+    float away;     /* PARAM values keep |x| >= away (relu: no kink within eps) */
 } CaseInput;
 
 typedef struct {
@@ -71,44 +71,29 @@ typedef struct {
     int32_t ids[8];
 } GradCase;
 
-#define P2(r, c)                                                                               \
-    {                                                                                          \
-        IN_PARAM, 2, r, c, -1, -1.0f, 1.0f, 0.0f                                               \
+#define P2(r, c)                                                                                   \
+    {                                                                                              \
+        IN_PARAM, 2, r, c, -1, -1.0f, 1.0f, 0.0f                                                   \
     }
-#define MM(ta, tb)                                                                             \
-    {                                                                                          \
-        "matmul",                                                                              \
-        "matmul transpose=(" #ta "," #tb ")",                                                  \
-        {P2((ta) ? 4 : 3, (ta) ? 3 : 4), P2((tb) ? 2 : 4, (tb) ? 4 : 2)},                      \
-        {ta, tb},                                                                              \
-        0,                                                                                     \
-        {0},                                                                                   \
+#define MM(ta, tb)                                                                                 \
+    {                                                                                              \
+        "matmul", "matmul transpose=(" #ta "," #tb ")",                                            \
+            {P2((ta) ? 4 : 3, (ta) ? 3 : 4), P2((tb) ? 2 : 4, (tb) ? 4 : 2)}, {ta, tb}, 0, {0},    \
     }
 
 static const GradCase cases[] = {
     /* repeated ids (1 three times) and an out-of-range id (7), read as row 0 */
-    {"gather",
-     "gather",
-     {P2(5, 3), {IN_IDS, 1, 6, 1, -1, 0, 0, 0}},
-     {0},
-     0,
-     {1, 3, 1, 7, 4, 1}},
-    {"concat",
-     "concat", {P2(4, 2), P2(4, 3)}, {0}, 0, {0}},
+    {"gather", "gather", {P2(5, 3), {IN_IDS, 1, 6, 1, -1, 0, 0, 0}}, {0}, 0, {1, 3, 1, 7, 4, 1}},
+    {"concat", "concat", {P2(4, 2), P2(4, 3)}, {0}, 0, {0}},
     MM(0, 0),
     MM(0, 1),
     MM(1, 0),
     MM(1, 1),
-    {"bias_add",
-     "bias_add", {P2(4, 3), {IN_PARAM, 1, 3, 1, -1, -1.0f, 1.0f, 0}}, {0}, 0, {0}},
-    {"relu",
-     "relu", {{IN_PARAM, 2, 4, 5, -1, -1.0f, 1.0f, 0.2f}}, {0}, 0, {0}},
-    {"tanh",
-     "tanh", {{IN_PARAM, 2, 4, 3, -1, -2.0f, 2.0f, 0}}, {0}, 0, {0}},
-    {"sigmoid",
-     "sigmoid", {{IN_PARAM, 2, 4, 3, -1, -3.0f, 3.0f, 0}}, {0}, 0, {0}},
-    {"mse",
-     "mse", {P2(5, 1), {IN_LABEL, 1, 5, 1, -1, -1.0f, 1.0f, 0}}, {0}, 0, {0}},
+    {"bias_add", "bias_add", {P2(4, 3), {IN_PARAM, 1, 3, 1, -1, -1.0f, 1.0f, 0}}, {0}, 0, {0}},
+    {"relu", "relu", {{IN_PARAM, 2, 4, 5, -1, -1.0f, 1.0f, 0.2f}}, {0}, 0, {0}},
+    {"tanh", "tanh", {{IN_PARAM, 2, 4, 3, -1, -2.0f, 2.0f, 0}}, {0}, 0, {0}},
+    {"sigmoid", "sigmoid", {{IN_PARAM, 2, 4, 3, -1, -3.0f, 3.0f, 0}}, {0}, 0, {0}},
+    {"mse", "mse", {P2(5, 1), {IN_LABEL, 1, 5, 1, -1, -1.0f, 1.0f, 0}}, {0}, 0, {0}},
     {"bce_logits",
      "bce_logits",
      {{IN_PARAM, 2, 6, 1, -1, -3.0f, 3.0f, 0}, {IN_LABEL, 1, 6, 1, -1, 0.0f, 1.0f, 0}},
@@ -121,21 +106,17 @@ static const GradCase cases[] = {
      {0},
      0,
      {0}},
-    {"scale",
-     "scale", {P2(3, 4), {IN_SCALAR, 0, 1, 1, -1, 0, 0, 0}}, {0}, 0, {0}},
+    {"scale", "scale", {P2(3, 4), {IN_SCALAR, 0, 1, 1, -1, 0, 0, 0}}, {0}, 0, {0}},
     {"loss_weight",
      "loss_weight",
      {{IN_PARAM, 0, 1, 1, -1, -1.0f, 1.0f, 0}},
      {0}, /* iattr0 = knob 0, bound below */
      2.5,
      {0}},
-    {"add",
-     "add", {P2(3, 4), P2(3, 4)}, {0}, 0, {0}},
+    {"add", "add", {P2(3, 4), P2(3, 4)}, {0}, 0, {0}},
     /* fan-in: both inputs are one tensor, so its gradient is the sum of two */
-    {"add",
-     "add(x, x)", {P2(3, 4), {IN_PARAM, 2, 3, 4, 0, 0, 0, 0}}, {0}, 0, {0}},
-    {"sum_all",
-     "sum_all", {P2(3, 4)}, {0}, 0, {0}},
+    {"add", "add(x, x)", {P2(3, 4), {IN_PARAM, 2, 3, 4, 0, 0, 0, 0}}, {0}, 0, {0}},
+    {"sum_all", "sum_all", {P2(3, 4)}, {0}, 0, {0}},
     /* the fused retrieval loss on (query, candidate) without the score matrix */
     {"inbatch_softmax_xent_qc",
      "inbatch_softmax_xent_qc",
@@ -210,8 +191,10 @@ static int build_case(const GradCase *gc, OpKind kind, Built *b)
         }
         MtrRole role = ci->kind == IN_PARAM ? MTR_ROLE_PARAM : MTR_ROLE_INPUT;
         in[i] = module_tensorf(&mod, role, case_shape(ci), "x%d", i);
-        if (ci->kind == IN_PARAM) b->param[b->n_param++] = in[i];
-        else b->input[i] = in[i];
+        if (ci->kind == IN_PARAM)
+            b->param[b->n_param++] = in[i];
+        else
+            b->input[i] = in[i];
     }
     int32_t iattr[MTR_MAX_IATTR];
     memcpy(iattr, gc->iattr, sizeof iattr);
@@ -328,7 +311,8 @@ static int check_case(const GradCase *gc, OpKind kind, Counts *counts)
         int64_t n = (int64_t)ci->rows * (ci->rank == 2 ? ci->cols : 1);
         for (int64_t k = 0; k < n; k++) {
             float v = uniform(&r, ci->lo, ci->hi);
-            if (ci->away > 0 && fabsf(v) < ci->away) v = v < 0 ? -ci->away - fabsf(v) : ci->away + v;
+            if (ci->away > 0 && fabsf(v) < ci->away)
+                v = v < 0 ? -ci->away - fabsf(v) : ci->away + v;
             x[k] = v;
         }
     }
@@ -416,7 +400,8 @@ static void test_every_diff_op_has_a_case(void **state)
     int missing = 0;
     for (int k = 0; k < OP_COUNT; k++) {
         int n = 0;
-        for (size_t c = 0; c < N_CASES; c++) n += strcmp(cases[c].op, op_info((OpKind)k)->name) == 0;
+        for (size_t c = 0; c < N_CASES; c++)
+            n += strcmp(cases[c].op, op_info((OpKind)k)->name) == 0;
         int diff = (op_info((OpKind)k)->flags & OPF_DIFF) != 0;
         if (diff && n == 0) {
             fprintf(stderr,
@@ -583,7 +568,8 @@ static void test_whole_model_gradients(void **state)
         grads[n_params++] = op->in[1];
     }
     int n_model_params = 0;
-    for (uint32_t t = 0; t < m->n_tensors; t++) n_model_params += m->tensors[t].role == MTR_ROLE_PARAM;
+    for (uint32_t t = 0; t < m->n_tensors; t++)
+        n_model_params += m->tensors[t].role == MTR_ROLE_PARAM;
     assert_int_equal(n_params, n_model_params);
 
     static const double weights[3][2] = {{1, 0}, {0, 1}, {1, 1}};

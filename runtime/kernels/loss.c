@@ -180,3 +180,118 @@ void kernel_inbatch_softmax_xent_qc(const KernelCall *call)
     }
     *loss = (float)total;
 }
+
+/* Sorts rows 0..n-1 by key (int32 ids; negative ones count as 0), stably, by
+ * four 8-bit passes of LSD radix; order receives the rows, tmp is scratch. */
+static void sort_by_id(const int32_t *key, int64_t n, int32_t *order, int32_t *tmp)
+{
+    for (int64_t i = 0; i < n; i++) order[i] = (int32_t)i;
+    for (int shift = 0; shift < 32; shift += 8) {
+        int64_t count[257] = {0};
+        for (int64_t i = 0; i < n; i++) {
+            uint32_t k = key[i] < 0 ? 0u : (uint32_t)key[i];
+            count[((k >> shift) & 0xffu) + 1]++;
+        }
+        for (int b = 0; b < 256; b++) count[b + 1] += count[b];
+        for (int64_t i = 0; i < n; i++) {
+            int32_t row = order[i];
+            uint32_t k = key[row] < 0 ? 0u : (uint32_t)key[row];
+            tmp[count[(k >> shift) & 0xffu]++] = row;
+        }
+        memcpy(order, tmp, (size_t)n * sizeof *order);
+    }
+}
+
+/* Groups rows by id: for each row its group (group[row]), for each group its
+ * count and its embedding (the first row's), returning the number of groups,
+ * which come in increasing id order. */
+static int64_t distinct_rows(const float *x, const int32_t *id, int64_t n, int64_t d,
+                             int32_t *group, float *count, float *xd, int32_t *order, int32_t *tmp)
+{
+    sort_by_id(id, n, order, tmp);
+    int64_t g = -1;
+    int32_t last = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int32_t row = order[i];
+        int32_t k = id[row] < 0 ? 0 : id[row];
+        if (g < 0 || k != last) {
+            g++;
+            last = k;
+            count[g] = 0.0f;
+            memcpy(xd + g * d, x + (int64_t)row * d, (size_t)d * sizeof *xd);
+        }
+        count[g] += 1.0f;
+        group[row] = (int32_t)g;
+    }
+    return g + 1;
+}
+
+/* inbatch_softmax_xent_ids(q, c, qid, cid): the loss and unit gradients of
+ * inbatch_softmax_xent(q c^T) on distinct ids. With Q, C the distinct rows, nq
+ * and nc their counts and E = row-softmax of Q C^T weighted by nc:
+ *   loss = sum_a nq_a lse_a - sum_i q_i.c_i
+ *   dq_i = (E (nc C))_{a(i)} - c_i,   dc_j = (E^T (nq Q))_{m(j)} - q_j
+ * which is the B x B computation regrouped, exact up to rounding. */
+void kernel_inbatch_softmax_xent_ids(const KernelCall *call)
+{
+    const float *q = call->in[0], *c = call->in[1]; /* (B,D) each */
+    const int32_t *qid = call->in[2], *cid = call->in[3]; /* (B) */
+    float *loss = call->out[0], *dq = call->out[1], *dc = call->out[2];
+    float *work = call->out[3]; /* (R+6D+6, B) */
+    int64_t b = call->in_shape[0].rows, d = call->in_shape[0].cols;
+    int64_t rows = call->out_shape[3].rows - 6 * d - 6;
+    if (b == 0 || d == 0) {
+        memset(dq, 0, (size_t)(b * d) * sizeof *dq);
+        memset(dc, 0, (size_t)(b * d) * sizeof *dc);
+        *loss = 0.0f;
+        return;
+    }
+    /* The work rows, each b floats wide: scores, then six (b,d) blocks, then six vectors. */
+    float *scores = work;
+    float *qd = work + rows * b, *cd = qd + d * b, *qw = cd + d * b, *cw = qw + d * b;
+    float *gq = cw + d * b, *hc = gq + d * b;
+    float *vec = hc + d * b;
+    int32_t *qa = (int32_t *)vec, *ca = (int32_t *)(vec + b), *order = (int32_t *)(vec + 2 * b);
+    int32_t *tmp = (int32_t *)(vec + 3 * b);
+    float *qn = vec + 4 * b, *cn = vec + 5 * b;
+
+    int64_t nq = distinct_rows(q, qid, b, d, qa, qn, qd, order, tmp);
+    int64_t nc = distinct_rows(c, cid, b, d, ca, cn, cd, order, tmp);
+    for (int64_t a = 0; a < nq; a++)
+        for (int64_t k = 0; k < d; k++) qw[a * d + k] = qn[a] * qd[a * d + k];
+    for (int64_t m = 0; m < nc; m++)
+        for (int64_t k = 0; k < d; k++) cw[m * d + k] = cn[m] * cd[m * d + k];
+
+    double total = 0.0;
+    for (int64_t a0 = 0; a0 < nq; a0 += rows) {
+        int64_t n = nq - a0 < rows ? nq - a0 : rows;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nc, (int)d, 1.0f,
+                    qd + a0 * d, (int)d, cd, (int)d, 0.0f, scores, (int)nc);
+        for (int64_t i = 0; i < n; i++) {
+            float *row = scores + i * nc;
+            float m = row_max(row, nc);
+            for (int64_t j = 0; j < nc; j++) row[j] = kern_expf(row[j] - m);
+            double z = 0.0;
+            for (int64_t j = 0; j < nc; j++) z += (double)cn[j] * row[j];
+            total += (double)qn[a0 + i] * ((double)m + log(z));
+            float inv = (float)(1.0 / z);
+            for (int64_t j = 0; j < nc; j++) row[j] *= inv;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)d, (int)nc, 1.0f,
+                    scores, (int)nc, cw, (int)d, 0.0f, gq + a0 * d, (int)d);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nc, (int)d, (int)n, 1.0f,
+                    scores, (int)nc, qw + a0 * d, (int)d, a0 == 0 ? 0.0f : 1.0f, hc, (int)d);
+    }
+    for (int64_t i = 0; i < b; i++) {
+        const float *qi = q + i * d, *ci = c + i * d;
+        double dot = 0.0;
+        for (int64_t k = 0; k < d; k++) dot += (double)qi[k] * ci[k];
+        total -= dot;
+        const float *g = gq + (int64_t)qa[i] * d, *h = hc + (int64_t)ca[i] * d;
+        for (int64_t k = 0; k < d; k++) {
+            dq[i * d + k] = g[k] - ci[k];
+            dc[i * d + k] = h[k] - qi[k];
+        }
+    }
+    *loss = (float)total;
+}

@@ -1,0 +1,306 @@
+/* The compiler's back half (lower, autodiff, schedule, emit) on every model in
+ * models/: each compiles; it has the programs its tasks call for; its knobs
+ * carry the file's values; train_step computes every gradient before the first
+ * update and never reads an activation before writing it; and the graph dump
+ * of models/movielens.mtr matches tests/golden/movielens.graph exactly.
+ *
+ * Refreshing the golden file, on purpose only, after reading the new dump:
+ *   build/bin/mtrc --dump graph models/movielens.mtr > tests/golden/movielens.graph */
+#include "diag.h"
+#include "emit.h"
+#include "frontend.h"
+#include "pool.h"
+#include "testutil.h"
+
+#include "mtr/model.h"
+#include "mtr/ops.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+/* The .mtr files of models/, sorted; returns their count (names malloc'd). */
+static int list_models(char ***out)
+{
+    char *dir = tu_path(tu_source_dir(), "models");
+    DIR *d = opendir(dir);
+    if (!d) fail_msg("cannot open %s", dir);
+    char **names = NULL;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len < 5 || strcmp(e->d_name + len - 4, ".mtr") != 0) continue;
+        names = realloc(names, (size_t)(n + 1) * sizeof *names);
+        assert_non_null(names);
+        names[n++] = tu_path(dir, e->d_name);
+    }
+    closedir(d);
+    free(dir);
+    for (int i = 1; i < n; i++) /* insertion sort: a handful of names */
+        for (int j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+            char *t = names[j];
+            names[j] = names[j - 1];
+            names[j - 1] = t;
+        }
+    *out = names;
+    return n;
+}
+
+static MtrModel *compile_path(const char *path)
+{
+    Pool *pool = pool_new();
+    Diag *diag = diag_new(stderr);
+    assert_non_null(pool);
+    assert_non_null(diag);
+    AstModel *ast = frontend_load(path, pool, diag);
+    MtrModel *m = ast ? emit_model(ast, stderr) : NULL;
+    diag_free(diag);
+    pool_free(pool);
+    return m;
+}
+
+/* The number after `key` (a whole word, outside comments) in text, or `dflt`. */
+static double setting(const char *text, const char *key, double dflt)
+{
+    size_t kl = strlen(key);
+    for (const char *p = text; *p; p++) {
+        if (*p == '#') {
+            while (*p && *p != '\n') p++;
+            if (!*p) break;
+            continue;
+        }
+        if (strncmp(p, key, kl) != 0 ||
+            (p > text && (isalnum((unsigned char)p[-1]) || p[-1] == '_')))
+            continue;
+        const char *q = p + kl;
+        if (isalnum((unsigned char)*q) || *q == '_') continue;
+        while (*q == ' ' || *q == '=' || *q == '\t') q++;
+        char *end;
+        double v = strtod(q, &end);
+        if (end != q) return v;
+    }
+    return dflt;
+}
+
+/* The weight written after `task NAME = ...` on its line, or 1. */
+static double task_weight(const char *text, const char *task)
+{
+    char head[128];
+    snprintf(head, sizeof head, "task %s ", task);
+    const char *p = strstr(text, head);
+    assert_non_null(p);
+    const char *eol = strchr(p, '\n');
+    const char *w = strstr(p, " weight ");
+    if (!w || (eol && w > eol)) return 1.0;
+    return strtod(w + 8, NULL);
+}
+
+static void expect_knob(const MtrModel *m, const char *file, const char *name, double want,
+                        int *bad)
+{
+    int k = mtr_model_find_knob(m, name);
+    if (k < 0) {
+        fprintf(stderr, "%s: no knob '%s'\n", file, name);
+        (*bad)++;
+    } else if (fabs(m->knobs[k].value - want) > 1e-6 * fabs(want)) {
+        fprintf(stderr, "%s: knob '%s' is %g, the file says %g\n", file, name, m->knobs[k].value,
+                want);
+        (*bad)++;
+    }
+}
+
+/* train_step: all gradients, then all updates; nothing read before written. */
+static int check_train_order(const MtrModel *m, const char *file)
+{
+    int p = mtr_model_find_program(m, "train_step");
+    const MtrProgram *prog = &m->programs[p];
+    int bad = 0;
+    uint32_t first_update = prog->n_ops;
+    for (uint32_t i = 0; i < prog->n_ops; i++)
+        if (op_info(prog->ops[i].kind)->flags & OPF_UPDATE) {
+            if (first_update == prog->n_ops) first_update = i;
+        } else if (first_update < prog->n_ops) {
+            fprintf(stderr, "%s: train_step op %u (%s) writes an activation after update op %u\n",
+                    file, i, op_info(prog->ops[i].kind)->name, first_update);
+            bad++;
+        }
+    if (first_update == prog->n_ops) {
+        fprintf(stderr, "%s: train_step has no update\n", file);
+        bad++;
+    }
+    char *written = calloc(m->n_tensors, 1);
+    assert_non_null(written);
+    for (uint32_t i = 0; i < prog->n_ops; i++) {
+        const MtrOp *op = &prog->ops[i];
+        const OpInfo *info = op_info(op->kind);
+        for (int k = 0; k < info->n_in; k++)
+            if (m->tensors[op->in[k]].role == MTR_ROLE_ACT && !written[op->in[k]]) {
+                fprintf(stderr, "%s: train_step op %u (%s) reads '%s' before it is written\n", file,
+                        i, info->name, m->tensors[op->in[k]].name);
+                bad++;
+            }
+        for (int k = 0; k < info->n_out; k++) written[op->out[k]] = 1;
+    }
+    free(written);
+    /* every parameter is updated exactly once, from a gradient made before */
+    for (uint32_t t = 0; t < m->n_tensors; t++) {
+        if (m->tensors[t].role != MTR_ROLE_PARAM) continue;
+        int n = 0;
+        for (uint32_t i = first_update; i < prog->n_ops; i++)
+            n += prog->ops[i].kind != OP_STEP_INC && prog->ops[i].in[0] == (int32_t)t;
+        if (n != 1) {
+            fprintf(stderr, "%s: parameter '%s' is updated %d times\n", file, m->tensors[t].name,
+                    n);
+            bad++;
+        }
+    }
+    return bad;
+}
+
+/* Every op reads only tensors some earlier op wrote (or inputs and state). */
+static int check_written_before_read(const MtrModel *m, const char *file)
+{
+    int bad = 0;
+    char *written = calloc(m->n_tensors, 1);
+    assert_non_null(written);
+    for (uint32_t p = 0; p < m->n_programs; p++) {
+        const MtrProgram *prog = &m->programs[p];
+        memset(written, 0, m->n_tensors);
+        for (uint32_t i = 0; i < prog->n_ops; i++) {
+            const OpInfo *info = op_info(prog->ops[i].kind);
+            for (int k = 0; k < info->n_in; k++) {
+                int32_t t = prog->ops[i].in[k];
+                if (m->tensors[t].role == MTR_ROLE_ACT && !written[t]) {
+                    fprintf(stderr, "%s: %s op %u reads '%s' before it is written\n", file,
+                            prog->name, i, m->tensors[t].name);
+                    bad++;
+                }
+            }
+            for (int k = 0; k < info->n_out; k++) written[prog->ops[i].out[k]] = 1;
+        }
+    }
+    free(written);
+    return bad;
+}
+
+static void test_every_model(void **state)
+{
+    (void)state;
+    char **paths = NULL;
+    int n = list_models(&paths);
+    if (n == 0) fail_msg("no .mtr file in %s/models", tu_source_dir());
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        const char *file = paths[i];
+        MtrModel *m = compile_path(file);
+        if (!m) {
+            fprintf(stderr, "%s: does not compile\n", file);
+            bad++;
+            free(paths[i]);
+            continue;
+        }
+        char *text = tu_read_file(file, NULL);
+        assert_non_null(text);
+        int ranking = 0, retrieval = 0;
+        for (uint32_t t = 0; t < m->n_tasks; t++) {
+            ranking |= m->tasks[t].kind == MTR_TASK_RANKING;
+            retrieval |= m->tasks[t].kind == MTR_TASK_RETRIEVAL;
+        }
+        const struct {
+            const char *name;
+            int want;
+        } progs[] = {{"train_step", 1},
+                     {"eval_step", 1},
+                     {"predict", ranking},
+                     {"embed_items", retrieval},
+                     {"recommend", retrieval}};
+        for (size_t k = 0; k < sizeof progs / sizeof progs[0]; k++) {
+            int has = mtr_model_find_program(m, progs[k].name) >= 0;
+            if (has != progs[k].want) {
+                fprintf(stderr, "%s: program %s is %s\n", file, progs[k].name,
+                        has ? "present but should not be" : "missing");
+                bad++;
+            }
+        }
+        for (uint32_t t = 0; t < m->n_tasks; t++) {
+            char name[160];
+            snprintf(name, sizeof name, "%s.weight", m->tasks[t].name);
+            expect_knob(m, file, name, task_weight(text, m->tasks[t].name), &bad);
+            if (m->tasks[t].weight_knob != mtr_model_find_knob(m, name)) {
+                fprintf(stderr, "%s: task %s does not point at its weight knob\n", file,
+                        m->tasks[t].name);
+                bad++;
+            }
+        }
+        expect_knob(m, file, "optimizer.lr", setting(text, "lr", NAN), &bad);
+        /* defaults as docs/dsl.md gives them: batch 8192, epochs 3, seed 42, split 0.8 */
+        expect_knob(m, file, "train.batch", setting(text, "batch", 8192), &bad);
+        expect_knob(m, file, "train.epochs", setting(text, "epochs", 3), &bad);
+        expect_knob(m, file, "train.seed", setting(text, "seed", 42), &bad);
+        expect_knob(m, file, "train.split", setting(text, "split", 0.8), &bad);
+        bad += check_train_order(m, file);
+        bad += check_written_before_read(m, file);
+        printf("%s: %u programs, %u knobs, %u tensors\n", file, m->n_programs, m->n_knobs,
+               m->n_tensors);
+        free(text);
+        mtr_model_free(m);
+        free(paths[i]);
+    }
+    free(paths);
+    assert_int_equal(bad, 0);
+}
+
+static void test_golden_graph(void **state)
+{
+    (void)state;
+    char cmd[8192];
+    char *golden_path = tu_path(tu_source_dir(), "tests/golden/movielens.graph");
+    char *model = tu_path(tu_source_dir(), "models/movielens.mtr");
+    snprintf(cmd, sizeof cmd, "'%s/mtrc' --dump graph '%s'", tu_bin_dir(), model);
+    char *out = NULL;
+    int rc = tu_run(cmd, &out);
+    size_t glen = 0;
+    char *golden = tu_read_file(golden_path, &glen);
+    if (!golden) fail_msg("missing %s", golden_path);
+    if (rc != 0 || !out) fail_msg("%s exited with %d:\n%s", cmd, rc, out ? out : "");
+    if (strcmp(out, golden) != 0) {
+        /* the first differing line, as a diff hint */
+        const char *a = out, *b = golden;
+        int line = 1;
+        while (*a && *a == *b) {
+            if (*a == '\n') line++;
+            a++, b++;
+        }
+        while (a > out && a[-1] != '\n') a--;
+        while (b > golden && b[-1] != '\n') b--;
+        fprintf(stderr,
+                "the graph dump differs from %s at line %d:\n  got:    %.*s\n  golden: %.*s\n"
+                "see: diff <(%s) %s\nrefresh it only on purpose (see the top of "
+                "tests/test_lower.c)\n",
+                golden_path, line, (int)strcspn(a, "\n"), a, (int)strcspn(b, "\n"), b, cmd,
+                golden_path);
+        fail_msg("golden mismatch");
+    }
+    free(out);
+    free(golden);
+    free(model);
+    free(golden_path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_model),
+        cmocka_unit_test(test_golden_graph),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
