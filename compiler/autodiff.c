@@ -249,13 +249,27 @@ static const GradRule grad_rules[OP_COUNT] = {
 #undef X
 };
 
-/* Adds gradient contribution d to grads[t], summing fan-in with add. */
-static int accumulate(Graph *g, int32_t *grads, int32_t t, int32_t d)
+/* Renames tensor x to d<t>.<part> when it still carries the plain name d<t>. */
+static int name_part(Graph *g, int32_t x, int32_t t, int part)
+{
+    char plain[300], name[320];
+    dname(g, t, plain, sizeof plain);
+    if (strcmp(g->mod->m->tensors[x].name, plain) != 0) return 0;
+    snprintf(name, sizeof name, "%s.%d", plain, part);
+    return module_rename(g->mod, x, name);
+}
+
+/* Adds gradient contribution d to grads[t], summing fan-in with add: the sum
+ * is d<t> and the contributions d<t>.1, d<t>.2, ... (parts[t] counts them). */
+static int accumulate(Graph *g, int32_t *grads, int *parts, int32_t t, int32_t d)
 {
     if (grads[t] < 0) {
         grads[t] = d;
+        parts[t] = 1;
         return 0;
     }
+    if (parts[t] == 1 && name_part(g, grads[t], t, 1)) return -1;
+    if (name_part(g, d, t, ++parts[t])) return -1;
     char name[300];
     int32_t in[] = {grads[t], d};
     grads[t] = graph_op(g, OP_ADD, in, NULL, 0, NULL, dname(g, t, name, sizeof name));
@@ -267,9 +281,11 @@ int autodiff_backward(Graph *g, int32_t loss, int32_t **grads_out, uint32_t *n_g
     const MtrModel *m = g->mod->m;
     uint32_t n = m->n_tensors, n_fwd = g->n_ops;
     int32_t *grads = malloc(n * sizeof *grads);
+    int *parts = calloc(n, sizeof *parts);
     char *requires = calloc(n, 1);
-    if (!grads || !requires) {
+    if (!grads || !requires || !parts) {
         free(grads);
+        free(parts);
         free(requires);
         module_fail(g->mod, "out of memory");
         return -1;
@@ -309,9 +325,10 @@ int autodiff_backward(Graph *g, int32_t loss, int32_t **grads_out, uint32_t *n_g
             break;
         }
         for (int k = 0; k < info->n_in && rc == 0; k++)
-            if (needs[k] && din[k] >= 0) rc = accumulate(g, grads, op.in[k], din[k]);
+            if (needs[k] && din[k] >= 0) rc = accumulate(g, grads, parts, op.in[k], din[k]);
     }
     free(requires);
+    free(parts);
     if (rc) {
         free(grads);
         return -1;

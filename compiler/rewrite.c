@@ -92,7 +92,7 @@ int rewrite_fuse_inbatch_softmax(Graph *g)
                                  in, NULL, 0, NULL, base);
         if (first < 0) return -1;
         MtrOp f = g->ops[g->n_ops - 1];
-        static const char *const what[] = {"dquery_unit", "dcandidate_unit", "score_rows"};
+        static const char *const what[] = {"dquery_unit", "dcandidate_unit", "workspace"};
         for (int k = 0; k < 3; k++) {
             snprintf(base, sizeof base, "%.*s.%s", (int)len, loss_name, what[k]);
             if (module_rename(g->mod, f.out[1 + k], base)) return -1;

@@ -18,6 +18,7 @@ typedef struct {
     KernelCall *calls; /* one per op, pointers fixed at bind time */
     KernelFn *fns;
     int64_t rows;      /* the batch size the shapes in calls are bound for */
+    void **act;        /* per tensor: where this program placed an activation, or NULL */
 } BoundProgram;
 
 struct MtrSession {
@@ -26,7 +27,9 @@ struct MtrSession {
     int64_t *values;  /* bound (largest) values of the symbols */
     int64_t *current; /* the same with the batch symbol set to the current rows */
     double *knobs;
-    void **ptr;       /* per tensor */
+    void **ptr;       /* per tensor: long-lived tensors and inputs, which have one place */
+    int last_run;     /* the program whose activations mtr_session_tensor returns */
+    size_t io_bytes;  /* inputs sit at the start of the step arena, the programs after */
     unsigned char *param_arena, *step_arena;
     size_t param_bytes, step_bytes, step_unshared;
     BoundProgram *progs;
@@ -149,7 +152,8 @@ static MtrStatus bind_program(MtrSession *s, int p, size_t *offsets, int32_t *li
 
     bp->calls = calloc(prog->n_ops ? prog->n_ops : 1, sizeof *bp->calls);
     bp->fns = calloc(prog->n_ops ? prog->n_ops : 1, sizeof *bp->fns);
-    if (!bp->calls || !bp->fns) return mtr_fail(err, MTR_E_NOMEM, "out of memory binding '%s'", prog->name);
+    bp->act = calloc(m->n_tensors + 1, sizeof *bp->act);
+    if (!bp->calls || !bp->fns || !bp->act) return mtr_fail(err, MTR_E_NOMEM, "out of memory binding '%s'", prog->name);
     MtrPlanSizes sz;
     if ((rc = plan_place(m, prog, s->values, offsets, &sz, err))) return rc;
     if (sz.extent > s->step_bytes) s->step_bytes = sz.extent;
@@ -174,10 +178,7 @@ static void wire_program(MtrSession *s, int p, const size_t *offsets)
             int32_t t = ts[k];
             uint8_t role = m->tensors[t].role;
             void *ptr = s->ptr[t];
-            if (role == MTR_ROLE_ACT || role == MTR_ROLE_INPUT) {
-                ptr = s->step_arena + offsets[t];
-                if (!s->ptr[t]) s->ptr[t] = ptr;
-            }
+            if (role == MTR_ROLE_ACT) ptr = bp->act[t] = s->step_arena + s->io_bytes + offsets[t];
             if (k < info->n_in) c->in[k] = ptr;
             else c->out[k - info->n_in] = ptr;
         }
@@ -245,7 +246,21 @@ MtrStatus mtr_session_new(const MtrModel *m, const int64_t *symbol_values, MtrSe
             s->ptr[t] = s->param_arena + offsets[t];
     }
 
-    /* The step arena: each program placed from offset 0, sized for the largest. */
+    /* The step arena: first every input, each with one place shared by all
+     * programs (callers fill them by tensor), then the programs' activations,
+     * each program placed from the same offset, sized for the largest. */
+    size_t io_off = 0;
+    for (uint32_t t = 0; t < m->n_tensors; t++) {
+        if (m->tensors[t].role != MTR_ROLE_INPUT) continue;
+        size_t b = plan_tensor_bytes(&m->tensors[t], s->values);
+        if (b == 0 || io_off > SIZE_MAX / 2 - b) {
+            rc = mtr_fail(err, MTR_E_SHAPE, "input '%s' has no size or overflows", m->tensors[t].name);
+            goto fail;
+        }
+        offsets[t] = io_off;
+        io_off += b;
+    }
+    s->io_bytes = io_off;
     size_t *prog_offsets = calloc((size_t)(m->n_tensors + 1) * (m->n_programs + 1), sizeof *prog_offsets);
     if (!prog_offsets) {
         rc = mtr_fail(err, MTR_E_NOMEM, "out of memory");
@@ -253,8 +268,13 @@ MtrStatus mtr_session_new(const MtrModel *m, const int64_t *symbol_values, MtrSe
     }
     for (uint32_t p = 0; p < m->n_programs && rc == MTR_OK; p++)
         rc = bind_program(s, (int)p, prog_offsets + (size_t)p * m->n_tensors, life_of, err);
+    if (rc == MTR_OK && s->step_bytes > SIZE_MAX - s->io_bytes)
+        rc = mtr_fail(err, MTR_E_SHAPE, "the step arena's size overflows");
+    if (rc == MTR_OK) s->step_bytes += s->io_bytes;
     if (rc == MTR_OK && !(s->step_arena = arena_new(s->step_bytes)))
         rc = mtr_fail(err, MTR_E_NOMEM, "cannot allocate a step arena of %zu bytes", s->step_bytes);
+    for (uint32_t t = 0; rc == MTR_OK && t < m->n_tensors; t++)
+        if (m->tensors[t].role == MTR_ROLE_INPUT) s->ptr[t] = s->step_arena + offsets[t];
     if (rc == MTR_OK)
         for (uint32_t p = 0; p < m->n_programs; p++)
             wire_program(s, (int)p, prog_offsets + (size_t)p * m->n_tensors);
@@ -277,6 +297,7 @@ void mtr_session_free(MtrSession *s)
     for (uint32_t p = 0; s->progs && p < s->m->n_programs; p++) {
         free(s->progs[p].calls);
         free(s->progs[p].fns);
+        free(s->progs[p].act);
     }
     free(s->progs);
     free(s->values);
@@ -368,7 +389,13 @@ MtrStatus mtr_session_store_params(const MtrSession *s, MtrModel *m, MtrError *e
 
 void *mtr_session_tensor(MtrSession *s, int32_t t)
 {
-    return s->ptr[t];
+    if (s->ptr[t]) return s->ptr[t];
+    /* An activation: where the last program run placed it, else wherever a
+     * program that has it did. */
+    if (s->progs[s->last_run].act[t]) return s->progs[s->last_run].act[t];
+    for (uint32_t p = 0; p < s->m->n_programs; p++)
+        if (s->progs[p].act[t]) return s->progs[p].act[t];
+    return NULL;
 }
 
 int64_t mtr_session_tensor_elems(const MtrSession *s, int32_t t, int64_t rows)
@@ -387,6 +414,7 @@ void mtr_session_run(MtrSession *s, int p, int64_t rows)
     BoundProgram *bp = &s->progs[p];
     const MtrProgram *prog = &s->m->programs[p];
     if (bp->rows != rows) bind_shapes(s, p, rows);
+    s->last_run = p;
     if (!s->profiling) {
         for (uint32_t i = 0; i < prog->n_ops; i++) bp->fns[i](&bp->calls[i]);
         return;

@@ -190,7 +190,8 @@ static int unary(const MtrShape *in, MtrShape *out, char *why, size_t n)
 /* An activation's gradient: (dy, y) of one shape. */
 static int unary_grad(const MtrShape *in, MtrShape *out, char *why, size_t n)
 {
-    if (in[0].dtype != MTR_DT_F32 || same_as(in, 0, 1, why, n)) return -1;
+    if (in[0].dtype != MTR_DT_F32) return fail(why, n, "input 1 is not f32");
+    if (same_as(in, 0, 1, why, n)) return -1;
     out[0] = in[0];
     return 0;
 }
@@ -317,7 +318,8 @@ int shape_inbatch_softmax_xent_ids(const MtrShape *in, const int32_t *a, MtrShap
 int shape_scale(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
 {
     (void)a;
-    if (in[0].dtype != MTR_DT_F32 || want(in, 1, 0, MTR_DT_F32, why, n)) return -1;
+    if (in[0].dtype != MTR_DT_F32) return fail(why, n, "input 1 is not f32");
+    if (want(in, 1, 0, MTR_DT_F32, why, n)) return -1;
     out[0] = in[0];
     return 0;
 }
@@ -333,7 +335,8 @@ int shape_loss_weight(const MtrShape *in, const int32_t *a, MtrShape *out, char 
 int shape_add(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
 {
     (void)a;
-    if (in[0].dtype != MTR_DT_F32 || same_as(in, 0, 1, why, n)) return -1;
+    if (in[0].dtype != MTR_DT_F32) return fail(why, n, "input 1 is not f32");
+    if (same_as(in, 0, 1, why, n)) return -1;
     out[0] = in[0];
     return 0;
 }

@@ -124,6 +124,17 @@ static const GradCase cases[] = {
      {0},
      0,
      {0}},
+    /* the same on distinct ids: each row its own id, so the grouping is the
+     * identity here; grouping of repeated ids is checked by the whole model */
+    {"inbatch_softmax_xent_ids",
+     "inbatch_softmax_xent_ids",
+     {{IN_PARAM, 2, 5, 3, -1, -1.5f, 1.5f, 0},
+      {IN_PARAM, 2, 5, 3, -1, -1.5f, 1.5f, 0},
+      {IN_IDS, 1, 5, 1, -1, 0, 0, 0},
+      {IN_IDS, 1, 5, 1, -1, 0, 0, 0}},
+     {0},
+     0,
+     {3, 0, 4, 1, 2}},
 };
 #define N_CASES (sizeof cases / sizeof cases[0])
 

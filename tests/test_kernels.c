@@ -882,6 +882,89 @@ static void test_fast_exp_accuracy(void **state)
     assert_true(isnan(kern_expf(NAN)));
 }
 
+
+/* The two fused in-batch losses against matmul + inbatch_softmax_xent: the
+ * blocked one on random rows, the distinct-id one on rows gathered from small
+ * tables, so that ids repeat (the grouping it relies on) and rows with equal
+ * ids are equal. Block sizes smaller than the batch exercise several blocks. */
+static void check_fused_xent(int64_t b, int64_t vq, int64_t vc, int64_t rows, uint64_t seed)
+{
+    const int64_t d = 5;
+    Rng r;
+    rng_seed(&r, seed);
+    float *tq = fbuf((size_t)(vq * d)), *tc = fbuf((size_t)(vc * d));
+    fill_uniform(&r, tq, (size_t)(vq * d), -1.5f, 1.5f);
+    fill_uniform(&r, tc, (size_t)(vc * d), -1.5f, 1.5f);
+    int32_t *qid = calloc((size_t)b, sizeof *qid), *cid = calloc((size_t)b, sizeof *cid);
+    float *q = fbuf((size_t)(b * d)), *c = fbuf((size_t)(b * d)), *s = fbuf((size_t)(b * b));
+    float *want_q = fbuf((size_t)(b * d)), *want_c = fbuf((size_t)(b * d));
+    assert_non_null(qid);
+    assert_non_null(cid);
+    for (int64_t i = 0; i < b; i++) {
+        qid[i] = (int32_t)rng_below(&r, (uint64_t)vq);
+        cid[i] = (int32_t)rng_below(&r, (uint64_t)vc);
+        memcpy(q + i * d, tq + qid[i] * d, (size_t)d * sizeof *q);
+        memcpy(c + i * d, tc + cid[i] * d, (size_t)d * sizeof *c);
+    }
+    /* the reference: scores, then softmax - I, then dq = P c, dc = P^T q in double */
+    for (int64_t i = 0; i < b; i++)
+        for (int64_t j = 0; j < b; j++) {
+            double dot = 0;
+            for (int64_t k = 0; k < d; k++) dot += (double)q[i * d + k] * c[j * d + k];
+            s[i * b + j] = (float)dot;
+        }
+    float want_loss;
+    KernelCall x = {0};
+    x.in[0] = s;
+    x.in_shape[0] = shp(b, b);
+    x.out[0] = &want_loss;
+    x.out[1] = s;
+    x.out_shape[1] = shp(b, b);
+    kernel_inbatch_softmax_xent(&x);
+    for (int64_t i = 0; i < b; i++)
+        for (int64_t k = 0; k < d; k++) {
+            double gq = 0, gc = 0;
+            for (int64_t j = 0; j < b; j++) {
+                gq += (double)s[i * b + j] * c[j * d + k];
+                gc += (double)s[j * b + i] * q[j * d + k];
+            }
+            want_q[i * d + k] = (float)gq;
+            want_c[i * d + k] = (float)gc;
+        }
+    for (int by_ids = 0; by_ids < 2; by_ids++) {
+        int64_t wrows = by_ids ? rows + 6 * d + 6 : rows;
+        float loss, *dq = fbuf((size_t)(b * d)), *dc = fbuf((size_t)(b * d));
+        float *work = fbuf((size_t)(wrows * b));
+        KernelCall f = {0};
+        f.in[0] = q, f.in[1] = c, f.in[2] = qid, f.in[3] = cid;
+        f.in_shape[0] = f.in_shape[1] = shp(b, d);
+        f.in_shape[2] = f.in_shape[3] = shp(b, 1);
+        f.out[0] = &loss, f.out[1] = dq, f.out[2] = dc, f.out[3] = work;
+        f.out_shape[0] = shp(1, 1);
+        f.out_shape[1] = f.out_shape[2] = shp(b, d);
+        f.out_shape[3] = shp(wrows, b);
+        if (by_ids) kernel_inbatch_softmax_xent_ids(&f);
+        else kernel_inbatch_softmax_xent_qc(&f);
+        const char *what = by_ids ? "ids loss" : "qc loss";
+        expect_close(loss, want_loss, 1e-4, 1e-5, what, 0);
+        for (int64_t i = 0; i < b * d; i++) {
+            expect_close(dq[i], want_q[i], 1e-5, 1e-4, by_ids ? "ids dq" : "qc dq", i);
+            expect_close(dc[i], want_c[i], 1e-5, 1e-4, by_ids ? "ids dc" : "qc dc", i);
+        }
+        free(dq), free(dc), free(work);
+    }
+    free(tq), free(tc), free(qid), free(cid), free(q), free(c), free(s), free(want_q), free(want_c);
+}
+
+static void test_fused_inbatch_softmax(void **state)
+{
+    (void)state;
+    check_fused_xent(37, 4, 9, 8, 1);   /* few distinct queries: heavy grouping, 5 blocks */
+    check_fused_xent(64, 64, 3, 16, 2); /* few distinct candidates */
+    check_fused_xent(50, 1000, 1000, 64, 3); /* nearly all distinct, one block */
+    check_fused_xent(1, 1, 1, 4, 4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -901,6 +984,7 @@ int main(void)
         cmocka_unit_test(test_retrieval_rank_ties_duplicates),
         cmocka_unit_test(test_top_k_vs_sort),
         cmocka_unit_test(test_fast_exp_accuracy),
+        cmocka_unit_test(test_fused_inbatch_softmax),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
