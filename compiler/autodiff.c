@@ -244,7 +244,7 @@ NO_GRAD(broadcast)
 
 typedef int (*GradRule)(Graph *, const MtrOp *, const int32_t *, const int *, int32_t *);
 static const GradRule grad_rules[OP_COUNT] = {
-#define X(E, n, id, ni, no, f) [OP_##E] = grad_##n,
+#define X(E, n, id, ni, no, nk, f) [OP_##E] = grad_##n,
 #include "mtr/ops.def"
 #undef X
 };

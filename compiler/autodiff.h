@@ -21,7 +21,7 @@ int autodiff_updates(Graph *g, const Lowered *l, const int32_t *grads, uint32_t 
 /* The backward rule of each op, expanded from ops.def: given the op and the
  * gradients of its outputs (dout, -1 where none), appends ops and sets din[i]
  * for each input i with needs[i] set. Returns 0 or -1. */
-#define X(E, n, id, ni, no, f)                                                                 \
+#define X(E, n, id, ni, no, nk, f)                                                                 \
     int grad_##n(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din);
 #include "mtr/ops.def"
 #undef X

@@ -80,11 +80,7 @@ static MtrStatus check_op(const MtrSession *s, const MtrProgram *p, uint32_t i, 
         }
     }
     /* Knob attributes must name knobs. */
-    int n_knob_attrs = op->kind == OP_LOSS_WEIGHT || op->kind == OP_SGD_UPDATE ? 1
-                       : op->kind == OP_ADAGRAD_UPDATE                         ? 2
-                       : op->kind == OP_ADAM_UPDATE                            ? 4
-                                                                               : 0;
-    for (int k = 0; k < n_knob_attrs; k++)
+    for (int k = 0; k < info->n_knobs; k++)
         if (op->iattr[k] < 0 || (uint32_t)op->iattr[k] >= m->n_knobs)
             return mtr_fail(err, MTR_E_FORMAT, "program '%s', op %u (%s): knob %d does not exist",
                             p->name, i, info->name, op->iattr[k]);

@@ -58,23 +58,6 @@ static const char *const section_names[SEC_END] = {
 #define COLUMN_SIZE   12
 #define TASK_SIZE     64
 
-/* How many of an op's integer attributes are knob indices (read at run time,
- * so they must name a knob). Mirrors the comments of ops.def. */
-static int op_knob_attrs(OpKind k)
-{
-    switch (k) {
-    case OP_LOSS_WEIGHT:
-    case OP_SGD_UPDATE:
-        return 1;
-    case OP_ADAGRAD_UPDATE:
-        return 2;
-    case OP_ADAM_UPDATE:
-        return 4;
-    default:
-        return 0;
-    }
-}
-
 static int is_saved(const MtrTensor *t)
 {
     return t->role == MTR_ROLE_PARAM || t->role == MTR_ROLE_OPTSTATE;
@@ -714,7 +697,7 @@ static int dec_op(Rd *r, const MtrProgram *pr, uint32_t i)
     size_t iat = r->pos;
     for (int k = 0; k < MTR_MAX_IATTR; k++)
         if (rd_i32(r, &op->iattr[k])) return -1;
-    for (int k = 0; k < op_knob_attrs(op->kind); k++)
+    for (int k = 0; k < op_info(op->kind)->n_knobs; k++)
         if (check_id(r, iat + 4 * (size_t)k, op->iattr[k], m->n_knobs, 0, "knob")) return -1;
     for (int k = 0; k < MTR_MAX_FATTR; k++)
         if (rd_f32(r, &op->fattr[k])) return -1;

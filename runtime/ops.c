@@ -4,7 +4,7 @@
 #include <string.h>
 
 static const OpInfo op_table[OP_COUNT] = {
-#define X(E, n, i, ni, no, f) [OP_##E] = {#n, i, ni, no, f},
+#define X(E, n, i, ni, no, nk, f) [OP_##E] = {#n, i, ni, no, nk, f},
 #include "mtr/ops.def"
 #undef X
 };

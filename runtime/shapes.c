@@ -428,7 +428,7 @@ int shape_infer(OpKind kind, const MtrShape *in, const int32_t *iattr, MtrShape 
                 size_t n)
 {
     static const ShapeRule rules[OP_COUNT] = {
-#define X(E, nm, id, ni, no, f) [OP_##E] = shape_##nm,
+#define X(E, nm, id, ni, no, nk, f) [OP_##E] = shape_##nm,
 #include "mtr/ops.def"
 #undef X
     };

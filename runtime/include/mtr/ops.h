@@ -17,7 +17,7 @@ enum {
 };
 
 typedef enum {
-#define X(E, n, id, ni, no, f) OP_##E,
+#define X(E, n, id, ni, no, nk, f) OP_##E,
 #include "mtr/ops.def"
 #undef X
     OP_COUNT
@@ -27,6 +27,7 @@ typedef struct {
     const char *name;
     uint16_t id; /* the number stored in model.bin */
     uint8_t n_in, n_out;
+    uint8_t n_knobs; /* leading integer attributes that are knob ids */
     uint32_t flags;
 } OpInfo;
 
