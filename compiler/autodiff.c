@@ -34,8 +34,8 @@ int grad_gather(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs
     if (needs[0]) {
         char name[300];
         int32_t in[] = {dout[0], op->in[1], op->in[0]};
-        din[0] = graph_op(g, OP_SCATTER_ADD, in, NULL, 0, NULL,
-                          dname(g, op->in[0], name, sizeof name));
+        din[0] =
+            graph_op(g, OP_SCATTER_ADD, in, NULL, 0, NULL, dname(g, op->in[0], name, sizeof name));
         if (din[0] < 0) return -1;
     }
     return 0;
@@ -51,8 +51,8 @@ int grad_concat(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs
         if (!needs[i]) continue;
         char name[300];
         int32_t in[] = {dout[0]};
-        din[i] = graph_op(g, OP_SLICE_COLS, in, at[i], 0, NULL,
-                          dname(g, op->in[i], name, sizeof name));
+        din[i] =
+            graph_op(g, OP_SLICE_COLS, in, at[i], 0, NULL, dname(g, op->in[i], name, sizeof name));
         if (din[i] < 0) return -1;
     }
     return 0;
@@ -138,8 +138,7 @@ int grad_mse(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, i
 {
     return loss_grad(g, OP_MSE_GRAD, op, dout, needs, din);
 }
-int grad_bce_logits(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs,
-                    int32_t *din)
+int grad_bce_logits(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
 {
     return loss_grad(g, OP_BCE_LOGITS_GRAD, op, dout, needs, din);
 }
@@ -157,8 +156,8 @@ int grad_inbatch_softmax_xent(Graph *g, const MtrOp *op, const int32_t *dout, co
     return 0;
 }
 
-int grad_inbatch_softmax_xent_qc(Graph *g, const MtrOp *op, const int32_t *dout,
-                                 const int *needs, int32_t *din)
+int grad_inbatch_softmax_xent_qc(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs,
+                                 int32_t *din)
 {
     /* dq = dq_unit * dloss, dc = dc_unit * dloss (the op made the unit gradients) */
     for (int k = 1; k < 4; k++)
@@ -172,8 +171,8 @@ int grad_inbatch_softmax_xent_qc(Graph *g, const MtrOp *op, const int32_t *dout,
     return 0;
 }
 
-int grad_inbatch_softmax_xent_ids(Graph *g, const MtrOp *op, const int32_t *dout,
-                                  const int *needs, int32_t *din)
+int grad_inbatch_softmax_xent_ids(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs,
+                                  int32_t *din)
 {
     if (needs[2] || needs[3]) {
         module_fail(g->mod, "inbatch_softmax_xent_ids: ids have no gradient");
@@ -186,13 +185,11 @@ int grad_scale(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs,
 {
     /* dx = dy * s; s is a loss gradient, never a function of the parameters */
     if (needs[1]) return not_differentiable(g, op);
-    if (needs[0] && (din[0] = op1(g, OP_SCALE, dout[0], op->in[1], NULL, op->in[0])) < 0)
-        return -1;
+    if (needs[0] && (din[0] = op1(g, OP_SCALE, dout[0], op->in[1], NULL, op->in[0])) < 0) return -1;
     return 0;
 }
 
-int grad_loss_weight(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs,
-                     int32_t *din)
+int grad_loss_weight(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
 {
     /* dx = w * dy, w the same knob */
     if (needs[0] && (din[0] = op1(g, OP_LOSS_WEIGHT, dout[0], -1, op->iattr, op->in[0])) < 0)
@@ -218,12 +215,11 @@ int grad_sum_all(Graph *g, const MtrOp *op, const int32_t *dout, const int *need
 }
 
 /* Ops that only ever appear in backward or update code have no gradient. */
-#define NO_GRAD(n)                                                                             \
-    int grad_##n(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs,            \
-                 int32_t *din)                                                                 \
-    {                                                                                          \
-        (void)dout, (void)needs, (void)din;                                                    \
-        return not_differentiable(g, op);                                                      \
+#define NO_GRAD(n)                                                                                 \
+    int grad_##n(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)   \
+    {                                                                                              \
+        (void)dout, (void)needs, (void)din;                                                        \
+        return not_differentiable(g, op);                                                          \
     }
 NO_GRAD(scatter_add)
 NO_GRAD(slice_cols)
@@ -371,8 +367,8 @@ int autodiff_updates(Graph *g, const Lowered *l, const int32_t *grads, uint32_t 
             break;
         }
         case OPT_ADAGRAD: {
-            int32_t acc = state_like(g, (int32_t)p, "accumulator", MTR_INIT_KNOB,
-                                     (float)l->knob_init_acc);
+            int32_t acc =
+                state_like(g, (int32_t)p, "accumulator", MTR_INIT_KNOB, (float)l->knob_init_acc);
             int32_t in[] = {(int32_t)p, grads[p], acc};
             attr[1] = l->knob_eps;
             if (acc < 0 || graph_op_to(g, OP_ADAGRAD_UPDATE, in, NULL, attr)) return -1;

@@ -37,8 +37,8 @@ MtrModel *emit_model(const AstModel *ast, FILE *errs)
         if (!m->programs) module_fail(&mod, "out of memory");
         for (int p = 0; p < PROG_COUNT && !mod.failed; p++) {
             if (!l.present[p]) continue;
-            if (schedule_program(&l.prog[p], lower_program_names[p], l.outputs[p],
-                                 l.n_outputs[p], &m->programs[m->n_programs]) == 0)
+            if (schedule_program(&l.prog[p], lower_program_names[p], l.outputs[p], l.n_outputs[p],
+                                 &m->programs[m->n_programs]) == 0)
                 m->n_programs++;
         }
     }
@@ -142,7 +142,8 @@ static int dump_plan(const MtrModel *m, long batch, FILE *out, FILE *errs)
     fprintf(out, "\n");
     size_t params = 0;
     for (uint32_t t = 0; t < m->n_tensors; t++)
-        if (m->tensors[t].role >= MTR_ROLE_PARAM) params += plan_tensor_bytes(&m->tensors[t], values);
+        if (m->tensors[t].role >= MTR_ROLE_PARAM)
+            params += plan_tensor_bytes(&m->tensors[t], values);
     size_t arena = 0, sum = 0;
     int rc = 0;
     for (uint32_t p = 0; p < m->n_programs && rc == 0; p++) {
@@ -194,8 +195,8 @@ static void dump_dot(const MtrModel *m, FILE *out)
                 for (int o = 0; o < op_info(a->kind)->n_out; o++)
                     for (int k = 0; k < op_info(b->kind)->n_in; k++)
                         if (a->out[o] == b->in[k])
-                            fprintf(out, "    \"%s/%u\" -> \"%s/%u\" [label=\"%s\"];\n",
-                                    prog->name, i, prog->name, j, m->tensors[a->out[o]].name);
+                            fprintf(out, "    \"%s/%u\" -> \"%s/%u\" [label=\"%s\"];\n", prog->name,
+                                    i, prog->name, j, m->tensors[a->out[o]].name);
             }
         }
         fprintf(out, "  }\n");
@@ -212,9 +213,12 @@ int emit_dump(const AstModel *ast, const char *what, long batch, FILE *out, FILE
     MtrModel *m = emit_model(ast, errs);
     if (!m) return 1;
     int rc = 0;
-    if (strcmp(what, "graph") == 0) dump_graph(m, out);
-    else if (strcmp(what, "plan") == 0) rc = dump_plan(m, batch > 0 ? batch : 8192, out, errs);
-    else dump_dot(m, out);
+    if (strcmp(what, "graph") == 0)
+        dump_graph(m, out);
+    else if (strcmp(what, "plan") == 0)
+        rc = dump_plan(m, batch > 0 ? batch : 8192, out, errs);
+    else
+        dump_dot(m, out);
     mtr_model_free(m);
     return rc;
 }

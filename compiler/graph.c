@@ -240,8 +240,7 @@ int32_t graph_op(Graph *g, OpKind kind, const int32_t *in, const int32_t *iattr,
     return ids[0];
 }
 
-int graph_op_to(Graph *g, OpKind kind, const int32_t *in, const int32_t *out,
-                const int32_t *iattr)
+int graph_op_to(Graph *g, OpKind kind, const int32_t *in, const int32_t *out, const int32_t *iattr)
 {
     if (g->mod->failed) return -1;
     const OpInfo *info = op_info(kind);
@@ -251,8 +250,8 @@ int graph_op_to(Graph *g, OpKind kind, const int32_t *in, const int32_t *out,
     for (int i = 0; i < info->n_out; i++) {
         MtrShape want = module_shape(g->mod, out[i]);
         if (!shape_eq(&shapes[i], &want)) {
-            module_fail(g->mod, "%s: output %d does not have the shape of tensor '%s'",
-                        info->name, i + 1, g->mod->m->tensors[out[i]].name);
+            module_fail(g->mod, "%s: output %d does not have the shape of tensor '%s'", info->name,
+                        i + 1, g->mod->m->tensors[out[i]].name);
             return -1;
         }
     }

@@ -56,8 +56,7 @@ int32_t graph_op(Graph *g, OpKind kind, const int32_t *in, const int32_t *iattr,
                  const MtrShape *declared, const char *name);
 /* Appends an op whose outputs already exist (updates, which have none, and
  * retargeted outputs). Returns 0 or -1. */
-int graph_op_to(Graph *g, OpKind kind, const int32_t *in, const int32_t *out,
-                const int32_t *iattr);
+int graph_op_to(Graph *g, OpKind kind, const int32_t *in, const int32_t *out, const int32_t *iattr);
 
 /* Shape helpers. */
 MtrShape shape_scalar(void);

@@ -13,9 +13,8 @@
 #include <string.h>
 
 const char *const lower_program_names[PROG_COUNT] = {
-    [PROG_TRAIN] = "train_step",   [PROG_EVAL] = "eval_step",
-    [PROG_PREDICT] = "predict",     [PROG_EMBED_ITEMS] = "embed_items",
-    [PROG_RECOMMEND] = "recommend",
+    [PROG_TRAIN] = "train_step",        [PROG_EVAL] = "eval_step",      [PROG_PREDICT] = "predict",
+    [PROG_EMBED_ITEMS] = "embed_items", [PROG_RECOMMEND] = "recommend",
 };
 
 /* One stage's parameters, shared by every lowering of its chain. */
@@ -97,8 +96,8 @@ static int32_t column_input(Ctx *x, const AstColumn *c)
     }
     MtrDType dt = c->looked_up ? MTR_DT_I32 : MTR_DT_F32;
     Module *mod = x->L->mod;
-    int32_t t = module_tensorf(mod, MTR_ROLE_INPUT, shape_vec(x->rows, dt), "%s.%s",
-                               x->source, c->name);
+    int32_t t =
+        module_tensorf(mod, MTR_ROLE_INPUT, shape_vec(x->rows, dt), "%s.%s", x->source, c->name);
     if (t < 0) return -1;
     MtrTensor *ten = &mod->m->tensors[t];
     free(ten->source);
@@ -117,10 +116,17 @@ static int32_t activation(Ctx *x, Activation act, int32_t h, const char *name)
 {
     OpKind k;
     switch (act) {
-    case ACT_RELU: k = OP_RELU; break;
-    case ACT_TANH: k = OP_TANH; break;
-    case ACT_SIGMOID: k = OP_SIGMOID; break;
-    default: return h;
+    case ACT_RELU:
+        k = OP_RELU;
+        break;
+    case ACT_TANH:
+        k = OP_TANH;
+        break;
+    case ACT_SIGMOID:
+        k = OP_SIGMOID;
+        break;
+    default:
+        return h;
     }
     int32_t in[] = {h};
     return graph_op(x->g, k, in, NULL, 0, NULL, name);
@@ -162,8 +168,8 @@ static int32_t lower_stage(Ctx *x, const AstChain *c, const AstStage *s, int lay
         if (p->kernel < 0) {
             MtrShape k = shape_mat(dim_const((int32_t)s->in_width), dim_const((int32_t)s->units));
             p->kernel = param(L, k, MTR_INIT_GLOROT, 0, "%s.dense%d.kernel", c->name, layer);
-            p->bias = param(L, shape_vec(dim_const((int32_t)s->units), MTR_DT_F32),
-                            MTR_INIT_ZEROS, 0, "%s.dense%d.bias", c->name, layer);
+            p->bias = param(L, shape_vec(dim_const((int32_t)s->units), MTR_DT_F32), MTR_INIT_ZEROS,
+                            0, "%s.dense%d.bias", c->name, layer);
             if (p->kernel < 0 || p->bias < 0) return -1;
         }
         int32_t mm_in[] = {h, p->kernel};
@@ -273,8 +279,8 @@ static int add_optimizer_knobs(Lowerer *L, Lowered *out)
     out->knob_lr = module_knob(mod, "optimizer.lr", MTR_KNOB_F32, t->lr);
     out->knob_eps = out->knob_beta1 = out->knob_beta2 = out->knob_init_acc = -1;
     if (t->optimizer == OPT_ADAGRAD) {
-        out->knob_init_acc = module_knob(mod, "optimizer.initial_accumulator", MTR_KNOB_F32,
-                                         t->initial_accumulator);
+        out->knob_init_acc =
+            module_knob(mod, "optimizer.initial_accumulator", MTR_KNOB_F32, t->initial_accumulator);
         out->knob_eps = module_knob(mod, "optimizer.epsilon", MTR_KNOB_F32, t->epsilon);
     } else if (t->optimizer == OPT_ADAM) {
         out->knob_beta1 = module_knob(mod, "optimizer.beta1", MTR_KNOB_F32, t->beta1);
@@ -374,9 +380,9 @@ static int lower_retrieval(Lowerer *L, const AstTask *t, Ctx *train, Ctx *eval, 
 
     /* The candidate tower over every item, kept between programs. */
     int32_t width = (int32_t)cand->width;
-    int32_t state = module_tensorf(mod, MTR_ROLE_STATE,
-                                   shape_mat(dim_sym(L->sym_items), dim_const(width)),
-                                   "%s.item_embeddings", t->name);
+    int32_t state =
+        module_tensorf(mod, MTR_ROLE_STATE, shape_mat(dim_sym(L->sym_items), dim_const(width)),
+                       "%s.item_embeddings", t->name);
     int32_t ci = lower_chain(items, cand);
     if (state < 0 || ci < 0) return -1;
     Graph *ig = items->g;
@@ -389,9 +395,8 @@ static int lower_retrieval(Lowerer *L, const AstTask *t, Ctx *train, Ctx *eval, 
 
     const AstColumn *key = chain_column(cand);
     int32_t qe = lower_chain(eval, query);
-    int32_t row = module_tensorf(mod, MTR_ROLE_INPUT,
-                                 shape_vec(dim_sym(L->sym_batch), MTR_DT_I32), "true_row.%s",
-                                 key ? key->name : "?");
+    int32_t row = module_tensorf(mod, MTR_ROLE_INPUT, shape_vec(dim_sym(L->sym_batch), MTR_DT_I32),
+                                 "true_row.%s", key ? key->name : "?");
     if (qe < 0 || row < 0 || set_source(mod, row, "true_row", key ? key->name : "?")) return -1;
     int32_t r_in[] = {qe, state, row};
     snprintf(name, sizeof name, "%s.rank", t->name);
@@ -405,8 +410,8 @@ static int lower_retrieval(Lowerer *L, const AstTask *t, Ctx *train, Ctx *eval, 
     int32_t sc = graph_op(rec->g, OP_MATMUL, sc_in, bt, 0, NULL, "recommend.scores");
     if (sc < 0) return -1;
     MtrShape decl[2];
-    decl[0] = (MtrShape){.rank = 2, .dtype = MTR_DT_I32,
-                         .dim = {dim_sym(L->sym_batch), dim_sym(L->sym_k)}};
+    decl[0] = (MtrShape){
+        .rank = 2, .dtype = MTR_DT_I32, .dim = {dim_sym(L->sym_batch), dim_sym(L->sym_k)}};
     decl[1] = shape_mat(dim_sym(L->sym_batch), dim_sym(L->sym_k));
     int32_t k_in[] = {sc};
     int32_t idx = graph_op(rec->g, OP_TOP_K, k_in, NULL, 0, decl, "recommend.index");
@@ -455,9 +460,15 @@ int lower_model(const AstModel *m, Module *mod, Lowered *out)
         mt.weight_knob = knob;
         for (const AstMetric *me = t->metrics; me; me = me->next) {
             switch (me->kind) {
-            case METRIC_RMSE: mt.metrics |= MTR_METRIC_RMSE; break;
-            case METRIC_MAE: mt.metrics |= MTR_METRIC_MAE; break;
-            case METRIC_AUC: mt.metrics |= MTR_METRIC_AUC; break;
+            case METRIC_RMSE:
+                mt.metrics |= MTR_METRIC_RMSE;
+                break;
+            case METRIC_MAE:
+                mt.metrics |= MTR_METRIC_MAE;
+                break;
+            case METRIC_AUC:
+                mt.metrics |= MTR_METRIC_AUC;
+                break;
             case METRIC_TOP_K:
                 mt.metrics |= MTR_METRIC_TOPK;
                 mt.n_ks = (uint32_t)me->n_ks;

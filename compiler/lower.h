@@ -15,7 +15,7 @@ typedef struct {
     /* Each program's outputs: tensors read after it runs, alive to its end. */
     int32_t *outputs[PROG_COUNT];
     uint32_t n_outputs[PROG_COUNT];
-    int32_t loss;       /* train_step's weighted total loss () */
+    int32_t loss; /* train_step's weighted total loss () */
     OptimizerKind optimizer;
     int32_t knob_lr, knob_eps, knob_beta1, knob_beta2, knob_init_acc;
 } Lowered;

@@ -88,8 +88,9 @@ int rewrite_fuse_inbatch_softmax(Graph *g)
         int32_t qid = sole_id_input(g, mm.in[0]), cid = sole_id_input(g, mm.in[1]);
         int by_ids = qid >= 0 && cid >= 0;
         int32_t in[] = {mm.in[0], mm.in[1], qid, cid};
-        int32_t first = graph_op(g, by_ids ? OP_INBATCH_SOFTMAX_XENT_IDS : OP_INBATCH_SOFTMAX_XENT_QC,
-                                 in, NULL, 0, NULL, base);
+        int32_t first =
+            graph_op(g, by_ids ? OP_INBATCH_SOFTMAX_XENT_IDS : OP_INBATCH_SOFTMAX_XENT_QC, in, NULL,
+                     0, NULL, base);
         if (first < 0) return -1;
         MtrOp f = g->ops[g->n_ops - 1];
         static const char *const what[] = {"dquery_unit", "dcandidate_unit", "workspace"};

@@ -35,12 +35,12 @@ static int by_offset(const void *a, const void *b)
     return (*x)->offset < (*y)->offset ? -1 : ((*x)->offset > (*y)->offset);
 }
 
-MtrStatus plan_place(const MtrModel *m, const MtrProgram *p, const int64_t *values,
-                     size_t *offsets, MtrPlanSizes *sizes, MtrError *err)
+MtrStatus plan_place(const MtrModel *m, const MtrProgram *p, const int64_t *values, size_t *offsets,
+                     MtrPlanSizes *sizes, MtrError *err)
 {
     uint32_t nt = m->n_tensors;
-    int32_t *group = malloc(nt * sizeof *group);   /* tensor -> buffer index */
-    int32_t *life = malloc(nt * sizeof *life);     /* tensor -> lifetime index */
+    int32_t *group = malloc(nt * sizeof *group);     /* tensor -> buffer index */
+    int32_t *life = malloc(nt * sizeof *life);       /* tensor -> lifetime index */
     int32_t *root_of = malloc(nt * sizeof *root_of); /* tensor -> its group's root tensor */
     Buffer *buf = malloc((nt ? nt : 1) * sizeof *buf);
     Buffer **placed = malloc((nt ? nt : 1) * sizeof *placed);
@@ -62,7 +62,8 @@ MtrStatus plan_place(const MtrModel *m, const MtrProgram *p, const int64_t *valu
             if (m->tensors[t].role != MTR_ROLE_INPUT || group[t] >= 0) continue;
             group[t] = (int32_t)nb;
             root_of[t] = t;
-            buf[nb++] = (Buffer){t, -1, (int32_t)p->n_ops, plan_tensor_bytes(&m->tensors[t], values), 0};
+            buf[nb++] =
+                (Buffer){t, -1, (int32_t)p->n_ops, plan_tensor_bytes(&m->tensors[t], values), 0};
         }
     }
     /* Activations: follow each alias chain to its root (bounded: a cycle is corrupt). */
@@ -73,9 +74,10 @@ MtrStatus plan_place(const MtrModel *m, const MtrProgram *p, const int64_t *valu
         while (life[root] >= 0 && p->lifetimes[life[root]].alias >= 0 && hops++ <= p->n_lifetimes)
             root = p->lifetimes[life[root]].alias;
         if (hops > p->n_lifetimes || life[root] < 0) {
-            rc = mtr_fail(err, MTR_E_FORMAT,
-                          "program '%s': tensor '%s' shares the buffer of a tensor with no lifetime",
-                          p->name, m->tensors[lt->tensor].name);
+            rc =
+                mtr_fail(err, MTR_E_FORMAT,
+                         "program '%s': tensor '%s' shares the buffer of a tensor with no lifetime",
+                         p->name, m->tensors[lt->tensor].name);
             goto done;
         }
         if (group[root] < 0) {

@@ -171,7 +171,8 @@ MtrStatus bind_encode(const MtrModel *m, const MtrTable *t, Encoded *e, MtrError
         for (uint32_t k = 0; k < m->items.n_columns; k++)
             if (m->items.columns[k] == (int32_t)c) ic = (int32_t)k;
         if (!v || ic < 0 || !e->ids[c])
-            return mtr_fail(err, MTR_E_STATE, "column '%s' is not an item attribute", m->columns[c].name);
+            return mtr_fail(err, MTR_E_STATE, "column '%s' is not an item attribute",
+                            m->columns[c].name);
         int32_t *first = malloc((v->n + 1) * sizeof *first);
         if (!first || !(e->true_row[c] = malloc(rows * sizeof *e->true_row[c]))) {
             free(first);
@@ -225,8 +226,9 @@ MtrStatus bind_feeds(const MtrModel *m, int p, ProgramFeeds *out, MtrError *err)
             continue;
         bad:
             bind_feeds_free(out);
-            return mtr_fail(err, MTR_E_FORMAT, "program '%s': input '%s' has an unknown source '%s'",
-                            prog->name, ten->name, ten->source);
+            return mtr_fail(err, MTR_E_FORMAT,
+                            "program '%s': input '%s' has an unknown source '%s'", prog->name,
+                            ten->name, ten->source);
         }
     }
     return MTR_OK;
@@ -278,9 +280,12 @@ MtrStatus bind_sizes(const MtrModel *m, int64_t batch, int64_t k, int64_t *value
 {
     for (uint32_t i = 0; i < m->n_symbols; i++) {
         const char *s = m->symbols[i];
-        if (strcmp(s, "batch") == 0) values[i] = batch;
-        else if (strcmp(s, "items") == 0) values[i] = m->items.n;
-        else if (strcmp(s, "k") == 0) values[i] = k;
+        if (strcmp(s, "batch") == 0)
+            values[i] = batch;
+        else if (strcmp(s, "items") == 0)
+            values[i] = m->items.n;
+        else if (strcmp(s, "k") == 0)
+            values[i] = k;
         else if (strncmp(s, "vocab.", 6) == 0) {
             int32_t c = mtr_model_find_column(m, s + 6);
             const MtrVocab *v = c >= 0 ? vocab_of(m, c) : NULL;

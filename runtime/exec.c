@@ -17,8 +17,8 @@
 typedef struct {
     KernelCall *calls; /* one per op, pointers fixed at bind time */
     KernelFn *fns;
-    int64_t rows;      /* the batch size the shapes in calls are bound for */
-    void **act;        /* per tensor: where this program placed an activation, or NULL */
+    int64_t rows; /* the batch size the shapes in calls are bound for */
+    void **act;   /* per tensor: where this program placed an activation, or NULL */
 } BoundProgram;
 
 struct MtrSession {
@@ -27,9 +27,9 @@ struct MtrSession {
     int64_t *values;  /* bound (largest) values of the symbols */
     int64_t *current; /* the same with the batch symbol set to the current rows */
     double *knobs;
-    void **ptr;       /* per tensor: long-lived tensors and inputs, which have one place */
-    int last_run;     /* the program whose activations mtr_session_tensor returns */
-    size_t io_bytes;  /* inputs sit at the start of the step arena, the programs after */
+    void **ptr;      /* per tensor: long-lived tensors and inputs, which have one place */
+    int last_run;    /* the program whose activations mtr_session_tensor returns */
+    size_t io_bytes; /* inputs sit at the start of the step arena, the programs after */
     unsigned char *param_arena, *step_arena;
     size_t param_bytes, step_bytes, step_unshared;
     BoundProgram *progs;
@@ -72,11 +72,10 @@ static MtrStatus check_op(const MtrSession *s, const MtrProgram *p, uint32_t i, 
     for (int k = 0; k < info->n_out; k++) {
         if (!shape_eq(&out[k], &want[k])) {
             char a[128], b[128];
-            return mtr_fail(err, MTR_E_SHAPE,
-                            "program '%s', op %u (%s): output '%s' is %s but the op makes %s",
-                            p->name, i, info->name, m->tensors[op->out[k]].name,
-                            shape_str(&want[k], NULL, a, sizeof a),
-                            shape_str(&out[k], NULL, b, sizeof b));
+            return mtr_fail(
+                err, MTR_E_SHAPE, "program '%s', op %u (%s): output '%s' is %s but the op makes %s",
+                p->name, i, info->name, m->tensors[op->out[k]].name,
+                shape_str(&want[k], NULL, a, sizeof a), shape_str(&out[k], NULL, b, sizeof b));
         }
     }
     /* Knob attributes must name knobs. */
@@ -141,7 +140,8 @@ static MtrStatus bind_program(MtrSession *s, int p, size_t *offsets, int32_t *li
     BoundProgram *bp = &s->progs[p];
     MtrStatus rc;
     for (uint32_t t = 0; t < m->n_tensors; t++) life_of[t] = -1;
-    for (uint32_t l = 0; l < prog->n_lifetimes; l++) life_of[prog->lifetimes[l].tensor] = (int32_t)l;
+    for (uint32_t l = 0; l < prog->n_lifetimes; l++)
+        life_of[prog->lifetimes[l].tensor] = (int32_t)l;
     if ((rc = check_lifetimes(m, prog, life_of, err))) return rc;
     for (uint32_t i = 0; i < prog->n_ops; i++)
         if ((rc = check_op(s, prog, i, err))) return rc;
@@ -149,7 +149,8 @@ static MtrStatus bind_program(MtrSession *s, int p, size_t *offsets, int32_t *li
     bp->calls = calloc(prog->n_ops ? prog->n_ops : 1, sizeof *bp->calls);
     bp->fns = calloc(prog->n_ops ? prog->n_ops : 1, sizeof *bp->fns);
     bp->act = calloc(m->n_tensors + 1, sizeof *bp->act);
-    if (!bp->calls || !bp->fns || !bp->act) return mtr_fail(err, MTR_E_NOMEM, "out of memory binding '%s'", prog->name);
+    if (!bp->calls || !bp->fns || !bp->act)
+        return mtr_fail(err, MTR_E_NOMEM, "out of memory binding '%s'", prog->name);
     MtrPlanSizes sz;
     if ((rc = plan_place(m, prog, s->values, offsets, &sz, err))) return rc;
     if (sz.extent > s->step_bytes) s->step_bytes = sz.extent;
@@ -175,8 +176,10 @@ static void wire_program(MtrSession *s, int p, const size_t *offsets)
             uint8_t role = m->tensors[t].role;
             void *ptr = s->ptr[t];
             if (role == MTR_ROLE_ACT) ptr = bp->act[t] = s->step_arena + s->io_bytes + offsets[t];
-            if (k < info->n_in) c->in[k] = ptr;
-            else c->out[k - info->n_in] = ptr;
+            if (k < info->n_in)
+                c->in[k] = ptr;
+            else
+                c->out[k - info->n_in] = ptr;
         }
         memcpy(c->iattr, op->iattr, sizeof c->iattr);
         memcpy(c->fattr, op->fattr, sizeof c->fattr);
@@ -225,7 +228,8 @@ MtrStatus mtr_session_new(const MtrModel *m, const int64_t *symbol_values, MtrSe
         if (role != MTR_ROLE_PARAM && role != MTR_ROLE_OPTSTATE && role != MTR_ROLE_STATE) continue;
         size_t b = plan_tensor_bytes(&m->tensors[t], s->values);
         if (b == 0 || param_off > SIZE_MAX - b) {
-            rc = mtr_fail(err, MTR_E_SHAPE, "tensor '%s' has no size or overflows", m->tensors[t].name);
+            rc = mtr_fail(err, MTR_E_SHAPE, "tensor '%s' has no size or overflows",
+                          m->tensors[t].name);
             goto fail;
         }
         offsets[t] = param_off;
@@ -250,14 +254,16 @@ MtrStatus mtr_session_new(const MtrModel *m, const int64_t *symbol_values, MtrSe
         if (m->tensors[t].role != MTR_ROLE_INPUT) continue;
         size_t b = plan_tensor_bytes(&m->tensors[t], s->values);
         if (b == 0 || io_off > SIZE_MAX / 2 - b) {
-            rc = mtr_fail(err, MTR_E_SHAPE, "input '%s' has no size or overflows", m->tensors[t].name);
+            rc = mtr_fail(err, MTR_E_SHAPE, "input '%s' has no size or overflows",
+                          m->tensors[t].name);
             goto fail;
         }
         offsets[t] = io_off;
         io_off += b;
     }
     s->io_bytes = io_off;
-    size_t *prog_offsets = calloc((size_t)(m->n_tensors + 1) * (m->n_programs + 1), sizeof *prog_offsets);
+    size_t *prog_offsets =
+        calloc((size_t)(m->n_tensors + 1) * (m->n_programs + 1), sizeof *prog_offsets);
     if (!prog_offsets) {
         rc = mtr_fail(err, MTR_E_NOMEM, "out of memory");
         goto fail;
@@ -326,7 +332,8 @@ void mtr_session_init_params(MtrSession *s, Rng *rng)
         KShape k = kshape(ten, s->values);
         float limit = ten->init_arg;
         switch (ten->init) {
-        case MTR_INIT_GLOROT: limit = sqrtf(6.0f / (float)(k.rows + k.cols)); /* fall through */
+        case MTR_INIT_GLOROT:
+            limit = sqrtf(6.0f / (float)(k.rows + k.cols)); /* fall through */
         case MTR_INIT_UNIFORM:
             for (int64_t i = 0; i < n; i++) x[i] = (2.0f * rng_float(rng) - 1.0f) * limit;
             break;
@@ -339,7 +346,9 @@ void mtr_session_init_params(MtrSession *s, Rng *rng)
             for (int64_t i = 0; i < n; i++) x[i] = v;
             break;
         }
-        default: memset(x, 0, (size_t)n * sizeof *x); break;
+        default:
+            memset(x, 0, (size_t)n * sizeof *x);
+            break;
         }
     }
 }
@@ -366,7 +375,8 @@ MtrStatus mtr_session_store_params(const MtrSession *s, MtrModel *m, MtrError *e
 {
     if (!m->param_data && !(m->param_data = calloc(m->n_tensors + 1, sizeof *m->param_data)))
         return mtr_fail(err, MTR_E_NOMEM, "out of memory");
-    if (!m->symbol_values && !(m->symbol_values = calloc(m->n_symbols + 1, sizeof *m->symbol_values)))
+    if (!m->symbol_values &&
+        !(m->symbol_values = calloc(m->n_symbols + 1, sizeof *m->symbol_values)))
         return mtr_fail(err, MTR_E_NOMEM, "out of memory");
     for (uint32_t t = 0; t < m->n_tensors; t++) {
         const MtrTensor *ten = &m->tensors[t];

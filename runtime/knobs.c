@@ -216,8 +216,10 @@ void mtr_model_print_info(const MtrModel *m, FILE *out)
         const MtrKnob *k = &m->knobs[i];
         /* The shortest text that reads back as the same f32: 0.1, not 0.100000001. */
         char v[48];
-        if (k->type == MTR_KNOB_I32) snprintf(v, sizeof v, "%lld", (long long)k->value);
-        else report_format_float(v, sizeof v, (float)k->value);
+        if (k->type == MTR_KNOB_I32)
+            snprintf(v, sizeof v, "%lld", (long long)k->value);
+        else
+            report_format_float(v, sizeof v, (float)k->value);
         fprintf(out, "  %-30s = %-12s %s\n", k->name, v, k->type == MTR_KNOB_I32 ? "i32" : "f32");
     }
     fprintf(out, "parameters:\n");

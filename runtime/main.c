@@ -30,15 +30,16 @@ static const char usage[] =
     "  --order file      batches in the training file's order (default: seeded shuffle)\n"
     "  --reshuffle       a new batch order each epoch\n"
     "  --skip-bad        skip malformed records (counted) instead of failing\n"
-"  --init DIR        start from the parameters in DIR (<tensor>.npy, as export writes)\n"
+    "  --init DIR        start from the parameters in DIR (<tensor>.npy, as export writes)\n"
     "  --fresh           start from new parameters even if the model holds some\n"
     "  --threads N       threads for matrix products (default 1)\n"
     "  --quiet           no progress output\n"
-"  --train-metrics   also evaluate the training rows after each epoch (a full pass)\n"
+    "  --train-metrics   also evaluate the training rows after each epoch (a full pass)\n"
     "  --profile         time every op kind during training (printed on stderr)\n";
 
 typedef struct {
-    const char *model, *command, *data, *out, *metrics, *step_log, *train, *test, *folds, *dir, *init;
+    const char *model, *command, *data, *out, *metrics, *step_log, *train, *test, *folds, *dir,
+        *init;
     const char *sets[MAX_ARGS];
     int n_sets;
     const char *names[MAX_ARGS], *values[MAX_ARGS];
@@ -83,16 +84,26 @@ static int parse_args(int argc, char **argv, Args *a)
     for (; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int takes = 1;
-        if (strcmp(f, "--data") == 0) a->data = v;
-        else if (strcmp(f, "-o") == 0) a->out = v;
-        else if (strcmp(f, "--metrics") == 0) a->metrics = v;
-        else if (strcmp(f, "--step-log") == 0) a->step_log = v;
-        else if (strcmp(f, "--train") == 0) a->train = v;
-        else if (strcmp(f, "--test") == 0) a->test = v;
-        else if (strcmp(f, "--folds") == 0) a->folds = v;
-        else if (strcmp(f, "--init") == 0) a->init = v;
-        else if (strcmp(f, "--user") == 0) a->user = v;
-        else if (strcmp(f, "--item") == 0) a->item = v;
+        if (strcmp(f, "--data") == 0)
+            a->data = v;
+        else if (strcmp(f, "-o") == 0)
+            a->out = v;
+        else if (strcmp(f, "--metrics") == 0)
+            a->metrics = v;
+        else if (strcmp(f, "--step-log") == 0)
+            a->step_log = v;
+        else if (strcmp(f, "--train") == 0)
+            a->train = v;
+        else if (strcmp(f, "--test") == 0)
+            a->test = v;
+        else if (strcmp(f, "--folds") == 0)
+            a->folds = v;
+        else if (strcmp(f, "--init") == 0)
+            a->init = v;
+        else if (strcmp(f, "--user") == 0)
+            a->user = v;
+        else if (strcmp(f, "--item") == 0)
+            a->item = v;
         else if (strcmp(f, "--set") == 0) {
             if (v && a->n_sets < MAX_ARGS) a->sets[a->n_sets++] = v;
         } else if (strcmp(f, "--input") == 0) {
@@ -106,7 +117,8 @@ static int parse_args(int argc, char **argv, Args *a)
                 a->n_owned = a->n_inputs;
             }
         } else if (strcmp(f, "-k") == 0) {
-            if (!v || parse_int(v, &a->k) || a->k <= 0) return bad("-k takes a positive number, found '%s'", v ? v : "");
+            if (!v || parse_int(v, &a->k) || a->k <= 0)
+                return bad("-k takes a positive number, found '%s'", v ? v : "");
         } else if (strcmp(f, "--threads") == 0) {
             if (!v || parse_int(v, &a->threads) || a->threads <= 0 || a->threads > 256)
                 return bad("--threads takes a number from 1 to 256, found '%s'", v ? v : "");
@@ -116,13 +128,20 @@ static int parse_args(int argc, char **argv, Args *a)
             a->order_file = strcmp(v, "file") == 0;
         } else {
             takes = 0;
-            if (strcmp(f, "--reshuffle") == 0) a->reshuffle = 1;
-            else if (strcmp(f, "--skip-bad") == 0) a->skip_bad = 1;
-            else if (strcmp(f, "--fresh") == 0) a->fresh = 1;
-            else if (strcmp(f, "--quiet") == 0) a->quiet = 1;
-            else if (strcmp(f, "--profile") == 0) a->profile = 1;
-            else if (strcmp(f, "--train-metrics") == 0) a->train_metrics = 1;
-            else return bad("unknown option '%s'", f);
+            if (strcmp(f, "--reshuffle") == 0)
+                a->reshuffle = 1;
+            else if (strcmp(f, "--skip-bad") == 0)
+                a->skip_bad = 1;
+            else if (strcmp(f, "--fresh") == 0)
+                a->fresh = 1;
+            else if (strcmp(f, "--quiet") == 0)
+                a->quiet = 1;
+            else if (strcmp(f, "--profile") == 0)
+                a->profile = 1;
+            else if (strcmp(f, "--train-metrics") == 0)
+                a->train_metrics = 1;
+            else
+                return bad("unknown option '%s'", f);
         }
         if (takes) {
             if (!v) return bad("%s needs a value", f);
@@ -184,12 +203,19 @@ static int run_train(MtrModel *m, Args *a, int eval_only)
         if (steps) fclose(steps);
         return 1;
     }
-    MtrRunOptions o = {.data_dir = a->data, .train_file = a->train, .test_file = a->test,
-                       .skip_bad = a->skip_bad, .reshuffle = a->reshuffle,
-                       .order_file = a->order_file, .fresh = a->fresh,
-                       .train_metrics = a->train_metrics, .init_dir = a->init,
-                       .progress = a->quiet ? NULL : stderr, .metrics = metrics,
-                       .step_log = steps, .profile = a->profile ? stderr : NULL};
+    MtrRunOptions o = {.data_dir = a->data,
+                       .train_file = a->train,
+                       .test_file = a->test,
+                       .skip_bad = a->skip_bad,
+                       .reshuffle = a->reshuffle,
+                       .order_file = a->order_file,
+                       .fresh = a->fresh,
+                       .train_metrics = a->train_metrics,
+                       .init_dir = a->init,
+                       .progress = a->quiet ? NULL : stderr,
+                       .metrics = metrics,
+                       .step_log = steps,
+                       .profile = a->profile ? stderr : NULL};
     MtrStatus rc = eval_only ? mtr_run_eval(m, &o, &r, &e) : mtr_run_train(m, &o, &r, &e);
     if (metrics) fclose(metrics);
     if (steps) fclose(steps);
@@ -197,9 +223,11 @@ static int run_train(MtrModel *m, Args *a, int eval_only)
         print_error(&e);
         return 1;
     }
-    if (r.skipped) fprintf(stderr, "mtrun: skipped %llu malformed records\n", (unsigned long long)r.skipped);
+    if (r.skipped)
+        fprintf(stderr, "mtrun: skipped %llu malformed records\n", (unsigned long long)r.skipped);
     if (r.test_oov)
-        fprintf(stderr, "mtrun: %llu test values are not in the vocabulary (out-of-vocabulary row)\n",
+        fprintf(stderr,
+                "mtrun: %llu test values are not in the vocabulary (out-of-vocabulary row)\n",
                 (unsigned long long)r.test_oov);
     if (r.overlap)
         fprintf(stderr, "mtrun: warning: %llu test rows also appear in the training file\n",
@@ -296,8 +324,11 @@ static int run_cv(MtrModel *m, Args *a)
         return 1;
     }
     MtrRunResult res[MAX_FOLDS];
-    MtrRunOptions o = {.data_dir = a->data, .skip_bad = a->skip_bad, .reshuffle = a->reshuffle,
-                       .order_file = a->order_file, .progress = a->quiet ? NULL : stderr,
+    MtrRunOptions o = {.data_dir = a->data,
+                       .skip_bad = a->skip_bad,
+                       .reshuffle = a->reshuffle,
+                       .order_file = a->order_file,
+                       .progress = a->quiet ? NULL : stderr,
                        .metrics = metrics};
     int rc = 0;
     if (mtr_run_cv(m, &o, n, names, res, &e)) {
@@ -358,9 +389,10 @@ int main(int argc, char **argv)
             mtr_model_print_info(m, stdout);
         } else if (strcmp(cmd, "predict") == 0 || strcmp(cmd, "recommend") == 0) {
             add_user_item(m, &a);
-            MtrStatus st = strcmp(cmd, "predict") == 0
-                               ? mtr_run_predict(m, a.n_inputs, a.names, a.values, stdout, &e)
-                               : mtr_run_recommend(m, a.n_inputs, a.names, a.values, a.k, stdout, &e);
+            MtrStatus st =
+                strcmp(cmd, "predict") == 0
+                    ? mtr_run_predict(m, a.n_inputs, a.names, a.values, stdout, &e)
+                    : mtr_run_recommend(m, a.n_inputs, a.names, a.values, a.k, stdout, &e);
             if (st) {
                 print_error(&e);
                 rc = 1;

@@ -124,7 +124,8 @@ MtrStatus mtr_run_recommend(const MtrModel *m, int n, const char *const *names,
 {
     int p = mtr_model_find_program(m, "recommend");
     int pi = mtr_model_find_program(m, "embed_items");
-    if (p < 0 || pi < 0) return mtr_fail(err, MTR_E_STATE, "the model has no retrieval task to recommend with");
+    if (p < 0 || pi < 0)
+        return mtr_fail(err, MTR_E_STATE, "the model has no retrieval task to recommend with");
     if (k <= 0 || (uint32_t)k > m->items.n)
         return mtr_fail(err, MTR_E_ARG, "-k must be between 1 and the %u items", m->items.n);
     OneRow o;

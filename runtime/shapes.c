@@ -22,9 +22,12 @@ int shape_eq(const MtrShape *a, const MtrShape *b)
 
 static void dim_str(MtrDim d, char *const *symbols, char *buf, size_t n)
 {
-    if (d.sym < 0) snprintf(buf, n, "%d", d.k);
-    else if (d.k == 1) snprintf(buf, n, "%s", symbols ? symbols[d.sym] : "?");
-    else snprintf(buf, n, "%d*%s", d.k, symbols ? symbols[d.sym] : "?");
+    if (d.sym < 0)
+        snprintf(buf, n, "%d", d.k);
+    else if (d.k == 1)
+        snprintf(buf, n, "%s", symbols ? symbols[d.sym] : "?");
+    else
+        snprintf(buf, n, "%d*%s", d.k, symbols ? symbols[d.sym] : "?");
 }
 
 const char *shape_str(const MtrShape *s, char *const *symbols, char *buf, size_t n)
@@ -114,8 +117,7 @@ int shape_gather(const MtrShape *in, const int32_t *iattr, MtrShape *out, char *
     return 0;
 }
 
-int shape_scatter_add(const MtrShape *in, const int32_t *iattr, MtrShape *out, char *why,
-                      size_t n)
+int shape_scatter_add(const MtrShape *in, const int32_t *iattr, MtrShape *out, char *why, size_t n)
 {
     (void)iattr;
     if (want(in, 0, 2, MTR_DT_F32, why, n) || want(in, 1, 1, MTR_DT_I32, why, n) ||
@@ -140,14 +142,13 @@ int shape_concat(const MtrShape *in, const int32_t *iattr, MtrShape *out, char *
     return 0;
 }
 
-int shape_slice_cols(const MtrShape *in, const int32_t *iattr, MtrShape *out, char *why,
-                     size_t n)
+int shape_slice_cols(const MtrShape *in, const int32_t *iattr, MtrShape *out, char *why, size_t n)
 {
     if (want(in, 0, 2, MTR_DT_F32, why, n)) return -1;
     if (in[0].dim[1].sym >= 0) return fail(why, n, "slice of a symbolic width");
     if (iattr[0] < 0 || iattr[1] <= 0 || (int64_t)iattr[0] + iattr[1] > in[0].dim[1].k)
-        return fail(why, n, "columns %d..%d outside a width of %d", iattr[0],
-                    iattr[0] + iattr[1], in[0].dim[1].k);
+        return fail(why, n, "columns %d..%d outside a width of %d", iattr[0], iattr[0] + iattr[1],
+                    in[0].dim[1].k);
     out[0] = matrix(in[0].dim[0], (MtrDim){-1, iattr[1]});
     return 0;
 }
@@ -262,8 +263,7 @@ int shape_mse_grad(const MtrShape *in, const int32_t *a, MtrShape *out, char *wh
     (void)a;
     return loss_grad_inputs(in, out, why, n);
 }
-int shape_bce_logits_grad(const MtrShape *in, const int32_t *a, MtrShape *out, char *why,
-                          size_t n)
+int shape_bce_logits_grad(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
 {
     (void)a;
     return loss_grad_inputs(in, out, why, n);
@@ -296,8 +296,8 @@ int shape_inbatch_softmax_xent_qc(const MtrShape *in, const int32_t *a, MtrShape
     return 0;
 }
 
-int shape_inbatch_softmax_xent_ids(const MtrShape *in, const int32_t *a, MtrShape *out,
-                                   char *why, size_t n)
+int shape_inbatch_softmax_xent_ids(const MtrShape *in, const int32_t *a, MtrShape *out, char *why,
+                                   size_t n)
 {
     (void)a;
     if (want(in, 0, 2, MTR_DT_F32, why, n) || same_as(in, 0, 1, why, n) ||
@@ -362,8 +362,7 @@ int shape_sgd_update(const MtrShape *in, const int32_t *a, MtrShape *out, char *
     (void)a, (void)out;
     return update_inputs(in, 2, why, n);
 }
-int shape_adagrad_update(const MtrShape *in, const int32_t *a, MtrShape *out, char *why,
-                         size_t n)
+int shape_adagrad_update(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
 {
     (void)a, (void)out;
     return update_inputs(in, 3, why, n);
@@ -380,8 +379,7 @@ int shape_step_inc(const MtrShape *in, const int32_t *a, MtrShape *out, char *wh
     return want(in, 0, 0, MTR_DT_F32, why, n);
 }
 
-int shape_retrieval_rank(const MtrShape *in, const int32_t *a, MtrShape *out, char *why,
-                         size_t n)
+int shape_retrieval_rank(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
 {
     (void)a;
     if (want(in, 0, 2, MTR_DT_F32, why, n) || want(in, 1, 2, MTR_DT_F32, why, n) ||

@@ -19,14 +19,22 @@ MtrStatus mtr_fail(MtrError *err, MtrStatus status, const char *fmt, ...)
 const char *mtr_status_name(MtrStatus status)
 {
     switch (status) {
-    case MTR_OK: return "ok";
-    case MTR_E_IO: return "i/o error";
-    case MTR_E_FORMAT: return "format error";
-    case MTR_E_DATA: return "data error";
-    case MTR_E_ARG: return "bad argument";
-    case MTR_E_NOMEM: return "out of memory";
-    case MTR_E_SHAPE: return "shape error";
-    case MTR_E_STATE: return "wrong state";
+    case MTR_OK:
+        return "ok";
+    case MTR_E_IO:
+        return "i/o error";
+    case MTR_E_FORMAT:
+        return "format error";
+    case MTR_E_DATA:
+        return "data error";
+    case MTR_E_ARG:
+        return "bad argument";
+    case MTR_E_NOMEM:
+        return "out of memory";
+    case MTR_E_SHAPE:
+        return "shape error";
+    case MTR_E_STATE:
+        return "wrong state";
     }
     return "unknown error";
 }

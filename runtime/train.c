@@ -83,8 +83,10 @@ static uint64_t count_overlap(const MtrModel *m, const Split *s)
     int32_t a = -1, b = -1;
     for (uint32_t c = 0; c < m->n_columns; c++) {
         if (!s->enc_train.ids[c] || !s->enc_test.ids[c]) continue;
-        if (m->columns[c].is_item && b < 0) b = (int32_t)c;
-        else if (!m->columns[c].is_item && a < 0) a = (int32_t)c;
+        if (m->columns[c].is_item && b < 0)
+            b = (int32_t)c;
+        else if (!m->columns[c].is_item && a < 0)
+            a = (int32_t)c;
     }
     if (a < 0 || b < 0) return 0;
     int64_t nb = 1;
@@ -108,8 +110,8 @@ static uint64_t count_overlap(const MtrModel *m, const Split *s)
 
 /* Reads the data folder; with build_vocab the vocabularies and items come
  * from it (training), otherwise the model's own are kept (a trained model). */
-static MtrStatus data_load(MtrModel *m, const MtrRunOptions *o, int build_vocab,
-                           MtrDataset **ds, MtrError *err)
+static MtrStatus data_load(MtrModel *m, const MtrRunOptions *o, int build_vocab, MtrDataset **ds,
+                           MtrError *err)
 {
     const char **item_cols = item_column_names(m);
     if (!item_cols) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
@@ -147,7 +149,8 @@ static MtrStatus split_given(const MtrModel *m, const MtrDataset *ds, const MtrR
         s->test_rows = iota(s->n_test);
         if (!s->train_rows || !s->test_rows) rc = mtr_fail(err, MTR_E_NOMEM, "out of memory");
     }
-    if (rc == MTR_OK && s->n_train == 0) rc = mtr_fail(err, MTR_E_DATA, "%s: no training rows", train);
+    if (rc == MTR_OK && s->n_train == 0)
+        rc = mtr_fail(err, MTR_E_DATA, "%s: no training rows", train);
     if (rc) split_free(m, s);
     return rc;
 }
@@ -172,11 +175,13 @@ static MtrStatus split_random(const MtrModel *m, const MtrDataset *ds, Split *s,
         s->train_rows = all;
         s->test_rows = iota(s->n_test);
         if (!s->test_rows) rc = mtr_fail(err, MTR_E_NOMEM, "out of memory");
-        for (int64_t i = 0; rc == MTR_OK && i < s->n_test; i++) s->test_rows[i] = all[s->n_train + i];
+        for (int64_t i = 0; rc == MTR_OK && i < s->n_test; i++)
+            s->test_rows[i] = all[s->n_train + i];
     } else {
         free(all);
     }
-    if (rc == MTR_OK && s->n_train == 0) rc = mtr_fail(err, MTR_E_DATA, "%s: no training rows", ds->dir);
+    if (rc == MTR_OK && s->n_train == 0)
+        rc = mtr_fail(err, MTR_E_DATA, "%s: no training rows", ds->dir);
     if (rc) split_free(m, s);
     return rc;
 }
@@ -195,10 +200,10 @@ typedef struct {
     ProgramFeeds feeds[8];
     int p_train, p_eval, p_items;
     int32_t loss, *task_loss;
-    int32_t *grad_of;  /* update op's gradient per parameter, for the step log */
+    int32_t *grad_of; /* update op's gradient per parameter, for the step log */
     uint32_t n_grads;
-    float *labels;     /* one batch of labels, for the metrics */
-    double *task_sum;  /* each task's loss summed over an epoch */
+    float *labels;    /* one batch of labels, for the metrics */
+    double *task_sum; /* each task's loss summed over an epoch */
 } Runner;
 
 static void runner_free(const MtrModel *m, Runner *r)
@@ -256,8 +261,8 @@ static MtrStatus runner_new(const MtrModel *m, int64_t batch, Runner *r, MtrErro
 }
 
 /* One JSON line for a training step: losses and each gradient's L2 norm. */
-static void log_step(const MtrModel *m, Runner *r, FILE *out, int64_t step, int epoch,
-                     int64_t rows, double loss)
+static void log_step(const MtrModel *m, Runner *r, FILE *out, int64_t step, int epoch, int64_t rows,
+                     double loss)
 {
     ReportJson j;
     report_json_begin(&j, out, "step");
@@ -412,9 +417,8 @@ static MtrStatus run_fold(const MtrModel *m, Runner *r, Split *sp, const MtrRunO
             report_progress_epoch_end(&prog, e, n_batches, dt > 0 ? (double)sp->n_train / dt : 0,
                                       res->last_loss, dt);
         MetricsReport train_metrics = {0};
-        if (o->train_metrics &&
-            (rc = evaluate(m, r, &sp->enc_train, sp->train_rows, sp->n_train, batch,
-                           &train_metrics, NULL, err)))
+        if (o->train_metrics && (rc = evaluate(m, r, &sp->enc_train, sp->train_rows, sp->n_train,
+                                               batch, &train_metrics, NULL, err)))
             return rc;
         if (o->metrics) {
             ReportJson j;
@@ -464,7 +468,8 @@ static MtrStatus load_init(const MtrModel *m, MtrSession *s, const char *dir, Mt
         int64_t have = rank == 0 ? 1 : rank == 1 ? shape[0] : shape[0] * shape[1];
         if (rank != ten->rank || have != want) {
             free(data);
-            return mtr_fail(err, MTR_E_SHAPE, "%s: %lld elements of rank %d, parameter '%s' needs %lld of rank %d",
+            return mtr_fail(err, MTR_E_SHAPE,
+                            "%s: %lld elements of rank %d, parameter '%s' needs %lld of rank %d",
                             path, (long long)have, rank, ten->name, (long long)want, ten->rank);
         }
         memcpy(mtr_session_tensor(s, (int32_t)t), data, (size_t)want * sizeof *data);
@@ -519,7 +524,8 @@ MtrStatus mtr_run_eval(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, M
     Split sp;
     Runner r;
     memset(res, 0, sizeof *res);
-    if (!m->trained) return mtr_fail(err, MTR_E_STATE, "the model is not trained: run training first");
+    if (!m->trained)
+        return mtr_fail(err, MTR_E_STATE, "the model is not trained: run training first");
     if (train_batch(m) <= 0) return mtr_fail(err, MTR_E_ARG, "train.batch must be positive");
     MtrStatus rc = data_load(m, o, 0, &ds, err);
     if (rc) return rc;
@@ -532,7 +538,8 @@ MtrStatus mtr_run_eval(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, M
     res->test_oov = sp.enc_test.oov;
     if ((rc = runner_new(m, train_batch(m), &r, err)) == MTR_OK) {
         rc = mtr_session_load_params(r.s, m, err);
-        if (rc == MTR_OK && sp.n_test == 0) rc = mtr_fail(err, MTR_E_DATA, "no test rows to evaluate");
+        if (rc == MTR_OK && sp.n_test == 0)
+            rc = mtr_fail(err, MTR_E_DATA, "no test rows to evaluate");
         if (rc == MTR_OK)
             rc = evaluate(m, &r, &sp.enc_test, sp.test_rows, sp.n_test, train_batch(m), &res->test,
                           &res->eval_seconds, err);

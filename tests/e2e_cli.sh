@@ -147,7 +147,9 @@ for i in $(seq 0 39); do
     dd of="$tmp/flip.bin" bs=1 seek="$off" conv=notrunc status=none
   cmp -s "$tmp/flip.bin" "$tmp/trained.orig" && fail "could not flip byte $off"
   expect 1 "section '[^']+'" "$mtrun" "$tmp/flip.bin" info
-  [ $((i % 8)) -eq 0 ] && expect 1 "section" "$mtrun" "$tmp/flip.bin" recommend --user user_00
+  if [ $((i % 8)) -eq 0 ]; then
+    expect 1 "section" "$mtrun" "$tmp/flip.bin" recommend --user user_00
+  fi
 done
 
 # ---- mtrun MODEL set: rewrites a knob in place; a bad set changes nothing

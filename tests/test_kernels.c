@@ -882,7 +882,6 @@ static void test_fast_exp_accuracy(void **state)
     assert_true(isnan(kern_expf(NAN)));
 }
 
-
 /* The two fused in-batch losses against matmul + inbatch_softmax_xent: the
  * blocked one on random rows, the distinct-id one on rows gathered from small
  * tables, so that ids repeat (the grouping it relies on) and rows with equal
@@ -943,8 +942,10 @@ static void check_fused_xent(int64_t b, int64_t vq, int64_t vc, int64_t rows, ui
         f.out_shape[0] = shp(1, 1);
         f.out_shape[1] = f.out_shape[2] = shp(b, d);
         f.out_shape[3] = shp(wrows, b);
-        if (by_ids) kernel_inbatch_softmax_xent_ids(&f);
-        else kernel_inbatch_softmax_xent_qc(&f);
+        if (by_ids)
+            kernel_inbatch_softmax_xent_ids(&f);
+        else
+            kernel_inbatch_softmax_xent_qc(&f);
         const char *what = by_ids ? "ids loss" : "qc loss";
         expect_close(loss, want_loss, 1e-4, 1e-5, what, 0);
         for (int64_t i = 0; i < b * d; i++) {
@@ -959,8 +960,8 @@ static void check_fused_xent(int64_t b, int64_t vq, int64_t vc, int64_t rows, ui
 static void test_fused_inbatch_softmax(void **state)
 {
     (void)state;
-    check_fused_xent(37, 4, 9, 8, 1);   /* few distinct queries: heavy grouping, 5 blocks */
-    check_fused_xent(64, 64, 3, 16, 2); /* few distinct candidates */
+    check_fused_xent(37, 4, 9, 8, 1);        /* few distinct queries: heavy grouping, 5 blocks */
+    check_fused_xent(64, 64, 3, 16, 2);      /* few distinct candidates */
     check_fused_xent(50, 1000, 1000, 64, 3); /* nearly all distinct, one block */
     check_fused_xent(1, 1, 1, 4, 4);
 }

@@ -111,8 +111,10 @@ int tu_run(const char *cmd, char **output)
     }
     int status = pclose(p);
     if (buf) buf[len] = '\0';
-    if (output) *output = buf;
-    else free(buf);
+    if (output)
+        *output = buf;
+    else
+        free(buf);
     if (status == -1 || !WIFEXITED(status)) return -1;
     return WEXITSTATUS(status);
 }

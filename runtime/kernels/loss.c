@@ -234,7 +234,7 @@ static int64_t distinct_rows(const float *x, const int32_t *id, int64_t n, int64
  * which is the B x B computation regrouped, exact up to rounding. */
 void kernel_inbatch_softmax_xent_ids(const KernelCall *call)
 {
-    const float *q = call->in[0], *c = call->in[1]; /* (B,D) each */
+    const float *q = call->in[0], *c = call->in[1];       /* (B,D) each */
     const int32_t *qid = call->in[2], *cid = call->in[3]; /* (B) */
     float *loss = call->out[0], *dq = call->out[1], *dc = call->out[2];
     float *work = call->out[3]; /* (R+6D+6, B) */
@@ -279,8 +279,8 @@ void kernel_inbatch_softmax_xent_ids(const KernelCall *call)
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)d, (int)nc, 1.0f,
                     scores, (int)nc, cw, (int)d, 0.0f, gq + a0 * d, (int)d);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nc, (int)d, (int)n, 1.0f,
-                    scores, (int)nc, qw + a0 * d, (int)d, a0 == 0 ? 0.0f : 1.0f, hc, (int)d);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nc, (int)d, (int)n, 1.0f, scores,
+                    (int)nc, qw + a0 * d, (int)d, a0 == 0 ? 0.0f : 1.0f, hc, (int)d);
     }
     for (int64_t i = 0; i < b; i++) {
         const float *qi = q + i * d, *ci = c + i * d;

@@ -20,7 +20,7 @@ typedef struct {
 } MtrDataColumn;
 
 typedef struct {
-    char *path;      /* the file the rows came from, for messages */
+    char *path; /* the file the rows came from, for messages */
     uint64_t n_rows;
     uint32_t n_columns;
     MtrDataColumn *columns;
@@ -31,10 +31,10 @@ typedef struct {
  * user_rating, timestamp (ratings) and movie_id, movie_title (items). */
 typedef struct MtrDataset {
     char *dir;
-    const char *format;  /* "movielens-100k", "movielens-1m", "movielens-latest", "csv", "tsv" */
-    MtrTable ratings;    /* the interactions */
-    MtrTable items;      /* every candidate item, in file order (duplicates kept) */
-    uint64_t skipped;    /* malformed records skipped under skip_bad */
+    const char *format; /* "movielens-100k", "movielens-1m", "movielens-latest", "csv", "tsv" */
+    MtrTable ratings;   /* the interactions */
+    MtrTable items;     /* every candidate item, in file order (duplicates kept) */
+    uint64_t skipped;   /* malformed records skipped under skip_bad */
 } MtrDataset;
 
 typedef struct {
@@ -52,8 +52,8 @@ MtrStatus mtr_data_open(const char *dir, const MtrDataOptions *opt, MtrDataset *
 /* Reads one interactions file (for --train / --test) in any format the readers
  * know, joining item attributes (e.g. movie_title by movie_id) from ds->items. */
 MtrStatus mtr_data_read_interactions(const char *path, const MtrDataset *ds,
-                                     const MtrDataOptions *opt, MtrTable *out,
-                                     uint64_t *skipped, MtrError *err);
+                                     const MtrDataOptions *opt, MtrTable *out, uint64_t *skipped,
+                                     MtrError *err);
 
 void mtr_data_free(MtrDataset *ds);
 void mtr_table_free(MtrTable *t);

@@ -90,10 +90,10 @@ typedef enum { MTR_COL_STRING = 1, MTR_COL_INT = 2, MTR_COL_FLOAT = 3 } MtrColTy
 
 typedef struct {
     char *name;
-    uint8_t type;     /* MtrColType */
-    uint8_t is_label; /* a label (target) rather than a feature */
-    uint8_t lookup;   /* looked up in a vocabulary built from the data */
-    uint8_t is_item;  /* an attribute of the candidate item (read from the items file) */
+    uint8_t type;      /* MtrColType */
+    uint8_t is_label;  /* a label (target) rather than a feature */
+    uint8_t lookup;    /* looked up in a vocabulary built from the data */
+    uint8_t is_item;   /* an attribute of the candidate item (read from the items file) */
     int32_t vocab_sym; /* the symbol bound to its vocabulary's row count, or -1 */
 } MtrColumn;
 

@@ -20,8 +20,8 @@ typedef struct {
  * offsets has m->n_tensors entries: those of the program's INPUT and ACT
  * tensors are set, the others left alone. values binds the symbols. Returns
  * MTR_OK, or an error if a size overflows or a lifetime is inconsistent. */
-MtrStatus plan_place(const MtrModel *m, const MtrProgram *p, const int64_t *values,
-                     size_t *offsets, MtrPlanSizes *sizes, MtrError *err);
+MtrStatus plan_place(const MtrModel *m, const MtrProgram *p, const int64_t *values, size_t *offsets,
+                     MtrPlanSizes *sizes, MtrError *err);
 
 /* Bytes of tensor t with symbols bound, rounded up to MTR_ALIGN; 0 on overflow. */
 size_t plan_tensor_bytes(const MtrTensor *t, const int64_t *values);

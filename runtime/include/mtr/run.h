@@ -12,30 +12,30 @@
 typedef struct {
     const char *data_dir;
     const char *train_file, *test_file; /* a given split; NULL for the seeded random one */
-    int skip_bad;      /* skip and count malformed records */
-    int reshuffle;     /* a new batch order every epoch (default: one fixed order) */
-    int order_file;    /* batches are consecutive training rows in file order */
-    int fresh;         /* initialise parameters even if the model holds some */
+    int skip_bad;                       /* skip and count malformed records */
+    int reshuffle;        /* a new batch order every epoch (default: one fixed order) */
+    int order_file;       /* batches are consecutive training rows in file order */
+    int fresh;            /* initialise parameters even if the model holds some */
     const char *init_dir; /* start from the parameters of an export folder, or NULL */
-    int train_metrics; /* evaluate the training rows after each epoch too (costs a pass) */
-    FILE *progress;    /* progress bar / epoch lines, or NULL for silence */
-    FILE *metrics;     /* JSON lines, or NULL */
-    FILE *step_log;    /* one JSON line per training step, or NULL */
-    const char *phase; /* the "phase" of the test line ("test" by default) */
-    int fold;          /* > 0: added to JSON lines as "fold" */
-    FILE *profile;     /* time every op during training and print a table here, or NULL */
+    int train_metrics;    /* evaluate the training rows after each epoch too (costs a pass) */
+    FILE *progress;       /* progress bar / epoch lines, or NULL for silence */
+    FILE *metrics;        /* JSON lines, or NULL */
+    FILE *step_log;       /* one JSON line per training step, or NULL */
+    const char *phase;    /* the "phase" of the test line ("test" by default) */
+    int fold;             /* > 0: added to JSON lines as "fold" */
+    FILE *profile;        /* time every op during training and print a table here, or NULL */
 } MtrRunOptions;
 
 typedef struct {
-    MetricsReport test;    /* the test metrics, in the report's stable order */
+    MetricsReport test; /* the test metrics, in the report's stable order */
     int epochs;
-    double train_seconds;  /* all epochs */
-    double eval_seconds;   /* one evaluation pass (embed_items + eval_step over the test rows) */
-    double last_loss;      /* mean batch loss of the last epoch */
+    double train_seconds; /* all epochs */
+    double eval_seconds;  /* one evaluation pass (embed_items + eval_step over the test rows) */
+    double last_loss;     /* mean batch loss of the last epoch */
     int64_t n_train, n_test;
-    uint64_t test_oov;     /* test values that fell to the out-of-vocabulary row */
-    uint64_t overlap;      /* rows present in both the given train and test files */
-    uint64_t skipped;      /* malformed records skipped */
+    uint64_t test_oov; /* test values that fell to the out-of-vocabulary row */
+    uint64_t overlap;  /* rows present in both the given train and test files */
+    uint64_t skipped;  /* malformed records skipped */
     size_t step_arena, param_arena, step_unshared;
     double op_seconds, matmul_seconds; /* with profile: time in all ops, in matmul */
 } MtrRunResult;
