@@ -14,7 +14,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+EmitOptions emit_defaults(void)
+{
+    return (EmitOptions){.rewrite = 1};
+}
+
 MtrModel *emit_model(const AstModel *ast, FILE *errs)
+{
+    EmitOptions o = emit_defaults();
+    return emit_model_opts(ast, &o, errs);
+}
+
+MtrModel *emit_model_opts(const AstModel *ast, const EmitOptions *opts, FILE *errs)
 {
     Module mod;
     Lowered l;
@@ -26,7 +37,7 @@ MtrModel *emit_model(const AstModel *ast, FILE *errs)
     }
     int rc = lower_model(ast, &mod, &l);
     Graph *train = &l.prog[PROG_TRAIN];
-    if (rc == 0 && rewrite_fuse_inbatch_softmax(train) < 0) rc = -1;
+    if (rc == 0 && opts->rewrite && rewrite_fuse_inbatch_softmax(train) < 0) rc = -1;
     if (rc == 0) rc = autodiff_backward(train, l.loss, &grads, &n_grads);
     if (rc == 0) rc = autodiff_updates(train, &l, grads, n_grads);
     free(grads);
@@ -49,7 +60,13 @@ MtrModel *emit_model(const AstModel *ast, FILE *errs)
 
 int emit_file(const AstModel *ast, const char *out_path, FILE *errs)
 {
-    MtrModel *m = emit_model(ast, errs);
+    EmitOptions o = emit_defaults();
+    return emit_file_opts(ast, &o, out_path, errs);
+}
+
+int emit_file_opts(const AstModel *ast, const EmitOptions *opts, const char *out_path, FILE *errs)
+{
+    MtrModel *m = emit_model_opts(ast, opts, errs);
     if (!m) return 1;
     MtrError err = {0};
     MtrStatus rc = mtr_model_write(m, out_path, &err);
@@ -206,11 +223,18 @@ static void dump_dot(const MtrModel *m, FILE *out)
 
 int emit_dump(const AstModel *ast, const char *what, long batch, FILE *out, FILE *errs)
 {
+    EmitOptions o = emit_defaults();
+    return emit_dump_opts(ast, &o, what, batch, out, errs);
+}
+
+int emit_dump_opts(const AstModel *ast, const EmitOptions *opts, const char *what, long batch,
+                   FILE *out, FILE *errs)
+{
     if (strcmp(what, "graph") && strcmp(what, "plan") && strcmp(what, "dot")) {
         fprintf(errs, "mtrc: error: unknown dump '%s' (expected graph, plan or dot)\n", what);
         return 1;
     }
-    MtrModel *m = emit_model(ast, errs);
+    MtrModel *m = emit_model_opts(ast, opts, errs);
     if (!m) return 1;
     int rc = 0;
     if (strcmp(what, "graph") == 0)

@@ -8,17 +8,29 @@
 
 #include <stdio.h>
 
+/* Choices of how to compile. */
+typedef struct {
+    int rewrite; /* run the rewrite passes (fused in-batch softmax); 1 by default */
+} EmitOptions;
+
+/* The defaults: every rewrite on. */
+EmitOptions emit_defaults(void);
+
 /* Builds the complete MtrModel (programs, lifetimes, knobs, tasks) for a
  * checked model. Returns NULL and prints why to errs on failure. */
 MtrModel *emit_model(const AstModel *m, FILE *errs);
+MtrModel *emit_model_opts(const AstModel *m, const EmitOptions *opts, FILE *errs);
 
 /* Compiles a checked model and writes it to out_path atomically.
  * Returns 0, or 1 after printing the error to errs (no file is written). */
 int emit_file(const AstModel *m, const char *out_path, FILE *errs);
+int emit_file_opts(const AstModel *m, const EmitOptions *opts, const char *out_path, FILE *errs);
 
 /* Prints a view of the compiled model: "graph" (readable ops per program),
  * "plan" (lifetimes and, for the given batch, arena size next to the sum of
  * buffers) or "dot" (Graphviz). Returns 0, or 1 after printing the error. */
 int emit_dump(const AstModel *m, const char *what, long batch, FILE *out, FILE *errs);
+int emit_dump_opts(const AstModel *m, const EmitOptions *opts, const char *what, long batch,
+                   FILE *out, FILE *errs);
 
 #endif

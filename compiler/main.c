@@ -17,7 +17,8 @@ static const char USAGE[] =
     "       mtrc --dump graph|plan FILE.mtr [--batch N]\n"
     "                                       print the compiled programs or memory plan\n"
     "       mtrc --dot FILE.mtr             print the graph for Graphviz\n"
-    "       mtrc --help | --version\n";
+    "       mtrc --help | --version\n"
+    "options: -O0  no rewrite passes (keep the in-batch softmax's B x B score matrix)\n";
 
 typedef enum { MODE_NONE, MODE_COMPILE, MODE_CHECK, MODE_DUMP, MODE_DOT } Mode;
 
@@ -26,6 +27,7 @@ typedef struct {
     const char *file, *out, *dump;
     long batch;
     int has_batch;
+    int no_rewrite;
 } Args;
 
 static int usage_error(const char *fmt, const char *arg)
@@ -84,6 +86,8 @@ static int parse_args(int argc, char **argv, Args *a)
             a->batch = n;
             a->has_batch = 1;
             i++;
+        } else if (strcmp(arg, "-O0") == 0 || strcmp(arg, "-O1") == 0) {
+            a->no_rewrite = arg[2] == '0';
         } else if (arg[0] == '-' && arg[1] != '\0') {
             return usage_error("unknown option '%s'", arg);
         } else {
@@ -117,6 +121,8 @@ int main(int argc, char **argv)
         diag_free(diag);
         return 1;
     }
+    EmitOptions opts = emit_defaults();
+    opts.rewrite = !a.no_rewrite;
     AstModel *m = frontend_load(a.file, pool, diag);
     if (!m) {
         int n = diag_errors(diag);
@@ -128,7 +134,7 @@ int main(int argc, char **argv)
             rc = 0;
             break;
         case MODE_COMPILE:
-            rc = emit_file(m, a.out, stderr) == 0 ? 0 : 1;
+            rc = emit_file_opts(m, &opts, a.out, stderr) == 0 ? 0 : 1;
             break;
         case MODE_DUMP:
             if (strcmp(a.dump, "ast") == 0) {
@@ -136,11 +142,11 @@ int main(int argc, char **argv)
                 rc = 0;
             } else {
                 long batch = a.has_batch ? a.batch : (long)m->train.batch;
-                rc = emit_dump(m, a.dump, batch, stdout, stderr) == 0 ? 0 : 1;
+                rc = emit_dump_opts(m, &opts, a.dump, batch, stdout, stderr) == 0 ? 0 : 1;
             }
             break;
         case MODE_DOT:
-            rc = emit_dump(m, "dot", (long)m->train.batch, stdout, stderr) == 0 ? 0 : 1;
+            rc = emit_dump_opts(m, &opts, "dot", (long)m->train.batch, stdout, stderr) == 0 ? 0 : 1;
             break;
         case MODE_NONE:
             rc = 2;

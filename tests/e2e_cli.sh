@@ -143,7 +143,7 @@ for i in $(seq 0 39); do
   off=$((64 + i * (size - 65) / 39))
   cp "$tmp/trained.orig" "$tmp/flip.bin"
   byte=$(od -An -tu1 -j "$off" -N1 "$tmp/flip.bin" | tr -d ' ')
-  printf "$(printf '\\%03o' $((byte ^ 4)))" |
+  printf '%b' "$(printf '\\0%o' $((byte ^ 4)))" |
     dd of="$tmp/flip.bin" bs=1 seek="$off" conv=notrunc status=none
   cmp -s "$tmp/flip.bin" "$tmp/trained.orig" && fail "could not flip byte $off"
   expect 1 "section '[^']+'" "$mtrun" "$tmp/flip.bin" info
