@@ -51,8 +51,11 @@ static MtrStatus unknown_key(const MtrModel *m, const char *key, MtrError *err)
     }
     if (best < 0)
         return mtr_fail(err, MTR_E_ARG, "unknown knob '%s' (the model has no knobs)", key);
-    return mtr_fail(err, MTR_E_ARG, "unknown knob '%s'; did you mean '%s'?", key,
-                    m->knobs[best].name);
+    /* A suggestion only when it is close: a third of the name may differ. */
+    if (best_d * 3 <= strlen(m->knobs[best].name) + 2)
+        return mtr_fail(err, MTR_E_ARG, "unknown knob '%s'; did you mean '%s'?", key,
+                        m->knobs[best].name);
+    return mtr_fail(err, MTR_E_ARG, "unknown knob '%s' (`mtrun MODEL info` lists the knobs)", key);
 }
 
 /* The knob's allowed range, from its name; returns NULL when in range, else
@@ -61,6 +64,7 @@ static const char *range_error(const char *name, double v)
 {
     if (strcmp(name, "train.batch") == 0 && !(v > 0)) return "must be > 0";
     if (strcmp(name, "train.epochs") == 0 && !(v >= 0)) return "must be >= 0";
+    if (strcmp(name, "train.seed") == 0 && !(v >= 0)) return "must be >= 0";
     if (strcmp(name, "train.split") == 0 && !(v > 0 && v < 1)) return "must be in (0, 1)";
     if (ends_with(name, ".weight") && !(v >= 0)) return "must be >= 0";
     if ((ends_with(name, ".lr") || strcmp(name, "lr") == 0) && !(v > 0)) return "must be > 0";

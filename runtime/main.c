@@ -7,10 +7,12 @@
 #include "mtr/run.h"
 
 #include <cblas.h>
+#include <libgen.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_ARGS 64
 
@@ -191,11 +193,27 @@ static void print_results(const MtrModel *m, const MtrRunResult *r)
     report_table_print(stdout, rows, n, NULL);
 }
 
+/* Whether a file can be created at path: checked before training, so that a
+ * typo in -o does not cost a whole run. */
+static int writable_target(const char *path)
+{
+    char *copy = strdup(path);
+    if (!copy) return 0;
+    int ok = access(dirname(copy), W_OK | X_OK) == 0;
+    free(copy);
+    return ok;
+}
+
 static int run_train(MtrModel *m, Args *a, int eval_only)
 {
     MtrError e = {0};
     MtrRunResult r;
     if (!a->data) return bad("%s needs --data DIR", eval_only ? "eval" : "training");
+    if (!eval_only && a->out && !writable_target(a->out)) {
+        fprintf(stderr, "mtrun: error: cannot write '%s': its folder is missing or not writable\n",
+                a->out);
+        return 1;
+    }
     FILE *metrics = open_out(a->metrics, &e), *steps = open_out(a->step_log, &e);
     if ((a->metrics && !metrics) || (a->step_log && !steps)) {
         print_error(&e);
@@ -361,9 +379,10 @@ int main(int argc, char **argv)
 
     MtrError e = {0};
     if (a.command && strcmp(a.command, "set") == 0) {
-        if (mtr_model_set_file(a.model, a.n_sets, (char **)a.sets, &e)) {
+        MtrStatus st = mtr_model_set_file(a.model, a.n_sets, (char **)a.sets, &e);
+        if (st) {
             print_error(&e);
-            return 1;
+            return st == MTR_E_ARG ? 2 : 1; /* a bad KEY=VALUE is a usage error, as with --set */
         }
         return 0;
     }

@@ -784,7 +784,7 @@ static void test_knob_assign(void **state)
     expect_assign(m, "train.batch=4096", MTR_OK, NULL);
     assert_true(m->knobs[4].value == 4096);
     expect_assign(m, "train.epochs=0", MTR_OK, NULL);
-    expect_assign(m, "train.seed=-7", MTR_OK, NULL);
+    expect_assign(m, "train.seed=7", MTR_OK, NULL);
     expect_assign(m, "train.split=0.9", MTR_OK, NULL);
     expect_assign(m, "rating.weight=1e-3", MTR_OK, NULL);
 
@@ -797,6 +797,8 @@ static void test_knob_assign(void **state)
     expect_assign(m, "train.batch=0", MTR_E_ARG, "> 0");
     expect_assign(m, "train.batch=-8", MTR_E_ARG, "> 0");
     expect_assign(m, "train.epochs=-1", MTR_E_ARG, ">= 0");
+    expect_assign(m, "train.seed=-7", MTR_E_ARG, ">= 0"); /* docs/dsl.md: a seed is >= 0 */
+    expect_assign(m, "nosuch=1", MTR_E_ARG, "mtrun MODEL info"); /* nothing close: no guess */
     expect_assign(m, "train.split=1", MTR_E_ARG, "(0, 1)");
     expect_assign(m, "train.split=0", MTR_E_ARG, "(0, 1)");
     expect_assign(m, "rating.weight=-0.1", MTR_E_ARG, ">= 0");
