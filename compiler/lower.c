@@ -85,6 +85,22 @@ static int32_t param(Lowerer *L, MtrShape shape, MtrInit init, float arg, const 
     return t;
 }
 
+/* Sets what the runtime feeds input t: "kind:column". */
+static int set_source(Module *mod, int32_t t, const char *kind, const char *column)
+{
+    MtrTensor *ten = &mod->m->tensors[t];
+    size_t n = strlen(kind) + strlen(column) + 2;
+    char *s = malloc(n);
+    if (!s) {
+        module_fail(mod, "out of memory");
+        return -1;
+    }
+    snprintf(s, n, "%s:%s", kind, column);
+    free(ten->source);
+    ten->source = s;
+    return 0;
+}
+
 /* The program's input tensor for column c: vocabulary ids or numbers. */
 static int32_t column_input(Ctx *x, const AstColumn *c)
 {
@@ -98,15 +114,7 @@ static int32_t column_input(Ctx *x, const AstColumn *c)
     Module *mod = x->L->mod;
     int32_t t =
         module_tensorf(mod, MTR_ROLE_INPUT, shape_vec(x->rows, dt), "%s.%s", x->source, c->name);
-    if (t < 0) return -1;
-    MtrTensor *ten = &mod->m->tensors[t];
-    free(ten->source);
-    size_t n = strlen(x->source) + strlen(c->name) + 2;
-    if (!(ten->source = malloc(n))) {
-        module_fail(mod, "out of memory");
-        return -1;
-    }
-    snprintf(ten->source, n, "%s:%s", x->source, c->name);
+    if (t < 0 || set_source(mod, t, x->source, c->name)) return -1;
     x->column[x->n_columns] = c;
     x->column_in[x->n_columns++] = t;
     return t;
@@ -292,21 +300,6 @@ static int add_optimizer_knobs(Lowerer *L, Lowered *out)
     module_knob(mod, "train.seed", MTR_KNOB_I32, (double)t->seed);
     module_knob(mod, "train.split", MTR_KNOB_F32, t->split);
     return mod->failed ? -1 : 0;
-}
-
-static int set_source(Module *mod, int32_t t, const char *kind, const char *column)
-{
-    MtrTensor *ten = &mod->m->tensors[t];
-    size_t n = strlen(kind) + strlen(column) + 2;
-    char *s = malloc(n);
-    if (!s) {
-        module_fail(mod, "out of memory");
-        return -1;
-    }
-    snprintf(s, n, "%s:%s", kind, column);
-    free(ten->source);
-    ten->source = s;
-    return 0;
 }
 
 /* A ranking task: loss in training, the prediction in evaluation and predict. */
