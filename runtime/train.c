@@ -400,6 +400,13 @@ static MtrStatus run_fold(const MtrModel *m, Runner *r, Split *sp, const MtrRunO
             bind_feed(r->s, m, &r->feeds[r->p_train], &sp->enc_train, sp->train_rows + off, n);
             mtr_session_run(r->s, r->p_train, n);
             double loss = *(float *)mtr_session_tensor(r->s, r->loss);
+            if (!isfinite(loss)) {
+                if (o->progress && prog.tty) fputc('\n', o->progress);
+                return mtr_fail(err, MTR_E_STATE,
+                                "training diverged: the loss is %g at epoch %d, batch %lld; "
+                                "try a smaller optimizer.lr (nothing was saved)",
+                                loss, e, (long long)b + 1);
+            }
             loss_sum += loss;
             for (uint32_t t = 0; t < m->n_tasks; t++)
                 r->task_sum[t] += *(float *)mtr_session_tensor(r->s, r->task_loss[t]);
