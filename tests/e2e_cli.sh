@@ -188,6 +188,12 @@ expect 2 "-k.*'0'" "$mtrun" "$tmp/trained.bin" recommend --user user_00 -k 0
 expect 2 "-k.*'-3'" "$mtrun" "$tmp/trained.bin" recommend --user user_00 -k -3
 expect 1 "not trained" "$mtrun" "$tmp/model.bin" predict --user user_00 --item item_g0_1
 
+# ---- a diverging run stops with a clear error and saves nothing
+expect 1 "training diverged.*optimizer.lr" "$mtrun" "$tmp/model.bin" --data "$data" --quiet \
+  --set optimizer.lr=1e30 -o "$tmp/diverged.bin"
+checks=$((checks + 1))
+[ ! -e "$tmp/diverged.bin" ] || fail "a diverged run wrote $tmp/diverged.bin"
+
 # None of the failures above touched the models they read.
 same "$tmp/model.bin" "$tmp/model.orig" "the failed runs"
 same "$tmp/trained.bin" "$tmp/trained.orig" "the failed runs"
