@@ -16,7 +16,7 @@
 
 EmitOptions emit_defaults(void)
 {
-    return (EmitOptions){.rewrite = 1};
+    return (EmitOptions){.rewrite = 1, .n_sizes = 0};
 }
 
 MtrModel *emit_model(const AstModel *ast, FILE *errs)
@@ -130,19 +130,18 @@ static void dump_graph(const MtrModel *m, FILE *out)
     }
 }
 
-/* Sizes for a plan printed at compile time: the batch as asked, the data's
- * sizes as MovieLens 100K has them (the runtime binds the real ones). */
-static int64_t default_size(const char *sym, long batch)
+/* Sizes for a plan printed at compile time: the batch as asked, the others as
+ * given with --size, else round defaults (the runtime binds the real ones). */
+static int64_t plan_size(const EmitOptions *o, const char *sym, long batch)
 {
+    for (int i = 0; i < o->n_sizes; i++)
+        if (strcmp(o->size_names[i], sym) == 0) return o->size_values[i];
     if (strcmp(sym, "batch") == 0) return batch;
-    if (strcmp(sym, "items") == 0) return 1682;
     if (strcmp(sym, "k") == 0) return 10;
-    if (strcmp(sym, "vocab.user_id") == 0) return 944;
-    if (strcmp(sym, "vocab.movie_title") == 0) return 1665;
     return 1000;
 }
 
-static int dump_plan(const MtrModel *m, long batch, FILE *out, FILE *errs)
+static int dump_plan(const MtrModel *m, const EmitOptions *o, long batch, FILE *out, FILE *errs)
 {
     int64_t *values = calloc(m->n_symbols + 1, sizeof *values);
     size_t *offsets = calloc(m->n_tensors + 1, sizeof *offsets);
@@ -151,9 +150,19 @@ static int dump_plan(const MtrModel *m, long batch, FILE *out, FILE *errs)
         fprintf(errs, "mtrc: error: out of memory\n");
         return 1;
     }
+    for (int i = 0; i < o->n_sizes; i++) {
+        if (mtr_model_find_symbol(m, o->size_names[i]) < 0) {
+            fprintf(errs,
+                    "mtrc: error: --size %s: the model has no size of that name (see the "
+                    "'sizes:' line of --dump plan)\n",
+                    o->size_names[i]);
+            free(values), free(offsets);
+            return 1;
+        }
+    }
     fprintf(out, "sizes:");
     for (uint32_t i = 0; i < m->n_symbols; i++) {
-        values[i] = default_size(m->symbols[i], batch);
+        values[i] = plan_size(o, m->symbols[i], batch);
         fprintf(out, " %s=%lld", m->symbols[i], (long long)values[i]);
     }
     fprintf(out, "\n");
@@ -240,7 +249,7 @@ int emit_dump_opts(const AstModel *ast, const EmitOptions *opts, const char *wha
     if (strcmp(what, "graph") == 0)
         dump_graph(m, out);
     else if (strcmp(what, "plan") == 0)
-        rc = dump_plan(m, batch > 0 ? batch : 8192, out, errs);
+        rc = dump_plan(m, opts, batch > 0 ? batch : 8192, out, errs);
     else
         dump_dot(m, out);
     mtr_model_free(m);

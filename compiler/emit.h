@@ -9,8 +9,15 @@
 #include <stdio.h>
 
 /* Choices of how to compile. */
+#define EMIT_MAX_SIZES 16
+
 typedef struct {
     int rewrite; /* run the rewrite passes (fused in-batch softmax); 1 by default */
+    /* Sizes for --dump plan (symbol name = value); symbols not given are 1000
+     * (vocabularies, items) or 10 (k). */
+    int n_sizes;
+    char size_names[EMIT_MAX_SIZES][64];
+    long size_values[EMIT_MAX_SIZES];
 } EmitOptions;
 
 /* The defaults: every rewrite on. */

@@ -14,7 +14,7 @@ static const char USAGE[] =
     "usage: mtrc FILE.mtr -o OUT.bin        compile a model\n"
     "       mtrc --check FILE.mtr           check a model, write nothing\n"
     "       mtrc --dump ast FILE.mtr        print the checked model\n"
-    "       mtrc --dump graph|plan FILE.mtr [--batch N]\n"
+    "       mtrc --dump graph|plan FILE.mtr [--batch N] [--size NAME=N]...\n"
     "                                       print the compiled programs or memory plan\n"
     "       mtrc --dot FILE.mtr             print the graph for Graphviz\n"
     "       mtrc --help | --version\n"
@@ -28,6 +28,7 @@ typedef struct {
     long batch;
     int has_batch;
     int no_rewrite;
+    EmitOptions *opts;
 } Args;
 
 static int usage_error(const char *fmt, const char *arg)
@@ -86,6 +87,19 @@ static int parse_args(int argc, char **argv, Args *a)
             a->batch = n;
             a->has_batch = 1;
             i++;
+        } else if (strcmp(arg, "--size") == 0) {
+            const char *eq = next ? strchr(next, '=') : NULL;
+            char *end;
+            errno = 0;
+            long n = eq ? strtol(eq + 1, &end, 10) : 0;
+            if (!eq || eq == next || eq - next >= 64 || errno || *end || end == eq + 1 || n < 1 ||
+                n > INT32_MAX)
+                return usage_error("--size takes NAME=N with N from 1 to 2147483647, not '%s'",
+                                   next ? next : "");
+            if (a->opts->n_sizes == EMIT_MAX_SIZES) return usage_error("%s", "too many --size");
+            snprintf(a->opts->size_names[a->opts->n_sizes], 64, "%.*s", (int)(eq - next), next);
+            a->opts->size_values[a->opts->n_sizes++] = n;
+            i++;
         } else if (strcmp(arg, "-O0") == 0 || strcmp(arg, "-O1") == 0) {
             a->no_rewrite = arg[2] == '0';
         } else if (arg[0] == '-' && arg[1] != '\0') {
@@ -104,12 +118,16 @@ static int parse_args(int argc, char **argv, Args *a)
     }
     if (a->has_batch && !(a->mode == MODE_DUMP && strcmp(a->dump, "ast") != 0))
         return usage_error("%s", "--batch is only for --dump graph and --dump plan");
+    if (a->opts->n_sizes && !(a->mode == MODE_DUMP && strcmp(a->dump, "plan") == 0))
+        return usage_error("%s", "--size is only for --dump plan");
     return 0;
 }
 
 int main(int argc, char **argv)
 {
+    EmitOptions opts = emit_defaults();
     Args a = {0};
+    a.opts = &opts;
     int rc = parse_args(argc, argv, &a);
     if (rc != 0) return rc < 0 ? 0 : rc;
 
@@ -121,7 +139,6 @@ int main(int argc, char **argv)
         diag_free(diag);
         return 1;
     }
-    EmitOptions opts = emit_defaults();
     opts.rewrite = !a.no_rewrite;
     AstModel *m = frontend_load(a.file, pool, diag);
     if (!m) {
