@@ -173,23 +173,86 @@ static void add_user_item(const MtrModel *m, Args *a)
     }
 }
 
-static FILE *open_out(const char *path, MtrError *e)
+/* An output file written beside its path and renamed into place only when the
+ * run succeeds, so that a failed run leaves no partial file behind. */
+typedef struct {
+    const char *path;
+    char *tmp;
+    FILE *f;
+} OutFile;
+
+static int out_open(OutFile *o, const char *path, MtrError *e)
 {
-    if (!path) return NULL;
-    FILE *f = fopen(path, "w");
-    if (!f) mtr_fail(e, MTR_E_IO, "cannot write '%s'", path);
-    return f;
+    memset(o, 0, sizeof *o);
+    if (!path) return 0;
+    o->path = path;
+    size_t n = strlen(path) + 16;
+    int fd = -1;
+    if ((o->tmp = malloc(n))) {
+        snprintf(o->tmp, n, "%s.tmp.XXXXXX", path);
+        fd = mkstemp(o->tmp);
+    }
+    if (fd < 0 || !(o->f = fdopen(fd, "w"))) {
+        if (fd >= 0) {
+            close(fd);
+            unlink(o->tmp);
+        }
+        free(o->tmp);
+        o->tmp = NULL;
+        mtr_fail(e, MTR_E_IO, "cannot write '%s'", path);
+        return -1;
+    }
+    return 0;
 }
 
-static void print_results(const MtrModel *m, const MtrRunResult *r)
+/* Closes o; keeps the file (renamed to its path) only when keep is set and
+ * everything was written. Returns 0, or -1 with e set. */
+static int out_close(OutFile *o, int keep, MtrError *e)
+{
+    int rc = 0;
+    if (!o->f) return 0;
+    int bad_write = ferror(o->f) != 0;
+    if (fclose(o->f) != 0) bad_write = 1;
+    if (keep && bad_write) rc = -1, mtr_fail(e, MTR_E_IO, "cannot write '%s'", o->path);
+    if (keep && !bad_write && rename(o->tmp, o->path) != 0)
+        rc = -1, mtr_fail(e, MTR_E_IO, "cannot rename to '%s'", o->path);
+    if (!keep || rc) unlink(o->tmp);
+    free(o->tmp);
+    memset(o, 0, sizeof *o);
+    return rc;
+}
+
+/* The run's options from the command line, shared by training, eval and cv. */
+static MtrRunOptions run_options(const Args *a, FILE *metrics, FILE *steps)
+{
+    return (MtrRunOptions){.data_dir = a->data,
+                           .train_file = a->train,
+                           .test_file = a->test,
+                           .skip_bad = a->skip_bad,
+                           .reshuffle = a->reshuffle,
+                           .order_file = a->order_file,
+                           .fresh = a->fresh,
+                           .train_metrics = a->train_metrics,
+                           .init_dir = a->init,
+                           .progress = a->quiet ? NULL : stderr,
+                           .metrics = metrics,
+                           .step_log = steps,
+                           .profile = a->profile ? stderr : NULL};
+}
+
+static void print_results(const MtrModel *m, const MtrRunResult *r, int eval_only)
 {
     ReportRow rows[64];
     size_t n = 0;
     for (uint32_t i = 0; i < r->test.n && n < 60; i++)
         rows[n++] = (ReportRow){r->test.entries[i].name, r->test.entries[i].value, NAN};
-    printf("\n%s: %lld training rows, %lld test rows, %d epochs in %.2f s, evaluation %.3f s\n",
-           m->name, (long long)r->n_train, (long long)r->n_test, r->epochs, r->train_seconds,
-           r->eval_seconds);
+    if (eval_only)
+        printf("\n%s: %lld test rows, evaluation %.3f s\n", m->name, (long long)r->n_test,
+               r->eval_seconds);
+    else
+        printf("\n%s: %lld training rows, %lld test rows, %d epochs in %.2f s, evaluation %.3f s\n",
+               m->name, (long long)r->n_train, (long long)r->n_test, r->epochs, r->train_seconds,
+               r->eval_seconds);
     report_table_print(stdout, rows, n, NULL);
 }
 
@@ -214,43 +277,37 @@ static int run_train(MtrModel *m, Args *a, int eval_only)
                 a->out);
         return 1;
     }
-    FILE *metrics = open_out(a->metrics, &e), *steps = open_out(a->step_log, &e);
-    if ((a->metrics && !metrics) || (a->step_log && !steps)) {
+    OutFile metrics, steps;
+    if (out_open(&metrics, a->metrics, &e) || out_open(&steps, a->step_log, &e)) {
         print_error(&e);
-        if (metrics) fclose(metrics);
-        if (steps) fclose(steps);
+        out_close(&metrics, 0, NULL);
         return 1;
     }
-    MtrRunOptions o = {.data_dir = a->data,
-                       .train_file = a->train,
-                       .test_file = a->test,
-                       .skip_bad = a->skip_bad,
-                       .reshuffle = a->reshuffle,
-                       .order_file = a->order_file,
-                       .fresh = a->fresh,
-                       .train_metrics = a->train_metrics,
-                       .init_dir = a->init,
-                       .progress = a->quiet ? NULL : stderr,
-                       .metrics = metrics,
-                       .step_log = steps,
-                       .profile = a->profile ? stderr : NULL};
+    MtrRunOptions o = run_options(a, metrics.f, steps.f);
     MtrStatus rc = eval_only ? mtr_run_eval(m, &o, &r, &e) : mtr_run_train(m, &o, &r, &e);
-    if (metrics) fclose(metrics);
-    if (steps) fclose(steps);
+    int keep = rc == MTR_OK;
+    if (out_close(&metrics, keep, &e) | out_close(&steps, keep, &e)) rc = MTR_E_IO;
     if (rc) {
         print_error(&e);
+        if (keep) metrics_report_free(&r.test);
         return 1;
     }
     if (r.skipped)
         fprintf(stderr, "mtrun: skipped %llu malformed records\n", (unsigned long long)r.skipped);
+    if (r.train_oov)
+        fprintf(stderr,
+                "mtrun: %llu training values are not in the vocabulary: they use the "
+                "out-of-vocabulary row\n",
+                (unsigned long long)r.train_oov);
     if (r.test_oov)
         fprintf(stderr,
-                "mtrun: %llu test values are not in the vocabulary (out-of-vocabulary row)\n",
+                "mtrun: %llu test values are not in the vocabulary: they use the "
+                "out-of-vocabulary row\n",
                 (unsigned long long)r.test_oov);
     if (r.overlap)
         fprintf(stderr, "mtrun: warning: %llu test rows also appear in the training file\n",
                 (unsigned long long)r.overlap);
-    print_results(m, &r);
+    print_results(m, &r, eval_only);
     metrics_report_free(&r.test);
     if (!eval_only && a->out) {
         if (mtr_model_write(m, a->out, &e)) {
@@ -335,28 +392,31 @@ static int run_cv(MtrModel *m, Args *a)
         free(copy);
         return bad("--folds takes 1 to 32 names separated by commas, found '%s'", a->folds);
     }
-    FILE *metrics = open_out(a->metrics, &e);
-    if (a->metrics && !metrics) {
+    if (a->train || a->test) {
+        free(copy);
+        return bad("%s takes --folds, not --train/--test", "cv");
+    }
+    OutFile metrics, steps;
+    if (out_open(&metrics, a->metrics, &e) || out_open(&steps, a->step_log, &e)) {
         print_error(&e);
+        out_close(&metrics, 0, NULL);
         free(copy);
         return 1;
     }
     MtrRunResult res[MAX_FOLDS];
-    MtrRunOptions o = {.data_dir = a->data,
-                       .skip_bad = a->skip_bad,
-                       .reshuffle = a->reshuffle,
-                       .order_file = a->order_file,
-                       .progress = a->quiet ? NULL : stderr,
-                       .metrics = metrics};
+    MtrRunOptions o = run_options(a, metrics.f, steps.f);
     int rc = 0;
     if (mtr_run_cv(m, &o, n, names, res, &e)) {
         print_error(&e);
         rc = 1;
     } else {
-        print_cv(res, names, n, metrics);
+        print_cv(res, names, n, metrics.f);
+    }
+    if (out_close(&metrics, rc == 0, &e) | out_close(&steps, rc == 0, &e)) {
+        if (rc == 0) print_error(&e);
+        rc = 1;
     }
     for (int f = 0; f < n; f++) metrics_report_free(&res[f].test);
-    if (metrics) fclose(metrics);
     free(copy);
     return rc;
 }

@@ -96,11 +96,17 @@ static uint64_t count_overlap(const MtrModel *m, const Split *s)
     int64_t n = (int64_t)s->enc_train.n_rows;
     int64_t *keys = malloc((size_t)(n ? n : 1) * sizeof *keys);
     if (!keys) return 0;
+    /* Pairs with an unknown value (id 0) are not compared: every unknown
+     * value shares that id, so they would all look alike. */
+    int64_t k = 0;
     for (int64_t r = 0; r < n; r++)
-        keys[r] = (int64_t)s->enc_train.ids[a][r] * nb + s->enc_train.ids[b][r];
+        if (s->enc_train.ids[a][r] > 0 && s->enc_train.ids[b][r] > 0)
+            keys[k++] = (int64_t)s->enc_train.ids[a][r] * nb + s->enc_train.ids[b][r];
+    n = k;
     qsort(keys, (size_t)n, sizeof *keys, cmp_i64);
     uint64_t hits = 0;
     for (uint64_t r = 0; r < s->enc_test.n_rows; r++) {
+        if (s->enc_test.ids[a][r] <= 0 || s->enc_test.ids[b][r] <= 0) continue;
         int64_t key = (int64_t)s->enc_test.ids[a][r] * nb + s->enc_test.ids[b][r];
         hits += bsearch(&key, keys, (size_t)n, sizeof *keys, cmp_i64) != NULL;
     }
@@ -261,11 +267,12 @@ static MtrStatus runner_new(const MtrModel *m, int64_t batch, Runner *r, MtrErro
 }
 
 /* One JSON line for a training step: losses and each gradient's L2 norm. */
-static void log_step(const MtrModel *m, Runner *r, FILE *out, int64_t step, int epoch, int64_t rows,
-                     double loss)
+static void log_step(const MtrModel *m, Runner *r, FILE *out, int fold, int64_t step, int epoch,
+                     int64_t rows, double loss)
 {
     ReportJson j;
     report_json_begin(&j, out, "step");
+    if (fold > 0) report_json_int(&j, "fold", fold);
     report_json_int(&j, "step", step);
     report_json_int(&j, "epoch", epoch);
     report_json_int(&j, "batch", rows);
@@ -379,6 +386,7 @@ static MtrStatus run_fold(const MtrModel *m, Runner *r, Split *sp, const MtrRunO
     res->n_test = sp->n_test;
     res->skipped += sp->skipped;
     res->test_oov = sp->given ? sp->enc_test.oov : 0;
+    res->train_oov = sp->given ? sp->enc_train.oov : 0;
     if (sp->given) res->overlap = count_overlap(m, sp);
     MtrArenaSizes sz = mtr_session_sizes(r->s);
     res->step_arena = sz.step_arena, res->param_arena = sz.param_arena;
@@ -410,7 +418,7 @@ static MtrStatus run_fold(const MtrModel *m, Runner *r, Split *sp, const MtrRunO
             loss_sum += loss;
             for (uint32_t t = 0; t < m->n_tasks; t++)
                 r->task_sum[t] += *(float *)mtr_session_tensor(r->s, r->task_loss[t]);
-            if (o->step_log) log_step(m, r, o->step_log, ++step, e, n, loss);
+            if (o->step_log) log_step(m, r, o->step_log, o->fold, ++step, e, n, loss);
             if (o->progress) {
                 double dt = report_clock() - t0;
                 report_progress_update(&prog, e, b + 1, n_batches,
@@ -499,7 +507,7 @@ MtrStatus mtr_run_train(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, 
     if (train_batch(m) <= 0) return mtr_fail(err, MTR_E_ARG, "train.batch must be positive");
     /* Training a trained model continues from its parameters, which need its
      * vocabularies: rebuilding them from the data could change the sizes. */
-    int keep = m->trained && !o->fresh;
+    int keep = m->trained && !o->fresh && !o->init_dir;
     MtrStatus rc = data_load(m, o, !keep, &ds, err);
     if (rc) return rc;
     res->skipped = ds->skipped;
@@ -574,6 +582,20 @@ MtrStatus mtr_run_cv(MtrModel *m, const MtrRunOptions *o, int n_folds, const cha
         return rc;
     }
     size_t dl = strlen(o->data_dir);
+    /* Every fold's files first: a typo in the last fold should not cost the
+     * training of the others. */
+    for (int f = 0; f < n_folds && rc == MTR_OK; f++) {
+        static const char *const ext[] = {"base", "test"};
+        for (int k = 0; k < 2 && rc == MTR_OK; k++) {
+            char path[4096];
+            snprintf(path, sizeof path, "%s/%s.%s", o->data_dir, folds[f], ext[k]);
+            FILE *probe = fopen(path, "rb");
+            if (!probe)
+                rc = mtr_fail(err, MTR_E_DATA, "%s: cannot open fold %s's file", path, folds[f]);
+            else
+                fclose(probe);
+        }
+    }
     for (int f = 0; f < n_folds && rc == MTR_OK; f++) {
         size_t n = dl + strlen(folds[f]) + 8;
         char *train = malloc(n), *test = malloc(n);
@@ -591,8 +613,9 @@ MtrStatus mtr_run_cv(MtrModel *m, const MtrRunOptions *o, int n_folds, const cha
             fo.fold = f + 1;
             rng_seed(&init, (uint64_t)knob_int(m, "train.seed", 42) ^ 0x5eed1a17ull);
             mtr_session_init_params(r.s, &init);
+            if (o->init_dir) rc = load_init(m, r.s, o->init_dir, err);
             results[f].skipped = ds->skipped;
-            rc = run_fold(m, &r, &sp, &fo, &results[f], err);
+            if (rc == MTR_OK) rc = run_fold(m, &r, &sp, &fo, &results[f], err);
             split_free(m, &sp);
         }
         free(train);
