@@ -167,14 +167,7 @@ static const char small_movielens[] =
 
 static MtrModel *compile_text(const char *name, const char *text)
 {
-    Pool *pool = pool_new();
-    Diag *diag = diag_new(stderr);
-    assert_non_null(pool);
-    assert_non_null(diag);
-    AstModel *ast = frontend_parse(name, text, strlen(text), pool, diag);
-    MtrModel *m = ast ? emit_model(ast, stderr) : NULL;
-    diag_free(diag);
-    pool_free(pool);
+    MtrModel *m = tu_compile(name, text);
     assert_non_null(m);
     return m;
 }

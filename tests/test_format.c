@@ -797,7 +797,7 @@ static void test_knob_assign(void **state)
     expect_assign(m, "train.batch=0", MTR_E_ARG, "> 0");
     expect_assign(m, "train.batch=-8", MTR_E_ARG, "> 0");
     expect_assign(m, "train.epochs=-1", MTR_E_ARG, ">= 0");
-    expect_assign(m, "train.seed=-7", MTR_E_ARG, ">= 0"); /* docs/dsl.md: a seed is >= 0 */
+    expect_assign(m, "train.seed=-7", MTR_E_ARG, ">= 0");        /* docs/dsl.md: a seed is >= 0 */
     expect_assign(m, "nosuch=1", MTR_E_ARG, "mtrun MODEL info"); /* nothing close: no guess */
     expect_assign(m, "train.split=1", MTR_E_ARG, "(0, 1)");
     expect_assign(m, "train.split=0", MTR_E_ARG, "(0, 1)");

@@ -481,19 +481,6 @@ static const char small_movielens[] =
     "  split 0.8\n"
     "}\n";
 
-static MtrModel *compile_text(const char *name, const char *text)
-{
-    Pool *pool = pool_new();
-    Diag *diag = diag_new(stderr);
-    assert_non_null(pool);
-    assert_non_null(diag);
-    AstModel *ast = frontend_parse(name, text, strlen(text), pool, diag);
-    MtrModel *m = ast ? emit_model(ast, stderr) : NULL;
-    diag_free(diag);
-    pool_free(pool);
-    return m;
-}
-
 static int64_t symbol_value(const char *sym)
 {
     if (strcmp(sym, "batch") == 0) return 8;
@@ -520,7 +507,7 @@ static int32_t find_input(const MtrModel *m, int p, const char *source)
 static void test_whole_model_gradients(void **state)
 {
     (void)state;
-    MtrModel *m = compile_text("movielens_small.mtr", small_movielens);
+    MtrModel *m = tu_compile("movielens_small.mtr", small_movielens);
     assert_non_null(m);
     int64_t values[16];
     assert_true(m->n_symbols <= 16);

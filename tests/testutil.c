@@ -1,6 +1,9 @@
 /* Test helpers: see testutil.h. */
 #include "testutil.h"
 
+#include "emit.h"
+#include "frontend.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,4 +120,15 @@ int tu_run(const char *cmd, char **output)
         free(buf);
     if (status == -1 || !WIFEXITED(status)) return -1;
     return WEXITSTATUS(status);
+}
+
+struct MtrModel *tu_compile(const char *name, const char *text)
+{
+    Pool *pool = pool_new();
+    Diag *diag = diag_new(stderr);
+    AstModel *ast = pool && diag ? frontend_parse(name, text, strlen(text), pool, diag) : NULL;
+    MtrModel *m = ast ? emit_model(ast, stderr) : NULL;
+    diag_free(diag);
+    pool_free(pool);
+    return m;
 }

@@ -5,6 +5,8 @@
 
 #include <stddef.h>
 
+struct MtrModel;
+
 /* The source tree ($MTR_SOURCE_DIR) and the built binaries ($MTR_BIN_DIR). */
 const char *tu_source_dir(void);
 const char *tu_bin_dir(void);
@@ -24,5 +26,9 @@ char *tu_read_file(const char *path, size_t *len);
 /* Runs a shell command, capturing stdout and stderr together into a malloc'd
  * string (*output, may be NULL); returns the exit status (or -1). */
 int tu_run(const char *cmd, char **output);
+
+/* Compiles .mtr text (name used in messages) into a model, errors on stderr;
+ * NULL when it does not compile. The caller frees it with mtr_model_free. */
+struct MtrModel *tu_compile(const char *name, const char *text);
 
 #endif
