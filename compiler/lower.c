@@ -353,6 +353,11 @@ static int lower_retrieval(Lowerer *L, const AstTask *t, Ctx *train, Ctx *eval, 
     char name[256];
     mt->loss = MTR_LOSS_SOFTMAX;
     mt->label_column = -1;
+    if (L->sym_items < 0) {
+        L->sym_items = module_symbol(mod, "items");
+        L->sym_k = module_symbol(mod, "k");
+        items->rows = dim_sym(L->sym_items);
+    }
 
     int32_t q = lower_chain(train, query), c = lower_chain(train, cand);
     if (q < 0 || c < 0) return -1;
@@ -425,8 +430,7 @@ int lower_model(const AstModel *m, Module *mod, Lowered *out)
     out->present[PROG_TRAIN] = out->present[PROG_EVAL] = 1;
 
     L.sym_batch = module_symbol(mod, "batch");
-    L.sym_items = module_symbol(mod, "items");
-    L.sym_k = module_symbol(mod, "k");
+    L.sym_items = L.sym_k = -1; /* made by the first retrieval task: others read no items */
     if (add_columns(&L)) goto fail;
 
     /* Knobs: each task's weight first, then the optimizer, then the run. */

@@ -214,9 +214,9 @@ MtrStatus bind_feeds(const MtrModel *m, int p, ProgramFeeds *out, MtrError *err)
             if (c < 0) goto bad;
             if (kl == 6 && strncmp(ten->source, "column", 6) == 0)
                 f.kind = m->columns[c].lookup ? FEED_IDS : FEED_NUMS;
-            else if (kl == 5 && strncmp(ten->source, "items", 5) == 0)
+            else if (kl == 5 && strncmp(ten->source, "items", 5) == 0 && m->columns[c].is_item)
                 f.kind = FEED_ITEMS;
-            else if (kl == 8 && strncmp(ten->source, "true_row", 8) == 0)
+            else if (kl == 8 && strncmp(ten->source, "true_row", 8) == 0 && m->columns[c].is_item)
                 f.kind = FEED_TRUE_ROW;
             else
                 goto bad;
@@ -276,6 +276,14 @@ void bind_feed(MtrSession *s, const MtrModel *m, const ProgramFeeds *f, const En
     }
 }
 
+/* A model without a retrieval task never reads items, so it needs none. */
+static int has_retrieval(const MtrModel *m)
+{
+    for (uint32_t t = 0; t < m->n_tasks; t++)
+        if (m->tasks[t].kind == MTR_TASK_RETRIEVAL) return 1;
+    return 0;
+}
+
 MtrStatus bind_sizes(const MtrModel *m, int64_t batch, int64_t k, int64_t *values, MtrError *err)
 {
     for (uint32_t i = 0; i < m->n_symbols; i++) {
@@ -283,7 +291,7 @@ MtrStatus bind_sizes(const MtrModel *m, int64_t batch, int64_t k, int64_t *value
         if (strcmp(s, "batch") == 0)
             values[i] = batch;
         else if (strcmp(s, "items") == 0)
-            values[i] = m->items.n;
+            values[i] = m->items.n ? m->items.n : !has_retrieval(m);
         else if (strcmp(s, "k") == 0)
             values[i] = k;
         else if (strncmp(s, "vocab.", 6) == 0) {

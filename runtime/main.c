@@ -159,18 +159,34 @@ static void print_error(const MtrError *e)
 }
 
 /* The first looked-up input of the query side, and of the item side. */
+static void add_input(Args *a, const char *column, const char **value)
+{
+    if (!*value || a->n_inputs >= MAX_ARGS) return;
+    a->names[a->n_inputs] = column;
+    a->values[a->n_inputs++] = *value;
+    *value = NULL;
+}
+
+/* --user and --item name the usual two inputs: --user the first input that is
+ * not an item attribute, --item the first item attribute, or, in a model with
+ * no retrieval task (so no item attributes), the next input after the user's. */
 static void add_user_item(const MtrModel *m, Args *a)
 {
-    for (uint32_t c = 0; c < m->n_columns && a->n_inputs < MAX_ARGS - 2; c++) {
+    int32_t user = -1, item = -1, second = -1;
+    for (uint32_t c = 0; c < m->n_columns; c++) {
         const MtrColumn *col = &m->columns[c];
         if (col->is_label) continue;
-        const char **slot = col->is_item ? &a->item : &a->user;
-        if (*slot) {
-            a->names[a->n_inputs] = col->name;
-            a->values[a->n_inputs++] = *slot;
-            *slot = NULL;
+        if (col->is_item) {
+            if (item < 0) item = (int32_t)c;
+        } else if (user < 0) {
+            user = (int32_t)c;
+        } else if (second < 0) {
+            second = (int32_t)c;
         }
     }
+    if (item < 0) item = second;
+    if (user >= 0) add_input(a, m->columns[user].name, &a->user);
+    if (item >= 0) add_input(a, m->columns[item].name, &a->item);
 }
 
 /* An output file written beside its path and renamed into place only when the

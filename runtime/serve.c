@@ -15,11 +15,10 @@ typedef struct {
     float *nums;
 } OneRow;
 
-static void one_free(const MtrModel *m, OneRow *o)
+static void one_free(OneRow *o)
 {
     mtr_session_free(o->s);
     free(o->row.ids), free(o->row.nums), free(o->ids), free(o->nums);
-    (void)m;
     memset(o, 0, sizeof *o);
 }
 
@@ -115,7 +114,7 @@ MtrStatus mtr_run_predict(const MtrModel *m, int n, const char *const *names,
         }
     }
     bind_feeds_free(&feeds);
-    one_free(m, &o);
+    one_free(&o);
     return rc;
 }
 
@@ -148,6 +147,6 @@ MtrStatus mtr_run_recommend(const MtrModel *m, int n, const char *const *names,
     }
     bind_feeds_free(&feeds);
     bind_feeds_free(&item_feeds);
-    one_free(m, &o);
+    one_free(&o);
     return rc;
 }

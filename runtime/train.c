@@ -212,7 +212,7 @@ typedef struct {
     double *task_sum; /* each task's loss summed over an epoch */
 } Runner;
 
-static void runner_free(const MtrModel *m, Runner *r)
+static void runner_free(Runner *r)
 {
     for (int i = 0; i < 8; i++) bind_feeds_free(&r->feeds[i]);
     mtr_session_free(r->s);
@@ -220,7 +220,6 @@ static void runner_free(const MtrModel *m, Runner *r)
     free(r->grad_of);
     free(r->labels);
     free(r->task_sum);
-    (void)m;
     memset(r, 0, sizeof *r);
 }
 
@@ -240,12 +239,12 @@ static MtrStatus runner_new(const MtrModel *m, int64_t batch, Runner *r, MtrErro
     r->p_items = mtr_model_find_program(m, "embed_items");
     r->loss = mtr_model_find_tensor(m, "loss");
     if (r->p_train < 0 || r->p_eval < 0 || r->loss < 0) {
-        runner_free(m, r);
+        runner_free(r);
         return mtr_fail(err, MTR_E_FORMAT, "the model lacks train_step, eval_step or its loss");
     }
     for (uint32_t p = 0; p < m->n_programs; p++)
         if ((rc = bind_feeds(m, (int)p, &r->feeds[p], err))) {
-            runner_free(m, r);
+            runner_free(r);
             return rc;
         }
     r->task_loss = calloc(m->n_tasks + 1, sizeof *r->task_loss);
@@ -253,7 +252,7 @@ static MtrStatus runner_new(const MtrModel *m, int64_t batch, Runner *r, MtrErro
     r->grad_of = calloc(m->n_tensors + 1, sizeof *r->grad_of);
     r->task_sum = calloc(m->n_tasks + 1, sizeof *r->task_sum);
     if (!r->task_loss || !r->labels || !r->grad_of || !r->task_sum) {
-        runner_free(m, r);
+        runner_free(r);
         return mtr_fail(err, MTR_E_NOMEM, "out of memory");
     }
     for (uint32_t t = 0; t < m->n_tasks; t++) r->task_loss[t] = m->tasks[t].loss_tensor;
@@ -526,7 +525,7 @@ MtrStatus mtr_run_train(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, 
         }
         if (rc == MTR_OK) rc = run_fold(m, &r, &sp, o, res, err);
         if (rc == MTR_OK) rc = mtr_session_store_params(r.s, m, err);
-        runner_free(m, &r);
+        runner_free(&r);
     }
     split_free(m, &sp);
     mtr_data_free(ds);
@@ -559,7 +558,7 @@ MtrStatus mtr_run_eval(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, M
             rc = evaluate(m, &r, &sp.enc_test, sp.test_rows, sp.n_test, train_batch(m), &res->test,
                           &res->eval_seconds, err);
         if (rc == MTR_OK) write_test_line(o, res);
-        runner_free(m, &r);
+        runner_free(&r);
     }
     split_free(m, &sp);
     mtr_data_free(ds);
@@ -621,7 +620,7 @@ MtrStatus mtr_run_cv(MtrModel *m, const MtrRunOptions *o, int n_folds, const cha
         free(train);
         free(test);
     }
-    runner_free(m, &r);
+    runner_free(&r);
     mtr_data_free(ds);
     return rc;
 }

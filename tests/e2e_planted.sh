@@ -54,4 +54,17 @@ awk -v v="$rmse" -v s="$std" 'BEGIN { exit !(v <= 0.8 * s) }' ||
   fail "rmse = $rmse, expected <= 0.8 x the ratings' standard deviation $std"
 awk -v a="$first_loss" -v b="$last_loss" 'BEGIN { exit !(b < a) }' ||
   fail "training loss did not go down: epoch 1 $first_loss, last epoch $last_loss"
+# A model with no retrieval task reads no items: it trains on the
+# interactions alone (no items file) and predicts from the saved file.
+mkdir -p "$tmp/noitems"
+cp "$tmp/data/interactions.csv" "$tmp/noitems/"
+"$bin/mtrc" "$src/models/rating_only.mtr" -o "$tmp/rating_only.bin"
+"$bin/mtrun" "$tmp/rating_only.bin" --data "$tmp/noitems" --threads 1 --quiet \
+  --set train.batch=64 --set train.epochs=5 -o "$tmp/rating_only.trained" >/dev/null ||
+  fail "the rating-only model did not train without an items file"
+user="$(sed -n 2p "$tmp/data/interactions.csv" | cut -d, -f1)"
+item="$(sed -n 2p "$tmp/data/interactions.csv" | cut -d, -f2)"
+pred="$("$bin/mtrun" "$tmp/rating_only.trained" predict --user "$user" --item "$item")" ||
+  fail "the rating-only model does not predict for --user $user --item $item"
+printf '%s\n' "$pred" | grep -qE '^rating	[0-9.]+$' || fail "rating-only predict printed '$pred'"
 echo "e2e_planted: ok"
