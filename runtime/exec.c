@@ -8,6 +8,7 @@
 #include "mtr/plan.h"
 #include "mtr/shapes.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <time.h>
@@ -192,6 +193,21 @@ static void wire_program(MtrSession *s, int p, const size_t *offsets)
 MtrStatus mtr_session_new(const MtrModel *m, const int64_t *symbol_values, MtrSession **out,
                           MtrError *err)
 {
+    return mtr_session_new_for(m, symbol_values, NULL, out, err);
+}
+
+/* Whether program p is one of the wanted names (all when wanted is NULL). */
+static int wanted(const MtrModel *m, uint32_t p, const char *const *names)
+{
+    if (!names) return 1;
+    for (; *names; names++)
+        if (strcmp(*names, m->programs[p].name) == 0) return 1;
+    return 0;
+}
+
+MtrStatus mtr_session_new_for(const MtrModel *m, const int64_t *symbol_values,
+                              const char *const *programs, MtrSession **out, MtrError *err)
+{
     MtrStatus rc = MTR_OK;
     *out = NULL;
     MtrSession *s = calloc(1, sizeof *s);
@@ -269,7 +285,8 @@ MtrStatus mtr_session_new(const MtrModel *m, const int64_t *symbol_values, MtrSe
         goto fail;
     }
     for (uint32_t p = 0; p < m->n_programs && rc == MTR_OK; p++)
-        rc = bind_program(s, (int)p, prog_offsets + (size_t)p * m->n_tensors, life_of, err);
+        if (wanted(m, p, programs))
+            rc = bind_program(s, (int)p, prog_offsets + (size_t)p * m->n_tensors, life_of, err);
     if (rc == MTR_OK && s->step_bytes > SIZE_MAX - s->io_bytes)
         rc = mtr_fail(err, MTR_E_SHAPE, "the step arena's size overflows");
     if (rc == MTR_OK) s->step_bytes += s->io_bytes;
@@ -279,7 +296,7 @@ MtrStatus mtr_session_new(const MtrModel *m, const int64_t *symbol_values, MtrSe
         if (m->tensors[t].role == MTR_ROLE_INPUT) s->ptr[t] = s->step_arena + offsets[t];
     if (rc == MTR_OK)
         for (uint32_t p = 0; p < m->n_programs; p++)
-            wire_program(s, (int)p, prog_offsets + (size_t)p * m->n_tensors);
+            if (s->progs[p].calls) wire_program(s, (int)p, prog_offsets + (size_t)p * m->n_tensors);
     free(prog_offsets);
     if (rc) goto fail;
     free(offsets);
@@ -398,9 +415,10 @@ void *mtr_session_tensor(MtrSession *s, int32_t t)
     if (s->ptr[t]) return s->ptr[t];
     /* An activation: where the last program run placed it, else wherever a
      * program that has it did. */
-    if (s->progs[s->last_run].act[t]) return s->progs[s->last_run].act[t];
+    if (s->progs[s->last_run].act && s->progs[s->last_run].act[t])
+        return s->progs[s->last_run].act[t];
     for (uint32_t p = 0; p < s->m->n_programs; p++)
-        if (s->progs[p].act[t]) return s->progs[p].act[t];
+        if (s->progs[p].act && s->progs[p].act[t]) return s->progs[p].act[t];
     return NULL;
 }
 
@@ -419,6 +437,7 @@ void mtr_session_run(MtrSession *s, int p, int64_t rows)
 {
     BoundProgram *bp = &s->progs[p];
     const MtrProgram *prog = &s->m->programs[p];
+    assert(bp->calls && "the program was not bound in this session");
     if (bp->rows != rows) bind_shapes(s, p, rows);
     s->last_run = p;
     if (!s->profiling) {

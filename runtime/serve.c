@@ -78,7 +78,9 @@ static MtrStatus one_row(const MtrModel *m, int p, int n, const char *const *nam
     int64_t *sizes = calloc(m->n_symbols + 1, sizeof *sizes);
     if (!sizes) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
     rc = bind_sizes(m, 1, k, sizes, err);
-    if (rc == MTR_OK) rc = mtr_session_new(m, sizes, &o->s, err);
+    /* Program p and, for recommend, the item embeddings it reads. */
+    const char *const programs[] = {m->programs[p].name, "embed_items", NULL};
+    if (rc == MTR_OK) rc = mtr_session_new_for(m, sizes, programs, &o->s, err);
     free(sizes);
     if (rc == MTR_OK) rc = mtr_session_load_params(o->s, m, err);
     return rc;

@@ -231,7 +231,10 @@ static MtrStatus runner_new(const MtrModel *m, int64_t batch, Runner *r, MtrErro
     if (!values) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
     int64_t k = m->items.n < 10 ? m->items.n : 10;
     MtrStatus rc = bind_sizes(m, batch, k > 0 ? k : 1, values, err);
-    if (rc == MTR_OK) rc = mtr_session_new(m, values, &r->s, err);
+    /* Training and evaluation only: recommend's (batch, items) scores at the
+     * training batch would be the largest buffer of all. */
+    static const char *const programs[] = {"train_step", "eval_step", "embed_items", NULL};
+    if (rc == MTR_OK) rc = mtr_session_new_for(m, values, programs, &r->s, err);
     free(values);
     if (rc) return rc;
     r->p_train = mtr_model_find_program(m, "train_step");

@@ -18,6 +18,11 @@ typedef struct MtrSession MtrSession;
  * shared shape rules, and places all buffers. m must outlive the session. */
 MtrStatus mtr_session_new(const MtrModel *m, const int64_t *symbol_values, MtrSession **out,
                           MtrError *err);
+/* The same, binding only the programs named in `programs` (a NULL-terminated
+ * list; names the model lacks are skipped): the step arena is then as large as
+ * those need, and only they can be run. NULL binds every program. */
+MtrStatus mtr_session_new_for(const MtrModel *m, const int64_t *symbol_values,
+                              const char *const *programs, MtrSession **out, MtrError *err);
 void mtr_session_free(MtrSession *s);
 
 /* The run's knob values (n_knobs of them); starts as the model's. */
