@@ -88,7 +88,8 @@ for threads in $threads_list; do
     prefix="$tmp/t$threads.r$run"
     measure "$prefix" "$bin/mtrun" "$tmp/model.bin" --data "$data" --threads "$threads" \
       --quiet --profile --set rating.weight=1 --set retrieval.weight=1 \
-      --set train.epochs=3 --metrics "$prefix.jsonl"
+      --set train.epochs=3 --metrics "$prefix.jsonl" --timings ||
+      die "mtrun failed (threads $threads, run $run): $(tail -n 3 "$prefix.err")"
     echo "  threads $threads run $run: $(grep -o '[0-9]* epochs in .*' "$prefix.out")"
   done
 done

@@ -26,7 +26,8 @@ static const char usage[] =
     "options:\n"
     "  --set KEY=VALUE   override a knob for this run (repeatable), e.g. retrieval.weight=0\n"
     "  -o FILE           save the trained model to FILE (atomically)\n"
-    "  --metrics FILE    write metrics as JSON lines\n"
+    "  --metrics FILE    write metrics as JSON lines (the same run gives the same bytes)\n"
+    "  --timings         add each epoch's wall time (\"seconds\") to the JSON lines\n"
     "  --step-log FILE   write one JSON line per training step\n"
     "  --train F --test F  train and test on given files instead of a random split\n"
     "  --order file      batches in the training file's order (default: seeded shuffle)\n"
@@ -47,7 +48,7 @@ typedef struct {
     const char *names[MAX_ARGS], *values[MAX_ARGS];
     int n_inputs, n_owned; /* names[0..n_owned) were allocated by --input */
     const char *user, *item;
-    int k, threads, reshuffle, order_file, skip_bad, fresh, quiet, profile, train_metrics;
+    int k, threads, reshuffle, order_file, skip_bad, fresh, quiet, profile, train_metrics, timings;
 } Args;
 
 static int bad(const char *fmt, const char *what)
@@ -142,6 +143,8 @@ static int parse_args(int argc, char **argv, Args *a)
                 a->profile = 1;
             else if (strcmp(f, "--train-metrics") == 0)
                 a->train_metrics = 1;
+            else if (strcmp(f, "--timings") == 0)
+                a->timings = 1;
             else
                 return bad("unknown option '%s'", f);
         }
@@ -252,6 +255,7 @@ static MtrRunOptions run_options(const Args *a, FILE *metrics, FILE *steps)
                            .init_dir = a->init,
                            .progress = a->quiet ? NULL : stderr,
                            .metrics = metrics,
+                           .timings = a->timings,
                            .step_log = steps,
                            .profile = a->profile ? stderr : NULL};
 }

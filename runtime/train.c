@@ -448,7 +448,7 @@ static MtrStatus run_fold(const MtrModel *m, Runner *r, Split *sp, const MtrRunO
                 snprintf(key, sizeof key, "%s.loss", m->tasks[t].name);
                 report_json_num(&j, key, n_batches ? r->task_sum[t] / (double)n_batches : 0);
             }
-            report_json_num(&j, "seconds", dt);
+            if (o->timings) report_json_num(&j, "seconds", dt);
             report_json_metrics(&j, &train_metrics);
             report_json_end(&j, "metrics", NULL);
         }

@@ -20,6 +20,7 @@ typedef struct {
     int train_metrics;    /* evaluate the training rows after each epoch too (costs a pass) */
     FILE *progress;       /* progress bar / epoch lines, or NULL for silence */
     FILE *metrics;        /* JSON lines, or NULL */
+    int timings;          /* add each epoch's "seconds" to them (then runs differ byte-wise) */
     FILE *step_log;       /* one JSON line per training step, or NULL */
     const char *phase;    /* the "phase" of the test line ("test" by default) */
     int fold;             /* > 0: added to JSON lines as "fold" */
