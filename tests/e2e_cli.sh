@@ -188,6 +188,14 @@ expect 2 "-k.*'0'" "$mtrun" "$tmp/trained.bin" recommend --user user_00 -k 0
 expect 2 "-k.*'-3'" "$mtrun" "$tmp/trained.bin" recommend --user user_00 -k -3
 expect 1 "not trained" "$mtrun" "$tmp/model.bin" predict --user user_00 --item item_g0_1
 
+# ---- every option --help lists is one mtrun knows (a documented flag that is
+# not parsed would be 'unknown option'); each is given a dummy value
+for flag in $("$mtrun" --help | grep -oE -- '--[a-z][a-z-]+' | sort -u); do
+  checks=$((checks + 1))
+  "$mtrun" "$tmp/model.bin" "$flag" 1 --data "$tmp/no-such-folder" >/dev/null 2>"$tmp/err" || true
+  if grep -q "unknown option '$flag'" "$tmp/err"; then fail "mtrun --help lists $flag, which it does not know"; fi
+done
+
 # ---- a diverging run stops with a clear error and saves nothing
 expect 1 "training diverged.*optimizer.lr" "$mtrun" "$tmp/model.bin" --data "$data" --quiet \
   --set optimizer.lr=1e30 -o "$tmp/diverged.bin"
