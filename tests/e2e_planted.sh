@@ -67,4 +67,33 @@ item="$(sed -n 2p "$tmp/data/interactions.csv" | cut -d, -f2)"
 pred="$("$bin/mtrun" "$tmp/rating_only.trained" predict --user "$user" --item "$item")" ||
   fail "the rating-only model does not predict for --user $user --item $item"
 printf '%s\n' "$pred" | grep -qE '^rating	[0-9.]+$' || fail "rating-only predict printed '$pred'"
+# A click-like task: a 0/1 label (rating >= 4) learned with binary
+# cross-entropy on logits and Adam; AUC well above chance (0.5), and predict
+# gives a probability.
+mkdir -p "$tmp/click"
+awk -F, 'NR == 1 { print "user_id,movie_title,liked"; next } { print $1 "," $2 "," ($3 >= 4) }' \
+  "$tmp/data/interactions.csv" >"$tmp/click/interactions.csv"
+cat >"$tmp/click.mtr" <<'MTR'
+model click
+input user_id     : string
+input movie_title : string
+label liked       : float
+tower user  = user_id     -> lookup -> embedding(8)
+tower movie = movie_title -> lookup -> embedding(8)
+head like = concat(user, movie) -> dense(16, relu) -> dense(1)
+task like = ranking(like, liked) loss bce metrics auc
+train {
+  optimizer adam(lr = 0.01)
+  batch 64
+  epochs 15
+}
+MTR
+"$bin/mtrc" "$tmp/click.mtr" -o "$tmp/click.bin"
+"$bin/mtrun" "$tmp/click.bin" --data "$tmp/click" --threads 1 --quiet --metrics "$tmp/click.jsonl" \
+  -o "$tmp/click.trained" >/dev/null || fail "the click model did not train"
+auc="$(field "$(grep '"phase":"test"' "$tmp/click.jsonl")" auc)"
+echo "click model: auc $auc"
+awk -v v="$auc" 'BEGIN { exit !(v >= 0.8) }' || fail "click auc = $auc, expected >= 0.8 (chance 0.5)"
+prob="$("$bin/mtrun" "$tmp/click.trained" predict --user "$user" --item "$item" | cut -f2)"
+awk -v p="$prob" 'BEGIN { exit !(p > 0 && p < 1) }' || fail "click predict gave '$prob', not a probability"
 echo "e2e_planted: ok"
