@@ -236,6 +236,19 @@ MtrStatus mtr_session_new_for(const MtrModel *m, const int64_t *symbol_values,
         s->values[i] = s->current[i] = symbol_values[i];
     }
     for (uint32_t i = 0; i < m->n_knobs; i++) s->knobs[i] = m->knobs[i].value;
+    /* Every bound extent must fit the 32 bits shapes and BLAS calls use. */
+    for (uint32_t t = 0; t < m->n_tensors; t++) {
+        const MtrTensor *ten = &m->tensors[t];
+        for (int d = 0; d < ten->rank; d++) {
+            MtrDim dim = ten->dim[d];
+            int64_t v = (int64_t)dim.k * (dim.sym < 0 ? 1 : s->values[dim.sym]);
+            if (dim.k < 1 || v > INT32_MAX) {
+                rc = mtr_fail(err, MTR_E_SHAPE, "tensor '%s': extent %d is %lld, out of range",
+                              ten->name, d + 1, (long long)v);
+                goto fail;
+            }
+        }
+    }
 
     /* The long-lived arena: parameters, optimizer state, kept state. */
     size_t param_off = 0;
