@@ -339,7 +339,7 @@ static MtrStatus evaluate(const MtrModel *m, Runner *r, const Encoded *e, const 
     double t0 = report_clock();
     if (r->p_items >= 0) {
         bind_feed(r->s, m, &r->feeds[r->p_items], e, NULL, 0);
-        mtr_session_run(r->s, r->p_items, batch);
+        mtr_session_run(r->s, r->p_items, 1); /* item rows only: no batch extent */
     }
     for (int64_t off = 0; off < n_rows && rc == MTR_OK; off += batch) {
         int64_t n = n_rows - off < batch ? n_rows - off : batch;
@@ -500,6 +500,15 @@ static int64_t train_batch(const MtrModel *m)
     return knob_int(m, "train.batch", 8192);
 }
 
+/* The batch the buffers are sized for: no batch of this split has more rows
+ * than its larger side, so a train.batch beyond that would only waste memory. */
+static int64_t bound_batch(const MtrModel *m, const Split *sp)
+{
+    int64_t most = sp->n_train > sp->n_test ? sp->n_train : sp->n_test;
+    int64_t b = train_batch(m);
+    return b < most ? b : (most > 0 ? most : 1);
+}
+
 MtrStatus mtr_run_train(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, MtrError *err)
 {
     MtrDataset *ds = NULL;
@@ -517,7 +526,7 @@ MtrStatus mtr_run_train(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, 
         mtr_data_free(ds);
         return rc;
     }
-    if ((rc = runner_new(m, train_batch(m), &r, err)) == MTR_OK) {
+    if ((rc = runner_new(m, bound_batch(m, &sp), &r, err)) == MTR_OK) {
         if (keep) {
             rc = mtr_session_load_params(r.s, m, err);
         } else {
@@ -553,7 +562,7 @@ MtrStatus mtr_run_eval(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, M
     res->n_train = sp.n_train;
     res->n_test = sp.n_test;
     res->test_oov = sp.enc_test.oov;
-    if ((rc = runner_new(m, train_batch(m), &r, err)) == MTR_OK) {
+    if ((rc = runner_new(m, bound_batch(m, &sp), &r, err)) == MTR_OK) {
         rc = mtr_session_load_params(r.s, m, err);
         if (rc == MTR_OK && sp.n_test == 0)
             rc = mtr_fail(err, MTR_E_DATA, "no test rows to evaluate");
