@@ -34,9 +34,31 @@ static int64_t writer(const Graph *g, int32_t t)
     return -1;
 }
 
-/* The one input tensor that t is a function of (with parameters), when that
- * input is a vector of ids; -1 when t reads no input, several, or numbers.
- * Then rows of t with equal ids are equal, which the distinct-id form needs. */
+/* Whether row r of op's output depends only on row r of its batch inputs (and
+ * on parameters), so that equal input rows give equal output rows. */
+static int rowwise(const MtrModel *m, const MtrOp *op)
+{
+    switch (op->kind) {
+    case OP_GATHER:
+    case OP_BIAS_ADD:
+    case OP_RELU:
+    case OP_TANH:
+    case OP_SIGMOID:
+    case OP_CONCAT:
+    case OP_SLICE_COLS:
+    case OP_ADD:
+        return 1;
+    case OP_MATMUL: /* rows times a parameter matrix */
+        return op->iattr[0] == 0 && m->tensors[op->in[1]].role == MTR_ROLE_PARAM;
+    default:
+        return 0;
+    }
+}
+
+/* The one input tensor that t is a function of (with parameters), row by row,
+ * when that input is a vector of ids; -1 when t reads no input, several, or
+ * numbers, or mixes rows. Then rows of t with equal ids are equal, which the
+ * distinct-id form needs. */
 static int32_t sole_id_input(const Graph *g, int32_t t)
 {
     const MtrModel *m = g->mod->m;
@@ -58,6 +80,10 @@ static int32_t sole_id_input(const Graph *g, int32_t t)
         int64_t w = writer(g, x);
         if (w < 0) continue; /* a parameter */
         const MtrOp *op = &g->ops[w];
+        if (!rowwise(m, op)) {
+            ok = 0;
+            break;
+        }
         for (int k = 0; k < op_info(op->kind)->n_in; k++)
             if (!seen[op->in[k]]) stack[n++] = op->in[k];
     }

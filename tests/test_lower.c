@@ -296,11 +296,62 @@ static void test_golden_graph(void **state)
     free(golden_path);
 }
 
+/* The op train_step computes the retrieval loss with, compiled with or
+ * without rewrites. */
+static OpKind retrieval_loss_op(const char *text, int rewrite)
+{
+    Pool *pool = pool_new();
+    Diag *diag = diag_new(stderr);
+    assert_non_null(pool);
+    assert_non_null(diag);
+    AstModel *ast = frontend_parse("rewrite.mtr", text, strlen(text), pool, diag);
+    assert_non_null(ast);
+    EmitOptions opts = emit_defaults();
+    opts.rewrite = rewrite;
+    MtrModel *m = emit_model_opts(ast, &opts, stderr);
+    assert_non_null(m);
+    int p = mtr_model_find_program(m, "train_step");
+    assert_true(p >= 0);
+    OpKind found = OP_COUNT;
+    for (uint32_t i = 0; i < m->programs[p].n_ops; i++) {
+        OpKind k = m->programs[p].ops[i].kind;
+        if (k == OP_INBATCH_SOFTMAX_XENT || k == OP_INBATCH_SOFTMAX_XENT_QC ||
+            k == OP_INBATCH_SOFTMAX_XENT_IDS)
+            found = k;
+    }
+    mtr_model_free(m);
+    diag_free(diag);
+    pool_free(pool);
+    return found;
+}
+
+/* The rewrite picks the distinct-id form only when each tower is a function of
+ * one id column, row by row; a tower over two columns gets the blocked form,
+ * and -O0 keeps the plain one. */
+static void test_rewrite_choice(void **state)
+{
+    (void)state;
+    static const char one_id[] = "model a\ninput u : string\ninput i : string\n"
+                                 "tower q = u -> lookup -> embedding(8) -> dense(8, relu)\n"
+                                 "tower c = i -> lookup -> embedding(8)\n"
+                                 "task r = retrieval(q, c)\n";
+    static const char two_ids[] = "model b\ninput u : string\ninput g : string\ninput i : string\n"
+                                  "tower ue = u -> lookup -> embedding(4)\n"
+                                  "tower ge = g -> lookup -> embedding(4)\n"
+                                  "tower q = concat(ue, ge) -> dense(8)\n"
+                                  "tower c = i -> lookup -> embedding(8)\n"
+                                  "task r = retrieval(q, c)\n";
+    assert_int_equal(retrieval_loss_op(one_id, 1), OP_INBATCH_SOFTMAX_XENT_IDS);
+    assert_int_equal(retrieval_loss_op(two_ids, 1), OP_INBATCH_SOFTMAX_XENT_QC);
+    assert_int_equal(retrieval_loss_op(one_id, 0), OP_INBATCH_SOFTMAX_XENT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_model),
         cmocka_unit_test(test_golden_graph),
+        cmocka_unit_test(test_rewrite_choice),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
