@@ -127,7 +127,16 @@ static int column_used(const MtrModel *m, int32_t c, const char *kind)
     return 0;
 }
 
-MtrStatus bind_encode(const MtrModel *m, const MtrTable *t, Encoded *e, MtrError *err)
+/* Does one of the feeds read column c? */
+static int fed(const ProgramFeeds *f, int32_t c)
+{
+    for (uint32_t i = 0; i < f->n; i++)
+        if (f->feeds[i].column == c && f->feeds[i].kind != FEED_ITEMS) return 1;
+    return 0;
+}
+
+MtrStatus bind_encode(const MtrModel *m, const MtrTable *t, const ProgramFeeds *only, Encoded *e,
+                      MtrError *err)
 {
     MtrStatus rc = MTR_OK;
     memset(e, 0, sizeof *e);
@@ -139,8 +148,9 @@ MtrStatus bind_encode(const MtrModel *m, const MtrTable *t, Encoded *e, MtrError
     if (!e->ids || !e->nums || !e->true_row) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
     for (uint32_t c = 0; c < m->n_columns && rc == MTR_OK; c++) {
         const MtrColumn *col = &m->columns[c];
-        int needed = column_used(m, (int32_t)c, "column") || col->is_label ||
-                     column_used(m, (int32_t)c, "true_row");
+        int needed = only ? fed(only, (int32_t)c)
+                          : column_used(m, (int32_t)c, "column") || col->is_label ||
+                                column_used(m, (int32_t)c, "true_row");
         if (!needed) continue;
         if (!mtr_table_column(t, col->name))
             return mtr_fail(err, MTR_E_DATA, "%s: no column '%s' (the model's %s)", t->path,
@@ -165,7 +175,7 @@ MtrStatus bind_encode(const MtrModel *m, const MtrTable *t, Encoded *e, MtrError
     if (rc) return rc;
     /* Retrieval keys: each row's item, as the first item row with its id. */
     for (uint32_t c = 0; c < m->n_columns; c++) {
-        if (!column_used(m, (int32_t)c, "true_row")) continue;
+        if (only || !column_used(m, (int32_t)c, "true_row")) continue;
         const MtrVocab *v = vocab_of(m, (int32_t)c);
         int32_t ic = -1;
         for (uint32_t k = 0; k < m->items.n_columns; k++)

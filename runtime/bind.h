@@ -27,16 +27,21 @@ typedef struct {
     int32_t column;
 } Feed;
 
-typedef struct {
+struct ProgramFeeds {
     Feed *feeds;
     uint32_t n;
-} ProgramFeeds;
+};
 
 /* Replaces m's vocabularies and items with ones built from ds. */
 MtrStatus bind_vocabularies(MtrModel *m, const MtrDataset *ds, MtrError *err);
 
-/* Encodes table t with m's vocabularies and items. */
-MtrStatus bind_encode(const MtrModel *m, const MtrTable *t, Encoded *out, MtrError *err);
+typedef struct ProgramFeeds ProgramFeeds;
+
+/* Encodes table t with m's vocabularies and items: every column a program
+ * reads and every label, or, with only, just the columns those feeds read
+ * (serving: no labels needed). */
+MtrStatus bind_encode(const MtrModel *m, const MtrTable *t, const ProgramFeeds *only, Encoded *out,
+                      MtrError *err);
 void bind_encoded_free(const MtrModel *m, Encoded *e);
 
 /* Lists program p's input tensors and their sources. */

@@ -21,6 +21,7 @@ static const char usage[] =
     "       mtrun MODEL eval --data DIR [options] evaluate a trained model\n"
     "       mtrun MODEL predict --user U --item I [--input NAME=VALUE]...\n"
     "       mtrun MODEL recommend --user U [-k K]\n"
+    "       mtrun MODEL predict|recommend --file ROWS.csv [-k K] [-o OUT.csv]\n"
     "       mtrun MODEL cv --data DIR --folds u1,u2,... [options]\n"
     "       mtrun MODEL info | set KEY=VALUE... | export DIR | import DIR [-o OUT]\n"
     "options:\n"
@@ -42,7 +43,7 @@ static const char usage[] =
 
 typedef struct {
     const char *model, *command, *data, *out, *metrics, *step_log, *train, *test, *folds, *dir,
-        *init;
+        *file, *init;
     const char *sets[MAX_ARGS];
     int n_sets;
     const char *names[MAX_ARGS], *values[MAX_ARGS];
@@ -101,6 +102,8 @@ static int parse_args(int argc, char **argv, Args *a)
             a->test = v;
         else if (strcmp(f, "--folds") == 0)
             a->folds = v;
+        else if (strcmp(f, "--file") == 0)
+            a->file = v;
         else if (strcmp(f, "--init") == 0)
             a->init = v;
         else if (strcmp(f, "--user") == 0)
@@ -441,6 +444,34 @@ static int run_cv(MtrModel *m, Args *a)
     return rc;
 }
 
+/* predict or recommend for every row of --file, as CSV on stdout or in -o. */
+static int serve_file(const MtrModel *m, const Args *a, int predict)
+{
+    MtrError e = {0};
+    OutFile out;
+    uint64_t oov = 0;
+    if (a->n_inputs || a->user || a->item)
+        return bad("%s", "--file takes the inputs from the file, not from --user/--item/--input");
+    if (a->out && out_open(&out, a->out, &e)) {
+        print_error(&e);
+        return 1;
+    }
+    FILE *f = a->out ? out.f : stdout;
+    MtrStatus st = predict ? mtr_run_predict_file(m, a->file, f, &oov, &e)
+                           : mtr_run_recommend_file(m, a->file, a->k, f, &oov, &e);
+    if (a->out && out_close(&out, st == MTR_OK, &e) && st == MTR_OK) st = MTR_E_IO;
+    if (st) {
+        print_error(&e);
+        return 1;
+    }
+    if (oov)
+        fprintf(stderr,
+                "mtrun: %llu values in %s are not in the vocabulary: they use the "
+                "out-of-vocabulary row\n",
+                (unsigned long long)oov, a->file);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
@@ -486,6 +517,8 @@ int main(int argc, char **argv)
             rc = run_train(m, &a, 1);
         } else if (strcmp(cmd, "info") == 0) {
             mtr_model_print_info(m, stdout);
+        } else if ((strcmp(cmd, "predict") == 0 || strcmp(cmd, "recommend") == 0) && a.file) {
+            rc = serve_file(m, &a, strcmp(cmd, "predict") == 0);
         } else if (strcmp(cmd, "predict") == 0 || strcmp(cmd, "recommend") == 0) {
             add_user_item(m, &a);
             MtrStatus st =

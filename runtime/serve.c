@@ -152,3 +152,185 @@ MtrStatus mtr_run_recommend(const MtrModel *m, int n, const char *const *names,
     one_free(&o);
     return rc;
 }
+
+/* ---- serving a file of rows: predict or recommend for each */
+
+/* Writes one CSV field, quoted when it holds a comma, a quote or a line end. */
+static void put_field(FILE *out, const char *s)
+{
+    if (!strpbrk(s, ",\"\r\n")) {
+        fputs(s, out);
+        return;
+    }
+    fputc('"', out);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', out);
+        fputc(*s, out);
+    }
+    fputc('"', out);
+}
+
+/* The rows of a CSV (or, by its name, TSV) file with a header. */
+static MtrStatus read_rows(const char *path, MtrTable *t, MtrError *err)
+{
+    size_t n = strlen(path);
+    MtrDataset ds;
+    memset(&ds, 0, sizeof ds);
+    ds.format = n > 4 && strcmp(path + n - 4, ".tsv") == 0 ? "tsv" : "csv";
+    MtrStatus rc = mtr_data_read_interactions(path, &ds, NULL, t, NULL, err);
+    if (rc == MTR_OK && t->n_rows == 0) rc = mtr_fail(err, MTR_E_DATA, "%s: no rows", path);
+    return rc;
+}
+
+/* What serving a file needs: its rows encoded for program p, and a session
+ * bound for batches of up to `batch` rows. */
+typedef struct {
+    MtrTable t;
+    Encoded e;
+    ProgramFeeds feeds;
+    MtrSession *s;
+    uint32_t *rows;
+    int64_t batch;
+} FileRun;
+
+static void file_free(const MtrModel *m, FileRun *f)
+{
+    mtr_session_free(f->s);
+    bind_encoded_free(m, &f->e);
+    bind_feeds_free(&f->feeds);
+    mtr_table_free(&f->t);
+    free(f->rows);
+    memset(f, 0, sizeof *f);
+}
+
+static MtrStatus file_open(const MtrModel *m, int p, const char *path, int64_t most, int64_t k,
+                           FileRun *f, MtrError *err)
+{
+    memset(f, 0, sizeof *f);
+    if (!m->trained) return mtr_fail(err, MTR_E_STATE, "the model is not trained: train it first");
+    MtrStatus rc = bind_feeds(m, p, &f->feeds, err);
+    if (rc == MTR_OK) rc = read_rows(path, &f->t, err);
+    if (rc == MTR_OK) rc = bind_encode(m, &f->t, &f->feeds, &f->e, err);
+    if (rc) return rc;
+    f->batch = (int64_t)f->t.n_rows < most ? (int64_t)f->t.n_rows : most;
+    if (!(f->rows = malloc(f->t.n_rows * sizeof *f->rows)))
+        return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+    for (uint64_t r = 0; r < f->t.n_rows; r++) f->rows[r] = (uint32_t)r;
+    int64_t *sizes = calloc(m->n_symbols + 1, sizeof *sizes);
+    if (!sizes) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+    rc = bind_sizes(m, f->batch, k, sizes, err);
+    const char *const programs[] = {m->programs[p].name, "embed_items", NULL};
+    if (rc == MTR_OK) rc = mtr_session_new_for(m, sizes, programs, &f->s, err);
+    free(sizes);
+    if (rc == MTR_OK) rc = mtr_session_load_params(f->s, m, err);
+    return rc;
+}
+
+/* Writes row r's values of the columns the program reads, each followed by a comma. */
+static void put_inputs(FILE *out, const MtrModel *m, const FileRun *f, uint64_t r)
+{
+    for (uint32_t i = 0; i < f->feeds.n; i++) {
+        if (f->feeds.feeds[i].kind == FEED_ITEMS) continue;
+        const MtrDataColumn *c = mtr_table_column(&f->t, m->columns[f->feeds.feeds[i].column].name);
+        put_field(out, c->values[c->codes[r]]);
+        fputc(',', out);
+    }
+}
+
+static void put_input_names(FILE *out, const MtrModel *m, const FileRun *f)
+{
+    for (uint32_t i = 0; i < f->feeds.n; i++) {
+        if (f->feeds.feeds[i].kind == FEED_ITEMS) continue;
+        put_field(out, m->columns[f->feeds.feeds[i].column].name);
+        fputc(',', out);
+    }
+}
+
+MtrStatus mtr_run_predict_file(const MtrModel *m, const char *path, FILE *out, uint64_t *oov,
+                               MtrError *err)
+{
+    int p = mtr_model_find_program(m, "predict");
+    if (p < 0) return mtr_fail(err, MTR_E_STATE, "the model has no ranking task to predict with");
+    FileRun f;
+    MtrStatus rc = file_open(m, p, path, 4096, 1, &f, err);
+    /* Each ranking task's prediction tensor in predict, found by its name. */
+    int32_t pred[64];
+    const char *task_name[64];
+    int n_pred = 0;
+    const MtrProgram *prog = &m->programs[p];
+    for (uint32_t t = 0; rc == MTR_OK && t < m->n_tasks && n_pred < 64; t++) {
+        if (m->tasks[t].kind != MTR_TASK_RANKING) continue;
+        const char *name = m->tensors[m->tasks[t].eval_tensor].name;
+        for (uint32_t l = 0; l < prog->n_lifetimes; l++)
+            if (strcmp(m->tensors[prog->lifetimes[l].tensor].name, name) == 0) {
+                pred[n_pred] = prog->lifetimes[l].tensor;
+                task_name[n_pred++] = m->tasks[t].name;
+                break;
+            }
+    }
+    if (rc == MTR_OK) {
+        if (oov) *oov = f.e.oov;
+        put_input_names(out, m, &f);
+        for (int i = 0; i < n_pred; i++) {
+            put_field(out, task_name[i]);
+            fputc(i + 1 < n_pred ? ',' : '\n', out);
+        }
+        for (int64_t off = 0; off < (int64_t)f.t.n_rows; off += f.batch) {
+            int64_t n = (int64_t)f.t.n_rows - off < f.batch ? (int64_t)f.t.n_rows - off : f.batch;
+            bind_feed(f.s, m, &f.feeds, &f.e, f.rows + off, n);
+            mtr_session_run(f.s, p, n);
+            for (int64_t r = 0; r < n; r++) {
+                put_inputs(out, m, &f, (uint64_t)(off + r));
+                for (int i = 0; i < n_pred; i++)
+                    fprintf(out, "%.6f%c", ((const float *)mtr_session_tensor(f.s, pred[i]))[r],
+                            i + 1 < n_pred ? ',' : '\n');
+            }
+        }
+    }
+    file_free(m, &f);
+    return rc;
+}
+
+MtrStatus mtr_run_recommend_file(const MtrModel *m, const char *path, int k, FILE *out,
+                                 uint64_t *oov, MtrError *err)
+{
+    int p = mtr_model_find_program(m, "recommend");
+    int pi = mtr_model_find_program(m, "embed_items");
+    if (p < 0 || pi < 0)
+        return mtr_fail(err, MTR_E_STATE, "the model has no retrieval task to recommend with");
+    if (k <= 0 || (uint32_t)k > m->items.n)
+        return mtr_fail(err, MTR_E_ARG, "-k must be between 1 and the %u items", m->items.n);
+    FileRun f;
+    ProgramFeeds item_feeds = {0};
+    /* A (batch, items) score block per batch: 256 queries at a time. */
+    MtrStatus rc = file_open(m, p, path, 256, k, &f, err);
+    if (rc == MTR_OK) rc = bind_feeds(m, pi, &item_feeds, err);
+    if (rc == MTR_OK) {
+        if (oov) *oov = f.e.oov;
+        bind_feed(f.s, m, &item_feeds, &f.e, NULL, 0);
+        mtr_session_run(f.s, pi, 1);
+        int32_t ti = mtr_model_find_tensor(m, "recommend.index");
+        int32_t ts = mtr_model_find_tensor(m, "recommend.index_2");
+        put_input_names(out, m, &f);
+        fputs("rank,item,score\n", out);
+        for (int64_t off = 0; off < (int64_t)f.t.n_rows; off += f.batch) {
+            int64_t n = (int64_t)f.t.n_rows - off < f.batch ? (int64_t)f.t.n_rows - off : f.batch;
+            bind_feed(f.s, m, &f.feeds, &f.e, f.rows + off, n);
+            mtr_session_run(f.s, p, n);
+            const int32_t *idx = mtr_session_tensor(f.s, ti);
+            const float *score = mtr_session_tensor(f.s, ts);
+            for (int64_t r = 0; r < n; r++)
+                for (int i = 0; i < k; i++) {
+                    int32_t it = idx[r * k + i];
+                    put_inputs(out, m, &f, (uint64_t)(off + r));
+                    fprintf(out, "%d,", i + 1);
+                    put_field(out,
+                              it >= 0 && (uint32_t)it < m->items.n ? m->items.labels[it] : "?");
+                    fprintf(out, ",%.4f\n", score[r * k + i]);
+                }
+        }
+    }
+    bind_feeds_free(&item_feeds);
+    file_free(m, &f);
+    return rc;
+}

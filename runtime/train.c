@@ -146,8 +146,8 @@ static MtrStatus split_given(const MtrModel *m, const MtrDataset *ds, const MtrR
     if (rc == MTR_OK) rc = mtr_data_read_interactions(test, ds, &dopt, &s->test_file, &sk2, err);
     free(item_cols);
     s->skipped = sk1 + sk2;
-    if (rc == MTR_OK) rc = bind_encode(m, &s->train_file, &s->enc_train, err);
-    if (rc == MTR_OK) rc = bind_encode(m, &s->test_file, &s->enc_test, err);
+    if (rc == MTR_OK) rc = bind_encode(m, &s->train_file, NULL, &s->enc_train, err);
+    if (rc == MTR_OK) rc = bind_encode(m, &s->test_file, NULL, &s->enc_test, err);
     if (rc == MTR_OK) {
         s->n_train = (int64_t)s->enc_train.n_rows;
         s->n_test = (int64_t)s->enc_test.n_rows;
@@ -165,7 +165,7 @@ static MtrStatus split_given(const MtrModel *m, const MtrDataset *ds, const MtrR
 static MtrStatus split_random(const MtrModel *m, const MtrDataset *ds, Split *s, MtrError *err)
 {
     memset(s, 0, sizeof *s);
-    MtrStatus rc = bind_encode(m, &ds->ratings, &s->enc_train, err);
+    MtrStatus rc = bind_encode(m, &ds->ratings, NULL, &s->enc_train, err);
     s->enc_test = s->enc_train;
     s->shared = 1;
     int64_t n = (int64_t)ds->ratings.n_rows;

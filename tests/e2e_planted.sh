@@ -54,6 +54,29 @@ awk -v v="$rmse" -v s="$std" 'BEGIN { exit !(v <= 0.8 * s) }' ||
   fail "rmse = $rmse, expected <= 0.8 x the ratings' standard deviation $std"
 awk -v a="$first_loss" -v b="$last_loss" 'BEGIN { exit !(b < a) }' ||
   fail "training loss did not go down: epoch 1 $first_loss, last epoch $last_loss"
+# Serving a file of rows gives what serving each row alone gives.
+{
+  echo "user_id,movie_title"
+  sed -n '2,4p' "$tmp/data/interactions.csv" | cut -d, -f1,2
+} >"$tmp/rows.csv"
+"$bin/mtrun" "$tmp/trained.bin" predict --file "$tmp/rows.csv" -o "$tmp/pred.csv" ||
+  fail "predict --file failed"
+[ "$(wc -l <"$tmp/pred.csv")" -eq 4 ] || fail "predict --file wrote $(wc -l <"$tmp/pred.csv") lines, expected 4"
+for r in 2 3 4; do
+  u="$(sed -n "${r}p" "$tmp/rows.csv" | cut -d, -f1)"
+  i="$(sed -n "${r}p" "$tmp/rows.csv" | cut -d, -f2)"
+  one="$("$bin/mtrun" "$tmp/trained.bin" predict --user "$u" --item "$i" | cut -f2)"
+  many="$(sed -n "${r}p" "$tmp/pred.csv" | cut -d, -f3)"
+  [ "$one" = "$many" ] || fail "row $r: predict --file says $many, predict --user/--item $one"
+done
+printf 'user_id\n%s\n%s\n' "$u" "$(sed -n 30p "$tmp/data/interactions.csv" | cut -d, -f1)" >"$tmp/users.csv"
+"$bin/mtrun" "$tmp/trained.bin" recommend --file "$tmp/users.csv" -k 5 >"$tmp/recs.csv" ||
+  fail "recommend --file failed"
+[ "$(wc -l <"$tmp/recs.csv")" -eq 11 ] || fail "recommend --file -k 5 for 2 users: $(wc -l <"$tmp/recs.csv") lines"
+first="$("$bin/mtrun" "$tmp/trained.bin" recommend --user "$u" -k 1 | cut -f3)"
+[ "$(sed -n 2p "$tmp/recs.csv" | cut -d, -f3)" = "$first" ] ||
+  fail "recommend --file's first item for $u is not recommend --user's ($first)"
+
 # A model with no retrieval task reads no items: it trains on the
 # interactions alone (no items file) and predicts from the saved file.
 mkdir -p "$tmp/noitems"

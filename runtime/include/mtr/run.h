@@ -67,4 +67,16 @@ MtrStatus mtr_run_predict(const MtrModel *m, int n, const char *const *names,
 MtrStatus mtr_run_recommend(const MtrModel *m, int n, const char *const *names,
                             const char *const *values, int k, FILE *out, MtrError *err);
 
+/* Predicts every ranking task for each row of a CSV/TSV file with a header
+ * holding the input columns; writes CSV (the inputs, then one column per
+ * ranking task). Unknown values use the out-of-vocabulary row and are counted
+ * in *oov (may be NULL). */
+MtrStatus mtr_run_predict_file(const MtrModel *m, const char *path, FILE *out, uint64_t *oov,
+                               MtrError *err);
+
+/* The k best items for each row (a query) of a CSV/TSV file; writes CSV:
+ * the query's inputs, rank, item, score. */
+MtrStatus mtr_run_recommend_file(const MtrModel *m, const char *path, int k, FILE *out,
+                                 uint64_t *oov, MtrError *err);
+
 #endif
