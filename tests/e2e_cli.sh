@@ -185,6 +185,15 @@ expect 1 "unknown movie_title 'no such film'" \
   "$mtrun" "$tmp/trained.bin" predict --user user_00 --item "no such film"
 expect 1 "unknown user_id 'nobody'" "$mtrun" "$tmp/trained.bin" recommend --user nobody -k 3
 expect 2 "-k.*'0'" "$mtrun" "$tmp/trained.bin" recommend --user user_00 -k 0
+printf 'user_id,movie_title\nuser_00,item_g0_1\n' >"$tmp/rows.csv"
+expect 2 "takes the inputs from the file" "$mtrun" "$tmp/trained.bin" predict --file "$tmp/rows.csv" \
+  --user user_00
+expect 1 "no-such-rows.csv" "$mtrun" "$tmp/trained.bin" predict --file "$tmp/no-such-rows.csv" \
+  -o "$tmp/preds.csv"
+checks=$((checks + 1))
+if ls "$tmp"/preds.csv* >/dev/null 2>&1; then fail "a failed predict --file left $(ls "$tmp"/preds.csv*)"; fi
+printf 'user_id\n' >"$tmp/norows.csv"
+expect 1 "no records" "$mtrun" "$tmp/trained.bin" predict --file "$tmp/norows.csv"
 expect 2 "-k.*'-3'" "$mtrun" "$tmp/trained.bin" recommend --user user_00 -k -3
 expect 1 "not trained" "$mtrun" "$tmp/model.bin" predict --user user_00 --item item_g0_1
 
