@@ -120,18 +120,27 @@ MtrStatus mtr_run_predict(const MtrModel *m, int n, const char *const *names,
     return rc;
 }
 
-MtrStatus mtr_run_recommend(const MtrModel *m, int n, const char *const *names,
-                            const char *const *values, int k, FILE *out, MtrError *err)
+/* The programs recommend runs, and a check of k against the items. */
+static MtrStatus recommend_programs(const MtrModel *m, int k, int *p, int *pi, MtrError *err)
 {
-    int p = mtr_model_find_program(m, "recommend");
-    int pi = mtr_model_find_program(m, "embed_items");
-    if (p < 0 || pi < 0)
+    *p = mtr_model_find_program(m, "recommend");
+    *pi = mtr_model_find_program(m, "embed_items");
+    if (*p < 0 || *pi < 0)
         return mtr_fail(err, MTR_E_STATE, "the model has no retrieval task to recommend with");
     if (k <= 0 || (uint32_t)k > m->items.n)
         return mtr_fail(err, MTR_E_ARG, "-k must be between 1 and the %u items", m->items.n);
+    return MTR_OK;
+}
+
+MtrStatus mtr_run_recommend(const MtrModel *m, int n, const char *const *names,
+                            const char *const *values, int k, FILE *out, MtrError *err)
+{
+    int p, pi;
+    MtrStatus rc = recommend_programs(m, k, &p, &pi, err);
+    if (rc) return rc;
     OneRow o;
     ProgramFeeds feeds = {0}, item_feeds = {0};
-    MtrStatus rc = one_row(m, p, n, names, values, k, &o, &feeds, err);
+    rc = one_row(m, p, n, names, values, k, &o, &feeds, err);
     if (rc == MTR_OK) rc = bind_feeds(m, pi, &item_feeds, err);
     if (rc == MTR_OK) {
         uint32_t row = 0;
@@ -294,16 +303,13 @@ MtrStatus mtr_run_predict_file(const MtrModel *m, const char *path, FILE *out, u
 MtrStatus mtr_run_recommend_file(const MtrModel *m, const char *path, int k, FILE *out,
                                  uint64_t *oov, MtrError *err)
 {
-    int p = mtr_model_find_program(m, "recommend");
-    int pi = mtr_model_find_program(m, "embed_items");
-    if (p < 0 || pi < 0)
-        return mtr_fail(err, MTR_E_STATE, "the model has no retrieval task to recommend with");
-    if (k <= 0 || (uint32_t)k > m->items.n)
-        return mtr_fail(err, MTR_E_ARG, "-k must be between 1 and the %u items", m->items.n);
+    int p, pi;
+    MtrStatus rc = recommend_programs(m, k, &p, &pi, err);
+    if (rc) return rc;
     FileRun f;
     ProgramFeeds item_feeds = {0};
     /* A (batch, items) score block per batch: 256 queries at a time. */
-    MtrStatus rc = file_open(m, p, path, 256, k, &f, err);
+    rc = file_open(m, p, path, 256, k, &f, err);
     if (rc == MTR_OK) rc = bind_feeds(m, pi, &item_feeds, err);
     if (rc == MTR_OK) {
         if (oov) *oov = f.e.oov;
