@@ -86,6 +86,28 @@ static MtrStatus one_row(const MtrModel *m, int p, int n, const char *const *nam
     return rc;
 }
 
+#define MAX_TASKS 64
+
+/* Each ranking task's prediction in program p (predict): the tensor named as
+ * the one its eval program reports. Fills pred and task (MAX_TASKS at most);
+ * returns how many. */
+static int predict_outputs(const MtrModel *m, int p, int32_t *pred, const char **task)
+{
+    const MtrProgram *prog = &m->programs[p];
+    int n = 0;
+    for (uint32_t t = 0; t < m->n_tasks && n < MAX_TASKS; t++) {
+        if (m->tasks[t].kind != MTR_TASK_RANKING) continue;
+        const char *name = m->tensors[m->tasks[t].eval_tensor].name;
+        for (uint32_t l = 0; l < prog->n_lifetimes; l++)
+            if (strcmp(m->tensors[prog->lifetimes[l].tensor].name, name) == 0) {
+                pred[n] = prog->lifetimes[l].tensor;
+                task[n++] = m->tasks[t].name;
+                break;
+            }
+    }
+    return n;
+}
+
 MtrStatus mtr_run_predict(const MtrModel *m, int n, const char *const *names,
                           const char *const *values, FILE *out, MtrError *err)
 {
@@ -99,21 +121,11 @@ MtrStatus mtr_run_predict(const MtrModel *m, int n, const char *const *names,
         uint32_t row = 0;
         bind_feed(o.s, m, &feeds, &o.row, &row, 1);
         mtr_session_run(o.s, p, 1);
-        /* Each ranking task's prediction: the tensor its eval program reports
-         * has a twin in predict with the same name. */
-        for (uint32_t t = 0; t < m->n_tasks; t++) {
-            const MtrTask *task = &m->tasks[t];
-            if (task->kind != MTR_TASK_RANKING) continue;
-            const char *name = m->tensors[task->eval_tensor].name;
-            const MtrProgram *prog = &m->programs[p];
-            for (uint32_t l = 0; l < prog->n_lifetimes; l++) {
-                int32_t tt = prog->lifetimes[l].tensor;
-                if (strcmp(m->tensors[tt].name, name) == 0) {
-                    fprintf(out, "%s\t%.6f\n", task->name, *(float *)mtr_session_tensor(o.s, tt));
-                    break;
-                }
-            }
-        }
+        int32_t pred[MAX_TASKS];
+        const char *task[MAX_TASKS];
+        int n_pred = predict_outputs(m, p, pred, task);
+        for (int i = 0; i < n_pred; i++)
+            fprintf(out, "%s\t%.6f\n", task[i], *(float *)mtr_session_tensor(o.s, pred[i]));
     }
     bind_feeds_free(&feeds);
     one_free(&o);
@@ -262,21 +274,9 @@ MtrStatus mtr_run_predict_file(const MtrModel *m, const char *path, FILE *out, u
     if (p < 0) return mtr_fail(err, MTR_E_STATE, "the model has no ranking task to predict with");
     FileRun f;
     MtrStatus rc = file_open(m, p, path, 4096, 1, &f, err);
-    /* Each ranking task's prediction tensor in predict, found by its name. */
-    int32_t pred[64];
-    const char *task_name[64];
-    int n_pred = 0;
-    const MtrProgram *prog = &m->programs[p];
-    for (uint32_t t = 0; rc == MTR_OK && t < m->n_tasks && n_pred < 64; t++) {
-        if (m->tasks[t].kind != MTR_TASK_RANKING) continue;
-        const char *name = m->tensors[m->tasks[t].eval_tensor].name;
-        for (uint32_t l = 0; l < prog->n_lifetimes; l++)
-            if (strcmp(m->tensors[prog->lifetimes[l].tensor].name, name) == 0) {
-                pred[n_pred] = prog->lifetimes[l].tensor;
-                task_name[n_pred++] = m->tasks[t].name;
-                break;
-            }
-    }
+    int32_t pred[MAX_TASKS];
+    const char *task_name[MAX_TASKS];
+    int n_pred = rc == MTR_OK ? predict_outputs(m, p, pred, task_name) : 0;
     if (rc == MTR_OK) {
         if (oov) *oov = f.e.oov;
         put_input_names(out, m, &f);
