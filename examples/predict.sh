@@ -15,14 +15,8 @@ bin="${MTR_BIN:-$root/build/bin}"
 out="${OUT:-out/tutorial}"
 model="${1:-$out/joint.bin}"
 
-if [ ! -f "$model" ]; then
-  echo "== no trained model at $model: training the joint model first"
-  data="${MTR_DATA:-$("$root/scripts/get-data" "$root/data" | tail -n 1)}"
-  mkdir -p "$(dirname "$model")"
-  "$bin/mtrc" "$root/models/movielens.mtr" -o "$model.compiled"
-  "$bin/mtrun" "$model.compiled" --data "$data" --quiet -o "$model" >/dev/null
-  rm -f "$model.compiled"
-fi
+# shellcheck source=examples/ensure-model.sh
+. "$root/examples/ensure-model.sh"
 
 # show MTRUN ARGS...: prints the command as one would type it, then runs it.
 show() {

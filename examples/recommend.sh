@@ -18,14 +18,8 @@ bin="${MTR_BIN:-$root/build/bin}"
 out="${OUT:-out/tutorial}"
 model="${1:-$out/joint.bin}"
 
-if [ ! -f "$model" ]; then
-  echo "== no trained model at $model: training the joint model first"
-  data="${MTR_DATA:-$("$root/scripts/get-data" "$root/data" | tail -n 1)}"
-  mkdir -p "$(dirname "$model")"
-  "$bin/mtrc" "$root/models/movielens.mtr" -o "$model.compiled"
-  "$bin/mtrun" "$model.compiled" --data "$data" --quiet -o "$model" >/dev/null
-  rm -f "$model.compiled"
-fi
+# shellcheck source=examples/ensure-model.sh
+. "$root/examples/ensure-model.sh"
 
 echo "== the ten best movies for user 42"
 echo "\$ mtrun recommend --user 42 -k 10"

@@ -216,26 +216,13 @@ static MtrSession *new_session(const MtrModel *m, const Sizes *z, uint64_t seed)
     return s;
 }
 
-/* The INPUT tensor of program p fed from `source`, or -1. */
-static int32_t find_input(const MtrModel *m, int p, const char *source)
-{
-    const MtrProgram *prog = &m->programs[p];
-    for (uint32_t i = 0; i < prog->n_ops; i++)
-        for (int k = 0; k < op_info(prog->ops[i].kind)->n_in; k++) {
-            int32_t t = prog->ops[i].in[k];
-            if (m->tensors[t].role == MTR_ROLE_INPUT && strcmp(m->tensors[t].source, source) == 0)
-                return t;
-        }
-    return -1;
-}
-
 /* Fills program p's column inputs for `rows` rows of batch number `step`. */
 static void fill_batch(MtrSession *s, const MtrModel *m, int p, const Sizes *z, int step,
                        int64_t rows)
 {
-    int32_t tu = find_input(m, p, "column:user_id");
-    int32_t tm = find_input(m, p, "column:movie_title");
-    int32_t tr = find_input(m, p, "column:user_rating");
+    int32_t tu = tu_find_input(m, p, "column:user_id");
+    int32_t tm = tu_find_input(m, p, "column:movie_title");
+    int32_t tr = tu_find_input(m, p, "column:user_rating");
     for (int64_t i = 0; i < rows; i++) {
         int64_t j = i + 7 * step;
         if (tu >= 0)
@@ -529,8 +516,8 @@ static void test_inputs_reach_every_program(void **state)
         int p = progs[q];
         fill_batch(s, m, p, &small, 3, small.batch);
         mtr_session_run(s, p, small.batch);
-        const int32_t *u = mtr_session_tensor(s, find_input(m, p, "column:user_id"));
-        const int32_t *mv = mtr_session_tensor(s, find_input(m, p, "column:movie_title"));
+        const int32_t *u = mtr_session_tensor(s, tu_find_input(m, p, "column:user_id"));
+        const int32_t *mv = mtr_session_tensor(s, tu_find_input(m, p, "column:movie_title"));
         const float *y = mtr_session_tensor(s, pred);
         for (int i = 0; i < small.batch; i++) {
             float want = reference_rating(s, m, u[i], mv[i]);

@@ -491,19 +491,6 @@ static int64_t symbol_value(const char *sym)
     return -1;
 }
 
-/* The INPUT tensor of program p fed from `source`, or -1. */
-static int32_t find_input(const MtrModel *m, int p, const char *source)
-{
-    const MtrProgram *prog = &m->programs[p];
-    for (uint32_t i = 0; i < prog->n_ops; i++)
-        for (int k = 0; k < op_info(prog->ops[i].kind)->n_in; k++) {
-            int32_t t = prog->ops[i].in[k];
-            if (m->tensors[t].role == MTR_ROLE_INPUT && strcmp(m->tensors[t].source, source) == 0)
-                return t;
-        }
-    return -1;
-}
-
 static void test_whole_model_gradients(void **state)
 {
     (void)state;
@@ -540,9 +527,9 @@ static void test_whole_model_gradients(void **state)
     mtr_session_set_knob(s, k_lr, 0.0);
 
     /* Inputs: ids in range (user 1..5, movie 1..6, repeats included), ratings 1..5. */
-    int32_t t_user = find_input(m, p, "column:user_id");
-    int32_t t_movie = find_input(m, p, "column:movie_title");
-    int32_t t_rating = find_input(m, p, "column:user_rating");
+    int32_t t_user = tu_find_input(m, p, "column:user_id");
+    int32_t t_movie = tu_find_input(m, p, "column:movie_title");
+    int32_t t_rating = tu_find_input(m, p, "column:user_rating");
     assert_true(t_user >= 0 && t_movie >= 0 && t_rating >= 0);
     const int32_t users[8] = {1, 2, 3, 1, 5, 4, 2, 1};
     const int32_t movies[8] = {3, 1, 6, 2, 5, 4, 1, 6};
