@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154
 # Sourced by examples/predict.sh and examples/recommend.sh: when $model (a
 # trained model path) is missing, compiles models/movielens.mtr and trains the
 # joint model into it (data: $MTR_DATA, else scripts/get-data). Expects $root
