@@ -61,7 +61,7 @@ static void unknown_name(AstBuilder *b, Loc loc, const char *what, const char *n
                          const char *const *names, int n)
 {
     for (int i = 0; i < n; i++) {
-        if (names[i][0] && diag_is_close(name, names[i])) {
+        if (names[i][0] && mtr_name_is_close(name, names[i])) {
             diag_error(b->diag, loc, "unknown %s '%s'; did you mean '%s'?", what, name, names[i]);
             return;
         }
@@ -750,7 +750,7 @@ void ast_syntax_error(AstBuilder *b, AstSpan span, int at_eof, const char *const
             char kw[32];
             if (el - 2 >= sizeof kw) continue;
             snprintf(kw, sizeof kw, "%.*s", (int)(el - 2), e + 1);
-            if (diag_is_close(word, kw)) suggest = e;
+            if (mtr_name_is_close(word, kw)) suggest = e;
         }
     }
     if (more_expected || n_expected == 0 || n_expected > 8) {

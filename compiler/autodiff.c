@@ -346,7 +346,7 @@ static int32_t state_like(Graph *g, int32_t p, const char *what, MtrInit init, f
     return t;
 }
 
-int autodiff_updates(Graph *g, const Lowered *l, const int32_t *grads, uint32_t n_grads)
+int autodiff_updates(Graph *g, Lowered *l, const int32_t *grads, uint32_t n_grads)
 {
     Module *mod = g->mod;
     int32_t step = -1;
@@ -359,6 +359,10 @@ int autodiff_updates(Graph *g, const Lowered *l, const int32_t *grads, uint32_t 
     }
     for (uint32_t p = 0; p < n_grads; p++) {
         if (mod->m->tensors[p].role != MTR_ROLE_PARAM || grads[p] < 0) continue;
+        if (lower_add_output(l, PROG_TRAIN, MTR_OUT_GRADIENT, -1, grads[p], (int32_t)p)) {
+            module_fail(mod, "out of memory");
+            return -1;
+        }
         int32_t attr[MTR_MAX_IATTR] = {l->knob_lr, l->knob_eps, l->knob_beta1, l->knob_beta2};
         switch (l->optimizer) {
         case OPT_SGD: {

@@ -15,8 +15,9 @@
 int autodiff_backward(Graph *g, int32_t loss, int32_t **grads, uint32_t *n_grads);
 
 /* Appends the optimizer's state tensors and update ops for every parameter
- * that has a gradient. Returns 0 or -1. */
-int autodiff_updates(Graph *g, const Lowered *l, const int32_t *grads, uint32_t n_grads);
+ * that has a gradient, and lists each (parameter, gradient) pair among
+ * train_step's outputs (role GRADIENT). Returns 0 or -1. */
+int autodiff_updates(Graph *g, Lowered *l, const int32_t *grads, uint32_t n_grads);
 
 /* The backward rule of each op, expanded from ops.def: given the op and the
  * gradients of its outputs (dout, -1 where none), appends ops and sets din[i]

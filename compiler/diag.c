@@ -8,7 +8,7 @@
 
 /* Source lines longer than this are not quoted: a caret under a megabyte of
  * text helps nobody, and the front end rejects such lines anyway. */
-enum { MAX_QUOTED_LINE = 4096, MAX_SUGGEST_LEN = 64 };
+enum { MAX_QUOTED_LINE = 4096 };
 
 struct Diag {
     FILE *out;
@@ -127,42 +127,4 @@ int diag_errors(const Diag *d)
 int diag_stopped(const Diag *d)
 {
     return d->errors > DIAG_MAX_ERRORS;
-}
-
-int diag_distance(const char *a, const char *b)
-{
-    /* Levenshtein with adjacent transpositions ("rl" for "lr" is one typo). */
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > MAX_SUGGEST_LEN || lb > MAX_SUGGEST_LEN) return 1 << 20;
-    int rows[3][MAX_SUGGEST_LEN + 1];
-    int *older = rows[0], *prev = rows[1], *cur = rows[2];
-    for (size_t j = 0; j <= lb; j++) prev[j] = (int)j;
-    for (size_t i = 1; i <= la; i++) {
-        cur[0] = (int)i;
-        for (size_t j = 1; j <= lb; j++) {
-            int sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
-            int del = prev[j] + 1, ins = cur[j - 1] + 1;
-            int best = sub < del ? sub : del;
-            best = best < ins ? best : ins;
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-                older[j - 2] + 1 < best)
-                best = older[j - 2] + 1;
-            cur[j] = best;
-        }
-        int *t = older;
-        older = prev;
-        prev = cur;
-        cur = t;
-    }
-    return prev[lb];
-}
-
-int diag_is_close(const char *name, const char *candidate)
-{
-    size_t n = strlen(name);
-    /* One edit for short names, about a third of the name for long ones;
-     * never so many that any short name would match. */
-    int limit = n <= 3 ? 1 : (int)(n + 2) / 3;
-    int dist = diag_distance(name, candidate);
-    return dist > 0 && dist <= limit && (size_t)dist < n;
 }

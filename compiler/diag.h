@@ -5,6 +5,8 @@
 #define MTR_DIAG_H
 
 #include <stddef.h>
+#include "mtr/names.h"
+
 #include <stdio.h>
 
 #define DIAG_MAX_ERRORS 20
@@ -57,12 +59,5 @@ int diag_stopped(const Diag *d);
 /* The source line `line` (1-based) without its newline: returns its start and
  * stores its length, or returns NULL when there is no such line. */
 const char *diag_source_line(const Diag *d, int line, size_t *len);
-
-/* Levenshtein distance between a and b, or a large number when either is
- * longer than 64 bytes (suggestions are for typos, not essays). */
-int diag_distance(const char *a, const char *b);
-
-/* Whether `candidate` is close enough to the misspelt `name` to suggest it. */
-int diag_is_close(const char *name, const char *candidate);
 
 #endif

@@ -25,6 +25,43 @@ MtrModel *emit_model(const AstModel *ast, FILE *errs)
     return emit_model_opts(ast, &o, errs);
 }
 
+/* Schedules program p and tags it: its typed outputs, and the update boundary
+ * (the first update op; every op after it must be an update too). Gradients
+ * are not kept alive to the end: they are read at the boundary. */
+static int emit_program(Module *mod, Lowered *l, int p, MtrProgram *prog)
+{
+    uint32_t n = l->n_outputs[p], n_keep = 0;
+    int32_t *keep = malloc((n + 1) * sizeof *keep);
+    MtrOutput *outs = malloc((n + 1) * sizeof *outs);
+    if (!keep || !outs) {
+        free(keep), free(outs);
+        module_fail(mod, "out of memory");
+        return -1;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        if (l->outputs[p][i].role != MTR_OUT_GRADIENT) keep[n_keep++] = l->outputs[p][i].tensor;
+    int rc = schedule_program(&l->prog[p], lower_program_kinds[p], keep, n_keep, prog);
+    free(keep);
+    if (rc) {
+        free(outs);
+        return -1;
+    }
+    if (n) memcpy(outs, l->outputs[p], n * sizeof *outs);
+    prog->outputs = outs;
+    prog->n_outputs = n;
+    prog->update_at = prog->n_ops;
+    for (uint32_t i = 0; i < prog->n_ops; i++) {
+        int update = (op_info(prog->ops[i].kind)->flags & OPF_UPDATE) != 0;
+        if (update && prog->update_at == prog->n_ops) prog->update_at = i;
+        if (!update && prog->update_at < i) {
+            module_fail(mod, "%s: op %u (%s) comes after the first update", prog->name, i,
+                        op_info(prog->ops[i].kind)->name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 MtrModel *emit_model_opts(const AstModel *ast, const EmitOptions *opts, FILE *errs)
 {
     Module mod;
@@ -48,9 +85,7 @@ MtrModel *emit_model_opts(const AstModel *ast, const EmitOptions *opts, FILE *er
         if (!m->programs) module_fail(&mod, "out of memory");
         for (int p = 0; p < PROG_COUNT && !mod.failed; p++) {
             if (!l.present[p]) continue;
-            if (schedule_program(&l.prog[p], lower_program_names[p], l.outputs[p], l.n_outputs[p],
-                                 &m->programs[m->n_programs]) == 0)
-                m->n_programs++;
+            if (emit_program(&mod, &l, p, &m->programs[m->n_programs]) == 0) m->n_programs++;
         }
     }
     lower_free(&l);
@@ -111,6 +146,9 @@ static void dump_graph(const MtrModel *m, FILE *out)
         fprintf(out, "\nprogram %s (%u ops)\n", prog->name, prog->n_ops);
         for (uint32_t i = 0; i < prog->n_ops; i++) {
             const MtrOp *op = &prog->ops[i];
+            if (i == prog->update_at)
+                fprintf(out, "  ---  update boundary: every gradient is computed above, every "
+                             "update is below\n");
             const OpInfo *info = op_info(op->kind);
             fprintf(out, "  %3u  ", i);
             for (int k = 0; k < info->n_out; k++)
@@ -126,6 +164,14 @@ static void dump_graph(const MtrModel *m, FILE *out)
             if (op->kind == OP_LOSS_WEIGHT) fprintf(out, " knob=%s", m->knobs[op->iattr[0]].name);
             if (info->n_out) fprintf(out, "  %s", tensor_shape(m, op->out[0], sh, sizeof sh));
             fprintf(out, "\n");
+        }
+        fprintf(out, "  outputs:\n");
+        for (uint32_t i = 0; i < prog->n_outputs; i++) {
+            const MtrOutput *o = &prog->outputs[i];
+            fprintf(out, "    %-12s %s", mtr_output_role_name(o->role), m->tensors[o->tensor].name);
+            if (o->task >= 0) fprintf(out, "  task %s", m->tasks[o->task].name);
+            if (o->param >= 0) fprintf(out, "  of %s", m->tensors[o->param].name);
+            fputc('\n', out);
         }
     }
 }

@@ -62,28 +62,37 @@ MtrModel *module_take(Module *mod)
     return m;
 }
 
-int32_t module_symbol(Module *mod, const char *name)
+int32_t module_symbol(Module *mod, MtrSymbolKind kind, int32_t column, const char *column_name)
 {
     MtrModel *m = mod->m;
-    int found = mtr_model_find_symbol(m, name);
+    int found = mtr_model_symbol(m, kind, column);
     if (found >= 0) return found;
+    char name[300];
+    if (column >= 0)
+        snprintf(name, sizeof name, "%s.%s", mtr_symbol_kind_name(kind), column_name);
+    else
+        snprintf(name, sizeof name, "%s", mtr_symbol_kind_name(kind));
     if (grow(&m->symbols, &mod->cap_symbols, m->n_symbols + 1, sizeof *m->symbols) ||
+        grow(&m->symbol_info, &mod->cap_symbol_info, m->n_symbols + 1, sizeof *m->symbol_info) ||
         !(m->symbols[m->n_symbols] = dupstr(name))) {
         module_fail(mod, "out of memory");
         return -1;
     }
+    m->symbol_info[m->n_symbols] = (MtrSymbol){(uint8_t)kind, column};
     return (int32_t)m->n_symbols++;
 }
 
-int32_t module_knob(Module *mod, const char *name, MtrKnobType type, double value)
+int32_t module_knob(Module *mod, MtrKnobKind kind, const char *name, double value)
 {
     MtrModel *m = mod->m;
+    const MtrKnobInfo *info = mtr_knob_info(kind);
     if (grow(&m->knobs, &mod->cap_knobs, m->n_knobs + 1, sizeof *m->knobs) ||
         !(m->knobs[m->n_knobs].name = dupstr(name))) {
         module_fail(mod, "out of memory");
         return -1;
     }
-    m->knobs[m->n_knobs].type = (uint8_t)type;
+    m->knobs[m->n_knobs].type = info ? info->type : MTR_KNOB_F32;
+    m->knobs[m->n_knobs].kind = (uint16_t)kind;
     m->knobs[m->n_knobs].value = value;
     return (int32_t)m->n_knobs++;
 }
@@ -113,7 +122,8 @@ int32_t module_task(Module *mod, const MtrTask *t)
     }
     MtrTask *dst = &m->tasks[m->n_tasks];
     *dst = *t;
-    if (!(dst->name = dupstr(t->name))) {
+    dst->about = NULL;
+    if (!(dst->name = dupstr(t->name)) || !(dst->about = dupstr(t->about ? t->about : ""))) {
         module_fail(mod, "out of memory");
         return -1;
     }
@@ -131,8 +141,8 @@ int32_t module_tensor(Module *mod, const char *name, MtrRole role, MtrShape shap
     MtrTensor *t = &m->tensors[m->n_tensors];
     memset(t, 0, sizeof *t);
     t->name = dupstr(name);
-    t->source = dupstr("");
-    if (!t->name || !t->source) {
+    t->source_column = -1;
+    if (!t->name) {
         module_fail(mod, "out of memory");
         return -1;
     }

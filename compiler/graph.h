@@ -13,7 +13,8 @@
 
 typedef struct {
     MtrModel *m;
-    uint32_t cap_tensors, cap_symbols, cap_knobs, cap_columns, cap_tasks, cap_programs;
+    uint32_t cap_tensors, cap_symbols, cap_symbol_info, cap_knobs, cap_columns, cap_tasks,
+        cap_programs;
     int failed;
     char why[512]; /* the first failure: out of memory or a shape rule's reason */
 } Module;
@@ -30,9 +31,12 @@ int module_init(Module *mod, const char *model_name);
 MtrModel *module_take(Module *mod);
 void module_fail(Module *mod, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Appends a symbol / knob / column and returns its index (-1 on failure). */
-int32_t module_symbol(Module *mod, const char *name);
-int32_t module_knob(Module *mod, const char *name, MtrKnobType type, double value);
+/* Returns the symbol of this kind (and column, -1 for none), appending it
+ * when new; column_name names the column for its printed name. -1 on failure. */
+int32_t module_symbol(Module *mod, MtrSymbolKind kind, int32_t column, const char *column_name);
+/* Appends a knob of this kind (its type from knobs.def) and returns its index (-1 on failure). */
+int32_t module_knob(Module *mod, MtrKnobKind kind, const char *name, double value);
+/* Appends a column / task and returns its index (-1 on failure). */
 int32_t module_column(Module *mod, const MtrColumn *c);
 int32_t module_task(Module *mod, const MtrTask *t);
 

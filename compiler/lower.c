@@ -12,9 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const lower_program_names[PROG_COUNT] = {
-    [PROG_TRAIN] = "train_step",        [PROG_EVAL] = "eval_step",      [PROG_PREDICT] = "predict",
-    [PROG_EMBED_ITEMS] = "embed_items", [PROG_RECOMMEND] = "recommend",
+const MtrProgramKind lower_program_kinds[PROG_COUNT] = {
+    [PROG_TRAIN] = MTR_PROG_TRAIN,         [PROG_EVAL] = MTR_PROG_EVAL,
+    [PROG_PREDICT] = MTR_PROG_PREDICT,     [PROG_EMBED_ITEMS] = MTR_PROG_EMBED_ITEMS,
+    [PROG_RECOMMEND] = MTR_PROG_RECOMMEND,
 };
 
 /* One stage's parameters, shared by every lowering of its chain. */
@@ -36,7 +37,7 @@ typedef struct {
     Lowerer *L;
     Graph *g;
     MtrDim rows;
-    const char *source; /* "column" or "items" */
+    MtrSource source; /* what feeds the columns it reads: the batch's rows or the items */
     const AstChain *chain[64];
     int32_t chain_out[64];
     uint32_t n_chains;
@@ -85,20 +86,11 @@ static int32_t param(Lowerer *L, MtrShape shape, MtrInit init, float arg, const 
     return t;
 }
 
-/* Sets what the runtime feeds input t: "kind:column". */
-static int set_source(Module *mod, int32_t t, const char *kind, const char *column)
+/* Sets what the runtime feeds input t. */
+static void set_source(Module *mod, int32_t t, MtrSource kind, int32_t column)
 {
-    MtrTensor *ten = &mod->m->tensors[t];
-    size_t n = strlen(kind) + strlen(column) + 2;
-    char *s = malloc(n);
-    if (!s) {
-        module_fail(mod, "out of memory");
-        return -1;
-    }
-    snprintf(s, n, "%s:%s", kind, column);
-    free(ten->source);
-    ten->source = s;
-    return 0;
+    mod->m->tensors[t].source = (uint8_t)kind;
+    mod->m->tensors[t].source_column = column;
 }
 
 /* The program's input tensor for column c: vocabulary ids or numbers. */
@@ -112,9 +104,10 @@ static int32_t column_input(Ctx *x, const AstColumn *c)
     }
     MtrDType dt = c->looked_up ? MTR_DT_I32 : MTR_DT_F32;
     Module *mod = x->L->mod;
-    int32_t t =
-        module_tensorf(mod, MTR_ROLE_INPUT, shape_vec(x->rows, dt), "%s.%s", x->source, c->name);
-    if (t < 0 || set_source(mod, t, x->source, c->name)) return -1;
+    int32_t t = module_tensorf(mod, MTR_ROLE_INPUT, shape_vec(x->rows, dt), "%s.%s",
+                               mtr_source_name(x->source), c->name);
+    if (t < 0) return -1;
+    set_source(mod, t, x->source, column_index(x->L->ast, c));
     x->column[x->n_columns] = c;
     x->column_in[x->n_columns++] = t;
     return t;
@@ -161,9 +154,8 @@ static int32_t lower_stage(Ctx *x, const AstChain *c, const AstStage *s, int lay
     case STAGE_EMBEDDING: {
         if (p->table < 0) {
             const AstColumn *col = c->sources->column;
-            char vname[256];
-            snprintf(vname, sizeof vname, "vocab.%s", col ? col->name : "?");
-            int32_t sym = module_symbol(L->mod, vname);
+            int32_t sym = module_symbol(L->mod, MTR_SYM_VOCAB, column_index(L->ast, col),
+                                        col ? col->name : "?");
             MtrShape sh = shape_mat(dim_sym(sym), dim_const((int32_t)s->units));
             p->table = param(L, sh, MTR_INIT_UNIFORM, 0.05f, "%s.embedding", c->name, 0);
             if (p->table < 0) return -1;
@@ -228,7 +220,7 @@ static int32_t lower_chain(Ctx *x, const AstChain *c)
     return h;
 }
 
-static void ctx_init(Ctx *x, Lowerer *L, Graph *g, int32_t rows_sym, const char *source)
+static void ctx_init(Ctx *x, Lowerer *L, Graph *g, int32_t rows_sym, MtrSource source)
 {
     memset(x, 0, sizeof *x);
     x->L = L;
@@ -237,11 +229,11 @@ static void ctx_init(Ctx *x, Lowerer *L, Graph *g, int32_t rows_sym, const char 
     x->source = source;
 }
 
-int lower_add_output(Lowered *l, int p, int32_t t)
+int lower_add_output(Lowered *l, int p, MtrOutputRole role, int32_t task, int32_t t, int32_t param)
 {
-    int32_t *o = realloc(l->outputs[p], (l->n_outputs[p] + 1) * sizeof *o);
+    MtrOutput *o = realloc(l->outputs[p], (l->n_outputs[p] + 1) * sizeof *o);
     if (!o) return -1;
-    o[l->n_outputs[p]++] = t;
+    o[l->n_outputs[p]++] = (MtrOutput){(uint8_t)role, task, t, param};
     l->outputs[p] = o;
     return 0;
 }
@@ -259,7 +251,8 @@ static const AstColumn *chain_column(const AstChain *c)
 
 static int add_columns(Lowerer *L)
 {
-    for (const AstColumn *c = L->ast->columns; c; c = c->next) {
+    int32_t index = 0;
+    for (const AstColumn *c = L->ast->columns; c; c = c->next, index++) {
         MtrColumn mc = {0};
         mc.name = (char *)c->name;
         mc.type = c->type == TY_STRING ? MTR_COL_STRING
@@ -269,14 +262,16 @@ static int add_columns(Lowerer *L)
         mc.lookup = (uint8_t)c->looked_up;
         mc.is_item = (uint8_t)c->is_item;
         mc.vocab_sym = -1;
-        if (c->looked_up) {
-            char name[256];
-            snprintf(name, sizeof name, "vocab.%s", c->name);
-            mc.vocab_sym = module_symbol(L->mod, name);
-        }
+        if (c->looked_up) mc.vocab_sym = module_symbol(L->mod, MTR_SYM_VOCAB, index, c->name);
         if (module_column(L->mod, &mc) < 0) return -1;
     }
     return 0;
+}
+
+/* A model-wide knob, named by its row. */
+static int32_t model_knob(Module *mod, MtrKnobKind kind, double value)
+{
+    return module_knob(mod, kind, mtr_knob_info(kind)->name, value);
 }
 
 static int add_optimizer_knobs(Lowerer *L, Lowered *out)
@@ -284,33 +279,32 @@ static int add_optimizer_knobs(Lowerer *L, Lowered *out)
     const AstTrain *t = &L->ast->train;
     Module *mod = L->mod;
     out->optimizer = t->optimizer;
-    out->knob_lr = module_knob(mod, "optimizer.lr", MTR_KNOB_F32, t->lr);
+    out->knob_lr = model_knob(mod, MTR_KNOB_LR, t->lr);
     out->knob_eps = out->knob_beta1 = out->knob_beta2 = out->knob_init_acc = -1;
     if (t->optimizer == OPT_ADAGRAD) {
-        out->knob_init_acc =
-            module_knob(mod, "optimizer.initial_accumulator", MTR_KNOB_F32, t->initial_accumulator);
-        out->knob_eps = module_knob(mod, "optimizer.epsilon", MTR_KNOB_F32, t->epsilon);
+        out->knob_init_acc = model_knob(mod, MTR_KNOB_INITIAL_ACCUMULATOR, t->initial_accumulator);
+        out->knob_eps = model_knob(mod, MTR_KNOB_EPSILON, t->epsilon);
     } else if (t->optimizer == OPT_ADAM) {
-        out->knob_beta1 = module_knob(mod, "optimizer.beta1", MTR_KNOB_F32, t->beta1);
-        out->knob_beta2 = module_knob(mod, "optimizer.beta2", MTR_KNOB_F32, t->beta2);
-        out->knob_eps = module_knob(mod, "optimizer.epsilon", MTR_KNOB_F32, t->epsilon);
+        out->knob_beta1 = model_knob(mod, MTR_KNOB_BETA1, t->beta1);
+        out->knob_beta2 = model_knob(mod, MTR_KNOB_BETA2, t->beta2);
+        out->knob_eps = model_knob(mod, MTR_KNOB_EPSILON, t->epsilon);
     }
-    module_knob(mod, "train.batch", MTR_KNOB_I32, (double)t->batch);
-    module_knob(mod, "train.epochs", MTR_KNOB_I32, (double)t->epochs);
-    module_knob(mod, "train.seed", MTR_KNOB_I32, (double)t->seed);
-    module_knob(mod, "train.split", MTR_KNOB_F32, t->split);
+    model_knob(mod, MTR_KNOB_BATCH, (double)t->batch);
+    model_knob(mod, MTR_KNOB_EPOCHS, (double)t->epochs);
+    model_knob(mod, MTR_KNOB_SEED, (double)t->seed);
+    model_knob(mod, MTR_KNOB_SPLIT, t->split);
     return mod->failed ? -1 : 0;
 }
 
 /* A ranking task: loss in training, the prediction in evaluation and predict. */
-static int lower_ranking(Lowerer *L, const AstTask *t, Ctx *train, Ctx *eval, Ctx *pred,
-                         MtrTask *mt, Lowered *out, int32_t *weighted)
+static int lower_ranking(Lowerer *L, const AstTask *t, int32_t task, Ctx *train, Ctx *eval,
+                         Ctx *pred, MtrTask *mt, Lowered *out, int32_t *weighted)
 {
     const AstChain *head = t->args->chain;
     const AstColumn *label = t->args->next->column;
     char name[256];
     int bce = t->loss == LOSS_BCE;
-    mt->loss = bce ? MTR_LOSS_BCE : MTR_LOSS_MSE;
+    mt->about = bce ? "ranking, loss bce" : "ranking, loss mse";
     mt->label_column = column_index(L->ast, label);
 
     int32_t p = lower_chain(train, head);
@@ -318,13 +312,14 @@ static int lower_ranking(Lowerer *L, const AstTask *t, Ctx *train, Ctx *eval, Ct
     if (p < 0 || y < 0) return -1;
     int32_t in[] = {p, y};
     snprintf(name, sizeof name, "%s.loss", t->name);
-    mt->loss_tensor = graph_op(train->g, bce ? OP_BCE_LOGITS : OP_MSE, in, NULL, 0, NULL, name);
-    if (mt->loss_tensor < 0) return -1;
-    int32_t w_in[] = {mt->loss_tensor};
+    int32_t loss = graph_op(train->g, bce ? OP_BCE_LOGITS : OP_MSE, in, NULL, 0, NULL, name);
+    if (loss < 0) return -1;
+    int32_t w_in[] = {loss};
     int32_t w_attr[MTR_MAX_IATTR] = {mt->weight_knob};
     snprintf(name, sizeof name, "%s.weighted_loss", t->name);
     *weighted = graph_op(train->g, OP_LOSS_WEIGHT, w_in, w_attr, 0, NULL, name);
-    if (*weighted < 0 || lower_add_output(out, PROG_TRAIN, mt->loss_tensor)) return -1;
+    if (*weighted < 0 || lower_add_output(out, PROG_TRAIN, MTR_OUT_TASK_LOSS, task, loss, -1))
+        return -1;
 
     /* Evaluation and predict report probabilities for a logistic head. */
     Ctx *views[] = {eval, pred};
@@ -337,25 +332,25 @@ static int lower_ranking(Lowerer *L, const AstTask *t, Ctx *train, Ctx *eval, Ct
             snprintf(name, sizeof name, "%s.probability", t->name);
             if ((h = graph_op(views[v]->g, OP_SIGMOID, s_in, NULL, 0, NULL, name)) < 0) return -1;
         }
-        if (lower_add_output(out, progs[v], h)) return -1;
-        if (v == 0) mt->eval_tensor = h;
+        if (lower_add_output(out, progs[v], MTR_OUT_PREDICTION, task, h, -1)) return -1;
     }
     return 0; /* the runtime compares predictions with labels it read itself */
 }
 
 /* A retrieval task: in-batch softmax in training, ranks against every item in
  * evaluation, the item embeddings in embed_items, top k in recommend. */
-static int lower_retrieval(Lowerer *L, const AstTask *t, Ctx *train, Ctx *eval, Ctx *items,
-                           Ctx *rec, int first, MtrTask *mt, Lowered *out, int32_t *weighted)
+static int lower_retrieval(Lowerer *L, const AstTask *t, int32_t task, Ctx *train, Ctx *eval,
+                           Ctx *items, Ctx *rec, int first, MtrTask *mt, Lowered *out,
+                           int32_t *weighted)
 {
     const AstChain *query = t->args->chain, *cand = t->args->next->chain;
     Module *mod = L->mod;
     char name[256];
-    mt->loss = MTR_LOSS_SOFTMAX;
+    mt->about = "retrieval, loss in-batch softmax";
     mt->label_column = -1;
     if (L->sym_items < 0) {
-        L->sym_items = module_symbol(mod, "items");
-        L->sym_k = module_symbol(mod, "k");
+        L->sym_items = module_symbol(mod, MTR_SYM_ITEMS, -1, NULL);
+        L->sym_k = module_symbol(mod, MTR_SYM_K, -1, NULL);
         items->rows = dim_sym(L->sym_items);
     }
 
@@ -368,13 +363,14 @@ static int lower_retrieval(Lowerer *L, const AstTask *t, Ctx *train, Ctx *eval, 
     if (scores < 0) return -1;
     int32_t x_in[] = {scores};
     snprintf(name, sizeof name, "%s.loss", t->name);
-    mt->loss_tensor = graph_op(train->g, OP_INBATCH_SOFTMAX_XENT, x_in, NULL, 0, NULL, name);
-    if (mt->loss_tensor < 0) return -1;
-    int32_t w_in[] = {mt->loss_tensor};
+    int32_t loss = graph_op(train->g, OP_INBATCH_SOFTMAX_XENT, x_in, NULL, 0, NULL, name);
+    if (loss < 0) return -1;
+    int32_t w_in[] = {loss};
     int32_t w_attr[MTR_MAX_IATTR] = {mt->weight_knob};
     snprintf(name, sizeof name, "%s.weighted_loss", t->name);
     *weighted = graph_op(train->g, OP_LOSS_WEIGHT, w_in, w_attr, 0, NULL, name);
-    if (*weighted < 0 || lower_add_output(out, PROG_TRAIN, mt->loss_tensor)) return -1;
+    if (*weighted < 0 || lower_add_output(out, PROG_TRAIN, MTR_OUT_TASK_LOSS, task, loss, -1))
+        return -1;
 
     /* The candidate tower over every item, kept between programs. */
     int32_t width = (int32_t)cand->width;
@@ -389,17 +385,18 @@ static int lower_retrieval(Lowerer *L, const AstTask *t, Ctx *train, Ctx *eval, 
         return -1;
     }
     ig->ops[ig->n_ops - 1].out[0] = state; /* write straight into the kept buffer */
-    if (lower_add_output(out, PROG_EMBED_ITEMS, state)) return -1;
+    if (lower_add_output(out, PROG_EMBED_ITEMS, MTR_OUT_ITEM_VECTORS, task, state, -1)) return -1;
 
     const AstColumn *key = chain_column(cand);
     int32_t qe = lower_chain(eval, query);
     int32_t row = module_tensorf(mod, MTR_ROLE_INPUT, shape_vec(dim_sym(L->sym_batch), MTR_DT_I32),
                                  "true_row.%s", key ? key->name : "?");
-    if (qe < 0 || row < 0 || set_source(mod, row, "true_row", key ? key->name : "?")) return -1;
+    if (qe < 0 || row < 0) return -1;
+    set_source(mod, row, MTR_SRC_TRUE_ROW, column_index(L->ast, key));
     int32_t r_in[] = {qe, state, row};
     snprintf(name, sizeof name, "%s.rank", t->name);
-    mt->eval_tensor = graph_op(eval->g, OP_RETRIEVAL_RANK, r_in, NULL, 0, NULL, name);
-    if (mt->eval_tensor < 0 || lower_add_output(out, PROG_EVAL, mt->eval_tensor)) return -1;
+    int32_t rank = graph_op(eval->g, OP_RETRIEVAL_RANK, r_in, NULL, 0, NULL, name);
+    if (rank < 0 || lower_add_output(out, PROG_EVAL, MTR_OUT_RANK, task, rank, -1)) return -1;
 
     if (!first) return 0; /* recommend serves the first retrieval task */
     int32_t qr = lower_chain(rec, query);
@@ -413,11 +410,11 @@ static int lower_retrieval(Lowerer *L, const AstTask *t, Ctx *train, Ctx *eval, 
     decl[1] = shape_mat(dim_sym(L->sym_batch), dim_sym(L->sym_k));
     int32_t k_in[] = {sc};
     int32_t idx = graph_op(rec->g, OP_TOP_K, k_in, NULL, 0, decl, "recommend.index");
-    if (idx < 0) return -1;
+    if (idx < 0 || module_rename(mod, idx + 1, "recommend.score")) return -1;
     out->present[PROG_RECOMMEND] = 1;
     out->present[PROG_EMBED_ITEMS] = 1;
-    if (lower_add_output(out, PROG_RECOMMEND, idx) ||
-        lower_add_output(out, PROG_RECOMMEND, idx + 1))
+    if (lower_add_output(out, PROG_RECOMMEND, MTR_OUT_TOP_INDEX, task, idx, -1) ||
+        lower_add_output(out, PROG_RECOMMEND, MTR_OUT_TOP_SCORE, task, idx + 1, -1))
         return -1;
     return 0;
 }
@@ -429,45 +426,44 @@ int lower_model(const AstModel *m, Module *mod, Lowered *out)
     for (int p = 0; p < PROG_COUNT; p++) graph_init(&out->prog[p], mod);
     out->present[PROG_TRAIN] = out->present[PROG_EVAL] = 1;
 
-    L.sym_batch = module_symbol(mod, "batch");
+    L.sym_batch = module_symbol(mod, MTR_SYM_BATCH, -1, NULL);
     L.sym_items = L.sym_k = -1; /* made by the first retrieval task: others read no items */
     if (add_columns(&L)) goto fail;
 
     /* Knobs: each task's weight first, then the optimizer, then the run. */
     for (const AstTask *t = m->tasks; t; t = t->next) {
         char name[256];
-        snprintf(name, sizeof name, "%s.weight", t->name);
-        module_knob(mod, name, MTR_KNOB_F32, t->has_weight ? t->weight : 1.0);
+        snprintf(name, sizeof name, "%s.%s", t->name, mtr_knob_info(MTR_KNOB_WEIGHT)->name);
+        module_knob(mod, MTR_KNOB_WEIGHT, name, t->has_weight ? t->weight : 1.0);
     }
     if (add_optimizer_knobs(&L, out)) goto fail;
 
     Ctx train, eval, pred, items, rec;
-    ctx_init(&train, &L, &out->prog[PROG_TRAIN], L.sym_batch, "column");
-    ctx_init(&eval, &L, &out->prog[PROG_EVAL], L.sym_batch, "column");
-    ctx_init(&pred, &L, &out->prog[PROG_PREDICT], L.sym_batch, "column");
-    ctx_init(&items, &L, &out->prog[PROG_EMBED_ITEMS], L.sym_items, "items");
-    ctx_init(&rec, &L, &out->prog[PROG_RECOMMEND], L.sym_batch, "column");
+    ctx_init(&train, &L, &out->prog[PROG_TRAIN], L.sym_batch, MTR_SRC_COLUMN);
+    ctx_init(&eval, &L, &out->prog[PROG_EVAL], L.sym_batch, MTR_SRC_COLUMN);
+    ctx_init(&pred, &L, &out->prog[PROG_PREDICT], L.sym_batch, MTR_SRC_COLUMN);
+    ctx_init(&items, &L, &out->prog[PROG_EMBED_ITEMS], L.sym_items, MTR_SRC_ITEMS);
+    ctx_init(&rec, &L, &out->prog[PROG_RECOMMEND], L.sym_batch, MTR_SRC_COLUMN);
 
     int32_t total = -1;
     int knob = 0, first_retrieval = 1;
     for (const AstTask *t = m->tasks; t; t = t->next, knob++) {
         MtrTask mt = {0};
         mt.name = (char *)t->name;
-        mt.kind = t->kind == TASK_RANKING ? MTR_TASK_RANKING : MTR_TASK_RETRIEVAL;
         mt.weight_knob = knob;
         for (const AstMetric *me = t->metrics; me; me = me->next) {
             switch (me->kind) {
             case METRIC_RMSE:
-                mt.metrics |= MTR_METRIC_RMSE;
+                mt.metrics |= 1u << MTR_METRIC_RMSE;
                 break;
             case METRIC_MAE:
-                mt.metrics |= MTR_METRIC_MAE;
+                mt.metrics |= 1u << MTR_METRIC_MAE;
                 break;
             case METRIC_AUC:
-                mt.metrics |= MTR_METRIC_AUC;
+                mt.metrics |= 1u << MTR_METRIC_AUC;
                 break;
             case METRIC_TOP_K:
-                mt.metrics |= MTR_METRIC_TOPK;
+                mt.metrics |= 1u << MTR_METRIC_TOP_K;
                 mt.n_ks = (uint32_t)me->n_ks;
                 for (int i = 0; i < me->n_ks && i < MTR_MAX_KS; i++) mt.ks[i] = (int32_t)me->ks[i];
                 break;
@@ -476,11 +472,11 @@ int lower_model(const AstModel *m, Module *mod, Lowered *out)
         int32_t weighted = -1;
         int rc;
         if (t->kind == TASK_RANKING) {
-            rc = lower_ranking(&L, t, &train, &eval, &pred, &mt, out, &weighted);
+            rc = lower_ranking(&L, t, knob, &train, &eval, &pred, &mt, out, &weighted);
             out->present[PROG_PREDICT] = 1;
         } else {
-            rc = lower_retrieval(&L, t, &train, &eval, &items, &rec, first_retrieval, &mt, out,
-                                 &weighted);
+            rc = lower_retrieval(&L, t, knob, &train, &eval, &items, &rec, first_retrieval, &mt,
+                                 out, &weighted);
             first_retrieval = 0;
         }
         if (rc || module_task(mod, &mt) < 0) goto fail;
@@ -495,12 +491,9 @@ int lower_model(const AstModel *m, Module *mod, Lowered *out)
         module_fail(mod, "the model has no task");
         goto fail;
     }
-    /* The runtime finds the total by its name, "loss". */
-    free(mod->m->tensors[total].name);
-    if (!(mod->m->tensors[total].name = malloc(5))) goto fail;
-    memcpy(mod->m->tensors[total].name, "loss", 5);
+    if (module_rename(mod, total, "loss")) goto fail;
     out->loss = total;
-    if (lower_add_output(out, PROG_TRAIN, total)) goto fail;
+    if (lower_add_output(out, PROG_TRAIN, MTR_OUT_LOSS, -1, total, -1)) goto fail;
     free(L.params);
     return mod->failed ? -1 : 0;
 fail:

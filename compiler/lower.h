@@ -7,27 +7,28 @@
 #include "ast.h"
 #include "graph.h"
 
+/* The programs lowering builds, each tagged in model.bin with its MtrProgramKind. */
 enum { PROG_TRAIN, PROG_EVAL, PROG_PREDICT, PROG_EMBED_ITEMS, PROG_RECOMMEND, PROG_COUNT };
+extern const MtrProgramKind lower_program_kinds[PROG_COUNT];
 
 typedef struct {
     Graph prog[PROG_COUNT];
     int present[PROG_COUNT]; /* programs a model may lack (predict without a ranking task) */
-    /* Each program's outputs: tensors read after it runs, alive to its end. */
-    int32_t *outputs[PROG_COUNT];
+    /* Each program's typed outputs: tensors read after it runs, alive to its
+     * end (but gradients, which are read at the update boundary). */
+    MtrOutput *outputs[PROG_COUNT];
     uint32_t n_outputs[PROG_COUNT];
     int32_t loss; /* train_step's weighted total loss () */
     OptimizerKind optimizer;
     int32_t knob_lr, knob_eps, knob_beta1, knob_beta2, knob_init_acc;
 } Lowered;
 
-/* The names programs carry in model.bin. */
-extern const char *const lower_program_names[PROG_COUNT];
-
 /* Lowers m into mod and out. Returns 0, or -1 with mod->why set. out must be
  * released with lower_free either way. */
 int lower_model(const AstModel *m, Module *mod, Lowered *out);
 void lower_free(Lowered *l);
-/* Adds t to program p's outputs. Returns 0 or -1. */
-int lower_add_output(Lowered *l, int p, int32_t t);
+/* Adds tensor t to program p's outputs with its role, task (-1 for none) and,
+ * for a gradient, its parameter (-1 otherwise). Returns 0 or -1. */
+int lower_add_output(Lowered *l, int p, MtrOutputRole role, int32_t task, int32_t t, int32_t param);
 
 #endif

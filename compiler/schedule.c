@@ -14,7 +14,7 @@ static int is_output(const int32_t *outputs, uint32_t n, int32_t t)
     return 0;
 }
 
-int schedule_program(Graph *g, const char *name, const int32_t *outputs, uint32_t n_outputs,
+int schedule_program(Graph *g, MtrProgramKind kind, const int32_t *outputs, uint32_t n_outputs,
                      MtrProgram *prog)
 {
     Module *mod = g->mod;
@@ -24,7 +24,9 @@ int schedule_program(Graph *g, const char *name, const int32_t *outputs, uint32_
     char *live = calloc(nt, 1), *keep = calloc(g->n_ops + 1, 1);
     int32_t *first = malloc(nt * sizeof *first), *last = malloc(nt * sizeof *last);
     int32_t *alias = malloc(nt * sizeof *alias);
+    const char *name = mtr_program_kind_name(kind);
     size_t name_len = strlen(name) + 1;
+    prog->kind = (uint8_t)kind;
     prog->name = malloc(name_len);
     if (!live || !keep || !first || !last || !alias || !prog->name) {
         module_fail(mod, "out of memory");

@@ -7,9 +7,9 @@
 
 #include "graph.h"
 
-/* Fills prog (name copied, ops and lifetimes malloc'd) from g. Returns 0, or -1
- * with g->mod->why set. */
-int schedule_program(Graph *g, const char *name, const int32_t *outputs, uint32_t n_outputs,
+/* Fills prog (its kind and name, ops and lifetimes malloc'd) from g, keeping
+ * alive to the end the `outputs` tensors. Returns 0, or -1 with g->mod->why set. */
+int schedule_program(Graph *g, MtrProgramKind kind, const int32_t *outputs, uint32_t n_outputs,
                      MtrProgram *prog);
 
 #endif

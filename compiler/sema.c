@@ -103,8 +103,8 @@ static const char *closest(const Table *t, const char *name)
     const char *best = NULL;
     int best_d = 1 << 30;
     for (size_t k = 0; k < t->n; k++) {
-        if (!diag_is_close(name, t->all[k].name)) continue;
-        int d = diag_distance(name, t->all[k].name);
+        if (!mtr_name_is_close(name, t->all[k].name)) continue;
+        int d = mtr_name_distance(name, t->all[k].name);
         if (d < best_d) best_d = d, best = t->all[k].name;
     }
     return best;
@@ -428,9 +428,9 @@ static void check_option(Sema *s, AstTrain *t, const AstOption *o, const OptionS
         k++;
     if (k == n) {
         for (k = 0; k < n; k++) {
-            const char *guess = diag_is_close(o->name, specs[k].name)    ? specs[k].name
-                                : diag_is_close(o->name, specs[k].alias) ? specs[k].alias
-                                                                         : NULL;
+            const char *guess = mtr_name_is_close(o->name, specs[k].name)    ? specs[k].name
+                                : mtr_name_is_close(o->name, specs[k].alias) ? specs[k].alias
+                                                                             : NULL;
             if (guess) {
                 ERROR(s, o->loc, "unknown option '%s' for %s; did you mean '%s'?", o->name,
                       opt_name, guess);
@@ -475,7 +475,7 @@ static void check_train(Sema *s)
         if (k == 3) {
             const char *guess = NULL;
             for (int i = 0; i < 3 && !guess; i++)
-                if (diag_is_close(t->optimizer_name, names[i])) guess = names[i];
+                if (mtr_name_is_close(t->optimizer_name, names[i])) guess = names[i];
             if (guess)
                 ERROR(s, t->optimizer_loc, "unknown optimizer '%s'; did you mean '%s'?",
                       t->optimizer_name, guess);

@@ -114,14 +114,13 @@ void bind_encoded_free(const MtrModel *m, Encoded *e)
     memset(e, 0, sizeof *e);
 }
 
-/* Does any program read column c through a source of this kind? */
-static int column_used(const MtrModel *m, int32_t c, const char *kind)
+/* Does any program read column c (any column when c < 0) through a source of this kind? */
+static int column_used(const MtrModel *m, int32_t c, MtrSource kind)
 {
-    size_t kl = strlen(kind);
     for (uint32_t t = 0; t < m->n_tensors; t++) {
-        const char *s = m->tensors[t].source;
-        if (m->tensors[t].role == MTR_ROLE_INPUT && strncmp(s, kind, kl) == 0 && s[kl] == ':' &&
-            strcmp(s + kl + 1, m->columns[c].name) == 0)
+        const MtrTensor *ten = &m->tensors[t];
+        if (ten->role == MTR_ROLE_INPUT && ten->source == kind &&
+            (c < 0 || ten->source_column == c))
             return 1;
     }
     return 0;
@@ -149,8 +148,8 @@ MtrStatus bind_encode(const MtrModel *m, const MtrTable *t, const ProgramFeeds *
     for (uint32_t c = 0; c < m->n_columns && rc == MTR_OK; c++) {
         const MtrColumn *col = &m->columns[c];
         int needed = only ? fed(only, (int32_t)c)
-                          : column_used(m, (int32_t)c, "column") || col->is_label ||
-                                column_used(m, (int32_t)c, "true_row");
+                          : column_used(m, (int32_t)c, MTR_SRC_COLUMN) || col->is_label ||
+                                column_used(m, (int32_t)c, MTR_SRC_TRUE_ROW);
         if (!needed) continue;
         if (!mtr_table_column(t, col->name))
             return mtr_fail(err, MTR_E_DATA, "%s: no column '%s' (the model's %s)", t->path,
@@ -175,7 +174,7 @@ MtrStatus bind_encode(const MtrModel *m, const MtrTable *t, const ProgramFeeds *
     if (rc) return rc;
     /* Retrieval keys: each row's item, as the first item row with its id. */
     for (uint32_t c = 0; c < m->n_columns; c++) {
-        if (only || !column_used(m, (int32_t)c, "true_row")) continue;
+        if (only || !column_used(m, (int32_t)c, MTR_SRC_TRUE_ROW)) continue;
         const MtrVocab *v = vocab_of(m, (int32_t)c);
         int32_t ic = -1;
         for (uint32_t k = 0; k < m->items.n_columns; k++)
@@ -217,19 +216,24 @@ MtrStatus bind_feeds(const MtrModel *m, int p, ProgramFeeds *out, MtrError *err)
             int seen = 0;
             for (uint32_t f = 0; f < out->n; f++) seen |= out->feeds[f].tensor == t;
             if (seen) continue;
-            const char *colon = strchr(ten->source, ':');
-            int32_t c = colon ? mtr_model_find_column(m, colon + 1) : -1;
-            size_t kl = colon ? (size_t)(colon - ten->source) : 0;
+            int32_t c = ten->source_column;
             Feed f = {t, FEED_IDS, c};
-            if (c < 0) goto bad;
-            if (kl == 6 && strncmp(ten->source, "column", 6) == 0)
+            if (c < 0 || (uint32_t)c >= m->n_columns) goto bad;
+            switch ((MtrSource)ten->source) {
+            case MTR_SRC_COLUMN:
                 f.kind = m->columns[c].lookup ? FEED_IDS : FEED_NUMS;
-            else if (kl == 5 && strncmp(ten->source, "items", 5) == 0 && m->columns[c].is_item)
+                break;
+            case MTR_SRC_ITEMS:
+                if (!m->columns[c].is_item) goto bad;
                 f.kind = FEED_ITEMS;
-            else if (kl == 8 && strncmp(ten->source, "true_row", 8) == 0 && m->columns[c].is_item)
+                break;
+            case MTR_SRC_TRUE_ROW:
+                if (!m->columns[c].is_item) goto bad;
                 f.kind = FEED_TRUE_ROW;
-            else
+                break;
+            default:
                 goto bad;
+            }
             uint8_t want = f.kind == FEED_NUMS ? MTR_DT_F32 : MTR_DT_I32;
             if (ten->dtype != want || ten->rank != 1) goto bad;
             out->feeds[out->n++] = f;
@@ -237,8 +241,9 @@ MtrStatus bind_feeds(const MtrModel *m, int p, ProgramFeeds *out, MtrError *err)
         bad:
             bind_feeds_free(out);
             return mtr_fail(err, MTR_E_FORMAT,
-                            "program '%s': input '%s' has an unknown source '%s'", prog->name,
-                            ten->name, ten->source);
+                            "program '%s': input '%s' has source %s of column %d, which does "
+                            "not fit",
+                            prog->name, ten->name, mtr_source_name(ten->source), c);
         }
     }
     return MTR_OK;
@@ -286,35 +291,36 @@ void bind_feed(MtrSession *s, const MtrModel *m, const ProgramFeeds *f, const En
     }
 }
 
-/* A model without a retrieval task never reads items, so it needs none. */
-static int has_retrieval(const MtrModel *m)
-{
-    for (uint32_t t = 0; t < m->n_tasks; t++)
-        if (m->tasks[t].kind == MTR_TASK_RETRIEVAL) return 1;
-    return 0;
-}
-
 MtrStatus bind_sizes(const MtrModel *m, int64_t batch, int64_t k, int64_t *values, MtrError *err)
 {
     for (uint32_t i = 0; i < m->n_symbols; i++) {
-        const char *s = m->symbols[i];
-        if (strcmp(s, "batch") == 0)
+        const MtrSymbol *sym = &m->symbol_info[i];
+        const char *what = "rows";
+        switch ((MtrSymbolKind)sym->kind) {
+        case MTR_SYM_BATCH:
             values[i] = batch;
-        else if (strcmp(s, "items") == 0)
-            values[i] = m->items.n ? m->items.n : !has_retrieval(m);
-        else if (strcmp(s, "k") == 0)
+            break;
+        case MTR_SYM_ITEMS:
+            /* A model whose programs read no items needs none. */
+            values[i] = m->items.n ? m->items.n : !column_used(m, -1, MTR_SRC_ITEMS);
+            what = "items";
+            break;
+        case MTR_SYM_K:
             values[i] = k;
-        else if (strncmp(s, "vocab.", 6) == 0) {
-            int32_t c = mtr_model_find_column(m, s + 6);
-            const MtrVocab *v = c >= 0 ? vocab_of(m, c) : NULL;
-            if (!v) return mtr_fail(err, MTR_E_STATE, "no vocabulary for size '%s'", s);
+            break;
+        case MTR_SYM_VOCAB: {
+            const MtrVocab *v = vocab_of(m, sym->column);
+            if (!v) return mtr_fail(err, MTR_E_STATE, "no vocabulary for size '%s'", m->symbols[i]);
             values[i] = (int64_t)v->n + 1;
-        } else {
-            return mtr_fail(err, MTR_E_FORMAT, "unknown size symbol '%s'", s);
+            break;
+        }
+        default:
+            return mtr_fail(err, MTR_E_FORMAT, "size '%s' is of an unknown kind %u", m->symbols[i],
+                            sym->kind);
         }
         if (values[i] <= 0)
-            return mtr_fail(err, MTR_E_DATA, "size '%s' is %lld: the data has no %s", s,
-                            (long long)values[i], strcmp(s, "items") == 0 ? "items" : "rows");
+            return mtr_fail(err, MTR_E_DATA, "size '%s' is %lld: the data has no %s", m->symbols[i],
+                            (long long)values[i], what);
     }
     return MTR_OK;
 }

@@ -47,12 +47,17 @@ static void *arena_new(size_t bytes)
     return p;
 }
 
+/* A kernel sees a tensor as rows x cols: the last axis is cols, every axis
+ * before it is folded into rows. */
 static KShape kshape(const MtrTensor *t, const int64_t *values)
 {
     MtrShape s = shape_of_tensor(t, values);
     KShape k = {1, 1};
-    if (s.rank >= 1) k.rows = s.dim[0].k;
-    if (s.rank >= 2) k.cols = s.dim[1].k;
+    if (s.rank == 1) k.rows = s.dim[0].k;
+    if (s.rank >= 2) {
+        k.cols = s.dim[s.rank - 1].k;
+        for (int d = 0; d < s.rank - 1; d++) k.rows *= s.dim[d].k;
+    }
     return k;
 }
 
@@ -196,17 +201,17 @@ MtrStatus mtr_session_new(const MtrModel *m, const int64_t *symbol_values, MtrSe
     return mtr_session_new_for(m, symbol_values, NULL, out, err);
 }
 
-/* Whether program p is one of the wanted names (all when wanted is NULL). */
-static int wanted(const MtrModel *m, uint32_t p, const char *const *names)
+/* Whether program p is of one of the wanted kinds (all when wanted is NULL). */
+static int wanted(const MtrModel *m, uint32_t p, const MtrProgramKind *kinds)
 {
-    if (!names) return 1;
-    for (; *names; names++)
-        if (strcmp(*names, m->programs[p].name) == 0) return 1;
+    if (!kinds) return 1;
+    for (; *kinds; kinds++)
+        if (*kinds == m->programs[p].kind) return 1;
     return 0;
 }
 
 MtrStatus mtr_session_new_for(const MtrModel *m, const int64_t *symbol_values,
-                              const char *const *programs, MtrSession **out, MtrError *err)
+                              const MtrProgramKind *programs, MtrSession **out, MtrError *err)
 {
     MtrStatus rc = MTR_OK;
     *out = NULL;
@@ -215,7 +220,7 @@ MtrStatus mtr_session_new_for(const MtrModel *m, const int64_t *symbol_values,
     int32_t *life_of = NULL;
     if (!s) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
     s->m = m;
-    s->sym_batch = mtr_model_find_symbol(m, "batch");
+    s->sym_batch = mtr_model_symbol(m, MTR_SYM_BATCH, -1);
     s->values = calloc(m->n_symbols + 1, sizeof *s->values);
     s->current = calloc(m->n_symbols + 1, sizeof *s->current);
     s->knobs = calloc(m->n_knobs + 1, sizeof *s->knobs);
@@ -446,7 +451,8 @@ int64_t mtr_session_tensor_elems(const MtrSession *s, int32_t t, int64_t rows)
     return n;
 }
 
-void mtr_session_run(MtrSession *s, int p, int64_t rows)
+/* Runs ops [from, to) of program p, bound for `rows`. */
+static void run_ops(MtrSession *s, int p, int64_t rows, uint32_t from, uint32_t to)
 {
     BoundProgram *bp = &s->progs[p];
     const MtrProgram *prog = &s->m->programs[p];
@@ -454,10 +460,10 @@ void mtr_session_run(MtrSession *s, int p, int64_t rows)
     if (bp->rows != rows) bind_shapes(s, p, rows);
     s->last_run = p;
     if (!s->profiling) {
-        for (uint32_t i = 0; i < prog->n_ops; i++) bp->fns[i](&bp->calls[i]);
+        for (uint32_t i = from; i < to; i++) bp->fns[i](&bp->calls[i]);
         return;
     }
-    for (uint32_t i = 0; i < prog->n_ops; i++) {
+    for (uint32_t i = from; i < to; i++) {
         struct timespec a, b;
         clock_gettime(CLOCK_MONOTONIC, &a);
         bp->fns[i](&bp->calls[i]);
@@ -466,6 +472,22 @@ void mtr_session_run(MtrSession *s, int p, int64_t rows)
         s->op_seconds[k] += (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
         s->op_calls[k]++;
     }
+}
+
+void mtr_session_run(MtrSession *s, int p, int64_t rows)
+{
+    run_ops(s, p, rows, 0, s->m->programs[p].n_ops);
+}
+
+void mtr_session_run_gradients(MtrSession *s, int p, int64_t rows)
+{
+    run_ops(s, p, rows, 0, s->m->programs[p].update_at);
+}
+
+void mtr_session_run_updates(MtrSession *s, int p, int64_t rows)
+{
+    const MtrProgram *prog = &s->m->programs[p];
+    run_ops(s, p, rows, prog->update_at, prog->n_ops);
 }
 
 void mtr_session_profile(MtrSession *s, int on)

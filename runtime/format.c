@@ -51,12 +51,15 @@ static const char *const section_names[SEC_END] = {
 };
 
 /* Record sizes, used to bound counts by the bytes left before allocating. */
-#define TENSOR_SIZE   32
+#define SYMBOL_SIZE   8
+#define TENSOR_SIZE   44
+#define PROGRAM_SIZE  20
 #define OP_MIN_SIZE   44 /* id 2, n_in 1, n_out 1, iattr 32, fattr 8 */
 #define LIFETIME_SIZE 16
+#define OUTPUT_SIZE   16
 #define KNOB_SIZE     12
 #define COLUMN_SIZE   12
-#define TASK_SIZE     64
+#define TASK_SIZE     56
 
 static int is_saved(const MtrTensor *t)
 {
@@ -162,7 +165,6 @@ static void enc_tensors(Enc *e, const MtrModel *m)
     for (uint32_t i = 0; i < m->n_tensors; i++) {
         const MtrTensor *t = &m->tensors[i];
         put_str(e, b, t->name);
-        put_str(e, b, t->source);
         put_u8(b, t->dtype);
         put_u8(b, t->role);
         put_u8(b, t->rank);
@@ -172,6 +174,9 @@ static void enc_tensors(Enc *e, const MtrModel *m)
             put_i32(b, d < t->rank ? t->dim[d].sym : -1);
             put_i32(b, d < t->rank ? t->dim[d].k : 1);
         }
+        put_u8(b, t->source);
+        buf_put(b, zeros, 3);
+        put_i32(b, t->source ? t->source_column : -1);
     }
 }
 
@@ -181,9 +186,12 @@ static MtrStatus enc_programs(Enc *e, const MtrModel *m, MtrError *err)
     put_u32(b, m->n_programs);
     for (uint32_t p = 0; p < m->n_programs; p++) {
         const MtrProgram *pr = &m->programs[p];
-        put_str(e, b, pr->name);
+        put_u8(b, pr->kind);
+        buf_put(b, zeros, 3);
         put_u32(b, pr->n_ops);
         put_u32(b, pr->n_lifetimes);
+        put_u32(b, pr->n_outputs);
+        put_u32(b, pr->update_at);
         for (uint32_t i = 0; i < pr->n_ops; i++) {
             const MtrOp *op = &pr->ops[i];
             if ((unsigned)op->kind >= OP_COUNT)
@@ -205,6 +213,14 @@ static MtrStatus enc_programs(Enc *e, const MtrModel *m, MtrError *err)
             put_i32(b, lt->last);
             put_i32(b, lt->alias);
         }
+        for (uint32_t i = 0; i < pr->n_outputs; i++) {
+            const MtrOutput *o = &pr->outputs[i];
+            put_u8(b, o->role);
+            buf_put(b, zeros, 3);
+            put_i32(b, o->task);
+            put_i32(b, o->tensor);
+            put_i32(b, o->param);
+        }
     }
     return MTR_OK;
 }
@@ -218,7 +234,8 @@ static MtrStatus enc_knobs(Enc *e, const MtrModel *m, MtrError *err)
         const char *name = k->name ? k->name : "";
         put_str(e, b, k->name);
         put_u8(b, k->type);
-        buf_put(b, zeros, 3);
+        put_u8(b, 0);
+        put_u16(b, k->kind);
         if (k->type == MTR_KNOB_F32) {
             if (!isfinite(k->value) || fabs(k->value) > 3.4028234663852886e38)
                 return mtr_fail(err, MTR_E_ARG,
@@ -255,16 +272,12 @@ static void enc_columns_tasks(Enc *e, const MtrModel *m)
     for (uint32_t i = 0; i < m->n_tasks; i++) {
         const MtrTask *t = &m->tasks[i];
         put_str(e, b, t->name);
-        put_u8(b, t->kind);
-        put_u8(b, t->loss);
-        put_u16(b, 0);
+        put_str(e, b, t->about);
         put_u32(b, t->metrics);
         put_u32(b, t->n_ks);
         for (uint32_t k = 0; k < MTR_MAX_KS; k++) put_i32(b, k < t->n_ks ? t->ks[k] : 0);
         put_i32(b, t->weight_knob);
         put_i32(b, t->label_column);
-        put_i32(b, t->loss_tensor);
-        put_i32(b, t->eval_tensor);
     }
 }
 
@@ -375,7 +388,11 @@ MtrStatus mtr_model_encode(const MtrModel *m, uint8_t **buf, size_t *len, MtrErr
     put_str(&e, &e.sec[SEC_MODEL], m->name);
     put_u32(&e.sec[SEC_MODEL], 0);
     put_u32(&e.sec[SEC_SYMBOLS], m->n_symbols);
-    for (uint32_t i = 0; i < m->n_symbols; i++) put_str(&e, &e.sec[SEC_SYMBOLS], m->symbols[i]);
+    for (uint32_t i = 0; i < m->n_symbols; i++) {
+        put_u8(&e.sec[SEC_SYMBOLS], m->symbol_info[i].kind);
+        buf_put(&e.sec[SEC_SYMBOLS], zeros, 3);
+        put_i32(&e.sec[SEC_SYMBOLS], m->symbol_info[i].column);
+    }
     enc_tensors(&e, m);
     MtrStatus st = enc_programs(&e, m, err);
     if (st == MTR_OK) st = enc_knobs(&e, m, err);
@@ -563,12 +580,21 @@ static int dec_symbols(Rd *r)
 {
     MtrModel *m = r->m;
     uint32_t n;
-    if (rd_u32(r, &n) || need(r, n, 4, "symbols")) return -1;
+    if (rd_u32(r, &n) || need(r, n, SYMBOL_SIZE, "symbols")) return -1;
     if (!(m->symbols = alloc_array(r, n, sizeof(char *)))) return -1;
+    if (!(m->symbol_info = alloc_array(r, n, sizeof(MtrSymbol)))) return -1;
     m->n_symbols = n;
-    for (uint32_t i = 0; i < n; i++)
-        if (rd_str(r, &m->symbols[i])) return -1;
-    return finish(r);
+    for (uint32_t i = 0; i < n; i++) {
+        MtrSymbol *s = &m->symbol_info[i];
+        size_t at = r->pos;
+        if (rd_u8(r, &s->kind) || rd_zero(r, 3) || rd_i32(r, &s->column)) return -1;
+        if (!strcmp(mtr_symbol_kind_name(s->kind), "?"))
+            return bad_at(r, at, "symbol %u has unknown kind %u", i, s->kind);
+        for (uint32_t j = 0; j < i; j++)
+            if (m->symbol_info[j].kind == s->kind && m->symbol_info[j].column == s->column)
+                return bad_at(r, at, "symbol %u repeats symbol %u", i, j);
+    }
+    return finish(r); /* the columns are checked, and the names made, with the columns */
 }
 
 static int dec_knobs(Rd *r)
@@ -580,7 +606,14 @@ static int dec_knobs(Rd *r)
     m->n_knobs = n;
     for (uint32_t i = 0; i < n; i++) {
         MtrKnob *k = &m->knobs[i];
-        if (rd_str(r, &k->name) || rd_u8(r, &k->type) || rd_zero(r, 3)) return -1;
+        size_t kat = r->pos;
+        if (rd_str(r, &k->name) || rd_u8(r, &k->type) || rd_zero(r, 1) || rd_u16(r, &k->kind))
+            return -1;
+        if (!mtr_knob_info(k->kind))
+            return bad_at(r, kat + 6, "knob '%s' has unknown kind %u", k->name, k->kind);
+        if (mtr_knob_info(k->kind)->type != k->type)
+            return bad_at(r, kat + 4, "knob '%s' has type %u, its kind %u", k->name, k->type,
+                          mtr_knob_info(k->kind)->type);
         size_t at = r->pos;
         if (k->type == MTR_KNOB_F32) {
             float f;
@@ -594,6 +627,9 @@ static int dec_knobs(Rd *r)
         } else {
             return bad_at(r, at - 4, "knob '%s' has unknown type %u", k->name, k->type);
         }
+        char rule[64];
+        if (mtr_knob_check(k->kind, k->value, rule, sizeof rule))
+            return bad_at(r, at, "knob '%s' is %g, but %s", k->name, k->value, rule);
     }
     return finish(r);
 }
@@ -619,7 +655,28 @@ static int dec_columns(Rd *r)
         if (rd_i32(r, &c->vocab_sym) || check_id(r, at, c->vocab_sym, m->n_symbols, 1, "symbol"))
             return -1;
     }
-    return finish(r);
+    if (finish(r)) return -1;
+    /* The symbols, read before the columns, name their column only when their
+     * kind is per column; their printed names are made now. */
+    for (uint32_t i = 0; i < m->n_symbols; i++) {
+        const MtrSymbol *s = &m->symbol_info[i];
+        int per_column = 0;
+        switch (s->kind) {
+#define X(E, nm, id, pc)                                                                           \
+    case id:                                                                                       \
+        per_column = pc;                                                                           \
+        break;
+#include "mtr/symbols.def"
+#undef X
+        default:
+            break;
+        }
+        if (per_column ? s->column < 0 || (uint32_t)s->column >= n : s->column != -1)
+            return bad_at(r, r->start, "symbol %u (%s) has column %d", i,
+                          mtr_symbol_kind_name(s->kind), s->column);
+        if (!(m->symbols[i] = mtr_symbol_name_make(m, i))) return nomem(r);
+    }
+    return 0;
 }
 
 static int dec_dim(Rd *r, MtrTensor *t, int d)
@@ -648,26 +705,36 @@ static int dec_tensors(Rd *r)
     for (uint32_t i = 0; i < n; i++) {
         MtrTensor *t = &m->tensors[i];
         size_t at = r->pos;
-        if (rd_str(r, &t->name) || rd_str(r, &t->source) || rd_u8(r, &t->dtype) ||
-            rd_u8(r, &t->role) || rd_u8(r, &t->rank) || rd_u8(r, &t->init) ||
-            rd_f32(r, &t->init_arg))
+        if (rd_str(r, &t->name) || rd_u8(r, &t->dtype) || rd_u8(r, &t->role) ||
+            rd_u8(r, &t->rank) || rd_u8(r, &t->init) || rd_f32(r, &t->init_arg))
             return -1;
         if (t->dtype != MTR_DT_F32 && t->dtype != MTR_DT_I32)
-            return bad_at(r, at + 8, "tensor '%s' has unknown dtype %u", t->name, t->dtype);
+            return bad_at(r, at + 4, "tensor '%s' has unknown dtype %u", t->name, t->dtype);
         if (t->role > MTR_ROLE_STATE)
-            return bad_at(r, at + 9, "tensor '%s' has unknown role %u", t->name, t->role);
+            return bad_at(r, at + 5, "tensor '%s' has unknown role %u", t->name, t->role);
         if (t->rank > MTR_MAX_RANK)
-            return bad_at(r, at + 10, "tensor '%s' has rank %u", t->name, t->rank);
+            return bad_at(r, at + 6, "tensor '%s' has rank %u", t->name, t->rank);
         if (t->init > MTR_INIT_KNOB)
-            return bad_at(r, at + 11, "tensor '%s' has unknown init %u", t->name, t->init);
+            return bad_at(r, at + 7, "tensor '%s' has unknown init %u", t->name, t->init);
         if (!isfinite(t->init_arg))
-            return bad_at(r, at + 12, "tensor '%s' init argument is not finite", t->name);
+            return bad_at(r, at + 8, "tensor '%s' init argument is not finite", t->name);
         if (t->init == MTR_INIT_KNOB && (t->init_arg < 0 || t->init_arg >= (float)m->n_knobs ||
                                          t->init_arg != floorf(t->init_arg)))
-            return bad_at(r, at + 12, "tensor '%s' init knob %g is not a knob", t->name,
+            return bad_at(r, at + 8, "tensor '%s' init knob %g is not a knob", t->name,
                           (double)t->init_arg);
         for (int d = 0; d < MTR_MAX_RANK; d++)
             if (dec_dim(r, t, d)) return -1;
+        size_t sat = r->pos;
+        if (rd_u8(r, &t->source) || rd_zero(r, 3) || rd_i32(r, &t->source_column)) return -1;
+        if ((t->role == MTR_ROLE_INPUT) != (t->source != MTR_SRC_NONE) ||
+            (t->source && !strcmp(mtr_source_name(t->source), "?")))
+            return bad_at(r, sat, "tensor '%s' (role %u) has source %u", t->name, t->role,
+                          t->source);
+        if (check_id(r, sat + 4, t->source_column, m->n_columns, !t->source, "source column"))
+            return -1;
+        if (!t->source && t->source_column != -1)
+            return bad_at(r, sat + 4, "tensor '%s' is no input but names source column %d", t->name,
+                          t->source_column);
     }
     return finish(r);
 }
@@ -704,17 +771,69 @@ static int dec_op(Rd *r, const MtrProgram *pr, uint32_t i)
     return 0;
 }
 
+static int dec_outputs(Rd *r, MtrProgram *pr, uint32_t n)
+{
+    MtrModel *m = r->m;
+    if (need(r, n, OUTPUT_SIZE, "outputs")) return -1;
+    if (!(pr->outputs = alloc_array(r, n, sizeof(MtrOutput)))) return -1;
+    pr->n_outputs = n;
+    for (uint32_t i = 0; i < n; i++) {
+        MtrOutput *o = &pr->outputs[i];
+        size_t at = r->pos;
+        if (rd_u8(r, &o->role) || rd_zero(r, 3) || rd_i32(r, &o->task) || rd_i32(r, &o->tensor) ||
+            rd_i32(r, &o->param))
+            return -1;
+        int per_task = -1;
+        switch (o->role) {
+#define X(E, nm, id, pt, what)                                                                     \
+    case id:                                                                                       \
+        per_task = pt;                                                                             \
+        break;
+#include "mtr/outputs.def"
+#undef X
+        default:
+            return bad_at(r, at, "program '%s' output %u has unknown role %u", pr->name, i,
+                          o->role);
+        }
+        if (per_task ? check_id(r, at + 4, o->task, m->n_tasks, 0, "task")
+                     : (o->task != -1 ? bad_at(r, at + 4, "output %u names a task", i) : 0))
+            return -1;
+        if (check_id(r, at + 8, o->tensor, m->n_tensors, 0, "output tensor")) return -1;
+        int is_grad = o->role == MTR_OUT_GRADIENT;
+        if (check_id(r, at + 12, o->param, m->n_tensors, !is_grad, "gradient parameter")) return -1;
+        if (is_grad ? m->tensors[o->param].role != MTR_ROLE_PARAM : o->param != -1)
+            return bad_at(r, at + 12, "program '%s' output %u: parameter %d", pr->name, i,
+                          o->param);
+    }
+    return 0;
+}
+
 static int dec_programs(Rd *r)
 {
     MtrModel *m = r->m;
     uint32_t n;
-    if (rd_u32(r, &n) || need(r, n, 12, "programs")) return -1;
+    if (rd_u32(r, &n) || need(r, n, PROGRAM_SIZE, "programs")) return -1;
     if (!(m->programs = alloc_array(r, n, sizeof(MtrProgram)))) return -1;
     m->n_programs = n;
     for (uint32_t p = 0; p < n; p++) {
         MtrProgram *pr = &m->programs[p];
-        uint32_t n_ops, n_lt;
-        if (rd_str(r, &pr->name) || rd_u32(r, &n_ops) || rd_u32(r, &n_lt)) return -1;
+        uint32_t n_ops, n_lt, n_out;
+        size_t pat = r->pos;
+        if (rd_u8(r, &pr->kind) || rd_zero(r, 3) || rd_u32(r, &n_ops) || rd_u32(r, &n_lt) ||
+            rd_u32(r, &n_out) || rd_u32(r, &pr->update_at))
+            return -1;
+        if (!strcmp(mtr_program_kind_name(pr->kind), "?"))
+            return bad_at(r, pat, "program %u has unknown kind %u", p, pr->kind);
+        for (uint32_t q = 0; q < p; q++)
+            if (m->programs[q].kind == pr->kind)
+                return bad_at(r, pat, "program '%s' appears twice",
+                              mtr_program_kind_name(pr->kind));
+        size_t nl = strlen(mtr_program_kind_name(pr->kind)) + 1;
+        if (!(pr->name = malloc(nl))) return nomem(r);
+        memcpy(pr->name, mtr_program_kind_name(pr->kind), nl);
+        if (pr->update_at > n_ops)
+            return bad_at(r, pat + 16, "program '%s': update boundary %u beyond its %u ops",
+                          pr->name, pr->update_at, n_ops);
         if (need(r, n_ops, OP_MIN_SIZE, "ops")) return -1;
         if (!(pr->ops = alloc_array(r, n_ops, sizeof(MtrOp)))) return -1;
         pr->n_ops = n_ops;
@@ -736,6 +855,13 @@ static int dec_programs(Rd *r)
                 return bad_at(r, at + 4, "program '%s' lifetime %u: ops %d..%d outside 0..%u",
                               pr->name, i, lt->first, lt->last, n_ops);
         }
+        for (uint32_t i = pr->update_at; i < n_ops; i++)
+            if (!(op_info(pr->ops[i].kind)->flags & OPF_UPDATE))
+                return bad_at(r, pat + 16,
+                              "program '%s': op %u (%s) after the update boundary "
+                              "is not an update",
+                              pr->name, i, op_info(pr->ops[i].kind)->name);
+        if (dec_outputs(r, pr, n_out)) return -1;
     }
     return finish(r);
 }
@@ -750,15 +876,10 @@ static int dec_tasks(Rd *r)
     for (uint32_t i = 0; i < n; i++) {
         MtrTask *t = &m->tasks[i];
         size_t at = r->pos;
-        if (rd_str(r, &t->name) || rd_u8(r, &t->kind) || rd_u8(r, &t->loss) || rd_zero(r, 2) ||
-            rd_u32(r, &t->metrics) || rd_u32(r, &t->n_ks))
+        if (rd_str(r, &t->name) || rd_str(r, &t->about) || rd_u32(r, &t->metrics) ||
+            rd_u32(r, &t->n_ks))
             return -1;
-        if (t->kind < MTR_TASK_RANKING || t->kind > MTR_TASK_RETRIEVAL)
-            return bad_at(r, at + 4, "task '%s' has unknown kind %u", t->name, t->kind);
-        if (t->loss < MTR_LOSS_MSE || t->loss > MTR_LOSS_SOFTMAX)
-            return bad_at(r, at + 5, "task '%s' has unknown loss %u", t->name, t->loss);
-        if (t->metrics &
-            ~(uint32_t)(MTR_METRIC_RMSE | MTR_METRIC_MAE | MTR_METRIC_AUC | MTR_METRIC_TOPK))
+        if (t->metrics >> MTR_METRIC_COUNT)
             return bad_at(r, at + 8, "task '%s' has unknown metric bits 0x%x", t->name, t->metrics);
         if (t->n_ks > MTR_MAX_KS)
             return bad_at(r, at + 12, "task '%s' has %u top-k cut-offs, at most %d", t->name,
@@ -771,19 +892,13 @@ static int dec_tasks(Rd *r)
                 return bad_at(r, kat, "task '%s' top-k cut-off %u is %d", t->name, k, t->ks[k]);
         }
         at = r->pos;
-        if (rd_i32(r, &t->weight_knob) || rd_i32(r, &t->label_column) ||
-            rd_i32(r, &t->loss_tensor) || rd_i32(r, &t->eval_tensor))
-            return -1;
+        if (rd_i32(r, &t->weight_knob) || rd_i32(r, &t->label_column)) return -1;
         if (check_id(r, at, t->weight_knob, m->n_knobs, 0, "weight knob") ||
-            check_id(r, at + 4, t->label_column, m->n_columns, 1, "label column") ||
-            check_id(r, at + 8, t->loss_tensor, m->n_tensors, 1, "loss tensor") ||
-            check_id(r, at + 12, t->eval_tensor, m->n_tensors, 1, "eval tensor"))
+            check_id(r, at + 4, t->label_column, m->n_columns, 1, "label column"))
             return -1;
-        if ((t->kind == MTR_TASK_RANKING) != (t->label_column >= 0))
-            return bad_at(r, at + 4,
-                          "task '%s': a ranking task needs a label column, a retrieval "
-                          "task has none",
-                          t->name);
+        if (t->label_column >= 0 && !m->columns[t->label_column].is_label)
+            return bad_at(r, at + 4, "task '%s': column '%s' is not a label", t->name,
+                          m->columns[t->label_column].name);
     }
     return finish(r);
 }
@@ -901,7 +1016,7 @@ static int dec_items(Rd *r)
     size_t at = r->pos;
     uint32_t n, n_cols;
     if (rd_u32(r, &n) || rd_u32(r, &n_cols) || need(r, n_cols, 4, "item columns")) return -1;
-    int sym = mtr_model_find_symbol(m, "items");
+    int sym = mtr_model_symbol(m, MTR_SYM_ITEMS, -1);
     if (sym >= 0 && m->symbol_values[sym] != (int64_t)n)
         return bad_at(r, at, "%u items but symbol 'items' is bound to %lld", n,
                       (long long)m->symbol_values[sym]);
@@ -961,6 +1076,11 @@ static int dec_table(Rd *r, size_t len, Extent ext[SEC_END], int *trained)
         return bad_at(r, 20, "header checksum mismatch (stored %08x, computed %08x)",
                       le32(r->buf + 20), crc);
     uint32_t version = le32(r->buf + 8);
+    if (version < MTR_FORMAT_VERSION)
+        return bad_at(r, 8,
+                      "format version %u is older than this build's %d: compile the .mtr again "
+                      "with mtrc (and train again)",
+                      version, MTR_FORMAT_VERSION);
     if (version != MTR_FORMAT_VERSION)
         return bad_at(r, 8, "format version %u, this build reads version %d", version,
                       MTR_FORMAT_VERSION);
@@ -1034,9 +1154,9 @@ MtrStatus mtr_model_decode(const uint8_t *buf, size_t len, const char *what, Mtr
         [SEC_TASKS] = dec_tasks,     [SEC_BINDINGS] = dec_bindings, [SEC_PARAMS] = dec_params,
         [SEC_VOCABS] = dec_vocabs,   [SEC_ITEMS] = dec_items,
     };
-    static const int order[] = {SEC_MODEL,   SEC_SYMBOLS,  SEC_KNOBS, SEC_COLUMNS,
-                                SEC_TENSORS, SEC_PROGRAMS, SEC_TASKS, SEC_BINDINGS,
-                                SEC_PARAMS,  SEC_VOCABS,   SEC_ITEMS};
+    static const int order[] = {SEC_MODEL,  SEC_SYMBOLS, SEC_KNOBS,    SEC_COLUMNS,
+                                SEC_TASKS,  SEC_TENSORS, SEC_PROGRAMS, SEC_BINDINGS,
+                                SEC_PARAMS, SEC_VOCABS,  SEC_ITEMS};
     int n_order = trained ? 11 : 7;
     for (int i = 0; i < n_order; i++) {
         int k = order[i];

@@ -3,6 +3,7 @@
  * value has been checked against the knob's type and range, a model.bin
  * rewritten in place atomically, or a human-readable summary of a model. */
 #include "mtr/knobs.h"
+#include "mtr/names.h"
 #include "mtr/report.h"
 
 #include <errno.h>
@@ -11,68 +12,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && strcmp(s + n - k, suffix) == 0;
-}
-
-/* Edit distance between a and b (insert, delete, substitute), capped for long
- * names: used only to suggest a knob name. */
-static size_t edit_distance(const char *a, const char *b)
-{
-    size_t na = strlen(a), nb = strlen(b);
-    if (na > 255) na = 255;
-    if (nb > 255) nb = 255;
-    size_t prev[256], cur[256];
-    for (size_t j = 0; j <= nb; j++) prev[j] = j;
-    for (size_t i = 1; i <= na; i++) {
-        cur[0] = i;
-        for (size_t j = 1; j <= nb; j++) {
-            size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
-            size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
-            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
-        }
-        memcpy(prev, cur, (nb + 1) * sizeof prev[0]);
-    }
-    return prev[nb];
-}
-
 static MtrStatus unknown_key(const MtrModel *m, const char *key, MtrError *err)
 {
-    int best = -1;
-    size_t best_d = (size_t)-1;
+    int best = -1, best_d = 1 << 30;
     for (uint32_t i = 0; i < m->n_knobs; i++) {
-        size_t d = edit_distance(key, m->knobs[i].name);
-        if (d < best_d) {
+        int d = mtr_name_distance(key, m->knobs[i].name);
+        if (mtr_name_is_close(key, m->knobs[i].name) && d < best_d) {
             best_d = d;
             best = (int)i;
         }
     }
-    if (best < 0)
+    if (m->n_knobs == 0)
         return mtr_fail(err, MTR_E_ARG, "unknown knob '%s' (the model has no knobs)", key);
-    /* A suggestion only when it is close: a third of the name may differ. */
-    if (best_d * 3 <= strlen(m->knobs[best].name) + 2)
+    if (best >= 0)
         return mtr_fail(err, MTR_E_ARG, "unknown knob '%s'; did you mean '%s'?", key,
                         m->knobs[best].name);
     return mtr_fail(err, MTR_E_ARG, "unknown knob '%s' (`mtrun MODEL info` lists the knobs)", key);
-}
-
-/* The knob's allowed range, from its name; returns NULL when in range, else
- * the rule it breaks. */
-static const char *range_error(const char *name, double v)
-{
-    if (strcmp(name, "train.batch") == 0 && !(v > 0)) return "must be > 0";
-    if (strcmp(name, "train.epochs") == 0 && !(v >= 0)) return "must be >= 0";
-    if (strcmp(name, "train.seed") == 0 && !(v >= 0)) return "must be >= 0";
-    if (strcmp(name, "train.split") == 0 && !(v > 0 && v < 1)) return "must be in (0, 1)";
-    if (ends_with(name, ".weight") && !(v >= 0)) return "must be >= 0";
-    if ((ends_with(name, ".lr") || strcmp(name, "lr") == 0) && !(v > 0)) return "must be > 0";
-    if (ends_with(name, ".epsilon") && !(v > 0)) return "must be > 0";
-    if (ends_with(name, ".initial_accumulator") && !(v >= 0)) return "must be >= 0";
-    if ((ends_with(name, ".beta1") || ends_with(name, ".beta2")) && !(v >= 0 && v < 1))
-        return "must be in [0, 1)";
-    return NULL;
 }
 
 MtrStatus mtr_knob_assign(MtrModel *m, const char *key_eq_value, MtrError *err)
@@ -108,8 +63,9 @@ MtrStatus mtr_knob_assign(MtrModel *m, const char *key_eq_value, MtrError *err)
                             text);
         v = (double)(float)x;
     }
-    const char *rule = range_error(key, v);
-    if (rule) return mtr_fail(err, MTR_E_ARG, "knob '%s' %s, got %s", key, rule, text);
+    char rule[64];
+    if (mtr_knob_check(knob->kind, v, rule, sizeof rule))
+        return mtr_fail(err, MTR_E_ARG, "knob '%s' %s, got %s", key, rule, text);
     knob->value = v;
     return MTR_OK;
 }
@@ -164,19 +120,6 @@ static void print_shape(const MtrModel *m, const MtrTensor *t, FILE *out)
     fputc(')', out);
 }
 
-static const char *task_kind(uint8_t k)
-{
-    return k == MTR_TASK_RANKING ? "ranking" : k == MTR_TASK_RETRIEVAL ? "retrieval" : "?";
-}
-
-static const char *loss_name(uint8_t l)
-{
-    return l == MTR_LOSS_MSE       ? "mse"
-           : l == MTR_LOSS_BCE     ? "bce"
-           : l == MTR_LOSS_SOFTMAX ? "softmax"
-                                   : "?";
-}
-
 static const char *col_type(uint8_t t)
 {
     return t == MTR_COL_STRING  ? "string"
@@ -187,17 +130,17 @@ static const char *col_type(uint8_t t)
 
 static void print_task(const MtrModel *m, const MtrTask *t, FILE *out)
 {
-    fprintf(out, "  %-20s %s, loss %s", t->name, task_kind(t->kind), loss_name(t->loss));
+    fprintf(out, "  %-20s %s", t->name, t->about && *t->about ? t->about : "task");
     if (t->label_column >= 0 && (uint32_t)t->label_column < m->n_columns)
         fprintf(out, ", label %s", m->columns[t->label_column].name);
     fputs(", metrics", out);
-    if (t->metrics & MTR_METRIC_RMSE) fputs(" rmse", out);
-    if (t->metrics & MTR_METRIC_MAE) fputs(" mae", out);
-    if (t->metrics & MTR_METRIC_AUC) fputs(" auc", out);
-    if (t->metrics & MTR_METRIC_TOPK) {
-        fputs(" top_k(", out);
-        for (uint32_t k = 0; k < t->n_ks && k < MTR_MAX_KS; k++)
-            fprintf(out, "%s%d", k ? ", " : "", t->ks[k]);
+    for (unsigned k = 0; k < MTR_METRIC_COUNT; k++) {
+        if (!(t->metrics >> k & 1u)) continue;
+        fprintf(out, " %s", mtr_metric_name(k));
+        if (!mtr_metric_takes_k(k)) continue;
+        fputc('(', out);
+        for (uint32_t i = 0; i < t->n_ks && i < MTR_MAX_KS; i++)
+            fprintf(out, "%s%d", i ? ", " : "", t->ks[i]);
         fputc(')', out);
     }
     if (t->weight_knob >= 0 && (uint32_t)t->weight_knob < m->n_knobs)

@@ -153,9 +153,9 @@ double metrics_topk_value(const MetricsTopK *t, uint32_t i)
 
 /* ---- per model */
 
-static int wants_auc(const MtrTask *t)
+static int wants(const MetricsTask *mt, MtrMetric metric)
 {
-    return t->kind == MTR_TASK_RANKING && (t->metrics & MTR_METRIC_AUC);
+    return (mt->task->metrics >> metric & 1u) && mtr_metric_reads(metric) == mt->reads;
 }
 
 MtrStatus metrics_init(Metrics *ms, const MtrModel *m, int64_t rows, MtrError *err)
@@ -165,20 +165,33 @@ MtrStatus metrics_init(Metrics *ms, const MtrModel *m, int64_t rows, MtrError *e
     ms->tasks = calloc(m->n_tasks, sizeof *ms->tasks);
     if (!ms->tasks) return mtr_fail(err, MTR_E_NOMEM, "metrics: no memory for task metrics");
     ms->n_tasks = m->n_tasks;
+    int eval = mtr_model_program(m, MTR_PROG_EVAL);
     for (uint32_t i = 0; i < m->n_tasks; i++) {
         MetricsTask *mt = &ms->tasks[i];
         const MtrTask *t = &m->tasks[i];
         mt->task = t;
+        mt->tensor = -1;
         if (t->n_ks > MTR_MAX_KS) {
             metrics_free(ms);
             return mtr_fail(err, MTR_E_ARG, "metrics: task '%s' has %u k values (at most %d)",
                             t->name, t->n_ks, MTR_MAX_KS);
         }
-        if (t->eval_tensor >= 0 && (uint32_t)t->eval_tensor < m->n_tensors)
-            mt->rank_i32 = m->tensors[t->eval_tensor].dtype == MTR_DT_I32;
+        /* What the task's metrics read: its prediction or its rank in eval_step. */
+        static const MtrOutputRole readable[] = {MTR_OUT_PREDICTION, MTR_OUT_RANK};
+        for (size_t r = 0; r < sizeof readable / sizeof *readable && mt->tensor < 0; r++) {
+            mt->tensor = mtr_program_output(m, eval, readable[r], (int32_t)i);
+            if (mt->tensor >= 0) mt->reads = readable[r];
+        }
+        if (mt->tensor >= 0) mt->rank_i32 = m->tensors[mt->tensor].dtype == MTR_DT_I32;
+        if (mt->reads == MTR_OUT_PREDICTION && t->label_column < 0) {
+            metrics_free(ms);
+            return mtr_fail(err, MTR_E_FORMAT,
+                            "metrics: task '%s' predicts but has no label to compare with",
+                            t->name);
+        }
         metrics_regression_reset(&mt->reg);
         metrics_topk_init(&mt->topk, t->ks, t->n_ks);
-        if (wants_auc(t)) {
+        if (wants(mt, MTR_METRIC_AUC)) {
             MtrStatus st = metrics_auc_init(&mt->auc, rows, err);
             if (st != MTR_OK) {
                 metrics_free(ms);
@@ -187,6 +200,11 @@ MtrStatus metrics_init(Metrics *ms, const MtrModel *m, int64_t rows, MtrError *e
         }
     }
     return MTR_OK;
+}
+
+int32_t metrics_task_tensor(const Metrics *ms, uint32_t task)
+{
+    return task < ms->n_tasks ? ms->tasks[task].tensor : -1;
 }
 
 void metrics_free(Metrics *ms)
@@ -213,20 +231,24 @@ MtrStatus metrics_add(Metrics *ms, uint32_t task, const void *eval, const float 
                         ms->n_tasks);
     MetricsTask *mt = &ms->tasks[task];
     const MtrTask *t = mt->task;
-    if (t->kind == MTR_TASK_RANKING) {
-        if (!label)
-            return mtr_fail(err, MTR_E_ARG, "metrics: ranking task '%s' needs labels", t->name);
-        if (wants_auc(t)) {
+    switch (mt->reads) {
+    case MTR_OUT_PREDICTION:
+        if (!label) return mtr_fail(err, MTR_E_ARG, "metrics: task '%s' needs labels", t->name);
+        if (wants(mt, MTR_METRIC_AUC)) {
             MtrStatus st = metrics_auc_add(&mt->auc, eval, label, rows, err);
             if (st != MTR_OK) return st;
         }
         metrics_regression_add(&mt->reg, eval, label, rows);
-    } else if (mt->rank_i32) {
-        metrics_topk_add_i32(&mt->topk, eval, rows);
-    } else {
-        metrics_topk_add_f32(&mt->topk, eval, rows);
+        return MTR_OK;
+    case MTR_OUT_RANK:
+        if (mt->rank_i32)
+            metrics_topk_add_i32(&mt->topk, eval, rows);
+        else
+            metrics_topk_add_f32(&mt->topk, eval, rows);
+        return MTR_OK;
+    default:
+        return MTR_OK; /* a task with nothing to evaluate (no output its metrics read) */
     }
-    return MTR_OK;
 }
 
 /* ---- report */
@@ -237,30 +259,39 @@ typedef struct {
     double value;
 } Pending;
 
-/* Lists the task's metrics in report order; returns how many (at most 3 + MTR_MAX_KS). */
+/* Lists the task's metrics in report order (the rows of metrics.def); returns
+ * how many (at most MTR_METRIC_COUNT + MTR_MAX_KS). */
 static uint32_t task_metrics(MetricsTask *mt, uint32_t task, Pending *out)
 {
-    const MtrTask *t = mt->task;
     uint32_t n = 0;
-    if (t->kind == MTR_TASK_RANKING) {
-        if (t->metrics & MTR_METRIC_RMSE)
+    for (unsigned k = 0; k < MTR_METRIC_COUNT; k++) {
+        if (!wants(mt, (MtrMetric)k)) continue;
+        switch ((MtrMetric)k) {
+        case MTR_METRIC_RMSE:
             out[n++] = (Pending){task, "rmse", metrics_regression_rmse(&mt->reg)};
-        if (t->metrics & MTR_METRIC_MAE)
+            break;
+        case MTR_METRIC_MAE:
             out[n++] = (Pending){task, "mae", metrics_regression_mae(&mt->reg)};
-        if (t->metrics & MTR_METRIC_AUC)
+            break;
+        case MTR_METRIC_AUC:
             out[n++] = (Pending){task, "auc", metrics_auc_value(&mt->auc, NULL)};
-    } else if (t->metrics & MTR_METRIC_TOPK) {
-        for (uint32_t i = 0; i < mt->topk.n_ks; i++) {
-            Pending *p = &out[n++];
-            p->task = task;
-            snprintf(p->base, sizeof p->base, "top_%d", (int)mt->topk.ks[i]);
-            p->value = metrics_topk_value(&mt->topk, i);
+            break;
+        case MTR_METRIC_TOP_K:
+            for (uint32_t i = 0; i < mt->topk.n_ks; i++) {
+                Pending *p = &out[n++];
+                p->task = task;
+                snprintf(p->base, sizeof p->base, "top_%d", (int)mt->topk.ks[i]);
+                p->value = metrics_topk_value(&mt->topk, i);
+            }
+            break;
+        case MTR_METRIC_COUNT:
+            break;
         }
     }
     return n;
 }
 
-#define TASK_METRICS_MAX (3 + MTR_MAX_KS)
+#define TASK_METRICS_MAX (MTR_METRIC_COUNT + MTR_MAX_KS)
 
 MtrStatus metrics_report(Metrics *ms, MetricsReport *out, MtrError *err)
 {

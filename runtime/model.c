@@ -3,6 +3,8 @@
  * every string and array it points to (see mtr/model.h). */
 #include "mtr/model.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,18 +25,16 @@ void mtr_model_free(MtrModel *m)
     if (!m) return;
     free(m->name);
     free_strings(m->symbols, m->n_symbols);
-    if (m->tensors) {
-        for (uint32_t i = 0; i < m->n_tensors; i++) {
-            free(m->tensors[i].name);
-            free(m->tensors[i].source);
-        }
-    }
+    free(m->symbol_info);
+    if (m->tensors)
+        for (uint32_t i = 0; i < m->n_tensors; i++) free(m->tensors[i].name);
     free(m->tensors);
     if (m->programs) {
         for (uint32_t i = 0; i < m->n_programs; i++) {
             free(m->programs[i].name);
             free(m->programs[i].ops);
             free(m->programs[i].lifetimes);
+            free(m->programs[i].outputs);
         }
     }
     free(m->programs);
@@ -45,7 +45,10 @@ void mtr_model_free(MtrModel *m)
         for (uint32_t i = 0; i < m->n_columns; i++) free(m->columns[i].name);
     free(m->columns);
     if (m->tasks)
-        for (uint32_t i = 0; i < m->n_tasks; i++) free(m->tasks[i].name);
+        for (uint32_t i = 0; i < m->n_tasks; i++) {
+            free(m->tasks[i].name);
+            free(m->tasks[i].about);
+        }
     free(m->tasks);
     free(m->symbol_values);
     if (m->param_data)
@@ -69,13 +72,6 @@ int mtr_model_find_knob(const MtrModel *m, const char *name)
     return -1;
 }
 
-int mtr_model_find_program(const MtrModel *m, const char *name)
-{
-    for (uint32_t i = 0; i < m->n_programs; i++)
-        if (m->programs[i].name && strcmp(m->programs[i].name, name) == 0) return (int)i;
-    return -1;
-}
-
 int mtr_model_find_symbol(const MtrModel *m, const char *name)
 {
     for (uint32_t i = 0; i < m->n_symbols; i++)
@@ -94,6 +90,157 @@ int mtr_model_find_tensor(const MtrModel *m, const char *name)
 {
     for (uint32_t i = 0; i < m->n_tensors; i++)
         if (m->tensors[i].name && strcmp(m->tensors[i].name, name) == 0) return (int)i;
+    return -1;
+}
+
+int mtr_model_program(const MtrModel *m, MtrProgramKind kind)
+{
+    for (uint32_t i = 0; i < m->n_programs; i++)
+        if (m->programs[i].kind == kind) return (int)i;
+    return -1;
+}
+
+int mtr_model_symbol(const MtrModel *m, MtrSymbolKind kind, int32_t column)
+{
+    for (uint32_t i = 0; m->symbol_info && i < m->n_symbols; i++)
+        if (m->symbol_info[i].kind == kind && m->symbol_info[i].column == column) return (int)i;
+    return -1;
+}
+
+int mtr_model_knob(const MtrModel *m, MtrKnobKind kind)
+{
+    for (uint32_t i = 0; i < m->n_knobs; i++)
+        if (m->knobs[i].kind == kind) return (int)i;
+    return -1;
+}
+
+int32_t mtr_program_output(const MtrModel *m, int p, MtrOutputRole role, int32_t task)
+{
+    if (p < 0 || (uint32_t)p >= m->n_programs) return -1;
+    const MtrProgram *prog = &m->programs[p];
+    for (uint32_t i = 0; i < prog->n_outputs; i++)
+        if (prog->outputs[i].role == role && (task < 0 || prog->outputs[i].task == task))
+            return prog->outputs[i].tensor;
+    return -1;
+}
+
+const char *mtr_program_kind_name(unsigned kind)
+{
+    switch (kind) {
+#define X(E, n, id)                                                                                \
+    case id:                                                                                       \
+        return #n;
+#include "mtr/programs.def"
+#undef X
+    default:
+        return "?";
+    }
+}
+
+const char *mtr_output_role_name(unsigned role)
+{
+    switch (role) {
+#define X(E, n, id, per_task, what)                                                                \
+    case id:                                                                                       \
+        return #n;
+#include "mtr/outputs.def"
+#undef X
+    default:
+        return "?";
+    }
+}
+
+const char *mtr_source_name(unsigned source)
+{
+    switch (source) {
+#define X(E, n, id, what)                                                                          \
+    case id:                                                                                       \
+        return #n;
+#include "mtr/sources.def"
+#undef X
+    default:
+        return "?";
+    }
+}
+
+const char *mtr_symbol_kind_name(unsigned kind)
+{
+    switch (kind) {
+#define X(E, n, id, per_column)                                                                    \
+    case id:                                                                                       \
+        return #n;
+#include "mtr/symbols.def"
+#undef X
+    default:
+        return "?";
+    }
+}
+
+static const struct {
+    const char *name;
+    MtrOutputRole reads;
+    int takes_k;
+} metric_rows[MTR_METRIC_COUNT] = {
+#define X(E, n, id, reads, takes_k) [MTR_METRIC_##E] = {#n, MTR_OUT_##reads, takes_k},
+#include "mtr/metrics.def"
+#undef X
+};
+
+const char *mtr_metric_name(unsigned metric)
+{
+    return metric < MTR_METRIC_COUNT ? metric_rows[metric].name : "?";
+}
+
+MtrOutputRole mtr_metric_reads(unsigned metric)
+{
+    return metric < MTR_METRIC_COUNT ? metric_rows[metric].reads : (MtrOutputRole)0;
+}
+
+int mtr_metric_takes_k(unsigned metric)
+{
+    return metric < MTR_METRIC_COUNT && metric_rows[metric].takes_k;
+}
+
+char *mtr_symbol_name_make(const MtrModel *m, uint32_t i)
+{
+    const MtrSymbol *s = &m->symbol_info[i];
+    const char *kind = mtr_symbol_kind_name(s->kind);
+    const char *col =
+        s->column >= 0 && (uint32_t)s->column < m->n_columns ? m->columns[s->column].name : NULL;
+    size_t n = strlen(kind) + (col ? strlen(col) + 1 : 0) + 1;
+    char *out = malloc(n);
+    if (out) snprintf(out, n, col ? "%s.%s" : "%s", kind, col);
+    return out;
+}
+
+static const MtrKnobInfo knob_rows[] = {
+#define X(E, n, id, type, lo, lo_open, hi, hi_open, scope, run)                                    \
+    [id] = {#n, MTR_KNOB_##type, lo, hi, lo_open, hi_open, MTR_SCOPE_##scope, run},
+#include "mtr/knobs.def"
+#undef X
+};
+
+const MtrKnobInfo *mtr_knob_info(unsigned kind)
+{
+    if (kind >= sizeof knob_rows / sizeof *knob_rows || !knob_rows[kind].name) return NULL;
+    return &knob_rows[kind];
+}
+
+int mtr_knob_check(unsigned kind, double v, char *rule, size_t n)
+{
+    const MtrKnobInfo *k = mtr_knob_info(kind);
+    if (!k) {
+        snprintf(rule, n, "is of an unknown kind %u", kind);
+        return -1;
+    }
+    int lo_ok = k->min_open ? v > k->min : v >= k->min;
+    int hi_ok = k->max == HUGE_VAL || (k->max_open ? v < k->max : v <= k->max);
+    if (lo_ok && hi_ok) return 0;
+    if (k->max == HUGE_VAL)
+        snprintf(rule, n, "must be %s %.10g", k->min_open ? ">" : ">=", k->min);
+    else
+        snprintf(rule, n, "must be in %c%.10g, %.10g%c", k->min_open ? '(' : '[', k->min, k->max,
+                 k->max_open ? ')' : ']');
     return -1;
 }
 

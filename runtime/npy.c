@@ -77,7 +77,8 @@ static int saved_role(const MtrTensor *t)
 }
 
 /* The shape of tensor t with m's symbols bound. */
-static MtrStatus bound_shape(const MtrModel *m, const MtrTensor *t, int64_t shape[2], MtrError *err)
+static MtrStatus bound_shape(const MtrModel *m, const MtrTensor *t, int64_t shape[MTR_MAX_RANK],
+                             MtrError *err)
 {
     if (t->rank > MTR_MAX_RANK)
         return mtr_fail(err, MTR_E_FORMAT, "tensor '%s' has rank %d", t->name, t->rank);
@@ -307,16 +308,17 @@ static int parse_word(Cursor *c, const char *w)
     return 1;
 }
 
-/* A shape tuple: (), (n,), (a, b) or (a, b,); up to 3 read so that a rank-3
- * file is reported as such. Returns the rank or -1. */
-static int parse_shape(Cursor *c, int64_t shape[3])
+/* A shape tuple: (), (n,), (a, b) or (a, b,); up to one extent beyond
+ * MTR_MAX_RANK read so that a file of a higher rank is reported as such.
+ * Returns the rank or -1. */
+static int parse_shape(Cursor *c, int64_t shape[MTR_MAX_RANK + 1])
 {
     if (!eat(c, '(')) return -1;
     int rank = 0;
     for (;;) {
         skip_ws(c);
         if (eat(c, ')')) return rank;
-        if (rank == 3 || c->p >= c->end || *c->p < '0' || *c->p > '9') return -1;
+        if (rank == MTR_MAX_RANK + 1 || c->p >= c->end || *c->p < '0' || *c->p > '9') return -1;
         int64_t v = 0;
         while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
             v = v * 10 + (*c->p++ - '0');
@@ -338,8 +340,8 @@ static uint32_t get_le(const unsigned char *p, int n)
 
 /* Reads and validates a whole .npy file of 4-byte elements ('<i4' when
  * want_i32, else '<f4'); *data is malloc'd, host order. */
-static MtrStatus npy_load(const char *path, int want_i32, void **data, int *rank, int64_t shape[2],
-                          MtrError *err)
+static MtrStatus npy_load(const char *path, int want_i32, void **data, int *rank,
+                          int64_t shape[MTR_MAX_RANK], MtrError *err)
 {
     FILE *f = fopen(path, "rb");
     if (!f) return mtr_fail(err, MTR_E_IO, "%s: cannot open: %s", path, strerror(errno));
@@ -390,7 +392,7 @@ static MtrStatus npy_load(const char *path, int want_i32, void **data, int *rank
     Cursor c = {head, head + hlen - 1};
     char key[32], descr[32] = "";
     int have_descr = 0, have_order = 0, have_shape = 0, r = -1;
-    int64_t sh[3] = {0, 0, 0};
+    int64_t sh[MTR_MAX_RANK + 1] = {0};
     int ok = eat(&c, '{'), closed = 0;
     while (ok && !(closed = eat(&c, '}'))) {
         ok = parse_str(&c, key, sizeof key) && eat(&c, ':');
@@ -476,7 +478,8 @@ done:
     return st;
 }
 
-MtrStatus mtr_npy_read(const char *path, float **data, int *rank, int64_t shape[2], MtrError *err)
+MtrStatus mtr_npy_read(const char *path, float **data, int *rank, int64_t shape[MTR_MAX_RANK],
+                       MtrError *err)
 {
     void *p = NULL;
     MtrStatus st = npy_load(path, 0, &p, rank, shape, err);
@@ -548,7 +551,7 @@ MtrStatus mtr_export_dir(const MtrModel *m, const char *dir, MtrError *err)
     for (uint32_t i = 0; i < m->n_tensors && st == MTR_OK; i++) {
         const MtrTensor *t = &m->tensors[i];
         if (!saved_role(t)) continue;
-        int64_t shape[2];
+        int64_t shape[MTR_MAX_RANK];
         if ((st = bound_shape(m, t, shape, err)) != MTR_OK) break;
         char *stem = stem_dup(t->name);
         char *path = stem ? path_join(dir, stem, ".npy") : NULL;
@@ -661,7 +664,7 @@ MtrStatus mtr_import_dir(MtrModel *m, const char *dir, MtrError *err)
     for (uint32_t i = 0; i < m->n_tensors && st == MTR_OK; i++) {
         const MtrTensor *t = &m->tensors[i];
         if (!saved_role(t)) continue;
-        int64_t want[2] = {0, 0}, got[2] = {0, 0};
+        int64_t want[MTR_MAX_RANK] = {0}, got[MTR_MAX_RANK] = {0};
         int rank = 0;
         void *data = NULL;
         if ((st = bound_shape(m, t, want, err)) != MTR_OK) break;
@@ -671,8 +674,9 @@ MtrStatus mtr_import_dir(MtrModel *m, const char *dir, MtrError *err)
             st = mtr_fail(err, MTR_E_NOMEM, "import: no memory");
         else
             st = npy_load(path, t->dtype == MTR_DT_I32, &data, &rank, got, err);
-        if (st == MTR_OK && (rank != t->rank || (rank > 0 && got[0] != want[0]) ||
-                             (rank > 1 && got[1] != want[1]))) {
+        int same = rank == t->rank;
+        for (int d = 0; same && d < rank; d++) same = got[d] == want[d];
+        if (st == MTR_OK && !same) {
             char ws[64], gs[64];
             shape_text(ws, t->rank, want);
             shape_text(gs, rank, got);

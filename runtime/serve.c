@@ -79,7 +79,7 @@ static MtrStatus one_row(const MtrModel *m, int p, int n, const char *const *nam
     if (!sizes) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
     rc = bind_sizes(m, 1, k, sizes, err);
     /* Program p and, for recommend, the item embeddings it reads. */
-    const char *const programs[] = {m->programs[p].name, "embed_items", NULL};
+    const MtrProgramKind programs[] = {m->programs[p].kind, MTR_PROG_EMBED_ITEMS, 0};
     if (rc == MTR_OK) rc = mtr_session_new_for(m, sizes, programs, &o->s, err);
     free(sizes);
     if (rc == MTR_OK) rc = mtr_session_load_params(o->s, m, err);
@@ -88,22 +88,16 @@ static MtrStatus one_row(const MtrModel *m, int p, int n, const char *const *nam
 
 #define MAX_TASKS 64
 
-/* Each ranking task's prediction in program p (predict): the tensor named as
- * the one its eval program reports. Fills pred and task (MAX_TASKS at most);
- * returns how many. */
+/* Program p's PREDICTION outputs, in task order. Fills pred and task
+ * (MAX_TASKS at most); returns how many. */
 static int predict_outputs(const MtrModel *m, int p, int32_t *pred, const char **task)
 {
-    const MtrProgram *prog = &m->programs[p];
     int n = 0;
     for (uint32_t t = 0; t < m->n_tasks && n < MAX_TASKS; t++) {
-        if (m->tasks[t].kind != MTR_TASK_RANKING) continue;
-        const char *name = m->tensors[m->tasks[t].eval_tensor].name;
-        for (uint32_t l = 0; l < prog->n_lifetimes; l++)
-            if (strcmp(m->tensors[prog->lifetimes[l].tensor].name, name) == 0) {
-                pred[n] = prog->lifetimes[l].tensor;
-                task[n++] = m->tasks[t].name;
-                break;
-            }
+        int32_t out = mtr_program_output(m, p, MTR_OUT_PREDICTION, (int32_t)t);
+        if (out < 0) continue;
+        pred[n] = out;
+        task[n++] = m->tasks[t].name;
     }
     return n;
 }
@@ -111,7 +105,7 @@ static int predict_outputs(const MtrModel *m, int p, int32_t *pred, const char *
 MtrStatus mtr_run_predict(const MtrModel *m, int n, const char *const *names,
                           const char *const *values, FILE *out, MtrError *err)
 {
-    int p = mtr_model_find_program(m, "predict");
+    int p = mtr_model_program(m, MTR_PROG_PREDICT);
     if (p < 0) return mtr_fail(err, MTR_E_STATE, "the model has no ranking task to predict with");
     OneRow o;
     ProgramFeeds feeds = {0};
@@ -132,12 +126,15 @@ MtrStatus mtr_run_predict(const MtrModel *m, int n, const char *const *names,
     return rc;
 }
 
-/* The programs recommend runs, and a check of k against the items. */
-static MtrStatus recommend_programs(const MtrModel *m, int k, int *p, int *pi, MtrError *err)
+/* The programs recommend runs, its top-k outputs, and a check of k against the items. */
+static MtrStatus recommend_programs(const MtrModel *m, int k, int *p, int *pi, int32_t *index,
+                                    int32_t *score, MtrError *err)
 {
-    *p = mtr_model_find_program(m, "recommend");
-    *pi = mtr_model_find_program(m, "embed_items");
-    if (*p < 0 || *pi < 0)
+    *p = mtr_model_program(m, MTR_PROG_RECOMMEND);
+    *pi = mtr_model_program(m, MTR_PROG_EMBED_ITEMS);
+    *index = mtr_program_output(m, *p, MTR_OUT_TOP_INDEX, -1);
+    *score = mtr_program_output(m, *p, MTR_OUT_TOP_SCORE, -1);
+    if (*p < 0 || *pi < 0 || *index < 0 || *score < 0)
         return mtr_fail(err, MTR_E_STATE, "the model has no retrieval task to recommend with");
     if (k <= 0 || (uint32_t)k > m->items.n)
         return mtr_fail(err, MTR_E_ARG, "-k must be between 1 and the %u items", m->items.n);
@@ -148,7 +145,8 @@ MtrStatus mtr_run_recommend(const MtrModel *m, int n, const char *const *names,
                             const char *const *values, int k, FILE *out, MtrError *err)
 {
     int p, pi;
-    MtrStatus rc = recommend_programs(m, k, &p, &pi, err);
+    int32_t ti, ts;
+    MtrStatus rc = recommend_programs(m, k, &p, &pi, &ti, &ts, err);
     if (rc) return rc;
     OneRow o;
     ProgramFeeds feeds = {0}, item_feeds = {0};
@@ -160,8 +158,6 @@ MtrStatus mtr_run_recommend(const MtrModel *m, int n, const char *const *names,
         mtr_session_run(o.s, pi, 1);
         bind_feed(o.s, m, &feeds, &o.row, &row, 1);
         mtr_session_run(o.s, p, 1);
-        int32_t ti = mtr_model_find_tensor(m, "recommend.index");
-        int32_t ts = mtr_model_find_tensor(m, "recommend.index_2");
         const int32_t *idx = mtr_session_tensor(o.s, ti);
         const float *score = mtr_session_tensor(o.s, ts);
         for (int i = 0; i < k; i++)
@@ -240,7 +236,7 @@ static MtrStatus file_open(const MtrModel *m, int p, const char *path, int64_t m
     int64_t *sizes = calloc(m->n_symbols + 1, sizeof *sizes);
     if (!sizes) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
     rc = bind_sizes(m, f->batch, k, sizes, err);
-    const char *const programs[] = {m->programs[p].name, "embed_items", NULL};
+    const MtrProgramKind programs[] = {m->programs[p].kind, MTR_PROG_EMBED_ITEMS, 0};
     if (rc == MTR_OK) rc = mtr_session_new_for(m, sizes, programs, &f->s, err);
     free(sizes);
     if (rc == MTR_OK) rc = mtr_session_load_params(f->s, m, err);
@@ -270,7 +266,7 @@ static void put_input_names(FILE *out, const MtrModel *m, const FileRun *f)
 MtrStatus mtr_run_predict_file(const MtrModel *m, const char *path, FILE *out, uint64_t *oov,
                                MtrError *err)
 {
-    int p = mtr_model_find_program(m, "predict");
+    int p = mtr_model_program(m, MTR_PROG_PREDICT);
     if (p < 0) return mtr_fail(err, MTR_E_STATE, "the model has no ranking task to predict with");
     FileRun f;
     MtrStatus rc = file_open(m, p, path, 4096, 1, &f, err);
@@ -304,7 +300,8 @@ MtrStatus mtr_run_recommend_file(const MtrModel *m, const char *path, int k, FIL
                                  uint64_t *oov, MtrError *err)
 {
     int p, pi;
-    MtrStatus rc = recommend_programs(m, k, &p, &pi, err);
+    int32_t ti, ts;
+    MtrStatus rc = recommend_programs(m, k, &p, &pi, &ti, &ts, err);
     if (rc) return rc;
     FileRun f;
     ProgramFeeds item_feeds = {0};
@@ -315,8 +312,6 @@ MtrStatus mtr_run_recommend_file(const MtrModel *m, const char *path, int k, FIL
         if (oov) *oov = f.e.oov;
         bind_feed(f.s, m, &item_feeds, &f.e, NULL, 0);
         mtr_session_run(f.s, pi, 1);
-        int32_t ti = mtr_model_find_tensor(m, "recommend.index");
-        int32_t ts = mtr_model_find_tensor(m, "recommend.index_2");
         put_input_names(out, m, &f);
         fputs("rank,item,score\n", out);
         for (int64_t off = 0; off < (int64_t)f.t.n_rows; off += f.batch) {

@@ -27,16 +27,16 @@ typedef struct {
     uint64_t skipped;
 } Split;
 
-static int knob_int(const MtrModel *m, const char *name, int fallback)
+/* The value of the model's knob of this kind, or the fallback when it has none. */
+static double knob(const MtrModel *m, MtrKnobKind kind, double fallback)
 {
-    int k = mtr_model_find_knob(m, name);
-    return k >= 0 ? (int)m->knobs[k].value : fallback;
+    int k = mtr_model_knob(m, kind);
+    return k >= 0 ? m->knobs[k].value : fallback;
 }
 
-static double knob_num(const MtrModel *m, const char *name, double fallback)
+static int knob_int(const MtrModel *m, MtrKnobKind kind, int fallback)
 {
-    int k = mtr_model_find_knob(m, name);
-    return k >= 0 ? m->knobs[k].value : fallback;
+    return (int)knob(m, kind, fallback);
 }
 
 static void split_free(const MtrModel *m, Split *s)
@@ -173,9 +173,9 @@ static MtrStatus split_random(const MtrModel *m, const MtrDataset *ds, Split *s,
     if (rc == MTR_OK && !all) rc = mtr_fail(err, MTR_E_NOMEM, "out of memory");
     if (rc == MTR_OK) {
         Rng r;
-        rng_seed(&r, (uint64_t)knob_int(m, "train.seed", 42));
+        rng_seed(&r, (uint64_t)knob_int(m, MTR_KNOB_SEED, 42));
         rng_shuffle_u32(&r, all, (uint64_t)n);
-        s->n_train = (int64_t)llround(knob_num(m, "train.split", 0.8) * (double)n);
+        s->n_train = (int64_t)llround(knob(m, MTR_KNOB_SPLIT, 0.8) * (double)n);
         if (s->n_train > n) s->n_train = n;
         s->n_test = n - s->n_train;
         s->train_rows = all;
@@ -206,7 +206,7 @@ typedef struct {
     ProgramFeeds feeds[8];
     int p_train, p_eval, p_items;
     int32_t loss, *task_loss;
-    int32_t *grad_of; /* update op's gradient per parameter, for the step log */
+    const MtrOutput *grads; /* train_step's GRADIENT outputs, for the step log */
     uint32_t n_grads;
     float *labels;    /* one batch of labels, for the metrics */
     double *task_sum; /* each task's loss summed over an epoch */
@@ -217,7 +217,6 @@ static void runner_free(Runner *r)
     for (int i = 0; i < 8; i++) bind_feeds_free(&r->feeds[i]);
     mtr_session_free(r->s);
     free(r->task_loss);
-    free(r->grad_of);
     free(r->labels);
     free(r->task_sum);
     memset(r, 0, sizeof *r);
@@ -233,14 +232,15 @@ static MtrStatus runner_new(const MtrModel *m, int64_t batch, Runner *r, MtrErro
     MtrStatus rc = bind_sizes(m, batch, k > 0 ? k : 1, values, err);
     /* Training and evaluation only: recommend's (batch, items) scores at the
      * training batch would be the largest buffer of all. */
-    static const char *const programs[] = {"train_step", "eval_step", "embed_items", NULL};
+    static const MtrProgramKind programs[] = {MTR_PROG_TRAIN, MTR_PROG_EVAL, MTR_PROG_EMBED_ITEMS,
+                                              0};
     if (rc == MTR_OK) rc = mtr_session_new_for(m, values, programs, &r->s, err);
     free(values);
     if (rc) return rc;
-    r->p_train = mtr_model_find_program(m, "train_step");
-    r->p_eval = mtr_model_find_program(m, "eval_step");
-    r->p_items = mtr_model_find_program(m, "embed_items");
-    r->loss = mtr_model_find_tensor(m, "loss");
+    r->p_train = mtr_model_program(m, MTR_PROG_TRAIN);
+    r->p_eval = mtr_model_program(m, MTR_PROG_EVAL);
+    r->p_items = mtr_model_program(m, MTR_PROG_EMBED_ITEMS);
+    r->loss = mtr_program_output(m, r->p_train, MTR_OUT_LOSS, -1);
     if (r->p_train < 0 || r->p_eval < 0 || r->loss < 0) {
         runner_free(r);
         return mtr_fail(err, MTR_E_FORMAT, "the model lacks train_step, eval_step or its loss");
@@ -252,18 +252,25 @@ static MtrStatus runner_new(const MtrModel *m, int64_t batch, Runner *r, MtrErro
         }
     r->task_loss = calloc(m->n_tasks + 1, sizeof *r->task_loss);
     r->labels = calloc((size_t)batch, sizeof *r->labels);
-    r->grad_of = calloc(m->n_tensors + 1, sizeof *r->grad_of);
     r->task_sum = calloc(m->n_tasks + 1, sizeof *r->task_sum);
-    if (!r->task_loss || !r->labels || !r->grad_of || !r->task_sum) {
+    if (!r->task_loss || !r->labels || !r->task_sum) {
         runner_free(r);
         return mtr_fail(err, MTR_E_NOMEM, "out of memory");
     }
-    for (uint32_t t = 0; t < m->n_tasks; t++) r->task_loss[t] = m->tasks[t].loss_tensor;
+    for (uint32_t t = 0; t < m->n_tasks; t++) {
+        r->task_loss[t] = mtr_program_output(m, r->p_train, MTR_OUT_TASK_LOSS, (int32_t)t);
+        if (r->task_loss[t] < 0) {
+            runner_free(r);
+            return mtr_fail(err, MTR_E_FORMAT, "train_step has no loss for task '%s'",
+                            m->tasks[t].name);
+        }
+    }
+    /* The gradients are listed together, in the order of their updates. */
     const MtrProgram *tp = &m->programs[r->p_train];
-    for (uint32_t i = 0; i < tp->n_ops; i++) {
-        const MtrOp *op = &tp->ops[i];
-        if (op_info(op->kind)->flags & OPF_UPDATE && op->kind != OP_STEP_INC)
-            r->grad_of[r->n_grads++] = op->in[1];
+    for (uint32_t i = 0; i < tp->n_outputs; i++) {
+        if (tp->outputs[i].role != MTR_OUT_GRADIENT) continue;
+        if (!r->grads) r->grads = &tp->outputs[i];
+        r->n_grads++;
     }
     return MTR_OK;
 }
@@ -284,16 +291,13 @@ static void log_step(const MtrModel *m, Runner *r, FILE *out, int fold, int64_t 
         snprintf(key, sizeof key, "%s.loss", m->tasks[t].name);
         report_json_num(&j, key, *(float *)mtr_session_tensor(r->s, r->task_loss[t]));
     }
-    const MtrProgram *tp = &m->programs[r->p_train];
-    uint32_t g = 0;
-    for (uint32_t i = 0; i < tp->n_ops; i++) {
-        const MtrOp *op = &tp->ops[i];
-        if (!(op_info(op->kind)->flags & OPF_UPDATE) || op->kind == OP_STEP_INC) continue;
-        const float *d = mtr_session_tensor(r->s, r->grad_of[g++]);
-        int64_t n = mtr_session_tensor_elems(r->s, op->in[1], rows);
+    for (uint32_t g = 0; g < r->n_grads; g++) {
+        const MtrOutput *o = &r->grads[g];
+        const float *d = mtr_session_tensor(r->s, o->tensor);
+        int64_t n = mtr_session_tensor_elems(r->s, o->tensor, rows);
         double sq = 0;
         for (int64_t e = 0; e < n; e++) sq += (double)d[e] * d[e];
-        snprintf(key, sizeof key, "grad_norm.%s", m->tensors[op->in[0]].name);
+        snprintf(key, sizeof key, "grad_norm.%s", m->tensors[o->param].name);
         report_json_num(&j, key, sqrt(sq));
     }
     report_json_end(&j, "step log", NULL);
@@ -347,14 +351,16 @@ static MtrStatus evaluate(const MtrModel *m, Runner *r, const Encoded *e, const 
         bind_feed(r->s, m, &r->feeds[r->p_eval], e, at, n);
         mtr_session_run(r->s, r->p_eval, n);
         for (uint32_t t = 0; t < m->n_tasks && rc == MTR_OK; t++) {
-            const MtrTask *task = &m->tasks[t];
+            int32_t reads = metrics_task_tensor(&ms, t);
+            if (reads < 0) continue;
             const float *label = NULL;
-            if (task->kind == MTR_TASK_RANKING) {
-                const float *src = e->nums[task->label_column];
+            int32_t lc = m->tasks[t].label_column;
+            if (lc >= 0 && e->nums[lc]) {
+                const float *src = e->nums[lc];
                 for (int64_t i = 0; i < n; i++) r->labels[i] = src[at[i]];
                 label = r->labels;
             }
-            rc = metrics_add(&ms, t, mtr_session_tensor(r->s, task->eval_tensor), label, n, err);
+            rc = metrics_add(&ms, t, mtr_session_tensor(r->s, reads), label, n, err);
         }
     }
     if (seconds) *seconds = report_clock() - t0;
@@ -378,9 +384,9 @@ static void write_test_line(const MtrRunOptions *o, const MtrRunResult *res)
 static MtrStatus run_fold(const MtrModel *m, Runner *r, Split *sp, const MtrRunOptions *o,
                           MtrRunResult *res, MtrError *err)
 {
-    int64_t batch = knob_int(m, "train.batch", 8192);
-    int epochs = knob_int(m, "train.epochs", 3);
-    uint64_t seed = (uint64_t)knob_int(m, "train.seed", 42);
+    int64_t batch = knob_int(m, MTR_KNOB_BATCH, 8192);
+    int epochs = knob_int(m, MTR_KNOB_EPOCHS, 3);
+    uint64_t seed = (uint64_t)knob_int(m, MTR_KNOB_SEED, 42);
     MtrStatus rc = MTR_OK;
     Rng order;
     rng_seed(&order, seed ^ 0x0bade5ull);
@@ -478,11 +484,12 @@ static MtrStatus load_init(const MtrModel *m, MtrSession *s, const char *dir, Mt
         snprintf(path, sizeof path, "%s/%s.npy", dir, stem);
         float *data = NULL;
         int rank = 0;
-        int64_t shape[2] = {1, 1};
+        int64_t shape[MTR_MAX_RANK] = {1, 1, 1};
         MtrStatus rc = mtr_npy_read(path, &data, &rank, shape, err);
         if (rc) return rc;
         int64_t want = mtr_session_tensor_elems(s, (int32_t)t, 1);
-        int64_t have = rank == 0 ? 1 : rank == 1 ? shape[0] : shape[0] * shape[1];
+        int64_t have = 1;
+        for (int d = 0; d < rank; d++) have *= shape[d];
         if (rank != ten->rank || have != want) {
             free(data);
             return mtr_fail(err, MTR_E_SHAPE,
@@ -497,7 +504,7 @@ static MtrStatus load_init(const MtrModel *m, MtrSession *s, const char *dir, Mt
 
 static int64_t train_batch(const MtrModel *m)
 {
-    return knob_int(m, "train.batch", 8192);
+    return knob_int(m, MTR_KNOB_BATCH, 8192);
 }
 
 /* The batch the buffers are sized for: no batch of this split has more rows
@@ -531,7 +538,7 @@ MtrStatus mtr_run_train(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, 
             rc = mtr_session_load_params(r.s, m, err);
         } else {
             Rng init;
-            rng_seed(&init, (uint64_t)knob_int(m, "train.seed", 42) ^ 0x5eed1a17ull);
+            rng_seed(&init, (uint64_t)knob_int(m, MTR_KNOB_SEED, 42) ^ 0x5eed1a17ull);
             mtr_session_init_params(r.s, &init);
             if (o->init_dir) rc = load_init(m, r.s, o->init_dir, err);
         }
@@ -622,7 +629,7 @@ MtrStatus mtr_run_cv(MtrModel *m, const MtrRunOptions *o, int n_folds, const cha
             Rng init;
             MtrRunOptions fo = *o;
             fo.fold = f + 1;
-            rng_seed(&init, (uint64_t)knob_int(m, "train.seed", 42) ^ 0x5eed1a17ull);
+            rng_seed(&init, (uint64_t)knob_int(m, MTR_KNOB_SEED, 42) ^ 0x5eed1a17ull);
             mtr_session_init_params(r.s, &init);
             if (o->init_dir) rc = load_init(m, r.s, o->init_dir, err);
             results[f].skipped = ds->skipped;

@@ -80,16 +80,16 @@ static void test_limit(void **state)
 static void test_distance(void **state)
 {
     (void)state;
-    assert_int_equal(diag_distance("relu", "relu"), 0);
-    assert_int_equal(diag_distance("rleu", "relu"), 1);
-    assert_int_equal(diag_distance("lr", "rl"), 1);
-    assert_int_equal(diag_distance("", "abc"), 3);
-    assert_int_equal(diag_distance("kitten", "sitting"), 3);
-    assert_true(diag_is_close("usr", "user"));
-    assert_true(diag_is_close("embeding", "embedding"));
-    assert_false(diag_is_close("x", "y"));
-    assert_false(diag_is_close("zebra", "user"));
-    assert_false(diag_is_close("user", "user"));
+    assert_int_equal(mtr_name_distance("relu", "relu"), 0);
+    assert_int_equal(mtr_name_distance("rleu", "relu"), 1);
+    assert_int_equal(mtr_name_distance("lr", "rl"), 1);
+    assert_int_equal(mtr_name_distance("", "abc"), 3);
+    assert_int_equal(mtr_name_distance("kitten", "sitting"), 3);
+    assert_true(mtr_name_is_close("usr", "user"));
+    assert_true(mtr_name_is_close("embeding", "embedding"));
+    assert_false(mtr_name_is_close("x", "y"));
+    assert_false(mtr_name_is_close("zebra", "user"));
+    assert_false(mtr_name_is_close("user", "user"));
 }
 
 /* Loads path through frontend_load; returns what was printed (malloc'd). */

@@ -220,9 +220,9 @@ static MtrSession *new_session(const MtrModel *m, const Sizes *z, uint64_t seed)
 static void fill_batch(MtrSession *s, const MtrModel *m, int p, const Sizes *z, int step,
                        int64_t rows)
 {
-    int32_t tu = tu_find_input(m, p, "column:user_id");
-    int32_t tm = tu_find_input(m, p, "column:movie_title");
-    int32_t tr = tu_find_input(m, p, "column:user_rating");
+    int32_t tu = tu_find_input(m, p, MTR_SRC_COLUMN, "user_id");
+    int32_t tm = tu_find_input(m, p, MTR_SRC_COLUMN, "movie_title");
+    int32_t tr = tu_find_input(m, p, MTR_SRC_COLUMN, "user_rating");
     for (int64_t i = 0; i < rows; i++) {
         int64_t j = i + 7 * step;
         if (tu >= 0)
@@ -256,9 +256,9 @@ static void test_step_loop_allocates_nothing(void **state)
     (void)state;
     MtrModel *m = compile_text("small.mtr", small_movielens);
     MtrSession *s = new_session(m, &small, 42);
-    int p = mtr_model_find_program(m, "train_step");
-    int pe = mtr_model_find_program(m, "eval_step");
-    int pi = mtr_model_find_program(m, "embed_items");
+    int p = mtr_model_program(m, MTR_PROG_TRAIN);
+    int pe = mtr_model_program(m, MTR_PROG_EVAL);
+    int pi = mtr_model_program(m, MTR_PROG_EMBED_ITEMS);
     assert_true(p >= 0 && pe >= 0 && pi >= 0);
     /* warm-up: first calls may set up OpenBLAS's own buffers */
     for (int i = 0; i < 2; i++) {
@@ -290,7 +290,7 @@ static void test_partial_batch(void **state)
 {
     (void)state;
     MtrModel *m = compile_text("small.mtr", small_movielens);
-    int p = mtr_model_find_program(m, "train_step");
+    int p = mtr_model_program(m, MTR_PROG_TRAIN);
     int32_t loss = mtr_model_find_tensor(m, "loss");
     assert_true(p >= 0 && loss >= 0);
     Sizes exact = small;
@@ -499,13 +499,11 @@ static void test_inputs_reach_every_program(void **state)
     (void)state;
     MtrModel *m = compile_text("small.mtr", small_movielens);
     MtrSession *s = new_session(m, &small, 5);
-    int pt = mtr_model_find_program(m, "train_step");
-    int pp = mtr_model_find_program(m, "predict");
-    int pe = mtr_model_find_program(m, "eval_step");
+    int pt = mtr_model_program(m, MTR_PROG_TRAIN);
+    int pp = mtr_model_program(m, MTR_PROG_PREDICT);
+    int pe = mtr_model_program(m, MTR_PROG_EVAL);
     assert_true(pt >= 0 && pp >= 0 && pe >= 0);
-    int32_t pred = -1;
-    for (uint32_t t = 0; t < m->n_tasks; t++)
-        if (m->tasks[t].kind == MTR_TASK_RANKING) pred = m->tasks[t].eval_tensor;
+    int32_t pred = mtr_program_output(m, pe, MTR_OUT_PREDICTION, -1);
     assert_true(pred >= 0);
     /* a train step first, so that the arena holds train_step's values */
     fill_batch(s, m, pt, &small, 0, small.batch);
@@ -516,8 +514,9 @@ static void test_inputs_reach_every_program(void **state)
         int p = progs[q];
         fill_batch(s, m, p, &small, 3, small.batch);
         mtr_session_run(s, p, small.batch);
-        const int32_t *u = mtr_session_tensor(s, tu_find_input(m, p, "column:user_id"));
-        const int32_t *mv = mtr_session_tensor(s, tu_find_input(m, p, "column:movie_title"));
+        const int32_t *u = mtr_session_tensor(s, tu_find_input(m, p, MTR_SRC_COLUMN, "user_id"));
+        const int32_t *mv =
+            mtr_session_tensor(s, tu_find_input(m, p, MTR_SRC_COLUMN, "movie_title"));
         const float *y = mtr_session_tensor(s, pred);
         for (int i = 0; i < small.batch; i++) {
             float want = reference_rating(s, m, u[i], mv[i]);
@@ -563,8 +562,8 @@ static void test_two_programs_share_an_input(void **state)
     assert_int_equal(autodiff_backward(&g, loss, &grads, &n_grads), 0);
     int32_t outs[] = {loss, grads[table]};
     MtrProgram progs[2];
-    assert_int_equal(schedule_program(&g, "grad", outs, 2, &progs[0]), 0);
-    assert_int_equal(schedule_program(&g, "forward", &loss, 1, &progs[1]), 0);
+    assert_int_equal(schedule_program(&g, MTR_PROG_TRAIN, outs, 2, &progs[0]), 0);
+    assert_int_equal(schedule_program(&g, MTR_PROG_EVAL, &loss, 1, &progs[1]), 0);
     free(grads);
     graph_free(&g);
     MtrModel *m = module_take(&mod);
@@ -611,7 +610,7 @@ static void test_determinism(void **state)
 {
     (void)state;
     MtrModel *m = compile_text("small.mtr", small_movielens);
-    int p = mtr_model_find_program(m, "train_step");
+    int p = mtr_model_program(m, MTR_PROG_TRAIN);
     MtrSession *a = new_session(m, &small, 77), *b = new_session(m, &small, 77);
     for (int step = 0; step < 5; step++) {
         fill_batch(a, m, p, &small, step, small.batch);
@@ -664,7 +663,7 @@ static const char *const corruption_names[BAD_COUNT] = {
  * model offers no place for it. */
 static int corrupt(MtrModel *m, int64_t *values, Corruption c)
 {
-    MtrProgram *p = &m->programs[mtr_model_find_program(m, "train_step")];
+    MtrProgram *p = &m->programs[mtr_model_program(m, MTR_PROG_TRAIN)];
     switch (c) {
     case BAD_OUTPUT_SHAPE:
         for (uint32_t i = 0; i < p->n_ops; i++)

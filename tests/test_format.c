@@ -31,7 +31,7 @@ static char *dup(const char *s)
 }
 
 static void set_tensor(MtrTensor *t, const char *name, int dtype, int role, int rank, int init,
-                       float init_arg, MtrDim d0, MtrDim d1, const char *source)
+                       float init_arg, MtrDim d0, MtrDim d1, int source, int column)
 {
     t->name = dup(name);
     t->dtype = (uint8_t)dtype;
@@ -41,7 +41,9 @@ static void set_tensor(MtrTensor *t, const char *name, int dtype, int role, int 
     t->init_arg = init_arg;
     t->dim[0] = rank > 0 ? d0 : (MtrDim){-1, 1};
     t->dim[1] = rank > 1 ? d1 : (MtrDim){-1, 1};
-    t->source = dup(source);
+    t->dim[2] = (MtrDim){-1, 1};
+    t->source = (uint8_t)source;
+    t->source_column = column;
 }
 
 static MtrOp make_op(OpKind kind, int32_t a, int32_t b, int32_t c, int32_t o0, int32_t o1)
@@ -76,21 +78,31 @@ static MtrModel *build_model(int trained)
                                              "items"};
     m->n_symbols = N_SYMS;
     m->symbols = calloc(N_SYMS, sizeof(char *));
+    m->symbol_info = calloc(N_SYMS, sizeof(MtrSymbol));
     for (int i = 0; i < N_SYMS; i++) m->symbols[i] = dup(syms[i]);
+    m->symbol_info[SYM_BATCH] = (MtrSymbol){MTR_SYM_BATCH, -1};
+    m->symbol_info[SYM_VUSER] = (MtrSymbol){MTR_SYM_VOCAB, 0};
+    m->symbol_info[SYM_VMOVIE] = (MtrSymbol){MTR_SYM_VOCAB, 1};
+    m->symbol_info[SYM_ITEMS] = (MtrSymbol){MTR_SYM_ITEMS, -1};
 
     static const struct {
         const char *name;
-        int type;
+        int type, kind;
         double v;
-    } knobs[] = {{"rating.weight", MTR_KNOB_F32, 1.0}, {"retrieval.weight", MTR_KNOB_F32, 0.5},
-                 {"optimizer.lr", MTR_KNOB_F32, 0.1},  {"optimizer.epsilon", MTR_KNOB_F32, 1e-7},
-                 {"train.batch", MTR_KNOB_I32, 8},     {"train.epochs", MTR_KNOB_I32, 3},
-                 {"train.seed", MTR_KNOB_I32, 42},     {"train.split", MTR_KNOB_F32, 0.8}};
+    } knobs[] = {{"rating.weight", MTR_KNOB_F32, MTR_KNOB_WEIGHT, 1.0},
+                 {"retrieval.weight", MTR_KNOB_F32, MTR_KNOB_WEIGHT, 0.5},
+                 {"optimizer.lr", MTR_KNOB_F32, MTR_KNOB_LR, 0.1},
+                 {"optimizer.epsilon", MTR_KNOB_F32, MTR_KNOB_EPSILON, 1e-7},
+                 {"train.batch", MTR_KNOB_I32, MTR_KNOB_BATCH, 8},
+                 {"train.epochs", MTR_KNOB_I32, MTR_KNOB_EPOCHS, 3},
+                 {"train.seed", MTR_KNOB_I32, MTR_KNOB_SEED, 42},
+                 {"train.split", MTR_KNOB_F32, MTR_KNOB_SPLIT, 0.8}};
     m->n_knobs = 8;
     m->knobs = calloc(8, sizeof(MtrKnob));
     for (int i = 0; i < 8; i++) {
         m->knobs[i].name = dup(knobs[i].name);
         m->knobs[i].type = (uint8_t)knobs[i].type;
+        m->knobs[i].kind = (uint16_t)knobs[i].kind;
         m->knobs[i].value = knobs[i].type == MTR_KNOB_F32 ? (double)(float)knobs[i].v : knobs[i].v;
     }
 
@@ -104,33 +116,34 @@ static MtrModel *build_model(int trained)
     m->tensors = calloc(15, sizeof(MtrTensor));
     MtrTensor *t = m->tensors;
     set_tensor(&t[0], "user_id", MTR_DT_I32, MTR_ROLE_INPUT, 1, 0, 0, SYM(SYM_BATCH), NONE,
-               "column:user_id");
+               MTR_SRC_COLUMN, 0);
     set_tensor(&t[1], "movie_title", MTR_DT_I32, MTR_ROLE_INPUT, 1, 0, 0, SYM(SYM_BATCH), NONE,
-               "column:movie_title");
+               MTR_SRC_COLUMN, 1);
     set_tensor(&t[2], "user_rating", MTR_DT_F32, MTR_ROLE_INPUT, 1, 0, 0, SYM(SYM_BATCH), NONE,
-               "column:user_rating");
+               MTR_SRC_COLUMN, 2);
     set_tensor(&t[3], "user.embedding", MTR_DT_F32, MTR_ROLE_PARAM, 2, MTR_INIT_UNIFORM, 0.05f,
-               SYM(SYM_VUSER), K(4), "");
+               SYM(SYM_VUSER), K(4), 0, -1);
     set_tensor(&t[4], "movie.embedding", MTR_DT_F32, MTR_ROLE_PARAM, 2, MTR_INIT_UNIFORM, 0.05f,
-               SYM(SYM_VMOVIE), K(4), "");
+               SYM(SYM_VMOVIE), K(4), 0, -1);
     set_tensor(&t[5], "rating.dense0.kernel", MTR_DT_F32, MTR_ROLE_PARAM, 2, MTR_INIT_GLOROT, 0,
-               K(8), K(1), "");
+               K(8), K(1), 0, -1);
     set_tensor(&t[6], "user.embedding.accum", MTR_DT_F32, MTR_ROLE_OPTSTATE, 2, MTR_INIT_CONST,
-               0.1f, SYM(SYM_VUSER), K(4), "");
-    set_tensor(&t[7], "user", MTR_DT_F32, MTR_ROLE_ACT, 2, 0, 0, SYM(SYM_BATCH), K(4), "");
-    set_tensor(&t[8], "movie", MTR_DT_F32, MTR_ROLE_ACT, 2, 0, 0, SYM(SYM_BATCH), K(4), "");
-    set_tensor(&t[9], "concat", MTR_DT_F32, MTR_ROLE_ACT, 2, 0, 0, SYM(SYM_BATCH), K(8), "");
-    set_tensor(&t[10], "rating", MTR_DT_F32, MTR_ROLE_ACT, 2, 0, 0, SYM(SYM_BATCH), K(1), "");
-    set_tensor(&t[11], "rating.loss", MTR_DT_F32, MTR_ROLE_ACT, 0, 0, 0, NONE, NONE, "");
-    set_tensor(&t[12], "loss", MTR_DT_F32, MTR_ROLE_ACT, 0, MTR_INIT_KNOB, 2, NONE, NONE, "");
+               0.1f, SYM(SYM_VUSER), K(4), 0, -1);
+    set_tensor(&t[7], "user", MTR_DT_F32, MTR_ROLE_ACT, 2, 0, 0, SYM(SYM_BATCH), K(4), 0, -1);
+    set_tensor(&t[8], "movie", MTR_DT_F32, MTR_ROLE_ACT, 2, 0, 0, SYM(SYM_BATCH), K(4), 0, -1);
+    set_tensor(&t[9], "concat", MTR_DT_F32, MTR_ROLE_ACT, 2, 0, 0, SYM(SYM_BATCH), K(8), 0, -1);
+    set_tensor(&t[10], "rating", MTR_DT_F32, MTR_ROLE_ACT, 2, 0, 0, SYM(SYM_BATCH), K(1), 0, -1);
+    set_tensor(&t[11], "rating.loss", MTR_DT_F32, MTR_ROLE_ACT, 0, 0, 0, NONE, NONE, 0, -1);
+    set_tensor(&t[12], "loss", MTR_DT_F32, MTR_ROLE_ACT, 0, MTR_INIT_KNOB, 2, NONE, NONE, 0, -1);
     set_tensor(&t[13], "item_ids", MTR_DT_I32, MTR_ROLE_INPUT, 1, 0, 0, SYM(SYM_ITEMS), NONE,
-               "items:movie_title");
+               MTR_SRC_ITEMS, 1);
     set_tensor(&t[14], "item_embeddings", MTR_DT_F32, MTR_ROLE_STATE, 2, 0, 0, SYM(SYM_ITEMS),
-               (MtrDim){-1, 4}, "");
+               (MtrDim){-1, 4}, 0, -1);
 
     m->n_programs = 2;
     m->programs = calloc(2, sizeof(MtrProgram));
     MtrProgram *p = &m->programs[0];
+    p->kind = MTR_PROG_PREDICT;
     p->name = dup("predict");
     p->n_ops = 4;
     p->ops = calloc(4, sizeof(MtrOp));
@@ -145,8 +158,13 @@ static MtrModel *build_model(int trained)
     p->lifetimes[1] = (MtrLifetime){8, 1, 2, -1};
     p->lifetimes[2] = (MtrLifetime){9, 2, 3, -1};
     p->lifetimes[3] = (MtrLifetime){10, 3, 3, -1};
+    p->update_at = p->n_ops;
+    p->n_outputs = 1;
+    p->outputs = calloc(1, sizeof(MtrOutput));
+    p->outputs[0] = (MtrOutput){MTR_OUT_PREDICTION, 0, 10, -1};
 
     p = &m->programs[1];
+    p->kind = MTR_PROG_TRAIN;
     p->name = dup("train_step");
     p->n_ops = 7;
     p->ops = calloc(7, sizeof(MtrOp));
@@ -169,31 +187,31 @@ static MtrModel *build_model(int trained)
     p->lifetimes[3] = (MtrLifetime){10, 3, 4, -1};
     p->lifetimes[4] = (MtrLifetime){11, 4, 5, -1};
     p->lifetimes[5] = (MtrLifetime){12, 5, 5, 11};
+    p->update_at = 6;
+    p->n_outputs = 3;
+    p->outputs = calloc(3, sizeof(MtrOutput));
+    p->outputs[0] = (MtrOutput){MTR_OUT_TASK_LOSS, 0, 11, -1};
+    p->outputs[1] = (MtrOutput){MTR_OUT_LOSS, -1, 12, -1};
+    p->outputs[2] = (MtrOutput){MTR_OUT_GRADIENT, -1, 7, 3};
 
     m->n_tasks = 2;
     m->tasks = calloc(2, sizeof(MtrTask));
     MtrTask *tk = &m->tasks[0];
     tk->name = dup("rating");
-    tk->kind = MTR_TASK_RANKING;
-    tk->loss = MTR_LOSS_MSE;
-    tk->metrics = MTR_METRIC_RMSE;
+    tk->about = dup("ranking, loss mse");
+    tk->metrics = 1u << MTR_METRIC_RMSE;
     tk->weight_knob = 0;
     tk->label_column = 2;
-    tk->loss_tensor = 11;
-    tk->eval_tensor = 10;
     tk = &m->tasks[1];
     tk->name = dup("retrieval");
-    tk->kind = MTR_TASK_RETRIEVAL;
-    tk->loss = MTR_LOSS_SOFTMAX;
-    tk->metrics = MTR_METRIC_TOPK;
+    tk->about = dup("retrieval");
+    tk->metrics = 1u << MTR_METRIC_TOP_K;
     tk->n_ks = 3;
     tk->ks[0] = 1;
     tk->ks[1] = 5;
     tk->ks[2] = 10;
     tk->weight_knob = 1;
     tk->label_column = -1;
-    tk->loss_tensor = -1;
-    tk->eval_tensor = -1;
 
     if (!trained) return m;
     m->trained = 1;
@@ -255,12 +273,17 @@ static void assert_same_model(const MtrModel *a, const MtrModel *b)
 {
     assert_same_str(a->name, b->name);
     assert_int_equal(a->n_symbols, b->n_symbols);
-    for (uint32_t i = 0; i < a->n_symbols; i++) assert_same_str(a->symbols[i], b->symbols[i]);
+    for (uint32_t i = 0; i < a->n_symbols; i++) {
+        assert_same_str(a->symbols[i], b->symbols[i]);
+        assert_int_equal(a->symbol_info[i].kind, b->symbol_info[i].kind);
+        assert_int_equal(a->symbol_info[i].column, b->symbol_info[i].column);
+    }
     assert_int_equal(a->n_tensors, b->n_tensors);
     for (uint32_t i = 0; i < a->n_tensors; i++) {
         const MtrTensor *x = &a->tensors[i], *y = &b->tensors[i];
         assert_same_str(x->name, y->name);
-        assert_same_str(x->source, y->source);
+        assert_int_equal(x->source, y->source);
+        assert_int_equal(x->source_column, y->source_column);
         assert_int_equal(x->dtype, y->dtype);
         assert_int_equal(x->role, y->role);
         assert_int_equal(x->rank, y->rank);
@@ -275,6 +298,15 @@ static void assert_same_model(const MtrModel *a, const MtrModel *b)
     for (uint32_t p = 0; p < a->n_programs; p++) {
         const MtrProgram *x = &a->programs[p], *y = &b->programs[p];
         assert_same_str(x->name, y->name);
+        assert_int_equal(x->kind, y->kind);
+        assert_int_equal(x->update_at, y->update_at);
+        assert_int_equal(x->n_outputs, y->n_outputs);
+        for (uint32_t i = 0; i < x->n_outputs; i++) {
+            assert_int_equal(x->outputs[i].role, y->outputs[i].role);
+            assert_int_equal(x->outputs[i].task, y->outputs[i].task);
+            assert_int_equal(x->outputs[i].tensor, y->outputs[i].tensor);
+            assert_int_equal(x->outputs[i].param, y->outputs[i].param);
+        }
         assert_int_equal(x->n_ops, y->n_ops);
         for (uint32_t i = 0; i < x->n_ops; i++) {
             const MtrOp *o = &x->ops[i], *q = &y->ops[i];
@@ -292,6 +324,7 @@ static void assert_same_model(const MtrModel *a, const MtrModel *b)
     for (uint32_t i = 0; i < a->n_knobs; i++) {
         assert_same_str(a->knobs[i].name, b->knobs[i].name);
         assert_int_equal(a->knobs[i].type, b->knobs[i].type);
+        assert_int_equal(a->knobs[i].kind, b->knobs[i].kind);
         assert_true(a->knobs[i].value == b->knobs[i].value);
     }
     assert_int_equal(a->n_columns, b->n_columns);
@@ -308,15 +341,12 @@ static void assert_same_model(const MtrModel *a, const MtrModel *b)
     for (uint32_t i = 0; i < a->n_tasks; i++) {
         const MtrTask *x = &a->tasks[i], *y = &b->tasks[i];
         assert_same_str(x->name, y->name);
-        assert_int_equal(x->kind, y->kind);
-        assert_int_equal(x->loss, y->loss);
+        assert_same_str(x->about, y->about);
         assert_int_equal(x->metrics, y->metrics);
         assert_int_equal(x->n_ks, y->n_ks);
         for (uint32_t k = 0; k < x->n_ks; k++) assert_int_equal(x->ks[k], y->ks[k]);
         assert_int_equal(x->weight_knob, y->weight_knob);
         assert_int_equal(x->label_column, y->label_column);
-        assert_int_equal(x->loss_tensor, y->loss_tensor);
-        assert_int_equal(x->eval_tensor, y->eval_tensor);
     }
     assert_int_equal(!!a->trained, !!b->trained);
     if (!a->trained) return;
@@ -496,7 +526,7 @@ static void roundtrip(int trained)
     assert_int_equal(len, len2);
     assert_memory_equal(buf, buf2, len);
     assert_int_equal(mtr_model_find_knob(back, "train.split"), 7);
-    assert_int_equal(mtr_model_find_program(back, "train_step"), 1);
+    assert_int_equal(mtr_model_program(back, MTR_PROG_TRAIN), 1);
     assert_int_equal(mtr_model_find_symbol(back, "items"), 3);
     assert_int_equal(mtr_model_find_column(back, "user_rating"), 2);
     assert_int_equal(mtr_model_find_tensor(back, "loss"), 12);
@@ -600,6 +630,9 @@ static void test_garbage(void **state)
     wr32(buf + 8, 99);
     fix_crcs(buf, len);
     expect_refused(buf, len, "format version 99");
+    wr32(buf + 8, 1); /* a model.bin from before typed outputs */
+    fix_crcs(buf, len);
+    expect_refused(buf, len, "compile the .mtr again with mtrc");
     wr32(buf + 8, MTR_FORMAT_VERSION);
     wr32(buf + 24, 77); /* unknown section kind */
     fix_crcs(buf, len);
@@ -708,6 +741,48 @@ static void test_forged_fields(void **state)
     free(buf);
 }
 
+/* The contract of roles: what the runtime trusts about typed outputs and the
+ * update boundary is checked on load. */
+static void expect_model_refused(MtrModel *m, const char *needle)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    MtrError err = {0};
+    assert_int_equal(mtr_model_encode(m, &buf, &len, &err), MTR_OK);
+    expect_refused(buf, len, needle);
+    free(buf);
+    mtr_model_free(m);
+}
+
+static void test_roles_checked(void **state)
+{
+    (void)state;
+    MtrModel *m = build_model(0);
+    m->programs[1].update_at = 5; /* loss_weight, not an update, after the boundary */
+    expect_model_refused(m, "after the update boundary is not an update");
+    m = build_model(0);
+    m->programs[1].outputs[2].param = 7; /* a gradient of an activation */
+    expect_model_refused(m, "parameter 7");
+    m = build_model(0);
+    m->programs[1].outputs[0].task = 9;
+    expect_model_refused(m, "task 9 out of range");
+    m = build_model(0);
+    m->programs[0].kind = 77;
+    expect_model_refused(m, "unknown kind 77");
+    m = build_model(0);
+    m->programs[0].kind = MTR_PROG_TRAIN; /* two train_steps */
+    expect_model_refused(m, "appears twice");
+    m = build_model(0);
+    m->knobs[4].value = 0; /* train.batch below its row's minimum */
+    expect_model_refused(m, "must be in [1, 16777216]");
+    m = build_model(0);
+    m->knobs[4].kind = MTR_KNOB_LR; /* an f32 kind on an i32 knob */
+    expect_model_refused(m, "its kind");
+    m = build_model(0);
+    m->tensors[0].source = 0; /* an input nothing feeds */
+    expect_model_refused(m, "has source 0");
+}
+
 static int count_entries(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -794,10 +869,12 @@ static void test_knob_assign(void **state)
     expect_assign(m, "train.batch=abc", MTR_E_ARG, "integer");
     expect_assign(m, "train.batch=", MTR_E_ARG, "integer");
     expect_assign(m, "train.batch=99999999999", MTR_E_ARG, "32 bits");
-    expect_assign(m, "train.batch=0", MTR_E_ARG, "> 0");
-    expect_assign(m, "train.batch=-8", MTR_E_ARG, "> 0");
-    expect_assign(m, "train.epochs=-1", MTR_E_ARG, ">= 0");
-    expect_assign(m, "train.seed=-7", MTR_E_ARG, ">= 0");        /* docs/dsl.md: a seed is >= 0 */
+    expect_assign(m, "train.batch=0", MTR_E_ARG, "[1, 16777216]");
+    expect_assign(m, "train.batch=-8", MTR_E_ARG, "[1, 16777216]");
+    expect_assign(m, "train.batch=16777217", MTR_E_ARG, "[1, 16777216]"); /* mtrc's limit too */
+    expect_assign(m, "train.epochs=-1", MTR_E_ARG, "[0, 1000000]");
+    expect_assign(m, "train.seed=-7", MTR_E_ARG,
+                  "[0, 2147483647]");                            /* docs/dsl.md: a seed is >= 0 */
     expect_assign(m, "nosuch=1", MTR_E_ARG, "mtrun MODEL info"); /* nothing close: no guess */
     expect_assign(m, "train.split=1", MTR_E_ARG, "(0, 1)");
     expect_assign(m, "train.split=0", MTR_E_ARG, "(0, 1)");
@@ -864,7 +941,7 @@ static void test_print_info(void **state)
     mtr_model_print_info(m, f);
     fclose(f);
     static const char *const want[] = {"model movielens",
-                                       "format version 1",
+                                       "format version 2",
                                        "trained: yes",
                                        "train_step",
                                        "7 ops",
@@ -895,6 +972,7 @@ int main(void)
         cmocka_unit_test(test_zero_byte_file),
         cmocka_unit_test(test_hostile_counts),
         cmocka_unit_test(test_forged_fields),
+        cmocka_unit_test(test_roles_checked),
         cmocka_unit_test(test_atomic_write),
         cmocka_unit_test(test_knob_assign),
         cmocka_unit_test(test_set_file),

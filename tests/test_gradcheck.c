@@ -190,7 +190,7 @@ static int build_case(const GradCase *gc, OpKind kind, Built *b)
     b->u = b->w = b->c = -1;
     if (module_init(&mod, "gradcheck")) return -1;
     graph_init(&g, &mod);
-    module_knob(&mod, "case.weight", MTR_KNOB_F32, 1.0);
+    module_knob(&mod, MTR_KNOB_WEIGHT, "case.weight", 1.0);
 
     int32_t in[MTR_MAX_IN] = {-1, -1, -1, -1, -1};
     for (int i = 0; i < info->n_in; i++) {
@@ -247,8 +247,8 @@ static int build_case(const GradCase *gc, OpKind kind, Built *b)
             }
             outs[n_outs++] = b->grad[i];
         }
-        if (rc == 0) rc = schedule_program(&g, "grad", outs, n_outs, &progs[0]);
-        if (rc == 0) rc = schedule_program(&g, "forward", &loss, 1, &progs[1]);
+        if (rc == 0) rc = schedule_program(&g, MTR_PROG_TRAIN, outs, n_outs, &progs[0]);
+        if (rc == 0) rc = schedule_program(&g, MTR_PROG_EVAL, &loss, 1, &progs[1]);
     }
     free(grads);
     graph_free(&g);
@@ -516,7 +516,7 @@ static void test_whole_model_gradients(void **state)
         int64_t n = mtr_session_tensor_elems(s, (int32_t)t, 8);
         for (int64_t k = 0; k < n; k++) x[k] = uniform(&r, -0.6f, 0.6f);
     }
-    int p = mtr_model_find_program(m, "train_step");
+    int p = mtr_model_program(m, MTR_PROG_TRAIN);
     assert_true(p >= 0);
     int32_t t_loss = mtr_model_find_tensor(m, "loss");
     assert_true(t_loss >= 0);
@@ -527,9 +527,9 @@ static void test_whole_model_gradients(void **state)
     mtr_session_set_knob(s, k_lr, 0.0);
 
     /* Inputs: ids in range (user 1..5, movie 1..6, repeats included), ratings 1..5. */
-    int32_t t_user = tu_find_input(m, p, "column:user_id");
-    int32_t t_movie = tu_find_input(m, p, "column:movie_title");
-    int32_t t_rating = tu_find_input(m, p, "column:user_rating");
+    int32_t t_user = tu_find_input(m, p, MTR_SRC_COLUMN, "user_id");
+    int32_t t_movie = tu_find_input(m, p, MTR_SRC_COLUMN, "movie_title");
+    int32_t t_rating = tu_find_input(m, p, MTR_SRC_COLUMN, "user_rating");
     assert_true(t_user >= 0 && t_movie >= 0 && t_rating >= 0);
     const int32_t users[8] = {1, 2, 3, 1, 5, 4, 2, 1};
     const int32_t movies[8] = {3, 1, 6, 2, 5, 4, 1, 6};

@@ -121,7 +121,7 @@ static void expect_knob(const MtrModel *m, const char *file, const char *name, d
 /* train_step: all gradients, then all updates; nothing read before written. */
 static int check_train_order(const MtrModel *m, const char *file)
 {
-    int p = mtr_model_find_program(m, "train_step");
+    int p = mtr_model_program(m, MTR_PROG_TRAIN);
     const MtrProgram *prog = &m->programs[p];
     int bad = 0;
     uint32_t first_update = prog->n_ops;
@@ -210,23 +210,22 @@ static void test_every_model(void **state)
         }
         char *text = tu_read_file(file, NULL);
         assert_non_null(text);
-        int ranking = 0, retrieval = 0;
-        for (uint32_t t = 0; t < m->n_tasks; t++) {
-            ranking |= m->tasks[t].kind == MTR_TASK_RANKING;
-            retrieval |= m->tasks[t].kind == MTR_TASK_RETRIEVAL;
-        }
+        /* A ranking task is written "ranking(", a retrieval task "retrieval(". */
+        int ranking = strstr(text, "ranking(") != NULL,
+            retrieval = strstr(text, "retrieval(") != NULL;
         const struct {
-            const char *name;
+            MtrProgramKind kind;
             int want;
-        } progs[] = {{"train_step", 1},
-                     {"eval_step", 1},
-                     {"predict", ranking},
-                     {"embed_items", retrieval},
-                     {"recommend", retrieval}};
+        } progs[] = {{MTR_PROG_TRAIN, 1},
+                     {MTR_PROG_EVAL, 1},
+                     {MTR_PROG_PREDICT, ranking},
+                     {MTR_PROG_EMBED_ITEMS, retrieval},
+                     {MTR_PROG_RECOMMEND, retrieval}};
         for (size_t k = 0; k < sizeof progs / sizeof progs[0]; k++) {
-            int has = mtr_model_find_program(m, progs[k].name) >= 0;
+            int has = mtr_model_program(m, progs[k].kind) >= 0;
             if (has != progs[k].want) {
-                fprintf(stderr, "%s: program %s is %s\n", file, progs[k].name,
+                fprintf(stderr, "%s: program %s is %s\n", file,
+                        mtr_program_kind_name(progs[k].kind),
                         has ? "present but should not be" : "missing");
                 bad++;
             }
@@ -310,7 +309,7 @@ static OpKind retrieval_loss_op(const char *text, int rewrite)
     opts.rewrite = rewrite;
     MtrModel *m = emit_model_opts(ast, &opts, stderr);
     assert_non_null(m);
-    int p = mtr_model_find_program(m, "train_step");
+    int p = mtr_model_program(m, MTR_PROG_TRAIN);
     assert_true(p >= 0);
     OpKind found = OP_COUNT;
     for (uint32_t i = 0; i < m->programs[p].n_ops; i++) {

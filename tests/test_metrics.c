@@ -148,7 +148,8 @@ static void test_topk_boundaries(void **state)
     assert_int_equal(t.hits[2], 5);
 }
 
-/* A model with only what metrics reads: tasks and their eval tensors' dtypes. */
+/* A model with only what metrics reads: tasks, an eval_step whose typed
+ * outputs say which tensor each task's metrics read, and their dtypes. */
 static MtrModel *model_with_tasks(int two_rankers)
 {
     MtrModel *m = calloc(1, sizeof *m);
@@ -160,23 +161,29 @@ static MtrModel *model_with_tasks(int two_rankers)
     m->tensors[2].dtype = MTR_DT_I32; /* retrieval rank */
     m->n_tasks = two_rankers ? 3 : 2;
     m->tasks = calloc(m->n_tasks, sizeof *m->tasks);
+    m->n_programs = 1;
+    m->programs = calloc(1, sizeof *m->programs);
+    MtrProgram *eval = &m->programs[0];
+    eval->kind = MTR_PROG_EVAL;
+    eval->outputs = calloc(3, sizeof *eval->outputs);
     MtrTask *t = m->tasks;
     t[0] = (MtrTask){.name = "rating",
-                     .kind = MTR_TASK_RANKING,
-                     .metrics = MTR_METRIC_RMSE | MTR_METRIC_MAE,
-                     .eval_tensor = 0};
-    uint32_t r = 1;
-    if (two_rankers)
-        t[r++] = (MtrTask){.name = "click",
-                           .kind = MTR_TASK_RANKING,
-                           .metrics = MTR_METRIC_RMSE | MTR_METRIC_AUC,
-                           .eval_tensor = 1};
+                     .metrics = 1u << MTR_METRIC_RMSE | 1u << MTR_METRIC_MAE,
+                     .label_column = 0};
+    eval->outputs[eval->n_outputs++] = (MtrOutput){MTR_OUT_PREDICTION, 0, 0, -1};
+    int32_t r = 1;
+    if (two_rankers) {
+        t[r] = (MtrTask){.name = "click",
+                         .metrics = 1u << MTR_METRIC_RMSE | 1u << MTR_METRIC_AUC,
+                         .label_column = 1};
+        eval->outputs[eval->n_outputs++] = (MtrOutput){MTR_OUT_PREDICTION, r++, 1, -1};
+    }
     t[r] = (MtrTask){.name = "retrieval",
-                     .kind = MTR_TASK_RETRIEVAL,
-                     .metrics = MTR_METRIC_TOPK,
+                     .metrics = 1u << MTR_METRIC_TOP_K,
                      .n_ks = 2,
                      .ks = {1, 5},
-                     .eval_tensor = 2};
+                     .label_column = -1};
+    eval->outputs[eval->n_outputs++] = (MtrOutput){MTR_OUT_RANK, r, 2, -1};
     return m;
 }
 
@@ -184,6 +191,8 @@ static void model_release(MtrModel *m)
 {
     free(m->tensors);
     free(m->tasks);
+    free(m->programs[0].outputs);
+    free(m->programs);
     free(m);
 }
 

@@ -54,7 +54,7 @@ static void test_write_bytes_and_read(void **state)
 
     float *back = NULL;
     int rank = -1;
-    int64_t got[2] = {0, 0};
+    int64_t got[MTR_MAX_RANK] = {0};
     assert_int_equal(mtr_npy_read(path, &back, &rank, got, &err), MTR_OK);
     assert_int_equal(rank, 2);
     assert_int_equal(got[0], 2);
@@ -139,7 +139,7 @@ static void test_numpy_agrees(void **state)
         char *p = tu_path(dir, mine[k]);
         float *back = NULL;
         int rank = 0;
-        int64_t got[2];
+        int64_t got[MTR_MAX_RANK];
         MtrError err = {0};
         assert_int_equal(mtr_npy_read(p, &back, &rank, got, &err), MTR_OK);
         assert_int_equal(rank, 2);
@@ -155,7 +155,7 @@ static void test_numpy_agrees(void **state)
         char *p = tu_path(dir, refused[k]);
         float *back = NULL;
         int rank = 0;
-        int64_t got[2];
+        int64_t got[MTR_MAX_RANK];
         MtrError err = {0};
         assert_int_equal(mtr_npy_read(p, &back, &rank, got, &err), MTR_E_FORMAT);
         assert_non_null(strstr(err.msg, p));
@@ -206,7 +206,7 @@ static void test_corrupt_refused(void **state)
         {1, "{'descr': '>f4', 'fortran_order': False, 'shape': (2, 3), }", 24, "descr '>f4'"},
         {1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 20, "truncated"},
         {1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 28, "trailing"},
-        {1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3, 1), }", 24, "rank 3"},
+        {1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3, 1, 1), }", 24, "rank 4"},
         {1, "{'descr': '<f4', 'fortran_order': False, 'shape': (6), }", 24, "malformed"},
         {1, "{'descr': '<f4', 'fortran_order': False}", 24, "malformed"},
         {1, "{'descr': '<f4', 'fortran_order': False, 'shape': (6,), 'x': 1}", 24, "malformed"},
@@ -219,7 +219,7 @@ static void test_corrupt_refused(void **state)
         write_raw(path, cases[k].major, cases[k].dict, cases[k].data);
         float *back = NULL;
         int rank = 0;
-        int64_t got[2];
+        int64_t got[MTR_MAX_RANK];
         MtrError err = {0};
         MtrStatus st = mtr_npy_read(path, &back, &rank, got, &err);
         if (!cases[k].why) {
@@ -239,7 +239,7 @@ static void test_corrupt_refused(void **state)
     MtrError err = {0};
     float *back = NULL;
     int rank;
-    int64_t got[2];
+    int64_t got[MTR_MAX_RANK];
     assert_int_equal(mtr_npy_read(path, &back, &rank, got, &err), MTR_E_FORMAT);
     assert_non_null(strstr(err.msg, "bad magic"));
     assert_non_null(strstr(err.msg, path));
@@ -286,7 +286,7 @@ static MtrTensor tensor(const char *name, MtrRole role, int rank, MtrDim d0, Mtr
 {
     MtrTensor t = {0};
     t.name = strdup(name);
-    t.source = strdup("");
+    t.source_column = -1;
     t.dtype = MTR_DT_F32;
     t.role = (uint8_t)role;
     t.rank = (uint8_t)rank;
@@ -376,7 +376,7 @@ static void test_export_import(void **state)
 
     float *back = NULL;
     int rank = 0;
-    int64_t got[2];
+    int64_t got[MTR_MAX_RANK];
     p = tu_path(dir, "user_emb.npy");
     assert_int_equal(mtr_npy_read(p, &back, &rank, got, &err), MTR_OK);
     assert_int_equal(rank, 2);

@@ -133,13 +133,15 @@ struct MtrModel *tu_compile(const char *name, const char *text)
     return m;
 }
 
-int tu_find_input(const struct MtrModel *m, int p, const char *source)
+int tu_find_input(const struct MtrModel *m, int p, int source, const char *column)
 {
     const MtrProgram *prog = &m->programs[p];
+    int c = mtr_model_find_column(m, column);
     for (uint32_t i = 0; i < prog->n_ops; i++)
         for (int k = 0; k < op_info(prog->ops[i].kind)->n_in; k++) {
             int32_t t = prog->ops[i].in[k];
-            if (m->tensors[t].role == MTR_ROLE_INPUT && strcmp(m->tensors[t].source, source) == 0)
+            if (m->tensors[t].role == MTR_ROLE_INPUT && m->tensors[t].source == source &&
+                m->tensors[t].source_column == c)
                 return t;
         }
     return -1;

@@ -31,7 +31,7 @@ int tu_run(const char *cmd, char **output);
  * NULL when it does not compile. The caller frees it with mtr_model_free. */
 struct MtrModel *tu_compile(const char *name, const char *text);
 
-/* The INPUT tensor of program p of m fed from `source` ("column:user_id"), or -1. */
-int tu_find_input(const struct MtrModel *m, int p, const char *source);
+/* The INPUT tensor of program p of m fed from `source` (an MtrSource) of `column`, or -1. */
+int tu_find_input(const struct MtrModel *m, int p, int source, const char *column);
 
 #endif

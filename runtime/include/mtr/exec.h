@@ -18,11 +18,11 @@ typedef struct MtrSession MtrSession;
  * shared shape rules, and places all buffers. m must outlive the session. */
 MtrStatus mtr_session_new(const MtrModel *m, const int64_t *symbol_values, MtrSession **out,
                           MtrError *err);
-/* The same, binding only the programs named in `programs` (a NULL-terminated
- * list; names the model lacks are skipped): the step arena is then as large as
+/* The same, binding only the programs of the kinds in `programs` (a list ended
+ * by 0; kinds the model lacks are skipped): the step arena is then as large as
  * those need, and only they can be run. NULL binds every program. */
 MtrStatus mtr_session_new_for(const MtrModel *m, const int64_t *symbol_values,
-                              const char *const *programs, MtrSession **out, MtrError *err);
+                              const MtrProgramKind *programs, MtrSession **out, MtrError *err);
 void mtr_session_free(MtrSession *s);
 
 /* The run's knob values (n_knobs of them); starts as the model's. */
@@ -45,6 +45,12 @@ int64_t mtr_session_tensor_elems(const MtrSession *s, int32_t t, int64_t rows);
 /* Runs program p with the batch symbol bound to rows (1 <= rows <= its bound
  * value). Never fails: everything was checked when the session was made. */
 void mtr_session_run(MtrSession *s, int p, int64_t rows);
+/* The same in two halves, split at the program's update boundary: first every
+ * op up to it (the loss and all gradients, readable through the GRADIENT
+ * outputs), then the updates. A runtime that sums gradients across processes
+ * or clips them acts between the two. */
+void mtr_session_run_gradients(MtrSession *s, int p, int64_t rows);
+void mtr_session_run_updates(MtrSession *s, int p, int64_t rows);
 
 /* Profiling: when on, every op's kernel is timed and the seconds summed per
  * op kind (no allocation; two clock reads per op). */

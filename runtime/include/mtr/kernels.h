@@ -8,7 +8,11 @@
 
 #include <stdint.h>
 
-/* A bound tensor shape. Rank-1 tensors are (n, 1) and scalars (1, 1). */
+/* A bound tensor shape as kernels see it: the last axis is cols and every axis
+ * before it is folded into rows, so a row-wise kernel works on any rank (a
+ * rank-3 experts x batch x width tensor is experts*batch rows of width; an op
+ * that needs the first axis on its own takes its extent as an attribute).
+ * Rank-1 tensors are (n, 1) and scalars (1, 1). */
 typedef struct {
     int64_t rows, cols;
 } KShape;

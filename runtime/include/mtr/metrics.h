@@ -89,7 +89,9 @@ double metrics_topk_value(const MetricsTopK *t, uint32_t i);
 
 typedef struct {
     const MtrTask *task;
-    int rank_i32; /* the retrieval rank tensor is int32 rather than float */
+    MtrOutputRole reads; /* the eval_step output its metrics read: PREDICTION, RANK or 0 */
+    int32_t tensor;      /* that output's tensor, or -1 */
+    int rank_i32;        /* the rank tensor is int32 rather than float */
     MetricsRegression reg;
     MetricsAuc auc;
     MetricsTopK topk;
@@ -101,16 +103,20 @@ typedef struct {
 } Metrics;
 
 /* Sets up accumulators for every task of m (which must outlive ms) and every
- * metric it asks for, with room for `rows` test rows. On failure ms is left
+ * metric it asks for, with room for `rows` test rows. Each task's metrics read
+ * its eval_step output of the role their row names (metrics.def): a PREDICTION
+ * (compared with the task's label column) or a RANK. On failure ms is left
  * empty (safe to free). */
 MtrStatus metrics_init(Metrics *ms, const MtrModel *m, int64_t rows, MtrError *err);
+/* The eval_step tensor that task's metrics read, or -1 when it has none. */
+int32_t metrics_task_tensor(const Metrics *ms, uint32_t task);
 void metrics_free(Metrics *ms);
 /* Zeroes every count, to evaluate again with the same capacity. */
 void metrics_reset(Metrics *ms);
-/* Adds one batch of task `task`: `eval` is its eval_tensor's data (ranking:
- * predictions (B,1) float; retrieval: ranks (B) float or int32 as the tensor's
- * dtype says); `label` (B) is the label column for ranking, unused (NULL) for
- * retrieval. MTR_E_ARG when the capacity would be exceeded. Never allocates. */
+/* Adds one batch of task `task`: `eval` is the data of its metrics_task_tensor
+ * (a prediction (B,1) float; a rank (B) float or int32 as the tensor's dtype
+ * says); `label` (B) is its label column for a prediction, unused (NULL) for a
+ * rank. MTR_E_ARG when the capacity would be exceeded. Never allocates. */
 MtrStatus metrics_add(Metrics *ms, uint32_t task, const void *eval, const float *label,
                       int64_t rows, MtrError *err);
 

@@ -11,8 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MTR_FORMAT_VERSION 1
-#define MTR_MAX_RANK       2
+#define MTR_FORMAT_VERSION 2
+#define MTR_MAX_RANK       3
 #define MTR_MAX_KS         8
 
 typedef enum { MTR_DT_F32 = 1, MTR_DT_I32 = 2 } MtrDType;
@@ -45,12 +45,10 @@ typedef struct {
     uint8_t dtype, role, rank, init; /* MtrDType, MtrRole, 0..2, MtrInit */
     float init_arg;
     MtrDim dim[MTR_MAX_RANK];
-    /* What the runtime feeds an INPUT tensor, "" for other roles:
-     *   "column:NAME"   the batch's values of column NAME (vocabulary ids for a
-     *                   looked-up column, numbers for a float or int column)
-     *   "items:NAME"    column NAME's vocabulary id for every item (N rows)
-     *   "true_row:NAME" for each batch row, the first item whose NAME equals it */
-    char *source;
+    /* What the runtime feeds an INPUT tensor (an MtrSource, sources.def) and
+     * from which column; 0 and -1 for other roles. */
+    uint8_t source;
+    int32_t source_column;
 } MtrTensor;
 
 typedef struct {
@@ -70,20 +68,72 @@ typedef struct {
     int32_t alias;
 } MtrLifetime;
 
+/* What a program is for (programs.def). */
+typedef enum {
+#define X(E, n, id) MTR_PROG_##E = id,
+#include "mtr/programs.def"
+#undef X
+} MtrProgramKind;
+
+/* What a program's output means (outputs.def). */
+typedef enum {
+#define X(E, n, id, per_task, what) MTR_OUT_##E = id,
+#include "mtr/outputs.def"
+#undef X
+} MtrOutputRole;
+
+/* A typed output: its role, the task it belongs to (-1 for none), its tensor,
+ * and for a gradient the parameter it is the gradient of (-1 otherwise). */
 typedef struct {
-    char *name; /* train_step, eval_step, predict, embed_items, recommend */
+    uint8_t role; /* MtrOutputRole */
+    int32_t task, tensor, param;
+} MtrOutput;
+
+typedef struct {
+    uint8_t kind; /* MtrProgramKind */
+    char *name;   /* the kind's name, for people (not stored: made from the kind) */
     uint32_t n_ops;
     MtrOp *ops;
     uint32_t n_lifetimes; /* one per ACT tensor the program touches */
     MtrLifetime *lifetimes;
+    uint32_t n_outputs;
+    MtrOutput *outputs;
+    /* The update boundary: ops [0, update_at) compute the loss and every
+     * gradient, ops [update_at, n_ops) are the updates, which write only
+     * parameters and optimizer state. n_ops for a program with no updates.
+     * GRADIENT outputs are valid from update_at to the end of the run. */
+    uint32_t update_at;
 } MtrProgram;
 
+/* What a size symbol is (symbols.def). */
+typedef enum {
+#define X(E, n, id, per_column) MTR_SYM_##E = id,
+#include "mtr/symbols.def"
+#undef X
+} MtrSymbolKind;
+
+/* What feeds an input tensor (sources.def); 0 for tensors that are not inputs. */
+typedef enum {
+    MTR_SRC_NONE = 0,
+#define X(E, n, id, what) MTR_SRC_##E = id,
+#include "mtr/sources.def"
+#undef X
+} MtrSource;
+
 typedef enum { MTR_KNOB_F32 = 1, MTR_KNOB_I32 = 2 } MtrKnobType;
+
+/* What a knob is (knobs.def): its range and what it belongs to. */
+typedef enum {
+#define X(E, n, id, type, lo, lo_open, hi, hi_open, scope, run) MTR_KNOB_##E = id,
+#include "mtr/knobs.def"
+#undef X
+} MtrKnobKind;
 
 typedef struct {
     char *name; /* "rating.weight", "optimizer.lr", "train.batch", ... */
     uint8_t type;
-    double value; /* stored on disk as the type says */
+    uint16_t kind; /* MtrKnobKind */
+    double value;  /* stored on disk as the type says */
 } MtrKnob;
 
 typedef enum { MTR_COL_STRING = 1, MTR_COL_INT = 2, MTR_COL_FLOAT = 3 } MtrColType;
@@ -97,25 +147,25 @@ typedef struct {
     int32_t vocab_sym; /* the symbol bound to its vocabulary's row count, or -1 */
 } MtrColumn;
 
-typedef enum { MTR_TASK_RANKING = 1, MTR_TASK_RETRIEVAL = 2 } MtrTaskKind;
-typedef enum { MTR_LOSS_MSE = 1, MTR_LOSS_BCE = 2, MTR_LOSS_SOFTMAX = 3 } MtrLossKind;
-enum {
-    MTR_METRIC_RMSE = 1u << 0,
-    MTR_METRIC_MAE = 1u << 1,
-    MTR_METRIC_AUC = 1u << 2,
-    MTR_METRIC_TOPK = 1u << 3,
-};
+/* Metrics (metrics.def); a task's metrics are bits 1 << id. */
+typedef enum {
+#define X(E, n, id, reads, takes_k) MTR_METRIC_##E = id,
+#include "mtr/metrics.def"
+#undef X
+    MTR_METRIC_COUNT
+} MtrMetric;
 
+/* A task as the runtime sees it: a name, a weight, the label its predictions
+ * are compared with, and the metrics it reports. What the task computes is in
+ * the programs' typed outputs; the runtime knows no task kinds. */
 typedef struct {
     char *name;
-    uint8_t kind, loss; /* MtrTaskKind, MtrLossKind */
-    uint32_t metrics;   /* MTR_METRIC_* bits */
+    char *about;      /* how the compiler describes it, for people ("ranking, loss mse") */
+    uint32_t metrics; /* bits 1 << MtrMetric */
     uint32_t n_ks;
     int32_t ks[MTR_MAX_KS]; /* increasing */
     int32_t weight_knob;    /* index into knobs */
-    int32_t label_column;   /* ranking: the label's column; retrieval: -1 */
-    int32_t loss_tensor;    /* train_step: the task's unweighted loss () */
-    int32_t eval_tensor;    /* eval_step: prediction (B,1) or rank (B) */
+    int32_t label_column;   /* the column its predictions are compared with, or -1 */
 } MtrTask;
 
 typedef struct {
@@ -133,10 +183,17 @@ typedef struct {
     int32_t **ids;      /* ids[c][i]: item i's vocabulary id in columns[c] */
 } MtrItems;
 
+/* A size symbol: its kind and, for a per-column kind, the column. */
+typedef struct {
+    uint8_t kind; /* MtrSymbolKind */
+    int32_t column;
+} MtrSymbol;
+
 typedef struct MtrModel {
     char *name;
     uint32_t n_symbols;
-    char **symbols; /* "batch", "items", "k", "vocab.<column>" */
+    MtrSymbol *symbol_info;
+    char **symbols; /* their names, made from the kinds: "batch", "items", "k", "vocab.<column>" */
     uint32_t n_tensors;
     MtrTensor *tensors;
     uint32_t n_programs;
@@ -175,12 +232,49 @@ MtrStatus mtr_model_read(const char *path, MtrModel **out, MtrError *err);
  * on any error the old file is untouched and no temporary file is left. */
 MtrStatus mtr_model_write(const MtrModel *m, const char *path, MtrError *err);
 
-/* Lookups by name; return the index or -1. */
+/* Lookups by name (what a person types: knobs, columns, sizes in --size);
+ * return the index or -1. */
 int mtr_model_find_knob(const MtrModel *m, const char *name);
-int mtr_model_find_program(const MtrModel *m, const char *name);
 int mtr_model_find_symbol(const MtrModel *m, const char *name);
 int mtr_model_find_column(const MtrModel *m, const char *name);
 int mtr_model_find_tensor(const MtrModel *m, const char *name);
+
+/* Lookups by id and role, what the runtime uses; return the index or -1. */
+int mtr_model_program(const MtrModel *m, MtrProgramKind kind);
+int mtr_model_symbol(const MtrModel *m, MtrSymbolKind kind, int32_t column);
+int mtr_model_knob(const MtrModel *m, MtrKnobKind kind);
+/* The tensor of program p's output of `role` for `task` (-1: any task), or -1. */
+int32_t mtr_program_output(const MtrModel *m, int p, MtrOutputRole role, int32_t task);
+
+/* The names of kinds, for messages and dumps ("?" for an unknown one). */
+const char *mtr_program_kind_name(unsigned kind);
+const char *mtr_output_role_name(unsigned role);
+const char *mtr_source_name(unsigned source);
+const char *mtr_symbol_kind_name(unsigned kind);
+const char *mtr_metric_name(unsigned metric);
+/* The metric's row: the output role it reads and whether it takes cut-offs. */
+MtrOutputRole mtr_metric_reads(unsigned metric);
+int mtr_metric_takes_k(unsigned metric);
+
+/* Makes the printed name of symbol i from its kind and column into a fresh
+ * string; NULL when out of memory. */
+char *mtr_symbol_name_make(const MtrModel *m, uint32_t i);
+
+/* A knob kind's row (knobs.def). */
+typedef enum { MTR_SCOPE_MODEL, MTR_SCOPE_TASK, MTR_SCOPE_STAGE } MtrKnobScope;
+typedef struct {
+    const char *name; /* whole (model scope) or the last part */
+    uint8_t type;     /* MtrKnobType */
+    double min, max;
+    uint8_t min_open, max_open;
+    uint8_t scope; /* MtrKnobScope */
+    uint8_t run;   /* a run may override it */
+} MtrKnobInfo;
+/* The row of knob kind `kind`, or NULL for an unknown kind. */
+const MtrKnobInfo *mtr_knob_info(unsigned kind);
+/* Returns 0 when v is within the range of knob kind `kind`; else -1 with the
+ * rule it breaks written to rule ("must be > 0", "must be in [0, 1)"). */
+int mtr_knob_check(unsigned kind, double v, char *rule, size_t n);
 
 /* The number of elements of tensor t with symbols bound to `values`. */
 int64_t mtr_tensor_elems(const MtrTensor *t, const int64_t *values);

@@ -36,7 +36,8 @@ MtrStatus mtr_npy_write(const char *path, const float *data, int rank, const int
  * else (bad magic, another version, descr or order, a malformed header, a
  * file shorter or longer than the shape says) is MTR_E_FORMAT with a message
  * that names the file. */
-MtrStatus mtr_npy_read(const char *path, float **data, int *rank, int64_t shape[2], MtrError *err);
+MtrStatus mtr_npy_read(const char *path, float **data, int *rank, int64_t shape[MTR_MAX_RANK],
+                       MtrError *err);
 
 /* The file name stem for a tensor or column name (see above): writes at most
  * cap bytes with the NUL; returns the length it needs (snprintf-style). */
