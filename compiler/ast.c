@@ -17,14 +17,98 @@
 #define MAX_QUOTED 40
 
 static const char *const TYPE_NAMES[] = {"string", "int", "float"};
-static const char *const ACT_NAMES[] = {"linear", "relu", "tanh", "sigmoid"};
-static const char *const STAGE_NAMES[] = {"lookup", "embedding", "dense"};
-static const char *const METRIC_NAMES[] = {"rmse", "mae", "auc", "top_k"};
-static const char *const LOSS_NAMES[] = {"", "mse", "bce"};
-static const char *const TASK_NAMES[] = {"ranking", "retrieval"};
-static const char *const SETTING_NAMES[] = {"batch", "epochs", "seed", "split"};
-static const char *const OPTIMIZER_NAMES[] = {"adagrad", "sgd", "adam"};
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* ---- the registries' rows, and their names for lookups and suggestions -- */
+
+static const StageInfo STAGES[STAGE_COUNT] = {
+#define X(E, n, args, place, width) [STAGE_##E] = {#n, ARGS_##args, PLACE_##place, WIDTH_##width},
+#include "stages.def"
+#undef X
+};
+static const char *const STAGE_NAMES[STAGE_COUNT] = {
+#define X(E, n, args, place, width) [STAGE_##E] = #n,
+#include "stages.def"
+#undef X
+};
+
+static const OpKind ACT_OPS[ACT_COUNT] = {
+#define X(E, n, op) [ACT_##E] = OP_##op,
+#include "activations.def"
+#undef X
+};
+static const char *const ACT_NAMES[ACT_COUNT] = {
+#define X(E, n, op) [ACT_##E] = #n,
+#include "activations.def"
+#undef X
+};
+
+static const TaskInfo TASKS[TASK_COUNT] = {
+#define X(E, n, args, reads, loss) [TASK_##E] = {#n, args, MTR_OUT_##reads, LOSS_##loss},
+#include "tasks.def"
+#undef X
+};
+static const char *const TASK_NAMES[TASK_COUNT] = {
+#define X(E, n, args, reads, loss) [TASK_##E] = #n,
+#include "tasks.def"
+#undef X
+};
+
+static const LossInfo LOSSES[LOSS_COUNT] = {
+#define X(E, n, task, op, output) [LOSS_##E] = {#n, TASK_##task, OP_##op, OUTPUT_##output},
+#include "losses.def"
+#undef X
+};
+/* A loss with no name ("") cannot be written; LOSS_DEFAULT has none either. */
+static const char *const LOSS_NAMES[LOSS_COUNT] = {
+    [LOSS_DEFAULT] = "",
+#define X(E, n, task, op, output) [LOSS_##E] = #n,
+#include "losses.def"
+#undef X
+};
+
+static const char *const METRIC_NAMES[MTR_METRIC_COUNT] = {
+#define X(E, n, id, reads, takes_k) [MTR_METRIC_##E] = #n,
+#include "mtr/metrics.def"
+#undef X
+};
+
+static const char *const OPTIMIZER_NAMES[OPT_COUNT] = {
+#define X(E, n) [OPT_##E] = #n,
+#include "optimizers.def"
+#undef X
+};
+
+static const char *const SETTING_NAMES[SET_COUNT] = {
+#define X(E, n, knob, dflt) [SET_##E] = #n,
+#include "settings.def"
+#undef X
+};
+static const MtrKnobKind SETTING_KNOBS[SET_COUNT] = {
+#define X(E, n, knob, dflt) [SET_##E] = MTR_KNOB_##knob,
+#include "settings.def"
+#undef X
+};
+
+const StageInfo *ast_stage_info(StageKind k)
+{
+    return &STAGES[k];
+}
+
+const TaskInfo *ast_task_info(TaskKind k)
+{
+    return &TASKS[k];
+}
+
+const LossInfo *ast_loss_info(LossKind k)
+{
+    return k == LOSS_DEFAULT ? NULL : &LOSSES[k];
+}
+
+OpKind ast_activation_op(Activation a)
+{
+    return ACT_OPS[a];
+}
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -371,8 +455,12 @@ static int parse_activation(AstBuilder *b, const AstValue *v, Activation *act)
 {
     if (v->kind == VAL_BAD) return 0;
     if (v->kind != VAL_NAME) {
-        diag_error(b->diag, v->loc,
-                   "expected an activation (relu, tanh, sigmoid or linear), found '%s'", shown(v));
+        char list[256] = "";
+        for (int i = 0; i < ACT_COUNT; i++) {
+            strcat(list, i == 0 ? "" : i == ACT_COUNT - 1 ? " or " : ", ");
+            strcat(list, ACT_NAMES[i]);
+        }
+        diag_error(b->diag, v->loc, "expected an activation (%s), found '%s'", list, shown(v));
         return 0;
     }
     int a = find_name(v->text, ACT_NAMES, COUNT(ACT_NAMES));
@@ -395,28 +483,45 @@ AstStage *ast_stage(AstBuilder *b, AstSpan span, AstTok name, AstValue *args, in
         return NULL;
     }
     AstStage s = {.kind = (StageKind)kind, .loc = loc, .act = ACT_LINEAR};
-    switch (s.kind) {
-    case STAGE_LOOKUP:
+    const char *nm = STAGE_NAMES[kind];
+    char what[64];
+    snprintf(what, sizeof what, "%s size", nm);
+    switch (STAGES[kind].args) {
+    case ARGS_NONE:
         if (has_parens) {
-            diag_error(b->diag, loc, "lookup takes no arguments");
+            diag_error(b->diag, loc, "%s takes no arguments", nm);
             return NULL;
         }
         break;
-    case STAGE_EMBEDDING:
+    case ARGS_SIZE:
         if (n != 1) {
-            diag_error(b->diag, loc, "embedding takes one argument, its size (e.g. embedding(32))");
+            diag_error(b->diag, loc, "%s takes one argument, its size (e.g. %s(32))", nm, nm);
             return NULL;
         }
-        if ((s.units = need_size(b, args, "embedding size")) < 0) return NULL;
+        if ((s.units = need_size(b, args, what)) < 0) return NULL;
         break;
-    case STAGE_DENSE:
+    case ARGS_SIZE_ACT:
         if (n < 1 || n > 2) {
             diag_error(b->diag, loc,
-                       "dense takes a size and an optional activation (e.g. dense(64, relu))");
+                       "%s takes a size and an optional activation (e.g. %s(64, relu))", nm, nm);
             return NULL;
         }
-        if ((s.units = need_size(b, args, "dense size")) < 0) return NULL;
+        if ((s.units = need_size(b, args, what)) < 0) return NULL;
         if (n == 2 && !parse_activation(b, args->next, &s.act)) return NULL;
+        break;
+    case ARGS_RATE:
+        if (n != 1) {
+            diag_error(b->diag, loc, "%s takes one argument, a rate in [0, 1) (e.g. %s(0.1))", nm,
+                       nm);
+            return NULL;
+        }
+        if (!need_number(b, args, "rate")) return NULL;
+        if (!(args->num >= 0 && args->num < 1)) {
+            diag_error(b->diag, args->loc, "%s's rate must be in [0, 1), found '%s'", nm,
+                       shown(args));
+            return NULL;
+        }
+        s.rate = args->num;
         break;
     }
     AstStage *out = node(b, sizeof *out);
@@ -460,9 +565,9 @@ AstMetric *ast_metric(AstBuilder *b, AstSpan span, AstTok name, AstValue *args, 
     }
     AstMetric *m = node(b, sizeof *m);
     if (!m) return NULL;
-    m->kind = (MetricKind)kind;
+    m->kind = (MtrMetric)kind;
     m->loc = loc;
-    if (m->kind != METRIC_TOP_K) {
+    if (!mtr_metric_takes_k((unsigned)m->kind)) {
         if (has_parens) {
             diag_error(b->diag, loc, "%s takes no arguments", name.text);
             return NULL;
@@ -565,9 +670,7 @@ void ast_task(AstBuilder *b, AstTok name, AstTok kind, AstSpan args_span, AstRef
     for (AstRef *r = t->args; r; r = r->next) n++;
     if (n != 2) {
         diag_error(b->diag, ast_loc(args_span), "%s takes 2 arguments (%s), found %d", kind.text,
-                   t->kind == TASK_RANKING ? "a head and a label"
-                                           : "a query tower and a candidate tower",
-                   n);
+                   TASKS[t->kind].args, n);
         return;
     }
     const AstClause *seen[3] = {NULL, NULL, NULL};
@@ -663,7 +766,7 @@ AstSetting *ast_setting_add(AstBuilder *b, AstSetting *list, AstSetting *s)
     return s;
 }
 
-/* Sets one of batch, epochs, seed (whole numbers) or split. */
+/* Sets one train setting (settings.def): a whole number for a knob of type i32. */
 static void apply_setting(AstBuilder *b, AstTrain *t, const AstSetting *s)
 {
     int which = find_name(s->name.text, SETTING_NAMES, COUNT(SETTING_NAMES));
@@ -672,28 +775,22 @@ static void apply_setting(AstBuilder *b, AstTrain *t, const AstSetting *s)
                      COUNT(SETTING_NAMES));
         return;
     }
-    int *has[] = {&t->has_batch, &t->has_epochs, &t->has_seed, &t->has_split};
-    Loc *locs[] = {&t->batch_loc, &t->epochs_loc, &t->seed_loc, &t->split_loc};
-    int64_t *ints[] = {&t->batch, &t->epochs, &t->seed, NULL};
+    MtrKnobKind k = SETTING_KNOBS[which];
     const AstValue *v = s->value;
-    if (*has[which]) {
+    if (t->given[k]) {
         diag_error(b->diag, s->name.loc, "'%s' given twice", s->name.text);
-        diag_note(b->diag, *locs[which], "first given here");
+        diag_note(b->diag, t->value_loc[k], "first given here");
         return;
     }
     if (!need_number(b, v, s->name.text)) return;
-    if (ints[which]) {
-        if (!v->is_int) {
-            diag_error(b->diag, v->loc, "%s must be a whole number, found '%s'", s->name.text,
-                       shown(v));
-            return;
-        }
-        *ints[which] = v->i;
-    } else {
-        t->split = v->num;
+    if (mtr_knob_info(k)->type == MTR_KNOB_I32 && !v->is_int) {
+        diag_error(b->diag, v->loc, "%s must be a whole number, found '%s'", s->name.text,
+                   shown(v));
+        return;
     }
-    *has[which] = 1;
-    *locs[which] = v->loc;
+    t->value[k] = v->num;
+    t->given[k] = 1;
+    t->value_loc[k] = v->loc;
 }
 
 void ast_train(AstBuilder *b, AstSpan kw, AstSetting *settings)
@@ -824,29 +921,34 @@ void ast_dump(const AstModel *m, FILE *out)
         dump_refs(out, ch->sources, ch->is_concat);
         fprintf(out, " width %lld%s\n", (long long)ch->width, ch->is_item ? " item" : "");
         for (const AstStage *s = ch->stages; s; s = s->next) {
-            switch (s->kind) {
-            case STAGE_LOOKUP:
-                fputs("  lookup\n", out);
+            fprintf(out, "  %s", STAGE_NAMES[s->kind]);
+            switch (STAGES[s->kind].args) {
+            case ARGS_NONE:
                 break;
-            case STAGE_EMBEDDING:
-                fprintf(out, "  embedding %lld\n", (long long)s->units);
+            case ARGS_SIZE:
+                fprintf(out, " %lld", (long long)s->units);
                 break;
-            case STAGE_DENSE:
-                fprintf(out, "  dense %lld -> %lld %s\n", (long long)s->in_width,
-                        (long long)s->units, ast_activation_name(s->act));
+            case ARGS_SIZE_ACT:
+                fprintf(out, " %lld -> %lld %s", (long long)s->in_width, (long long)s->units,
+                        ast_activation_name(s->act));
+                break;
+            case ARGS_RATE:
+                fputc(' ', out);
+                put_num(out, s->rate);
                 break;
             }
+            fputc('\n', out);
         }
     }
     for (const AstTask *t = m->tasks; t; t = t->next) {
         fprintf(out, "task %s = %s(", t->name, TASK_NAMES[t->kind]);
         dump_refs(out, t->args, 0);
         fprintf(out, ") loss %s metrics",
-                t->kind == TASK_RETRIEVAL ? "in_batch_softmax" : LOSS_NAMES[t->loss]);
+                t->loss == LOSS_IN_BATCH_SOFTMAX ? "in_batch_softmax" : LOSS_NAMES[t->loss]);
         if (!t->metrics) fputs(" none", out);
         for (const AstMetric *mt = t->metrics; mt; mt = mt->next) {
             fprintf(out, " %s", METRIC_NAMES[mt->kind]);
-            if (mt->kind != METRIC_TOP_K) continue;
+            if (!mtr_metric_takes_k((unsigned)mt->kind)) continue;
             fputc('(', out);
             for (int i = 0; i < mt->n_ks; i++)
                 fprintf(out, "%s%lld", i ? ", " : "", (long long)mt->ks[i]);
@@ -857,28 +959,18 @@ void ast_dump(const AstModel *m, FILE *out)
         fputc('\n', out);
     }
     const AstTrain *tr = &m->train;
-    fprintf(out, "train\n  optimizer %s lr ", ast_optimizer_name(tr->optimizer));
-    put_num(out, tr->lr);
-    switch (tr->optimizer) {
-    case OPT_ADAGRAD:
-        fputs(" initial_accumulator ", out);
-        put_num(out, tr->initial_accumulator);
-        fputs(" epsilon ", out);
-        put_num(out, tr->epsilon);
-        break;
-    case OPT_SGD:
-        break;
-    case OPT_ADAM:
-        fputs(" beta1 ", out);
-        put_num(out, tr->beta1);
-        fputs(" beta2 ", out);
-        put_num(out, tr->beta2);
-        fputs(" epsilon ", out);
-        put_num(out, tr->epsilon);
-        break;
+    fprintf(out, "train\n  optimizer %s", ast_optimizer_name(tr->optimizer));
+#define X(OPTIMIZER, n, alias, knob, dflt)                                                         \
+    if (tr->optimizer == OPT_##OPTIMIZER) {                                                        \
+        fputs(" " #n " ", out);                                                                    \
+        put_num(out, tr->value[MTR_KNOB_##knob]);                                                  \
     }
-    fprintf(out, "\n  batch %lld\n  epochs %lld\n  seed %lld\n  split ", (long long)tr->batch,
-            (long long)tr->epochs, (long long)tr->seed);
-    put_num(out, tr->split);
+#include "optimizer_options.def"
+#undef X
     fputc('\n', out);
+    for (int i = 0; i < SET_COUNT; i++) {
+        fprintf(out, "  %s ", SETTING_NAMES[i]);
+        put_num(out, tr->value[SETTING_KNOBS[i]]);
+        fputc('\n', out);
+    }
 }

@@ -9,10 +9,86 @@
 #include "diag.h"
 #include "pool.h"
 
+#include "mtr/model.h"
+#include "mtr/ops.h"
+
 #include <stdint.h>
 
 typedef enum { TY_STRING, TY_INT, TY_FLOAT } AstType;
-typedef enum { ACT_LINEAR, ACT_RELU, ACT_TANH, ACT_SIGMOID } Activation;
+
+/* ---- the language's registries: one .def file of rows per kind ---------- */
+
+typedef enum {
+#define X(E, n, op) ACT_##E,
+#include "activations.def"
+#undef X
+    ACT_COUNT
+} Activation;
+
+typedef enum {
+#define X(E, n, args, place, width) STAGE_##E,
+#include "stages.def"
+#undef X
+    STAGE_COUNT
+} StageKind;
+typedef enum { ARGS_NONE, ARGS_SIZE, ARGS_SIZE_ACT, ARGS_RATE } StageArgs;
+typedef enum { PLACE_INPUT, PLACE_IDS, PLACE_HIDDEN } StagePlace;
+typedef enum { WIDTH_SAME, WIDTH_UNITS } StageWidth;
+typedef struct {
+    const char *name;
+    StageArgs args;
+    StagePlace place;
+    StageWidth width;
+} StageInfo;
+
+typedef enum {
+#define X(E, n, args, reads, loss) TASK_##E,
+#include "tasks.def"
+#undef X
+    TASK_COUNT
+} TaskKind;
+typedef struct {
+    const char *name;
+    const char *args;    /* what its two arguments are, for messages */
+    MtrOutputRole reads; /* the eval output its metrics read */
+    int default_loss;    /* a LossKind */
+} TaskInfo;
+
+/* LOSS_DEFAULT: no loss clause was written (sema gives the task's default). */
+typedef enum {
+    LOSS_DEFAULT,
+#define X(E, n, task, op, output) LOSS_##E,
+#include "losses.def"
+#undef X
+    LOSS_COUNT
+} LossKind;
+typedef enum { OUTPUT_LOGIT, OUTPUT_PROBABILITY } LossOutput;
+typedef struct {
+    const char *name; /* "" for a loss no clause can name */
+    TaskKind task;
+    OpKind op;
+    LossOutput output;
+} LossInfo;
+
+typedef enum {
+#define X(E, n) OPT_##E,
+#include "optimizers.def"
+#undef X
+    OPT_COUNT
+} OptimizerKind;
+
+typedef enum {
+#define X(E, n, knob, dflt) SET_##E,
+#include "settings.def"
+#undef X
+    SET_COUNT
+} SettingKind;
+
+/* The rows, by kind (the kind must be valid). */
+const StageInfo *ast_stage_info(StageKind k);
+const TaskInfo *ast_task_info(TaskKind k);
+const LossInfo *ast_loss_info(LossKind k); /* NULL for LOSS_DEFAULT */
+OpKind ast_activation_op(Activation a);    /* OP_COUNT for none */
 
 /* `input NAME : TYPE` or `label NAME : TYPE` */
 typedef struct AstColumn {
@@ -26,12 +102,12 @@ typedef struct AstColumn {
     int is_item;   /* a retrieval task's candidate tower reads it */
 } AstColumn;
 
-/* One stage of a chain: `lookup`, `embedding(D)`, `dense(N, act)`. */
-typedef enum { STAGE_LOOKUP, STAGE_EMBEDDING, STAGE_DENSE } StageKind;
+/* One stage of a chain: `lookup`, `embedding(D)`, `dense(N, act)`, ... */
 typedef struct AstStage {
     StageKind kind;
     Loc loc;
-    int64_t units; /* embedding's D or dense's N */
+    int64_t units; /* its size argument (embedding's D, dense's N) */
+    double rate;   /* its rate argument (dropout's p) */
     Activation act;
     struct AstStage *next;
     /* sema: */
@@ -64,12 +140,8 @@ typedef struct AstChain {
     int is_item;   /* a retrieval task's candidate reads it (maybe through others) */
 } AstChain;
 
-typedef enum { TASK_RANKING, TASK_RETRIEVAL } TaskKind;
-typedef enum { LOSS_DEFAULT, LOSS_MSE, LOSS_BCE } LossKind;
-typedef enum { METRIC_RMSE, METRIC_MAE, METRIC_AUC, METRIC_TOP_K } MetricKind;
-
 typedef struct AstMetric {
-    MetricKind kind;
+    MtrMetric kind; /* metrics.def, shared with the runtime */
     Loc loc;
     int n_ks;
     int64_t ks[8];
@@ -80,8 +152,7 @@ typedef struct AstMetric {
 /* `task NAME = ranking(HEAD, LABEL) loss L metrics M... weight W`
  * `task NAME = retrieval(QUERY, CANDIDATE) metrics top_k(...) weight W` */
 /* weight is 1.0 when not written (has_weight 0). sema turns LOSS_DEFAULT into
- * LOSS_MSE for ranking; a retrieval task keeps LOSS_DEFAULT, meaning its only
- * loss, in-batch softmax cross-entropy. */
+ * the task kind's default loss (tasks.def). */
 typedef struct AstTask {
     const char *name;
     Loc loc;
@@ -105,23 +176,21 @@ typedef struct AstOption {
     struct AstOption *next;
 } AstOption;
 
-typedef enum { OPT_ADAGRAD, OPT_SGD, OPT_ADAM } OptimizerKind;
-
+/* The train block. Its settings and the optimizer's options are model-wide
+ * knobs, kept by knob kind (knobs.def): value[k] as written (given[k] says
+ * whether, loc[k] where); sema fills in every default (settings.def, and
+ * Keras's for the optimizer's options, optimizer_options.def). */
 typedef struct {
     Loc loc;
     int present;
     const char *optimizer_name;
     Loc optimizer_loc;
     AstOption *options;
-    /* batch, epochs, seed, split as written (has_* says whether given) */
-    int64_t batch, epochs, seed;
-    double split;
-    int has_batch, has_epochs, has_seed, has_split;
-    Loc batch_loc, epochs_loc, seed_loc, split_loc; /* of the values written */
-    /* sema: batch, epochs, seed, split hold the defaults (8192, 3, 42, 0.8)
-     * where not written; the optimizer and every parameter with Keras's defaults filled in */
+    double value[MTR_KNOB_KINDS];
+    int given[MTR_KNOB_KINDS];
+    Loc value_loc[MTR_KNOB_KINDS];
+    /* sema: */
     OptimizerKind optimizer;
-    double lr, initial_accumulator, epsilon, beta1, beta2;
 } AstTrain;
 
 typedef struct {

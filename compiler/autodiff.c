@@ -363,7 +363,8 @@ int autodiff_updates(Graph *g, Lowered *l, const int32_t *grads, uint32_t n_grad
             module_fail(mod, "out of memory");
             return -1;
         }
-        int32_t attr[MTR_MAX_IATTR] = {l->knob_lr, l->knob_eps, l->knob_beta1, l->knob_beta2};
+        const int32_t *k = l->knob_of;
+        int32_t attr[MTR_MAX_IATTR] = {k[MTR_KNOB_LR], k[MTR_KNOB_EPSILON]};
         switch (l->optimizer) {
         case OPT_SGD: {
             int32_t in[] = {(int32_t)p, grads[p]};
@@ -371,10 +372,9 @@ int autodiff_updates(Graph *g, Lowered *l, const int32_t *grads, uint32_t n_grad
             break;
         }
         case OPT_ADAGRAD: {
-            int32_t acc =
-                state_like(g, (int32_t)p, "accumulator", MTR_INIT_KNOB, (float)l->knob_init_acc);
+            int32_t acc = state_like(g, (int32_t)p, "accumulator", MTR_INIT_KNOB,
+                                     (float)k[MTR_KNOB_INITIAL_ACCUMULATOR]);
             int32_t in[] = {(int32_t)p, grads[p], acc};
-            attr[1] = l->knob_eps;
             if (acc < 0 || graph_op_to(g, OP_ADAGRAD_UPDATE, in, NULL, attr)) return -1;
             break;
         }
@@ -382,10 +382,14 @@ int autodiff_updates(Graph *g, Lowered *l, const int32_t *grads, uint32_t n_grad
             int32_t mm = state_like(g, (int32_t)p, "m", MTR_INIT_ZEROS, 0);
             int32_t vv = state_like(g, (int32_t)p, "v", MTR_INIT_ZEROS, 0);
             int32_t in[] = {(int32_t)p, grads[p], mm, vv, step};
-            int32_t at[MTR_MAX_IATTR] = {l->knob_lr, l->knob_beta1, l->knob_beta2, l->knob_eps};
+            int32_t at[MTR_MAX_IATTR] = {k[MTR_KNOB_LR], k[MTR_KNOB_BETA1], k[MTR_KNOB_BETA2],
+                                         k[MTR_KNOB_EPSILON]};
             if (mm < 0 || vv < 0 || graph_op_to(g, OP_ADAM_UPDATE, in, NULL, at)) return -1;
             break;
         }
+        default:
+            module_fail(mod, "optimizer %d has no update rule", (int)l->optimizer);
+            return -1;
         }
     }
     return mod->failed ? -1 : 0;

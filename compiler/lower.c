@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Room for a task's description ("ranking, loss mse"). */
+#define ABOUT_MAX 128
+
 const MtrProgramKind lower_program_kinds[PROG_COUNT] = {
     [PROG_TRAIN] = MTR_PROG_TRAIN,         [PROG_EVAL] = MTR_PROG_EVAL,
     [PROG_PREDICT] = MTR_PROG_PREDICT,     [PROG_EMBED_ITEMS] = MTR_PROG_EMBED_ITEMS,
@@ -113,22 +116,11 @@ static int32_t column_input(Ctx *x, const AstColumn *c)
     return t;
 }
 
+/* Applies the activation's op (activations.def), if it has one. */
 static int32_t activation(Ctx *x, Activation act, int32_t h, const char *name)
 {
-    OpKind k;
-    switch (act) {
-    case ACT_RELU:
-        k = OP_RELU;
-        break;
-    case ACT_TANH:
-        k = OP_TANH;
-        break;
-    case ACT_SIGMOID:
-        k = OP_SIGMOID;
-        break;
-    default:
-        return h;
-    }
+    OpKind k = ast_activation_op(act);
+    if (k == OP_COUNT) return h;
     int32_t in[] = {h};
     return graph_op(x->g, k, in, NULL, 0, NULL, name);
 }
@@ -142,50 +134,81 @@ static int32_t lower_ref(Ctx *x, const AstRef *r)
     return column_input(x, r->column);
 }
 
+/* ---- stages: one lower_stage_<name> per row of stages.def ---------------
+ * Each gets the chain, the stage, its parameters (made on first use, shared by
+ * every program), the stage's number in the chain and the tensor it reads;
+ * it returns the tensor it makes, or -1. */
+typedef struct {
+    Ctx *x;
+    const AstChain *c;
+    const AstStage *s;
+    StageParams *p;
+    int layer;
+} StageCtx;
+
+static int32_t lower_stage_lookup(const StageCtx *sc, int32_t h)
+{
+    (void)sc;
+    return h; /* the ids are already vocabulary ids: the runtime looks them up at the edge */
+}
+
+static int32_t lower_stage_embedding(const StageCtx *sc, int32_t h)
+{
+    Lowerer *L = sc->x->L;
+    char name[256];
+    if (sc->p->table < 0) {
+        const AstColumn *col = sc->c->sources->column;
+        int32_t sym =
+            module_symbol(L->mod, MTR_SYM_VOCAB, column_index(L->ast, col), col ? col->name : "?");
+        MtrShape sh = shape_mat(dim_sym(sym), dim_const((int32_t)sc->s->units));
+        sc->p->table = param(L, sh, MTR_INIT_UNIFORM, 0.05f, "%s.embedding", sc->c->name, 0);
+        if (sc->p->table < 0) return -1;
+    }
+    int32_t in[] = {sc->p->table, h};
+    snprintf(name, sizeof name, "%s.embedded", sc->c->name);
+    return graph_op(sc->x->g, OP_GATHER, in, NULL, 0, NULL, name);
+}
+
+static int32_t lower_stage_dense(const StageCtx *sc, int32_t h)
+{
+    Lowerer *L = sc->x->L;
+    const char *cn = sc->c->name;
+    int layer = sc->layer;
+    char name[256];
+    if (sc->p->kernel < 0) {
+        MtrShape k =
+            shape_mat(dim_const((int32_t)sc->s->in_width), dim_const((int32_t)sc->s->units));
+        sc->p->kernel = param(L, k, MTR_INIT_GLOROT, 0, "%s.dense%d.kernel", cn, layer);
+        sc->p->bias = param(L, shape_vec(dim_const((int32_t)sc->s->units), MTR_DT_F32),
+                            MTR_INIT_ZEROS, 0, "%s.dense%d.bias", cn, layer);
+        if (sc->p->kernel < 0 || sc->p->bias < 0) return -1;
+    }
+    int32_t mm_in[] = {h, sc->p->kernel};
+    int32_t no_t[MTR_MAX_IATTR] = {0};
+    snprintf(name, sizeof name, "%s.dense%d.mm", cn, layer);
+    int32_t mm = graph_op(sc->x->g, OP_MATMUL, mm_in, no_t, 0, NULL, name);
+    if (mm < 0) return -1;
+    int32_t b_in[] = {mm, sc->p->bias};
+    snprintf(name, sizeof name, "%s.dense%d.pre", cn, layer);
+    int32_t pre = graph_op(sc->x->g, OP_BIAS_ADD, b_in, NULL, 0, NULL, name);
+    if (pre < 0 || sc->s->act == ACT_LINEAR) return pre;
+    snprintf(name, sizeof name, "%s.dense%d.out", cn, layer);
+    return activation(sc->x, sc->s->act, pre, name);
+}
+
+typedef int32_t (*StageLowering)(const StageCtx *, int32_t);
+static const StageLowering stage_lowerings[STAGE_COUNT] = {
+#define X(E, n, args, place, width) [STAGE_##E] = lower_stage_##n,
+#include "stages.def"
+#undef X
+};
+
 static int32_t lower_stage(Ctx *x, const AstChain *c, const AstStage *s, int layer, int32_t h)
 {
-    Lowerer *L = x->L;
-    StageParams *p = stage_params(L, s);
-    char name[256];
+    StageParams *p = stage_params(x->L, s);
     if (!p) return -1;
-    switch (s->kind) {
-    case STAGE_LOOKUP:
-        return h; /* the ids are already vocabulary ids: the runtime looks them up at the edge */
-    case STAGE_EMBEDDING: {
-        if (p->table < 0) {
-            const AstColumn *col = c->sources->column;
-            int32_t sym = module_symbol(L->mod, MTR_SYM_VOCAB, column_index(L->ast, col),
-                                        col ? col->name : "?");
-            MtrShape sh = shape_mat(dim_sym(sym), dim_const((int32_t)s->units));
-            p->table = param(L, sh, MTR_INIT_UNIFORM, 0.05f, "%s.embedding", c->name, 0);
-            if (p->table < 0) return -1;
-        }
-        int32_t in[] = {p->table, h};
-        snprintf(name, sizeof name, "%s.embedded", c->name);
-        return graph_op(x->g, OP_GATHER, in, NULL, 0, NULL, name);
-    }
-    case STAGE_DENSE: {
-        if (p->kernel < 0) {
-            MtrShape k = shape_mat(dim_const((int32_t)s->in_width), dim_const((int32_t)s->units));
-            p->kernel = param(L, k, MTR_INIT_GLOROT, 0, "%s.dense%d.kernel", c->name, layer);
-            p->bias = param(L, shape_vec(dim_const((int32_t)s->units), MTR_DT_F32), MTR_INIT_ZEROS,
-                            0, "%s.dense%d.bias", c->name, layer);
-            if (p->kernel < 0 || p->bias < 0) return -1;
-        }
-        int32_t mm_in[] = {h, p->kernel};
-        int32_t no_t[MTR_MAX_IATTR] = {0};
-        snprintf(name, sizeof name, "%s.dense%d.mm", c->name, layer);
-        int32_t mm = graph_op(x->g, OP_MATMUL, mm_in, no_t, 0, NULL, name);
-        if (mm < 0) return -1;
-        int32_t b_in[] = {mm, p->bias};
-        snprintf(name, sizeof name, "%s.dense%d.pre", c->name, layer);
-        int32_t pre = graph_op(x->g, OP_BIAS_ADD, b_in, NULL, 0, NULL, name);
-        if (pre < 0 || s->act == ACT_LINEAR) return pre;
-        snprintf(name, sizeof name, "%s.dense%d.out", c->name, layer);
-        return activation(x, s->act, pre, name);
-    }
-    }
-    return -1;
+    StageCtx sc = {x, c, s, p, layer};
+    return stage_lowerings[s->kind](&sc, h);
 }
 
 static int32_t lower_chain(Ctx *x, const AstChain *c)
@@ -209,7 +232,7 @@ static int32_t lower_chain(Ctx *x, const AstChain *c)
     for (const AstStage *s = c->stages; s; s = s->next) {
         h = lower_stage(x, c, s, layer, h);
         if (h < 0) return -1;
-        if (s->kind == STAGE_DENSE) layer++;
+        if (ast_stage_info(s->kind)->place == PLACE_HIDDEN) layer++;
     }
     if (x->n_chains == 64) {
         module_fail(x->L->mod, "more than 64 chains in one program");
@@ -274,79 +297,85 @@ static int32_t model_knob(Module *mod, MtrKnobKind kind, double value)
     return module_knob(mod, kind, mtr_knob_info(kind)->name, value);
 }
 
-static int add_optimizer_knobs(Lowerer *L, Lowered *out)
+/* The optimizer's options (optimizer_options.def) and the train settings
+ * (settings.def), each a model-wide knob with the value sema resolved. */
+static int add_train_knobs(Lowerer *L, Lowered *out)
 {
     const AstTrain *t = &L->ast->train;
     Module *mod = L->mod;
     out->optimizer = t->optimizer;
-    out->knob_lr = model_knob(mod, MTR_KNOB_LR, t->lr);
-    out->knob_eps = out->knob_beta1 = out->knob_beta2 = out->knob_init_acc = -1;
-    if (t->optimizer == OPT_ADAGRAD) {
-        out->knob_init_acc = model_knob(mod, MTR_KNOB_INITIAL_ACCUMULATOR, t->initial_accumulator);
-        out->knob_eps = model_knob(mod, MTR_KNOB_EPSILON, t->epsilon);
-    } else if (t->optimizer == OPT_ADAM) {
-        out->knob_beta1 = model_knob(mod, MTR_KNOB_BETA1, t->beta1);
-        out->knob_beta2 = model_knob(mod, MTR_KNOB_BETA2, t->beta2);
-        out->knob_eps = model_knob(mod, MTR_KNOB_EPSILON, t->epsilon);
-    }
-    model_knob(mod, MTR_KNOB_BATCH, (double)t->batch);
-    model_knob(mod, MTR_KNOB_EPOCHS, (double)t->epochs);
-    model_knob(mod, MTR_KNOB_SEED, (double)t->seed);
-    model_knob(mod, MTR_KNOB_SPLIT, t->split);
+    for (size_t k = 0; k < MTR_KNOB_KINDS; k++) out->knob_of[k] = -1;
+#define X(OPT, n, alias, knob, dflt)                                                               \
+    if (t->optimizer == OPT_##OPT)                                                                 \
+        out->knob_of[MTR_KNOB_##knob] = model_knob(mod, MTR_KNOB_##knob, t->value[MTR_KNOB_##knob]);
+#include "optimizer_options.def"
+#undef X
+#define X(E, n, knob, dflt)                                                                        \
+    out->knob_of[MTR_KNOB_##knob] = model_knob(mod, MTR_KNOB_##knob, t->value[MTR_KNOB_##knob]);
+#include "settings.def"
+#undef X
     return mod->failed ? -1 : 0;
 }
 
-/* A ranking task: loss in training, the prediction in evaluation and predict. */
-static int lower_ranking(Lowerer *L, const AstTask *t, int32_t task, Ctx *train, Ctx *eval,
-                         Ctx *pred, MtrTask *mt, Lowered *out, int32_t *weighted)
+/* The programs a task lowers into, and what lowering has made so far. */
+typedef struct {
+    Lowerer *L;
+    Ctx *train, *eval, *pred, *items, *rec;
+    Lowered *out;
+    int first_retrieval; /* recommend serves the first retrieval task */
+} Progs;
+
+/* ---- tasks: one lower_task_<name> per row of tasks.def ------------------
+ * Each lowers its task into the programs, lists its typed outputs, and returns
+ * its unweighted loss in train_step (or -1); lower_model weighs and sums them. */
+
+/* A ranking task: its loss in training, the prediction in evaluation and predict. */
+static int32_t lower_task_ranking(Progs *P, const AstTask *t, int32_t task, MtrTask *mt)
 {
+    Lowerer *L = P->L;
     const AstChain *head = t->args->chain;
     const AstColumn *label = t->args->next->column;
+    const LossInfo *loss_row = ast_loss_info(t->loss);
     char name[256];
-    int bce = t->loss == LOSS_BCE;
-    mt->about = bce ? "ranking, loss bce" : "ranking, loss mse";
+    snprintf(mt->about, ABOUT_MAX, "ranking, loss %s", loss_row->name);
     mt->label_column = column_index(L->ast, label);
 
-    int32_t p = lower_chain(train, head);
-    int32_t y = column_input(train, label);
+    int32_t p = lower_chain(P->train, head);
+    int32_t y = column_input(P->train, label);
     if (p < 0 || y < 0) return -1;
     int32_t in[] = {p, y};
     snprintf(name, sizeof name, "%s.loss", t->name);
-    int32_t loss = graph_op(train->g, bce ? OP_BCE_LOGITS : OP_MSE, in, NULL, 0, NULL, name);
+    int32_t loss = graph_op(P->train->g, loss_row->op, in, NULL, 0, NULL, name);
     if (loss < 0) return -1;
-    int32_t w_in[] = {loss};
-    int32_t w_attr[MTR_MAX_IATTR] = {mt->weight_knob};
-    snprintf(name, sizeof name, "%s.weighted_loss", t->name);
-    *weighted = graph_op(train->g, OP_LOSS_WEIGHT, w_in, w_attr, 0, NULL, name);
-    if (*weighted < 0 || lower_add_output(out, PROG_TRAIN, MTR_OUT_TASK_LOSS, task, loss, -1))
-        return -1;
 
     /* Evaluation and predict report probabilities for a logistic head. */
-    Ctx *views[] = {eval, pred};
+    P->out->present[PROG_PREDICT] = 1;
+    Ctx *views[] = {P->eval, P->pred};
     int progs[] = {PROG_EVAL, PROG_PREDICT};
     for (int v = 0; v < 2; v++) {
         int32_t h = lower_chain(views[v], head);
         if (h < 0) return -1;
-        if (bce) {
+        if (loss_row->output == OUTPUT_PROBABILITY) {
             int32_t s_in[] = {h};
             snprintf(name, sizeof name, "%s.probability", t->name);
             if ((h = graph_op(views[v]->g, OP_SIGMOID, s_in, NULL, 0, NULL, name)) < 0) return -1;
         }
-        if (lower_add_output(out, progs[v], MTR_OUT_PREDICTION, task, h, -1)) return -1;
+        if (lower_add_output(P->out, progs[v], MTR_OUT_PREDICTION, task, h, -1)) return -1;
     }
-    return 0; /* the runtime compares predictions with labels it read itself */
+    return loss; /* the runtime compares predictions with labels it read itself */
 }
 
 /* A retrieval task: in-batch softmax in training, ranks against every item in
  * evaluation, the item embeddings in embed_items, top k in recommend. */
-static int lower_retrieval(Lowerer *L, const AstTask *t, int32_t task, Ctx *train, Ctx *eval,
-                           Ctx *items, Ctx *rec, int first, MtrTask *mt, Lowered *out,
-                           int32_t *weighted)
+static int32_t lower_task_retrieval(Progs *P, const AstTask *t, int32_t task, MtrTask *mt)
 {
+    Lowerer *L = P->L;
+    Ctx *train = P->train, *eval = P->eval, *items = P->items, *rec = P->rec;
+    Lowered *out = P->out;
     const AstChain *query = t->args->chain, *cand = t->args->next->chain;
     Module *mod = L->mod;
     char name[256];
-    mt->about = "retrieval, loss in-batch softmax";
+    snprintf(mt->about, ABOUT_MAX, "retrieval, loss in-batch softmax");
     mt->label_column = -1;
     if (L->sym_items < 0) {
         L->sym_items = module_symbol(mod, MTR_SYM_ITEMS, -1, NULL);
@@ -363,14 +392,8 @@ static int lower_retrieval(Lowerer *L, const AstTask *t, int32_t task, Ctx *trai
     if (scores < 0) return -1;
     int32_t x_in[] = {scores};
     snprintf(name, sizeof name, "%s.loss", t->name);
-    int32_t loss = graph_op(train->g, OP_INBATCH_SOFTMAX_XENT, x_in, NULL, 0, NULL, name);
+    int32_t loss = graph_op(train->g, ast_loss_info(t->loss)->op, x_in, NULL, 0, NULL, name);
     if (loss < 0) return -1;
-    int32_t w_in[] = {loss};
-    int32_t w_attr[MTR_MAX_IATTR] = {mt->weight_knob};
-    snprintf(name, sizeof name, "%s.weighted_loss", t->name);
-    *weighted = graph_op(train->g, OP_LOSS_WEIGHT, w_in, w_attr, 0, NULL, name);
-    if (*weighted < 0 || lower_add_output(out, PROG_TRAIN, MTR_OUT_TASK_LOSS, task, loss, -1))
-        return -1;
 
     /* The candidate tower over every item, kept between programs. */
     int32_t width = (int32_t)cand->width;
@@ -398,7 +421,8 @@ static int lower_retrieval(Lowerer *L, const AstTask *t, int32_t task, Ctx *trai
     int32_t rank = graph_op(eval->g, OP_RETRIEVAL_RANK, r_in, NULL, 0, NULL, name);
     if (rank < 0 || lower_add_output(out, PROG_EVAL, MTR_OUT_RANK, task, rank, -1)) return -1;
 
-    if (!first) return 0; /* recommend serves the first retrieval task */
+    if (!P->first_retrieval) return loss; /* recommend serves the first retrieval task */
+    P->first_retrieval = 0;
     int32_t qr = lower_chain(rec, query);
     if (qr < 0) return -1;
     int32_t sc_in[] = {qr, state};
@@ -416,7 +440,27 @@ static int lower_retrieval(Lowerer *L, const AstTask *t, int32_t task, Ctx *trai
     if (lower_add_output(out, PROG_RECOMMEND, MTR_OUT_TOP_INDEX, task, idx, -1) ||
         lower_add_output(out, PROG_RECOMMEND, MTR_OUT_TOP_SCORE, task, idx + 1, -1))
         return -1;
-    return 0;
+    return loss;
+}
+
+typedef int32_t (*TaskLowering)(Progs *, const AstTask *, int32_t, MtrTask *);
+static const TaskLowering task_lowerings[TASK_COUNT] = {
+#define X(E, n, args, reads, loss) [TASK_##E] = lower_task_##n,
+#include "tasks.def"
+#undef X
+};
+
+/* Lowers task t (number `task`): its own lowering, then its weighted loss. */
+static int32_t lower_task(Progs *P, const AstTask *t, int32_t task, MtrTask *mt)
+{
+    char name[256];
+    int32_t loss = task_lowerings[t->kind](P, t, task, mt);
+    if (loss < 0 || lower_add_output(P->out, PROG_TRAIN, MTR_OUT_TASK_LOSS, task, loss, -1))
+        return -1;
+    int32_t w_in[] = {loss};
+    int32_t w_attr[MTR_MAX_IATTR] = {mt->weight_knob};
+    snprintf(name, sizeof name, "%s.weighted_loss", t->name);
+    return graph_op(P->train->g, OP_LOSS_WEIGHT, w_in, w_attr, 0, NULL, name);
 }
 
 int lower_model(const AstModel *m, Module *mod, Lowered *out)
@@ -436,7 +480,7 @@ int lower_model(const AstModel *m, Module *mod, Lowered *out)
         snprintf(name, sizeof name, "%s.%s", t->name, mtr_knob_info(MTR_KNOB_WEIGHT)->name);
         module_knob(mod, MTR_KNOB_WEIGHT, name, t->has_weight ? t->weight : 1.0);
     }
-    if (add_optimizer_knobs(&L, out)) goto fail;
+    if (add_train_knobs(&L, out)) goto fail;
 
     Ctx train, eval, pred, items, rec;
     ctx_init(&train, &L, &out->prog[PROG_TRAIN], L.sym_batch, MTR_SRC_COLUMN);
@@ -446,40 +490,22 @@ int lower_model(const AstModel *m, Module *mod, Lowered *out)
     ctx_init(&rec, &L, &out->prog[PROG_RECOMMEND], L.sym_batch, MTR_SRC_COLUMN);
 
     int32_t total = -1;
-    int knob = 0, first_retrieval = 1;
+    int knob = 0;
+    Progs P = {&L, &train, &eval, &pred, &items, &rec, out, 1};
     for (const AstTask *t = m->tasks; t; t = t->next, knob++) {
         MtrTask mt = {0};
+        char about[ABOUT_MAX] = "";
         mt.name = (char *)t->name;
+        mt.about = about;
         mt.weight_knob = knob;
         for (const AstMetric *me = t->metrics; me; me = me->next) {
-            switch (me->kind) {
-            case METRIC_RMSE:
-                mt.metrics |= 1u << MTR_METRIC_RMSE;
-                break;
-            case METRIC_MAE:
-                mt.metrics |= 1u << MTR_METRIC_MAE;
-                break;
-            case METRIC_AUC:
-                mt.metrics |= 1u << MTR_METRIC_AUC;
-                break;
-            case METRIC_TOP_K:
-                mt.metrics |= 1u << MTR_METRIC_TOP_K;
-                mt.n_ks = (uint32_t)me->n_ks;
-                for (int i = 0; i < me->n_ks && i < MTR_MAX_KS; i++) mt.ks[i] = (int32_t)me->ks[i];
-                break;
-            }
+            mt.metrics |= 1u << me->kind;
+            if (!mtr_metric_takes_k((unsigned)me->kind)) continue;
+            mt.n_ks = (uint32_t)me->n_ks;
+            for (int i = 0; i < me->n_ks && i < MTR_MAX_KS; i++) mt.ks[i] = (int32_t)me->ks[i];
         }
-        int32_t weighted = -1;
-        int rc;
-        if (t->kind == TASK_RANKING) {
-            rc = lower_ranking(&L, t, knob, &train, &eval, &pred, &mt, out, &weighted);
-            out->present[PROG_PREDICT] = 1;
-        } else {
-            rc = lower_retrieval(&L, t, knob, &train, &eval, &items, &rec, first_retrieval, &mt,
-                                 out, &weighted);
-            first_retrieval = 0;
-        }
-        if (rc || module_task(mod, &mt) < 0) goto fail;
+        int32_t weighted = lower_task(&P, t, knob, &mt);
+        if (weighted < 0 || module_task(mod, &mt) < 0) goto fail;
         if (total < 0) {
             total = weighted;
         } else {

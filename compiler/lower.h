@@ -20,7 +20,7 @@ typedef struct {
     uint32_t n_outputs[PROG_COUNT];
     int32_t loss; /* train_step's weighted total loss () */
     OptimizerKind optimizer;
-    int32_t knob_lr, knob_eps, knob_beta1, knob_beta2, knob_init_acc;
+    int32_t knob_of[MTR_KNOB_KINDS]; /* the model-wide knob of each kind, or -1 */
 } Lowered;
 
 /* Lowers m into mod and out. Returns 0, or -1 with mod->why set. out must be

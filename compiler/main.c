@@ -158,12 +158,15 @@ int main(int argc, char **argv)
                 ast_dump(m, stdout);
                 rc = 0;
             } else {
-                long batch = a.has_batch ? a.batch : (long)m->train.batch;
+                long batch = a.has_batch ? a.batch : (long)m->train.value[MTR_KNOB_BATCH];
                 rc = emit_dump_opts(m, &opts, a.dump, batch, stdout, stderr) == 0 ? 0 : 1;
             }
             break;
         case MODE_DOT:
-            rc = emit_dump_opts(m, &opts, "dot", (long)m->train.batch, stdout, stderr) == 0 ? 0 : 1;
+            rc = emit_dump_opts(m, &opts, "dot", (long)m->train.value[MTR_KNOB_BATCH], stdout,
+                                stderr) == 0
+                     ? 0
+                     : 1;
             break;
         case MODE_NONE:
             rc = 2;

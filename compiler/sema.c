@@ -12,9 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_WIDTH  (1 << 24)
-#define MAX_BATCH  (1 << 24)
-#define MAX_EPOCHS 1000000
+#define MAX_WIDTH (1 << 24)
 
 typedef enum { SYM_COLUMN, SYM_CHAIN } SymKind;
 
@@ -191,6 +189,14 @@ static int64_t check_source(Sema *s, AstChain *c, AstRef *r)
     return sym->chain->width;
 }
 
+/* The first stage kind with this place, for messages ("lookup", "embedding"). */
+static const char *stage_named(StagePlace place)
+{
+    for (int k = 0; k < STAGE_COUNT; k++)
+        if (ast_stage_info((StageKind)k)->place == place) return ast_stage_info((StageKind)k)->name;
+    return "?";
+}
+
 static void check_chain(Sema *s, AstChain *c)
 {
     int64_t width = 0;
@@ -210,19 +216,24 @@ static void check_chain(Sema *s, AstChain *c)
               MAX_WIDTH);
         ok = 0;
     }
+    /* Where each stage may stand (its row's place): an input is read through
+     * an INPUT stage (lookup) then an IDS stage (embedding(D)); every stage
+     * after those works on vectors. */
+    const char *first = stage_named(PLACE_INPUT), *second = stage_named(PLACE_IDS);
     AstStage *st = c->stages;
     if (ok && column) {
-        /* An input is read through its vocabulary: lookup -> embedding(D). */
-        if (!st || st->kind != STAGE_LOOKUP) {
+        if (!st || ast_stage_info(st->kind)->place != PLACE_INPUT) {
             ERROR(s, st ? st->loc : c->loc,
-                  "a tower over input '%s' must begin with '-> lookup -> embedding(D)'",
-                  column->name);
+                  "a tower over input '%s' must begin with '-> %s -> %s(D)'", column->name, first,
+                  second);
             ok = 0;
         } else if (column->type == TY_FLOAT) {
-            ERROR(s, st->loc, "lookup needs a string or int input; '%s' is float", column->name);
+            ERROR(s, st->loc, "%s needs a string or int input; '%s' is float",
+                  ast_stage_info(st->kind)->name, column->name);
             ok = 0;
-        } else if (!st->next || st->next->kind != STAGE_EMBEDDING) {
-            ERROR(s, st->next ? st->next->loc : st->loc, "lookup must be followed by embedding(D)");
+        } else if (!st->next || ast_stage_info(st->next->kind)->place != PLACE_IDS) {
+            ERROR(s, st->next ? st->next->loc : st->loc, "%s must be followed by %s(D)",
+                  ast_stage_info(st->kind)->name, second);
             ok = 0;
         } else {
             column->looked_up = 1;
@@ -231,14 +242,20 @@ static void check_chain(Sema *s, AstChain *c)
         }
     }
     for (; ok && st; st = st->next) {
-        if (st->kind == STAGE_DENSE) {
+        const StageInfo *info = ast_stage_info(st->kind);
+        switch (info->place) {
+        case PLACE_HIDDEN:
             st->in_width = width;
-            width = st->units;
-        } else {
-            ERROR(s, st->loc, "%s can only come right after an input%s",
-                  st->kind == STAGE_LOOKUP ? "lookup" : "embedding",
-                  st->kind == STAGE_LOOKUP ? "" : " and lookup");
+            if (info->width == WIDTH_UNITS) width = st->units;
+            break;
+        case PLACE_INPUT:
+            ERROR(s, st->loc, "%s can only come right after an input", info->name);
             ok = 0;
+            break;
+        case PLACE_IDS:
+            ERROR(s, st->loc, "%s can only come right after an input and %s", info->name, first);
+            ok = 0;
+            break;
         }
     }
     c->width = ok ? width : 0;
@@ -259,6 +276,33 @@ static AstChain *task_chain(Sema *s, AstRef *r, const char *want)
     return sym->chain;
 }
 
+/* Metrics that read another output than the task's: "top_k is a retrieval
+ * metric; a ranking task takes rmse, mae or auc". */
+static void check_metric_fits(Sema *s, const AstTask *t, const AstMetric *m)
+{
+    const TaskInfo *task = ast_task_info(t->kind);
+    MtrOutputRole reads = mtr_metric_reads((unsigned)m->kind);
+    if (reads == task->reads) return;
+    const char *owner = "another";
+    for (int k = 0; k < TASK_COUNT; k++)
+        if (ast_task_info((TaskKind)k)->reads == reads) {
+            owner = ast_task_info((TaskKind)k)->name;
+            break;
+        }
+    char list[256] = "";
+    int n = 0, total = 0;
+    for (unsigned k = 0; k < MTR_METRIC_COUNT; k++) total += mtr_metric_reads(k) == task->reads;
+    for (unsigned k = 0; k < MTR_METRIC_COUNT; k++) {
+        if (mtr_metric_reads(k) != task->reads) continue;
+        n++;
+        strcat(list, n == 1 ? "" : n == total ? " or " : ", ");
+        strcat(list, mtr_metric_name(k));
+        if (mtr_metric_takes_k(k)) strcat(list, "(...)");
+    }
+    ERROR(s, m->loc, "%s is a%s %s metric; a %s task takes %s", mtr_metric_name((unsigned)m->kind),
+          strchr("aeiou", owner[0]) ? "n" : "", owner, task->name, list);
+}
+
 static void check_ranking(Sema *s, AstTask *t)
 {
     AstRef *head = t->args, *label = t->args->next;
@@ -274,11 +318,6 @@ static void check_ranking(Sema *s, AstTask *t)
     if (sym && !(sym->kind == SYM_COLUMN && sym->column->is_label))
         ERROR(s, label->loc, "'%s' is %s %s, not a label", label->name, article(sort_of(sym)),
               sort_of(sym));
-    if (t->loss == LOSS_DEFAULT) t->loss = LOSS_MSE;
-    for (AstMetric *m = t->metrics; m; m = m->next) {
-        if (m->kind == METRIC_TOP_K)
-            ERROR(s, m->loc, "top_k is a retrieval metric; a ranking task takes rmse, mae or auc");
-    }
 }
 
 static void check_top_k(Sema *s, const AstMetric *m)
@@ -319,16 +358,15 @@ static void check_retrieval(Sema *s, AstTask *t)
     if (t->loss != LOSS_DEFAULT)
         ERROR(s, t->loss_loc,
               "a retrieval task takes no loss clause: its loss is in-batch softmax");
-    for (AstMetric *m = t->metrics; m; m = m->next) {
-        if (m->kind != METRIC_TOP_K)
-            ERROR(s, m->loc, "%s is a ranking metric; a retrieval task takes top_k(...)",
-                  m->kind == METRIC_RMSE  ? "rmse"
-                  : m->kind == METRIC_MAE ? "mae"
-                                          : "auc");
-        else
-            check_top_k(s, m);
-    }
 }
+
+/* Each task kind's own checks, by its row (tasks.def). */
+typedef void (*TaskCheck)(Sema *, AstTask *);
+static const TaskCheck task_checks[TASK_COUNT] = {
+#define X(E, n, args, reads, loss) [TASK_##E] = check_##n,
+#include "tasks.def"
+#undef X
+};
 
 static void check_tasks(Sema *s)
 {
@@ -350,11 +388,16 @@ static void check_tasks(Sema *s)
         syms[n++] = (Symbol){.name = t->name, .loc = t->loc};
     if (table_build(s, &tasks, syms, n, "task") < 0) return;
     for (AstTask *t = s->m->tasks; t; t = t->next) {
-        if (t->kind == TASK_RANKING)
-            check_ranking(s, t);
-        else
-            check_retrieval(s, t);
+        task_checks[t->kind](s, t);
+        /* A loss clause names a loss of this task's kind; none gives its default. */
+        if (t->loss == LOSS_DEFAULT) t->loss = (LossKind)ast_task_info(t->kind)->default_loss;
+        const LossInfo *dflt = ast_loss_info((LossKind)ast_task_info(t->kind)->default_loss);
+        if (ast_loss_info(t->loss)->task != t->kind && dflt->name[0]) /* else its check said it */
+            ERROR(s, t->loss_loc, "loss %s is not a %s loss", ast_loss_info(t->loss)->name,
+                  ast_task_info(t->kind)->name);
         for (AstMetric *m = t->metrics; m; m = m->next) {
+            check_metric_fits(s, t, m);
+            if (mtr_metric_takes_k((unsigned)m->kind)) check_top_k(s, m);
             for (AstMetric *o = t->metrics; o != m; o = o->next) {
                 if (o->kind == m->kind) {
                     ERROR(s, m->loc, "a metric is listed twice");
@@ -391,130 +434,123 @@ static void mark_items(Sema *s)
 
 /* ---- train -------------------------------------------------------------- */
 
+/* The options of each optimizer (optimizer_options.def). */
 typedef struct {
+    OptimizerKind optimizer;
     const char *name, *alias;
-    size_t offset;
-    double min;   /* smallest allowed value */
-    int min_open; /* the minimum itself is not allowed */
-    double max;   /* below this (exclusive), when max_set */
-    int max_set;
+    MtrKnobKind knob;
+    double keras_default;
 } OptionSpec;
 
-#define OPT(name, alias, field, min, open, max, max_set)                                           \
-    {                                                                                              \
-        name, alias, offsetof(AstTrain, field), min, open, max, max_set                            \
-    }
-static const OptionSpec ADAGRAD_OPTIONS[] = {
-    OPT("lr", "learning_rate", lr, 0, 1, 0, 0),
-    OPT("initial_accumulator", "initial_accumulator_value", initial_accumulator, 0, 0, 0, 0),
-    OPT("epsilon", "epsilon", epsilon, 0, 1, 0, 0),
+static const OptionSpec OPTIONS[] = {
+#define X(OPT, n, alias, knob, dflt) {OPT_##OPT, #n, #alias, MTR_KNOB_##knob, dflt},
+#include "optimizer_options.def"
+#undef X
 };
-static const OptionSpec SGD_OPTIONS[] = {
-    OPT("lr", "learning_rate", lr, 0, 1, 0, 0),
-};
-static const OptionSpec ADAM_OPTIONS[] = {
-    OPT("lr", "learning_rate", lr, 0, 1, 0, 0),
-    OPT("beta1", "beta_1", beta1, 0, 0, 1, 1),
-    OPT("beta2", "beta_2", beta2, 0, 0, 1, 1),
-    OPT("epsilon", "epsilon", epsilon, 0, 1, 0, 0),
+#define N_OPTIONS ((int)(sizeof OPTIONS / sizeof *OPTIONS))
+
+/* Train settings (settings.def): each a knob with a default. */
+static const struct {
+    const char *name;
+    MtrKnobKind knob;
+    double dflt;
+} SETTINGS[SET_COUNT] = {
+#define X(E, n, knob, dflt) [SET_##E] = {#n, MTR_KNOB_##knob, dflt},
+#include "settings.def"
+#undef X
 };
 
-static void check_option(Sema *s, AstTrain *t, const AstOption *o, const OptionSpec *specs, int n,
-                         const AstOption **given)
+static void check_option(Sema *s, AstTrain *t, const AstOption *o, const AstOption **given)
 {
     const char *opt_name = ast_optimizer_name(t->optimizer);
     int k = 0;
-    while (k < n && strcmp(o->name, specs[k].name) != 0 && strcmp(o->name, specs[k].alias) != 0)
+    while (k < N_OPTIONS &&
+           (OPTIONS[k].optimizer != t->optimizer ||
+            (strcmp(o->name, OPTIONS[k].name) != 0 && strcmp(o->name, OPTIONS[k].alias) != 0)))
         k++;
-    if (k == n) {
-        for (k = 0; k < n; k++) {
-            const char *guess = mtr_name_is_close(o->name, specs[k].name)    ? specs[k].name
-                                : mtr_name_is_close(o->name, specs[k].alias) ? specs[k].alias
-                                                                             : NULL;
+    if (k == N_OPTIONS) {
+        char list[256] = "";
+        int n = 0, total = 0;
+        for (k = 0; k < N_OPTIONS; k++) total += OPTIONS[k].optimizer == t->optimizer;
+        for (k = 0; k < N_OPTIONS; k++) {
+            if (OPTIONS[k].optimizer != t->optimizer) continue;
+            const char *guess = mtr_name_is_close(o->name, OPTIONS[k].name)    ? OPTIONS[k].name
+                                : mtr_name_is_close(o->name, OPTIONS[k].alias) ? OPTIONS[k].alias
+                                                                               : NULL;
             if (guess) {
                 ERROR(s, o->loc, "unknown option '%s' for %s; did you mean '%s'?", o->name,
                       opt_name, guess);
                 return;
             }
-        }
-        char list[128] = "";
-        for (k = 0; k < n; k++) {
-            strcat(list, k == 0 ? "" : k == n - 1 ? " or " : ", ");
-            strcat(list, specs[k].name);
+            n++;
+            strcat(list, n == 1 ? "" : n == total ? " or " : ", ");
+            strcat(list, OPTIONS[k].name);
         }
         ERROR(s, o->loc, "unknown option '%s' for %s (it takes %s)", o->name, opt_name, list);
         return;
     }
-    const OptionSpec *spec = &specs[k];
+    const OptionSpec *spec = &OPTIONS[k];
     if (given[k]) {
         ERROR(s, o->loc, "option '%s' given twice", spec->name);
         diag_note(s->diag, given[k]->loc, "first given here");
         return;
     }
     given[k] = o;
-    double v = o->value;
-    if (v < spec->min || (spec->min_open && v == spec->min) || (spec->max_set && v >= spec->max)) {
-        if (spec->max_set)
-            ERROR(s, o->value_loc, "%s must be in [0, 1), found %g", spec->name, v);
-        else
-            ERROR(s, o->value_loc, "%s must be %s 0, found %g", spec->name,
-                  spec->min_open ? ">" : ">=", v);
+    char rule[64];
+    if (mtr_knob_check(spec->knob, o->value, rule, sizeof rule)) {
+        ERROR(s, o->value_loc, "%s %s, found %g", spec->name, rule, o->value);
         return;
     }
-    *(double *)((char *)t + spec->offset) = v;
+    t->value[spec->knob] = o->value;
+    t->given[spec->knob] = 1;
 }
 
 static void check_train(Sema *s)
 {
     AstTrain *t = &s->m->train;
-    static const char *const names[] = {"adagrad", "sgd", "adam"};
     t->optimizer = OPT_ADAGRAD;
     if (t->optimizer_name) {
         int k = 0;
-        while (k < 3 && strcmp(t->optimizer_name, names[k]) != 0) k++;
-        if (k == 3) {
+        while (k < OPT_COUNT && strcmp(t->optimizer_name, ast_optimizer_name((OptimizerKind)k)))
+            k++;
+        if (k == OPT_COUNT) {
             const char *guess = NULL;
-            for (int i = 0; i < 3 && !guess; i++)
-                if (mtr_name_is_close(t->optimizer_name, names[i])) guess = names[i];
+            char list[128] = "";
+            for (int i = 0; i < OPT_COUNT; i++) {
+                const char *name = ast_optimizer_name((OptimizerKind)i);
+                if (!guess && mtr_name_is_close(t->optimizer_name, name)) guess = name;
+                strcat(list, i == 0 ? "" : i == OPT_COUNT - 1 ? " or " : ", ");
+                strcat(list, name);
+            }
             if (guess)
                 ERROR(s, t->optimizer_loc, "unknown optimizer '%s'; did you mean '%s'?",
                       t->optimizer_name, guess);
             else
-                ERROR(s, t->optimizer_loc, "unknown optimizer '%s' (expected adagrad, sgd or adam)",
-                      t->optimizer_name);
+                ERROR(s, t->optimizer_loc, "unknown optimizer '%s' (expected %s)",
+                      t->optimizer_name, list);
             return;
         }
         t->optimizer = (OptimizerKind)k;
     }
-    /* Keras's defaults. */
-    t->lr = t->optimizer == OPT_SGD ? 0.01 : 0.001;
-    t->initial_accumulator = t->optimizer == OPT_ADAGRAD ? 0.1 : 0;
-    t->epsilon = t->optimizer == OPT_SGD ? 0 : 1e-7;
-    t->beta1 = t->optimizer == OPT_ADAM ? 0.9 : 0;
-    t->beta2 = t->optimizer == OPT_ADAM ? 0.999 : 0;
-    const OptionSpec *specs = t->optimizer == OPT_ADAGRAD ? ADAGRAD_OPTIONS
-                              : t->optimizer == OPT_SGD   ? SGD_OPTIONS
-                                                          : ADAM_OPTIONS;
-    int n = t->optimizer == OPT_ADAGRAD ? 3 : t->optimizer == OPT_SGD ? 1 : 4;
-    const AstOption *given[4] = {NULL, NULL, NULL, NULL};
-    for (const AstOption *o = t->options; o; o = o->next) check_option(s, t, o, specs, n, given);
+    /* Keras's defaults, then the options given. */
+    for (int k = 0; k < N_OPTIONS; k++)
+        if (OPTIONS[k].optimizer == t->optimizer)
+            t->value[OPTIONS[k].knob] = OPTIONS[k].keras_default;
+    const AstOption *given[N_OPTIONS];
+    memset(given, 0, sizeof given);
+    for (const AstOption *o = t->options; o; o = o->next) check_option(s, t, o, given);
 
-    if (!t->has_batch) t->batch = SEMA_DEFAULT_BATCH;
-    if (!t->has_epochs) t->epochs = SEMA_DEFAULT_EPOCHS;
-    if (!t->has_seed) t->seed = SEMA_DEFAULT_SEED;
-    if (!t->has_split) t->split = SEMA_DEFAULT_SPLIT;
-    if (t->batch < 1 || t->batch > MAX_BATCH)
-        ERROR(s, t->batch_loc, "batch must be between 1 and %d, found %lld", MAX_BATCH,
-              (long long)t->batch);
-    if (t->epochs < 1 || t->epochs > MAX_EPOCHS)
-        ERROR(s, t->epochs_loc, "epochs must be between 1 and %d, found %lld", MAX_EPOCHS,
-              (long long)t->epochs);
-    if (t->seed < 0) ERROR(s, t->seed_loc, "seed must be >= 0, found %lld", (long long)t->seed);
-    if (!(t->split > 0 && t->split < 1))
-        ERROR(s, t->split_loc,
-              "split must be between 0 and 1 (the share used for training), "
-              "found %g",
-              t->split);
+    /* The settings: defaults where not written, every value in its knob's range. */
+    for (int i = 0; i < SET_COUNT; i++) {
+        MtrKnobKind k = SETTINGS[i].knob;
+        if (!t->given[k]) {
+            t->value[k] = SETTINGS[i].dflt;
+            continue;
+        }
+        char rule[64];
+        if (mtr_knob_check(k, t->value[k], rule, sizeof rule))
+            ERROR(s, t->value_loc[k], "%s %s, found %.10g", SETTINGS[i].name, rule, t->value[k]);
+    }
 }
 
 /* ---- entry -------------------------------------------------------------- */

@@ -6,13 +6,6 @@
 
 #include "ast.h"
 
-/* Default train settings, used when the train block (or a line of it) is
- * left out. */
-#define SEMA_DEFAULT_BATCH  8192
-#define SEMA_DEFAULT_EPOCHS 3
-#define SEMA_DEFAULT_SEED   42
-#define SEMA_DEFAULT_SPLIT  0.8
-
 /* Checks the model: names (duplicates, unknown, used before defined, of the
  * wrong sort), chain shapes and widths, tasks, metrics, weights, the train
  * block. Fills columns' looked_up and is_item, stages' in_width, chains'

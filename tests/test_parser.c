@@ -142,12 +142,12 @@ static void test_movielens_tree(void **state)
     assert_string_equal(rating->name, "rating");
     assert_int_equal(rating->kind, TASK_RANKING);
     assert_int_equal(rating->loss, LOSS_MSE);
-    assert_int_equal(rating->metrics->kind, METRIC_RMSE);
+    assert_int_equal(rating->metrics->kind, MTR_METRIC_RMSE);
     assert_true(rating->has_weight);
     assert_true(rating->weight == 1.0);
     assert_string_equal(retrieval->name, "retrieval");
     assert_int_equal(retrieval->kind, TASK_RETRIEVAL);
-    assert_int_equal(retrieval->metrics->kind, METRIC_TOP_K);
+    assert_int_equal(retrieval->metrics->kind, MTR_METRIC_TOP_K);
     assert_int_equal(retrieval->metrics->n_ks, 5);
     assert_int_equal(retrieval->metrics->ks[4], 100);
 
@@ -155,10 +155,10 @@ static void test_movielens_tree(void **state)
     assert_string_equal(m->train.optimizer_name, "adagrad");
     assert_string_equal(m->train.options->name, "lr");
     assert_true(m->train.options->value == 0.1);
-    assert_int_equal(m->train.batch, 8192);
-    assert_int_equal(m->train.epochs, 3);
-    assert_int_equal(m->train.seed, 42);
-    assert_true(m->train.split == 0.8);
+    assert_int_equal(m->train.value[MTR_KNOB_BATCH], 8192);
+    assert_int_equal(m->train.value[MTR_KNOB_EPOCHS], 3);
+    assert_int_equal(m->train.value[MTR_KNOB_SEED], 42);
+    assert_true(m->train.value[MTR_KNOB_SPLIT] == 0.8);
     free(out);
     free(text);
     pool_free(pool);
@@ -190,8 +190,8 @@ static void test_lexical_forms(void **state)
     assert_true(m->tasks->weight == 5.0);
     assert_int_equal(m->tasks->loss, LOSS_BCE);
     assert_int_equal(m->tasks->next->metrics->n_ks, 5); /* top_k alone: 1 5 10 50 100 */
-    assert_true(m->train.beta1 == 0.8);
-    assert_true(m->train.lr == 1e-3);
+    assert_true(m->train.value[MTR_KNOB_BETA1] == 0.8);
+    assert_true(m->train.value[MTR_KNOB_LR] == 1e-3);
     free(out);
     pool_free(pool);
 }

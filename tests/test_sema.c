@@ -88,11 +88,11 @@ static void test_sema_fields(void **state)
     assert_ptr_equal(user->sources->column, user_id);
     assert_ptr_equal(m->tasks->args->chain, head);
     assert_ptr_equal(m->tasks->args->next->column, label);
-    assert_int_equal(m->tasks->next->loss, LOSS_DEFAULT);
+    assert_int_equal(m->tasks->next->loss, LOSS_IN_BATCH_SOFTMAX);
     assert_int_equal(m->train.optimizer, OPT_ADAGRAD);
-    assert_true(m->train.lr == 0.1);
-    assert_true(m->train.initial_accumulator == 0.1);
-    assert_true(m->train.epsilon == 1e-7);
+    assert_true(m->train.value[MTR_KNOB_LR] == 0.1);
+    assert_true(m->train.value[MTR_KNOB_INITIAL_ACCUMULATOR] == 0.1);
+    assert_true(m->train.value[MTR_KNOB_EPSILON] == 1e-7);
     free(out);
     pool_free(pool);
 }
@@ -129,16 +129,16 @@ static void test_defaults(void **state)
         assert_non_null(m);
         const AstTrain *t = &m->train;
         assert_int_equal(t->optimizer, cases[i].opt);
-        assert_true(t->lr == cases[i].lr);
-        assert_true(t->initial_accumulator == cases[i].acc);
-        assert_true(t->epsilon == cases[i].eps);
-        assert_true(t->beta1 == cases[i].b1);
-        assert_true(t->beta2 == cases[i].b2);
-        assert_int_equal(t->batch, SEMA_DEFAULT_BATCH);
-        assert_int_equal(t->epochs, SEMA_DEFAULT_EPOCHS);
-        assert_int_equal(t->seed, SEMA_DEFAULT_SEED);
-        assert_true(t->split == SEMA_DEFAULT_SPLIT);
-        assert_false(t->has_batch);
+        assert_true(t->value[MTR_KNOB_LR] == cases[i].lr);
+        assert_true(t->value[MTR_KNOB_INITIAL_ACCUMULATOR] == cases[i].acc);
+        assert_true(t->value[MTR_KNOB_EPSILON] == cases[i].eps);
+        assert_true(t->value[MTR_KNOB_BETA1] == cases[i].b1);
+        assert_true(t->value[MTR_KNOB_BETA2] == cases[i].b2);
+        assert_int_equal(t->value[MTR_KNOB_BATCH], 8192);
+        assert_int_equal(t->value[MTR_KNOB_EPOCHS], 3);
+        assert_int_equal(t->value[MTR_KNOB_SEED], 42);
+        assert_true(t->value[MTR_KNOB_SPLIT] == 0.8);
+        assert_false(t->given[MTR_KNOB_BATCH]);
         assert_int_equal(m->tasks->loss, LOSS_MSE);
         assert_true(m->tasks->weight == 1.0);
         assert_false(m->tasks->has_weight);
@@ -237,10 +237,12 @@ static void test_semantic_errors(void **state)
         {"task t = ranking(h, r)\ntrain { optimizer sgd(lr = 0) }\n", "lr must be > 0, found 0"},
         {"task t = ranking(h, r)\ntrain { optimizer sgd(lr = nan) }\n",
          "lr must be a finite number, found 'nan'"},
-        {"task t = ranking(h, r)\ntrain { batch 0 }\n", "batch must be between 1 and"},
-        {"task t = ranking(h, r)\ntrain { epochs -1 }\n", "epochs must be between 1 and"},
-        {"task t = ranking(h, r)\ntrain { seed -1 }\n", "seed must be >= 0"},
-        {"task t = ranking(h, r)\ntrain { split 1 }\n", "split must be between 0 and 1"},
+        {"task t = ranking(h, r)\ntrain { batch 0 }\n", "batch must be in [1, 16777216], found 0"},
+        {"task t = ranking(h, r)\ntrain { epochs -1 }\n",
+         "epochs must be in [0, 1000000], found -1"},
+        {"task t = ranking(h, r)\ntrain { seed -1 }\n",
+         "seed must be in [0, 2147483647], found -1"},
+        {"task t = ranking(h, r)\ntrain { split 1 }\n", "split must be in (0, 1), found 1"},
         {"", "model 'm' has no task"},
     };
     char src[4096];

@@ -129,6 +129,14 @@ typedef enum {
 #undef X
 } MtrKnobKind;
 
+/* One more than the largest knob kind id: the size of a table by kind. */
+typedef union {
+#define X(E, n, id, type, lo, lo_open, hi, hi_open, scope, run) char E[id + 1];
+#include "mtr/knobs.def"
+#undef X
+} MtrKnobIds;
+#define MTR_KNOB_KINDS sizeof(MtrKnobIds)
+
 typedef struct {
     char *name; /* "rating.weight", "optimizer.lr", "train.batch", ... */
     uint8_t type;
