@@ -422,6 +422,48 @@ int shape_broadcast(const MtrShape *in, const int32_t *a, MtrShape *out, char *w
     return 0;
 }
 
+/* x's shape with its last extent 1: one number per row of x, every leading axis
+ * kept (layer_norm's per-row statistics). */
+static MtrShape per_row(const MtrShape *x)
+{
+    MtrShape s = *x;
+    s.dim[s.rank - 1] = (MtrDim){-1, 1};
+    return s;
+}
+
+/* A parameter vector (gain, bias) as long as x's last axis. */
+static int row_param(const MtrShape *in, int x, int i, char *why, size_t n)
+{
+    if (want(in, i, 1, MTR_DT_F32, why, n)) return -1;
+    return dims_eq(in[x].dim[in[x].rank - 1], in[i].dim[0], "columns and parameter length", why, n);
+}
+
+int shape_layer_norm(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a;
+    if (want(in, 0, 2, MTR_DT_F32, why, n) || row_param(in, 0, 1, why, n) ||
+        row_param(in, 0, 2, why, n))
+        return -1;
+    out[0] = in[0];
+    out[1] = out[2] = per_row(&in[0]);
+    return 0;
+}
+
+int shape_layer_norm_grad(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a;
+    if (want(in, 0, 2, MTR_DT_F32, why, n) || same_as(in, 0, 1, why, n) ||
+        row_param(in, 0, 2, why, n))
+        return -1;
+    MtrShape stats = per_row(&in[0]);
+    for (int i = 3; i < 5; i++)
+        if (!shape_eq(&in[i], &stats))
+            return fail(why, n, "input %d is not one number per row of input 1", i + 1);
+    out[0] = in[0];
+    out[1] = out[2] = in[2];
+    return 0;
+}
+
 int shape_infer(OpKind kind, const MtrShape *in, const int32_t *iattr, MtrShape *out, char *why,
                 size_t n)
 {

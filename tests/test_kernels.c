@@ -966,6 +966,155 @@ static void test_fused_inbatch_softmax(void **state)
     check_fused_xent(1, 1, 1, 4, 4);
 }
 
+/* ---- normalization, dropout and the row-wise activations
+ *
+ * These checks also print the worst error seen as a fraction of its tolerance. */
+
+/* Checks |got - want| <= abs + rel |want| like expect_close, and keeps the
+ * largest |got - want| / (abs + rel |want|) in *worst. */
+static void expect_within(double got, double want, double abs_tol, double rel_tol, const char *what,
+                          size_t i, double *worst)
+{
+    double ratio = fabs(got - want) / (abs_tol + rel_tol * fabs(want));
+    if (!(ratio <= 1.0)) ratio = INFINITY;
+    if (ratio > *worst) *worst = ratio;
+    expect_close(got, want, abs_tol, rel_tol, what, i);
+}
+
+static void run_layer_norm(float *x, const float *gain, const float *bias, float *y, float *mean,
+                           float *rstd, int64_t rows, int64_t cols, float eps)
+{
+    KernelCall call = {0};
+    call.in[0] = x;
+    call.in_shape[0] = shp(rows, cols);
+    call.in[1] = (void *)gain;
+    call.in_shape[1] = shp(cols, 1);
+    call.in[2] = (void *)bias;
+    call.in_shape[2] = shp(cols, 1);
+    call.out[0] = y;
+    call.out_shape[0] = shp(rows, cols);
+    call.out[1] = mean;
+    call.out_shape[1] = shp(rows, 1);
+    call.out[2] = rstd;
+    call.out_shape[2] = shp(rows, 1);
+    call.fattr[0] = eps;
+    kernel_layer_norm(&call);
+}
+
+/* layer_norm against two-pass statistics in double, on rows of 300 columns (more
+ * than one 256-column block of the backward's column sums): random rows, a
+ * constant row (variance 0: y must be the bias exactly), and rows of 1e4 + u,
+ * u in [-1, 1], where a float one-pass variance E[x^2] - E[x]^2 would be pure
+ * rounding (E[x^2] = 1e8, one ulp 8) and in double would keep ~8 digits only.
+ * y in float: |xhat gain| <= ~3, so a few ulps of 3 (abs 2e-6) suffice; the
+ * statistics are rounded once from double (rel 1e-7). layer_norm_grad against
+ * the same formulas in double on the kernel's own float statistics, and both
+ * kernels in place. */
+static void test_layer_norm(void **state)
+{
+    (void)state;
+    enum { R = 7, C = 300 };
+    const float eps = 1e-3f;
+    Rng r;
+    rng_seed(&r, 21);
+    float *x = fbuf(R * C), *y = fbuf(R * C), *y2 = fbuf(R * C), *gain = fbuf(C), *bias = fbuf(C);
+    float mean[R], rstd[R], mean2[R], rstd2[R];
+    fill_uniform(&r, x, R * C, -2, 2);
+    for (int j = 0; j < C; j++) x[1 * C + j] = 3.25f;                        /* constant */
+    for (int j = 0; j < C; j++) x[2 * C + j] = 1e4f + 2 * rng_float(&r) - 1; /* offset */
+    for (int j = 0; j < C; j++) x[3 * C + j] = -1e4f + 2 * rng_float(&r) - 1;
+    for (int j = 0; j < C; j++) x[4 * C + j] = 1.0f + 1e-3f * rng_float(&r); /* var < eps */
+    fill_uniform(&r, gain, C, 0.5f, 1.5f);
+    fill_uniform(&r, bias, C, -1, 1);
+    run_layer_norm(x, gain, bias, y, mean, rstd, R, C, eps);
+    double worst = 0.0;
+    for (int i = 0; i < R; i++) {
+        double mu = 0.0, var = 0.0;
+        for (int j = 0; j < C; j++) mu += x[i * C + j];
+        mu /= C;
+        for (int j = 0; j < C; j++)
+            var += ((double)x[i * C + j] - mu) * ((double)x[i * C + j] - mu);
+        var /= C;
+        double rs = 1.0 / sqrt(var + (double)eps);
+        expect_within(mean[i], mu, 1e-30, 1e-7, "layer_norm mean", (size_t)i, &worst);
+        expect_within(rstd[i], rs, 0, 1e-7, "layer_norm rstd", (size_t)i, &worst);
+        for (int j = 0; j < C; j++) {
+            double want = ((double)x[i * C + j] - mu) * rs * gain[j] + bias[j];
+            expect_within(y[i * C + j], want, 2e-6, 0, "layer_norm y", (size_t)(i * C + j), &worst);
+        }
+    }
+    for (int j = 0; j < C; j++) assert_true(y[1 * C + j] == bias[j]);
+    printf("layer_norm: y, mean, rstd vs two-pass double: worst error %.3f of its tolerance\n",
+           worst);
+    memcpy(y2, x, R * C * sizeof *x); /* in place */
+    run_layer_norm(y2, gain, bias, y2, mean2, rstd2, R, C, eps);
+    assert_memory_equal(y2, y, R * C * sizeof *y);
+    assert_memory_equal(mean2, mean, sizeof mean);
+    assert_memory_equal(rstd2, rstd, sizeof rstd);
+
+    float *dy = fbuf(R * C), *dx = fbuf(R * C), *dgain = fbuf(C), *dbias = fbuf(C);
+    float *dg2 = fbuf(C), *db2 = fbuf(C);
+    fill_uniform(&r, dy, R * C, -1, 1);
+    KernelCall g = {0};
+    g.in[0] = dy;
+    g.in_shape[0] = shp(R, C);
+    g.in[1] = x;
+    g.in_shape[1] = shp(R, C);
+    g.in[2] = gain;
+    g.in_shape[2] = shp(C, 1);
+    g.in[3] = mean;
+    g.in_shape[3] = shp(R, 1);
+    g.in[4] = rstd;
+    g.in_shape[4] = shp(R, 1);
+    g.out[0] = dx;
+    g.out_shape[0] = shp(R, C);
+    g.out[1] = dgain;
+    g.out_shape[1] = shp(C, 1);
+    g.out[2] = dbias;
+    g.out_shape[2] = shp(C, 1);
+    kernel_layer_norm_grad(&g);
+    worst = 0.0;
+    for (int j = 0; j < C; j++) {
+        double sg = 0.0, sb = 0.0;
+        for (int i = 0; i < R; i++) {
+            sg += (double)dy[i * C + j] * ((double)x[i * C + j] - mean[i]) * rstd[i];
+            sb += dy[i * C + j];
+        }
+        /* R terms of size <= 2.5, each rounded once in float */
+        expect_within(dgain[j], sg, 1e-5, 1e-6, "layer_norm_grad dgain", (size_t)j, &worst);
+        expect_within(dbias[j], sb, 1e-6, 1e-6, "layer_norm_grad dbias", (size_t)j, &worst);
+    }
+    for (int i = 0; i < R; i++) {
+        double mg = 0.0, mgx = 0.0;
+        for (int j = 0; j < C; j++) {
+            double gj = (double)dy[i * C + j] * gain[j];
+            mg += gj;
+            mgx += gj * ((double)x[i * C + j] - mean[i]) * rstd[i];
+        }
+        mg /= C, mgx /= C;
+        for (int j = 0; j < C; j++) {
+            double xhat = ((double)x[i * C + j] - mean[i]) * rstd[i];
+            double want = rstd[i] * ((double)dy[i * C + j] * gain[j] - mg - xhat * mgx);
+            /* float terms of size <= 1.5 rstd (rstd <= 31.6 at var 0): 4e-7 rstd */
+            expect_within(dx[i * C + j], want, 4e-7 * rstd[i], 1e-6, "layer_norm_grad dx",
+                          (size_t)(i * C + j), &worst);
+        }
+    }
+    printf("layer_norm_grad: dx, dgain, dbias vs double: worst error %.3f of its tolerance\n",
+           worst);
+    g.in[0] = y2; /* dx over dy's buffer */
+    memcpy(y2, dy, R * C * sizeof *dy);
+    g.out[0] = y2;
+    g.out[1] = dg2;
+    g.out[2] = db2;
+    kernel_layer_norm_grad(&g);
+    assert_memory_equal(y2, dx, R * C * sizeof *dx);
+    assert_memory_equal(dg2, dgain, C * sizeof *dgain);
+    assert_memory_equal(db2, dbias, C * sizeof *dbias);
+    free(x), free(y), free(y2), free(gain), free(bias);
+    free(dy), free(dx), free(dgain), free(dbias), free(dg2), free(db2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -986,6 +1135,7 @@ int main(void)
         cmocka_unit_test(test_top_k_vs_sort),
         cmocka_unit_test(test_fast_exp_accuracy),
         cmocka_unit_test(test_fused_inbatch_softmax),
+        cmocka_unit_test(test_layer_norm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
