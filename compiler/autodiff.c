@@ -237,6 +237,16 @@ int grad_layer_norm(Graph *g, const MtrOp *op, const int32_t *dout, const int *n
     return 0;
 }
 
+int grad_dropout(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
+{
+    /* dx = dropout_grad(dy, step) with the same p, seed and salt: the same mask */
+    if (needs[1]) return not_differentiable(g, op);
+    if (needs[0] &&
+        (din[0] = op1(g, OP_DROPOUT_GRAD, dout[0], op->in[1], op->iattr, op->in[0])) < 0)
+        return -1;
+    return 0;
+}
+
 /* Ops that only ever appear in backward or update code have no gradient. */
 #define NO_GRAD(n)                                                                                 \
     int grad_##n(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)   \
@@ -261,6 +271,7 @@ NO_GRAD(retrieval_rank)
 NO_GRAD(top_k)
 NO_GRAD(broadcast)
 NO_GRAD(layer_norm_grad)
+NO_GRAD(dropout_grad)
 
 typedef int (*GradRule)(Graph *, const MtrOp *, const int32_t *, const int *, int32_t *);
 static const GradRule grad_rules[OP_COUNT] = {

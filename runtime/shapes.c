@@ -464,6 +464,27 @@ int shape_layer_norm_grad(const MtrShape *in, const int32_t *a, MtrShape *out, c
     return 0;
 }
 
+/* dropout and its gradient: a float tensor and the train step (). */
+static int dropout_inputs(const MtrShape *in, MtrShape *out, char *why, size_t n)
+{
+    if (in[0].dtype != MTR_DT_F32) return fail(why, n, "input 1 is not f32");
+    if (want(in, 1, 0, MTR_DT_F32, why, n)) return -1;
+    out[0] = in[0];
+    return 0;
+}
+
+int shape_dropout(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a;
+    return dropout_inputs(in, out, why, n);
+}
+
+int shape_dropout_grad(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a;
+    return dropout_inputs(in, out, why, n);
+}
+
 int shape_infer(OpKind kind, const MtrShape *in, const int32_t *iattr, MtrShape *out, char *why,
                 size_t n)
 {

@@ -51,10 +51,10 @@
 
 /* ---- the case table ------------------------------------------------------ */
 
-enum { IN_PARAM = 1, IN_IDS, IN_LABEL, IN_SCALAR };
+enum { IN_PARAM = 1, IN_IDS, IN_LABEL, IN_SCALAR, IN_STEP };
 
 typedef struct {
-    uint8_t kind; /* IN_*: PARAM (f32, differentiated), ids, f32 label, f32 () */
+    uint8_t kind; /* IN_*: PARAM (f32, differentiated), ids, f32 label, f32 (), train step () */
     uint8_t rank; /* 0, 1 or 2 */
     int32_t rows, cols;
     int8_t same_as; /* >= 0: this input is the same tensor as input same_as */
@@ -67,7 +67,8 @@ typedef struct {
     const char *label;
     CaseInput in[MTR_MAX_IN];
     int32_t iattr[MTR_MAX_IATTR];
-    double knob; /* loss_weight's knob value, set in the session (model holds 1) */
+    double knob; /* knob 0's value when not 0 (loss_weight's weight, dropout's p), set in
+                  * the session (the model holds 1); knob 1 is a seed, CASE_SEED */
     int32_t ids[8];
     float fattr0; /* the op's float attribute (layer_norm's epsilon) */
 } GradCase;
@@ -143,6 +144,15 @@ static const GradCase cases[] = {
      0},
     /* x, gain and bias all differentiated; Keras's epsilon, rows of 5 whose
      * variance (about 1.3) keeps the normalisation far from its eps floor */
+    /* with its mask fixed (a fixed seed, step and salt) dropout is linear: the
+     * differences see exactly the elements the backward keeps */
+    {"dropout",
+     "dropout p=0.3",
+     {{IN_PARAM, 2, 5, 8, -1, -1.0f, 1.0f, 0}, {IN_STEP, 0, 1, 1, -1, 0, 0, 0}},
+     {0, 1, 7}, /* p = knob 0, seed = knob 1, salt 7 */
+     0.3,
+     {0},
+     0},
     {"layer_norm",
      "layer_norm",
      {{IN_PARAM, 2, 4, 5, -1, -2.0f, 2.0f, 0},
@@ -155,6 +165,7 @@ static const GradCase cases[] = {
 };
 #define N_CASES (sizeof cases / sizeof cases[0])
 
+static const double CASE_SEED = 42, CASE_STEP = 5;
 static const double CASE_EPS = 1e-2, CASE_ATOL = 1e-3, CASE_RTOL = 1e-2;
 static const double MODEL_EPS = 1e-3, MODEL_ATOL = 2e-3, MODEL_RTOL = 2e-2;
 
@@ -208,6 +219,7 @@ static int build_case(const GradCase *gc, OpKind kind, Built *b)
     if (module_init(&mod, "gradcheck")) return -1;
     graph_init(&g, &mod);
     module_knob(&mod, "case.weight", MTR_KNOB_F32, 1.0);
+    module_knob(&mod, "case.seed", MTR_KNOB_I32, CASE_SEED);
 
     int32_t in[MTR_MAX_IN] = {-1, -1, -1, -1, -1};
     for (int i = 0; i < info->n_in; i++) {
@@ -312,7 +324,7 @@ static int check_case(const GradCase *gc, OpKind kind, Counts *counts)
         mtr_model_free(b.m);
         return 1;
     }
-    if (kind == OP_LOSS_WEIGHT) mtr_session_set_knob(s, 0, gc->knob);
+    if (gc->knob != 0) mtr_session_set_knob(s, 0, gc->knob);
 
     Rng r;
     rng_seed(&r, 1234u + (uint64_t)kind);
@@ -330,6 +342,8 @@ static int check_case(const GradCase *gc, OpKind kind, Counts *counts)
             for (int64_t k = 0; k < n; k++) x[k] = uniform(&r, ci->lo, ci->hi);
         } else if (ci->kind == IN_SCALAR) {
             *(float *)mtr_session_tensor(s, t) = 0.7f;
+        } else if (ci->kind == IN_STEP) {
+            *(float *)mtr_session_tensor(s, t) = (float)CASE_STEP;
         }
     }
     for (int i = 0, pi = 0; i < info->n_in; i++) {

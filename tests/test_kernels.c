@@ -1115,6 +1115,103 @@ static void test_layer_norm(void **state)
     free(dy), free(dx), free(dgain), free(dbias), free(dg2), free(db2);
 }
 
+/* Runs dropout (or dropout_grad) over n elements as a (rows, n / rows) tensor
+ * with p = knobs[0], seed = knobs[1]. */
+static void run_dropout(Kern k, const float *x, float *y, int64_t rows, int64_t n, double p,
+                        double seed, float step, int32_t salt)
+{
+    double knobs[2] = {p, seed};
+    KernelCall call = {0};
+    call.in[0] = (void *)x;
+    call.in_shape[0] = shp(rows, n / rows);
+    call.in[1] = &step;
+    call.in_shape[1] = shp(1, 1);
+    call.out[0] = y;
+    call.out_shape[0] = shp(rows, n / rows);
+    call.iattr[0] = 0;
+    call.iattr[1] = 1;
+    call.iattr[2] = salt;
+    call.knobs = knobs;
+    k(&call);
+}
+
+/* The share of elements where the masks of two outputs (on inputs with no zeros)
+ * differ. */
+static double mask_difference(const float *a, const float *b, int64_t n)
+{
+    int64_t d = 0;
+    for (int64_t i = 0; i < n; i++) d += (a[i] == 0.0f) != (b[i] == 0.0f);
+    return (double)d / (double)n;
+}
+
+/* dropout over 10^6 elements: p = 0 is the identity to the bit (also in place);
+ * for p in {0.1, 0.3, 0.5, 0.9} the kept share is 1 - p within 5 standard
+ * deviations (sqrt(p (1 - p) / 10^6) <= 5e-4), each kept value is x times
+ * exactly (float)(1 / (1 - p)) and each dropped one is 0; the same (seed, step,
+ * salt) gives the same mask, at any shape of the same elements and for the first
+ * elements of a larger tensor (so no split between threads can change it), and
+ * changing any one of the three changes about 2 p (1 - p) of the mask (a
+ * different, independent mask); dropout_grad applies the very same mask. */
+static void test_dropout(void **state)
+{
+    (void)state;
+    enum { N = 1000000 };
+    Rng r;
+    rng_seed(&r, 31);
+    float *x = fbuf(N + 1000), *y = fbuf(N), *y2 = fbuf(N + 1000), *dx = fbuf(N);
+    fill_uniform(&r, x, N + 1000, 0.5f, 1.5f);
+    for (int64_t i = 0; i < N; i += 2) x[i] = -x[i]; /* no zeros, both signs */
+    run_dropout(kernel_dropout, x, y, 1000, N, 0.0, 42, 3.0f, 1);
+    assert_memory_equal(y, x, N * sizeof *x);
+    memcpy(y2, x, N * sizeof *x);
+    run_dropout(kernel_dropout, y2, y2, 1000, N, 0.0, 42, 3.0f, 1);
+    assert_memory_equal(y2, x, N * sizeof *x);
+
+    static const double ps[] = {0.1, 0.3, 0.5, 0.9};
+    double worst = 0.0;
+    for (size_t k = 0; k < sizeof ps / sizeof ps[0]; k++) {
+        double p = ps[k];
+        float scale = (float)(1.0 / (1.0 - p));
+        run_dropout(kernel_dropout, x, y, 1000, N, p, 42, 3.0f, 1);
+        int64_t kept = 0;
+        for (int64_t i = 0; i < N; i++) {
+            if (y[i] != 0.0f) {
+                kept++;
+                assert_true(y[i] == x[i] * scale);
+            }
+        }
+        double share = (double)kept / N, sd = sqrt(p * (1 - p) / N);
+        double ratio = fabs(share - (1 - p)) / (5 * sd);
+        if (ratio > worst) worst = ratio;
+        if (ratio > 1.0)
+            fail_msg("dropout p=%g: kept share %.6f, expected %.6f +- %.6f", p, share, 1 - p,
+                     5 * sd);
+        printf("dropout p=%.1f: kept share %.6f over 10^6 (expected %.1f, %.2f sd)\n", p, share,
+               1 - p, fabs(share - (1 - p)) / sd);
+        /* the same numbers, the same mask: another shape, in place, a longer tensor */
+        run_dropout(kernel_dropout, x, y2, 1, N, p, 42, 3.0f, 1);
+        assert_memory_equal(y2, y, N * sizeof *y);
+        memcpy(y2, x, N * sizeof *x);
+        run_dropout(kernel_dropout, y2, y2, 500, N, p, 42, 3.0f, 1);
+        assert_memory_equal(y2, y, N * sizeof *y);
+        run_dropout(kernel_dropout, x, y2, 1, N + 1000, p, 42, 3.0f, 1);
+        assert_memory_equal(y2, y, N * sizeof *y);
+        /* any one of seed, step, salt changed: an independent mask */
+        double want = 2 * p * (1 - p);
+        run_dropout(kernel_dropout, x, y2, 1000, N, p, 43, 3.0f, 1);
+        assert_true(fabs(mask_difference(y, y2, N) - want) < 0.01);
+        run_dropout(kernel_dropout, x, y2, 1000, N, p, 42, 4.0f, 1);
+        assert_true(fabs(mask_difference(y, y2, N) - want) < 0.01);
+        run_dropout(kernel_dropout, x, y2, 1000, N, p, 42, 3.0f, 2);
+        assert_true(fabs(mask_difference(y, y2, N) - want) < 0.01);
+        /* the backward: the same elements, the same scale */
+        run_dropout(kernel_dropout_grad, x, dx, 1000, N, p, 42, 3.0f, 1);
+        assert_memory_equal(dx, y, N * sizeof *y);
+    }
+    printf("dropout: kept shares within %.3f of their 5-sd tolerance\n", worst);
+    free(x), free(y), free(y2), free(dx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1136,6 +1233,7 @@ int main(void)
         cmocka_unit_test(test_fast_exp_accuracy),
         cmocka_unit_test(test_fused_inbatch_softmax),
         cmocka_unit_test(test_layer_norm),
+        cmocka_unit_test(test_dropout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
