@@ -117,6 +117,13 @@ int grad_sigmoid(Graph *g, const MtrOp *op, const int32_t *dout, const int *need
 {
     return act_grad(g, OP_SIGMOID_GRAD, op, dout, needs, din);
 }
+int grad_gelu(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
+{
+    /* dx = gelu_grad(dy, x): gelu's derivative is a function of x, not of y */
+    if (needs[0] && (din[0] = op1(g, OP_GELU_GRAD, dout[0], op->in[0], NULL, op->in[0])) < 0)
+        return -1;
+    return 0;
+}
 
 /* A pointwise loss: dpred = loss_grad(pred, label, dloss). */
 static int loss_grad(Graph *g, OpKind k, const MtrOp *op, const int32_t *dout, const int *needs,
@@ -272,6 +279,7 @@ NO_GRAD(top_k)
 NO_GRAD(broadcast)
 NO_GRAD(layer_norm_grad)
 NO_GRAD(dropout_grad)
+NO_GRAD(gelu_grad)
 
 typedef int (*GradRule)(Graph *, const MtrOp *, const int32_t *, const int *, int32_t *);
 static const GradRule grad_rules[OP_COUNT] = {

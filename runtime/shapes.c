@@ -212,6 +212,11 @@ int shape_sigmoid(const MtrShape *in, const int32_t *a, MtrShape *out, char *why
     (void)a;
     return unary(in, out, why, n);
 }
+int shape_gelu(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a;
+    return unary(in, out, why, n);
+}
 int shape_relu_grad(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
 {
     (void)a;
@@ -223,6 +228,11 @@ int shape_tanh_grad(const MtrShape *in, const int32_t *a, MtrShape *out, char *w
     return unary_grad(in, out, why, n);
 }
 int shape_sigmoid_grad(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a;
+    return unary_grad(in, out, why, n);
+}
+int shape_gelu_grad(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
 {
     (void)a;
     return unary_grad(in, out, why, n);

@@ -95,6 +95,7 @@ static const GradCase cases[] = {
     {"relu", "relu", {{IN_PARAM, 2, 4, 5, -1, -1.0f, 1.0f, 0.2f}}, {0}, 0, {0}, 0},
     {"tanh", "tanh", {{IN_PARAM, 2, 4, 3, -1, -2.0f, 2.0f, 0}}, {0}, 0, {0}, 0},
     {"sigmoid", "sigmoid", {{IN_PARAM, 2, 4, 3, -1, -3.0f, 3.0f, 0}}, {0}, 0, {0}, 0},
+    {"gelu", "gelu", {{IN_PARAM, 2, 4, 5, -1, -3.0f, 3.0f, 0}}, {0}, 0, {0}, 0},
     {"mse", "mse", {P2(5, 1), {IN_LABEL, 1, 5, 1, -1, -1.0f, 1.0f, 0}}, {0}, 0, {0}, 0},
     {"bce_logits",
      "bce_logits",

@@ -1212,6 +1212,48 @@ static void test_dropout(void **state)
     free(x), free(y), free(y2), free(dx);
 }
 
+/* gelu on [-10, 10] (step 0.01) and at extremes, against Keras's formula
+ * 0.5 x (1 + erf(x / sqrt 2)) in double, within 1.2e-7 relative (2 ulp) plus
+ * 1e-15 absolute: below x = -5 that double formula itself keeps only about
+ * 1e-16 absolute, so the relative accuracy of the far tail is checked against
+ * the same function written 0.5 x erfc(-x / sqrt 2), within 1.2e-7 relative
+ * plus 1.5e-45 absolute (the smallest float: gelu(-30) = -1.5e-196 is -0).
+ * gelu_grad against dy (Phi + x phi) in double, and both in place. */
+static void test_gelu(void **state)
+{
+    (void)state;
+    enum { N = 2009 };
+    float x[N], y[N], y2[N], dy[N], dx[N], dx2[N];
+    for (int i = 0; i < 2001; i++) x[i] = -10.0f + 0.01f * (float)i;
+    static const float extra[] = {0.0f, -0.0f, 1e-30f, -1e-30f, 30.0f, -30.0f, 1e30f, -1e30f};
+    for (int i = 0; i < 8; i++) x[2001 + i] = extra[i];
+    Rng r;
+    rng_seed(&r, 41);
+    fill_uniform(&r, dy, N, -1, 1);
+    run_unary(kernel_gelu, x, y, N);
+    double worst = 0.0;
+    for (int i = 0; i < N; i++) {
+        double v = x[i];
+        double keras = 0.5 * v * (1.0 + erf(v / sqrt(2.0)));
+        double tail = 0.5 * v * erfc(-v / sqrt(2.0));
+        expect_within(y[i], keras, 1e-15, 1.2e-7, "gelu vs erf", (size_t)i, &worst);
+        expect_within(y[i], tail, 1.5e-45, 1.2e-7, "gelu vs erfc", (size_t)i, &worst);
+    }
+    run_binary(kernel_gelu_grad, dy, x, dx, N);
+    for (int i = 0; i < N; i++) {
+        double v = x[i];
+        double d = 0.5 * erfc(-v / sqrt(2.0)) + v * exp(-0.5 * v * v) / sqrt(2.0 * acos(-1.0));
+        expect_within(dx[i], dy[i] * d, 1.5e-45, 1.2e-7, "gelu_grad", (size_t)i, &worst);
+    }
+    printf("gelu, gelu_grad vs double: worst error %.3f of its tolerance\n", worst);
+    memcpy(y2, x, sizeof x);
+    run_unary(kernel_gelu, y2, y2, N);
+    assert_memory_equal(y2, y, sizeof y);
+    memcpy(dx2, dy, sizeof dy);
+    run_binary(kernel_gelu_grad, dx2, x, dx2, N);
+    assert_memory_equal(dx2, dx, sizeof dx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1234,6 +1276,7 @@ int main(void)
         cmocka_unit_test(test_fused_inbatch_softmax),
         cmocka_unit_test(test_layer_norm),
         cmocka_unit_test(test_dropout),
+        cmocka_unit_test(test_gelu),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,8 @@
-/* Activation kernels, each a forward and its gradient: relu, tanh, sigmoid. The
- * gradients read the forward's output y (not its input), so the forward may run
- * in place; the gradients' out[0] may share dy's buffer too. */
+/* Activation kernels, each a forward and its gradient: relu, tanh, sigmoid,
+ * gelu. The gradients read the forward's output y (not its input), so the
+ * forward may run in place, except gelu's, which reads x (gelu still may run in
+ * place where nothing reads x later); the gradients' out[0] may share dy's
+ * buffer too. */
 #include "kernels/kern.h"
 
 /* relu(x) -> max(x, 0). Gradient: relu_grad(dy, y) = dy * (y > 0). */
@@ -64,4 +66,37 @@ void kernel_sigmoid_grad(const KernelCall *call)
     float *dx = call->out[0];      /* dy's shape, may be dy */
     int64_t n = kern_numel(call->in_shape[0]);
     for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+}
+
+#define GELU_SQRT1_2   0.70710678118654752440 /* 1 / sqrt(2) */
+#define GELU_RSQRT_2PI 0.39894228040143267794 /* 1 / sqrt(2 pi) */
+
+/* gelu(x) = x Phi(x), Phi the standard normal distribution function, which
+ * Keras writes 0.5 (1 + erf(x / sqrt 2)). Here Phi = 0.5 erfc(-x / sqrt 2), the
+ * same function, whose value stays accurate to the last bit far into the
+ * negative tail, where 1 + erf(...) cancels; in double (as fast as erfcf here),
+ * rounded once to float.
+ * Gradient: gelu_grad(dy, x) = dy (Phi(x) + x phi(x)), phi(x) = e^(-x^2/2) / sqrt(2 pi). */
+void kernel_gelu(const KernelCall *call)
+{
+    const float *x = call->in[0]; /* any shape */
+    float *y = call->out[0];      /* x's shape, may be x */
+    int64_t n = kern_numel(call->in_shape[0]);
+    for (int64_t i = 0; i < n; i++) {
+        double v = x[i];
+        y[i] = (float)(0.5 * v * erfc(-v * GELU_SQRT1_2));
+    }
+}
+
+void kernel_gelu_grad(const KernelCall *call)
+{
+    const float *dy = call->in[0]; /* any shape */
+    const float *x = call->in[1];  /* dy's shape: gelu's input */
+    float *dx = call->out[0];      /* dy's shape, may be dy */
+    int64_t n = kern_numel(call->in_shape[0]);
+    for (int64_t i = 0; i < n; i++) {
+        double v = x[i];
+        double d = 0.5 * erfc(-v * GELU_SQRT1_2) + v * GELU_RSQRT_2PI * exp(-0.5 * v * v);
+        dx[i] = (float)(dy[i] * d);
+    }
 }
