@@ -117,6 +117,10 @@ int grad_sigmoid(Graph *g, const MtrOp *op, const int32_t *dout, const int *need
 {
     return act_grad(g, OP_SIGMOID_GRAD, op, dout, needs, din);
 }
+int grad_softmax(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
+{
+    return act_grad(g, OP_SOFTMAX_GRAD, op, dout, needs, din);
+}
 int grad_gelu(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
 {
     /* dx = gelu_grad(dy, x): gelu's derivative is a function of x, not of y */
@@ -280,6 +284,7 @@ NO_GRAD(broadcast)
 NO_GRAD(layer_norm_grad)
 NO_GRAD(dropout_grad)
 NO_GRAD(gelu_grad)
+NO_GRAD(softmax_grad)
 
 typedef int (*GradRule)(Graph *, const MtrOp *, const int32_t *, const int *, int32_t *);
 static const GradRule grad_rules[OP_COUNT] = {

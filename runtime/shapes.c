@@ -495,6 +495,23 @@ int shape_dropout_grad(const MtrShape *in, const int32_t *a, MtrShape *out, char
     return dropout_inputs(in, out, why, n);
 }
 
+/* softmax and its gradient: over the last axis of (rows, cols). */
+int shape_softmax(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a;
+    if (want(in, 0, 2, MTR_DT_F32, why, n)) return -1;
+    out[0] = in[0];
+    return 0;
+}
+
+int shape_softmax_grad(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a;
+    if (want(in, 0, 2, MTR_DT_F32, why, n) || same_as(in, 0, 1, why, n)) return -1;
+    out[0] = in[0];
+    return 0;
+}
+
 int shape_infer(OpKind kind, const MtrShape *in, const int32_t *iattr, MtrShape *out, char *why,
                 size_t n)
 {

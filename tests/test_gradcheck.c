@@ -11,6 +11,9 @@
  * would be caught), or loss = c * y for a scalar y. Each parameter gradient is
  * compared with (L(x + e) - L(x - e)) / 2e for every element.
  *
+ * Part 1b checks softmax inside a small model (softmax -> matmul -> mse), where
+ * the gradient reaching it comes from a real loss.
+ *
  * Part 2 checks a whole compiled model (models/movielens.mtr at small sizes)
  * for three loss-weight settings, reading the gradient tensors that train_step's
  * update ops consume.
@@ -96,6 +99,7 @@ static const GradCase cases[] = {
     {"tanh", "tanh", {{IN_PARAM, 2, 4, 3, -1, -2.0f, 2.0f, 0}}, {0}, 0, {0}, 0},
     {"sigmoid", "sigmoid", {{IN_PARAM, 2, 4, 3, -1, -3.0f, 3.0f, 0}}, {0}, 0, {0}, 0},
     {"gelu", "gelu", {{IN_PARAM, 2, 4, 5, -1, -3.0f, 3.0f, 0}}, {0}, 0, {0}, 0},
+    {"softmax", "softmax", {{IN_PARAM, 2, 4, 5, -1, -2.0f, 2.0f, 0}}, {0}, 0, {0}, 0},
     {"mse", "mse", {P2(5, 1), {IN_LABEL, 1, 5, 1, -1, -1.0f, 1.0f, 0}}, {0}, 0, {0}, 0},
     {"bce_logits",
      "bce_logits",
@@ -494,6 +498,91 @@ static void test_op_gradients(void **state)
     assert_int_equal(bad, 0);
 }
 
+/* ---- part 1b: softmax composed with a loss ------------------------------ */
+
+/* loss = mse(softmax(x) w, label), x (5,4) and w (4,1) both parameters: the
+ * gradient reaching softmax is a different number in each row and column, and
+ * the row-sum term of softmax_grad must spread it over the row, as in a model
+ * that mixes by softmax weights. Same differences and tolerance as part 1. */
+static void test_softmax_into_loss(void **state)
+{
+    (void)state;
+    Module mod;
+    Graph g;
+    assert_int_equal(module_init(&mod, "softmax_loss"), 0);
+    graph_init(&g, &mod);
+    int32_t x = module_tensor(&mod, "x", MTR_ROLE_PARAM, shape_mat(dim_const(5), dim_const(4)));
+    int32_t w = module_tensor(&mod, "w", MTR_ROLE_PARAM, shape_mat(dim_const(4), dim_const(1)));
+    int32_t label =
+        module_tensor(&mod, "label", MTR_ROLE_INPUT, shape_vec(dim_const(5), MTR_DT_F32));
+    int32_t a1[] = {x};
+    int32_t y = graph_op(&g, OP_SOFTMAX, a1, NULL, 0, NULL, "y");
+    int32_t a2[] = {y, w};
+    int32_t pred = graph_op(&g, OP_MATMUL, a2, NULL, 0, NULL, "pred");
+    int32_t a3[] = {pred, label};
+    int32_t loss = graph_op(&g, OP_MSE, a3, NULL, 0, NULL, "loss");
+    assert_true(loss >= 0);
+    int32_t *grads = NULL;
+    uint32_t n_grads = 0;
+    assert_int_equal(autodiff_backward(&g, loss, &grads, &n_grads), 0);
+    int32_t param[2] = {x, w}, grad[2] = {grads[x], grads[w]};
+    free(grads);
+    assert_true(grad[0] >= 0 && grad[1] >= 0);
+    int32_t outs[] = {loss, grad[0], grad[1]};
+    MtrProgram prog;
+    memset(&prog, 0, sizeof prog);
+    assert_int_equal(schedule_program(&g, "grad", outs, 3, &prog), 0);
+    graph_free(&g);
+    MtrModel *m = module_take(&mod);
+    assert_non_null(m);
+    m->programs = calloc(1, sizeof *m->programs);
+    assert_non_null(m->programs);
+    m->programs[0] = prog;
+    m->n_programs = 1;
+    MtrSession *s = NULL;
+    MtrError err = {0};
+    int64_t none = 1;
+    if (mtr_session_new(m, &none, &s, &err) != MTR_OK) fail_msg("mtr_session_new: %s", err.msg);
+    Rng r;
+    rng_seed(&r, 77);
+    float *xv = mtr_session_tensor(s, x), *wv = mtr_session_tensor(s, w);
+    float *lv = mtr_session_tensor(s, label);
+    for (int k = 0; k < 20; k++) xv[k] = uniform(&r, -2.0f, 2.0f);
+    for (int k = 0; k < 4; k++) wv[k] = uniform(&r, -2.0f, 2.0f);
+    for (int k = 0; k < 5; k++) lv[k] = uniform(&r, -1.0f, 1.0f);
+    run_loss(s, 0, loss);
+    float an[2][20];
+    memcpy(an[0], mtr_session_tensor(s, grad[0]), 20 * sizeof(float));
+    memcpy(an[1], mtr_session_tensor(s, grad[1]), 4 * sizeof(float));
+    double worst = 0.0;
+    int bad = 0;
+    for (int pi = 0; pi < 2; pi++) {
+        float *v = mtr_session_tensor(s, param[pi]);
+        for (int k = 0; k < (pi ? 4 : 20); k++) {
+            float keep = v[k];
+            v[k] = keep + (float)CASE_EPS;
+            double hi = run_loss(s, 0, loss);
+            v[k] = keep - (float)CASE_EPS;
+            double lo = run_loss(s, 0, loss);
+            v[k] = keep;
+            double fd = (hi - lo) / ((double)(keep + (float)CASE_EPS) - (keep - (float)CASE_EPS));
+            double ratio = error_ratio(fd, an[pi][k], CASE_ATOL, CASE_RTOL);
+            if (ratio > worst) worst = ratio;
+            if (ratio > 1.0) {
+                fprintf(stderr,
+                        "softmax -> matmul -> mse: d%s[%d]: analytic %.6g, central "
+                        "difference %.6g\n",
+                        pi ? "w" : "x", k, (double)an[pi][k], fd);
+                bad++;
+            }
+        }
+    }
+    printf("softmax -> matmul -> mse: 24 elements, worst error %.3f of its tolerance\n", worst);
+    mtr_session_free(s);
+    mtr_model_free(m);
+    assert_int_equal(bad, 0);
+}
+
 /* ---- part 2: the whole movielens model at small sizes ------------------- */
 
 static const char small_movielens[] =
@@ -670,6 +759,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_diff_op_has_a_case),
         cmocka_unit_test(test_op_gradients),
+        cmocka_unit_test(test_softmax_into_loss),
         cmocka_unit_test(test_whole_model_gradients),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

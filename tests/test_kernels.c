@@ -1254,6 +1254,82 @@ static void test_gelu(void **state)
     assert_memory_equal(dx2, dx, sizeof dx);
 }
 
+/* softmax against a double reference with the max subtracted, on rows of 37:
+ * random rows, rows of huge values (1e4 + u, and 88.8 where e^x overflows a
+ * float, and -1e4: no overflow, no 0/0), a row with one dominant value, and a
+ * constant row (exactly 1/37 each, up to the float rounding of 1/37). kern_expf
+ * is within 2 ulp, the division one more: 5e-7 relative; the exponent x - max
+ * is itself rounded to float, which moves e^(x - max) by up to 6e-8 |x - max|
+ * relative (the function's own condition number, as in any float32 softmax);
+ * plus FLT_MIN absolute for results flushed below it. Each row sums to 1
+ * within 37 * 5e-7.
+ * softmax_grad against y (dy - sum dy y) in double, and both in place. */
+static void test_softmax(void **state)
+{
+    (void)state;
+    enum { R = 7, C = 37 };
+    Rng r;
+    rng_seed(&r, 51);
+    float x[R * C], y[R * C], y2[R * C], dy[R * C], dx[R * C], dx2[R * C];
+    fill_uniform(&r, x, R * C, -3, 3);
+    for (int j = 0; j < C; j++) x[1 * C + j] = 1e4f + 4 * rng_float(&r);
+    for (int j = 0; j < C; j++) x[2 * C + j] = 88.8f - 2 * rng_float(&r);
+    for (int j = 0; j < C; j++) x[3 * C + j] = -1e4f - 4 * rng_float(&r);
+    for (int j = 0; j < C; j++) x[4 * C + j] = j == 5 ? 60.0f : rng_float(&r);
+    for (int j = 0; j < C; j++) x[5 * C + j] = 2.5f;
+    fill_uniform(&r, dy, R * C, -1, 1);
+    KernelCall call = {0};
+    call.in[0] = x;
+    call.in_shape[0] = shp(R, C);
+    call.out[0] = y;
+    call.out_shape[0] = shp(R, C);
+    kernel_softmax(&call);
+    double worst = 0.0;
+    for (int i = 0; i < R; i++) {
+        double m = x[i * C], sum = 0.0, total = 0.0;
+        for (int j = 1; j < C; j++) m = x[i * C + j] > m ? x[i * C + j] : m;
+        for (int j = 0; j < C; j++) sum += exp((double)x[i * C + j] - m);
+        for (int j = 0; j < C; j++) {
+            double want = exp((double)x[i * C + j] - m) / sum;
+            double cond = 6e-8 * ((double)m - x[i * C + j]);
+            expect_within(y[i * C + j], want, FLT_MIN, 5e-7 + cond, "softmax", (size_t)(i * C + j),
+                          &worst);
+            total += y[i * C + j];
+        }
+        expect_within(total, 1.0, C * 5e-7, 0, "softmax row sum", (size_t)i, &worst);
+    }
+    KernelCall g = {0};
+    g.in[0] = dy;
+    g.in_shape[0] = shp(R, C);
+    g.in[1] = y;
+    g.in_shape[1] = shp(R, C);
+    g.out[0] = dx;
+    g.out_shape[0] = shp(R, C);
+    kernel_softmax_grad(&g);
+    for (int i = 0; i < R; i++) {
+        double dot = 0.0;
+        for (int j = 0; j < C; j++) dot += (double)dy[i * C + j] * y[i * C + j];
+        for (int j = 0; j < C; j++) {
+            /* dot rounded to float and dy - dot (<= 2) rounded: 2.4e-7 y, then
+             * the product: 6e-8 relative */
+            double want = y[i * C + j] * ((double)dy[i * C + j] - dot);
+            expect_within(dx[i * C + j], want, 4e-7 * y[i * C + j] + 1e-45, 1.2e-7, "softmax_grad",
+                          (size_t)(i * C + j), &worst);
+        }
+    }
+    printf("softmax, softmax_grad vs double: worst error %.3f of its tolerance\n", worst);
+    memcpy(y2, x, sizeof x);
+    call.in[0] = y2;
+    call.out[0] = y2;
+    kernel_softmax(&call);
+    assert_memory_equal(y2, y, sizeof y);
+    memcpy(dx2, dy, sizeof dy);
+    g.in[0] = dx2;
+    g.out[0] = dx2;
+    kernel_softmax_grad(&g);
+    assert_memory_equal(dx2, dx, sizeof dx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1277,6 +1353,7 @@ int main(void)
         cmocka_unit_test(test_layer_norm),
         cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_gelu),
+        cmocka_unit_test(test_softmax),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
