@@ -117,6 +117,17 @@ int grad_sigmoid(Graph *g, const MtrOp *op, const int32_t *dout, const int *need
 {
     return act_grad(g, OP_SIGMOID_GRAD, op, dout, needs, din);
 }
+int grad_softmax(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
+{
+    return act_grad(g, OP_SOFTMAX_GRAD, op, dout, needs, din);
+}
+int grad_gelu(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
+{
+    /* dx = gelu_grad(dy, x): gelu's derivative is a function of x, not of y */
+    if (needs[0] && (din[0] = op1(g, OP_GELU_GRAD, dout[0], op->in[0], NULL, op->in[0])) < 0)
+        return -1;
+    return 0;
+}
 
 /* A pointwise loss: dpred = loss_grad(pred, label, dloss). */
 static int loss_grad(Graph *g, OpKind k, const MtrOp *op, const int32_t *dout, const int *needs,
@@ -214,6 +225,39 @@ int grad_sum_all(Graph *g, const MtrOp *op, const int32_t *dout, const int *need
     return 0;
 }
 
+int grad_layer_norm(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
+{
+    /* dx, dgain, dbias from one layer_norm_grad op, which reads the row statistics
+     * the forward kept (out[1], out[2]) rather than computing them again */
+    if (dout[1] >= 0 || dout[2] >= 0) {
+        module_fail(g->mod, "layer_norm: its row statistics are not differentiable");
+        return -1;
+    }
+    char name[300];
+    int32_t in[] = {dout[0], op->in[0], op->in[1], op->out[1], op->out[2]};
+    if (graph_op(g, OP_LAYER_NORM_GRAD, in, NULL, 0, NULL, dname(g, op->in[0], name, sizeof name)) <
+        0)
+        return -1;
+    const MtrOp *back = &g->ops[g->n_ops - 1];
+    for (int i = 0; i < 3; i++) {
+        if (!needs[i]) continue;
+        din[i] = back->out[i];
+        if (i > 0 && module_rename(g->mod, din[i], dname(g, op->in[i], name, sizeof name)))
+            return -1;
+    }
+    return 0;
+}
+
+int grad_dropout(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
+{
+    /* dx = dropout_grad(dy, step) with the same p, seed and salt: the same mask */
+    if (needs[1]) return not_differentiable(g, op);
+    if (needs[0] &&
+        (din[0] = op1(g, OP_DROPOUT_GRAD, dout[0], op->in[1], op->iattr, op->in[0])) < 0)
+        return -1;
+    return 0;
+}
+
 /* Ops that only ever appear in backward or update code have no gradient. */
 #define NO_GRAD(n)                                                                                 \
     int grad_##n(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)   \
@@ -237,6 +281,10 @@ NO_GRAD(step_inc)
 NO_GRAD(retrieval_rank)
 NO_GRAD(top_k)
 NO_GRAD(broadcast)
+NO_GRAD(layer_norm_grad)
+NO_GRAD(dropout_grad)
+NO_GRAD(gelu_grad)
+NO_GRAD(softmax_grad)
 
 typedef int (*GradRule)(Graph *, const MtrOp *, const int32_t *, const int *, int32_t *);
 static const GradRule grad_rules[OP_COUNT] = {

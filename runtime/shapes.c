@@ -212,6 +212,11 @@ int shape_sigmoid(const MtrShape *in, const int32_t *a, MtrShape *out, char *why
     (void)a;
     return unary(in, out, why, n);
 }
+int shape_gelu(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a;
+    return unary(in, out, why, n);
+}
 int shape_relu_grad(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
 {
     (void)a;
@@ -223,6 +228,11 @@ int shape_tanh_grad(const MtrShape *in, const int32_t *a, MtrShape *out, char *w
     return unary_grad(in, out, why, n);
 }
 int shape_sigmoid_grad(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a;
+    return unary_grad(in, out, why, n);
+}
+int shape_gelu_grad(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
 {
     (void)a;
     return unary_grad(in, out, why, n);
@@ -419,6 +429,86 @@ int shape_broadcast(const MtrShape *in, const int32_t *a, MtrShape *out, char *w
     if (want(in, 0, 0, MTR_DT_F32, why, n)) return -1;
     out[0] = in[1];
     out[0].dtype = MTR_DT_F32;
+    return 0;
+}
+
+/* x's shape with its last extent 1: one number per row of x, every leading axis
+ * kept (layer_norm's per-row statistics). */
+static MtrShape per_row(const MtrShape *x)
+{
+    MtrShape s = *x;
+    s.dim[s.rank - 1] = (MtrDim){-1, 1};
+    return s;
+}
+
+/* A parameter vector (gain, bias) as long as x's last axis. */
+static int row_param(const MtrShape *in, int x, int i, char *why, size_t n)
+{
+    if (want(in, i, 1, MTR_DT_F32, why, n)) return -1;
+    return dims_eq(in[x].dim[in[x].rank - 1], in[i].dim[0], "columns and parameter length", why, n);
+}
+
+int shape_layer_norm(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a;
+    if (want(in, 0, 2, MTR_DT_F32, why, n) || row_param(in, 0, 1, why, n) ||
+        row_param(in, 0, 2, why, n))
+        return -1;
+    out[0] = in[0];
+    out[1] = out[2] = per_row(&in[0]);
+    return 0;
+}
+
+int shape_layer_norm_grad(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a;
+    if (want(in, 0, 2, MTR_DT_F32, why, n) || same_as(in, 0, 1, why, n) ||
+        row_param(in, 0, 2, why, n))
+        return -1;
+    MtrShape stats = per_row(&in[0]);
+    for (int i = 3; i < 5; i++)
+        if (!shape_eq(&in[i], &stats))
+            return fail(why, n, "input %d is not one number per row of input 1", i + 1);
+    out[0] = in[0];
+    out[1] = out[2] = in[2];
+    return 0;
+}
+
+/* dropout and its gradient: a float tensor and the train step (). */
+static int dropout_inputs(const MtrShape *in, MtrShape *out, char *why, size_t n)
+{
+    if (in[0].dtype != MTR_DT_F32) return fail(why, n, "input 1 is not f32");
+    if (want(in, 1, 0, MTR_DT_F32, why, n)) return -1;
+    out[0] = in[0];
+    return 0;
+}
+
+int shape_dropout(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a;
+    return dropout_inputs(in, out, why, n);
+}
+
+int shape_dropout_grad(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a;
+    return dropout_inputs(in, out, why, n);
+}
+
+/* softmax and its gradient: over the last axis of (rows, cols). */
+int shape_softmax(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a;
+    if (want(in, 0, 2, MTR_DT_F32, why, n)) return -1;
+    out[0] = in[0];
+    return 0;
+}
+
+int shape_softmax_grad(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a;
+    if (want(in, 0, 2, MTR_DT_F32, why, n) || same_as(in, 0, 1, why, n)) return -1;
+    out[0] = in[0];
     return 0;
 }
 

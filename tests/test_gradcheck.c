@@ -11,6 +11,9 @@
  * would be caught), or loss = c * y for a scalar y. Each parameter gradient is
  * compared with (L(x + e) - L(x - e)) / 2e for every element.
  *
+ * Part 1b checks softmax inside a small model (softmax -> matmul -> mse), where
+ * the gradient reaching it comes from a real loss.
+ *
  * Part 2 checks a whole compiled model (models/movielens.mtr at small sizes)
  * for three loss-weight settings, reading the gradient tensors that train_step's
  * update ops consume.
@@ -51,10 +54,10 @@
 
 /* ---- the case table ------------------------------------------------------ */
 
-enum { IN_PARAM = 1, IN_IDS, IN_LABEL, IN_SCALAR };
+enum { IN_PARAM = 1, IN_IDS, IN_LABEL, IN_SCALAR, IN_STEP };
 
 typedef struct {
-    uint8_t kind; /* IN_*: PARAM (f32, differentiated), ids, f32 label, f32 () */
+    uint8_t kind; /* IN_*: PARAM (f32, differentiated), ids, f32 label, f32 (), train step () */
     uint8_t rank; /* 0, 1 or 2 */
     int32_t rows, cols;
     int8_t same_as; /* >= 0: this input is the same tensor as input same_as */
@@ -67,8 +70,10 @@ typedef struct {
     const char *label;
     CaseInput in[MTR_MAX_IN];
     int32_t iattr[MTR_MAX_IATTR];
-    double knob; /* loss_weight's knob value, set in the session (model holds 1) */
+    double knob; /* knob 0's value when not 0 (loss_weight's weight, dropout's p), set in
+                  * the session (the model holds 1); knob 1 is a seed, CASE_SEED */
     int32_t ids[8];
+    float fattr0; /* the op's float attribute (layer_norm's epsilon) */
 } GradCase;
 
 #define P2(r, c)                                                                                   \
@@ -78,52 +83,58 @@ typedef struct {
 #define MM(ta, tb)                                                                                 \
     {                                                                                              \
         "matmul", "matmul transpose=(" #ta "," #tb ")",                                            \
-            {P2((ta) ? 4 : 3, (ta) ? 3 : 4), P2((tb) ? 2 : 4, (tb) ? 4 : 2)}, {ta, tb}, 0, {0},    \
+            {P2((ta) ? 4 : 3, (ta) ? 3 : 4), P2((tb) ? 2 : 4, (tb) ? 4 : 2)}, {ta, tb}, 0, {0}, 0, \
     }
 
 static const GradCase cases[] = {
     /* repeated ids (1 three times) and an out-of-range id (7), read as row 0 */
-    {"gather", "gather", {P2(5, 3), {IN_IDS, 1, 6, 1, -1, 0, 0, 0}}, {0}, 0, {1, 3, 1, 7, 4, 1}},
-    {"concat", "concat", {P2(4, 2), P2(4, 3)}, {0}, 0, {0}},
+    {"gather", "gather", {P2(5, 3), {IN_IDS, 1, 6, 1, -1, 0, 0, 0}}, {0}, 0, {1, 3, 1, 7, 4, 1}, 0},
+    {"concat", "concat", {P2(4, 2), P2(4, 3)}, {0}, 0, {0}, 0},
     MM(0, 0),
     MM(0, 1),
     MM(1, 0),
     MM(1, 1),
-    {"bias_add", "bias_add", {P2(4, 3), {IN_PARAM, 1, 3, 1, -1, -1.0f, 1.0f, 0}}, {0}, 0, {0}},
-    {"relu", "relu", {{IN_PARAM, 2, 4, 5, -1, -1.0f, 1.0f, 0.2f}}, {0}, 0, {0}},
-    {"tanh", "tanh", {{IN_PARAM, 2, 4, 3, -1, -2.0f, 2.0f, 0}}, {0}, 0, {0}},
-    {"sigmoid", "sigmoid", {{IN_PARAM, 2, 4, 3, -1, -3.0f, 3.0f, 0}}, {0}, 0, {0}},
-    {"mse", "mse", {P2(5, 1), {IN_LABEL, 1, 5, 1, -1, -1.0f, 1.0f, 0}}, {0}, 0, {0}},
+    {"bias_add", "bias_add", {P2(4, 3), {IN_PARAM, 1, 3, 1, -1, -1.0f, 1.0f, 0}}, {0}, 0, {0}, 0},
+    {"relu", "relu", {{IN_PARAM, 2, 4, 5, -1, -1.0f, 1.0f, 0.2f}}, {0}, 0, {0}, 0},
+    {"tanh", "tanh", {{IN_PARAM, 2, 4, 3, -1, -2.0f, 2.0f, 0}}, {0}, 0, {0}, 0},
+    {"sigmoid", "sigmoid", {{IN_PARAM, 2, 4, 3, -1, -3.0f, 3.0f, 0}}, {0}, 0, {0}, 0},
+    {"gelu", "gelu", {{IN_PARAM, 2, 4, 5, -1, -3.0f, 3.0f, 0}}, {0}, 0, {0}, 0},
+    {"softmax", "softmax", {{IN_PARAM, 2, 4, 5, -1, -2.0f, 2.0f, 0}}, {0}, 0, {0}, 0},
+    {"mse", "mse", {P2(5, 1), {IN_LABEL, 1, 5, 1, -1, -1.0f, 1.0f, 0}}, {0}, 0, {0}, 0},
     {"bce_logits",
      "bce_logits",
      {{IN_PARAM, 2, 6, 1, -1, -3.0f, 3.0f, 0}, {IN_LABEL, 1, 6, 1, -1, 0.0f, 1.0f, 0}},
      {0},
      0,
-     {0}},
+     {0},
+     0},
     {"inbatch_softmax_xent",
      "inbatch_softmax_xent",
      {{IN_PARAM, 2, 4, 4, -1, -2.0f, 2.0f, 0}},
      {0},
      0,
-     {0}},
-    {"scale", "scale", {P2(3, 4), {IN_SCALAR, 0, 1, 1, -1, 0, 0, 0}}, {0}, 0, {0}},
+     {0},
+     0},
+    {"scale", "scale", {P2(3, 4), {IN_SCALAR, 0, 1, 1, -1, 0, 0, 0}}, {0}, 0, {0}, 0},
     {"loss_weight",
      "loss_weight",
      {{IN_PARAM, 0, 1, 1, -1, -1.0f, 1.0f, 0}},
      {0}, /* iattr0 = knob 0, bound below */
      2.5,
-     {0}},
-    {"add", "add", {P2(3, 4), P2(3, 4)}, {0}, 0, {0}},
+     {0},
+     0},
+    {"add", "add", {P2(3, 4), P2(3, 4)}, {0}, 0, {0}, 0},
     /* fan-in: both inputs are one tensor, so its gradient is the sum of two */
-    {"add", "add(x, x)", {P2(3, 4), {IN_PARAM, 2, 3, 4, 0, 0, 0, 0}}, {0}, 0, {0}},
-    {"sum_all", "sum_all", {P2(3, 4)}, {0}, 0, {0}},
+    {"add", "add(x, x)", {P2(3, 4), {IN_PARAM, 2, 3, 4, 0, 0, 0, 0}}, {0}, 0, {0}, 0},
+    {"sum_all", "sum_all", {P2(3, 4)}, {0}, 0, {0}, 0},
     /* the fused retrieval loss on (query, candidate) without the score matrix */
     {"inbatch_softmax_xent_qc",
      "inbatch_softmax_xent_qc",
      {{IN_PARAM, 2, 5, 3, -1, -1.5f, 1.5f, 0}, {IN_PARAM, 2, 5, 3, -1, -1.5f, 1.5f, 0}},
      {0},
      0,
-     {0}},
+     {0},
+     0},
     /* the same on distinct ids: each row its own id, so the grouping is the
      * identity here; grouping of repeated ids is checked by the whole model */
     {"inbatch_softmax_xent_ids",
@@ -134,10 +145,32 @@ static const GradCase cases[] = {
       {IN_IDS, 1, 5, 1, -1, 0, 0, 0}},
      {0},
      0,
-     {3, 0, 4, 1, 2}},
+     {3, 0, 4, 1, 2},
+     0},
+    /* x, gain and bias all differentiated; Keras's epsilon, rows of 5 whose
+     * variance (about 1.3) keeps the normalisation far from its eps floor */
+    /* with its mask fixed (a fixed seed, step and salt) dropout is linear: the
+     * differences see exactly the elements the backward keeps */
+    {"dropout",
+     "dropout p=0.3",
+     {{IN_PARAM, 2, 5, 8, -1, -1.0f, 1.0f, 0}, {IN_STEP, 0, 1, 1, -1, 0, 0, 0}},
+     {0, 1, 7}, /* p = knob 0, seed = knob 1, salt 7 */
+     0.3,
+     {0},
+     0},
+    {"layer_norm",
+     "layer_norm",
+     {{IN_PARAM, 2, 4, 5, -1, -2.0f, 2.0f, 0},
+      {IN_PARAM, 1, 5, 1, -1, 0.5f, 1.5f, 0},
+      {IN_PARAM, 1, 5, 1, -1, -1.0f, 1.0f, 0}},
+     {0},
+     0,
+     {0},
+     1e-3f},
 };
 #define N_CASES (sizeof cases / sizeof cases[0])
 
+static const double CASE_SEED = 42, CASE_STEP = 5;
 static const double CASE_EPS = 1e-2, CASE_ATOL = 1e-3, CASE_RTOL = 1e-2;
 static const double MODEL_EPS = 1e-3, MODEL_ATOL = 2e-3, MODEL_RTOL = 2e-2;
 
@@ -191,6 +224,7 @@ static int build_case(const GradCase *gc, OpKind kind, Built *b)
     if (module_init(&mod, "gradcheck")) return -1;
     graph_init(&g, &mod);
     module_knob(&mod, MTR_KNOB_WEIGHT, "case.weight", 1.0);
+    module_knob(&mod, MTR_KNOB_SEED, "case.seed", CASE_SEED);
 
     int32_t in[MTR_MAX_IN] = {-1, -1, -1, -1, -1};
     for (int i = 0; i < info->n_in; i++) {
@@ -209,7 +243,7 @@ static int build_case(const GradCase *gc, OpKind kind, Built *b)
     }
     int32_t iattr[MTR_MAX_IATTR];
     memcpy(iattr, gc->iattr, sizeof iattr);
-    int32_t y = graph_op(&g, kind, in, iattr, 0, NULL, "y");
+    int32_t y = graph_op(&g, kind, in, iattr, gc->fattr0, NULL, "y");
     int32_t loss = -1;
     if (y >= 0) {
         MtrShape ys = module_shape(&mod, y);
@@ -295,7 +329,7 @@ static int check_case(const GradCase *gc, OpKind kind, Counts *counts)
         mtr_model_free(b.m);
         return 1;
     }
-    if (kind == OP_LOSS_WEIGHT) mtr_session_set_knob(s, 0, gc->knob);
+    if (gc->knob != 0) mtr_session_set_knob(s, 0, gc->knob);
 
     Rng r;
     rng_seed(&r, 1234u + (uint64_t)kind);
@@ -313,6 +347,8 @@ static int check_case(const GradCase *gc, OpKind kind, Counts *counts)
             for (int64_t k = 0; k < n; k++) x[k] = uniform(&r, ci->lo, ci->hi);
         } else if (ci->kind == IN_SCALAR) {
             *(float *)mtr_session_tensor(s, t) = 0.7f;
+        } else if (ci->kind == IN_STEP) {
+            *(float *)mtr_session_tensor(s, t) = (float)CASE_STEP;
         }
     }
     for (int i = 0, pi = 0; i < info->n_in; i++) {
@@ -442,8 +478,14 @@ static void test_op_gradients(void **state)
             if (case_kind(&cases[c], &kind) || kind != (OpKind)k) continue;
             seen = 1;
             n_cases++;
-            int b = check_case(&cases[c], kind, &counts);
+            Counts one = {0, 0, 0.0};
+            int b = check_case(&cases[c], kind, &one);
             if (b) fprintf(stderr, "FAIL %s: %d element(s) off\n", cases[c].label, b);
+            printf("  %-26s %4ld elements, worst error %.3f of its tolerance\n", cases[c].label,
+                   one.elements, one.worst);
+            counts.elements += one.elements;
+            counts.params += one.params;
+            if (one.worst > counts.worst) counts.worst = one.worst;
             bad += b;
         }
         ops += seen;
@@ -453,6 +495,91 @@ static void test_op_gradients(void **state)
            ops, n_cases, counts.params, counts.elements, CASE_EPS, CASE_ATOL, CASE_RTOL,
            counts.worst);
     assert_true(counts.elements > 0);
+    assert_int_equal(bad, 0);
+}
+
+/* ---- part 1b: softmax composed with a loss ------------------------------ */
+
+/* loss = mse(softmax(x) w, label), x (5,4) and w (4,1) both parameters: the
+ * gradient reaching softmax is a different number in each row and column, and
+ * the row-sum term of softmax_grad must spread it over the row, as in a model
+ * that mixes by softmax weights. Same differences and tolerance as part 1. */
+static void test_softmax_into_loss(void **state)
+{
+    (void)state;
+    Module mod;
+    Graph g;
+    assert_int_equal(module_init(&mod, "softmax_loss"), 0);
+    graph_init(&g, &mod);
+    int32_t x = module_tensor(&mod, "x", MTR_ROLE_PARAM, shape_mat(dim_const(5), dim_const(4)));
+    int32_t w = module_tensor(&mod, "w", MTR_ROLE_PARAM, shape_mat(dim_const(4), dim_const(1)));
+    int32_t label =
+        module_tensor(&mod, "label", MTR_ROLE_INPUT, shape_vec(dim_const(5), MTR_DT_F32));
+    int32_t a1[] = {x};
+    int32_t y = graph_op(&g, OP_SOFTMAX, a1, NULL, 0, NULL, "y");
+    int32_t a2[] = {y, w};
+    int32_t pred = graph_op(&g, OP_MATMUL, a2, NULL, 0, NULL, "pred");
+    int32_t a3[] = {pred, label};
+    int32_t loss = graph_op(&g, OP_MSE, a3, NULL, 0, NULL, "loss");
+    assert_true(loss >= 0);
+    int32_t *grads = NULL;
+    uint32_t n_grads = 0;
+    assert_int_equal(autodiff_backward(&g, loss, &grads, &n_grads), 0);
+    int32_t param[2] = {x, w}, grad[2] = {grads[x], grads[w]};
+    free(grads);
+    assert_true(grad[0] >= 0 && grad[1] >= 0);
+    int32_t outs[] = {loss, grad[0], grad[1]};
+    MtrProgram prog;
+    memset(&prog, 0, sizeof prog);
+    assert_int_equal(schedule_program(&g, MTR_PROG_TRAIN, outs, 3, &prog), 0);
+    graph_free(&g);
+    MtrModel *m = module_take(&mod);
+    assert_non_null(m);
+    m->programs = calloc(1, sizeof *m->programs);
+    assert_non_null(m->programs);
+    m->programs[0] = prog;
+    m->n_programs = 1;
+    MtrSession *s = NULL;
+    MtrError err = {0};
+    int64_t none = 1;
+    if (mtr_session_new(m, &none, &s, &err) != MTR_OK) fail_msg("mtr_session_new: %s", err.msg);
+    Rng r;
+    rng_seed(&r, 77);
+    float *xv = mtr_session_tensor(s, x), *wv = mtr_session_tensor(s, w);
+    float *lv = mtr_session_tensor(s, label);
+    for (int k = 0; k < 20; k++) xv[k] = uniform(&r, -2.0f, 2.0f);
+    for (int k = 0; k < 4; k++) wv[k] = uniform(&r, -2.0f, 2.0f);
+    for (int k = 0; k < 5; k++) lv[k] = uniform(&r, -1.0f, 1.0f);
+    run_loss(s, 0, loss);
+    float an[2][20];
+    memcpy(an[0], mtr_session_tensor(s, grad[0]), 20 * sizeof(float));
+    memcpy(an[1], mtr_session_tensor(s, grad[1]), 4 * sizeof(float));
+    double worst = 0.0;
+    int bad = 0;
+    for (int pi = 0; pi < 2; pi++) {
+        float *v = mtr_session_tensor(s, param[pi]);
+        for (int k = 0; k < (pi ? 4 : 20); k++) {
+            float keep = v[k];
+            v[k] = keep + (float)CASE_EPS;
+            double hi = run_loss(s, 0, loss);
+            v[k] = keep - (float)CASE_EPS;
+            double lo = run_loss(s, 0, loss);
+            v[k] = keep;
+            double fd = (hi - lo) / ((double)(keep + (float)CASE_EPS) - (keep - (float)CASE_EPS));
+            double ratio = error_ratio(fd, an[pi][k], CASE_ATOL, CASE_RTOL);
+            if (ratio > worst) worst = ratio;
+            if (ratio > 1.0) {
+                fprintf(stderr,
+                        "softmax -> matmul -> mse: d%s[%d]: analytic %.6g, central "
+                        "difference %.6g\n",
+                        pi ? "w" : "x", k, (double)an[pi][k], fd);
+                bad++;
+            }
+        }
+    }
+    printf("softmax -> matmul -> mse: 24 elements, worst error %.3f of its tolerance\n", worst);
+    mtr_session_free(s);
+    mtr_model_free(m);
     assert_int_equal(bad, 0);
 }
 
@@ -632,6 +759,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_diff_op_has_a_case),
         cmocka_unit_test(test_op_gradients),
+        cmocka_unit_test(test_softmax_into_loss),
         cmocka_unit_test(test_whole_model_gradients),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -966,6 +966,370 @@ static void test_fused_inbatch_softmax(void **state)
     check_fused_xent(1, 1, 1, 4, 4);
 }
 
+/* ---- normalization, dropout and the row-wise activations
+ *
+ * These checks also print the worst error seen as a fraction of its tolerance. */
+
+/* Checks |got - want| <= abs + rel |want| like expect_close, and keeps the
+ * largest |got - want| / (abs + rel |want|) in *worst. */
+static void expect_within(double got, double want, double abs_tol, double rel_tol, const char *what,
+                          size_t i, double *worst)
+{
+    double ratio = fabs(got - want) / (abs_tol + rel_tol * fabs(want));
+    if (!(ratio <= 1.0)) ratio = INFINITY;
+    if (ratio > *worst) *worst = ratio;
+    expect_close(got, want, abs_tol, rel_tol, what, i);
+}
+
+static void run_layer_norm(float *x, const float *gain, const float *bias, float *y, float *mean,
+                           float *rstd, int64_t rows, int64_t cols, float eps)
+{
+    KernelCall call = {0};
+    call.in[0] = x;
+    call.in_shape[0] = shp(rows, cols);
+    call.in[1] = (void *)gain;
+    call.in_shape[1] = shp(cols, 1);
+    call.in[2] = (void *)bias;
+    call.in_shape[2] = shp(cols, 1);
+    call.out[0] = y;
+    call.out_shape[0] = shp(rows, cols);
+    call.out[1] = mean;
+    call.out_shape[1] = shp(rows, 1);
+    call.out[2] = rstd;
+    call.out_shape[2] = shp(rows, 1);
+    call.fattr[0] = eps;
+    kernel_layer_norm(&call);
+}
+
+/* layer_norm against two-pass statistics in double, on rows of 300 columns (more
+ * than one 256-column block of the backward's column sums): random rows, a
+ * constant row (variance 0: y must be the bias exactly), and rows of 1e4 + u,
+ * u in [-1, 1], where a float one-pass variance E[x^2] - E[x]^2 would be pure
+ * rounding (E[x^2] = 1e8, one ulp 8) and in double would keep ~8 digits only.
+ * y in float: |xhat gain| <= ~3, so a few ulps of 3 (abs 2e-6) suffice; the
+ * statistics are rounded once from double (rel 1e-7). layer_norm_grad against
+ * the same formulas in double on the kernel's own float statistics, and both
+ * kernels in place. */
+static void test_layer_norm(void **state)
+{
+    (void)state;
+    enum { R = 7, C = 300 };
+    const float eps = 1e-3f;
+    Rng r;
+    rng_seed(&r, 21);
+    float *x = fbuf(R * C), *y = fbuf(R * C), *y2 = fbuf(R * C), *gain = fbuf(C), *bias = fbuf(C);
+    float mean[R], rstd[R], mean2[R], rstd2[R];
+    fill_uniform(&r, x, R * C, -2, 2);
+    for (int j = 0; j < C; j++) x[1 * C + j] = 3.25f;                        /* constant */
+    for (int j = 0; j < C; j++) x[2 * C + j] = 1e4f + 2 * rng_float(&r) - 1; /* offset */
+    for (int j = 0; j < C; j++) x[3 * C + j] = -1e4f + 2 * rng_float(&r) - 1;
+    for (int j = 0; j < C; j++) x[4 * C + j] = 1.0f + 1e-3f * rng_float(&r); /* var < eps */
+    fill_uniform(&r, gain, C, 0.5f, 1.5f);
+    fill_uniform(&r, bias, C, -1, 1);
+    run_layer_norm(x, gain, bias, y, mean, rstd, R, C, eps);
+    double worst = 0.0;
+    for (int i = 0; i < R; i++) {
+        double mu = 0.0, var = 0.0;
+        for (int j = 0; j < C; j++) mu += x[i * C + j];
+        mu /= C;
+        for (int j = 0; j < C; j++)
+            var += ((double)x[i * C + j] - mu) * ((double)x[i * C + j] - mu);
+        var /= C;
+        double rs = 1.0 / sqrt(var + (double)eps);
+        expect_within(mean[i], mu, 1e-30, 1e-7, "layer_norm mean", (size_t)i, &worst);
+        expect_within(rstd[i], rs, 0, 1e-7, "layer_norm rstd", (size_t)i, &worst);
+        for (int j = 0; j < C; j++) {
+            double want = ((double)x[i * C + j] - mu) * rs * gain[j] + bias[j];
+            expect_within(y[i * C + j], want, 2e-6, 0, "layer_norm y", (size_t)(i * C + j), &worst);
+        }
+    }
+    for (int j = 0; j < C; j++) assert_true(y[1 * C + j] == bias[j]);
+    printf("layer_norm: y, mean, rstd vs two-pass double: worst error %.3f of its tolerance\n",
+           worst);
+    memcpy(y2, x, R * C * sizeof *x); /* in place */
+    run_layer_norm(y2, gain, bias, y2, mean2, rstd2, R, C, eps);
+    assert_memory_equal(y2, y, R * C * sizeof *y);
+    assert_memory_equal(mean2, mean, sizeof mean);
+    assert_memory_equal(rstd2, rstd, sizeof rstd);
+
+    float *dy = fbuf(R * C), *dx = fbuf(R * C), *dgain = fbuf(C), *dbias = fbuf(C);
+    float *dg2 = fbuf(C), *db2 = fbuf(C);
+    fill_uniform(&r, dy, R * C, -1, 1);
+    KernelCall g = {0};
+    g.in[0] = dy;
+    g.in_shape[0] = shp(R, C);
+    g.in[1] = x;
+    g.in_shape[1] = shp(R, C);
+    g.in[2] = gain;
+    g.in_shape[2] = shp(C, 1);
+    g.in[3] = mean;
+    g.in_shape[3] = shp(R, 1);
+    g.in[4] = rstd;
+    g.in_shape[4] = shp(R, 1);
+    g.out[0] = dx;
+    g.out_shape[0] = shp(R, C);
+    g.out[1] = dgain;
+    g.out_shape[1] = shp(C, 1);
+    g.out[2] = dbias;
+    g.out_shape[2] = shp(C, 1);
+    kernel_layer_norm_grad(&g);
+    worst = 0.0;
+    for (int j = 0; j < C; j++) {
+        double sg = 0.0, sb = 0.0;
+        for (int i = 0; i < R; i++) {
+            sg += (double)dy[i * C + j] * ((double)x[i * C + j] - mean[i]) * rstd[i];
+            sb += dy[i * C + j];
+        }
+        /* R terms of size <= 2.5, each rounded once in float */
+        expect_within(dgain[j], sg, 1e-5, 1e-6, "layer_norm_grad dgain", (size_t)j, &worst);
+        expect_within(dbias[j], sb, 1e-6, 1e-6, "layer_norm_grad dbias", (size_t)j, &worst);
+    }
+    for (int i = 0; i < R; i++) {
+        double mg = 0.0, mgx = 0.0;
+        for (int j = 0; j < C; j++) {
+            double gj = (double)dy[i * C + j] * gain[j];
+            mg += gj;
+            mgx += gj * ((double)x[i * C + j] - mean[i]) * rstd[i];
+        }
+        mg /= C, mgx /= C;
+        for (int j = 0; j < C; j++) {
+            double xhat = ((double)x[i * C + j] - mean[i]) * rstd[i];
+            double want = rstd[i] * ((double)dy[i * C + j] * gain[j] - mg - xhat * mgx);
+            /* float terms of size <= 1.5 rstd (rstd <= 31.6 at var 0): 4e-7 rstd */
+            expect_within(dx[i * C + j], want, 4e-7 * rstd[i], 1e-6, "layer_norm_grad dx",
+                          (size_t)(i * C + j), &worst);
+        }
+    }
+    printf("layer_norm_grad: dx, dgain, dbias vs double: worst error %.3f of its tolerance\n",
+           worst);
+    g.in[0] = y2; /* dx over dy's buffer */
+    memcpy(y2, dy, R * C * sizeof *dy);
+    g.out[0] = y2;
+    g.out[1] = dg2;
+    g.out[2] = db2;
+    kernel_layer_norm_grad(&g);
+    assert_memory_equal(y2, dx, R * C * sizeof *dx);
+    assert_memory_equal(dg2, dgain, C * sizeof *dgain);
+    assert_memory_equal(db2, dbias, C * sizeof *dbias);
+    free(x), free(y), free(y2), free(gain), free(bias);
+    free(dy), free(dx), free(dgain), free(dbias), free(dg2), free(db2);
+}
+
+/* Runs dropout (or dropout_grad) over n elements as a (rows, n / rows) tensor
+ * with p = knobs[0], seed = knobs[1]. */
+static void run_dropout(Kern k, const float *x, float *y, int64_t rows, int64_t n, double p,
+                        double seed, float step, int32_t salt)
+{
+    double knobs[2] = {p, seed};
+    KernelCall call = {0};
+    call.in[0] = (void *)x;
+    call.in_shape[0] = shp(rows, n / rows);
+    call.in[1] = &step;
+    call.in_shape[1] = shp(1, 1);
+    call.out[0] = y;
+    call.out_shape[0] = shp(rows, n / rows);
+    call.iattr[0] = 0;
+    call.iattr[1] = 1;
+    call.iattr[2] = salt;
+    call.knobs = knobs;
+    k(&call);
+}
+
+/* The share of elements where the masks of two outputs (on inputs with no zeros)
+ * differ. */
+static double mask_difference(const float *a, const float *b, int64_t n)
+{
+    int64_t d = 0;
+    for (int64_t i = 0; i < n; i++) d += (a[i] == 0.0f) != (b[i] == 0.0f);
+    return (double)d / (double)n;
+}
+
+/* dropout over 10^6 elements: p = 0 is the identity to the bit (also in place);
+ * for p in {0.1, 0.3, 0.5, 0.9} the kept share is 1 - p within 5 standard
+ * deviations (sqrt(p (1 - p) / 10^6) <= 5e-4), each kept value is x times
+ * exactly (float)(1 / (1 - p)) and each dropped one is 0; the same (seed, step,
+ * salt) gives the same mask, at any shape of the same elements and for the first
+ * elements of a larger tensor (so no split between threads can change it), and
+ * changing any one of the three changes about 2 p (1 - p) of the mask (a
+ * different, independent mask); dropout_grad applies the very same mask. */
+static void test_dropout(void **state)
+{
+    (void)state;
+    enum { N = 1000000 };
+    Rng r;
+    rng_seed(&r, 31);
+    float *x = fbuf(N + 1000), *y = fbuf(N), *y2 = fbuf(N + 1000), *dx = fbuf(N);
+    fill_uniform(&r, x, N + 1000, 0.5f, 1.5f);
+    for (int64_t i = 0; i < N; i += 2) x[i] = -x[i]; /* no zeros, both signs */
+    run_dropout(kernel_dropout, x, y, 1000, N, 0.0, 42, 3.0f, 1);
+    assert_memory_equal(y, x, N * sizeof *x);
+    memcpy(y2, x, N * sizeof *x);
+    run_dropout(kernel_dropout, y2, y2, 1000, N, 0.0, 42, 3.0f, 1);
+    assert_memory_equal(y2, x, N * sizeof *x);
+
+    static const double ps[] = {0.1, 0.3, 0.5, 0.9};
+    double worst = 0.0;
+    for (size_t k = 0; k < sizeof ps / sizeof ps[0]; k++) {
+        double p = ps[k];
+        float scale = (float)(1.0 / (1.0 - p));
+        run_dropout(kernel_dropout, x, y, 1000, N, p, 42, 3.0f, 1);
+        int64_t kept = 0;
+        for (int64_t i = 0; i < N; i++) {
+            if (y[i] != 0.0f) {
+                kept++;
+                assert_true(y[i] == x[i] * scale);
+            }
+        }
+        double share = (double)kept / N, sd = sqrt(p * (1 - p) / N);
+        double ratio = fabs(share - (1 - p)) / (5 * sd);
+        if (ratio > worst) worst = ratio;
+        if (ratio > 1.0)
+            fail_msg("dropout p=%g: kept share %.6f, expected %.6f +- %.6f", p, share, 1 - p,
+                     5 * sd);
+        printf("dropout p=%.1f: kept share %.6f over 10^6 (expected %.1f, %.2f sd)\n", p, share,
+               1 - p, fabs(share - (1 - p)) / sd);
+        /* the same numbers, the same mask: another shape, in place, a longer tensor */
+        run_dropout(kernel_dropout, x, y2, 1, N, p, 42, 3.0f, 1);
+        assert_memory_equal(y2, y, N * sizeof *y);
+        memcpy(y2, x, N * sizeof *x);
+        run_dropout(kernel_dropout, y2, y2, 500, N, p, 42, 3.0f, 1);
+        assert_memory_equal(y2, y, N * sizeof *y);
+        run_dropout(kernel_dropout, x, y2, 1, N + 1000, p, 42, 3.0f, 1);
+        assert_memory_equal(y2, y, N * sizeof *y);
+        /* any one of seed, step, salt changed: an independent mask */
+        double want = 2 * p * (1 - p);
+        run_dropout(kernel_dropout, x, y2, 1000, N, p, 43, 3.0f, 1);
+        assert_true(fabs(mask_difference(y, y2, N) - want) < 0.01);
+        run_dropout(kernel_dropout, x, y2, 1000, N, p, 42, 4.0f, 1);
+        assert_true(fabs(mask_difference(y, y2, N) - want) < 0.01);
+        run_dropout(kernel_dropout, x, y2, 1000, N, p, 42, 3.0f, 2);
+        assert_true(fabs(mask_difference(y, y2, N) - want) < 0.01);
+        /* the backward: the same elements, the same scale */
+        run_dropout(kernel_dropout_grad, x, dx, 1000, N, p, 42, 3.0f, 1);
+        assert_memory_equal(dx, y, N * sizeof *y);
+    }
+    printf("dropout: kept shares within %.3f of their 5-sd tolerance\n", worst);
+    free(x), free(y), free(y2), free(dx);
+}
+
+/* gelu on [-10, 10] (step 0.01) and at extremes, against Keras's formula
+ * 0.5 x (1 + erf(x / sqrt 2)) in double, within 1.2e-7 relative (2 ulp) plus
+ * 1e-15 absolute: below x = -5 that double formula itself keeps only about
+ * 1e-16 absolute, so the relative accuracy of the far tail is checked against
+ * the same function written 0.5 x erfc(-x / sqrt 2), within 1.2e-7 relative
+ * plus 1.5e-45 absolute (the smallest float: gelu(-30) = -1.5e-196 is -0).
+ * gelu_grad against dy (Phi + x phi) in double, and both in place. */
+static void test_gelu(void **state)
+{
+    (void)state;
+    enum { N = 2009 };
+    float x[N], y[N], y2[N], dy[N], dx[N], dx2[N];
+    for (int i = 0; i < 2001; i++) x[i] = -10.0f + 0.01f * (float)i;
+    static const float extra[] = {0.0f, -0.0f, 1e-30f, -1e-30f, 30.0f, -30.0f, 1e30f, -1e30f};
+    for (int i = 0; i < 8; i++) x[2001 + i] = extra[i];
+    Rng r;
+    rng_seed(&r, 41);
+    fill_uniform(&r, dy, N, -1, 1);
+    run_unary(kernel_gelu, x, y, N);
+    double worst = 0.0;
+    for (int i = 0; i < N; i++) {
+        double v = x[i];
+        double keras = 0.5 * v * (1.0 + erf(v / sqrt(2.0)));
+        double tail = 0.5 * v * erfc(-v / sqrt(2.0));
+        expect_within(y[i], keras, 1e-15, 1.2e-7, "gelu vs erf", (size_t)i, &worst);
+        expect_within(y[i], tail, 1.5e-45, 1.2e-7, "gelu vs erfc", (size_t)i, &worst);
+    }
+    run_binary(kernel_gelu_grad, dy, x, dx, N);
+    for (int i = 0; i < N; i++) {
+        double v = x[i];
+        double d = 0.5 * erfc(-v / sqrt(2.0)) + v * exp(-0.5 * v * v) / sqrt(2.0 * acos(-1.0));
+        expect_within(dx[i], dy[i] * d, 1.5e-45, 1.2e-7, "gelu_grad", (size_t)i, &worst);
+    }
+    printf("gelu, gelu_grad vs double: worst error %.3f of its tolerance\n", worst);
+    memcpy(y2, x, sizeof x);
+    run_unary(kernel_gelu, y2, y2, N);
+    assert_memory_equal(y2, y, sizeof y);
+    memcpy(dx2, dy, sizeof dy);
+    run_binary(kernel_gelu_grad, dx2, x, dx2, N);
+    assert_memory_equal(dx2, dx, sizeof dx);
+}
+
+/* softmax against a double reference with the max subtracted, on rows of 37:
+ * random rows, rows of huge values (1e4 + u, and 88.8 where e^x overflows a
+ * float, and -1e4: no overflow, no 0/0), a row with one dominant value, and a
+ * constant row (exactly 1/37 each, up to the float rounding of 1/37). kern_expf
+ * is within 2 ulp, the division one more: 5e-7 relative; the exponent x - max
+ * is itself rounded to float, which moves e^(x - max) by up to 6e-8 |x - max|
+ * relative (the function's own condition number, as in any float32 softmax);
+ * plus FLT_MIN absolute for results flushed below it. Each row sums to 1
+ * within 37 * 5e-7.
+ * softmax_grad against y (dy - sum dy y) in double, and both in place. */
+static void test_softmax(void **state)
+{
+    (void)state;
+    enum { R = 7, C = 37 };
+    Rng r;
+    rng_seed(&r, 51);
+    float x[R * C], y[R * C], y2[R * C], dy[R * C], dx[R * C], dx2[R * C];
+    fill_uniform(&r, x, R * C, -3, 3);
+    for (int j = 0; j < C; j++) x[1 * C + j] = 1e4f + 4 * rng_float(&r);
+    for (int j = 0; j < C; j++) x[2 * C + j] = 88.8f - 2 * rng_float(&r);
+    for (int j = 0; j < C; j++) x[3 * C + j] = -1e4f - 4 * rng_float(&r);
+    for (int j = 0; j < C; j++) x[4 * C + j] = j == 5 ? 60.0f : rng_float(&r);
+    for (int j = 0; j < C; j++) x[5 * C + j] = 2.5f;
+    fill_uniform(&r, dy, R * C, -1, 1);
+    KernelCall call = {0};
+    call.in[0] = x;
+    call.in_shape[0] = shp(R, C);
+    call.out[0] = y;
+    call.out_shape[0] = shp(R, C);
+    kernel_softmax(&call);
+    double worst = 0.0;
+    for (int i = 0; i < R; i++) {
+        double m = x[i * C], sum = 0.0, total = 0.0;
+        for (int j = 1; j < C; j++) m = x[i * C + j] > m ? x[i * C + j] : m;
+        for (int j = 0; j < C; j++) sum += exp((double)x[i * C + j] - m);
+        for (int j = 0; j < C; j++) {
+            double want = exp((double)x[i * C + j] - m) / sum;
+            double cond = 6e-8 * ((double)m - x[i * C + j]);
+            expect_within(y[i * C + j], want, FLT_MIN, 5e-7 + cond, "softmax", (size_t)(i * C + j),
+                          &worst);
+            total += y[i * C + j];
+        }
+        expect_within(total, 1.0, C * 5e-7, 0, "softmax row sum", (size_t)i, &worst);
+    }
+    KernelCall g = {0};
+    g.in[0] = dy;
+    g.in_shape[0] = shp(R, C);
+    g.in[1] = y;
+    g.in_shape[1] = shp(R, C);
+    g.out[0] = dx;
+    g.out_shape[0] = shp(R, C);
+    kernel_softmax_grad(&g);
+    for (int i = 0; i < R; i++) {
+        double dot = 0.0;
+        for (int j = 0; j < C; j++) dot += (double)dy[i * C + j] * y[i * C + j];
+        for (int j = 0; j < C; j++) {
+            /* dot rounded to float and dy - dot (<= 2) rounded: 2.4e-7 y, then
+             * the product: 6e-8 relative */
+            double want = y[i * C + j] * ((double)dy[i * C + j] - dot);
+            expect_within(dx[i * C + j], want, 4e-7 * y[i * C + j] + 1e-45, 1.2e-7, "softmax_grad",
+                          (size_t)(i * C + j), &worst);
+        }
+    }
+    printf("softmax, softmax_grad vs double: worst error %.3f of its tolerance\n", worst);
+    memcpy(y2, x, sizeof x);
+    call.in[0] = y2;
+    call.out[0] = y2;
+    kernel_softmax(&call);
+    assert_memory_equal(y2, y, sizeof y);
+    memcpy(dx2, dy, sizeof dy);
+    g.in[0] = dx2;
+    g.out[0] = dx2;
+    kernel_softmax_grad(&g);
+    assert_memory_equal(dx2, dx, sizeof dx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -986,6 +1350,10 @@ int main(void)
         cmocka_unit_test(test_top_k_vs_sort),
         cmocka_unit_test(test_fast_exp_accuracy),
         cmocka_unit_test(test_fused_inbatch_softmax),
+        cmocka_unit_test(test_layer_norm),
+        cmocka_unit_test(test_dropout),
+        cmocka_unit_test(test_gelu),
+        cmocka_unit_test(test_softmax),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
