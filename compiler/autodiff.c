@@ -397,11 +397,9 @@ static int32_t state_like(Graph *g, int32_t p, const char *what, MtrInit init, f
 int autodiff_updates(Graph *g, Lowered *l, const int32_t *grads, uint32_t n_grads)
 {
     Module *mod = g->mod;
-    int32_t step = -1;
-    if (l->optimizer == OPT_ADAM) {
-        step = module_tensor(mod, "optimizer.iterations", MTR_ROLE_OPTSTATE, shape_scalar());
-        if (step < 0) return -1;
-        mod->m->tensors[step].init = MTR_INIT_ZEROS;
+    int32_t step = l->step;
+    if (l->optimizer == OPT_ADAM && (step = lower_step(mod, l)) < 0) return -1;
+    if (step >= 0) {
         int32_t in[] = {step};
         if (graph_op_to(g, OP_STEP_INC, in, NULL, NULL)) return -1;
     }

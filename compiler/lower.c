@@ -21,15 +21,16 @@ const MtrProgramKind lower_program_kinds[PROG_COUNT] = {
     [PROG_RECOMMEND] = MTR_PROG_RECOMMEND,
 };
 
-/* One stage's parameters, shared by every lowering of its chain. */
+/* One stage's parameters (and knob), shared by every lowering of its chain. */
 typedef struct {
     const AstStage *stage;
-    int32_t table, kernel, bias;
+    int32_t table, kernel, bias, knob;
 } StageParams;
 
 typedef struct {
     Module *mod;
     const AstModel *ast;
+    Lowered *out;
     int32_t sym_batch, sym_items, sym_k;
     StageParams *params;
     uint32_t n_params, cap_params;
@@ -41,6 +42,7 @@ typedef struct {
     Graph *g;
     MtrDim rows;
     MtrSource source; /* what feeds the columns it reads: the batch's rows or the items */
+    int training;     /* train_step: stages that act only in training (dropout) act */
     const AstChain *chain[64];
     int32_t chain_out[64];
     uint32_t n_chains;
@@ -72,7 +74,7 @@ static StageParams *stage_params(Lowerer *L, const AstStage *s)
         L->cap_params = cap;
     }
     StageParams *p = &L->params[L->n_params++];
-    *p = (StageParams){s, -1, -1, -1};
+    *p = (StageParams){s, -1, -1, -1, -1};
     return p;
 }
 
@@ -243,9 +245,21 @@ static int32_t lower_chain(Ctx *x, const AstChain *c)
     return h;
 }
 
+/* The train step counter, a saved () tensor that train_step increments once
+ * per step among its updates (autodiff_updates adds the increment). Made on
+ * first use; optimizers and stages that need the step share it. */
+int32_t lower_step(Module *mod, Lowered *out)
+{
+    if (out->step >= 0) return out->step;
+    out->step = module_tensor(mod, "optimizer.iterations", MTR_ROLE_OPTSTATE, shape_scalar());
+    if (out->step >= 0) mod->m->tensors[out->step].init = MTR_INIT_ZEROS;
+    return out->step;
+}
+
 static void ctx_init(Ctx *x, Lowerer *L, Graph *g, int32_t rows_sym, MtrSource source)
 {
     memset(x, 0, sizeof *x);
+    x->training = g == &L->out->prog[PROG_TRAIN];
     x->L = L;
     x->g = g;
     x->rows = dim_sym(rows_sym);
@@ -465,8 +479,9 @@ static int32_t lower_task(Progs *P, const AstTask *t, int32_t task, MtrTask *mt)
 
 int lower_model(const AstModel *m, Module *mod, Lowered *out)
 {
-    Lowerer L = {.mod = mod, .ast = m};
+    Lowerer L = {.mod = mod, .ast = m, .out = out};
     memset(out, 0, sizeof *out);
+    out->step = -1;
     for (int p = 0; p < PROG_COUNT; p++) graph_init(&out->prog[p], mod);
     out->present[PROG_TRAIN] = out->present[PROG_EVAL] = 1;
 

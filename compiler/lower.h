@@ -21,12 +21,15 @@ typedef struct {
     int32_t loss; /* train_step's weighted total loss () */
     OptimizerKind optimizer;
     int32_t knob_of[MTR_KNOB_KINDS]; /* the model-wide knob of each kind, or -1 */
+    int32_t step;                    /* the train step counter, or -1 (lower_step) */
 } Lowered;
 
 /* Lowers m into mod and out. Returns 0, or -1 with mod->why set. out must be
  * released with lower_free either way. */
 int lower_model(const AstModel *m, Module *mod, Lowered *out);
 void lower_free(Lowered *l);
+/* The train step counter tensor of the model being lowered, made on first use. */
+int32_t lower_step(Module *mod, Lowered *out);
 /* Adds tensor t to program p's outputs with its role, task (-1 for none) and,
  * for a gradient, its parameter (-1 otherwise). Returns 0 or -1. */
 int lower_add_output(Lowered *l, int p, MtrOutputRole role, int32_t task, int32_t t, int32_t param);

@@ -38,21 +38,12 @@ static int64_t writer(const Graph *g, int32_t t)
  * on parameters), so that equal input rows give equal output rows. */
 static int rowwise(const MtrModel *m, const MtrOp *op)
 {
-    switch (op->kind) {
-    case OP_GATHER:
-    case OP_BIAS_ADD:
-    case OP_RELU:
-    case OP_TANH:
-    case OP_SIGMOID:
-    case OP_CONCAT:
-    case OP_SLICE_COLS:
-    case OP_ADD:
-        return 1;
-    case OP_MATMUL: /* rows times a parameter matrix */
-        return op->iattr[0] == 0 && m->tensors[op->in[1]].role == MTR_ROLE_PARAM;
-    default:
-        return 0;
-    }
+    uint32_t flags = op_info(op->kind)->flags;
+    if (flags & OPF_ROWWISE) return 1;
+    if (!(flags & OPF_ROWWISE_FIRST) || op->iattr[0] != 0) return 0;
+    for (int k = 1; k < op_info(op->kind)->n_in; k++)
+        if (m->tensors[op->in[k]].role != MTR_ROLE_PARAM) return 0;
+    return 1;
 }
 
 /* The one input tensor that t is a function of (with parameters), row by row,

@@ -11,9 +11,11 @@
 #define MTR_MAX_FATTR 2
 
 enum {
-    OPF_DIFF = 1u << 0,    /* has a backward rule */
-    OPF_INPLACE = 1u << 1, /* an output of in[0]'s shape may share its buffer */
-    OPF_UPDATE = 1u << 2,  /* writes its inputs in place */
+    OPF_DIFF = 1u << 0,          /* has a backward rule */
+    OPF_INPLACE = 1u << 1,       /* an output of in[0]'s shape may share its buffer */
+    OPF_UPDATE = 1u << 2,        /* writes its inputs in place */
+    OPF_ROWWISE = 1u << 3,       /* output row r depends only on input rows r (and parameters) */
+    OPF_ROWWISE_FIRST = 1u << 4, /* the same in in[0], the others parameters, iattr0 0 */
 };
 
 typedef enum {
