@@ -198,6 +198,25 @@ static int32_t lower_stage_dense(const StageCtx *sc, int32_t h)
     return activation(sc->x, sc->s->act, pre, name);
 }
 
+/* Keras LayerNormalization over the last axis: gain (ones) and bias (zeros),
+ * epsilon 1e-3 as Keras's default. */
+static int32_t lower_stage_layer_norm(const StageCtx *sc, int32_t h)
+{
+    Lowerer *L = sc->x->L;
+    char name[256];
+    if (sc->p->kernel < 0) {
+        MtrShape w = shape_vec(dim_const((int32_t)sc->s->in_width), MTR_DT_F32);
+        sc->p->kernel = param(L, w, MTR_INIT_CONST, 1.0f, "%s.layer_norm%d.gain", sc->c->name,
+                              sc->layer);
+        sc->p->bias =
+            param(L, w, MTR_INIT_ZEROS, 0, "%s.layer_norm%d.bias", sc->c->name, sc->layer);
+        if (sc->p->kernel < 0 || sc->p->bias < 0) return -1;
+    }
+    int32_t in[] = {h, sc->p->kernel, sc->p->bias};
+    snprintf(name, sizeof name, "%s.layer_norm%d", sc->c->name, sc->layer);
+    return graph_op(sc->x->g, OP_LAYER_NORM, in, NULL, 1e-3f, NULL, name);
+}
+
 typedef int32_t (*StageLowering)(const StageCtx *, int32_t);
 static const StageLowering stage_lowerings[STAGE_COUNT] = {
 #define X(E, n, args, place, width) [STAGE_##E] = lower_stage_##n,
