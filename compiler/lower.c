@@ -217,6 +217,28 @@ static int32_t lower_stage_layer_norm(const StageCtx *sc, int32_t h)
     return graph_op(sc->x->g, OP_LAYER_NORM, in, NULL, 1e-3f, NULL, name);
 }
 
+/* Inverted dropout in train_step only (elsewhere the identity): its rate a
+ * knob <chain>.dropout<i>.p, its mask hashed from train.seed, the step
+ * counter and a salt of its own, so a run is the same at any thread count. */
+static int32_t lower_stage_dropout(const StageCtx *sc, int32_t h)
+{
+    Lowerer *L = sc->x->L;
+    char name[256];
+    if (!sc->x->training) return h;
+    if (sc->p->knob < 0) {
+        snprintf(name, sizeof name, "%s.dropout%d.%s", sc->c->name, sc->layer,
+                 mtr_knob_info(MTR_KNOB_DROPOUT_P)->name);
+        sc->p->knob = module_knob(L->mod, MTR_KNOB_DROPOUT_P, name, sc->s->rate);
+    }
+    int32_t step = lower_step(L->mod, L->out);
+    if (sc->p->knob < 0 || step < 0) return -1;
+    int32_t in[] = {h, step};
+    int32_t attr[MTR_MAX_IATTR] = {sc->p->knob, L->out->knob_of[MTR_KNOB_SEED],
+                                   (int32_t)(sc->p - L->params)};
+    snprintf(name, sizeof name, "%s.dropout%d", sc->c->name, sc->layer);
+    return graph_op(sc->x->g, OP_DROPOUT, in, attr, 0, NULL, name);
+}
+
 typedef int32_t (*StageLowering)(const StageCtx *, int32_t);
 static const StageLowering stage_lowerings[STAGE_COUNT] = {
 #define X(E, n, args, place, width) [STAGE_##E] = lower_stage_##n,
