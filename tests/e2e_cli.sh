@@ -113,6 +113,17 @@ absent "$tmp/never.bin" "a bad --set"
 absent "$tmp/never.jsonl" "a bad --set"
 same "$tmp/model.bin" "$tmp/model.orig" "a bad --set"
 
+# ---- a good --set: the run uses it, -o keeps it (docs/cli.md), MODEL is untouched
+expect 0 "" "$mtrun" "$tmp/model.bin" --data "$data" --set retrieval.weight=0.5 \
+  --set train.epochs=1 --quiet -o "$tmp/setrun.bin"
+"$mtrun" "$tmp/setrun.bin" info >"$tmp/setrun.info"
+checks=$((checks + 1))
+grep -qE '^ *retrieval\.weight += 0\.5 ' "$tmp/setrun.info" ||
+  fail "-o after --set: the saved model does not keep retrieval.weight = 0.5"
+grep -qE '^ *train\.epochs += 1 ' "$tmp/setrun.info" ||
+  fail "-o after --set: the saved model does not keep train.epochs = 1"
+same "$tmp/model.bin" "$tmp/model.orig" "a run with --set and -o"
+
 # ---- data
 expect 1 "$tmp/nowhere.*(no such|not)" "$mtrun" "$tmp/model.bin" --data "$tmp/nowhere" \
   -o "$tmp/never.bin"
