@@ -1003,9 +1003,11 @@ static void run_layer_norm(float *x, const float *gain, const float *bias, float
 
 /* layer_norm against two-pass statistics in double, on rows of 300 columns (more
  * than one 256-column block of the backward's column sums): random rows, a
- * constant row (variance 0: y must be the bias exactly), and rows of 1e4 + u,
- * u in [-1, 1], where a float one-pass variance E[x^2] - E[x]^2 would be pure
- * rounding (E[x^2] = 1e8, one ulp 8) and in double would keep ~8 digits only.
+ * constant row (variance 0: y must be the bias exactly), a row whose variance
+ * is below eps, rows of +-1e4 + u, u in [-1, 1], where a float one-pass variance
+ * E[x^2] - E[x]^2 would be pure rounding (E[x^2] = 1e8, one ulp 8) and even a
+ * one-pass variance in double puts rstd ~5e-7 off (tried: this test fails it),
+ * and a row of 1e6 + 16 u, where that error grows to about 2e-5.
  * y in float: |xhat gain| <= ~3, so a few ulps of 3 (abs 2e-6) suffice; the
  * statistics are rounded once from double (rel 1e-7). layer_norm_grad against
  * the same formulas in double on the kernel's own float statistics, and both
@@ -1024,6 +1026,7 @@ static void test_layer_norm(void **state)
     for (int j = 0; j < C; j++) x[2 * C + j] = 1e4f + 2 * rng_float(&r) - 1; /* offset */
     for (int j = 0; j < C; j++) x[3 * C + j] = -1e4f + 2 * rng_float(&r) - 1;
     for (int j = 0; j < C; j++) x[4 * C + j] = 1.0f + 1e-3f * rng_float(&r); /* var < eps */
+    for (int j = 0; j < C; j++) x[5 * C + j] = 1e6f + 32 * rng_float(&r) - 16;
     fill_uniform(&r, gain, C, 0.5f, 1.5f);
     fill_uniform(&r, bias, C, -1, 1);
     run_layer_norm(x, gain, bias, y, mean, rstd, R, C, eps);

@@ -115,14 +115,7 @@ void kernel_softmax(const KernelCall *call)
     for (int64_t r = 0; r < rows; r++) {
         const float *xr = x + r * cols;
         float *yr = y + r * cols;
-        float m = xr[0];
-        for (int64_t j = 1; j < cols; j++) m = xr[j] > m ? xr[j] : m;
-        double sum = 0.0;
-        for (int64_t j = 0; j < cols; j++) {
-            float e = kern_expf(xr[j] - m);
-            yr[j] = e;
-            sum += e;
-        }
+        double sum = kern_row_exp_sum(xr, yr, cols, kern_row_max(xr, cols));
         float inv = (float)(1.0 / sum); /* sum >= 1: the largest element gives e^0 */
         for (int64_t j = 0; j < cols; j++) yr[j] *= inv;
     }

@@ -1,6 +1,6 @@
 /* Helpers private to the kernels (the files of runtime/kernels) and their test: element
- * counts and a fast, vectorisable single-precision exp. Nothing here allocates
- * or keeps state. */
+ * counts, a fast, vectorisable single-precision exp, and a row's max and sum of
+ * exps for the softmaxes. Nothing here allocates or keeps state. */
 #ifndef MTR_KERN_H
 #define MTR_KERN_H
 
@@ -79,6 +79,40 @@ static inline float kern_expf(float x)
     uint32_t pb = kern_fbits(p) + ((kern_fbits(t) - KERN_EXP_MAGIC_BITS) << 23);
     pb = (pb & ~under & ~over) | (over & 0x7F800000u);
     return kern_bitsf(pb);
+}
+
+/* Independent accumulators per reduction, so that a row sum vectorises
+ * without reassociating float sums (gcc will not do that by itself). */
+#define KERN_LANES 8
+
+/* The largest element of s[0..n), n >= 1. gcc turns a float max into branches
+ * (NaN and -0 rules), so the max is taken over int32 keys that order like the
+ * floats: that integer max reduction vectorises. */
+static inline float kern_row_max(const float *s, int64_t n)
+{
+    int32_t best = INT32_MIN;
+    for (int64_t j = 0; j < n; j++) {
+        int32_t k = (int32_t)kern_fbits(s[j]);
+        k ^= (k >> 31) & INT32_MAX; /* negative floats: reverse their order */
+        best = k > best ? k : best;
+    }
+    best ^= (best >> 31) & INT32_MAX;
+    return kern_bitsf((uint32_t)best);
+}
+
+/* Writes e^(s_j - m) to p (which may be s) and returns their sum, in double. */
+static inline double kern_row_exp_sum(const float *s, float *p, int64_t n, float m)
+{
+    for (int64_t j = 0; j < n; j++) p[j] = kern_expf(s[j] - m);
+    double acc[KERN_LANES] = {0.0};
+    int64_t j = 0;
+    for (; j + KERN_LANES <= n; j += KERN_LANES) {
+        for (int l = 0; l < KERN_LANES; l++) acc[l] += p[j + l];
+    }
+    for (; j < n; j++) acc[0] += p[j];
+    double sum = 0.0;
+    for (int l = 0; l < KERN_LANES; l++) sum += acc[l];
+    return sum;
 }
 
 #endif

@@ -68,40 +68,6 @@ void kernel_bce_logits_grad(const KernelCall *call)
     }
 }
 
-/* Independent accumulators per reduction, so that a row sum vectorises
- * without reassociating float sums (gcc will not do that by itself). */
-#define XENT_LANES 8
-
-/* The largest element of s[0..n), n >= 1. gcc turns a float max into branches
- * (NaN and -0 rules), so the max is taken over int32 keys that order like the
- * floats: that integer max reduction vectorises. */
-static float row_max(const float *s, int64_t n)
-{
-    int32_t best = INT32_MIN;
-    for (int64_t j = 0; j < n; j++) {
-        int32_t k = (int32_t)kern_fbits(s[j]);
-        k ^= (k >> 31) & INT32_MAX; /* negative floats: reverse their order */
-        best = k > best ? k : best;
-    }
-    best ^= (best >> 31) & INT32_MAX;
-    return kern_bitsf((uint32_t)best);
-}
-
-/* Writes e^(s_j - m) to p (which may be s) and returns their sum, in double. */
-static double row_exp_sum(const float *s, float *p, int64_t n, float m)
-{
-    for (int64_t j = 0; j < n; j++) p[j] = kern_expf(s[j] - m);
-    double acc[XENT_LANES] = {0.0};
-    int64_t j = 0;
-    for (; j + XENT_LANES <= n; j += XENT_LANES) {
-        for (int l = 0; l < XENT_LANES; l++) acc[l] += p[j + l];
-    }
-    for (; j < n; j++) acc[0] += p[j];
-    double sum = 0.0;
-    for (int l = 0; l < XENT_LANES; l++) sum += acc[l];
-    return sum;
-}
-
 /* inbatch_softmax_xent(s) -> loss = sum_i [logsumexp(s_i) - s_ii] (row i's true
  * item is column i) and dunit = softmax(s) - I, the gradient of the loss for
  * dloss = 1 (the backward scales it by dloss). Row by row: the max, the diagonal
@@ -117,8 +83,8 @@ void kernel_inbatch_softmax_xent(const KernelCall *call)
         const float *row = s + i * n;
         float *out = dunit + i * n;
         float diag = row[i];
-        float m = row_max(row, n);
-        double sum = row_exp_sum(row, out, n, m);
+        float m = kern_row_max(row, n);
+        double sum = kern_row_exp_sum(row, out, n, m);
         total += (double)m + log(sum) - (double)diag;
         float inv = (float)(1.0 / sum);
         for (int64_t j = 0; j < n; j++) out[j] *= inv;
@@ -166,8 +132,8 @@ void kernel_inbatch_softmax_xent_qc(const KernelCall *call)
         for (int64_t i = 0; i < n; i++) {
             float *row = work + i * b;
             float diag = row[r0 + i];
-            float m = row_max(row, b);
-            double sum = row_exp_sum(row, row, b, m);
+            float m = kern_row_max(row, b);
+            double sum = kern_row_exp_sum(row, row, b, m);
             total += (double)m + log(sum) - (double)diag;
             float inv = (float)(1.0 / sum);
             for (int64_t j = 0; j < b; j++) row[j] *= inv;
@@ -269,7 +235,7 @@ void kernel_inbatch_softmax_xent_ids(const KernelCall *call)
                     qd + a0 * d, (int)d, cd, (int)d, 0.0f, scores, (int)nc);
         for (int64_t i = 0; i < n; i++) {
             float *row = scores + i * nc;
-            float m = row_max(row, nc);
+            float m = kern_row_max(row, nc);
             for (int64_t j = 0; j < nc; j++) row[j] = kern_expf(row[j] - m);
             double z = 0.0;
             for (int64_t j = 0; j < nc; j++) z += (double)cn[j] * row[j];

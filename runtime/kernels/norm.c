@@ -15,6 +15,62 @@
  * double accumulator each on the stack (as sum_rows does). */
 #define NORM_BLOCK 256
 
+/* Row sums run in KERN_LANES independent accumulators, so that they vectorise
+ * without reassociating, added in a fixed order: a row always gives the same sum. */
+static double lanes_total(const double *acc)
+{
+    _Static_assert(KERN_LANES == 8, "lanes_total adds eight lanes");
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+/* sum_j x_j, and sum_j (x_j - mu)^2 once mu is known, in double. */
+static double row_sum(const float *x, int64_t n)
+{
+    double acc[KERN_LANES] = {0.0};
+    int64_t j = 0;
+    for (; j + KERN_LANES <= n; j += KERN_LANES)
+        for (int l = 0; l < KERN_LANES; l++) acc[l] += x[j + l];
+    for (; j < n; j++) acc[0] += x[j];
+    return lanes_total(acc);
+}
+
+static double row_sq_dev(const float *x, int64_t n, double mu)
+{
+    double acc[KERN_LANES] = {0.0};
+    int64_t j = 0;
+    for (; j + KERN_LANES <= n; j += KERN_LANES)
+        for (int l = 0; l < KERN_LANES; l++) {
+            double d = (double)x[j + l] - mu;
+            acc[l] += d * d;
+        }
+    for (; j < n; j++) {
+        double d = (double)x[j] - mu;
+        acc[0] += d * d;
+    }
+    return lanes_total(acc);
+}
+
+/* The backward's two row sums, of g = dy gain and of g xhat, in double. */
+static void row_grad_sums(const float *dy, const float *x, const float *gain, int64_t n, float mu,
+                          float rs, double *sg, double *sgx)
+{
+    double a[KERN_LANES] = {0.0}, b[KERN_LANES] = {0.0};
+    int64_t j = 0;
+    for (; j + KERN_LANES <= n; j += KERN_LANES)
+        for (int l = 0; l < KERN_LANES; l++) {
+            double g = (double)dy[j + l] * gain[j + l];
+            a[l] += g;
+            b[l] += g * ((x[j + l] - mu) * rs);
+        }
+    for (; j < n; j++) {
+        double g = (double)dy[j] * gain[j];
+        a[0] += g;
+        b[0] += g * ((x[j] - mu) * rs);
+    }
+    *sg = lanes_total(a);
+    *sgx = lanes_total(b);
+}
+
 /* layer_norm(x, gain, bias) -> y, mean, rstd; per row r:
  *   mean_r = sum_j x_rj / C, var_r = sum_j (x_rj - mean_r)^2 / C,
  *   rstd_r = 1 / sqrt(var_r + eps), y_rj = (x_rj - mean_r) rstd_r gain_j + bias_j.
@@ -36,15 +92,8 @@ void kernel_layer_norm(const KernelCall *call)
     for (int64_t r = 0; r < rows; r++) {
         const float *xr = x + r * cols;
         float *yr = y + r * cols;
-        double sum = 0.0;
-        for (int64_t j = 0; j < cols; j++) sum += xr[j];
-        double mu = sum / (double)cols;
-        double ss = 0.0;
-        for (int64_t j = 0; j < cols; j++) {
-            double d = (double)xr[j] - mu;
-            ss += d * d;
-        }
-        double rs = 1.0 / sqrt(ss / (double)cols + eps);
+        double mu = row_sum(xr, cols) / (double)cols;
+        double rs = 1.0 / sqrt(row_sq_dev(xr, cols, mu) / (double)cols + eps);
         mean[r] = (float)mu;
         rstd[r] = (float)rs;
         for (int64_t j = 0; j < cols; j++)
@@ -85,12 +134,8 @@ void kernel_layer_norm_grad(const KernelCall *call)
         const float *dyr = dy + r * cols, *xr = x + r * cols;
         float *dxr = dx + r * cols;
         float mu = mean[r], rs = rstd[r];
-        double sg = 0.0, sgx = 0.0;
-        for (int64_t j = 0; j < cols; j++) {
-            double g = (double)dyr[j] * gain[j];
-            sg += g;
-            sgx += g * ((xr[j] - mu) * rs);
-        }
+        double sg, sgx;
+        row_grad_sums(dyr, xr, gain, cols, mu, rs, &sg, &sgx);
         float mg = (float)(sg / (double)cols), mgx = (float)(sgx / (double)cols);
         for (int64_t j = 0; j < cols; j++) {
             float xhat = (xr[j] - mu) * rs;
