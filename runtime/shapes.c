@@ -32,18 +32,18 @@ static void dim_str(MtrDim d, char *const *symbols, char *buf, size_t n)
 
 const char *shape_str(const MtrShape *s, char *const *symbols, char *buf, size_t n)
 {
-    char a[96], b[96];
+    char d[MTR_MAX_RANK][96];
     const char *dt = s->dtype == MTR_DT_I32 ? "i32" : "f32";
-    if (s->rank == 0) {
+    for (int i = 0; i < s->rank && i < MTR_MAX_RANK; i++)
+        dim_str(s->dim[i], symbols, d[i], sizeof d[i]);
+    if (s->rank == 0)
         snprintf(buf, n, "() %s", dt);
-    } else if (s->rank == 1) {
-        dim_str(s->dim[0], symbols, a, sizeof a);
-        snprintf(buf, n, "(%s) %s", a, dt);
-    } else {
-        dim_str(s->dim[0], symbols, a, sizeof a);
-        dim_str(s->dim[1], symbols, b, sizeof b);
-        snprintf(buf, n, "(%s, %s) %s", a, b, dt);
-    }
+    else if (s->rank == 1)
+        snprintf(buf, n, "(%s) %s", d[0], dt);
+    else if (s->rank == 2)
+        snprintf(buf, n, "(%s, %s) %s", d[0], d[1], dt);
+    else
+        snprintf(buf, n, "(%s, %s, %s) %s", d[0], d[1], d[2], dt);
     return buf;
 }
 
@@ -434,6 +434,13 @@ int shape_broadcast(const MtrShape *in, const int32_t *a, MtrShape *out, char *w
 
 /* x's shape with its last extent 1: one number per row of x, every leading axis
  * kept (layer_norm's per-row statistics). */
+/* A row-wise op's input: rows of the last axis, any leading axes (rank 2 or 3). */
+static int want_rows(const MtrShape *in, int i, char *why, size_t n)
+{
+    if (in[i].rank == 3) return want(in, i, 3, MTR_DT_F32, why, n);
+    return want(in, i, 2, MTR_DT_F32, why, n);
+}
+
 static MtrShape per_row(const MtrShape *x)
 {
     MtrShape s = *x;
@@ -451,8 +458,7 @@ static int row_param(const MtrShape *in, int x, int i, char *why, size_t n)
 int shape_layer_norm(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
 {
     (void)a;
-    if (want(in, 0, 2, MTR_DT_F32, why, n) || row_param(in, 0, 1, why, n) ||
-        row_param(in, 0, 2, why, n))
+    if (want_rows(in, 0, why, n) || row_param(in, 0, 1, why, n) || row_param(in, 0, 2, why, n))
         return -1;
     out[0] = in[0];
     out[1] = out[2] = per_row(&in[0]);
@@ -462,8 +468,7 @@ int shape_layer_norm(const MtrShape *in, const int32_t *a, MtrShape *out, char *
 int shape_layer_norm_grad(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
 {
     (void)a;
-    if (want(in, 0, 2, MTR_DT_F32, why, n) || same_as(in, 0, 1, why, n) ||
-        row_param(in, 0, 2, why, n))
+    if (want_rows(in, 0, why, n) || same_as(in, 0, 1, why, n) || row_param(in, 0, 2, why, n))
         return -1;
     MtrShape stats = per_row(&in[0]);
     for (int i = 3; i < 5; i++)
@@ -499,7 +504,7 @@ int shape_dropout_grad(const MtrShape *in, const int32_t *a, MtrShape *out, char
 int shape_softmax(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
 {
     (void)a;
-    if (want(in, 0, 2, MTR_DT_F32, why, n)) return -1;
+    if (want_rows(in, 0, why, n)) return -1;
     out[0] = in[0];
     return 0;
 }
@@ -507,7 +512,7 @@ int shape_softmax(const MtrShape *in, const int32_t *a, MtrShape *out, char *why
 int shape_softmax_grad(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
 {
     (void)a;
-    if (want(in, 0, 2, MTR_DT_F32, why, n) || same_as(in, 0, 1, why, n)) return -1;
+    if (want_rows(in, 0, why, n) || same_as(in, 0, 1, why, n)) return -1;
     out[0] = in[0];
     return 0;
 }

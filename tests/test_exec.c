@@ -604,6 +604,70 @@ static void test_two_programs_share_an_input(void **state)
                  bad);
 }
 
+/* Rank-3 tensors (experts x batch x width) run through the row-wise ops
+ * unchanged: softmax then layer_norm over a (3, 4, 5) input give, element for
+ * element, what they give over the same numbers as a (12, 5) matrix, and the
+ * program binds, checks and places like any other. */
+static float run_rowwise(int rank3, const float *x, float *out)
+{
+    Module mod;
+    Graph g;
+    assert_int_equal(module_init(&mod, "rank3"), 0);
+    graph_init(&g, &mod);
+    MtrShape xs = rank3 ? (MtrShape){.rank = 3,
+                                     .dtype = MTR_DT_F32,
+                                     .dim = {dim_const(3), dim_const(4), dim_const(5)}}
+                        : shape_mat(dim_const(12), dim_const(5));
+    int32_t xin = module_tensor(&mod, "x", MTR_ROLE_INPUT, xs);
+    int32_t gain = module_tensor(&mod, "gain", MTR_ROLE_PARAM, shape_vec(dim_const(5), MTR_DT_F32));
+    int32_t bias = module_tensor(&mod, "bias", MTR_ROLE_PARAM, shape_vec(dim_const(5), MTR_DT_F32));
+    int32_t in1[] = {xin};
+    int32_t sm = graph_op(&g, OP_SOFTMAX, in1, NULL, 0, NULL, "sm");
+    int32_t in2[] = {sm, gain, bias};
+    int32_t ln = graph_op(&g, OP_LAYER_NORM, in2, NULL, 1e-3f, NULL, "ln");
+    int32_t in3[] = {ln};
+    int32_t loss = graph_op(&g, OP_SUM_ALL, in3, NULL, 0, NULL, "loss");
+    assert_true(sm >= 0 && ln >= 0 && loss >= 0);
+    int32_t outs[] = {loss, ln};
+    MtrProgram prog;
+    assert_int_equal(schedule_program(&g, MTR_PROG_EVAL, outs, 2, &prog), 0);
+    graph_free(&g);
+    MtrModel *m = module_take(&mod);
+    assert_non_null(m);
+    m->programs = calloc(1, sizeof *m->programs);
+    m->programs[0] = prog;
+    m->n_programs = 1;
+    MtrSession *s = NULL;
+    MtrError err = {0};
+    int64_t none = 1;
+    if (mtr_session_new(m, &none, &s, &err) != MTR_OK) fail_msg("mtr_session_new: %s", err.msg);
+    float *gp = mtr_session_tensor(s, gain), *bp = mtr_session_tensor(s, bias);
+    for (int i = 0; i < 5; i++) gp[i] = 1.0f + 0.1f * (float)i, bp[i] = 0.01f * (float)i;
+    memcpy(mtr_session_tensor(s, xin), x, 60 * sizeof *x);
+    mtr_session_run(s, 0, 1);
+    memcpy(out, mtr_session_tensor(s, ln), 60 * sizeof *out);
+    float l = *(const float *)mtr_session_tensor(s, loss);
+    mtr_session_free(s);
+    mtr_model_free(m);
+    return l;
+}
+
+static void test_rank3_rowwise(void **state)
+{
+    (void)state;
+    float x[60], a[60], b[60];
+    for (int i = 0; i < 60; i++) x[i] = (float)((i * 37) % 23) / 7.0f - 1.5f;
+    float la = run_rowwise(1, x, a), lb = run_rowwise(0, x, b);
+    assert_memory_equal(a, b, sizeof a);
+    assert_true(la == lb);
+    /* and it is a layer-normalised softmax: (y - bias) / gain has mean 0 in every row */
+    for (int r = 0; r < 12; r++) {
+        double mean = 0;
+        for (int j = 0; j < 5; j++) mean += (a[r * 5 + j] - 0.01 * j) / (1.0 + 0.1 * j);
+        assert_true(fabs(mean) < 1e-4);
+    }
+}
+
 /* ---- (d) determinism ------------------------------------------------------- */
 
 static void test_determinism(void **state)
@@ -772,6 +836,7 @@ int main(void)
         cmocka_unit_test(test_placement),
         cmocka_unit_test(test_inputs_reach_every_program),
         cmocka_unit_test(test_two_programs_share_an_input),
+        cmocka_unit_test(test_rank3_rowwise),
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_corrupt_models_refused),
     };

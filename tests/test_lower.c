@@ -345,12 +345,57 @@ static void test_rewrite_choice(void **state)
     assert_int_equal(retrieval_loss_op(one_id, 0), OP_INBATCH_SOFTMAX_XENT);
 }
 
+/* Row-wise stages keep the distinct-id form (equal ids, equal rows); dropout
+ * does not (equal rows get different masks), so it falls back to the blocked
+ * form. */
+static void test_rewrite_rowwise_stages(void **state)
+{
+    (void)state;
+    static const char norm[] = "model a\ninput u : string\ninput i : string\n"
+                               "tower q = u -> lookup -> embedding(8) -> layer_norm -> "
+                               "dense(8, gelu) -> dense(8, softmax)\n"
+                               "tower c = i -> lookup -> embedding(8)\n"
+                               "task r = retrieval(q, c)\n";
+    static const char drop[] = "model b\ninput u : string\ninput i : string\n"
+                               "tower q = u -> lookup -> embedding(8) -> dropout(0.2)\n"
+                               "tower c = i -> lookup -> embedding(8)\n"
+                               "task r = retrieval(q, c)\n";
+    assert_int_equal(retrieval_loss_op(norm, 1), OP_INBATCH_SOFTMAX_XENT_IDS);
+    assert_int_equal(retrieval_loss_op(drop, 1), OP_INBATCH_SOFTMAX_XENT_QC);
+}
+
+/* Dropout acts in train_step only, with its rate a knob of the stage; the
+ * other programs read the stage's input as it is. */
+static void test_dropout_train_only(void **state)
+{
+    (void)state;
+    MtrModel *m = tu_compile("d.mtr", "model d\ninput u : string\ninput i : string\n"
+                                      "label y : float\n"
+                                      "tower q = u -> lookup -> embedding(8)\n"
+                                      "tower c = i -> lookup -> embedding(8)\n"
+                                      "head h = concat(q, c) -> dense(8, relu) -> dropout(0.25) "
+                                      "-> dense(1)\n"
+                                      "task t = ranking(h, y)\n");
+    assert_non_null(m);
+    int k = mtr_model_find_knob(m, "h.dropout2.p");
+    assert_true(k >= 0);
+    assert_int_equal(m->knobs[k].kind, MTR_KNOB_DROPOUT_P);
+    assert_true(m->knobs[k].value == 0.25);
+    for (uint32_t p = 0; p < m->n_programs; p++) {
+        int n = 0;
+        for (uint32_t i = 0; i < m->programs[p].n_ops; i++)
+            n += m->programs[p].ops[i].kind == OP_DROPOUT;
+        assert_int_equal(n, m->programs[p].kind == MTR_PROG_TRAIN);
+    }
+    mtr_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_every_model),
-        cmocka_unit_test(test_golden_graph),
-        cmocka_unit_test(test_rewrite_choice),
+        cmocka_unit_test(test_every_model),        cmocka_unit_test(test_golden_graph),
+        cmocka_unit_test(test_rewrite_choice),     cmocka_unit_test(test_rewrite_rowwise_stages),
+        cmocka_unit_test(test_dropout_train_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
