@@ -258,37 +258,12 @@ int grad_dropout(Graph *g, const MtrOp *op, const int32_t *dout, const int *need
     return 0;
 }
 
-/* Ops that only ever appear in backward or update code have no gradient. */
-#define NO_GRAD(n)                                                                                 \
-    int grad_##n(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)   \
-    {                                                                                              \
-        (void)dout, (void)needs, (void)din;                                                        \
-        return not_differentiable(g, op);                                                          \
-    }
-NO_GRAD(scatter_add)
-NO_GRAD(slice_cols)
-NO_GRAD(sum_rows)
-NO_GRAD(relu_grad)
-NO_GRAD(tanh_grad)
-NO_GRAD(sigmoid_grad)
-NO_GRAD(mse_grad)
-NO_GRAD(bce_logits_grad)
-NO_GRAD(fill)
-NO_GRAD(sgd_update)
-NO_GRAD(adagrad_update)
-NO_GRAD(adam_update)
-NO_GRAD(step_inc)
-NO_GRAD(retrieval_rank)
-NO_GRAD(top_k)
-NO_GRAD(broadcast)
-NO_GRAD(layer_norm_grad)
-NO_GRAD(dropout_grad)
-NO_GRAD(gelu_grad)
-NO_GRAD(softmax_grad)
-
 typedef int (*GradRule)(Graph *, const MtrOp *, const int32_t *, const int *, int32_t *);
+/* Rows that say NONE (backward and update ops) have no rule. */
+#define GRAD_RULE_GRAD(n) grad_##n
+#define GRAD_RULE_NONE(n) NULL
 static const GradRule grad_rules[OP_COUNT] = {
-#define X(E, n, id, ni, no, nk, f) [OP_##E] = grad_##n,
+#define X(E, n, id, ni, no, nk, f, bwd, at) [OP_##E] = GRAD_RULE_##bwd(n),
 #include "mtr/ops.def"
 #undef X
 };
@@ -364,7 +339,8 @@ int autodiff_backward(Graph *g, int32_t loss, int32_t **grads_out, uint32_t *n_g
             rc = -1;
             break;
         }
-        if (grad_rules[op.kind](g, &op, dout, needs, din)) {
+        if (!grad_rules[op.kind] ? not_differentiable(g, &op)
+                                 : grad_rules[op.kind](g, &op, dout, needs, din)) {
             rc = -1;
             break;
         }

@@ -19,11 +19,14 @@ int autodiff_backward(Graph *g, int32_t loss, int32_t **grads, uint32_t *n_grads
  * train_step's outputs (role GRADIENT). Returns 0 or -1. */
 int autodiff_updates(Graph *g, Lowered *l, const int32_t *grads, uint32_t n_grads);
 
-/* The backward rule of each op, expanded from ops.def: given the op and the
- * gradients of its outputs (dout, -1 where none), appends ops and sets din[i]
- * for each input i with needs[i] set. Returns 0 or -1. */
-#define X(E, n, id, ni, no, nk, f)                                                                 \
+/* The backward rule of each op whose row says GRAD, expanded from ops.def:
+ * given the op and the gradients of its outputs (dout, -1 where none), appends
+ * ops and sets din[i] for each input i with needs[i] set. Returns 0 or -1.
+ * A GRAD row without its rule is a link error. */
+#define GRAD_DECL_GRAD(n)                                                                          \
     int grad_##n(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din);
+#define GRAD_DECL_NONE(n)
+#define X(E, n, id, ni, no, nk, f, bwd, at) GRAD_DECL_##bwd(n)
 #include "mtr/ops.def"
 #undef X
 

@@ -119,10 +119,30 @@ static const char *tensor_shape(const MtrModel *m, int32_t t, char *buf, size_t 
     return shape_str(&s, m->symbols, buf, n);
 }
 
-static const char *role_name(uint8_t role)
+/* An op's attributes, named by its row (ops.def): the knob ones by the knob's
+ * name (knob=rating.weight), then each named integer and float attribute that
+ * is set (transpose_b=1, epsilon=0.001). */
+static void dump_attrs(const MtrModel *m, const MtrOp *op, FILE *out)
 {
-    static const char *const names[] = {"act", "input", "param", "optstate", "state"};
-    return role < 5 ? names[role] : "?";
+    const OpInfo *info = op_info(op->kind);
+    for (int k = 0; k < info->n_knobs; k++)
+        fprintf(out, "%s%s", k ? "," : " knob=", m->knobs[op->iattr[k]].name);
+    const char *p = info->attrs;
+    int i = info->n_knobs, f = 0, floats = 0;
+    while (*p) {
+        if (*p == '|' || *p == ' ') {
+            floats |= *p == '|';
+            p++;
+            continue;
+        }
+        size_t len = strcspn(p, " |");
+        if (floats && f < MTR_MAX_FATTR && op->fattr[f] != 0)
+            fprintf(out, " %.*s=%g", (int)len, p, op->fattr[f]);
+        else if (!floats && i < MTR_MAX_IATTR && op->iattr[i] != 0)
+            fprintf(out, " %.*s=%d", (int)len, p, op->iattr[i]);
+        floats ? f++ : i++;
+        p += len;
+    }
 }
 
 static void dump_graph(const MtrModel *m, FILE *out)
@@ -138,7 +158,7 @@ static void dump_graph(const MtrModel *m, FILE *out)
     for (uint32_t t = 0; t < m->n_tensors; t++) {
         const MtrTensor *ten = &m->tensors[t];
         if (ten->role < MTR_ROLE_PARAM) continue;
-        fprintf(out, "  %-40s %-9s %s\n", ten->name, role_name(ten->role),
+        fprintf(out, "  %-40s %-9s %s\n", ten->name, mtr_tensor_role_name(ten->role),
                 tensor_shape(m, (int32_t)t, sh, sizeof sh));
     }
     for (uint32_t p = 0; p < m->n_programs; p++) {
@@ -157,11 +177,7 @@ static void dump_graph(const MtrModel *m, FILE *out)
             for (int k = 0; k < info->n_in; k++)
                 fprintf(out, "%s%s", k ? ", " : "", m->tensors[op->in[k]].name);
             fprintf(out, ")");
-            if (op->kind == OP_MATMUL && (op->iattr[0] || op->iattr[1]))
-                fprintf(out, " transpose=(%d,%d)", op->iattr[0], op->iattr[1]);
-            if (op->kind == OP_SLICE_COLS) fprintf(out, " cols=%d+%d", op->iattr[0], op->iattr[1]);
-            if (op->kind == OP_FILL) fprintf(out, " value=%g", op->fattr[0]);
-            if (op->kind == OP_LOSS_WEIGHT) fprintf(out, " knob=%s", m->knobs[op->iattr[0]].name);
+            dump_attrs(m, op, out);
             if (info->n_out) fprintf(out, "  %s", tensor_shape(m, op->out[0], sh, sizeof sh));
             fprintf(out, "\n");
         }

@@ -206,8 +206,8 @@ static int32_t lower_stage_layer_norm(const StageCtx *sc, int32_t h)
     char name[256];
     if (sc->p->kernel < 0) {
         MtrShape w = shape_vec(dim_const((int32_t)sc->s->in_width), MTR_DT_F32);
-        sc->p->kernel = param(L, w, MTR_INIT_CONST, 1.0f, "%s.layer_norm%d.gain", sc->c->name,
-                              sc->layer);
+        sc->p->kernel =
+            param(L, w, MTR_INIT_CONST, 1.0f, "%s.layer_norm%d.gain", sc->c->name, sc->layer);
         sc->p->bias =
             param(L, w, MTR_INIT_ZEROS, 0, "%s.layer_norm%d.bias", sc->c->name, sc->layer);
         if (sc->p->kernel < 0 || sc->p->bias < 0) return -1;

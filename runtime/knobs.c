@@ -86,23 +86,6 @@ static const char *dtype_name(uint8_t t)
     return t == MTR_DT_I32 ? "i32" : "f32";
 }
 
-static const char *role_name(uint8_t r)
-{
-    switch (r) {
-    case MTR_ROLE_ACT:
-        return "activation";
-    case MTR_ROLE_INPUT:
-        return "input";
-    case MTR_ROLE_PARAM:
-        return "param";
-    case MTR_ROLE_OPTSTATE:
-        return "optimizer state";
-    case MTR_ROLE_STATE:
-        return "state";
-    }
-    return "?";
-}
-
 static void print_shape(const MtrModel *m, const MtrTensor *t, FILE *out)
 {
     fputc('(', out);
@@ -174,7 +157,8 @@ void mtr_model_print_info(const MtrModel *m, FILE *out)
     for (uint32_t i = 0; i < m->n_tensors; i++) {
         const MtrTensor *t = &m->tensors[i];
         if (t->role != MTR_ROLE_PARAM && t->role != MTR_ROLE_OPTSTATE) continue;
-        fprintf(out, "  %-28s %s %-16s ", t->name, dtype_name(t->dtype), role_name(t->role));
+        fprintf(out, "  %-28s %s %-16s ", t->name, dtype_name(t->dtype),
+                mtr_tensor_role_name(t->role));
         print_shape(m, t, out);
         if (m->trained && m->symbol_values) {
             int64_t n = mtr_tensor_elems(t, m->symbol_values);

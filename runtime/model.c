@@ -137,6 +137,24 @@ const char *mtr_program_kind_name(unsigned kind)
     }
 }
 
+const char *mtr_tensor_role_name(unsigned role)
+{
+    switch (role) {
+    case MTR_ROLE_ACT:
+        return "act";
+    case MTR_ROLE_INPUT:
+        return "input";
+    case MTR_ROLE_PARAM:
+        return "param";
+    case MTR_ROLE_OPTSTATE:
+        return "optstate";
+    case MTR_ROLE_STATE:
+        return "state";
+    default:
+        return "?";
+    }
+}
+
 const char *mtr_output_role_name(unsigned role)
 {
     switch (role) {

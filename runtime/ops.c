@@ -3,8 +3,12 @@
 
 #include <string.h>
 
+/* A row's bwd column sets OPF_DIFF: GRAD has a backward rule, NONE has none. */
+#define BWD_FLAG_GRAD OPF_DIFF
+#define BWD_FLAG_NONE 0u
+
 static const OpInfo op_table[OP_COUNT] = {
-#define X(E, n, i, ni, no, nk, f) [OP_##E] = {#n, i, ni, no, nk, f},
+#define X(E, n, i, ni, no, nk, f, bwd, at) [OP_##E] = {#n, i, ni, no, nk, (f) | BWD_FLAG_##bwd, at},
 #include "mtr/ops.def"
 #undef X
 };

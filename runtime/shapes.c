@@ -521,7 +521,7 @@ int shape_infer(OpKind kind, const MtrShape *in, const int32_t *iattr, MtrShape 
                 size_t n)
 {
     static const ShapeRule rules[OP_COUNT] = {
-#define X(E, nm, id, ni, no, nk, f) [OP_##E] = shape_##nm,
+#define X(E, nm, id, ni, no, nk, f, bwd, at) [OP_##E] = shape_##nm,
 #include "mtr/ops.def"
 #undef X
     };

@@ -52,7 +52,7 @@ static void expect_close(double got, double want, double abs_tol, double rel_tol
 static void test_dispatch_covers_every_op(void **state)
 {
     (void)state;
-#define X(E, n, id, ni, no, nk, f) assert_ptr_equal(kernel_for(OP_##E), kernel_##n);
+#define X(E, n, id, ni, no, nk, f, bwd, at) assert_ptr_equal(kernel_for(OP_##E), kernel_##n);
 #include "mtr/ops.def"
 #undef X
 }

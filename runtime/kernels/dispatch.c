@@ -3,7 +3,7 @@
 #include "mtr/kernels.h"
 
 static const KernelFn kernel_table[OP_COUNT] = {
-#define X(E, n, id, ni, no, nk, f) [OP_##E] = kernel_##n,
+#define X(E, n, id, ni, no, nk, f, bwd, at) [OP_##E] = kernel_##n,
 #include "mtr/ops.def"
 #undef X
 };

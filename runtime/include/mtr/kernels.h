@@ -29,7 +29,7 @@ typedef struct {
 
 typedef void (*KernelFn)(const KernelCall *call);
 
-#define X(E, n, id, ni, no, nk, f) void kernel_##n(const KernelCall *call);
+#define X(E, n, id, ni, no, nk, f, bwd, at) void kernel_##n(const KernelCall *call);
 #include "mtr/ops.def"
 #undef X
 

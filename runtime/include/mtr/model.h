@@ -256,6 +256,7 @@ int32_t mtr_program_output(const MtrModel *m, int p, MtrOutputRole role, int32_t
 
 /* The names of kinds, for messages and dumps ("?" for an unknown one). */
 const char *mtr_program_kind_name(unsigned kind);
+const char *mtr_tensor_role_name(unsigned role); /* "act", "input", "param", "optstate", "state" */
 const char *mtr_output_role_name(unsigned role);
 const char *mtr_source_name(unsigned source);
 const char *mtr_symbol_kind_name(unsigned kind);

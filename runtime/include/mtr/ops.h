@@ -19,7 +19,7 @@ enum {
 };
 
 typedef enum {
-#define X(E, n, id, ni, no, nk, f) OP_##E,
+#define X(E, n, id, ni, no, nk, f, bwd, at) OP_##E,
 #include "mtr/ops.def"
 #undef X
     OP_COUNT
@@ -31,6 +31,7 @@ typedef struct {
     uint8_t n_in, n_out;
     uint8_t n_knobs; /* leading integer attributes that are knob ids */
     uint32_t flags;
+    const char *attrs; /* its other attributes' names: "transpose_a transpose_b", "|epsilon" */
 } OpInfo;
 
 /* Returns the row of op `kind` (kind < OP_COUNT). */

@@ -27,7 +27,7 @@ const char *shape_str(const MtrShape *s, char *const *symbols, char *buf, size_t
  * with a reason in why. */
 typedef int (*ShapeRule)(const MtrShape *in, const int32_t *iattr, MtrShape *out, char *why,
                          size_t n);
-#define X(E, n, id, ni, no, nk, f)                                                                 \
+#define X(E, n, id, ni, no, nk, f, bwd, at)                                                        \
     int shape_##n(const MtrShape *in, const int32_t *iattr, MtrShape *out, char *why, size_t wn);
 #include "mtr/ops.def"
 #undef X
