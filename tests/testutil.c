@@ -3,6 +3,9 @@
 
 #include "emit.h"
 #include "frontend.h"
+#include "schedule.h"
+
+#include "mtr/exec.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,4 +148,32 @@ int tu_find_input(const struct MtrModel *m, int p, int source, const char *colum
                 return t;
         }
     return -1;
+}
+
+struct MtrSession *tu_one_program(void *mod_, void *g_, int kind, const int32_t *outputs,
+                                  unsigned n, struct MtrModel **model)
+{
+    Module *mod = mod_;
+    Graph *g = g_;
+    MtrProgram prog;
+    memset(&prog, 0, sizeof prog);
+    if (schedule_program(g, (MtrProgramKind)kind, outputs, n, &prog) != 0) {
+        fprintf(stderr, "schedule_program: %s\n", mod->why);
+        abort();
+    }
+    graph_free(g);
+    MtrModel *m = module_take(mod);
+    if (!m || !(m->programs = calloc(1, sizeof *m->programs))) abort();
+    m->programs[0] = prog;
+    m->n_programs = 1;
+    MtrSession *s = NULL;
+    MtrError err = {0};
+    int64_t ones[64];
+    for (int i = 0; i < 64; i++) ones[i] = 1;
+    if (m->n_symbols > 64 || mtr_session_new(m, ones, &s, &err) != MTR_OK) {
+        fprintf(stderr, "mtr_session_new: %s\n", err.msg);
+        abort();
+    }
+    *model = m;
+    return s;
 }

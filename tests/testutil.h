@@ -4,6 +4,7 @@
 #define MTR_TESTUTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct MtrModel;
 
@@ -30,6 +31,13 @@ int tu_run(const char *cmd, char **output);
 /* Compiles .mtr text (name used in messages) into a model, errors on stderr;
  * NULL when it does not compile. The caller frees it with mtr_model_free. */
 struct MtrModel *tu_compile(const char *name, const char *text);
+
+/* Schedules graph g (of module mod) as the one program of a model, keeping
+ * alive the n `outputs`, frees g, takes the model out of mod into *model and
+ * returns a session bound with every symbol at 1 (fails the test otherwise).
+ * The caller frees both. */
+struct MtrSession *tu_one_program(void *mod, void *g, int kind, const int32_t *outputs, unsigned n,
+                                  struct MtrModel **model);
 
 /* The INPUT tensor of program p of m fed from `source` (an MtrSource) of `column`, or -1. */
 int tu_find_input(const struct MtrModel *m, int p, int source, const char *column);
