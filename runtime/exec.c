@@ -448,16 +448,22 @@ int64_t mtr_session_tensor_elems(const MtrSession *s, int32_t t, int64_t rows)
 
 void mtr_session_run(MtrSession *s, int p, int64_t rows)
 {
+    mtr_session_run_ops(s, p, rows, s->m->programs[p].n_ops);
+}
+
+void mtr_session_run_ops(MtrSession *s, int p, int64_t rows, uint32_t n_ops)
+{
     BoundProgram *bp = &s->progs[p];
     const MtrProgram *prog = &s->m->programs[p];
     assert(bp->calls && "the program was not bound in this session");
+    assert(n_ops <= prog->n_ops);
     if (bp->rows != rows) bind_shapes(s, p, rows);
     s->last_run = p;
     if (!s->profiling) {
-        for (uint32_t i = 0; i < prog->n_ops; i++) bp->fns[i](&bp->calls[i]);
+        for (uint32_t i = 0; i < n_ops; i++) bp->fns[i](&bp->calls[i]);
         return;
     }
-    for (uint32_t i = 0; i < prog->n_ops; i++) {
+    for (uint32_t i = 0; i < n_ops; i++) {
         struct timespec a, b;
         clock_gettime(CLOCK_MONOTONIC, &a);
         bp->fns[i](&bp->calls[i]);

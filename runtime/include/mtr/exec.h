@@ -45,6 +45,10 @@ int64_t mtr_session_tensor_elems(const MtrSession *s, int32_t t, int64_t rows);
 /* Runs program p with the batch symbol bound to rows (1 <= rows <= its bound
  * value). Never fails: everything was checked when the session was made. */
 void mtr_session_run(MtrSession *s, int p, int64_t rows);
+/* Runs only the first n_ops ops of program p (n_ops <= its op count): a
+ * tensor written by op n_ops - 1 then still holds its value, even one whose
+ * buffer a later op would reuse (serving reads a query vector this way). */
+void mtr_session_run_ops(MtrSession *s, int p, int64_t rows, uint32_t n_ops);
 
 /* Profiling: when on, every op's kernel is timed and the seconds summed per
  * op kind (no allocation; two clock reads per op). */
