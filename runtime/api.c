@@ -245,6 +245,8 @@ static MtrStatus query_task(const Mtr *h, int task, MtrError *err)
 {
     if (h->o.rec_task < 0 || h->o.query < 0 || h->o.index < 0)
         return mtr_fail(err, MTR_E_STATE, "the model has no retrieval task to recommend with");
+    if (!h->m->trained)
+        return mtr_fail(err, MTR_E_STATE, "the model is not trained: train it first");
     if (task == -1 || task == h->o.rec_task) return MTR_OK;
     if (!task_ok(h, task)) return mtr_fail(err, MTR_E_ARG, "no task %d", task);
     return mtr_fail(err, MTR_E_ARG,
