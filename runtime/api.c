@@ -316,22 +316,11 @@ MtrStatus mtr_recommend(const Mtr *h, const MtrRows *rows, int k, const MtrRecom
 MtrStatus mtr_query_vectors(const Mtr *h, int task, const MtrRows *rows, float *out,
                             MtrError *err)
 {
-    const MtrModel *m = h->m;
     MtrStatus rc = query_task(h, task, err);
     if (rc) return rc;
     MtrTable t;
-    ServeRun r = {0};
-    int64_t dim = serve_width(m, h->o.query);
     rc = rows_table(rows, out, &t, err);
-    if (rc == MTR_OK)
-        rc = serve_open(m, &h->o, h->o.recommend, &t, API_BATCH, 1, serve_flags(rows), &r, err);
-    for (int64_t off = 0; rc == MTR_OK && off < (int64_t)t.n_rows; off += r.batch) {
-        int64_t n = (int64_t)t.n_rows - off < r.batch ? (int64_t)t.n_rows - off : r.batch;
-        serve_run(m, &r, off, n, h->o.query_ops);
-        memcpy(out + off * dim, mtr_session_tensor(r.s, h->o.query),
-               (size_t)(n * dim) * sizeof *out);
-    }
-    serve_close(m, &r);
+    if (rc == MTR_OK) rc = serve_query_vectors(h->m, &h->o, &t, serve_flags(rows), out, err);
     mtr_table_free(&t);
     return rc;
 }

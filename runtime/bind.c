@@ -318,3 +318,13 @@ MtrStatus bind_sizes(const MtrModel *m, int64_t batch, int64_t k, int64_t *value
     }
     return MTR_OK;
 }
+
+const char **bind_item_columns(const MtrModel *m)
+{
+    const char **names = calloc(m->n_columns + 1, sizeof *names);
+    if (!names) return NULL;
+    uint32_t n = 0;
+    for (uint32_t c = 0; c < m->n_columns; c++)
+        if (m->columns[c].is_item) names[n++] = m->columns[c].name;
+    return names;
+}

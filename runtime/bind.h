@@ -58,4 +58,9 @@ void bind_feed(MtrSession *s, const MtrModel *m, const ProgramFeeds *f, const En
  * m->n_symbols entries. */
 MtrStatus bind_sizes(const MtrModel *m, int64_t batch, int64_t k, int64_t *values, MtrError *err);
 
+/* The names of m's item columns, NULL-terminated, for the readers of generic
+ * files without an items file (MtrDataOptions.item_columns). The caller frees
+ * the array (not the names, which are m's); NULL when out of memory. */
+const char **bind_item_columns(const MtrModel *m);
+
 #endif

@@ -192,6 +192,23 @@ MtrStatus serve_item_vectors(const MtrModel *m, const ServeOutputs *o, int task,
     return rc;
 }
 
+MtrStatus serve_query_vectors(const MtrModel *m, const ServeOutputs *o, const MtrTable *t,
+                              unsigned flags, float *out, MtrError *err)
+{
+    if (o->query < 0)
+        return mtr_fail(err, MTR_E_STATE, "the model has no retrieval task to recommend with");
+    ServeRun r;
+    int64_t dim = serve_width(m, o->query);
+    MtrStatus rc = serve_open(m, o, o->recommend, t, 256, 1, flags, &r, err);
+    for (int64_t off = 0; rc == MTR_OK && off < (int64_t)t->n_rows; off += r.batch) {
+        int64_t n = (int64_t)t->n_rows - off < r.batch ? (int64_t)t->n_rows - off : r.batch;
+        serve_run(m, &r, off, n, o->query_ops);
+        memcpy(out + off * dim, mtr_session_tensor(r.s, o->query), (size_t)(n * dim) * sizeof *out);
+    }
+    serve_close(m, &r);
+    return rc;
+}
+
 /* ---- mtrun's serve commands: one row from the command line */
 
 /* One row from the command line's names and values, strictly encoded. */

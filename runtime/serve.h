@@ -65,6 +65,11 @@ void serve_close(const MtrModel *m, ServeRun *r);
 MtrStatus serve_item_vectors(const MtrModel *m, const ServeOutputs *o, int task, float *out,
                              int64_t *dim, MtrError *err);
 
+/* The query vectors of the task recommend serves for every row of t: out
+ * holds t->n_rows x D floats (D = serve_width(m, o->query)). */
+MtrStatus serve_query_vectors(const MtrModel *m, const ServeOutputs *o, const MtrTable *t,
+                              unsigned flags, float *out, MtrError *err);
+
 /* The width D of a tensor (its last extent) with m's sizes bound. */
 int64_t serve_width(const MtrModel *m, int32_t t);
 

@@ -52,17 +52,6 @@ static void split_free(const MtrModel *m, Split *s)
     memset(s, 0, sizeof *s);
 }
 
-/* Item columns, for readers of generic files without an items file. */
-static const char **item_column_names(const MtrModel *m)
-{
-    const char **names = calloc(m->n_columns + 1, sizeof *names);
-    if (!names) return NULL;
-    uint32_t n = 0;
-    for (uint32_t c = 0; c < m->n_columns; c++)
-        if (m->columns[c].is_item) names[n++] = m->columns[c].name;
-    return names;
-}
-
 static uint32_t *iota(int64_t n)
 {
     uint32_t *r = malloc((size_t)(n ? n : 1) * sizeof *r);
@@ -119,7 +108,7 @@ static uint64_t count_overlap(const MtrModel *m, const Split *s)
 static MtrStatus data_load(MtrModel *m, const MtrRunOptions *o, int build_vocab, MtrDataset **ds,
                            MtrError *err)
 {
-    const char **item_cols = item_column_names(m);
+    const char **item_cols = bind_item_columns(m);
     if (!item_cols) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
     MtrDataOptions dopt = {.skip_bad = o->skip_bad, .item_columns = item_cols};
     MtrStatus rc = mtr_data_open(o->data_dir, &dopt, ds, err);
@@ -136,7 +125,7 @@ static MtrStatus data_load(MtrModel *m, const MtrRunOptions *o, int build_vocab,
 static MtrStatus split_given(const MtrModel *m, const MtrDataset *ds, const MtrRunOptions *o,
                              const char *train, const char *test, Split *s, MtrError *err)
 {
-    const char **item_cols = item_column_names(m);
+    const char **item_cols = bind_item_columns(m);
     if (!item_cols) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
     MtrDataOptions dopt = {.skip_bad = o->skip_bad, .item_columns = item_cols};
     uint64_t sk1 = 0, sk2 = 0;
