@@ -320,12 +320,14 @@ static void print_profile(const MtrSession *s, FILE *out, MtrRunResult *res)
  * batch into the metrics accumulators; the report goes to *out. */
 static MtrStatus evaluate(const MtrModel *m, Runner *r, const Encoded *e, const uint32_t *rows,
                           int64_t n_rows, int64_t batch, MetricsReport *out, double *seconds,
-                          MtrError *err)
+                          FILE *progress, MtrError *err)
 {
     Metrics ms;
     MtrStatus rc = metrics_init(&ms, m, n_rows, err);
     if (rc) return rc;
     double t0 = report_clock();
+    ReportProgress prog = {0};
+    if (progress) report_progress_init(&prog, progress, 0);
     if (r->p_items >= 0) {
         bind_feed(r->s, m, &r->feeds[r->p_items], e, NULL, 0);
         mtr_session_run(r->s, r->p_items, 1); /* item rows only: no batch extent */
@@ -345,7 +347,9 @@ static MtrStatus evaluate(const MtrModel *m, Runner *r, const Encoded *e, const 
             }
             rc = metrics_add(&ms, t, mtr_session_tensor(r->s, task->eval_tensor), label, n, err);
         }
+        if (progress) report_eval_update(&prog, off + n, n_rows, report_clock() - t0);
     }
+    if (progress) report_progress_clear(&prog);
     if (seconds) *seconds = report_clock() - t0;
     if (rc == MTR_OK) rc = metrics_report(&ms, out, err);
     metrics_free(&ms);
@@ -412,9 +416,13 @@ static MtrStatus run_fold(const MtrModel *m, Runner *r, Split *sp, const MtrRunO
             if (o->step_log) log_step(m, r, o->step_log, o->fold, ++step, e, n, loss);
             if (o->progress) {
                 double dt = report_clock() - t0;
+                /* The run's time left, at the pace of its batches so far. */
+                double done = (double)(e - 1) * (double)n_batches + (double)(b + 1);
+                double left = (double)epochs * (double)n_batches - done;
                 report_progress_update(&prog, e, b + 1, n_batches,
                                        dt > 0 ? (double)(off + n) / dt : 0,
-                                       loss_sum / (double)(b + 1));
+                                       loss_sum / (double)(b + 1),
+                                       (report_clock() - t_train) * left / done);
             }
         }
         double dt = report_clock() - t0;
@@ -424,7 +432,7 @@ static MtrStatus run_fold(const MtrModel *m, Runner *r, Split *sp, const MtrRunO
                                       res->last_loss, dt);
         MetricsReport train_metrics = {0};
         if (o->train_metrics && (rc = evaluate(m, r, &sp->enc_train, sp->train_rows, sp->n_train,
-                                               batch, &train_metrics, NULL, err)))
+                                               batch, &train_metrics, NULL, o->progress, err)))
             return rc;
         if (o->metrics) {
             ReportJson j;
@@ -448,7 +456,7 @@ static MtrStatus run_fold(const MtrModel *m, Runner *r, Split *sp, const MtrRunO
     if (o->profile) print_profile(r->s, o->profile, res);
     if (sp->n_test > 0)
         rc = evaluate(m, r, &sp->enc_test, sp->test_rows, sp->n_test, batch, &res->test,
-                      &res->eval_seconds, err);
+                      &res->eval_seconds, o->progress, err);
     if (rc == MTR_OK) write_test_line(o, res);
     return rc;
 }
@@ -557,7 +565,7 @@ MtrStatus mtr_run_eval(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, M
             rc = mtr_fail(err, MTR_E_DATA, "no test rows to evaluate");
         if (rc == MTR_OK)
             rc = evaluate(m, &r, &sp.enc_test, sp.test_rows, sp.n_test, train_batch(m), &res->test,
-                          &res->eval_seconds, err);
+                          &res->eval_seconds, o->progress, err);
         if (rc == MTR_OK) write_test_line(o, res);
         runner_free(&r);
     }
