@@ -58,6 +58,14 @@ void bind_feed(MtrSession *s, const MtrModel *m, const ProgramFeeds *f, const En
  * m->n_symbols entries. */
 MtrStatus bind_sizes(const MtrModel *m, int64_t batch, int64_t k, int64_t *values, MtrError *err);
 
+/* Checks every value of the columns m reads as numbers, or as int ids, in the
+ * rows of t: a number that is not one, an int that is not an integer, a label
+ * of a bce task that is not 0 or 1. Each is an MTR_E_DATA error naming the
+ * file and line (row, for rows not from a file), the column and the value;
+ * under skip_bad the rows are dropped instead and counted in *skipped. */
+MtrStatus bind_check_rows(const MtrModel *m, MtrTable *t, int skip_bad, uint64_t *skipped,
+                          MtrError *err);
+
 /* The names of m's item columns, NULL-terminated, for the readers of generic
  * files without an items file (MtrDataOptions.item_columns). The caller frees
  * the array (not the names, which are m's); NULL when out of memory. */

@@ -16,25 +16,36 @@ void metrics_regression_reset(MetricsRegression *r)
     r->rows = 0;
     r->sum_sq = 0.0;
     r->sum_abs = 0.0;
+    r->sum_log = 0.0;
 }
 
 void metrics_regression_add(MetricsRegression *r, const float *pred /* (B,1) */,
                             const float *label /* (B) */, int64_t rows)
 {
-    double sq = 0.0, ab = 0.0;
+    double sq = 0.0, ab = 0.0, lg = 0.0;
     for (int64_t i = 0; i < rows; i++) {
         double d = (double)pred[i] - (double)label[i];
         sq += d * d;
         ab += fabs(d);
+        /* Log loss of a probability, clamped away from 0 and 1 (used for bce). */
+        double p = pred[i] < 1e-7f ? 1e-7 : pred[i] > 1 - 1e-7f ? 1 - 1e-7 : (double)pred[i];
+        lg -= (double)label[i] * log(p) + (1.0 - (double)label[i]) * log(1.0 - p);
     }
     r->sum_sq += sq;
     r->sum_abs += ab;
+    r->sum_log += lg;
     r->rows += rows;
 }
 
 double metrics_regression_rmse(const MetricsRegression *r)
 {
     return r->rows > 0 ? sqrt(r->sum_sq / (double)r->rows) : NAN;
+}
+
+double metrics_regression_loss(const MetricsRegression *r, int bce)
+{
+    if (r->rows <= 0) return NAN;
+    return (bce ? r->sum_log : r->sum_sq) / (double)r->rows;
 }
 
 double metrics_regression_mae(const MetricsRegression *r)
@@ -249,6 +260,10 @@ static uint32_t task_metrics(MetricsTask *mt, uint32_t task, Pending *out)
             out[n++] = (Pending){task, "mae", metrics_regression_mae(&mt->reg)};
         if (t->metrics & MTR_METRIC_AUC)
             out[n++] = (Pending){task, "auc", metrics_auc_value(&mt->auc, NULL)};
+        /* A task with no metrics still reports something: its test loss. */
+        if (n == 0)
+            out[n++] = (Pending){task, "loss",
+                                 metrics_regression_loss(&mt->reg, t->loss == MTR_LOSS_BCE)};
     } else if (t->metrics & MTR_METRIC_TOPK) {
         for (uint32_t i = 0; i < mt->topk.n_ks; i++) {
             Pending *p = &out[n++];

@@ -112,6 +112,11 @@ static MtrStatus data_load(MtrModel *m, const MtrRunOptions *o, int build_vocab,
     if (!item_cols) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
     MtrDataOptions dopt = {.skip_bad = o->skip_bad, .item_columns = item_cols};
     MtrStatus rc = mtr_data_open(o->data_dir, &dopt, ds, err);
+    if (rc == MTR_OK) rc = bind_check_rows(m, &(*ds)->ratings, o->skip_bad, &(*ds)->skipped, err);
+    if (rc && *ds) {
+        mtr_data_free(*ds);
+        *ds = NULL;
+    }
     if (rc == MTR_OK && build_vocab && (rc = bind_vocabularies(m, *ds, err))) {
         mtr_data_free(*ds);
         *ds = NULL;
@@ -134,6 +139,8 @@ static MtrStatus split_given(const MtrModel *m, const MtrDataset *ds, const MtrR
     MtrStatus rc = mtr_data_read_interactions(train, ds, &dopt, &s->train_file, &sk1, err);
     if (rc == MTR_OK) rc = mtr_data_read_interactions(test, ds, &dopt, &s->test_file, &sk2, err);
     free(item_cols);
+    if (rc == MTR_OK) rc = bind_check_rows(m, &s->train_file, o->skip_bad, &sk1, err);
+    if (rc == MTR_OK) rc = bind_check_rows(m, &s->test_file, o->skip_bad, &sk2, err);
     s->skipped = sk1 + sk2;
     if (rc == MTR_OK) rc = bind_encode(m, &s->train_file, NULL, &s->enc_train, err);
     if (rc == MTR_OK) rc = bind_encode(m, &s->test_file, NULL, &s->enc_test, err);

@@ -233,6 +233,41 @@ expect 1 "not trained" "$mtrun" "$tmp/model.bin" recommend --file "$tmp/rows.csv
 expect 2 "unexpected argument 'extra'" "$mtrun" "$tmp/trained.bin" info extra
 expect 2 "--vectors is for export" "$mtrun" "$tmp/trained.bin" info --vectors
 
+# ---- bad values train nothing: each is an error naming the file and line, or
+# skipped and counted under --skip-bad
+mkdir -p "$tmp/bad"
+cp "$data/items.csv" "$tmp/bad/"
+sed 's/ loss mse metrics rmse / loss bce metrics auc /' "$tmp/p/planted.mtr" >"$tmp/bce.mtr"
+"$mtrc" "$tmp/bce.mtr" -o "$tmp/bce.bin"
+expect 1 "interactions.csv:2: user_rating is the label of task 'rating' \(loss bce\): it must be 0 or 1 \(found '[0-9]'\)" \
+  "$mtrun" "$tmp/bce.bin" --data "$data" --quiet
+sed 's/^label user_rating : float/label user_rating : int/' "$tmp/p/planted.mtr" >"$tmp/intlabel.mtr"
+"$mtrc" "$tmp/intlabel.mtr" -o "$tmp/intlabel.bin"
+sed '5s/,[0-9]$/,0.5/' "$data/interactions.csv" >"$tmp/bad/interactions.csv"
+expect 1 "bad/interactions.csv:5: user_rating is an int label, but this is not an integer \(found '0.5'\)" \
+  "$mtrun" "$tmp/intlabel.bin" --data "$tmp/bad" --quiet
+sed 's/^input user_id     : string/input user_id     : int/' "$tmp/p/planted.mtr" >"$tmp/intinput.mtr"
+"$mtrc" "$tmp/intinput.mtr" -o "$tmp/intinput.bin"
+expect 1 "interactions.csv:2: user_id is an int input, but this is not an integer \(found 'user_00'\)" \
+  "$mtrun" "$tmp/intinput.bin" --data "$data" --quiet
+sed '7s/,[0-9]$/,abc/' "$data/interactions.csv" >"$tmp/bad/interactions.csv"
+expect 1 "bad/interactions.csv:7: user_rating is not a number \(found 'abc'\)" \
+  "$mtrun" "$tmp/model.bin" --data "$tmp/bad" --quiet
+expect 0 "skipped 1 malformed records" "$mtrun" "$tmp/model.bin" --data "$tmp/bad" --quiet --skip-bad
+checks=$((checks + 1))
+grep -q "^planted: 959 training rows" "$tmp/out" || fail "--skip-bad: $(head -n 1 "$tmp/out")"
+
+# A ranking task without metrics reports its test loss (mse: the rmse squared).
+sed 's/ loss mse metrics rmse / loss mse /' "$tmp/p/planted.mtr" >"$tmp/nometrics.mtr"
+"$mtrc" "$tmp/nometrics.mtr" -o "$tmp/nometrics.bin"
+"$mtrun" "$tmp/nometrics.bin" --data "$data" --quiet >"$tmp/nom.out"
+"$mtrun" "$tmp/model.bin" --data "$data" --quiet >"$tmp/rmse.out"
+checks=$((checks + 1))
+loss="$(awk '$1 == "loss" {print $2}' "$tmp/nom.out")"
+rmse="$(awk '$1 == "rmse" {print $2}' "$tmp/rmse.out")"
+awk -v l="$loss" -v r="$rmse" 'BEGIN { d = l - r * r; exit !(l != "" && d < 1e-3 && d > -1e-3) }' ||
+  fail "a task without metrics prints loss '$loss', not the rmse squared ($rmse^2)"
+
 # ---- every option --help lists is one mtrun knows (a documented flag that is
 # not parsed would be 'unknown option'); each is given a dummy value
 for flag in $("$mtrun" --help | grep -oE -- '--[a-z][a-z-]+' | sort -u); do

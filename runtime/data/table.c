@@ -153,6 +153,42 @@ MtrStatus mtr_table_from_values(const char *what, uint32_t n_cols, const char *c
     return MTR_OK;
 }
 
+MtrStatus mtr_table_keep_rows(MtrTable *t, const uint8_t *keep, MtrError *err)
+{
+    uint64_t w = 0;
+    for (uint32_t c = 0; c < t->n_columns; c++) {
+        MtrDataColumn *col = &t->columns[c];
+        uint32_t *map = malloc((col->n_values ? col->n_values : 1) * sizeof *map);
+        if (!map) return mtr_fail(err, MTR_E_NOMEM, "%s: out of memory", t->path);
+        for (uint32_t v = 0; v < col->n_values; v++) map[v] = UINT32_MAX;
+        for (uint64_t r = 0; r < t->n_rows; r++)
+            if (keep[r]) map[col->codes[r]] = 0;
+        /* Values still used keep their first-seen order; the others go. */
+        uint32_t n = 0;
+        for (uint32_t v = 0; v < col->n_values; v++) {
+            if (map[v] == UINT32_MAX) {
+                free(col->values[v]);
+                continue;
+            }
+            col->values[n] = col->values[v];
+            map[v] = n++;
+        }
+        col->n_values = n;
+        w = 0;
+        for (uint64_t r = 0; r < t->n_rows; r++)
+            if (keep[r]) col->codes[w++] = map[col->codes[r]];
+        free(map);
+    }
+    w = 0;
+    for (uint64_t r = 0; r < t->n_rows; r++)
+        if (keep[r]) {
+            if (t->lines) t->lines[w] = t->lines[r];
+            w++;
+        }
+    t->n_rows = w;
+    return MTR_OK;
+}
+
 int table_column_index(const MtrTable *t, const char *name)
 {
     for (uint32_t c = 0; c < t->n_columns; c++)

@@ -62,6 +62,10 @@ MtrStatus mtr_table_from_values(const char *what, uint32_t n_cols, const char *c
                                 uint64_t n_rows, const char *const *values, MtrTable *out,
                                 MtrError *err);
 
+/* Keeps the rows r with keep[r] != 0 (in order) and drops the rest, with the
+ * values only they used. */
+MtrStatus mtr_table_keep_rows(MtrTable *t, const uint8_t *keep, MtrError *err);
+
 void mtr_data_free(MtrDataset *ds);
 void mtr_table_free(MtrTable *t);
 

@@ -31,6 +31,7 @@
 typedef struct {
     int64_t rows;
     double sum_sq, sum_abs;
+    double sum_log; /* log loss, reading predictions as probabilities */
 } MetricsRegression;
 
 void metrics_regression_reset(MetricsRegression *r);
@@ -40,6 +41,9 @@ void metrics_regression_add(MetricsRegression *r, const float *pred, const float
 /* Return NaN when no row was added. */
 double metrics_regression_rmse(const MetricsRegression *r);
 double metrics_regression_mae(const MetricsRegression *r);
+/* The mean loss: squared error, or with bce the log loss. A ranking task with
+ * no metrics reports it as "loss". */
+double metrics_regression_loss(const MetricsRegression *r, int bce);
 
 /* ---- AUC: keeps every (score, positive) pair, sorted once at the end */
 
