@@ -8,19 +8,96 @@
 #include "serve.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* A session kept for the next call: binding one (placing buffers, copying
+ * the parameters, computing the item vectors) costs more than serving a row. */
+typedef struct Pooled {
+    MtrSession *s;
+    int p;
+    int64_t k;
+    int busy;
+    struct Pooled *next;
+} Pooled;
 
 struct Mtr {
     MtrModel *m;
     ServeOutputs o;
     int n_inputs;
-    int32_t *inputs; /* the columns that are not labels */
+    int32_t *inputs;      /* the columns that are not labels */
+    MtrVocabIndex **ixs;  /* per column: its vocabulary's index, built once */
+    pthread_mutex_t lock; /* guards pool: calls in several threads share it */
+    Pooled *pool;
 };
 
 /* Rows are run at most this many at a time (bounds a call's memory). */
 #define API_BATCH 256
+/* Idle sessions kept at most (a call in use always has its own). */
+#define API_IDLE 8
+
+static void pool_clear(Mtr *h)
+{
+    for (Pooled *p = h->pool, *next; p; p = next) {
+        next = p->next;
+        mtr_session_free(p->s);
+        free(p);
+    }
+    h->pool = NULL;
+}
+
+/* A session for program p and top k, idle in the pool or new; the caller
+ * hands it back with pool_give. */
+static MtrStatus pool_take(Mtr *h, int p, int64_t k, Pooled **out, MtrError *err)
+{
+    pthread_mutex_lock(&h->lock);
+    for (Pooled *q = h->pool; q; q = q->next)
+        if (!q->busy && q->p == p && q->k == k) {
+            q->busy = 1;
+            *out = q;
+            pthread_mutex_unlock(&h->lock);
+            return MTR_OK;
+        }
+    pthread_mutex_unlock(&h->lock);
+    Pooled *q = calloc(1, sizeof *q);
+    if (!q) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+    MtrStatus rc = serve_session(h->m, &h->o, p, API_BATCH, k, &q->s, err);
+    if (rc) {
+        free(q);
+        return rc;
+    }
+    q->p = p, q->k = k, q->busy = 1;
+    pthread_mutex_lock(&h->lock);
+    q->next = h->pool;
+    h->pool = q;
+    pthread_mutex_unlock(&h->lock);
+    *out = q;
+    return MTR_OK;
+}
+
+static void pool_give(Mtr *h, Pooled *q)
+{
+    pthread_mutex_lock(&h->lock);
+    int idle = 0;
+    for (Pooled *r = h->pool; r; r = r->next) idle += !r->busy;
+    if (idle < API_IDLE) {
+        q->busy = 0;
+        q = NULL;
+    } else {
+        for (Pooled **r = &h->pool; *r; r = &(*r)->next)
+            if (*r == q) {
+                *r = q->next;
+                break;
+            }
+    }
+    pthread_mutex_unlock(&h->lock);
+    if (q) {
+        mtr_session_free(q->s);
+        free(q);
+    }
+}
 
 const char *mtr_version(void)
 {
@@ -31,13 +108,24 @@ static MtrStatus wrap(MtrModel *model, Mtr **out, MtrError *err)
 {
     Mtr *h = calloc(1, sizeof *h);
     if (h) h->inputs = calloc(model->n_columns + 1, sizeof *h->inputs);
-    if (!h || !h->inputs) {
-        if (h) free(h->inputs);
+    if (h) h->ixs = calloc(model->n_columns + 1, sizeof *h->ixs);
+    if (!h || !h->inputs || !h->ixs || pthread_mutex_init(&h->lock, NULL) != 0) {
+        if (h) free(h->inputs), free(h->ixs);
         free(h);
         mtr_model_free(model);
         return mtr_fail(err, MTR_E_NOMEM, "out of memory");
     }
     h->m = model;
+    for (uint32_t v = 0; v < model->n_vocabs; v++) {
+        int32_t c = model->vocabs[v].column;
+        MtrStatus rc = MTR_OK;
+        if (c >= 0 && (uint32_t)c < model->n_columns && !h->ixs[c])
+            rc = mtr_vocab_index_new(&model->vocabs[v], &h->ixs[c], err);
+        if (rc) {
+            mtr_close(h);
+            return rc;
+        }
+    }
     serve_outputs(model, &h->o);
     for (uint32_t c = 0; c < model->n_columns; c++)
         if (!model->columns[c].is_label) h->inputs[h->n_inputs++] = (int32_t)c;
@@ -64,8 +152,12 @@ MtrStatus mtr_open_buffer(const void *buf, size_t len, Mtr **out, MtrError *err)
 void mtr_close(Mtr *h)
 {
     if (!h) return;
+    pool_clear(h);
+    pthread_mutex_destroy(&h->lock);
+    for (uint32_t c = 0; h->ixs && c < h->m->n_columns; c++) mtr_vocab_index_free(h->ixs[c]);
     mtr_model_free(h->m);
     free(h->inputs);
+    free(h->ixs);
     free(h);
 }
 
@@ -178,6 +270,7 @@ MtrStatus mtr_set_knob(Mtr *h, const char *name, double value, MtrError *err)
     if (!name) return mtr_fail(err, MTR_E_ARG, "mtr_set_knob: no name");
     if (snprintf(text, sizeof text, "%s=%.17g", name, value) >= (int)sizeof text)
         return mtr_fail(err, MTR_E_ARG, "knob name too long");
+    pool_clear(h); /* sessions copied the old values */
     return mtr_knob_assign(h->m, text, err); /* the checks of --set, in one place */
 }
 
@@ -219,9 +312,11 @@ MtrStatus mtr_predict(const Mtr *h, const MtrRows *rows, float *out, MtrError *e
         return mtr_fail(err, MTR_E_STATE, "the model has no ranking task to predict with");
     MtrTable t;
     ServeRun r = {0};
+    Pooled *q = NULL;
     MtrStatus rc = rows_table(rows, out, &t, err);
+    if (rc == MTR_OK) rc = pool_take((Mtr *)h, h->o.predict, 1, &q, err);
     if (rc == MTR_OK)
-        rc = serve_open(m, &h->o, h->o.predict, &t, API_BATCH, 1, serve_flags(rows), &r, err);
+        rc = serve_bind(m, h->o.predict, &t, API_BATCH, serve_flags(rows), h->ixs, q->s, &r, err);
     if (rc == MTR_OK) {
         int n_tasks = mtr_task_count(h);
         for (size_t i = 0; i < rows->n_rows * (size_t)n_tasks; i++) out[i] = NAN;
@@ -234,6 +329,7 @@ MtrStatus mtr_predict(const Mtr *h, const MtrRows *rows, float *out, MtrError *e
             }
         }
     }
+    if (q) pool_give((Mtr *)h, q);
     serve_close(m, &r);
     mtr_table_free(&t);
     return rc;
@@ -281,9 +377,11 @@ MtrStatus mtr_recommend(const Mtr *h, const MtrRows *rows, int k, const MtrRecom
     if ((rc = serve_check_recommend(m, &h->o, most, err))) return rc;
     MtrTable t;
     ServeRun r = {0};
+    Pooled *q = NULL;
     rc = rows_table(rows, ids, &t, err);
+    if (rc == MTR_OK) rc = pool_take((Mtr *)h, h->o.recommend, most, &q, err);
     if (rc == MTR_OK)
-        rc = serve_open(m, &h->o, h->o.recommend, &t, API_BATCH, most, serve_flags(rows), &r, err);
+        rc = serve_bind(m, h->o.recommend, &t, API_BATCH, serve_flags(rows), h->ixs, q->s, &r, err);
     for (int64_t off = 0; rc == MTR_OK && off < (int64_t)t.n_rows; off += r.batch) {
         int64_t n = (int64_t)t.n_rows - off < r.batch ? (int64_t)t.n_rows - off : r.batch;
         serve_run(m, &r, off, n, m->programs[h->o.recommend].n_ops);
@@ -308,6 +406,7 @@ MtrStatus mtr_recommend(const Mtr *h, const MtrRows *rows, int k, const MtrRecom
             }
         }
     }
+    if (q) pool_give((Mtr *)h, q);
     serve_close(m, &r);
     mtr_table_free(&t);
     return rc;

@@ -142,6 +142,12 @@ static int fed(const ProgramFeeds *f, int32_t c)
 MtrStatus bind_encode(const MtrModel *m, const MtrTable *t, const ProgramFeeds *only, Encoded *e,
                       MtrError *err)
 {
+    return bind_encode_ix(m, t, only, NULL, e, err);
+}
+
+MtrStatus bind_encode_ix(const MtrModel *m, const MtrTable *t, const ProgramFeeds *only,
+                         MtrVocabIndex *const *ixs, Encoded *e, MtrError *err)
+{
     MtrStatus rc = MTR_OK;
     memset(e, 0, sizeof *e);
     e->n_rows = t->n_rows;
@@ -166,9 +172,13 @@ MtrStatus bind_encode(const MtrModel *m, const MtrTable *t, const ProgramFeeds *
             if (!v) return mtr_fail(err, MTR_E_STATE, "no vocabulary for column '%s'", col->name);
             if (!(e->ids[c] = malloc(rows * sizeof *e->ids[c])))
                 return mtr_fail(err, MTR_E_NOMEM, "out of memory");
-            if ((rc = mtr_vocab_index_new(v, &ix, err))) return rc;
-            rc = mtr_vocab_encode(ix, t, col->name, e->ids[c], &oov, err);
-            mtr_vocab_index_free(ix);
+            if (ixs && ixs[c]) {
+                rc = mtr_vocab_encode(ixs[c], t, col->name, e->ids[c], &oov, err);
+            } else {
+                if ((rc = mtr_vocab_index_new(v, &ix, err))) return rc;
+                rc = mtr_vocab_encode(ix, t, col->name, e->ids[c], &oov, err);
+                mtr_vocab_index_free(ix);
+            }
             e->oov += oov;
         } else {
             if (!(e->nums[c] = malloc(rows * sizeof *e->nums[c])))

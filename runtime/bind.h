@@ -42,6 +42,10 @@ typedef struct ProgramFeeds ProgramFeeds;
  * (serving: no labels needed). */
 MtrStatus bind_encode(const MtrModel *m, const MtrTable *t, const ProgramFeeds *only, Encoded *out,
                       MtrError *err);
+/* The same with ready vocabulary indexes: ixs[c] for column c (n_columns
+ * entries, NULL entries built on the fly), or ixs NULL. */
+MtrStatus bind_encode_ix(const MtrModel *m, const MtrTable *t, const ProgramFeeds *only,
+                         MtrVocabIndex *const *ixs, Encoded *out, MtrError *err);
 void bind_encoded_free(const MtrModel *m, Encoded *e);
 
 /* Lists program p's input tensors and their sources. */

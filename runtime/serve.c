@@ -110,39 +110,63 @@ static MtrStatus unknown_value(const MtrModel *m, const ServeRun *r, MtrError *e
     return MTR_OK;
 }
 
-MtrStatus serve_open(const MtrModel *m, const ServeOutputs *o, int p, const MtrTable *t,
-                     int64_t most, int64_t k, unsigned flags, ServeRun *r, MtrError *err)
+MtrStatus serve_session(const MtrModel *m, const ServeOutputs *o, int p, int64_t batch, int64_t k,
+                        MtrSession **s, MtrError *err)
 {
-    memset(r, 0, sizeof *r);
-    r->t = t;
-    r->p = p;
+    *s = NULL;
     if (!m->trained) return mtr_fail(err, MTR_E_STATE, "the model is not trained: train it first");
-    if (t->n_rows == 0) return mtr_fail(err, MTR_E_ARG, "%s: no rows", t->path);
-    MtrStatus rc = bind_feeds(m, p, &r->feeds, err);
-    if (rc == MTR_OK) rc = bind_encode(m, t, &r->feeds, &r->e, err);
-    if (rc == MTR_OK && (flags & SERVE_STRICT) && r->e.oov) rc = unknown_value(m, r, err);
-    if (rc) return rc;
-    r->batch = (int64_t)t->n_rows < most ? (int64_t)t->n_rows : most;
-    if (!(r->rows = malloc(t->n_rows * sizeof *r->rows)))
-        return mtr_fail(err, MTR_E_NOMEM, "out of memory");
-    for (uint64_t i = 0; i < t->n_rows; i++) r->rows[i] = (uint32_t)i;
     int64_t *sizes = calloc(m->n_symbols + 1, sizeof *sizes);
     if (!sizes) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
-    rc = bind_sizes(m, r->batch, k, sizes, err);
+    MtrStatus rc = bind_sizes(m, batch, k, sizes, err);
     /* Program p and, for recommend, the item vectors it reads. */
     int items = p == o->recommend && o->embed_items >= 0;
     const char *const programs[] = {m->programs[p].name,
                                     items ? m->programs[o->embed_items].name : NULL, NULL};
-    if (rc == MTR_OK) rc = mtr_session_new_for(m, sizes, programs, &r->s, err);
+    if (rc == MTR_OK) rc = mtr_session_new_for(m, sizes, programs, s, err);
     free(sizes);
-    if (rc == MTR_OK) rc = mtr_session_load_params(r->s, m, err);
+    if (rc == MTR_OK) rc = mtr_session_load_params(*s, m, err);
     if (rc == MTR_OK && items) {
         ProgramFeeds item_feeds;
-        if ((rc = bind_feeds(m, o->embed_items, &item_feeds, err))) return rc;
-        bind_feed(r->s, m, &item_feeds, &r->e, NULL, 0);
-        mtr_session_run(r->s, o->embed_items, 1);
-        bind_feeds_free(&item_feeds);
+        Encoded none = {0}; /* item feeds read the model's items, no rows */
+        if ((rc = bind_feeds(m, o->embed_items, &item_feeds, err)) == MTR_OK) {
+            bind_feed(*s, m, &item_feeds, &none, NULL, 0);
+            mtr_session_run(*s, o->embed_items, 1);
+            bind_feeds_free(&item_feeds);
+        }
     }
+    if (rc) {
+        mtr_session_free(*s);
+        *s = NULL;
+    }
+    return rc;
+}
+
+MtrStatus serve_bind(const MtrModel *m, int p, const MtrTable *t, int64_t batch, unsigned flags,
+                     MtrVocabIndex *const *ixs, MtrSession *s, ServeRun *r, MtrError *err)
+{
+    memset(r, 0, sizeof *r);
+    r->t = t;
+    r->p = p;
+    r->s = s;
+    if (!m->trained) return mtr_fail(err, MTR_E_STATE, "the model is not trained: train it first");
+    if (t->n_rows == 0) return mtr_fail(err, MTR_E_ARG, "%s: no rows", t->path);
+    MtrStatus rc = bind_feeds(m, p, &r->feeds, err);
+    if (rc == MTR_OK) rc = bind_encode_ix(m, t, &r->feeds, ixs, &r->e, err);
+    if (rc == MTR_OK && (flags & SERVE_STRICT) && r->e.oov) rc = unknown_value(m, r, err);
+    if (rc) return rc;
+    r->batch = (int64_t)t->n_rows < batch ? (int64_t)t->n_rows : batch;
+    if (!(r->rows = malloc(t->n_rows * sizeof *r->rows)))
+        return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+    for (uint64_t i = 0; i < t->n_rows; i++) r->rows[i] = (uint32_t)i;
+    return MTR_OK;
+}
+
+MtrStatus serve_open(const MtrModel *m, const ServeOutputs *o, int p, const MtrTable *t,
+                     int64_t most, int64_t k, unsigned flags, ServeRun *r, MtrError *err)
+{
+    MtrStatus rc = serve_bind(m, p, t, most, flags, NULL, NULL, r, err);
+    if (rc == MTR_OK) rc = serve_session(m, o, p, r->batch, k, &r->s, err);
+    r->own_session = 1;
     return rc;
 }
 
@@ -154,7 +178,7 @@ void serve_run(const MtrModel *m, ServeRun *r, int64_t off, int64_t n, uint32_t 
 
 void serve_close(const MtrModel *m, ServeRun *r)
 {
-    mtr_session_free(r->s);
+    if (r->own_session) mtr_session_free(r->s);
     bind_encoded_free(m, &r->e);
     bind_feeds_free(&r->feeds);
     free(r->rows);

@@ -41,6 +41,7 @@ typedef struct {
     Encoded e;
     ProgramFeeds feeds;
     MtrSession *s;
+    int own_session; /* serve_close frees s */
     uint32_t *rows;
     int64_t batch;
 } ServeRun;
@@ -50,9 +51,19 @@ enum {
     SERVE_STRICT = 1, /* a value the vocabulary lacks is an error (else the OOV row, counted) */
 };
 
-/* Binds t for program p of m (trained), batches of at most `most` rows, top k
- * (1 when unused). t must hold every input column p reads; extra columns are
- * ignored. For the recommend program, embed_items is bound and run too. */
+/* A session for program p of m (trained) for batches of up to `batch` rows
+ * and top k (1 when unused), its parameters loaded; for the recommend
+ * program, embed_items is bound and run too. The caller frees it. */
+MtrStatus serve_session(const MtrModel *m, const ServeOutputs *o, int p, int64_t batch, int64_t k,
+                        MtrSession **s, MtrError *err);
+
+/* Encodes t for program p (ixs: ready vocabulary indexes per column, or NULL)
+ * to run in session s (borrowed, from serve_session with batch >= `batch`).
+ * t must hold every input column p reads; extra columns are ignored. */
+MtrStatus serve_bind(const MtrModel *m, int p, const MtrTable *t, int64_t batch, unsigned flags,
+                     MtrVocabIndex *const *ixs, MtrSession *s, ServeRun *r, MtrError *err);
+
+/* serve_bind with a session of its own, sized for batches of at most `most` rows. */
 MtrStatus serve_open(const MtrModel *m, const ServeOutputs *o, int p, const MtrTable *t,
                      int64_t most, int64_t k, unsigned flags, ServeRun *r, MtrError *err);
 /* Feeds rows [off, off + n) (n <= batch) and runs the first n_ops ops of the

@@ -2,10 +2,12 @@
  * another program. Numbers in, numbers out: no printing, no exit, no global
  * state. docs/api.md is the guide; this header is the contract.
  *
- * Threads: a model handle is read-only after mtr_open. Every call that runs
- * the model (predict, recommend, vectors) binds its own session for that call
- * and frees it before returning, so any number of threads may call them on one
- * handle at once. mtr_set_knob changes the handle: do not call it while other
+ * Threads: the model a handle holds is read-only after mtr_open. A call that
+ * runs it (predict, recommend, vectors) works in a session of its own for the
+ * length of the call: taken from the handle's pool of idle sessions (guarded
+ * by a mutex) or made for it, and put back on return. So any number of threads
+ * may call them on one handle at once, and a thread's second call costs no
+ * binding. mtr_set_knob changes the handle: do not call it while other
  * threads use the same handle.
  *
  * Errors: every fallible call returns an MtrStatus (MTR_OK = 0) and, when err
