@@ -352,7 +352,8 @@ static int run_train(MtrModel *m, Args *a, int eval_only)
         return 1;
     }
     if (r.skipped)
-        fprintf(stderr, "mtrun: skipped %llu malformed records\n", (unsigned long long)r.skipped);
+        fprintf(stderr, "mtrun: skipped %llu malformed record%s\n", (unsigned long long)r.skipped,
+                r.skipped == 1 ? "" : "s");
     if (r.train_oov)
         fprintf(stderr,
                 "mtrun: %llu training values are not in the vocabulary: they use the "

@@ -253,7 +253,7 @@ expect 1 "interactions.csv:2: user_id is an int input, but this is not an intege
 sed '7s/,[0-9]$/,abc/' "$data/interactions.csv" >"$tmp/bad/interactions.csv"
 expect 1 "bad/interactions.csv:7: user_rating is not a number \(found 'abc'\)" \
   "$mtrun" "$tmp/model.bin" --data "$tmp/bad" --quiet
-expect 0 "skipped 1 malformed records" "$mtrun" "$tmp/model.bin" --data "$tmp/bad" --quiet --skip-bad
+expect 0 "skipped 1 malformed record$" "$mtrun" "$tmp/model.bin" --data "$tmp/bad" --quiet --skip-bad
 checks=$((checks + 1))
 grep -q "^planted: 959 training rows" "$tmp/out" || fail "--skip-bad: $(head -n 1 "$tmp/out")"
 

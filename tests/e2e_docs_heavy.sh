@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The shell examples of README.md and docs/*.md run as shown and print what
+# the docs say they print (tests/docs_examples.py; the marker convention is in
+# docs/cli.md, "Examples in these docs"). They train on MovieLens 100K:
+# skipped (77) when $MTR_DATA does not hold it, or without a python3 with NumPy.
+# Env: MTR_SOURCE_DIR (the source tree), MTR_BIN_DIR (the build's bin folder),
+# MTR_DATA (the MovieLens 100K folder).
+set -euo pipefail
+
+src="${MTR_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}"
+bin="${MTR_BIN_DIR:-$src/build/bin}"
+build="$(cd "$bin/.." && pwd)"
+if [ -z "${MTR_DATA:-}" ] || [ ! -f "$MTR_DATA/u.data" ]; then
+  echo "e2e_docs: MTR_DATA does not name MovieLens 100K: skipped"
+  exit 77
+fi
+py=""
+for cand in python3 /usr/bin/python3; do
+  if command -v "$cand" >/dev/null && "$cand" -c 'import numpy' 2>/dev/null; then
+    py="$(command -v "$cand")"
+    break
+  fi
+done
+[ -n "$py" ] || { echo "e2e_docs: no python3 with numpy: skipped"; exit 77; }
+tools="$(mktemp -d)"
+trap 'rm -rf "$tools"' EXIT
+# The examples say `python3`: the one with NumPy, whatever the PATH holds.
+ln -s "$py" "$tools/python3"
+mkdir -p "$tools/data"
+ln -s "$MTR_DATA" "$tools/data/ml-100k"
+export PATH="$tools:$bin:$PATH" PYTHONPATH="$src/python" MTR_LIB="$build/lib/libmtr.so"
+export MTR_DOCS_DATA="$tools/data"
+cd "$src"
+# Every file named here must hold examples (the runner fails one without).
+exec "$py" tests/docs_examples.py "$src" "$build" README.md docs/cli.md docs/export.md docs/api.md
