@@ -42,8 +42,19 @@ nm -D --defined-only "$libdir/libmtr.so" | awk '$2 == "T" {print $3}' >"$tmp/exp
 while read -r sym; do
   grep -q "\b$sym(" "$prefix/include/mtr.h" || fail "libmtr.so exports $sym, which mtr.h does not declare"
 done <"$tmp/exported"
-for page in mtrc.1 mtrun.1; do
-  grep -q '^\.TH' "$prefix/share/man/man1/$page" || fail "$page is not a man page"
+for page in man1/mtrc.1 man1/mtrun.1 man5/mtr.5; do
+  grep -q '^\.TH' "$prefix/share/man/$page" || fail "$page is not a man page"
+  if command -v groff >/dev/null; then
+    warnings="$(groff -man -ww -z "$prefix/share/man/$page" 2>&1)"
+    [ -z "$warnings" ] || fail "$page: groff warns: $warnings"
+  fi
+done
+# The man pages stay true: every option --help lists is in them.
+for tool in mtrc mtrun; do
+  for flag in $("$prefix/bin/$tool" --help | grep -oE -- '--[a-z][a-z-]+' | sort -u); do
+    grep -qF -- "$(printf '%s' "$flag" | sed 's/-/\\-/g')" "$prefix/share/man/man1/$tool.1" ||
+      fail "$tool --help lists $flag, which $tool.1 does not"
+  done
 done
 
 # Build the example with pkg-config alone (the sanitizer build's library
