@@ -101,23 +101,32 @@ static void test_lists(void **state)
 
 #define ROWS 300
 
-static void fill_rows(Mtr *m, const char **vals, char names[][16])
+/* ROWS rows of (user, item): every user in turn, items in a stride. */
+typedef struct {
+    const char *vals[2 * ROWS];
+    char names[ROWS][16];
+    MtrRows rows;
+} Batch;
+
+static const char *const batch_cols[] = {"user_id", "movie_title"};
+
+static const MtrRows *batch_fill(Mtr *m, Batch *b)
 {
     for (int r = 0; r < ROWS; r++) {
-        snprintf(names[r], 16, "user_%02d", r % 60);
-        vals[2 * r] = names[r];
-        vals[2 * r + 1] = mtr_item_label(m, (r * 7) % 90);
+        snprintf(b->names[r], sizeof b->names[r], "user_%02d", r % 60);
+        b->vals[2 * r] = b->names[r];
+        b->vals[2 * r + 1] = mtr_item_label(m, (r * 7) % 90);
     }
+    b->rows = (MtrRows){ROWS, 2, (const char *const *)batch_cols, b->vals, 0};
+    return &b->rows;
 }
 
 static void test_predict_batch_equals_rows(void **state)
 {
     Mtr *m = open_trained(state);
-    static const char *cols[] = {"user_id", "movie_title"};
-    static const char *vals[2 * ROWS];
-    static char names[ROWS][16];
-    fill_rows(m, vals, names);
-    MtrRows rows = {ROWS, 2, cols, vals, 0};
+    static Batch b;
+    const MtrRows rows = *batch_fill(m, &b);
+    const char *const *vals = b.vals, *const *cols = batch_cols;
     float *out = malloc(ROWS * 2 * sizeof *out);
     MtrError err = {0};
     assert_int_equal(mtr_predict(m, &rows, out, &err), MTR_OK);
@@ -258,11 +267,8 @@ static void *work(void *arg)
 static void test_threads(void **state)
 {
     Mtr *m = open_trained(state);
-    static const char *cols[] = {"user_id", "movie_title"};
-    static const char *vals[2 * ROWS];
-    static char names[ROWS][16];
-    fill_rows(m, vals, names);
-    MtrRows rows = {ROWS, 2, cols, vals, 0};
+    static Batch b;
+    const MtrRows rows = *batch_fill(m, &b);
     float *want = malloc(ROWS * 2 * sizeof *want), *sc = malloc(ROWS * 4 * sizeof *sc);
     int64_t *want_ids = malloc(ROWS * 4 * sizeof *want_ids);
     MtrError err = {0};

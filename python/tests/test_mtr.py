@@ -124,6 +124,39 @@ class BindingTest(unittest.TestCase):
         with self.assertRaisesRegex(mtr.Error, "shorter than the 24-byte header"):
             mtr.Model(data=b"not a model")
 
+    def test_export_vectors(self):
+        """export --vectors writes what the binding computes, rows in the
+        order of items.txt and of the queries file."""
+        d = os.path.join(self.tmp.name, "vec")
+        self.mtrun("export", d, "--vectors")
+        items = np.load(os.path.join(d, "retrieval.item_vectors.npy"))
+        labels = open(os.path.join(d, "items.txt"), encoding="utf-8").read().splitlines()
+        self.assertEqual(labels, self.m.item_labels)
+        np.testing.assert_allclose(items, self.m.item_vectors(), rtol=1e-6, atol=1e-6)
+        queries = open(os.path.join(d, "retrieval.queries.tsv")).read().splitlines()
+        self.assertEqual(queries[0], "user_id")
+        vocab = open(os.path.join(d, "vocab.user_id.txt")).read().splitlines()
+        self.assertEqual(queries[1:], vocab)
+        q = np.load(os.path.join(d, "retrieval.query_vectors.npy"))
+        self.assertEqual(q.shape, (60, items.shape[1]))
+        np.testing.assert_allclose(q, self.m.query_vectors(queries[1:]), rtol=1e-6, atol=1e-6)
+        # From a data folder: its distinct users, in first-seen order.
+        d2 = os.path.join(self.tmp.name, "vec2")
+        self.mtrun("export", d2, "--vectors", "--data", os.path.join(self.tmp.name, "p", "data"))
+        seen = []
+        for line in open(os.path.join(self.tmp.name, "p", "data", "interactions.csv")).readlines()[1:]:
+            u = line.split(",")[0]
+            if u not in seen:
+                seen.append(u)
+        rows = open(os.path.join(d2, "retrieval.queries.tsv")).read().splitlines()[1:]
+        self.assertEqual(rows, seen)
+        np.testing.assert_allclose(np.load(os.path.join(d2, "retrieval.query_vectors.npy")),
+                                   self.m.query_vectors(seen), rtol=1e-6, atol=1e-6)
+        # The scores recommend ranks with are these dot products.
+        ids, scores = self.m.recommend([seen[0]], k=3)
+        np.testing.assert_allclose((items @ q[vocab.index(seen[0])])[ids[0]], scores[0],
+                                   rtol=1e-5, atol=1e-5)
+
     def test_set_knob(self):
         m = mtr.Model(self.path)
         m.set_knob("retrieval.weight", 0.25)
