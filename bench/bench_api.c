@@ -59,8 +59,7 @@ static int call(Call *c)
         char buf[4096];
         FILE *f = fmemopen(buf, sizeof buf, "w");
         if (!f) return -1;
-        st = mtr_run_predict(c->model, c->rows.n_columns, c->rows.columns, c->rows.values, f,
-                             &err);
+        st = mtr_run_predict(c->model, c->rows.n_columns, c->rows.columns, c->rows.values, f, &err);
         fclose(f);
         break;
     }

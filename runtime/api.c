@@ -270,7 +270,7 @@ MtrStatus mtr_set_knob(Mtr *h, const char *name, double value, MtrError *err)
     if (!name) return mtr_fail(err, MTR_E_ARG, "mtr_set_knob: no name");
     if (snprintf(text, sizeof text, "%s=%.17g", name, value) >= (int)sizeof text)
         return mtr_fail(err, MTR_E_ARG, "knob name too long");
-    pool_clear(h); /* sessions copied the old values */
+    pool_clear(h);                           /* sessions copied the old values */
     return mtr_knob_assign(h->m, text, err); /* the checks of --set, in one place */
 }
 
@@ -412,8 +412,7 @@ MtrStatus mtr_recommend(const Mtr *h, const MtrRows *rows, int k, const MtrRecom
     return rc;
 }
 
-MtrStatus mtr_query_vectors(const Mtr *h, int task, const MtrRows *rows, float *out,
-                            MtrError *err)
+MtrStatus mtr_query_vectors(const Mtr *h, int task, const MtrRows *rows, float *out, MtrError *err)
 {
     MtrStatus rc = query_task(h, task, err);
     if (rc) return rc;

@@ -79,9 +79,28 @@ static int parse_int(const char *s, int *out)
 }
 
 enum {
-    OPT_DATA = 256, OPT_METRICS, OPT_STEP_LOG, OPT_TRAIN, OPT_TEST, OPT_FOLDS, OPT_FILE,
-    OPT_INIT, OPT_USER, OPT_ITEM, OPT_SET, OPT_INPUT, OPT_THREADS, OPT_ORDER, OPT_RESHUFFLE,
-    OPT_SKIP_BAD, OPT_FRESH, OPT_QUIET, OPT_PROFILE, OPT_TRAIN_METRICS, OPT_TIMINGS, OPT_VECTORS,
+    OPT_DATA = 256,
+    OPT_METRICS,
+    OPT_STEP_LOG,
+    OPT_TRAIN,
+    OPT_TEST,
+    OPT_FOLDS,
+    OPT_FILE,
+    OPT_INIT,
+    OPT_USER,
+    OPT_ITEM,
+    OPT_SET,
+    OPT_INPUT,
+    OPT_THREADS,
+    OPT_ORDER,
+    OPT_RESHUFFLE,
+    OPT_SKIP_BAD,
+    OPT_FRESH,
+    OPT_QUIET,
+    OPT_PROFILE,
+    OPT_TRAIN_METRICS,
+    OPT_TIMINGS,
+    OPT_VECTORS,
     OPT_VERSION,
 };
 
@@ -127,17 +146,39 @@ static int parse_args(int argc, char **argv, Args *a)
     while ((c = getopt_long(argc, argv, ":o:k:h", long_options, NULL)) != -1) {
         const char *v = optarg;
         switch (c) {
-        case OPT_DATA: a->data = v; break;
-        case 'o': a->out = v; break;
-        case OPT_METRICS: a->metrics = v; break;
-        case OPT_STEP_LOG: a->step_log = v; break;
-        case OPT_TRAIN: a->train = v; break;
-        case OPT_TEST: a->test = v; break;
-        case OPT_FOLDS: a->folds = v; break;
-        case OPT_FILE: a->file = v; break;
-        case OPT_INIT: a->init = v; break;
-        case OPT_USER: a->user = v; break;
-        case OPT_ITEM: a->item = v; break;
+        case OPT_DATA:
+            a->data = v;
+            break;
+        case 'o':
+            a->out = v;
+            break;
+        case OPT_METRICS:
+            a->metrics = v;
+            break;
+        case OPT_STEP_LOG:
+            a->step_log = v;
+            break;
+        case OPT_TRAIN:
+            a->train = v;
+            break;
+        case OPT_TEST:
+            a->test = v;
+            break;
+        case OPT_FOLDS:
+            a->folds = v;
+            break;
+        case OPT_FILE:
+            a->file = v;
+            break;
+        case OPT_INIT:
+            a->init = v;
+            break;
+        case OPT_USER:
+            a->user = v;
+            break;
+        case OPT_ITEM:
+            a->item = v;
+            break;
         case OPT_SET:
             if (a->n_sets < MAX_ARGS) a->sets[a->n_sets++] = v;
             break;
@@ -167,18 +208,40 @@ static int parse_args(int argc, char **argv, Args *a)
                 return bad("--order takes 'file' or 'shuffle', found '%s'", v);
             a->order_file = strcmp(v, "file") == 0;
             break;
-        case OPT_RESHUFFLE: a->reshuffle = 1; break;
-        case OPT_SKIP_BAD: a->skip_bad = 1; break;
-        case OPT_FRESH: a->fresh = 1; break;
-        case OPT_QUIET: a->quiet = 1; break;
-        case OPT_PROFILE: a->profile = 1; break;
-        case OPT_TRAIN_METRICS: a->train_metrics = 1; break;
-        case OPT_TIMINGS: a->timings = 1; break;
-        case OPT_VECTORS: a->vectors = 1; break;
-        case 'h': a->help = 1; break;
-        case OPT_VERSION: a->version = 1; break;
-        case ':': return bad("%s needs a value", argv[optind - 1]);
-        default: return bad("unknown option '%s'", argv[optind - 1]);
+        case OPT_RESHUFFLE:
+            a->reshuffle = 1;
+            break;
+        case OPT_SKIP_BAD:
+            a->skip_bad = 1;
+            break;
+        case OPT_FRESH:
+            a->fresh = 1;
+            break;
+        case OPT_QUIET:
+            a->quiet = 1;
+            break;
+        case OPT_PROFILE:
+            a->profile = 1;
+            break;
+        case OPT_TRAIN_METRICS:
+            a->train_metrics = 1;
+            break;
+        case OPT_TIMINGS:
+            a->timings = 1;
+            break;
+        case OPT_VECTORS:
+            a->vectors = 1;
+            break;
+        case 'h':
+            a->help = 1;
+            break;
+        case OPT_VERSION:
+            a->version = 1;
+            break;
+        case ':':
+            return bad("%s needs a value", argv[optind - 1]);
+        default:
+            return bad("unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc) a->model = argv[optind++];
@@ -560,8 +623,8 @@ int main(int argc, char **argv)
     }
     /* The scripts' variable names the data folder when --data does not. */
     const char *cmd = a.command ? a.command : "train";
-    int needs_data = strcmp(cmd, "train") == 0 || strcmp(cmd, "eval") == 0 ||
-                     strcmp(cmd, "cv") == 0;
+    int needs_data =
+        strcmp(cmd, "train") == 0 || strcmp(cmd, "eval") == 0 || strcmp(cmd, "cv") == 0;
     if (!a.data && needs_data && getenv("MTR_DATA") && *getenv("MTR_DATA"))
         a.data = getenv("MTR_DATA");
     openblas_set_num_threads(a.threads);

@@ -262,8 +262,8 @@ static uint32_t task_metrics(MetricsTask *mt, uint32_t task, Pending *out)
             out[n++] = (Pending){task, "auc", metrics_auc_value(&mt->auc, NULL)};
         /* A task with no metrics still reports something: its test loss. */
         if (n == 0)
-            out[n++] = (Pending){task, "loss",
-                                 metrics_regression_loss(&mt->reg, t->loss == MTR_LOSS_BCE)};
+            out[n++] =
+                (Pending){task, "loss", metrics_regression_loss(&mt->reg, t->loss == MTR_LOSS_BCE)};
     } else if (t->metrics & MTR_METRIC_TOPK) {
         for (uint32_t i = 0; i < mt->topk.n_ks; i++) {
             Pending *p = &out[n++];

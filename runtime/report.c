@@ -324,8 +324,7 @@ size_t report_progress_format(char *buf, size_t cap, int epoch, int epochs, int6
     return b.len;
 }
 
-size_t report_eval_format(char *buf, size_t cap, int64_t done, int64_t total, int width,
-                          double eta)
+size_t report_eval_format(char *buf, size_t cap, int64_t done, int64_t total, int width, double eta)
 {
     Buf b = buf_make(buf, cap);
     char e[64];

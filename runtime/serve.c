@@ -65,8 +65,7 @@ void serve_outputs(const MtrModel *m, ServeOutputs *o)
     }
 }
 
-MtrStatus serve_check_recommend(const MtrModel *m, const ServeOutputs *o, int64_t k,
-                                MtrError *err)
+MtrStatus serve_check_recommend(const MtrModel *m, const ServeOutputs *o, int64_t k, MtrError *err)
 {
     if (o->recommend < 0 || o->embed_items < 0 || o->index < 0 || o->score < 0)
         return mtr_fail(err, MTR_E_STATE, "the model has no retrieval task to recommend with");
@@ -100,7 +99,8 @@ static MtrStatus unknown_value(const MtrModel *m, const ServeRun *r, MtrError *e
         for (uint64_t row = 0; row < r->t->n_rows; row++) {
             if (r->e.ids[fd->column][row] != 0) continue;
             char where[64] = "";
-            if (r->t->n_rows > 1) snprintf(where, sizeof where, "row %llu: ", (unsigned long long)row + 1);
+            if (r->t->n_rows > 1)
+                snprintf(where, sizeof where, "row %llu: ", (unsigned long long)row + 1);
             return mtr_fail(err, MTR_E_ARG,
                             "%sunknown %s '%s': it is not among the %u values the model was "
                             "trained on",
@@ -190,7 +190,8 @@ MtrStatus serve_item_vectors(const MtrModel *m, const ServeOutputs *o, int task,
 {
     if (task < 0 || (uint32_t)task >= m->n_tasks || task >= SERVE_MAX_TASKS ||
         o->item_vectors[task] < 0 || o->embed_items < 0)
-        return mtr_fail(err, MTR_E_ARG, "task '%s' has no item vectors (it is not a retrieval task)",
+        return mtr_fail(err, MTR_E_ARG,
+                        "task '%s' has no item vectors (it is not a retrieval task)",
                         task >= 0 && (uint32_t)task < m->n_tasks ? m->tasks[task].name : "?");
     if (!m->trained) return mtr_fail(err, MTR_E_STATE, "the model is not trained: train it first");
     int32_t v = o->item_vectors[task];

@@ -13,15 +13,15 @@
  * finds them in a model: by program and tensor names today, by the typed
  * outputs of format version 2 later. */
 typedef struct {
-    int predict;                        /* program, or -1 (no ranking task) */
-    int n_pred;                         /* ranking tasks, in task order */
-    int32_t pred[SERVE_MAX_TASKS];      /* each one's prediction (batch, 1) in predict */
-    int32_t pred_task[SERVE_MAX_TASKS]; /* its task index */
-    int recommend, embed_items;         /* programs, or -1 (no retrieval task) */
-    int32_t rec_task;                   /* the retrieval task recommend serves, or -1 */
-    int32_t index, score;               /* recommend's (batch, k) item rows and scores */
-    int32_t query;                      /* recommend's query vectors (batch, D), or -1 */
-    uint32_t query_ops;                 /* the ops of recommend that compute them */
+    int predict;                           /* program, or -1 (no ranking task) */
+    int n_pred;                            /* ranking tasks, in task order */
+    int32_t pred[SERVE_MAX_TASKS];         /* each one's prediction (batch, 1) in predict */
+    int32_t pred_task[SERVE_MAX_TASKS];    /* its task index */
+    int recommend, embed_items;            /* programs, or -1 (no retrieval task) */
+    int32_t rec_task;                      /* the retrieval task recommend serves, or -1 */
+    int32_t index, score;                  /* recommend's (batch, k) item rows and scores */
+    int32_t query;                         /* recommend's query vectors (batch, D), or -1 */
+    uint32_t query_ops;                    /* the ops of recommend that compute them */
     int32_t item_vectors[SERVE_MAX_TASKS]; /* per task: its (items, D) vectors, or -1 */
 } ServeOutputs;
 
@@ -29,8 +29,7 @@ void serve_outputs(const MtrModel *m, ServeOutputs *o);
 
 /* Checks that m can recommend k items: it has the programs, it is trained,
  * and 1 <= k <= its item count. */
-MtrStatus serve_check_recommend(const MtrModel *m, const ServeOutputs *o, int64_t k,
-                                MtrError *err);
+MtrStatus serve_check_recommend(const MtrModel *m, const ServeOutputs *o, int64_t k, MtrError *err);
 
 /* A table of rows bound for program p: encoded once, and a session sized for
  * batches of up to `batch` rows (and, for recommend, with the item vectors

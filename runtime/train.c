@@ -426,10 +426,9 @@ static MtrStatus run_fold(const MtrModel *m, Runner *r, Split *sp, const MtrRunO
                 /* The run's time left, at the pace of its batches so far. */
                 double done = (double)(e - 1) * (double)n_batches + (double)(b + 1);
                 double left = (double)epochs * (double)n_batches - done;
-                report_progress_update(&prog, e, b + 1, n_batches,
-                                       dt > 0 ? (double)(off + n) / dt : 0,
-                                       loss_sum / (double)(b + 1),
-                                       (report_clock() - t_train) * left / done);
+                report_progress_update(
+                    &prog, e, b + 1, n_batches, dt > 0 ? (double)(off + n) / dt : 0,
+                    loss_sum / (double)(b + 1), (report_clock() - t_train) * left / done);
             }
         }
         double dt = report_clock() - t0;

@@ -71,8 +71,8 @@ static MtrStatus data_queries(const MtrModel *m, const char *data_dir, const cha
     if (!cols || !values) st = mtr_fail(err, MTR_E_NOMEM, "out of memory");
     for (uint32_t c = 0; st == MTR_OK && c < n_cols; c++)
         if (!(cols[c] = mtr_table_column(t, names[c])))
-            st = mtr_fail(err, MTR_E_DATA, "%s: no column '%s' (the model's query input)",
-                          t->path, names[c]);
+            st = mtr_fail(err, MTR_E_DATA, "%s: no column '%s' (the model's query input)", t->path,
+                          names[c]);
     if (st == MTR_OK && n_cols == 1) {
         /* One column: its distinct values, already in first-seen order. */
         for (uint32_t v = 0; v < cols[0]->n_values; v++) values[n_rows++] = cols[0]->values[v];
@@ -100,16 +100,14 @@ static MtrStatus data_queries(const MtrModel *m, const char *data_dir, const cha
         }
         free(first), free(next);
     }
-    if (st == MTR_OK)
-        st = mtr_table_from_values(data_dir, n_cols, names, n_rows, values, out, err);
+    if (st == MTR_OK) st = mtr_table_from_values(data_dir, n_cols, names, n_rows, values, out, err);
     free(cols), free(values);
     mtr_data_free(ds);
     return st;
 }
 
 /* queries.tsv: a header of the column names, then each query's values. */
-static MtrStatus write_queries(const char *dir, const char *task, const MtrTable *t,
-                               MtrError *err)
+static MtrStatus write_queries(const char *dir, const char *task, const MtrTable *t, MtrError *err)
 {
     MtrStatus st = MTR_OK;
     uint64_t n = t->n_rows + 1;
@@ -125,7 +123,8 @@ static MtrStatus write_queries(const char *dir, const char *task, const MtrTable
                               col->name, v);
             len += strlen(v) + 1;
         }
-        if (st == MTR_OK && !(lines[r] = malloc(len))) st = mtr_fail(err, MTR_E_NOMEM, "out of memory");
+        if (st == MTR_OK && !(lines[r] = malloc(len)))
+            st = mtr_fail(err, MTR_E_NOMEM, "out of memory");
         for (uint32_t c = 0, at = 0; st == MTR_OK && c < t->n_columns; c++) {
             const MtrDataColumn *col = &t->columns[c];
             const char *v = r == 0 ? col->name : col->values[col->codes[r - 1]];
@@ -174,8 +173,8 @@ MtrStatus mtr_export_vectors(const MtrModel *m, const char *dir, const char *dat
         for (uint32_t i = 0; i < m->n_vocabs; i++)
             if (m->vocabs[i].column == c) v = &m->vocabs[i];
         if (n_cols != 1 || !v) return MTR_OK;
-        st = mtr_table_from_values("vocabulary", 1, names, v->n, (const char *const *)v->words,
-                                   &q, err);
+        st = mtr_table_from_values("vocabulary", 1, names, v->n, (const char *const *)v->words, &q,
+                                   err);
     }
     int64_t dim = serve_width(m, o.query);
     float *out = st == MTR_OK ? malloc(((size_t)q.n_rows * (size_t)dim + 1) * sizeof *out) : NULL;

@@ -87,7 +87,8 @@ static void test_lists(void **state)
     assert_non_null(mtr_item_label(m, 89));
     assert_null(mtr_item_label(m, 90));
     int found = 0;
-    for (int k = 0; k < mtr_knob_count(m); k++) found |= !strcmp(mtr_knob_name(m, k), "train.batch");
+    for (int k = 0; k < mtr_knob_count(m); k++)
+        found |= !strcmp(mtr_knob_name(m, k), "train.batch");
     assert_true(found);
     MtrError err = {0};
     assert_int_equal(mtr_set_knob(m, "rating.weight", 0.5, &err), MTR_OK);
