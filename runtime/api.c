@@ -417,8 +417,13 @@ MtrStatus mtr_query_vectors(const Mtr *h, int task, const MtrRows *rows, float *
     MtrStatus rc = query_task(h, task, err);
     if (rc) return rc;
     MtrTable t;
+    Pooled *q = NULL;
     rc = rows_table(rows, out, &t, err);
-    if (rc == MTR_OK) rc = serve_query_vectors(h->m, &h->o, &t, serve_flags(rows), out, err);
+    if (rc == MTR_OK) rc = pool_take((Mtr *)h, h->o.recommend, 1, &q, err);
+    if (rc == MTR_OK)
+        rc = serve_query_vectors(h->m, &h->o, &t, serve_flags(rows), h->ixs, q->s, API_BATCH, out,
+                                 err);
+    if (q) pool_give((Mtr *)h, q);
     mtr_table_free(&t);
     return rc;
 }

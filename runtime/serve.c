@@ -218,13 +218,15 @@ MtrStatus serve_item_vectors(const MtrModel *m, const ServeOutputs *o, int task,
 }
 
 MtrStatus serve_query_vectors(const MtrModel *m, const ServeOutputs *o, const MtrTable *t,
-                              unsigned flags, float *out, MtrError *err)
+                              unsigned flags, MtrVocabIndex *const *ixs, MtrSession *s,
+                              int64_t batch, float *out, MtrError *err)
 {
     if (o->query < 0)
         return mtr_fail(err, MTR_E_STATE, "the model has no retrieval task to recommend with");
     ServeRun r;
     int64_t dim = serve_width(m, o->query);
-    MtrStatus rc = serve_open(m, o, o->recommend, t, 256, 1, flags, &r, err);
+    MtrStatus rc = s ? serve_bind(m, o->recommend, t, batch, flags, ixs, s, &r, err)
+                     : serve_open(m, o, o->recommend, t, batch, 1, flags, &r, err);
     for (int64_t off = 0; rc == MTR_OK && off < (int64_t)t->n_rows; off += r.batch) {
         int64_t n = (int64_t)t->n_rows - off < r.batch ? (int64_t)t->n_rows - off : r.batch;
         serve_run(m, &r, off, n, o->query_ops);

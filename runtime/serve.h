@@ -76,9 +76,12 @@ MtrStatus serve_item_vectors(const MtrModel *m, const ServeOutputs *o, int task,
                              int64_t *dim, MtrError *err);
 
 /* The query vectors of the task recommend serves for every row of t: out
- * holds t->n_rows x D floats (D = serve_width(m, o->query)). */
+ * holds t->n_rows x D floats (D = serve_width(m, o->query)). Runs in session
+ * s (a recommend session for batches of `batch` rows, as serve_bind takes),
+ * or, with s NULL, in one of its own for batches of at most `batch` rows. */
 MtrStatus serve_query_vectors(const MtrModel *m, const ServeOutputs *o, const MtrTable *t,
-                              unsigned flags, float *out, MtrError *err);
+                              unsigned flags, MtrVocabIndex *const *ixs, MtrSession *s,
+                              int64_t batch, float *out, MtrError *err);
 
 /* The width D of a tensor (its last extent) with m's sizes bound. */
 int64_t serve_width(const MtrModel *m, int32_t t);

@@ -180,7 +180,7 @@ MtrStatus mtr_export_vectors(const MtrModel *m, const char *dir, const char *dat
     float *out = st == MTR_OK ? malloc(((size_t)q.n_rows * (size_t)dim + 1) * sizeof *out) : NULL;
     if (st == MTR_OK && !out) st = mtr_fail(err, MTR_E_NOMEM, "out of memory");
     if (st == MTR_OK && q.n_rows == 0) st = mtr_fail(err, MTR_E_DATA, "export: no queries");
-    if (st == MTR_OK) st = serve_query_vectors(m, &o, &q, 0, out, err);
+    if (st == MTR_OK) st = serve_query_vectors(m, &o, &q, 0, NULL, NULL, 256, out, err);
     const char *task = m->tasks[o.rec_task].name;
     if (st == MTR_OK)
         st = write_matrix(dir, task, ".query_vectors.npy", out, (int64_t)q.n_rows, dim, err);
