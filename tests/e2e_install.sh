@@ -62,7 +62,7 @@ done
 export PKG_CONFIG_PATH="$libdir/pkgconfig"
 extra=()
 if grep -q '^MTR_SANITIZE:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null; then
-  extra=(-fsanitize=address,undefined)
+  extra=("-fsanitize=address,undefined")
 fi
 # shellcheck disable=SC2046
 cc -std=c17 -Wall -Wextra -Werror "${extra[@]}" "$src/examples/c/recommend.c" \
