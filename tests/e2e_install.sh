@@ -68,6 +68,18 @@ fi
 cc -std=c17 -Wall -Wextra -Werror "${extra[@]}" "$src/examples/c/recommend.c" \
   $(pkg-config --cflags --libs mtr) -o "$tmp/recommend" || { fail "examples/c does not build"; exit 1; }
 
+# The header stands alone, in strict C99 and in C++.
+printf '#include <mtr.h>\nint main(void) { return mtr_version() == 0; }\n' >"$tmp/h.c"
+# shellcheck disable=SC2046
+cc -std=c99 -pedantic -Wall -Wextra -Werror -fsyntax-only $(pkg-config --cflags mtr) "$tmp/h.c" ||
+  fail "mtr.h is not strict C99"
+if command -v c++ >/dev/null; then
+  cp "$tmp/h.c" "$tmp/h.cpp"
+  # shellcheck disable=SC2046
+  c++ -std=c++11 -Wall -Wextra -Werror -fsyntax-only $(pkg-config --cflags mtr) "$tmp/h.cpp" ||
+    fail "mtr.h does not compile as C++"
+fi
+
 "$src/tests/gen_planted.sh" "$tmp/p" 7 >/dev/null
 "$prefix/bin/mtrc" "$tmp/p/planted.mtr" -o "$tmp/model.bin"
 "$prefix/bin/mtrun" "$tmp/model.bin" --data "$tmp/p/data" --quiet -o "$tmp/trained.bin" >/dev/null
