@@ -651,7 +651,7 @@ int main(int argc, char **argv)
         }
     int serve = strcmp(cmd, "predict") == 0 || strcmp(cmd, "recommend") == 0;
     if (rc == 0 && a.k_given && strcmp(cmd, "recommend") != 0)
-        rc = bad("-k is for recommend: %s gives one value per ranking task", cmd);
+        rc = bad("-k is for recommend (how many items), not for %s", cmd);
     if (rc == 0 && a.vectors && strcmp(cmd, "export") != 0)
         rc = bad("--vectors is for export (mtrun MODEL export DIR --vectors), not %s", cmd);
     if (rc == 0) {
