@@ -14,13 +14,7 @@ if [ -z "${MTR_DATA:-}" ] || [ ! -f "$MTR_DATA/u.data" ]; then
   echo "e2e_docs: MTR_DATA does not name MovieLens 100K: skipped"
   exit 77
 fi
-py=""
-for cand in python3 /usr/bin/python3; do
-  if command -v "$cand" >/dev/null && "$cand" -c 'import numpy' 2>/dev/null; then
-    py="$(command -v "$cand")"
-    break
-  fi
-done
+py="$("$src/tests/numpy_python.sh")" || py=""
 [ -n "$py" ] || { echo "e2e_docs: no python3 with numpy: skipped"; exit 77; }
 tools="$(mktemp -d)"
 trap 'rm -rf "$tools"' EXIT

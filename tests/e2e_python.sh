@@ -14,13 +14,7 @@ if grep -q '^MTR_SANITIZE:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null; then
   echo "e2e_python: sanitizer build: skipped"
   exit 77
 fi
-py=""
-for cand in python3 /usr/bin/python3; do
-  if command -v "$cand" >/dev/null && "$cand" -c 'import numpy' 2>/dev/null; then
-    py="$cand"
-    break
-  fi
-done
+py="$("$src/tests/numpy_python.sh")" || py=""
 [ -n "$py" ] || { echo "e2e_python: no python3 with numpy (apt-get install python3-numpy): skipped"; exit 77; }
 export MTR_LIB="$build/lib/libmtr.so" MTR_SOURCE_DIR="$src" MTR_BIN_DIR="$bin"
 cd "$src/python"
