@@ -373,6 +373,13 @@ MtrStatus mtr_recommend(const Mtr *h, const MtrRows *rows, int k, const MtrRecom
         size_t n_ex = opt->exclude_start[r + 1] - opt->exclude_start[r];
         if ((int64_t)n_ex + k > most) most = (int64_t)n_ex + k;
     }
+    /* With exclusions, k varies from call to call: k times a power of two lets calls
+     * share pooled sessions (a few more items ranked, no binding). */
+    if (most > k) {
+        int64_t p2 = k;
+        while (p2 < most) p2 *= 2;
+        most = p2;
+    }
     if (most > (int64_t)m->items.n) most = m->items.n;
     if ((rc = serve_check_recommend(m, &h->o, most, err))) return rc;
     MtrTable t;
