@@ -371,6 +371,7 @@ MtrStatus mtr_recommend(const Mtr *h, const MtrRows *rows, int k, const MtrRecom
         if (opt->exclude_start[r + 1] < opt->exclude_start[r])
             return mtr_fail(err, MTR_E_ARG, "exclude_start decreases at row %zu", r + 1);
         size_t n_ex = opt->exclude_start[r + 1] - opt->exclude_start[r];
+        if (n_ex > m->items.n) n_ex = m->items.n; /* more than every item: all of them */
         if ((int64_t)n_ex + k > most) most = (int64_t)n_ex + k;
     }
     /* With exclusions, k varies from call to call: k times a power of two lets calls
