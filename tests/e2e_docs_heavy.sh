@@ -24,6 +24,7 @@ mkdir -p "$tools/data"
 ln -s "$MTR_DATA" "$tools/data/ml-100k"
 export PATH="$tools:$bin:$PATH" PYTHONPATH="$src/python" MTR_LIB="$build/lib/libmtr.so"
 export MTR_DOCS_DATA="$tools/data"
+export PYTHONDONTWRITEBYTECODE=1 # nothing written into the source tree
 cd "$src"
 # Every file named here must hold examples (the runner fails one without).
 exec "$py" tests/docs_examples.py "$src" "$build" README.md docs/cli.md docs/export.md docs/api.md

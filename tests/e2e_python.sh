@@ -17,5 +17,6 @@ fi
 py="$("$src/tests/numpy_python.sh")" || py=""
 [ -n "$py" ] || { echo "e2e_python: no python3 with numpy (apt-get install python3-numpy): skipped"; exit 77; }
 export MTR_LIB="$build/lib/libmtr.so" MTR_SOURCE_DIR="$src" MTR_BIN_DIR="$bin"
+export PYTHONDONTWRITEBYTECODE=1 # nothing written into the source tree
 cd "$src/python"
 exec "$py" -m unittest discover -s tests -v
