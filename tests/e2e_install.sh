@@ -80,6 +80,12 @@ if command -v c++ >/dev/null; then
     fail "mtr.h does not compile as C++"
 fi
 
+# And statically: libmtr.a with what `pkg-config --static` adds.
+# shellcheck disable=SC2046
+cc -std=c17 "${extra[@]}" "$src/examples/c/recommend.c" $(pkg-config --static --cflags mtr) \
+  "$libdir/libmtr.a" $(pkg-config --static --libs mtr | sed 's/-lmtr\b//') -o "$tmp/recommend-static" ||
+  fail "examples/c does not link statically"
+
 "$src/tests/gen_planted.sh" "$tmp/p" 7 >/dev/null
 "$prefix/bin/mtrc" "$tmp/p/planted.mtr" -o "$tmp/model.bin"
 "$prefix/bin/mtrun" "$tmp/model.bin" --data "$tmp/p/data" --quiet -o "$tmp/trained.bin" >/dev/null
@@ -101,6 +107,11 @@ for user in user_01 user_42; do
     diff "$tmp/ex.pred" "$tmp/mtrun.pred" >&2 || true
   }
 done
+if [ -x "$tmp/recommend-static" ]; then
+  "$tmp/recommend-static" "$tmp/trained.bin" user_42 7 >"$tmp/static.out" || fail "the static build failed"
+  LD_LIBRARY_PATH="$libdir" "$tmp/recommend" "$tmp/trained.bin" user_42 7 >"$tmp/shared.out" || true
+  cmp -s "$tmp/static.out" "$tmp/shared.out" || fail "the static and shared builds differ"
+fi
 # An error is a message and a status, not a crash.
 if LD_LIBRARY_PATH="$libdir" "$tmp/recommend" "$tmp/trained.bin" nobody 2>"$tmp/err" >/dev/null; then
   fail "an unknown user is not an error"
