@@ -231,6 +231,8 @@ expect 2 "-k is for recommend" "$mtrun" "$tmp/trained.bin" predict --user user_0
 expect 1 "not trained" "$mtrun" "$tmp/model.bin" recommend --user user_00
 expect 1 "not trained" "$mtrun" "$tmp/model.bin" recommend --file "$tmp/rows.csv"
 expect 1 "export needs a trained model" "$mtrun" "$tmp/model.bin" export "$tmp/vec" --vectors
+expect 1 "column 'user_id' is given twice" "$mtrun" "$tmp/trained.bin" predict --user user_00 \
+  --item item_g0_1 --input user_id=user_01
 expect 2 "unexpected argument 'extra'" "$mtrun" "$tmp/trained.bin" info extra
 expect 2 "--vectors is for export" "$mtrun" "$tmp/trained.bin" info --vectors
 

@@ -211,6 +211,10 @@ static void test_refusals(void **state)
     MtrRows none = {0, 2, cols, vals, 0};
     assert_int_equal(mtr_predict(m, &none, out, &err), MTR_E_ARG);
     MtrRows user_only = {1, 1, cols, vals, 0};
+    static const char *twice[] = {"user_id", "user_id"};
+    MtrRows dup = {1, 2, twice, vals, 0};
+    assert_int_equal(mtr_predict(m, &dup, out, &err), MTR_E_ARG);
+    assert_non_null(strstr(err.msg, "column 'user_id' is given twice"));
     assert_int_equal(mtr_predict(m, &user_only, out, &err), MTR_E_DATA);
     assert_non_null(strstr(err.msg, "no column 'movie_title'"));
     assert_int_equal(mtr_recommend(m, &user_only, 0, NULL, ids, out, &err), MTR_E_ARG);

@@ -125,6 +125,10 @@ MtrStatus mtr_table_from_values(const char *what, uint32_t n_cols, const char *c
     TableBuilder b;
     memset(out, 0, sizeof *out);
     if (n_rows > UINT32_MAX) return mtr_fail(err, MTR_E_ARG, "%s: too many rows", what);
+    for (uint32_t c = 0; c < n_cols; c++)
+        for (uint32_t d = 0; d < c; d++)
+            if (strcmp(names[c], names[d]) == 0)
+                return mtr_fail(err, MTR_E_ARG, "%s: column '%s' is given twice", what, names[c]);
     MtrStatus st = table_begin(&b, what, n_cols, names, err);
     for (uint64_t r = 0; r < n_rows && st == MTR_OK; r++)
         for (uint32_t c = 0; c < n_cols && st == MTR_OK; c++)

@@ -57,7 +57,8 @@ MtrStatus mtr_data_read_interactions(const char *path, const MtrDataset *ds,
 
 /* Builds a table from values given in memory: n_rows rows of n_cols columns,
  * values[r * n_cols + c] the value of column names[c] in row r (copied). `what`
- * names the rows in messages, which then give a row number, not a line. */
+ * names the rows in messages, which then give a row number, not a line. A
+ * column named twice is an MTR_E_ARG error. */
 MtrStatus mtr_table_from_values(const char *what, uint32_t n_cols, const char *const *names,
                                 uint64_t n_rows, const char *const *values, MtrTable *out,
                                 MtrError *err);
