@@ -1,7 +1,8 @@
 /* The public C API (mtr.h): a thin layer over the serving core (serve.h). In:
  * a model.bin (file or memory) and rows as text. Out: numbers in the caller's
- * arrays. Each call that runs the model binds a session of its own, so the
- * handle stays read-only and serves several threads at once. */
+ * arrays. Each call that runs the model works in a session of its own, taken
+ * from the handle's pool (or bound for it) and given back: the model stays
+ * read-only, so several threads can serve from one handle at once. */
 #include "mtr.h"
 
 #include "mtr/knobs.h"
