@@ -26,7 +26,7 @@ import os
 
 import numpy as np
 
-__all__ = ["Model", "Error", "load_library"]
+__all__ = ["Model", "Error", "load_library", "version"]
 
 _MTR_TASK_PREDICTS = 1
 _MTR_TASK_VECTORS = 2
@@ -128,6 +128,11 @@ def load_library(path=None):
     if path is None:
         _lib = lib
     return lib
+
+
+def version():
+    """The loaded libmtr's version, e.g. "0.1.0"."""
+    return load_library().mtr_version().decode()
 
 
 def _text(v):

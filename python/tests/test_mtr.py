@@ -53,6 +53,7 @@ class BindingTest(unittest.TestCase):
         self.assertEqual(len(m.item_labels), 90)
         self.assertIn("rating.weight", m.knobs)
         self.assertTrue(m.trained)
+        self.assertRegex(mtr.version(), r"^\d+\.\d+\.\d+$")
 
     def test_recommend_equals_mtrun(self):
         users = ["user_00", "user_42", "user_17"]
