@@ -22,7 +22,10 @@ trap 'rm -rf "$tools"' EXIT
 ln -s "$py" "$tools/python3"
 mkdir -p "$tools/data"
 ln -s "$MTR_DATA" "$tools/data/ml-100k"
-export PATH="$tools:$bin:$PATH" PYTHONPATH="$src/python" MTR_LIB="$build/lib/libmtr.so"
+# (No PYTHONPATH: the docs say where the binding is. MTR_LIB names this
+# build's library, wherever the build folder is.)
+export PATH="$tools:$bin:$PATH" MTR_LIB="$build/lib/libmtr.so"
+unset PYTHONPATH
 export MTR_DOCS_DATA="$tools/data"
 export PYTHONDONTWRITEBYTECODE=1 # nothing written into the source tree
 cd "$src"
