@@ -55,14 +55,15 @@ static const char *const TASK_NAMES[TASK_COUNT] = {
 };
 
 static const LossInfo LOSSES[LOSS_COUNT] = {
-#define X(E, n, task, op, output) [LOSS_##E] = {#n, TASK_##task, OP_##op, OUTPUT_##output},
+#define X(E, n, task, op, output, metric)                                                          \
+    [LOSS_##E] = {#n, TASK_##task, OP_##op, OUTPUT_##output, MTR_METRIC_##metric},
 #include "losses.def"
 #undef X
 };
 /* A loss with no name ("") cannot be written; LOSS_DEFAULT has none either. */
 static const char *const LOSS_NAMES[LOSS_COUNT] = {
     [LOSS_DEFAULT] = "",
-#define X(E, n, task, op, output) [LOSS_##E] = #n,
+#define X(E, n, task, op, output, metric) [LOSS_##E] = #n,
 #include "losses.def"
 #undef X
 };

@@ -57,7 +57,7 @@ typedef struct {
 /* LOSS_DEFAULT: no loss clause was written (sema gives the task's default). */
 typedef enum {
     LOSS_DEFAULT,
-#define X(E, n, task, op, output) LOSS_##E,
+#define X(E, n, task, op, output, metric) LOSS_##E,
 #include "losses.def"
 #undef X
     LOSS_COUNT
@@ -68,6 +68,7 @@ typedef struct {
     TaskKind task;
     OpKind op;
     LossOutput output;
+    int metric; /* an MtrMetric equal to the loss, or MTR_METRIC_COUNT for none */
 } LossInfo;
 
 typedef enum {

@@ -509,6 +509,8 @@ static const TaskLowering task_lowerings[TASK_COUNT] = {
 static int32_t lower_task(Progs *P, const AstTask *t, int32_t task, MtrTask *mt)
 {
     char name[256];
+    int metric = ast_loss_info(t->loss)->metric;
+    mt->loss_metric = metric < MTR_METRIC_COUNT ? metric : -1;
     int32_t loss = task_lowerings[t->kind](P, t, task, mt);
     if (loss < 0 || lower_add_output(P->out, PROG_TRAIN, MTR_OUT_TASK_LOSS, task, loss, -1))
         return -1;

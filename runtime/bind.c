@@ -1,6 +1,10 @@
 /* Binding data to a model: see bind.h. */
 #include "bind.h"
 
+#include <errno.h>
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -137,6 +141,12 @@ static int fed(const ProgramFeeds *f, int32_t c)
 MtrStatus bind_encode(const MtrModel *m, const MtrTable *t, const ProgramFeeds *only, Encoded *e,
                       MtrError *err)
 {
+    return bind_encode_ix(m, t, only, NULL, e, err);
+}
+
+MtrStatus bind_encode_ix(const MtrModel *m, const MtrTable *t, const ProgramFeeds *only,
+                         MtrVocabIndex *const *ixs, Encoded *e, MtrError *err)
+{
     MtrStatus rc = MTR_OK;
     memset(e, 0, sizeof *e);
     e->n_rows = t->n_rows;
@@ -161,9 +171,13 @@ MtrStatus bind_encode(const MtrModel *m, const MtrTable *t, const ProgramFeeds *
             if (!v) return mtr_fail(err, MTR_E_STATE, "no vocabulary for column '%s'", col->name);
             if (!(e->ids[c] = malloc(rows * sizeof *e->ids[c])))
                 return mtr_fail(err, MTR_E_NOMEM, "out of memory");
-            if ((rc = mtr_vocab_index_new(v, &ix, err))) return rc;
-            rc = mtr_vocab_encode(ix, t, col->name, e->ids[c], &oov, err);
-            mtr_vocab_index_free(ix);
+            if (ixs && ixs[c]) {
+                rc = mtr_vocab_encode(ixs[c], t, col->name, e->ids[c], &oov, err);
+            } else {
+                if ((rc = mtr_vocab_index_new(v, &ix, err))) return rc;
+                rc = mtr_vocab_encode(ix, t, col->name, e->ids[c], &oov, err);
+                mtr_vocab_index_free(ix);
+            }
             e->oov += oov;
         } else {
             if (!(e->nums[c] = malloc(rows * sizeof *e->nums[c])))
@@ -323,4 +337,99 @@ MtrStatus bind_sizes(const MtrModel *m, int64_t batch, int64_t k, int64_t *value
                             (long long)values[i], what);
     }
     return MTR_OK;
+}
+
+const char **bind_item_columns(const MtrModel *m)
+{
+    const char **names = calloc(m->n_columns + 1, sizeof *names);
+    if (!names) return NULL;
+    uint32_t n = 0;
+    for (uint32_t c = 0; c < m->n_columns; c++)
+        if (m->columns[c].is_item) names[n++] = m->columns[c].name;
+    return names;
+}
+
+/* ---- checking the values of typed columns */
+
+/* Is s a finite number that fits a float (spaces around allowed)? */
+static int is_number(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    while (*end == ' ' || *end == '\t') end++;
+    *out = v;
+    return end != s && *end == '\0' && errno != ERANGE && isfinite(v) && fabs(v) <= FLT_MAX;
+}
+
+/* What is wrong with value s of column c (of m), in words, or NULL when it is fine. */
+static const char *value_error(const MtrModel *m, int32_t c, const char *s, char *buf, size_t cap)
+{
+    const MtrColumn *col = &m->columns[c];
+    double v = 0;
+    int num = is_number(s, &v);
+    if (col->type == MTR_COL_INT && (!num || v != floor(v) || fabs(v) > 2147483647.0)) {
+        snprintf(buf, cap, "%s is an int %s, but this is not an integer", col->name,
+                 col->is_label ? "label" : "input");
+        return buf;
+    }
+    if (col->lookup) return NULL; /* ids: any text */
+    if (!num) {
+        snprintf(buf, cap, "%s is not a number", col->name);
+        return buf;
+    }
+    /* A task trained by log loss (bce) learns probabilities of 0/1 labels. */
+    for (uint32_t t = 0; t < m->n_tasks; t++)
+        if (m->tasks[t].label_column == c && m->tasks[t].loss_metric == MTR_METRIC_LOG_LOSS &&
+            v != 0 && v != 1) {
+            snprintf(buf, cap, "%s is the label of task '%s' (%s): it must be 0 or 1", col->name,
+                     m->tasks[t].name, m->tasks[t].about ? m->tasks[t].about : "log loss");
+            return buf;
+        }
+    return NULL;
+}
+
+MtrStatus bind_check_rows(const MtrModel *m, MtrTable *t, int skip_bad, uint64_t *skipped,
+                          MtrError *err)
+{
+    uint8_t *keep = malloc(t->n_rows ? t->n_rows : 1);
+    if (!keep) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+    memset(keep, 1, t->n_rows ? t->n_rows : 1);
+    uint64_t bad = 0;
+    MtrStatus st = MTR_OK;
+    char why[512];
+    for (uint32_t c = 0; c < m->n_columns && st == MTR_OK; c++) {
+        const MtrColumn *col = &m->columns[c];
+        const MtrDataColumn *dc = mtr_table_column(t, col->name);
+        if (!dc || (col->lookup && col->type != MTR_COL_INT)) continue;
+        /* Each distinct value once, then the rows that hold a bad one. */
+        uint8_t *ok = malloc(dc->n_values ? dc->n_values : 1);
+        if (!ok) {
+            st = mtr_fail(err, MTR_E_NOMEM, "out of memory");
+            break;
+        }
+        for (uint32_t v = 0; v < dc->n_values; v++)
+            ok[v] = value_error(m, (int32_t)c, dc->values[v], why, sizeof why) == NULL;
+        for (uint64_t r = 0; r < t->n_rows; r++) {
+            if (ok[dc->codes[r]]) continue;
+            if (!skip_bad) {
+                const char *v = dc->values[dc->codes[r]];
+                value_error(m, (int32_t)c, v, why, sizeof why);
+                if (t->lines)
+                    st = mtr_fail(err, MTR_E_DATA, "%s:%u: %s (found '%.80s')", t->path,
+                                  t->lines[r], why, v);
+                else
+                    st = mtr_fail(err, MTR_E_DATA, "%s: row %llu: %s (found '%.80s')", t->path,
+                                  (unsigned long long)r + 1, why, v);
+                break;
+            }
+            bad += keep[r];
+            keep[r] = 0;
+        }
+        free(ok);
+    }
+    if (st == MTR_OK && bad) st = mtr_table_keep_rows(t, keep, err);
+    if (st == MTR_OK && skipped) *skipped += bad;
+    free(keep);
+    return st;
 }

@@ -42,6 +42,10 @@ typedef struct ProgramFeeds ProgramFeeds;
  * (serving: no labels needed). */
 MtrStatus bind_encode(const MtrModel *m, const MtrTable *t, const ProgramFeeds *only, Encoded *out,
                       MtrError *err);
+/* The same with ready vocabulary indexes: ixs[c] for column c (n_columns
+ * entries, NULL entries built on the fly), or ixs NULL. */
+MtrStatus bind_encode_ix(const MtrModel *m, const MtrTable *t, const ProgramFeeds *only,
+                         MtrVocabIndex *const *ixs, Encoded *out, MtrError *err);
 void bind_encoded_free(const MtrModel *m, Encoded *e);
 
 /* Lists program p's input tensors and their sources. */
@@ -57,5 +61,18 @@ void bind_feed(MtrSession *s, const MtrModel *m, const ProgramFeeds *f, const En
  * sizes and the item count from m's vocabularies and items. values has
  * m->n_symbols entries. */
 MtrStatus bind_sizes(const MtrModel *m, int64_t batch, int64_t k, int64_t *values, MtrError *err);
+
+/* Checks every value of the columns m reads as numbers, or as int ids, in the
+ * rows of t: a number that is not one, an int that is not an integer, a label
+ * of a bce task that is not 0 or 1. Each is an MTR_E_DATA error naming the
+ * file and line (row, for rows not from a file), the column and the value;
+ * under skip_bad the rows are dropped instead and counted in *skipped. */
+MtrStatus bind_check_rows(const MtrModel *m, MtrTable *t, int skip_bad, uint64_t *skipped,
+                          MtrError *err);
+
+/* The names of m's item columns, NULL-terminated, for the readers of generic
+ * files without an items file (MtrDataOptions.item_columns). The caller frees
+ * the array (not the names, which are m's); NULL when out of memory. */
+const char **bind_item_columns(const MtrModel *m);
 
 #endif

@@ -457,6 +457,7 @@ static void run_ops(MtrSession *s, int p, int64_t rows, uint32_t from, uint32_t 
     BoundProgram *bp = &s->progs[p];
     const MtrProgram *prog = &s->m->programs[p];
     assert(bp->calls && "the program was not bound in this session");
+    assert(from <= to && to <= prog->n_ops);
     if (bp->rows != rows) bind_shapes(s, p, rows);
     s->last_run = p;
     if (!s->profiling) {
@@ -472,6 +473,11 @@ static void run_ops(MtrSession *s, int p, int64_t rows, uint32_t from, uint32_t 
         s->op_seconds[k] += (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
         s->op_calls[k]++;
     }
+}
+
+void mtr_session_run_ops(MtrSession *s, int p, int64_t rows, uint32_t n_ops)
+{
+    run_ops(s, p, rows, 0, n_ops);
 }
 
 void mtr_session_run(MtrSession *s, int p, int64_t rows)

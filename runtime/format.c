@@ -59,7 +59,7 @@ static const char *const section_names[SEC_END] = {
 #define OUTPUT_SIZE   16
 #define KNOB_SIZE     12
 #define COLUMN_SIZE   12
-#define TASK_SIZE     56
+#define TASK_SIZE     60
 
 static int is_saved(const MtrTensor *t)
 {
@@ -278,6 +278,7 @@ static void enc_columns_tasks(Enc *e, const MtrModel *m)
         for (uint32_t k = 0; k < MTR_MAX_KS; k++) put_i32(b, k < t->n_ks ? t->ks[k] : 0);
         put_i32(b, t->weight_knob);
         put_i32(b, t->label_column);
+        put_i32(b, t->loss_metric);
     }
 }
 
@@ -892,7 +893,11 @@ static int dec_tasks(Rd *r)
                 return bad_at(r, kat, "task '%s' top-k cut-off %u is %d", t->name, k, t->ks[k]);
         }
         at = r->pos;
-        if (rd_i32(r, &t->weight_knob) || rd_i32(r, &t->label_column)) return -1;
+        if (rd_i32(r, &t->weight_knob) || rd_i32(r, &t->label_column) ||
+            rd_i32(r, &t->loss_metric))
+            return -1;
+        if (t->loss_metric < -1 || t->loss_metric >= MTR_METRIC_COUNT)
+            return bad_at(r, at + 8, "task '%s' has loss metric %d", t->name, t->loss_metric);
         if (check_id(r, at, t->weight_knob, m->n_knobs, 0, "weight knob") ||
             check_id(r, at + 4, t->label_column, m->n_columns, 1, "label column"))
             return -1;

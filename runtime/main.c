@@ -7,6 +7,7 @@
 #include "mtr/run.h"
 
 #include <cblas.h>
+#include <getopt.h>
 #include <libgen.h>
 #include <math.h>
 #include <stdio.h>
@@ -17,14 +18,19 @@
 #define MAX_ARGS 64
 
 static const char usage[] =
-    "usage: mtrun MODEL --data DIR [options]      train, evaluate, print the results\n"
+    "usage: mtrun MODEL [train] --data DIR [options] train, evaluate, print the results\n"
     "       mtrun MODEL eval --data DIR [options] evaluate a trained model\n"
     "       mtrun MODEL predict --user U --item I [--input NAME=VALUE]...\n"
     "       mtrun MODEL recommend --user U [-k K]\n"
-    "       mtrun MODEL predict|recommend --file ROWS.csv [-k K] [-o OUT.csv]\n"
+    "       mtrun MODEL predict --file ROWS.csv [-o OUT.csv]\n"
+    "       mtrun MODEL recommend --file ROWS.csv [-k K] [-o OUT.csv]\n"
     "       mtrun MODEL cv --data DIR --folds u1,u2,... [options]\n"
-    "       mtrun MODEL info | set KEY=VALUE... | export DIR | import DIR [-o OUT]\n"
+    "       mtrun MODEL export DIR [--vectors [--data DIR]]\n"
+    "       mtrun MODEL info | set KEY=VALUE... | import DIR [-o OUT]\n"
+    "Options go anywhere, as --data DIR or --data=DIR. Without --data, training,\n"
+    "eval and cv read the folder named by the environment variable MTR_DATA.\n"
     "options:\n"
+    "  --data DIR        the data folder (MovieLens 100K/1M/latest, or CSV/TSV files)\n"
     "  --set KEY=VALUE   override a knob for this run (repeatable), e.g. retrieval.weight=0;\n"
     "                    -o saves the values the run used, MODEL is not changed\n"
     "  -o FILE           save the trained model to FILE (atomically)\n"
@@ -40,7 +46,9 @@ static const char usage[] =
     "  --threads N       threads for matrix products (default 1)\n"
     "  --quiet           no progress output\n"
     "  --train-metrics   also evaluate the training rows after each epoch (a full pass)\n"
-    "  --profile         time every op kind during training (printed on stderr)\n";
+    "  --profile         time every op kind during training (printed on stderr)\n"
+    "  --vectors         export: also the final item and query vectors (for an ANN index)\n"
+    "  --help, --version\n";
 
 typedef struct {
     const char *model, *command, *data, *out, *metrics, *step_log, *train, *test, *folds, *dir,
@@ -51,6 +59,7 @@ typedef struct {
     int n_inputs, n_owned; /* names[0..n_owned) were allocated by --input */
     const char *user, *item;
     int k, threads, reshuffle, order_file, skip_bad, fresh, quiet, profile, train_metrics, timings;
+    int k_given, vectors, help, version;
 } Args;
 
 static int bad(const char *fmt, const char *what)
@@ -70,52 +79,113 @@ static int parse_int(const char *s, int *out)
     return 0;
 }
 
+enum {
+    OPT_DATA = 256,
+    OPT_METRICS,
+    OPT_STEP_LOG,
+    OPT_TRAIN,
+    OPT_TEST,
+    OPT_FOLDS,
+    OPT_FILE,
+    OPT_INIT,
+    OPT_USER,
+    OPT_ITEM,
+    OPT_SET,
+    OPT_INPUT,
+    OPT_THREADS,
+    OPT_ORDER,
+    OPT_RESHUFFLE,
+    OPT_SKIP_BAD,
+    OPT_FRESH,
+    OPT_QUIET,
+    OPT_PROFILE,
+    OPT_TRAIN_METRICS,
+    OPT_TIMINGS,
+    OPT_VECTORS,
+    OPT_VERSION,
+};
+
+static const struct option long_options[] = {
+    {"data", required_argument, NULL, OPT_DATA},
+    {"metrics", required_argument, NULL, OPT_METRICS},
+    {"step-log", required_argument, NULL, OPT_STEP_LOG},
+    {"train", required_argument, NULL, OPT_TRAIN},
+    {"test", required_argument, NULL, OPT_TEST},
+    {"folds", required_argument, NULL, OPT_FOLDS},
+    {"file", required_argument, NULL, OPT_FILE},
+    {"init", required_argument, NULL, OPT_INIT},
+    {"user", required_argument, NULL, OPT_USER},
+    {"item", required_argument, NULL, OPT_ITEM},
+    {"set", required_argument, NULL, OPT_SET},
+    {"input", required_argument, NULL, OPT_INPUT},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"order", required_argument, NULL, OPT_ORDER},
+    {"reshuffle", no_argument, NULL, OPT_RESHUFFLE},
+    {"skip-bad", no_argument, NULL, OPT_SKIP_BAD},
+    {"fresh", no_argument, NULL, OPT_FRESH},
+    {"quiet", no_argument, NULL, OPT_QUIET},
+    {"profile", no_argument, NULL, OPT_PROFILE},
+    {"train-metrics", no_argument, NULL, OPT_TRAIN_METRICS},
+    {"timings", no_argument, NULL, OPT_TIMINGS},
+    {"vectors", no_argument, NULL, OPT_VECTORS},
+    {"output", required_argument, NULL, 'o'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
+};
+
+/* Options in any order and either form (--data DIR, --data=DIR), then the
+ * words: MODEL, the command, and the command's arguments. */
 static int parse_args(int argc, char **argv, Args *a)
 {
     memset(a, 0, sizeof *a);
     a->k = 10;
     a->threads = 1;
-    int i = 1;
-    if (i < argc && argv[i][0] != '-') a->model = argv[i++];
-    if (i < argc && argv[i][0] != '-' && a->model) a->command = argv[i++];
-    if (a->command && (strcmp(a->command, "export") == 0 || strcmp(a->command, "import") == 0)) {
-        if (i >= argc || argv[i][0] == '-') return bad("%s needs a folder", a->command);
-        a->dir = argv[i++];
-    }
-    if (a->command && strcmp(a->command, "set") == 0) {
-        for (; i < argc && a->n_sets < MAX_ARGS; i++) a->sets[a->n_sets++] = argv[i];
-        return a->n_sets ? 0 : bad("%s needs KEY=VALUE arguments", "set");
-    }
-    for (; i < argc; i++) {
-        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int takes = 1;
-        if (strcmp(f, "--data") == 0)
+    opterr = 0;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, ":o:k:h", long_options, NULL)) != -1) {
+        const char *v = optarg;
+        switch (c) {
+        case OPT_DATA:
             a->data = v;
-        else if (strcmp(f, "-o") == 0)
+            break;
+        case 'o':
             a->out = v;
-        else if (strcmp(f, "--metrics") == 0)
+            break;
+        case OPT_METRICS:
             a->metrics = v;
-        else if (strcmp(f, "--step-log") == 0)
+            break;
+        case OPT_STEP_LOG:
             a->step_log = v;
-        else if (strcmp(f, "--train") == 0)
+            break;
+        case OPT_TRAIN:
             a->train = v;
-        else if (strcmp(f, "--test") == 0)
+            break;
+        case OPT_TEST:
             a->test = v;
-        else if (strcmp(f, "--folds") == 0)
+            break;
+        case OPT_FOLDS:
             a->folds = v;
-        else if (strcmp(f, "--file") == 0)
+            break;
+        case OPT_FILE:
             a->file = v;
-        else if (strcmp(f, "--init") == 0)
+            break;
+        case OPT_INIT:
             a->init = v;
-        else if (strcmp(f, "--user") == 0)
+            break;
+        case OPT_USER:
             a->user = v;
-        else if (strcmp(f, "--item") == 0)
+            break;
+        case OPT_ITEM:
             a->item = v;
-        else if (strcmp(f, "--set") == 0) {
-            if (v && a->n_sets < MAX_ARGS) a->sets[a->n_sets++] = v;
-        } else if (strcmp(f, "--input") == 0) {
-            const char *eq = v ? strchr(v, '=') : NULL;
-            if (!eq) return bad("--input takes NAME=VALUE, found '%s'", v ? v : "");
+            break;
+        case OPT_SET:
+            if (a->n_sets < MAX_ARGS) a->sets[a->n_sets++] = v;
+            break;
+        case OPT_INPUT: {
+            const char *eq = strchr(v, '=');
+            if (!eq) return bad("--input takes NAME=VALUE, found '%s'", v);
             if (a->n_inputs < MAX_ARGS) {
                 char *name = strndup(v, (size_t)(eq - v));
                 if (!name) return bad("%s", "out of memory");
@@ -123,40 +193,69 @@ static int parse_args(int argc, char **argv, Args *a)
                 a->values[a->n_inputs++] = eq + 1;
                 a->n_owned = a->n_inputs;
             }
-        } else if (strcmp(f, "-k") == 0) {
-            if (!v || parse_int(v, &a->k) || a->k <= 0)
-                return bad("-k takes a positive number, found '%s'", v ? v : "");
-        } else if (strcmp(f, "--threads") == 0) {
-            if (!v || parse_int(v, &a->threads) || a->threads <= 0 || a->threads > 256)
-                return bad("--threads takes a number from 1 to 256, found '%s'", v ? v : "");
-        } else if (strcmp(f, "--order") == 0) {
-            if (!v || (strcmp(v, "file") && strcmp(v, "shuffle")))
-                return bad("--order takes 'file' or 'shuffle', found '%s'", v ? v : "");
-            a->order_file = strcmp(v, "file") == 0;
-        } else {
-            takes = 0;
-            if (strcmp(f, "--reshuffle") == 0)
-                a->reshuffle = 1;
-            else if (strcmp(f, "--skip-bad") == 0)
-                a->skip_bad = 1;
-            else if (strcmp(f, "--fresh") == 0)
-                a->fresh = 1;
-            else if (strcmp(f, "--quiet") == 0)
-                a->quiet = 1;
-            else if (strcmp(f, "--profile") == 0)
-                a->profile = 1;
-            else if (strcmp(f, "--train-metrics") == 0)
-                a->train_metrics = 1;
-            else if (strcmp(f, "--timings") == 0)
-                a->timings = 1;
-            else
-                return bad("unknown option '%s'", f);
+            break;
         }
-        if (takes) {
-            if (!v) return bad("%s needs a value", f);
-            i++;
+        case 'k':
+            if (parse_int(v, &a->k) || a->k <= 0)
+                return bad("-k takes a positive number, found '%s'", v);
+            a->k_given = 1;
+            break;
+        case OPT_THREADS:
+            if (parse_int(v, &a->threads) || a->threads <= 0 || a->threads > 256)
+                return bad("--threads takes a number from 1 to 256, found '%s'", v);
+            break;
+        case OPT_ORDER:
+            if (strcmp(v, "file") && strcmp(v, "shuffle"))
+                return bad("--order takes 'file' or 'shuffle', found '%s'", v);
+            a->order_file = strcmp(v, "file") == 0;
+            break;
+        case OPT_RESHUFFLE:
+            a->reshuffle = 1;
+            break;
+        case OPT_SKIP_BAD:
+            a->skip_bad = 1;
+            break;
+        case OPT_FRESH:
+            a->fresh = 1;
+            break;
+        case OPT_QUIET:
+            a->quiet = 1;
+            break;
+        case OPT_PROFILE:
+            a->profile = 1;
+            break;
+        case OPT_TRAIN_METRICS:
+            a->train_metrics = 1;
+            break;
+        case OPT_TIMINGS:
+            a->timings = 1;
+            break;
+        case OPT_VECTORS:
+            a->vectors = 1;
+            break;
+        case 'h':
+            a->help = 1;
+            break;
+        case OPT_VERSION:
+            a->version = 1;
+            break;
+        case ':':
+            return bad("%s needs a value", argv[optind - 1]);
+        default:
+            return bad("unknown option '%s'", argv[optind - 1]);
         }
     }
+    if (optind < argc) a->model = argv[optind++];
+    if (optind < argc) a->command = argv[optind++];
+    if (a->command && (strcmp(a->command, "export") == 0 || strcmp(a->command, "import") == 0)) {
+        if (optind >= argc) return bad("%s needs a folder", a->command);
+        a->dir = argv[optind++];
+    }
+    if (a->command && strcmp(a->command, "set") == 0) {
+        for (; optind < argc && a->n_sets < MAX_ARGS; optind++) a->sets[a->n_sets++] = argv[optind];
+        return a->n_sets ? 0 : bad("%s needs KEY=VALUE arguments", "set");
+    }
+    if (optind < argc) return bad("unexpected argument '%s'", argv[optind]);
     return 0;
 }
 
@@ -271,10 +370,10 @@ static void print_results(const MtrModel *m, const MtrRunResult *r, int eval_onl
     for (uint32_t i = 0; i < r->test.n && n < 60; i++)
         rows[n++] = (ReportRow){r->test.entries[i].name, r->test.entries[i].value, NAN};
     if (eval_only)
-        printf("\n%s: %lld test rows, evaluation %.3f s\n", m->name, (long long)r->n_test,
+        printf("%s: %lld test rows, evaluation %.3f s\n", m->name, (long long)r->n_test,
                r->eval_seconds);
     else
-        printf("\n%s: %lld training rows, %lld test rows, %d epochs in %.2f s, evaluation %.3f s\n",
+        printf("%s: %lld training rows, %lld test rows, %d epochs in %.2f s, evaluation %.3f s\n",
                m->name, (long long)r->n_train, (long long)r->n_test, r->epochs, r->train_seconds,
                r->eval_seconds);
     report_table_print(stdout, rows, n, NULL);
@@ -317,7 +416,8 @@ static int run_train(MtrModel *m, Args *a, int eval_only)
         return 1;
     }
     if (r.skipped)
-        fprintf(stderr, "mtrun: skipped %llu malformed records\n", (unsigned long long)r.skipped);
+        fprintf(stderr, "mtrun: skipped %llu malformed record%s\n", (unsigned long long)r.skipped,
+                r.skipped == 1 ? "" : "s");
     if (r.train_oov)
         fprintf(stderr,
                 "mtrun: %llu training values are not in the vocabulary: they use the "
@@ -363,7 +463,7 @@ static int split_folds(const char *list, char **copy, const char **names)
 static void print_cv(const MtrRunResult *res, const char *const *names, int n, FILE *json)
 {
     const MetricsReport *first = &res[0].test;
-    printf("\n%-10s", "metric");
+    printf("%-10s", "metric");
     for (int f = 0; f < n; f++) printf(" %9s", names[f]);
     printf(" %9s %9s\n", "mean", "std");
     double *mean = calloc(first->n + 1, sizeof *mean), *sd = calloc(first->n + 1, sizeof *sd);
@@ -473,24 +573,65 @@ static int serve_file(const MtrModel *m, const Args *a, int predict)
     return 0;
 }
 
+/* Why a model file did not load, in the words a new user needs: a .mtr
+ * source given to mtrun, or a command where the model should be. */
+static void explain_read_error(const char *path, const MtrError *e)
+{
+    static const char *const commands[] = {"train", "eval", "predict", "recommend", "cv",
+                                           "info",  "set",  "export",  "import"};
+    size_t n = strlen(path);
+    char head[64] = {0};
+    FILE *f = fopen(path, "rb");
+    if (f) {
+        size_t got = fread(head, 1, sizeof head - 1, f);
+        head[got] = '\0';
+        fclose(f);
+    }
+    int source = (n > 4 && strcmp(path + n - 4, ".mtr") == 0) || strncmp(head, "model ", 6) == 0 ||
+                 head[0] == '#';
+    if (f && e->status == MTR_E_FORMAT && source) {
+        fprintf(stderr,
+                "mtrun: error: %s is a .mtr source, not a compiled model: compile it first "
+                "(mtrc %s -o model.bin), then give model.bin to mtrun\n",
+                path, path);
+        return;
+    }
+    for (size_t i = 0; !f && i < sizeof commands / sizeof *commands; i++)
+        if (strcmp(path, commands[i]) == 0) {
+            fprintf(stderr,
+                    "mtrun: error: '%s' is a command: the model comes first "
+                    "(mtrun MODEL %s ...)\n",
+                    path, path);
+            return;
+        }
+    print_error(e);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        fputs(usage, stdout);
-        return 0;
-    }
-    if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
-        printf("mtrun %s (model.bin format %d)\n", MTR_VERSION, MTR_FORMAT_VERSION);
-        return 0;
-    }
     Args a;
     int rc = parse_args(argc, argv, &a);
-    if (rc) return rc;
-    if (!a.model) return bad("%s", "no model given");
+    if (rc == 0 && a.help) {
+        fputs(usage, stdout);
+    } else if (rc == 0 && a.version) {
+        printf("mtrun %s (model.bin format %d)\n", MTR_VERSION, MTR_FORMAT_VERSION);
+    } else if (rc == 0 && !a.model) {
+        rc = bad("%s", "no model given");
+    }
+    if (rc || a.help || a.version) {
+        for (int i = 0; i < a.n_owned; i++) free((char *)a.names[i]);
+        return rc;
+    }
+    /* The scripts' variable names the data folder when --data does not. */
+    const char *cmd = a.command ? a.command : "train";
+    int needs_data =
+        strcmp(cmd, "train") == 0 || strcmp(cmd, "eval") == 0 || strcmp(cmd, "cv") == 0;
+    if (!a.data && needs_data && getenv("MTR_DATA") && *getenv("MTR_DATA"))
+        a.data = getenv("MTR_DATA");
     openblas_set_num_threads(a.threads);
 
     MtrError e = {0};
-    if (a.command && strcmp(a.command, "set") == 0) {
+    if (strcmp(cmd, "set") == 0) {
         MtrStatus st = mtr_model_set_file(a.model, a.n_sets, (char **)a.sets, &e);
         if (st) {
             print_error(&e);
@@ -500,7 +641,8 @@ int main(int argc, char **argv)
     }
     MtrModel *m = NULL;
     if (mtr_model_read(a.model, &m, &e)) {
-        print_error(&e);
+        explain_read_error(a.model, &e);
+        for (int i = 0; i < a.n_owned; i++) free((char *)a.names[i]);
         return 1;
     }
     for (int i = 0; i < a.n_sets && rc == 0; i++)
@@ -508,8 +650,12 @@ int main(int argc, char **argv)
             print_error(&e);
             rc = 2;
         }
+    int serve = strcmp(cmd, "predict") == 0 || strcmp(cmd, "recommend") == 0;
+    if (rc == 0 && a.k_given && strcmp(cmd, "recommend") != 0)
+        rc = bad("-k is for recommend (how many items), not for %s", cmd);
+    if (rc == 0 && a.vectors && strcmp(cmd, "export") != 0)
+        rc = bad("--vectors is for export (mtrun MODEL export DIR --vectors), not %s", cmd);
     if (rc == 0) {
-        const char *cmd = a.command ? a.command : "train";
         if (strcmp(cmd, "train") == 0) {
             rc = run_train(m, &a, 0);
         } else if (strcmp(cmd, "cv") == 0) {
@@ -518,9 +664,9 @@ int main(int argc, char **argv)
             rc = run_train(m, &a, 1);
         } else if (strcmp(cmd, "info") == 0) {
             mtr_model_print_info(m, stdout);
-        } else if ((strcmp(cmd, "predict") == 0 || strcmp(cmd, "recommend") == 0) && a.file) {
+        } else if (serve && a.file) {
             rc = serve_file(m, &a, strcmp(cmd, "predict") == 0);
-        } else if (strcmp(cmd, "predict") == 0 || strcmp(cmd, "recommend") == 0) {
+        } else if (serve) {
             add_user_item(m, &a);
             MtrStatus st =
                 strcmp(cmd, "predict") == 0
@@ -531,7 +677,8 @@ int main(int argc, char **argv)
                 rc = 1;
             }
         } else if (strcmp(cmd, "export") == 0) {
-            if (mtr_export_dir(m, a.dir, &e)) {
+            if (mtr_export_dir(m, a.dir, &e) ||
+                (a.vectors && mtr_export_vectors(m, a.dir, a.data, &e))) {
                 print_error(&e);
                 rc = 1;
             }

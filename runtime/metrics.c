@@ -16,25 +16,39 @@ void metrics_regression_reset(MetricsRegression *r)
     r->rows = 0;
     r->sum_sq = 0.0;
     r->sum_abs = 0.0;
+    r->sum_log = 0.0;
 }
 
 void metrics_regression_add(MetricsRegression *r, const float *pred /* (B,1) */,
                             const float *label /* (B) */, int64_t rows)
 {
-    double sq = 0.0, ab = 0.0;
+    double sq = 0.0, ab = 0.0, lg = 0.0;
     for (int64_t i = 0; i < rows; i++) {
         double d = (double)pred[i] - (double)label[i];
         sq += d * d;
         ab += fabs(d);
+        double p = pred[i] < 1e-7f ? 1e-7 : pred[i] > 1 - 1e-7f ? 1 - 1e-7 : (double)pred[i];
+        lg -= (double)label[i] * log(p) + (1.0 - (double)label[i]) * log(1.0 - p);
     }
     r->sum_sq += sq;
     r->sum_abs += ab;
+    r->sum_log += lg;
     r->rows += rows;
 }
 
 double metrics_regression_rmse(const MetricsRegression *r)
 {
     return r->rows > 0 ? sqrt(r->sum_sq / (double)r->rows) : NAN;
+}
+
+double metrics_regression_mse(const MetricsRegression *r)
+{
+    return r->rows > 0 ? r->sum_sq / (double)r->rows : NAN;
+}
+
+double metrics_regression_log_loss(const MetricsRegression *r)
+{
+    return r->rows > 0 ? r->sum_log / (double)r->rows : NAN;
 }
 
 double metrics_regression_mae(const MetricsRegression *r)
@@ -259,35 +273,57 @@ typedef struct {
     double value;
 } Pending;
 
-/* Lists the task's metrics in report order (the rows of metrics.def); returns
- * how many (at most MTR_METRIC_COUNT + MTR_MAX_KS). */
+/* Metric k of the task's accumulators, as report entries named `name` (NULL:
+ * the metric's own names); returns how many. */
+static uint32_t metric_entries(MetricsTask *mt, uint32_t task, MtrMetric k, const char *name,
+                               Pending *out)
+{
+    double v = NAN;
+    switch (k) {
+    case MTR_METRIC_RMSE:
+        v = metrics_regression_rmse(&mt->reg);
+        break;
+    case MTR_METRIC_MAE:
+        v = metrics_regression_mae(&mt->reg);
+        break;
+    case MTR_METRIC_AUC:
+        v = metrics_auc_value(&mt->auc, NULL);
+        break;
+    case MTR_METRIC_MSE:
+        v = metrics_regression_mse(&mt->reg);
+        break;
+    case MTR_METRIC_LOG_LOSS:
+        v = metrics_regression_log_loss(&mt->reg);
+        break;
+    case MTR_METRIC_TOP_K: {
+        uint32_t n = 0;
+        for (uint32_t i = 0; i < mt->topk.n_ks; i++) {
+            Pending *p = &out[n++];
+            p->task = task;
+            snprintf(p->base, sizeof p->base, "top_%d", (int)mt->topk.ks[i]);
+            p->value = metrics_topk_value(&mt->topk, i);
+        }
+        return n;
+    }
+    case MTR_METRIC_COUNT:
+        return 0;
+    }
+    out[0] = (Pending){.task = task, .value = v};
+    snprintf(out[0].base, sizeof out[0].base, "%s", name ? name : mtr_metric_name(k));
+    return 1;
+}
+
+/* Lists the task's metrics in report order (the rows of metrics.def), or, when
+ * it asks for none, its loss as "loss"; returns how many (at most
+ * MTR_METRIC_COUNT + MTR_MAX_KS). */
 static uint32_t task_metrics(MetricsTask *mt, uint32_t task, Pending *out)
 {
     uint32_t n = 0;
-    for (unsigned k = 0; k < MTR_METRIC_COUNT; k++) {
-        if (!wants(mt, (MtrMetric)k)) continue;
-        switch ((MtrMetric)k) {
-        case MTR_METRIC_RMSE:
-            out[n++] = (Pending){task, "rmse", metrics_regression_rmse(&mt->reg)};
-            break;
-        case MTR_METRIC_MAE:
-            out[n++] = (Pending){task, "mae", metrics_regression_mae(&mt->reg)};
-            break;
-        case MTR_METRIC_AUC:
-            out[n++] = (Pending){task, "auc", metrics_auc_value(&mt->auc, NULL)};
-            break;
-        case MTR_METRIC_TOP_K:
-            for (uint32_t i = 0; i < mt->topk.n_ks; i++) {
-                Pending *p = &out[n++];
-                p->task = task;
-                snprintf(p->base, sizeof p->base, "top_%d", (int)mt->topk.ks[i]);
-                p->value = metrics_topk_value(&mt->topk, i);
-            }
-            break;
-        case MTR_METRIC_COUNT:
-            break;
-        }
-    }
+    for (unsigned k = 0; k < MTR_METRIC_COUNT; k++)
+        if (wants(mt, (MtrMetric)k)) n += metric_entries(mt, task, (MtrMetric)k, NULL, out + n);
+    int32_t lm = mt->task->loss_metric;
+    if (n == 0 && lm >= 0 && lm < MTR_METRIC_COUNT && mtr_metric_reads((unsigned)lm) == mt->reads)
+        n += metric_entries(mt, task, (MtrMetric)lm, "loss", out);
     return n;
 }
 

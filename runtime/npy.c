@@ -247,7 +247,7 @@ MtrStatus mtr_npy_write(const char *path, const float *data, int rank, const int
     return npy_write_typed(path, data, 0, rank, shape, err);
 }
 
-static MtrStatus write_lines(const char *path, char *const *lines, uint32_t n, MtrError *err)
+MtrStatus mtr_text_write_lines(const char *path, char *const *lines, uint32_t n, MtrError *err)
 {
     AtomicFile af;
     MtrStatus st = atomic_open(&af, path, err);
@@ -568,7 +568,7 @@ MtrStatus mtr_export_dir(const MtrModel *m, const char *dir, MtrError *err)
         if (!path)
             st = mtr_fail(err, MTR_E_NOMEM, "export: no memory");
         else
-            st = write_lines(path, m->vocabs[i].words, m->vocabs[i].n, err);
+            st = mtr_text_write_lines(path, m->vocabs[i].words, m->vocabs[i].n, err);
         free(path);
     }
     if (st == MTR_OK && m->items.n > 0) {
@@ -576,7 +576,7 @@ MtrStatus mtr_export_dir(const MtrModel *m, const char *dir, MtrError *err)
         if (!path)
             st = mtr_fail(err, MTR_E_NOMEM, "export: no memory");
         else
-            st = write_lines(path, m->items.labels, m->items.n, err);
+            st = mtr_text_write_lines(path, m->items.labels, m->items.n, err);
         free(path);
     }
     return st;

@@ -280,22 +280,58 @@ MtrStatus report_table_print(FILE *out, const ReportRow *rows, size_t n, MtrErro
 
 /* ---- progress */
 
-size_t report_progress_format(char *buf, size_t cap, int epoch, int epochs, int64_t done,
-                              int64_t total, int width, double ex_per_s, double loss)
+size_t report_eta_format(char *buf, size_t cap, double eta)
 {
     Buf b = buf_make(buf, cap);
+    long long t = eta >= 0 && eta < 1e9 ? (long long)(eta + 0.5) : -1;
+    if (t < 0)
+        buf_printf(&b, "%s", "");
+    else if (t < 60)
+        buf_printf(&b, "ETA %lld s", t);
+    else if (t < 3600)
+        buf_printf(&b, "ETA %lld:%02lld", t / 60, t % 60);
+    else
+        buf_printf(&b, "ETA %lld:%02lld:%02lld", t / 3600, t / 60 % 60, t % 60);
+    return b.len;
+}
+
+/* "[=====>    ]": done * width / total cells filled, a '>' last until complete. */
+static void bar(Buf *b, int64_t done, int64_t total, int width)
+{
     int64_t filled = 0;
     if (total > 0 && done > 0) filled = done >= total ? width : done * width / total;
     if (filled > width) filled = width;
-    buf_printf(&b, "epoch %d/%d [", epoch, epochs);
+    buf_put(b, "[", 1);
     if (filled > 0) {
         int complete = total > 0 && done >= total;
-        buf_pad(&b, '=', (size_t)(complete ? filled : filled - 1));
-        if (!complete) buf_put(&b, ">", 1);
+        buf_pad(b, '=', (size_t)(complete ? filled : filled - 1));
+        if (!complete) buf_put(b, ">", 1);
     }
-    buf_pad(&b, ' ', (size_t)(width - filled));
-    buf_printf(&b, "] %lld/%lld batches  %.0f ex/s  loss %.6g", (long long)done, (long long)total,
+    buf_pad(b, ' ', (size_t)(width - filled));
+    buf_put(b, "]", 1);
+}
+
+size_t report_progress_format(char *buf, size_t cap, int epoch, int epochs, int64_t done,
+                              int64_t total, int width, double ex_per_s, double loss, double eta)
+{
+    Buf b = buf_make(buf, cap);
+    char e[64];
+    buf_printf(&b, "epoch %d/%d ", epoch, epochs);
+    bar(&b, done, total, width);
+    buf_printf(&b, " %lld/%lld batches  %.0f ex/s  loss %.6g", (long long)done, (long long)total,
                ex_per_s, loss);
+    if (report_eta_format(e, sizeof e, eta)) buf_printf(&b, "  %s", e);
+    return b.len;
+}
+
+size_t report_eval_format(char *buf, size_t cap, int64_t done, int64_t total, int width, double eta)
+{
+    Buf b = buf_make(buf, cap);
+    char e[64];
+    buf_printf(&b, "%s", "evaluating ");
+    bar(&b, done, total, width);
+    buf_printf(&b, " %lld/%lld rows", (long long)done, (long long)total);
+    if (report_eta_format(e, sizeof e, eta)) buf_printf(&b, "  %s", e);
     return b.len;
 }
 
@@ -327,13 +363,33 @@ static void redraw(ReportProgress *p, const char *line, size_t len)
 }
 
 void report_progress_update(ReportProgress *p, int epoch, int64_t done, int64_t total,
-                            double ex_per_s, double loss)
+                            double ex_per_s, double loss, double eta)
 {
     if (!p->tty) return;
     char line[256];
     size_t len = report_progress_format(line, sizeof line, epoch, p->epochs, done, total, p->width,
-                                        ex_per_s, loss);
+                                        ex_per_s, loss, eta);
     redraw(p, line, len < sizeof line ? len : sizeof line - 1);
+    fflush(p->out);
+}
+
+void report_eval_update(ReportProgress *p, int64_t done, int64_t total, double seconds)
+{
+    if (!p->tty || seconds <= 1.0 || done <= 0) return;
+    char line[256];
+    double eta = seconds * (double)(total - done) / (double)done;
+    size_t len = report_eval_format(line, sizeof line, done, total, p->width, eta);
+    redraw(p, line, len < sizeof line ? len : sizeof line - 1);
+    fflush(p->out);
+}
+
+void report_progress_clear(ReportProgress *p)
+{
+    if (!p->tty || p->shown == 0) return;
+    fputc('\r', p->out);
+    for (size_t i = 0; i < p->shown; i++) fputc(' ', p->out);
+    fputc('\r', p->out);
+    p->shown = 0;
     fflush(p->out);
 }
 

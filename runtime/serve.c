@@ -3,170 +3,321 @@
  * come from the model file. */
 #include "mtr/run.h"
 
-#include "bind.h"
+#include "serve.h"
+
+#include <stdio.h>
 
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    MtrSession *s;
-    Encoded row; /* one row: the given values */
-    int32_t *ids;
-    float *nums;
-} OneRow;
+/* ---- where the serving programs and outputs are (see serve.h) */
 
-static void one_free(OneRow *o)
+/* Whether tensor t is a (batch, k) output of dtype written by program p. */
+static int topk_output(const MtrModel *m, int p, int32_t t, uint8_t dtype)
 {
-    mtr_session_free(o->s);
-    free(o->row.ids), free(o->row.nums), free(o->ids), free(o->nums);
-    memset(o, 0, sizeof *o);
+    int b = mtr_model_symbol(m, MTR_SYM_BATCH, -1), k = mtr_model_symbol(m, MTR_SYM_K, -1);
+    if (t < 0 || b < 0 || k < 0) return 0;
+    const MtrTensor *x = &m->tensors[t];
+    if (x->dtype != dtype || x->rank != 2 || x->dim[0].sym != b || x->dim[0].k != 1 ||
+        x->dim[1].sym != k || x->dim[1].k != 1)
+        return 0;
+    const MtrProgram *pr = &m->programs[p];
+    for (uint32_t o = 0; o < pr->n_ops; o++)
+        for (uint8_t j = 0; j < op_info(pr->ops[o].kind)->n_out; j++)
+            if (pr->ops[o].out[j] == t) return 1;
+    return 0;
 }
 
-/* Encodes the given column values as one row, for the inputs program p reads. */
-static MtrStatus one_row(const MtrModel *m, int p, int n, const char *const *names,
-                         const char *const *values, int64_t k, OneRow *o, ProgramFeeds *feeds,
-                         MtrError *err)
+/* The op of program p that writes tensor t, or -1. */
+static int writer(const MtrModel *m, int p, int32_t t)
+{
+    const MtrProgram *prog = &m->programs[p];
+    for (uint32_t i = 0; i < prog->n_ops; i++)
+        for (int k = 0; k < op_info(prog->ops[i].kind)->n_out; k++)
+            if (prog->ops[i].out[k] == t) return (int)i;
+    return -1;
+}
+
+void serve_outputs(const MtrModel *m, ServeOutputs *o)
 {
     memset(o, 0, sizeof *o);
-    if (!m->trained) return mtr_fail(err, MTR_E_STATE, "the model is not trained: train it first");
-    MtrStatus rc = bind_feeds(m, p, feeds, err);
-    if (rc) return rc;
-    o->row.n_rows = 1;
-    o->row.ids = calloc(m->n_columns + 1, sizeof *o->row.ids);
-    o->row.nums = calloc(m->n_columns + 1, sizeof *o->row.nums);
-    o->ids = calloc(m->n_columns + 1, sizeof *o->ids);
-    o->nums = calloc(m->n_columns + 1, sizeof *o->nums);
-    if (!o->row.ids || !o->row.nums || !o->ids || !o->nums)
-        return mtr_fail(err, MTR_E_NOMEM, "out of memory");
-    for (int i = 0; i < n; i++)
-        if (mtr_model_find_column(m, names[i]) < 0)
-            return mtr_fail(err, MTR_E_ARG, "the model has no input column '%s'", names[i]);
-    for (uint32_t f = 0; f < feeds->n; f++) {
-        const Feed *fd = &feeds->feeds[f];
-        if (fd->kind == FEED_ITEMS) continue;
-        const MtrColumn *col = &m->columns[fd->column];
-        const char *value = NULL;
-        for (int i = 0; i < n; i++)
-            if (strcmp(names[i], col->name) == 0) value = values[i];
-        if (!value)
-            return mtr_fail(err, MTR_E_ARG, "a value for '%s' is needed (--input %s=VALUE)",
-                            col->name, col->name);
-        if (fd->kind == FEED_NUMS) {
-            char *end;
-            o->nums[fd->column] = strtof(value, &end);
-            if (*value == '\0' || *end != '\0')
-                return mtr_fail(err, MTR_E_ARG, "'%s' for '%s' is not a number", value, col->name);
-            o->row.nums[fd->column] = &o->nums[fd->column];
-            continue;
+    o->predict = mtr_model_program(m, MTR_PROG_PREDICT);
+    o->recommend = mtr_model_program(m, MTR_PROG_RECOMMEND);
+    o->embed_items = mtr_model_program(m, MTR_PROG_EMBED_ITEMS);
+    o->rec_task = o->index = o->score = o->query = -1;
+    for (uint32_t t = 0; t < m->n_tasks && t < SERVE_MAX_TASKS; t++) {
+        int32_t pred = mtr_program_output(m, o->predict, MTR_OUT_PREDICTION, (int32_t)t);
+        if (pred >= 0 && o->n_pred < SERVE_MAX_TASKS) {
+            o->pred[o->n_pred] = pred;
+            o->pred_task[o->n_pred++] = (int32_t)t;
         }
-        const MtrVocab *v = NULL;
-        for (uint32_t j = 0; j < m->n_vocabs; j++)
-            if (m->vocabs[j].column == fd->column) v = &m->vocabs[j];
-        MtrVocabIndex *ix;
-        if (!v) return mtr_fail(err, MTR_E_FORMAT, "no vocabulary for '%s'", col->name);
-        if ((rc = mtr_vocab_index_new(v, &ix, err))) return rc;
-        int32_t id = mtr_vocab_id(ix, value);
-        mtr_vocab_index_free(ix);
-        if (id <= 0)
-            return mtr_fail(err, MTR_E_ARG,
-                            "unknown %s '%s': it is not among the %u values the model was "
-                            "trained on",
-                            col->name, value, v->n);
-        o->ids[fd->column] = id;
-        o->row.ids[fd->column] = &o->ids[fd->column];
+        o->item_vectors[t] =
+            mtr_program_output(m, o->embed_items, MTR_OUT_ITEM_VECTORS, (int32_t)t);
     }
+    if (o->recommend < 0) return;
+    const MtrProgram *rec = &m->programs[o->recommend];
+    for (uint32_t i = 0; i < rec->n_outputs; i++) {
+        const MtrOutput *out = &rec->outputs[i];
+        if (out->role == MTR_OUT_TOP_INDEX) o->index = out->tensor, o->rec_task = out->task;
+        if (out->role == MTR_OUT_TOP_SCORE) o->score = out->tensor;
+    }
+    /* A model.bin can be valid and still lack them (it was edited): then
+     * recommend is refused, never read out of bounds. */
+    if (!topk_output(m, o->recommend, o->index, MTR_DT_I32) ||
+        !topk_output(m, o->recommend, o->score, MTR_DT_F32))
+        o->index = o->score = -1;
+    /* The query vectors: the first input of the product that top k ranks. */
+    int w = writer(m, o->recommend, o->index);
+    int sc = w >= 0 ? writer(m, o->recommend, rec->ops[w].in[0]) : -1;
+    int q = sc >= 0 ? writer(m, o->recommend, rec->ops[sc].in[0]) : -1;
+    if (q >= 0) {
+        o->query = rec->ops[sc].in[0];
+        o->query_ops = (uint32_t)q + 1;
+    }
+}
+
+MtrStatus serve_check_recommend(const MtrModel *m, const ServeOutputs *o, int64_t k, MtrError *err)
+{
+    if (o->recommend < 0 || o->embed_items < 0 || o->index < 0 || o->score < 0)
+        return mtr_fail(err, MTR_E_STATE, "the model has no retrieval task to recommend with");
+    if (!m->trained) return mtr_fail(err, MTR_E_STATE, "the model is not trained: train it first");
+    if (k <= 0 || (uint64_t)k > m->items.n)
+        return mtr_fail(err, MTR_E_ARG, "-k must be between 1 and the %u items", m->items.n);
+    return MTR_OK;
+}
+
+int64_t serve_width(const MtrModel *m, int32_t t)
+{
+    const MtrTensor *ten = &m->tensors[t];
+    if (ten->rank == 0) return 1;
+    const MtrDim *d = &ten->dim[ten->rank - 1];
+    return d->sym < 0 ? d->k : d->k * (m->symbol_values ? m->symbol_values[d->sym] : 0);
+}
+
+/* ---- running a table of rows */
+
+/* The first row whose looked-up value the vocabulary lacks, as an error. */
+static MtrStatus unknown_value(const MtrModel *m, const ServeRun *r, MtrError *err)
+{
+    for (uint32_t i = 0; i < r->feeds.n; i++) {
+        const Feed *fd = &r->feeds.feeds[i];
+        if (fd->kind != FEED_IDS) continue;
+        const MtrColumn *col = &m->columns[fd->column];
+        const MtrDataColumn *c = mtr_table_column(r->t, col->name);
+        uint32_t n_words = 0;
+        for (uint32_t v = 0; v < m->n_vocabs; v++)
+            if (m->vocabs[v].column == fd->column) n_words = m->vocabs[v].n;
+        for (uint64_t row = 0; row < r->t->n_rows; row++) {
+            if (r->e.ids[fd->column][row] != 0) continue;
+            char where[64] = "";
+            if (r->t->n_rows > 1)
+                snprintf(where, sizeof where, "row %llu: ", (unsigned long long)row + 1);
+            return mtr_fail(err, MTR_E_ARG,
+                            "%sunknown %s '%s': it is not among the %u values the model was "
+                            "trained on",
+                            where, col->name, c->values[c->codes[row]], n_words);
+        }
+    }
+    return MTR_OK;
+}
+
+MtrStatus serve_session(const MtrModel *m, const ServeOutputs *o, int p, int64_t batch, int64_t k,
+                        MtrSession **s, MtrError *err)
+{
+    *s = NULL;
+    if (!m->trained) return mtr_fail(err, MTR_E_STATE, "the model is not trained: train it first");
     int64_t *sizes = calloc(m->n_symbols + 1, sizeof *sizes);
     if (!sizes) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
-    rc = bind_sizes(m, 1, k, sizes, err);
-    /* Program p and, for recommend, the item embeddings it reads. */
-    const MtrProgramKind programs[] = {m->programs[p].kind, MTR_PROG_EMBED_ITEMS, 0};
-    if (rc == MTR_OK) rc = mtr_session_new_for(m, sizes, programs, &o->s, err);
+    MtrStatus rc = bind_sizes(m, batch, k, sizes, err);
+    /* Program p and, for recommend, the item vectors it reads. */
+    int items = p == o->recommend && o->embed_items >= 0;
+    const MtrProgramKind programs[] = {m->programs[p].kind,
+                                       items ? m->programs[o->embed_items].kind : 0, 0};
+    if (rc == MTR_OK) rc = mtr_session_new_for(m, sizes, programs, s, err);
     free(sizes);
-    if (rc == MTR_OK) rc = mtr_session_load_params(o->s, m, err);
+    if (rc == MTR_OK) rc = mtr_session_load_params(*s, m, err);
+    if (rc == MTR_OK && items) {
+        ProgramFeeds item_feeds;
+        Encoded none = {0}; /* item feeds read the model's items, no rows */
+        if ((rc = bind_feeds(m, o->embed_items, &item_feeds, err)) == MTR_OK) {
+            bind_feed(*s, m, &item_feeds, &none, NULL, 0);
+            mtr_session_run(*s, o->embed_items, 1);
+            bind_feeds_free(&item_feeds);
+        }
+    }
+    if (rc) {
+        mtr_session_free(*s);
+        *s = NULL;
+    }
     return rc;
 }
 
-#define MAX_TASKS 64
-
-/* Program p's PREDICTION outputs, in task order. Fills pred and task
- * (MAX_TASKS at most); returns how many. */
-static int predict_outputs(const MtrModel *m, int p, int32_t *pred, const char **task)
+MtrStatus serve_bind(const MtrModel *m, int p, const MtrTable *t, int64_t batch, unsigned flags,
+                     MtrVocabIndex *const *ixs, MtrSession *s, ServeRun *r, MtrError *err)
 {
-    int n = 0;
-    for (uint32_t t = 0; t < m->n_tasks && n < MAX_TASKS; t++) {
-        int32_t out = mtr_program_output(m, p, MTR_OUT_PREDICTION, (int32_t)t);
-        if (out < 0) continue;
-        pred[n] = out;
-        task[n++] = m->tasks[t].name;
+    memset(r, 0, sizeof *r);
+    r->t = t;
+    r->p = p;
+    r->s = s;
+    if (!m->trained) return mtr_fail(err, MTR_E_STATE, "the model is not trained: train it first");
+    if (t->n_rows == 0) return mtr_fail(err, MTR_E_ARG, "%s: no rows", t->path);
+    MtrStatus rc = bind_feeds(m, p, &r->feeds, err);
+    if (rc == MTR_OK) rc = bind_encode_ix(m, t, &r->feeds, ixs, &r->e, err);
+    if (rc == MTR_OK && (flags & SERVE_STRICT) && r->e.oov) rc = unknown_value(m, r, err);
+    if (rc) return rc;
+    r->batch = (int64_t)t->n_rows < batch ? (int64_t)t->n_rows : batch;
+    if (!(r->rows = malloc(t->n_rows * sizeof *r->rows)))
+        return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+    for (uint64_t i = 0; i < t->n_rows; i++) r->rows[i] = (uint32_t)i;
+    return MTR_OK;
+}
+
+MtrStatus serve_open(const MtrModel *m, const ServeOutputs *o, int p, const MtrTable *t,
+                     int64_t most, int64_t k, unsigned flags, ServeRun *r, MtrError *err)
+{
+    MtrStatus rc = serve_bind(m, p, t, most, flags, NULL, NULL, r, err);
+    if (rc == MTR_OK) rc = serve_session(m, o, p, r->batch, k, &r->s, err);
+    r->own_session = 1;
+    return rc;
+}
+
+void serve_run(const MtrModel *m, ServeRun *r, int64_t off, int64_t n, uint32_t n_ops)
+{
+    bind_feed(r->s, m, &r->feeds, &r->e, r->rows + off, n);
+    mtr_session_run_ops(r->s, r->p, n, n_ops);
+}
+
+void serve_close(const MtrModel *m, ServeRun *r)
+{
+    if (r->own_session) mtr_session_free(r->s);
+    bind_encoded_free(m, &r->e);
+    bind_feeds_free(&r->feeds);
+    free(r->rows);
+    memset(r, 0, sizeof *r);
+}
+
+MtrStatus serve_item_vectors(const MtrModel *m, const ServeOutputs *o, int task, float *out,
+                             int64_t *dim, MtrError *err)
+{
+    if (task < 0 || (uint32_t)task >= m->n_tasks || task >= SERVE_MAX_TASKS ||
+        o->item_vectors[task] < 0 || o->embed_items < 0)
+        return mtr_fail(err, MTR_E_ARG,
+                        "task '%s' has no item vectors (it is not a retrieval task)",
+                        task >= 0 && (uint32_t)task < m->n_tasks ? m->tasks[task].name : "?");
+    if (!m->trained) return mtr_fail(err, MTR_E_STATE, "the model is not trained: train it first");
+    int32_t v = o->item_vectors[task];
+    *dim = serve_width(m, v);
+    if (!out) return MTR_OK;
+    ProgramFeeds feeds;
+    MtrSession *s = NULL;
+    Encoded none = {0};
+    int64_t *sizes = calloc(m->n_symbols + 1, sizeof *sizes);
+    if (!sizes) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+    MtrStatus rc = bind_sizes(m, 1, 1, sizes, err);
+    const MtrProgramKind programs[] = {MTR_PROG_EMBED_ITEMS, 0};
+    if (rc == MTR_OK) rc = mtr_session_new_for(m, sizes, programs, &s, err);
+    free(sizes);
+    if (rc == MTR_OK) rc = mtr_session_load_params(s, m, err);
+    if (rc == MTR_OK && (rc = bind_feeds(m, o->embed_items, &feeds, err)) == MTR_OK) {
+        bind_feed(s, m, &feeds, &none, NULL, 0);
+        mtr_session_run(s, o->embed_items, 1);
+        memcpy(out, mtr_session_tensor(s, v), (size_t)m->items.n * (size_t)*dim * sizeof *out);
+        bind_feeds_free(&feeds);
     }
-    return n;
+    mtr_session_free(s);
+    return rc;
+}
+
+MtrStatus serve_query_vectors(const MtrModel *m, const ServeOutputs *o, const MtrTable *t,
+                              unsigned flags, MtrVocabIndex *const *ixs, MtrSession *s,
+                              int64_t batch, float *out, MtrError *err)
+{
+    if (o->query < 0)
+        return mtr_fail(err, MTR_E_STATE, "the model has no retrieval task to recommend with");
+    ServeRun r;
+    int64_t dim = serve_width(m, o->query);
+    MtrStatus rc = s ? serve_bind(m, o->recommend, t, batch, flags, ixs, s, &r, err)
+                     : serve_open(m, o, o->recommend, t, batch, 1, flags, &r, err);
+    for (int64_t off = 0; rc == MTR_OK && off < (int64_t)t->n_rows; off += r.batch) {
+        int64_t n = (int64_t)t->n_rows - off < r.batch ? (int64_t)t->n_rows - off : r.batch;
+        serve_run(m, &r, off, n, o->query_ops);
+        memcpy(out + off * dim, mtr_session_tensor(r.s, o->query), (size_t)(n * dim) * sizeof *out);
+    }
+    serve_close(m, &r);
+    return rc;
+}
+
+/* ---- mtrun's serve commands: one row from the command line */
+
+/* One row from the command line's names and values, strictly encoded. */
+static MtrStatus one_row(const MtrModel *m, const ServeOutputs *o, int p, int n,
+                         const char *const *names, const char *const *values, int64_t k,
+                         MtrTable *t, ServeRun *r, MtrError *err)
+{
+    memset(t, 0, sizeof *t);
+    memset(r, 0, sizeof *r);
+    if (!m->trained) return mtr_fail(err, MTR_E_STATE, "the model is not trained: train it first");
+    for (int i = 0; i < n; i++)
+        if (mtr_model_find_column(m, names[i]) < 0)
+            return mtr_fail(err, MTR_E_ARG, "the model has no input column '%s'", names[i]);
+    ProgramFeeds feeds;
+    MtrStatus rc = bind_feeds(m, p, &feeds, err);
+    for (uint32_t f = 0; rc == MTR_OK && f < feeds.n; f++) {
+        const MtrColumn *col = &m->columns[feeds.feeds[f].column];
+        int given = 0;
+        for (int i = 0; i < n; i++) given |= strcmp(names[i], col->name) == 0;
+        if (feeds.feeds[f].kind != FEED_ITEMS && !given)
+            rc = mtr_fail(err, MTR_E_ARG, "a value for '%s' is needed (--input %s=VALUE)",
+                          col->name, col->name);
+    }
+    if (rc == MTR_OK) bind_feeds_free(&feeds);
+    if (rc == MTR_OK)
+        rc = mtr_table_from_values("the command line", (uint32_t)n, names, 1, values, t, err);
+    if (rc == MTR_OK) rc = serve_open(m, o, p, t, 1, k, SERVE_STRICT, r, err);
+    return rc;
 }
 
 MtrStatus mtr_run_predict(const MtrModel *m, int n, const char *const *names,
                           const char *const *values, FILE *out, MtrError *err)
 {
-    int p = mtr_model_program(m, MTR_PROG_PREDICT);
-    if (p < 0) return mtr_fail(err, MTR_E_STATE, "the model has no ranking task to predict with");
-    OneRow o;
-    ProgramFeeds feeds = {0};
-    int64_t k = m->items.n < 10 ? m->items.n : 10;
-    MtrStatus rc = one_row(m, p, n, names, values, k > 0 ? k : 1, &o, &feeds, err);
+    ServeOutputs o;
+    serve_outputs(m, &o);
+    if (o.predict < 0)
+        return mtr_fail(err, MTR_E_STATE, "the model has no ranking task to predict with");
+    MtrTable t;
+    ServeRun r;
+    MtrStatus rc = one_row(m, &o, o.predict, n, names, values, 1, &t, &r, err);
     if (rc == MTR_OK) {
-        uint32_t row = 0;
-        bind_feed(o.s, m, &feeds, &o.row, &row, 1);
-        mtr_session_run(o.s, p, 1);
-        int32_t pred[MAX_TASKS];
-        const char *task[MAX_TASKS];
-        int n_pred = predict_outputs(m, p, pred, task);
-        for (int i = 0; i < n_pred; i++)
-            fprintf(out, "%s\t%.6f\n", task[i], *(float *)mtr_session_tensor(o.s, pred[i]));
+        serve_run(m, &r, 0, 1, m->programs[o.predict].n_ops);
+        for (int i = 0; i < o.n_pred; i++)
+            fprintf(out, "%s\t%.6f\n", m->tasks[o.pred_task[i]].name,
+                    *(float *)mtr_session_tensor(r.s, o.pred[i]));
     }
-    bind_feeds_free(&feeds);
-    one_free(&o);
+    serve_close(m, &r);
+    mtr_table_free(&t);
     return rc;
-}
-
-/* The programs recommend runs, its top-k outputs, and a check of k against the items. */
-static MtrStatus recommend_programs(const MtrModel *m, int k, int *p, int *pi, int32_t *index,
-                                    int32_t *score, MtrError *err)
-{
-    *p = mtr_model_program(m, MTR_PROG_RECOMMEND);
-    *pi = mtr_model_program(m, MTR_PROG_EMBED_ITEMS);
-    *index = mtr_program_output(m, *p, MTR_OUT_TOP_INDEX, -1);
-    *score = mtr_program_output(m, *p, MTR_OUT_TOP_SCORE, -1);
-    if (*p < 0 || *pi < 0 || *index < 0 || *score < 0)
-        return mtr_fail(err, MTR_E_STATE, "the model has no retrieval task to recommend with");
-    if (k <= 0 || (uint32_t)k > m->items.n)
-        return mtr_fail(err, MTR_E_ARG, "-k must be between 1 and the %u items", m->items.n);
-    return MTR_OK;
 }
 
 MtrStatus mtr_run_recommend(const MtrModel *m, int n, const char *const *names,
                             const char *const *values, int k, FILE *out, MtrError *err)
 {
-    int p, pi;
-    int32_t ti, ts;
-    MtrStatus rc = recommend_programs(m, k, &p, &pi, &ti, &ts, err);
+    ServeOutputs o;
+    serve_outputs(m, &o);
+    MtrStatus rc = serve_check_recommend(m, &o, k, err);
     if (rc) return rc;
-    OneRow o;
-    ProgramFeeds feeds = {0}, item_feeds = {0};
-    rc = one_row(m, p, n, names, values, k, &o, &feeds, err);
-    if (rc == MTR_OK) rc = bind_feeds(m, pi, &item_feeds, err);
+    MtrTable t;
+    ServeRun r;
+    rc = one_row(m, &o, o.recommend, n, names, values, k, &t, &r, err);
     if (rc == MTR_OK) {
-        uint32_t row = 0;
-        bind_feed(o.s, m, &item_feeds, &o.row, NULL, 0);
-        mtr_session_run(o.s, pi, 1);
-        bind_feed(o.s, m, &feeds, &o.row, &row, 1);
-        mtr_session_run(o.s, p, 1);
-        const int32_t *idx = mtr_session_tensor(o.s, ti);
-        const float *score = mtr_session_tensor(o.s, ts);
+        serve_run(m, &r, 0, 1, m->programs[o.recommend].n_ops);
+        const int32_t *idx = mtr_session_tensor(r.s, o.index);
+        const float *score = mtr_session_tensor(r.s, o.score);
         for (int i = 0; i < k; i++)
             fprintf(out, "%d\t%.4f\t%s\n", i + 1, score[i],
                     idx[i] >= 0 && (uint32_t)idx[i] < m->items.n ? m->items.labels[idx[i]] : "?");
     }
-    bind_feeds_free(&feeds);
-    bind_feeds_free(&item_feeds);
-    one_free(&o);
+    serve_close(m, &r);
+    mtr_table_free(&t);
     return rc;
 }
 
@@ -199,62 +350,18 @@ static MtrStatus read_rows(const char *path, MtrTable *t, MtrError *err)
     return rc;
 }
 
-/* What serving a file needs: its rows encoded for program p, and a session
- * bound for batches of up to `batch` rows. */
-typedef struct {
-    MtrTable t;
-    Encoded e;
-    ProgramFeeds feeds;
-    MtrSession *s;
-    uint32_t *rows;
-    int64_t batch;
-} FileRun;
-
-static void file_free(const MtrModel *m, FileRun *f)
-{
-    mtr_session_free(f->s);
-    bind_encoded_free(m, &f->e);
-    bind_feeds_free(&f->feeds);
-    mtr_table_free(&f->t);
-    free(f->rows);
-    memset(f, 0, sizeof *f);
-}
-
-static MtrStatus file_open(const MtrModel *m, int p, const char *path, int64_t most, int64_t k,
-                           FileRun *f, MtrError *err)
-{
-    memset(f, 0, sizeof *f);
-    if (!m->trained) return mtr_fail(err, MTR_E_STATE, "the model is not trained: train it first");
-    MtrStatus rc = bind_feeds(m, p, &f->feeds, err);
-    if (rc == MTR_OK) rc = read_rows(path, &f->t, err);
-    if (rc == MTR_OK) rc = bind_encode(m, &f->t, &f->feeds, &f->e, err);
-    if (rc) return rc;
-    f->batch = (int64_t)f->t.n_rows < most ? (int64_t)f->t.n_rows : most;
-    if (!(f->rows = malloc(f->t.n_rows * sizeof *f->rows)))
-        return mtr_fail(err, MTR_E_NOMEM, "out of memory");
-    for (uint64_t r = 0; r < f->t.n_rows; r++) f->rows[r] = (uint32_t)r;
-    int64_t *sizes = calloc(m->n_symbols + 1, sizeof *sizes);
-    if (!sizes) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
-    rc = bind_sizes(m, f->batch, k, sizes, err);
-    const MtrProgramKind programs[] = {m->programs[p].kind, MTR_PROG_EMBED_ITEMS, 0};
-    if (rc == MTR_OK) rc = mtr_session_new_for(m, sizes, programs, &f->s, err);
-    free(sizes);
-    if (rc == MTR_OK) rc = mtr_session_load_params(f->s, m, err);
-    return rc;
-}
-
 /* Writes row r's values of the columns the program reads, each followed by a comma. */
-static void put_inputs(FILE *out, const MtrModel *m, const FileRun *f, uint64_t r)
+static void put_inputs(FILE *out, const MtrModel *m, const ServeRun *f, uint64_t r)
 {
     for (uint32_t i = 0; i < f->feeds.n; i++) {
         if (f->feeds.feeds[i].kind == FEED_ITEMS) continue;
-        const MtrDataColumn *c = mtr_table_column(&f->t, m->columns[f->feeds.feeds[i].column].name);
+        const MtrDataColumn *c = mtr_table_column(f->t, m->columns[f->feeds.feeds[i].column].name);
         put_field(out, c->values[c->codes[r]]);
         fputc(',', out);
     }
 }
 
-static void put_input_names(FILE *out, const MtrModel *m, const FileRun *f)
+static void put_input_names(FILE *out, const MtrModel *m, const ServeRun *f)
 {
     for (uint32_t i = 0; i < f->feeds.n; i++) {
         if (f->feeds.feeds[i].kind == FEED_ITEMS) continue;
@@ -266,60 +373,59 @@ static void put_input_names(FILE *out, const MtrModel *m, const FileRun *f)
 MtrStatus mtr_run_predict_file(const MtrModel *m, const char *path, FILE *out, uint64_t *oov,
                                MtrError *err)
 {
-    int p = mtr_model_program(m, MTR_PROG_PREDICT);
-    if (p < 0) return mtr_fail(err, MTR_E_STATE, "the model has no ranking task to predict with");
-    FileRun f;
-    MtrStatus rc = file_open(m, p, path, 4096, 1, &f, err);
-    int32_t pred[MAX_TASKS];
-    const char *task_name[MAX_TASKS];
-    int n_pred = rc == MTR_OK ? predict_outputs(m, p, pred, task_name) : 0;
+    ServeOutputs o;
+    serve_outputs(m, &o);
+    if (o.predict < 0)
+        return mtr_fail(err, MTR_E_STATE, "the model has no ranking task to predict with");
+    if (!m->trained) return mtr_fail(err, MTR_E_STATE, "the model is not trained: train it first");
+    MtrTable t = {0};
+    ServeRun f = {0};
+    MtrStatus rc = read_rows(path, &t, err);
+    if (rc == MTR_OK) rc = serve_open(m, &o, o.predict, &t, 4096, 1, 0, &f, err);
     if (rc == MTR_OK) {
         if (oov) *oov = f.e.oov;
         put_input_names(out, m, &f);
-        for (int i = 0; i < n_pred; i++) {
-            put_field(out, task_name[i]);
-            fputc(i + 1 < n_pred ? ',' : '\n', out);
+        for (int i = 0; i < o.n_pred; i++) {
+            put_field(out, m->tasks[o.pred_task[i]].name);
+            fputc(i + 1 < o.n_pred ? ',' : '\n', out);
         }
-        for (int64_t off = 0; off < (int64_t)f.t.n_rows; off += f.batch) {
-            int64_t n = (int64_t)f.t.n_rows - off < f.batch ? (int64_t)f.t.n_rows - off : f.batch;
-            bind_feed(f.s, m, &f.feeds, &f.e, f.rows + off, n);
-            mtr_session_run(f.s, p, n);
+        for (int64_t off = 0; off < (int64_t)t.n_rows; off += f.batch) {
+            int64_t n = (int64_t)t.n_rows - off < f.batch ? (int64_t)t.n_rows - off : f.batch;
+            serve_run(m, &f, off, n, m->programs[o.predict].n_ops);
             for (int64_t r = 0; r < n; r++) {
                 put_inputs(out, m, &f, (uint64_t)(off + r));
-                for (int i = 0; i < n_pred; i++)
-                    fprintf(out, "%.6f%c", ((const float *)mtr_session_tensor(f.s, pred[i]))[r],
-                            i + 1 < n_pred ? ',' : '\n');
+                for (int i = 0; i < o.n_pred; i++)
+                    fprintf(out, "%.6f%c", ((const float *)mtr_session_tensor(f.s, o.pred[i]))[r],
+                            i + 1 < o.n_pred ? ',' : '\n');
             }
         }
     }
-    file_free(m, &f);
+    serve_close(m, &f);
+    mtr_table_free(&t);
     return rc;
 }
 
 MtrStatus mtr_run_recommend_file(const MtrModel *m, const char *path, int k, FILE *out,
                                  uint64_t *oov, MtrError *err)
 {
-    int p, pi;
-    int32_t ti, ts;
-    MtrStatus rc = recommend_programs(m, k, &p, &pi, &ti, &ts, err);
+    ServeOutputs o;
+    serve_outputs(m, &o);
+    MtrStatus rc = serve_check_recommend(m, &o, k, err);
     if (rc) return rc;
-    FileRun f;
-    ProgramFeeds item_feeds = {0};
+    MtrTable t = {0};
+    ServeRun f = {0};
     /* A (batch, items) score block per batch: 256 queries at a time. */
-    rc = file_open(m, p, path, 256, k, &f, err);
-    if (rc == MTR_OK) rc = bind_feeds(m, pi, &item_feeds, err);
+    rc = read_rows(path, &t, err);
+    if (rc == MTR_OK) rc = serve_open(m, &o, o.recommend, &t, 256, k, 0, &f, err);
     if (rc == MTR_OK) {
         if (oov) *oov = f.e.oov;
-        bind_feed(f.s, m, &item_feeds, &f.e, NULL, 0);
-        mtr_session_run(f.s, pi, 1);
         put_input_names(out, m, &f);
         fputs("rank,item,score\n", out);
-        for (int64_t off = 0; off < (int64_t)f.t.n_rows; off += f.batch) {
-            int64_t n = (int64_t)f.t.n_rows - off < f.batch ? (int64_t)f.t.n_rows - off : f.batch;
-            bind_feed(f.s, m, &f.feeds, &f.e, f.rows + off, n);
-            mtr_session_run(f.s, p, n);
-            const int32_t *idx = mtr_session_tensor(f.s, ti);
-            const float *score = mtr_session_tensor(f.s, ts);
+        for (int64_t off = 0; off < (int64_t)t.n_rows; off += f.batch) {
+            int64_t n = (int64_t)t.n_rows - off < f.batch ? (int64_t)t.n_rows - off : f.batch;
+            serve_run(m, &f, off, n, m->programs[o.recommend].n_ops);
+            const int32_t *idx = mtr_session_tensor(f.s, o.index);
+            const float *score = mtr_session_tensor(f.s, o.score);
             for (int64_t r = 0; r < n; r++)
                 for (int i = 0; i < k; i++) {
                     int32_t it = idx[r * k + i];
@@ -331,7 +437,7 @@ MtrStatus mtr_run_recommend_file(const MtrModel *m, const char *path, int k, FIL
                 }
         }
     }
-    bind_feeds_free(&item_feeds);
-    file_free(m, &f);
+    serve_close(m, &f);
+    mtr_table_free(&t);
     return rc;
 }

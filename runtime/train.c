@@ -52,17 +52,6 @@ static void split_free(const MtrModel *m, Split *s)
     memset(s, 0, sizeof *s);
 }
 
-/* Item columns, for readers of generic files without an items file. */
-static const char **item_column_names(const MtrModel *m)
-{
-    const char **names = calloc(m->n_columns + 1, sizeof *names);
-    if (!names) return NULL;
-    uint32_t n = 0;
-    for (uint32_t c = 0; c < m->n_columns; c++)
-        if (m->columns[c].is_item) names[n++] = m->columns[c].name;
-    return names;
-}
-
 static uint32_t *iota(int64_t n)
 {
     uint32_t *r = malloc((size_t)(n ? n : 1) * sizeof *r);
@@ -119,10 +108,15 @@ static uint64_t count_overlap(const MtrModel *m, const Split *s)
 static MtrStatus data_load(MtrModel *m, const MtrRunOptions *o, int build_vocab, MtrDataset **ds,
                            MtrError *err)
 {
-    const char **item_cols = item_column_names(m);
+    const char **item_cols = bind_item_columns(m);
     if (!item_cols) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
     MtrDataOptions dopt = {.skip_bad = o->skip_bad, .item_columns = item_cols};
     MtrStatus rc = mtr_data_open(o->data_dir, &dopt, ds, err);
+    if (rc == MTR_OK) rc = bind_check_rows(m, &(*ds)->ratings, o->skip_bad, &(*ds)->skipped, err);
+    if (rc && *ds) {
+        mtr_data_free(*ds);
+        *ds = NULL;
+    }
     if (rc == MTR_OK && build_vocab && (rc = bind_vocabularies(m, *ds, err))) {
         mtr_data_free(*ds);
         *ds = NULL;
@@ -136,7 +130,7 @@ static MtrStatus data_load(MtrModel *m, const MtrRunOptions *o, int build_vocab,
 static MtrStatus split_given(const MtrModel *m, const MtrDataset *ds, const MtrRunOptions *o,
                              const char *train, const char *test, Split *s, MtrError *err)
 {
-    const char **item_cols = item_column_names(m);
+    const char **item_cols = bind_item_columns(m);
     if (!item_cols) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
     MtrDataOptions dopt = {.skip_bad = o->skip_bad, .item_columns = item_cols};
     uint64_t sk1 = 0, sk2 = 0;
@@ -145,6 +139,8 @@ static MtrStatus split_given(const MtrModel *m, const MtrDataset *ds, const MtrR
     MtrStatus rc = mtr_data_read_interactions(train, ds, &dopt, &s->train_file, &sk1, err);
     if (rc == MTR_OK) rc = mtr_data_read_interactions(test, ds, &dopt, &s->test_file, &sk2, err);
     free(item_cols);
+    if (rc == MTR_OK) rc = bind_check_rows(m, &s->train_file, o->skip_bad, &sk1, err);
+    if (rc == MTR_OK) rc = bind_check_rows(m, &s->test_file, o->skip_bad, &sk2, err);
     s->skipped = sk1 + sk2;
     if (rc == MTR_OK) rc = bind_encode(m, &s->train_file, NULL, &s->enc_train, err);
     if (rc == MTR_OK) rc = bind_encode(m, &s->test_file, NULL, &s->enc_test, err);
@@ -335,12 +331,14 @@ static void print_profile(const MtrSession *s, FILE *out, MtrRunResult *res)
  * batch into the metrics accumulators; the report goes to *out. */
 static MtrStatus evaluate(const MtrModel *m, Runner *r, const Encoded *e, const uint32_t *rows,
                           int64_t n_rows, int64_t batch, MetricsReport *out, double *seconds,
-                          MtrError *err)
+                          FILE *progress, MtrError *err)
 {
     Metrics ms;
     MtrStatus rc = metrics_init(&ms, m, n_rows, err);
     if (rc) return rc;
     double t0 = report_clock();
+    ReportProgress prog = {0};
+    if (progress) report_progress_init(&prog, progress, 0);
     if (r->p_items >= 0) {
         bind_feed(r->s, m, &r->feeds[r->p_items], e, NULL, 0);
         mtr_session_run(r->s, r->p_items, 1); /* item rows only: no batch extent */
@@ -362,7 +360,9 @@ static MtrStatus evaluate(const MtrModel *m, Runner *r, const Encoded *e, const 
             }
             rc = metrics_add(&ms, t, mtr_session_tensor(r->s, reads), label, n, err);
         }
+        if (progress) report_eval_update(&prog, off + n, n_rows, report_clock() - t0);
     }
+    if (progress) report_progress_clear(&prog);
     if (seconds) *seconds = report_clock() - t0;
     if (rc == MTR_OK) rc = metrics_report(&ms, out, err);
     metrics_free(&ms);
@@ -429,9 +429,12 @@ static MtrStatus run_fold(const MtrModel *m, Runner *r, Split *sp, const MtrRunO
             if (o->step_log) log_step(m, r, o->step_log, o->fold, ++step, e, n, loss);
             if (o->progress) {
                 double dt = report_clock() - t0;
-                report_progress_update(&prog, e, b + 1, n_batches,
-                                       dt > 0 ? (double)(off + n) / dt : 0,
-                                       loss_sum / (double)(b + 1));
+                /* The run's time left, at the pace of its batches so far. */
+                double done = (double)(e - 1) * (double)n_batches + (double)(b + 1);
+                double left = (double)epochs * (double)n_batches - done;
+                report_progress_update(
+                    &prog, e, b + 1, n_batches, dt > 0 ? (double)(off + n) / dt : 0,
+                    loss_sum / (double)(b + 1), (report_clock() - t_train) * left / done);
             }
         }
         double dt = report_clock() - t0;
@@ -441,7 +444,7 @@ static MtrStatus run_fold(const MtrModel *m, Runner *r, Split *sp, const MtrRunO
                                       res->last_loss, dt);
         MetricsReport train_metrics = {0};
         if (o->train_metrics && (rc = evaluate(m, r, &sp->enc_train, sp->train_rows, sp->n_train,
-                                               batch, &train_metrics, NULL, err)))
+                                               batch, &train_metrics, NULL, o->progress, err)))
             return rc;
         if (o->metrics) {
             ReportJson j;
@@ -465,7 +468,7 @@ static MtrStatus run_fold(const MtrModel *m, Runner *r, Split *sp, const MtrRunO
     if (o->profile) print_profile(r->s, o->profile, res);
     if (sp->n_test > 0)
         rc = evaluate(m, r, &sp->enc_test, sp->test_rows, sp->n_test, batch, &res->test,
-                      &res->eval_seconds, err);
+                      &res->eval_seconds, o->progress, err);
     if (rc == MTR_OK) write_test_line(o, res);
     return rc;
 }
@@ -575,7 +578,7 @@ MtrStatus mtr_run_eval(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, M
             rc = mtr_fail(err, MTR_E_DATA, "no test rows to evaluate");
         if (rc == MTR_OK)
             rc = evaluate(m, &r, &sp.enc_test, sp.test_rows, sp.n_test, train_batch(m), &res->test,
-                          &res->eval_seconds, err);
+                          &res->eval_seconds, o->progress, err);
         if (rc == MTR_OK) write_test_line(o, res);
         runner_free(&r);
     }

@@ -208,6 +208,80 @@ expect 1 "no records" "$mtrun" "$tmp/trained.bin" predict --file "$tmp/norows.cs
 expect 2 "-k.*'-3'" "$mtrun" "$tmp/trained.bin" recommend --user user_00 -k -3
 expect 1 "not trained" "$mtrun" "$tmp/model.bin" predict --user user_00 --item item_g0_1
 
+# ---- paper cuts, as a new user meets them
+# --data=DIR is the same as --data DIR, and options may come before the model.
+"$mtrun" "$tmp/model.bin" --data="$data" --quiet >"$tmp/eq.out" 2>&1 || fail "--data=DIR is refused: $(cat "$tmp/eq.out")"
+"$mtrun" --data "$data" --quiet "$tmp/model.bin" >"$tmp/before.out" 2>&1 ||
+  fail "options before the model are refused: $(cat "$tmp/before.out")"
+checks=$((checks + 2))
+# (the first line holds wall times: the results are the lines after it)
+same_results() { cmp -s <(tail -n +2 "$1") <(tail -n +2 "$2"); }
+same_results "$tmp/eq.out" "$tmp/before.out" || fail "--data=DIR and --data DIR before the model differ"
+# stdout starts with the results, not a blank line.
+checks=$((checks + 1))
+[ -n "$(head -n 1 "$tmp/eq.out")" ] || fail "stdout starts with a blank line"
+# MTR_DATA names the data folder when --data does not; --data wins over it.
+MTR_DATA="$data" "$mtrun" "$tmp/model.bin" --quiet >"$tmp/env.out" 2>&1 || fail "MTR_DATA is ignored: $(cat "$tmp/env.out")"
+checks=$((checks + 1))
+same_results "$tmp/eq.out" "$tmp/env.out" || fail "training with MTR_DATA differs from --data"
+MTR_DATA="$tmp/no-such-folder" "$mtrun" "$tmp/model.bin" --data "$data" --quiet >/dev/null 2>&1 ||
+  fail "--data does not win over MTR_DATA"
+expect 2 "needs --data DIR" env -u MTR_DATA "$mtrun" "$tmp/model.bin" eval
+# An explicit 'train' command is the default one.
+"$mtrun" "$tmp/model.bin" train --data "$data" --quiet >"$tmp/train.out" 2>&1 || fail "'train' command fails"
+checks=$((checks + 1))
+same_results "$tmp/eq.out" "$tmp/train.out" || fail "'mtrun MODEL train' differs from 'mtrun MODEL'"
+# A .mtr source or a command in the model's place says what to do.
+expect 1 "is a \.mtr source, not a compiled model: compile it first \(mtrc" \
+  "$mtrun" "$tmp/p/planted.mtr" --data "$data"
+expect 1 "'train' is a command: the model comes first" "$mtrun" train "$tmp/model.bin" --data "$data"
+# -k belongs to recommend: predict (one row or a file) refuses it.
+expect 2 "-k is for recommend" "$mtrun" "$tmp/trained.bin" predict --file "$tmp/rows.csv" -k 3
+expect 2 "-k is for recommend" "$mtrun" "$tmp/trained.bin" predict --user user_00 --item item_g0_1 -k 3
+# recommend on an untrained model says so (not "between 1 and the 0 items").
+expect 1 "not trained" "$mtrun" "$tmp/model.bin" recommend --user user_00
+expect 1 "not trained" "$mtrun" "$tmp/model.bin" recommend --file "$tmp/rows.csv"
+expect 1 "export needs a trained model" "$mtrun" "$tmp/model.bin" export "$tmp/vec" --vectors
+expect 1 "column 'user_id' is given twice" "$mtrun" "$tmp/trained.bin" predict --user user_00 \
+  --item item_g0_1 --input user_id=user_01
+expect 2 "unexpected argument 'extra'" "$mtrun" "$tmp/trained.bin" info extra
+expect 2 "--vectors is for export" "$mtrun" "$tmp/trained.bin" info --vectors
+
+# ---- bad values train nothing: each is an error naming the file and line, or
+# skipped and counted under --skip-bad
+mkdir -p "$tmp/bad"
+cp "$data/items.csv" "$tmp/bad/"
+sed 's/ loss mse metrics rmse / loss bce metrics auc /' "$tmp/p/planted.mtr" >"$tmp/bce.mtr"
+"$mtrc" "$tmp/bce.mtr" -o "$tmp/bce.bin"
+expect 1 "interactions.csv:2: user_rating is the label of task 'rating' \(loss bce\): it must be 0 or 1 \(found '[0-9]'\)" \
+  "$mtrun" "$tmp/bce.bin" --data "$data" --quiet
+sed 's/^label user_rating : float/label user_rating : int/' "$tmp/p/planted.mtr" >"$tmp/intlabel.mtr"
+"$mtrc" "$tmp/intlabel.mtr" -o "$tmp/intlabel.bin"
+sed '5s/,[0-9]$/,0.5/' "$data/interactions.csv" >"$tmp/bad/interactions.csv"
+expect 1 "bad/interactions.csv:5: user_rating is an int label, but this is not an integer \(found '0.5'\)" \
+  "$mtrun" "$tmp/intlabel.bin" --data "$tmp/bad" --quiet
+sed 's/^input user_id     : string/input user_id     : int/' "$tmp/p/planted.mtr" >"$tmp/intinput.mtr"
+"$mtrc" "$tmp/intinput.mtr" -o "$tmp/intinput.bin"
+expect 1 "interactions.csv:2: user_id is an int input, but this is not an integer \(found 'user_00'\)" \
+  "$mtrun" "$tmp/intinput.bin" --data "$data" --quiet
+sed '7s/,[0-9]$/,abc/' "$data/interactions.csv" >"$tmp/bad/interactions.csv"
+expect 1 "bad/interactions.csv:7: user_rating is not a number \(found 'abc'\)" \
+  "$mtrun" "$tmp/model.bin" --data "$tmp/bad" --quiet
+expect 0 "skipped 1 malformed record$" "$mtrun" "$tmp/model.bin" --data "$tmp/bad" --quiet --skip-bad
+checks=$((checks + 1))
+grep -q "^planted: 959 training rows" "$tmp/out" || fail "--skip-bad: $(head -n 1 "$tmp/out")"
+
+# A ranking task without metrics reports its test loss (mse: the rmse squared).
+sed 's/ loss mse metrics rmse / loss mse /' "$tmp/p/planted.mtr" >"$tmp/nometrics.mtr"
+"$mtrc" "$tmp/nometrics.mtr" -o "$tmp/nometrics.bin"
+"$mtrun" "$tmp/nometrics.bin" --data "$data" --quiet >"$tmp/nom.out"
+"$mtrun" "$tmp/model.bin" --data "$data" --quiet >"$tmp/rmse.out"
+checks=$((checks + 1))
+loss="$(awk '$1 == "loss" {print $2}' "$tmp/nom.out")"
+rmse="$(awk '$1 == "rmse" {print $2}' "$tmp/rmse.out")"
+awk -v l="$loss" -v r="$rmse" 'BEGIN { d = l - r * r; exit !(l != "" && d < 1e-3 && d > -1e-3) }' ||
+  fail "a task without metrics prints loss '$loss', not the rmse squared ($rmse^2)"
+
 # ---- every option --help lists is one mtrun knows (a documented flag that is
 # not parsed would be 'unknown option'); each is given a dummy value
 for flag in $("$mtrun" --help | grep -oE -- '--[a-z][a-z-]+' | sort -u); do

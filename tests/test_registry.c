@@ -58,7 +58,7 @@ static void test_dsl_documents_every_row(void **state)
 #define X(E, n, args, reads, loss) expect_documented(dsl, "docs/dsl.md", "task kind", #n, &bad);
 #include "tasks.def"
 #undef X
-#define X(E, n, task, op, output) expect_documented(dsl, "docs/dsl.md", "loss", #n, &bad);
+#define X(E, n, task, op, output, metric) expect_documented(dsl, "docs/dsl.md", "loss", #n, &bad);
 #include "losses.def"
 #undef X
 #define X(E, n) expect_documented(dsl, "docs/dsl.md", "optimizer", #n, &bad);

@@ -204,14 +204,24 @@ static void test_progress_format(void **state)
 {
     (void)state;
     char buf[256];
-    report_progress_format(buf, sizeof buf, 1, 3, 6, 10, 10, 41234.4, 69812.3);
+    report_progress_format(buf, sizeof buf, 1, 3, 6, 10, 10, 41234.4, 69812.3, -1);
     assert_string_equal(buf, "epoch 1/3 [=====>    ] 6/10 batches  41234 ex/s  loss 69812.3");
-    report_progress_format(buf, sizeof buf, 2, 3, 0, 10, 10, 0, 4.5);
+    report_progress_format(buf, sizeof buf, 2, 3, 0, 10, 10, 0, 4.5, -1);
     assert_string_equal(buf, "epoch 2/3 [          ] 0/10 batches  0 ex/s  loss 4.5");
-    report_progress_format(buf, sizeof buf, 3, 3, 10, 10, 10, 100, 1.25);
+    report_progress_format(buf, sizeof buf, 3, 3, 10, 10, 10, 100, 1.25, -1);
     assert_string_equal(buf, "epoch 3/3 [==========] 10/10 batches  100 ex/s  loss 1.25");
-    report_progress_format(buf, sizeof buf, 1, 1, 1, 3, 4, 5, 6);
+    report_progress_format(buf, sizeof buf, 1, 1, 1, 3, 4, 5, 6, -1);
     assert_string_equal(buf, "epoch 1/1 [>   ] 1/3 batches  5 ex/s  loss 6");
+    report_progress_format(buf, sizeof buf, 1, 3, 6, 10, 10, 41234.4, 69812.3, 65.2);
+    assert_string_equal(buf,
+                        "epoch 1/3 [=====>    ] 6/10 batches  41234 ex/s  loss 69812.3  ETA 1:05");
+    report_eta_format(buf, sizeof buf, 12.4);
+    assert_string_equal(buf, "ETA 12 s");
+    report_eta_format(buf, sizeof buf, 7384);
+    assert_string_equal(buf, "ETA 2:03:04");
+    assert_int_equal(report_eta_format(buf, sizeof buf, -1), 0);
+    report_eval_format(buf, sizeof buf, 12000, 20000, 10, 3);
+    assert_string_equal(buf, "evaluating [=====>    ] 12000/20000 rows  ETA 3 s");
     size_t n = report_epoch_format(buf, sizeof buf, 1, 3, 10, 41234.4, 69812.3, 1.94);
     assert_string_equal(buf, "epoch 1/3  10 batches  41234 ex/s  loss 69812.3  1.9 s");
     assert_int_equal(n, strlen(buf));
@@ -229,7 +239,7 @@ static void test_progress_streams(void **state)
     ReportProgress p;
     report_progress_init(&p, c.f, 2);
     assert_int_equal(p.tty, 0);
-    report_progress_update(&p, 1, 1, 2, 10, 3);
+    report_progress_update(&p, 1, 1, 2, 10, 3, 5);
     report_progress_epoch_end(&p, 1, 2, 10, 3, 0.5);
     char *text = capture_close(&c);
     assert_string_equal(text, "epoch 1/2  2 batches  10 ex/s  loss 3  0.5 s\n");
@@ -240,15 +250,29 @@ static void test_progress_streams(void **state)
     report_progress_init(&p, c.f, 2);
     p.tty = 1;
     p.width = 4;
-    report_progress_update(&p, 1, 1, 2, 1000, 12.5);
-    report_progress_update(&p, 1, 2, 2, 10, 3);
+    report_progress_update(&p, 1, 1, 2, 1000, 12.5, 3);
+    report_progress_update(&p, 1, 2, 2, 10, 3, -1);
     report_progress_epoch_end(&p, 1, 2, 10, 3, 0.5);
     text = capture_close(&c);
-    assert_string_equal(text, "\repoch 1/2 [=>  ] 1/2 batches  1000 ex/s  loss 12.5"
+    assert_string_equal(text, "\repoch 1/2 [=>  ] 1/2 batches  1000 ex/s  loss 12.5  ETA 3 s"
                               "\repoch 1/2 [====] 2/2 batches  10 ex/s  loss 3"
-                              "     "
+                              "              "
                               "\repoch 1/2  2 batches  10 ex/s  loss 3  0.5 s"
                               " \n");
+    free(text);
+
+    /* An evaluation pass: silent for its first second, then a bar, blanked at the end. */
+    capture_open(&c);
+    report_progress_init(&p, c.f, 0);
+    p.tty = 1;
+    p.width = 4;
+    report_eval_update(&p, 1, 4, 0.5);
+    report_eval_update(&p, 2, 4, 1.5);
+    report_progress_clear(&p);
+    report_progress_clear(&p);
+    text = capture_close(&c);
+    assert_string_equal(text, "\revaluating [=>  ] 2/4 rows  ETA 2 s"
+                              "\r                                   \r");
     free(text);
     assert_true(report_clock() > 0);
 }

@@ -118,6 +118,81 @@ void table_abort(TableBuilder *b)
     mtr_table_free(&b->t);
 }
 
+MtrStatus mtr_table_from_values(const char *what, uint32_t n_cols, const char *const *names,
+                                uint64_t n_rows, const char *const *values, MtrTable *out,
+                                MtrError *err)
+{
+    TableBuilder b;
+    memset(out, 0, sizeof *out);
+    if (n_rows > UINT32_MAX) return mtr_fail(err, MTR_E_ARG, "%s: too many rows", what);
+    for (uint32_t c = 0; c < n_cols; c++)
+        for (uint32_t d = 0; d < c; d++)
+            if (strcmp(names[c], names[d]) == 0)
+                return mtr_fail(err, MTR_E_ARG, "%s: column '%s' is given twice", what, names[c]);
+    MtrStatus st = table_begin(&b, what, n_cols, names, err);
+    for (uint64_t r = 0; r < n_rows && st == MTR_OK; r++)
+        for (uint32_t c = 0; c < n_cols && st == MTR_OK; c++)
+            if (!values[r * n_cols + c])
+                st = mtr_fail(err, MTR_E_ARG, "%s: row %llu: no value for '%s'", what,
+                              (unsigned long long)r + 1, names[c]);
+    /* Rows are pushed through their codes: nothing is copied but each distinct value. */
+    uint32_t *codes = st == MTR_OK ? calloc(n_cols ? n_cols : 1, sizeof *codes) : NULL;
+    if (st == MTR_OK && !codes) st = mtr_fail(err, MTR_E_NOMEM, "%s: out of memory", what);
+    for (uint64_t r = 0; r < n_rows && st == MTR_OK; r++) {
+        for (uint32_t c = 0; c < n_cols && st == MTR_OK; c++) {
+            const char *v = values[r * n_cols + c];
+            st = table_intern(&b, c, v, strlen(v), &codes[c], err);
+        }
+        if (st == MTR_OK) st = table_push_codes(&b, codes, (uint32_t)(r + 1), err);
+    }
+    free(codes);
+    if (st) {
+        table_abort(&b);
+        return st;
+    }
+    table_finish(&b, out);
+    /* No lines: messages then name the row ("row 3"), not a line of a file. */
+    free(out->lines);
+    out->lines = NULL;
+    return MTR_OK;
+}
+
+MtrStatus mtr_table_keep_rows(MtrTable *t, const uint8_t *keep, MtrError *err)
+{
+    uint64_t w = 0;
+    for (uint32_t c = 0; c < t->n_columns; c++) {
+        MtrDataColumn *col = &t->columns[c];
+        uint32_t *map = malloc((col->n_values ? col->n_values : 1) * sizeof *map);
+        if (!map) return mtr_fail(err, MTR_E_NOMEM, "%s: out of memory", t->path);
+        for (uint32_t v = 0; v < col->n_values; v++) map[v] = UINT32_MAX;
+        for (uint64_t r = 0; r < t->n_rows; r++)
+            if (keep[r]) map[col->codes[r]] = 0;
+        /* Values still used keep their first-seen order; the others go. */
+        uint32_t n = 0;
+        for (uint32_t v = 0; v < col->n_values; v++) {
+            if (map[v] == UINT32_MAX) {
+                free(col->values[v]);
+                continue;
+            }
+            col->values[n] = col->values[v];
+            map[v] = n++;
+        }
+        col->n_values = n;
+        w = 0;
+        for (uint64_t r = 0; r < t->n_rows; r++)
+            if (keep[r]) col->codes[w++] = map[col->codes[r]];
+        free(map);
+    }
+    w = 0;
+    for (uint64_t r = 0; r < t->n_rows; r++)
+        if (keep[r]) {
+            if (t->lines) t->lines[w] = t->lines[r];
+            w++;
+        }
+    t->n_rows = w;
+    return MTR_OK;
+}
+
 int table_column_index(const MtrTable *t, const char *name)
 {
     for (uint32_t c = 0; c < t->n_columns; c++)

@@ -55,6 +55,18 @@ MtrStatus mtr_data_read_interactions(const char *path, const MtrDataset *ds,
                                      const MtrDataOptions *opt, MtrTable *out, uint64_t *skipped,
                                      MtrError *err);
 
+/* Builds a table from values given in memory: n_rows rows of n_cols columns,
+ * values[r * n_cols + c] the value of column names[c] in row r (copied). `what`
+ * names the rows in messages, which then give a row number, not a line. A
+ * column named twice is an MTR_E_ARG error. */
+MtrStatus mtr_table_from_values(const char *what, uint32_t n_cols, const char *const *names,
+                                uint64_t n_rows, const char *const *values, MtrTable *out,
+                                MtrError *err);
+
+/* Keeps the rows r with keep[r] != 0 (in order) and drops the rest, with the
+ * values only they used. */
+MtrStatus mtr_table_keep_rows(MtrTable *t, const uint8_t *keep, MtrError *err);
+
 void mtr_data_free(MtrDataset *ds);
 void mtr_table_free(MtrTable *t);
 

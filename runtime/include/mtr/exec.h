@@ -51,6 +51,10 @@ void mtr_session_run(MtrSession *s, int p, int64_t rows);
  * or clips them acts between the two. */
 void mtr_session_run_gradients(MtrSession *s, int p, int64_t rows);
 void mtr_session_run_updates(MtrSession *s, int p, int64_t rows);
+/* Runs only the first n_ops ops of program p (n_ops <= its op count): a
+ * tensor written by op n_ops - 1 then still holds its value, even one whose
+ * buffer a later op would reuse (serving reads a query vector this way). */
+void mtr_session_run_ops(MtrSession *s, int p, int64_t rows, uint32_t n_ops);
 
 /* Profiling: when on, every op's kernel is timed and the seconds summed per
  * op kind (no allocation; two clock reads per op). */

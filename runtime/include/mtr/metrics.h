@@ -12,6 +12,11 @@
  *               scoring strictly above the true item; a row is a hit at k when
  *               rank <= k; accuracy = hits / rows.
  *
+ *   mse         mean((pred - label)^2), the rating loss on the test rows.
+ *   log_loss    mean(-(y log p + (1 - y) log(1 - p))), the bce loss on the test rows.
+ *   A task that asks for no metric reports its loss as "loss": the metric its
+ *   task record names as equal to its training loss (mse or log_loss).
+ *
  * Report names: each metric is called "rmse", "mae", "auc" or "top_<k>". A name
  * that exactly one task of the model reports stands alone; a name that two or
  * more tasks report is prefixed by the task, "<task>.<name>" (two ranking tasks
@@ -31,6 +36,7 @@
 typedef struct {
     int64_t rows;
     double sum_sq, sum_abs;
+    double sum_log; /* log loss, reading predictions as probabilities */
 } MetricsRegression;
 
 void metrics_regression_reset(MetricsRegression *r);
@@ -40,6 +46,10 @@ void metrics_regression_add(MetricsRegression *r, const float *pred, const float
 /* Return NaN when no row was added. */
 double metrics_regression_rmse(const MetricsRegression *r);
 double metrics_regression_mae(const MetricsRegression *r);
+double metrics_regression_mse(const MetricsRegression *r);
+/* The mean log loss, reading predictions as probabilities (clamped to
+ * [1e-7, 1 - 1e-7]) and labels as 0/1 weights. */
+double metrics_regression_log_loss(const MetricsRegression *r);
 
 /* ---- AUC: keeps every (score, positive) pair, sorted once at the end */
 

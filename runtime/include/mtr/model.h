@@ -174,6 +174,7 @@ typedef struct {
     int32_t ks[MTR_MAX_KS]; /* increasing */
     int32_t weight_knob;    /* index into knobs */
     int32_t label_column;   /* the column its predictions are compared with, or -1 */
+    int32_t loss_metric;    /* the metric equal to its training loss on eval outputs, or -1 */
 } MtrTask;
 
 typedef struct {

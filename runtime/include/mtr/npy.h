@@ -39,6 +39,22 @@ MtrStatus mtr_npy_write(const char *path, const float *data, int rank, const int
 MtrStatus mtr_npy_read(const char *path, float **data, int *rank, int64_t shape[MTR_MAX_RANK],
                        MtrError *err);
 
+/* Writes lines[0..n) (NULL as an empty line), each followed by '\n', to path,
+ * replaced atomically like mtr_npy_write. */
+MtrStatus mtr_text_write_lines(const char *path, char *const *lines, uint32_t n, MtrError *err);
+
+/* Writes the final vectors of a trained model into dir (which exists), for an
+ * ANN index: for every retrieval task T, T.item_vectors.npy (items x D, rows
+ * in the order of items.txt); for the task recommend serves, also
+ * T.query_vectors.npy (queries x D) and T.queries.tsv (a header of the query
+ * columns, then one query per line, in the order of the vectors' rows). The
+ * queries are the distinct query-column values of data_dir's interactions,
+ * in first-seen order; with data_dir NULL, the words of the query's
+ * vocabulary when the query reads one looked-up column (else no query files).
+ * An item's score for a query is the dot product of their vectors. */
+MtrStatus mtr_export_vectors(const MtrModel *m, const char *dir, const char *data_dir,
+                             MtrError *err);
+
 /* The file name stem for a tensor or column name (see above): writes at most
  * cap bytes with the NUL; returns the length it needs (snprintf-style). */
 size_t mtr_npy_file_stem(char *buf, size_t cap, const char *name);

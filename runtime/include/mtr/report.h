@@ -79,11 +79,17 @@ typedef struct {
     size_t shown; /* the length of the live line on screen, to blank leftovers */
 } ReportProgress;
 
-/* "epoch 1/3 [=====>    ] 6/10 batches  41234 ex/s  loss 69812.3": the bar has
- * width cells, done * width / total of them filled, the last filled one a '>'
- * until the epoch is complete. snprintf-style. */
+/* "epoch 1/3 [=====>    ] 6/10 batches  41234 ex/s  loss 69812.3  ETA 1:05": the
+ * bar has width cells, done * width / total of them filled, the last filled one
+ * a '>' until the epoch is complete; the estimated seconds left of the run
+ * follow when eta >= 0 (report_eta_format). snprintf-style. */
 size_t report_progress_format(char *buf, size_t cap, int epoch, int epochs, int64_t done,
-                              int64_t total, int width, double ex_per_s, double loss);
+                              int64_t total, int width, double ex_per_s, double loss, double eta);
+/* "ETA 12 s", "ETA 1:05" (minutes), "ETA 2:03:04" (hours); "" for eta < 0. */
+size_t report_eta_format(char *buf, size_t cap, double eta);
+/* "evaluating [====>     ] 12000/20000 rows  ETA 3 s": an evaluation pass. */
+size_t report_eval_format(char *buf, size_t cap, int64_t done, int64_t total, int width,
+                          double eta);
 /* "epoch 1/3  10 batches  41234 ex/s  loss 69812.3  1.9 s": the epoch's summary. */
 size_t report_epoch_format(char *buf, size_t cap, int epoch, int epochs, int64_t batches,
                            double ex_per_s, double loss, double seconds);
@@ -92,7 +98,13 @@ size_t report_epoch_format(char *buf, size_t cap, int epoch, int epochs, int64_t
 void report_progress_init(ReportProgress *p, FILE *out, int epochs);
 /* Redraws the live line (terminal only; nothing otherwise). */
 void report_progress_update(ReportProgress *p, int epoch, int64_t done, int64_t total,
-                            double ex_per_s, double loss);
+                            double ex_per_s, double loss, double eta);
+/* An evaluation pass that has run `seconds` so far and done `done` of `total`
+ * rows: drawn on a terminal once it has run longer than a second (short
+ * passes stay silent); nothing otherwise. */
+void report_eval_update(ReportProgress *p, int64_t done, int64_t total, double seconds);
+/* Blanks the live line, if one is drawn (after an evaluation pass). */
+void report_progress_clear(ReportProgress *p);
 /* Ends an epoch: on a terminal, replaces the live line by the summary and moves
  * to a new line; otherwise writes the summary line. */
 void report_progress_epoch_end(ReportProgress *p, int epoch, int64_t batches, double ex_per_s,
