@@ -342,6 +342,28 @@ void ast_model_name(AstBuilder *b, AstTok name)
     b->model->loc = name.loc;
 }
 
+void ast_derived_label(AstBuilder *b, AstTok name, AstTok from, AstTok compare, AstValue *value)
+{
+    if (!value || !need_number(b, value, "a derived label's threshold")) return;
+    int cmp = 0;
+#define X(E, txt, id)                                                                              \
+    if (strcmp(compare.text, txt) == 0) cmp = id;
+#include "mtr/compares.def"
+#undef X
+    AstColumn *c = node(b, sizeof *c);
+    if (!c) return;
+    c->name = name.text;
+    c->loc = name.loc;
+    c->type = TY_FLOAT;
+    c->is_label = 1;
+    c->from_name = from.text;
+    c->from_loc = from.loc;
+    c->compare = cmp;
+    c->threshold = value->num;
+    *b->col_tail = c;
+    b->col_tail = &c->next;
+}
+
 void ast_column(AstBuilder *b, int is_label, AstTok name, AstTok type)
 {
     int t = find_name(type.text, TYPE_NAMES, COUNT(TYPE_NAMES));
@@ -650,7 +672,31 @@ AstClause *ast_clause_add(AstBuilder *b, AstClause *list, AstClause *c)
     return c;
 }
 
-static const char *const CLAUSE_NAMES[] = {"loss", "metrics", "weight"};
+static const char *const CLAUSE_NAMES[CLAUSE_COUNT] = {
+    [CLAUSE_LOSS] = "loss",
+    [CLAUSE_METRICS] = "metrics",
+    [CLAUSE_WEIGHT] = "weight",
+    [CLAUSE_SAMPLE] = "sample",
+};
+
+/* `sample 0.1` and the other clauses written as a name and a value. */
+AstClause *ast_clause_option(AstBuilder *b, AstTok name, AstValue *value)
+{
+    static const char *const named[] = {"sample"};
+    static const ClauseKind kinds[] = {CLAUSE_SAMPLE};
+    int k = find_name(name.text, named, COUNT(named));
+    if (k < 0) {
+        /* a misspelt keyword clause (`los mse`) is suggested too */
+        unknown_name(b, name.loc, "task clause", name.text, CLAUSE_NAMES, COUNT(CLAUSE_NAMES));
+        return NULL;
+    }
+    AstClause *c = node(b, sizeof *c);
+    if (!c) return NULL;
+    c->kind = kinds[k];
+    c->loc = name.loc;
+    c->weight = value; /* the clause's number */
+    return c;
+}
 
 void ast_task(AstBuilder *b, AstTok name, AstTok kind, AstSpan args_span, AstRef *args,
               AstClause *clauses)
@@ -674,7 +720,8 @@ void ast_task(AstBuilder *b, AstTok name, AstTok kind, AstSpan args_span, AstRef
                    TASKS[t->kind].args, n);
         return;
     }
-    const AstClause *seen[3] = {NULL, NULL, NULL};
+    const AstClause *seen[CLAUSE_COUNT] = {NULL};
+    t->sample = 1.0;
     int ok = 1;
     for (AstClause *c = reverse_clauses(clauses); c; c = c->next) {
         if (seen[c->kind]) {
@@ -708,6 +755,17 @@ void ast_task(AstBuilder *b, AstTok name, AstTok kind, AstSpan args_span, AstRef
             t->weight = c->weight->num;
             t->weight_loc = c->weight->loc;
             t->has_weight = 1;
+            break;
+        case CLAUSE_SAMPLE:
+            if (!c->weight || !need_number(b, c->weight, "sample")) {
+                ok = 0;
+                break;
+            }
+            t->sample = c->weight->num;
+            t->sample_loc = c->weight->loc;
+            t->has_sample = 1;
+            break;
+        case CLAUSE_COUNT:
             break;
         }
     }

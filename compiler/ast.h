@@ -98,9 +98,16 @@ typedef struct AstColumn {
     AstType type;
     int is_label;
     struct AstColumn *next;
+    /* A derived label (`label liked = user_rating >= 4`): the column it reads,
+     * its comparison (an MtrCompare) and threshold; from_name NULL otherwise. */
+    const char *from_name;
+    Loc from_loc;
+    int compare;
+    double threshold;
     /* sema: */
-    int looked_up; /* some tower looks it up in a vocabulary */
-    int is_item;   /* a retrieval task's candidate tower reads it */
+    int looked_up;          /* some tower looks it up in a vocabulary */
+    int is_item;            /* a retrieval task's candidate tower reads it */
+    struct AstColumn *from; /* a derived label's column */
 } AstColumn;
 
 /* One stage of a chain: `lookup`, `embedding(D)`, `dense(N, act)`, ... */
@@ -165,6 +172,9 @@ typedef struct AstTask {
     double weight;
     Loc weight_loc;
     int has_weight;
+    double sample; /* the share of training rows whose label it trains on; 1 when not written */
+    Loc sample_loc;
+    int has_sample;
     struct AstTask *next;
 } AstTask;
 
@@ -238,8 +248,8 @@ typedef struct {
     Loc loc;
 } AstSource;
 
-/* One clause after a task: loss, metrics or weight. */
-typedef enum { CLAUSE_LOSS, CLAUSE_METRICS, CLAUSE_WEIGHT } ClauseKind;
+/* One clause after a task: loss, metrics, weight, or a named option (sample). */
+typedef enum { CLAUSE_LOSS, CLAUSE_METRICS, CLAUSE_WEIGHT, CLAUSE_SAMPLE, CLAUSE_COUNT } ClauseKind;
 typedef struct AstClause {
     ClauseKind kind;
     Loc loc; /* the keyword */
@@ -311,6 +321,8 @@ AstMetric *ast_metric_add(AstBuilder *b, AstMetric *list, AstMetric *m);
 AstClause *ast_clause_loss(AstBuilder *b, AstSpan kw, AstTok loss);
 AstClause *ast_clause_metrics(AstBuilder *b, AstSpan kw, AstMetric *metrics);
 AstClause *ast_clause_weight(AstBuilder *b, AstSpan kw, AstValue *weight);
+AstClause *ast_clause_option(AstBuilder *b, AstTok name, AstValue *value);
+void ast_derived_label(AstBuilder *b, AstTok name, AstTok from, AstTok compare, AstValue *value);
 AstClause *ast_clause_add(AstBuilder *b, AstClause *list, AstClause *c);
 void ast_task(AstBuilder *b, AstTok name, AstTok kind, AstSpan args_span, AstRef *args,
               AstClause *clauses);

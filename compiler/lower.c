@@ -340,6 +340,9 @@ static int add_columns(Lowerer *L)
         mc.lookup = (uint8_t)c->looked_up;
         mc.is_item = (uint8_t)c->is_item;
         mc.vocab_sym = -1;
+        mc.derived_from = c->from ? column_index(L->ast, c->from) : -1;
+        mc.compare = (uint8_t)(c->from ? c->compare : MTR_CMP_NONE);
+        mc.threshold = c->from ? (float)c->threshold : 0.0f;
         if (c->looked_up) mc.vocab_sym = module_symbol(L->mod, MTR_SYM_VOCAB, index, c->name);
         if (module_column(L->mod, &mc) < 0) return -1;
     }
@@ -511,6 +514,12 @@ static int32_t lower_task(Progs *P, const AstTask *t, int32_t task, MtrTask *mt)
     char name[256];
     int metric = ast_loss_info(t->loss)->metric;
     mt->loss_metric = metric < MTR_METRIC_COUNT ? metric : -1;
+    mt->sample_knob = -1;
+    if (t->has_sample) {
+        snprintf(name, sizeof name, "%s.%s", t->name, mtr_knob_info(MTR_KNOB_SAMPLE)->name);
+        if ((mt->sample_knob = module_knob(P->L->mod, MTR_KNOB_SAMPLE, name, t->sample)) < 0)
+            return -1;
+    }
     int32_t loss = task_lowerings[t->kind](P, t, task, mt);
     if (loss < 0 || lower_add_output(P->out, PROG_TRAIN, MTR_OUT_TASK_LOSS, task, loss, -1))
         return -1;

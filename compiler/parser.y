@@ -55,6 +55,7 @@ static void yyerror(YYLTYPE *lloc, AstBuilder *b, const char *msg);
 %token <tok> HEAD "'head'" TASK "'task'" TRAIN "'train'" CONCAT "'concat'"
 %token <tok> LOSS "'loss'" METRICS "'metrics'" WEIGHT "'weight'" OPTIMIZER "'optimizer'"
 %token <tok> ARROW "'->'" '(' ')' ',' '=' ':' '{' '}' '-'
+%token <tok> COMPARE "a comparison"
 %token <tok> NAME "a name" NUMBER "a number" STRING "a quoted string"
 
 %nterm <ref> refs
@@ -85,6 +86,7 @@ decls
 decl
     : INPUT NAME ':' NAME                       { ast_column(b, 0, $2, $4); }
     | LABEL NAME ':' NAME                       { ast_column(b, 1, $2, $4); }
+    | LABEL NAME '=' NAME COMPARE value         { ast_derived_label(b, $2, $4, $5, $6); }
     | TOWER NAME '=' source stages              { ast_chain(b, CHAIN_TOWER, $2, $4, $5); }
     | HEAD NAME '=' source stages               { ast_chain(b, CHAIN_HEAD, $2, $4, $5); }
     | TASK NAME '=' NAME '(' refs ')' clauses   { ast_task(b, $2, $4, @6, $6, $8); }
@@ -132,6 +134,7 @@ clause
     : LOSS NAME                                 { $$ = ast_clause_loss(b, @1, $2); }
     | METRICS metrics                           { $$ = ast_clause_metrics(b, @1, $2); }
     | WEIGHT value                              { $$ = ast_clause_weight(b, @1, $2); }
+    | NAME value                                { $$ = ast_clause_option(b, $1, $2); }
     ;
 
 metrics

@@ -150,6 +150,25 @@ static void check_columns(Sema *s)
     for (AstColumn *c = s->m->columns; c; c = c->next) {
         if (c->is_label && c->type == TY_STRING)
             ERROR(s, c->loc, "label '%s' is a string; a label must be float or int", c->name);
+        if (!c->from_name) continue;
+        /* A derived label compares a number column of the data, defined above it. */
+        AstRef r = {.name = c->from_name, .loc = c->from_loc};
+        const Symbol *sym = resolve(s, &r, "column");
+        if (!sym) continue;
+        if (sym->kind != SYM_COLUMN) {
+            ERROR(s, c->from_loc, "'%s' is %s %s; a derived label compares a column", r.name,
+                  article(sort_of(sym)), sort_of(sym));
+        } else if (!loc_before(sym->loc, c->loc)) {
+            ERROR(s, c->from_loc, "'%s' is used before it is defined", r.name);
+            diag_note(s->diag, sym->loc, "defined here");
+        } else if (sym->column->type == TY_STRING || sym->column->from_name) {
+            ERROR(s, c->from_loc,
+                  "'%s' is a %s; a derived label compares a number column (float or int) of "
+                  "the data",
+                  r.name, sym->column->from_name ? "derived label" : "string");
+        } else {
+            c->from = sym->column;
+        }
     }
 }
 
@@ -408,6 +427,32 @@ static void check_tasks(Sema *s)
         }
         if (t->has_weight && (!isfinite(t->weight) || t->weight < 0))
             ERROR(s, t->weight_loc, "weight must be a finite number >= 0, found %g", t->weight);
+        char rule[64];
+        if (t->has_sample && mtr_knob_check(MTR_KNOB_SAMPLE, t->sample, rule, sizeof rule))
+            ERROR(s, t->sample_loc, "sample %s, found %g", rule, t->sample);
+        if (t->has_sample && ast_task_info(t->kind)->reads != MTR_OUT_PREDICTION)
+            ERROR(s, t->sample_loc, "sample chooses rows of a label; a %s task has none",
+                  ast_task_info(t->kind)->name);
+    }
+}
+
+/* A sample drops labels from rows; another task on the same label would lose
+ * them too, so a sampled task's label is its own. Run once every task's
+ * arguments are resolved. */
+static void check_samples(Sema *s)
+{
+    for (AstTask *t = s->m->tasks; t; t = t->next) {
+        if (!t->has_sample || ast_task_info(t->kind)->reads != MTR_OUT_PREDICTION) continue;
+        const AstColumn *label = t->args->next->column;
+        for (AstTask *o = s->m->tasks; label && o; o = o->next)
+            if (o != t && ast_task_info(o->kind)->reads == MTR_OUT_PREDICTION &&
+                o->args->next->column == label) {
+                ERROR(s, t->sample_loc,
+                      "task '%s' samples its label '%s', which task '%s' also reads (give each "
+                      "its own label, e.g. a derived one)",
+                      t->name, label->name, o->name);
+                break;
+            }
     }
 }
 
@@ -578,6 +623,7 @@ int sema_check(AstModel *m, Pool *pool, Diag *diag)
     check_columns(&s);
     for (AstChain *c = m->chains; c && !diag_stopped(diag); c = c->next) check_chain(&s, c);
     check_tasks(&s);
+    check_samples(&s);
     mark_items(&s);
     check_train(&s);
     return s.errors;

@@ -138,6 +138,21 @@ static int fed(const ProgramFeeds *f, int32_t c)
     return 0;
 }
 
+/* A derived label's values: 1 where its column compares with the threshold, 0
+ * where not, NaN (missing) where the column's value is missing. */
+static MtrStatus derive(const MtrModel *m, const MtrTable *t, int32_t c, float *out, MtrError *err)
+{
+    const MtrColumn *col = &m->columns[c], *from = &m->columns[col->derived_from];
+    if (!mtr_table_column(t, from->name))
+        return mtr_fail(err, MTR_E_DATA,
+                        "%s: no column '%s' (the model's label '%s' is made from it)", t->path,
+                        from->name, col->name);
+    MtrStatus rc = mtr_table_labels(t, from->name, out, err);
+    for (uint64_t r = 0; rc == MTR_OK && r < t->n_rows; r++)
+        if (!isnan(out[r])) out[r] = (float)mtr_compare(col->compare, out[r], col->threshold);
+    return rc;
+}
+
 MtrStatus bind_encode(const MtrModel *m, const MtrTable *t, const ProgramFeeds *only, Encoded *e,
                       MtrError *err)
 {
@@ -161,6 +176,12 @@ MtrStatus bind_encode_ix(const MtrModel *m, const MtrTable *t, const ProgramFeed
                           : column_used(m, (int32_t)c, MTR_SRC_COLUMN) || col->is_label ||
                                 column_used(m, (int32_t)c, MTR_SRC_TRUE_ROW);
         if (!needed) continue;
+        if (col->derived_from >= 0) { /* made below from the column it compares */
+            if (!(e->nums[c] = malloc(rows * sizeof *e->nums[c])))
+                return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+            rc = derive(m, t, (int32_t)c, e->nums[c], err);
+            continue;
+        }
         if (!mtr_table_column(t, col->name))
             return mtr_fail(err, MTR_E_DATA, "%s: no column '%s' (the model's %s)", t->path,
                             col->name, col->is_label ? "label" : "input");
@@ -182,7 +203,9 @@ MtrStatus bind_encode_ix(const MtrModel *m, const MtrTable *t, const ProgramFeed
         } else {
             if (!(e->nums[c] = malloc(rows * sizeof *e->nums[c])))
                 return mtr_fail(err, MTR_E_NOMEM, "out of memory");
-            rc = mtr_table_numbers(t, col->name, e->nums[c], err);
+            /* an empty label is a missing one: NaN, left out of its task's loss */
+            rc = col->is_label ? mtr_table_labels(t, col->name, e->nums[c], err)
+                               : mtr_table_numbers(t, col->name, e->nums[c], err);
         }
     }
     if (rc) return rc;
@@ -368,6 +391,10 @@ static const char *value_error(const MtrModel *m, int32_t c, const char *s, char
     const MtrColumn *col = &m->columns[c];
     double v = 0;
     int num = is_number(s, &v);
+    /* An empty label (or column a derived label reads) is a missing one. */
+    int label_like = col->is_label;
+    for (uint32_t d = 0; d < m->n_columns; d++) label_like |= m->columns[d].derived_from == c;
+    if (label_like && !col->lookup && s[0] == '\0') return NULL;
     if (col->type == MTR_COL_INT && (!num || v != floor(v) || fabs(v) > 2147483647.0)) {
         snprintf(buf, cap, "%s is an int %s, but this is not an integer", col->name,
                  col->is_label ? "label" : "input");

@@ -58,8 +58,8 @@ static const char *const section_names[SEC_END] = {
 #define LIFETIME_SIZE 16
 #define OUTPUT_SIZE   16
 #define KNOB_SIZE     12
-#define COLUMN_SIZE   12
-#define TASK_SIZE     60
+#define COLUMN_SIZE   24
+#define TASK_SIZE     64
 
 static int is_saved(const MtrTensor *t)
 {
@@ -266,6 +266,10 @@ static void enc_columns_tasks(Enc *e, const MtrModel *m)
         put_u8(b, c->lookup);
         put_u8(b, c->is_item);
         put_i32(b, c->vocab_sym);
+        put_i32(b, c->derived_from);
+        put_u8(b, c->compare);
+        buf_put(b, zeros, 3);
+        put_f32(b, c->threshold);
     }
     b = &e->sec[SEC_TASKS];
     put_u32(b, m->n_tasks);
@@ -279,6 +283,7 @@ static void enc_columns_tasks(Enc *e, const MtrModel *m)
         put_i32(b, t->weight_knob);
         put_i32(b, t->label_column);
         put_i32(b, t->loss_metric);
+        put_i32(b, t->sample_knob);
     }
 }
 
@@ -655,6 +660,30 @@ static int dec_columns(Rd *r)
         at = r->pos;
         if (rd_i32(r, &c->vocab_sym) || check_id(r, at, c->vocab_sym, m->n_symbols, 1, "symbol"))
             return -1;
+        at = r->pos;
+        if (rd_i32(r, &c->derived_from) || rd_u8(r, &c->compare) || rd_zero(r, 3) ||
+            rd_f32(r, &c->threshold))
+            return -1;
+        if (c->derived_from < -1 || c->derived_from >= (int32_t)n || c->derived_from == (int32_t)i)
+            return bad_at(r, at, "column '%s' is derived from column %d", c->name, c->derived_from);
+        if ((c->derived_from >= 0) != (c->compare != MTR_CMP_NONE) ||
+            (c->compare && !strcmp(mtr_compare_text(c->compare), "?")))
+            return bad_at(r, at + 4, "column '%s' has comparison %u", c->name, c->compare);
+        if (c->derived_from >= 0 &&
+            (!c->is_label || c->type != MTR_COL_FLOAT || c->lookup || !isfinite(c->threshold)))
+            return bad_at(r, at,
+                          "column '%s' is derived but not a float label with a finite "
+                          "threshold",
+                          c->name);
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        int32_t from = m->columns[i].derived_from;
+        if (from >= 0 &&
+            (m->columns[from].type == MTR_COL_STRING || m->columns[from].derived_from >= 0))
+            return bad_at(
+                r, r->start,
+                "column '%s' is derived from '%s', which is not a number column of the data",
+                m->columns[i].name, m->columns[from].name);
     }
     if (finish(r)) return -1;
     /* The symbols, read before the columns, name their column only when their
@@ -894,8 +923,13 @@ static int dec_tasks(Rd *r)
         }
         at = r->pos;
         if (rd_i32(r, &t->weight_knob) || rd_i32(r, &t->label_column) ||
-            rd_i32(r, &t->loss_metric))
+            rd_i32(r, &t->loss_metric) || rd_i32(r, &t->sample_knob))
             return -1;
+        if (check_id(r, at + 12, t->sample_knob, m->n_knobs, 1, "sample knob")) return -1;
+        if (t->sample_knob >= 0 &&
+            (m->knobs[t->sample_knob].kind != MTR_KNOB_SAMPLE || t->label_column < 0))
+            return bad_at(r, at + 12, "task '%s': knob %d is not a sample of its label", t->name,
+                          t->sample_knob);
         if (t->loss_metric < -1 || t->loss_metric >= MTR_METRIC_COUNT)
             return bad_at(r, at + 8, "task '%s' has loss metric %d", t->name, t->loss_metric);
         if (check_id(r, at, t->weight_knob, m->n_knobs, 0, "weight knob") ||

@@ -179,6 +179,9 @@ void mtr_model_print_info(const MtrModel *m, FILE *out)
         const MtrColumn *c = &m->columns[i];
         fprintf(out, "  %-20s %s%s%s%s\n", c->name, col_type(c->type), c->is_label ? ", label" : "",
                 c->lookup ? ", looked up" : "", c->is_item ? ", item attribute" : "");
+        if (c->derived_from >= 0 && (uint32_t)c->derived_from < m->n_columns)
+            fprintf(out, "  %-20s = %s %s %g\n", "", m->columns[c->derived_from].name,
+                    mtr_compare_text(c->compare), (double)c->threshold);
     }
     fprintf(out, "tasks:\n");
     for (uint32_t i = 0; i < m->n_tasks; i++) print_task(m, &m->tasks[i], out);

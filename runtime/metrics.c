@@ -23,7 +23,10 @@ void metrics_regression_add(MetricsRegression *r, const float *pred /* (B,1) */,
                             const float *label /* (B) */, int64_t rows)
 {
     double sq = 0.0, ab = 0.0, lg = 0.0;
+    int64_t n = 0;
     for (int64_t i = 0; i < rows; i++) {
+        if (isnan(label[i])) continue; /* a missing label counts nowhere */
+        n++;
         double d = (double)pred[i] - (double)label[i];
         sq += d * d;
         ab += fabs(d);
@@ -33,7 +36,7 @@ void metrics_regression_add(MetricsRegression *r, const float *pred /* (B,1) */,
     r->sum_sq += sq;
     r->sum_abs += ab;
     r->sum_log += lg;
-    r->rows += rows;
+    r->rows += n;
 }
 
 double metrics_regression_rmse(const MetricsRegression *r)
@@ -91,13 +94,15 @@ MtrStatus metrics_auc_add(MetricsAuc *a, const float *score /* (B,1) */,
         return mtr_fail(err, MTR_E_ARG,
                         "metrics: AUC holds %lld rows, %lld more do not fit (capacity %lld)",
                         (long long)a->rows, (long long)rows, (long long)a->capacity);
+    int64_t n = 0;
     for (int64_t i = 0; i < rows; i++) {
-        MetricsScored *p = &a->pairs[a->rows + i];
+        if (isnan(label[i])) continue; /* a missing label counts nowhere */
+        MetricsScored *p = &a->pairs[a->rows + n++];
         p->score = score[i];
         p->positive = label[i] >= 0.5f;
         if (isnan(score[i])) a->n_nan++;
     }
-    a->rows += rows;
+    a->rows += n;
     return MTR_OK;
 }
 

@@ -219,6 +219,39 @@ int mtr_metric_takes_k(unsigned metric)
     return metric < MTR_METRIC_COUNT && metric_rows[metric].takes_k;
 }
 
+const char *mtr_compare_text(unsigned c)
+{
+    switch (c) {
+#define X(E, text, id)                                                                             \
+    case id:                                                                                       \
+        return text;
+#include "mtr/compares.def"
+#undef X
+    default:
+        return "?";
+    }
+}
+
+int mtr_compare(unsigned c, double x, double t)
+{
+    switch ((MtrCompare)c) {
+    case MTR_CMP_GE:
+        return x >= t;
+    case MTR_CMP_GT:
+        return x > t;
+    case MTR_CMP_LE:
+        return x <= t;
+    case MTR_CMP_LT:
+        return x < t;
+    case MTR_CMP_EQ:
+        return x == t;
+    case MTR_CMP_NE:
+        return x != t;
+    default:
+        return 0;
+    }
+}
+
 char *mtr_symbol_name_make(const MtrModel *m, uint32_t i)
 {
     const MtrSymbol *s = &m->symbol_info[i];

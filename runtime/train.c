@@ -203,6 +203,7 @@ typedef struct {
     int p_train, p_eval, p_items;
     int32_t loss, *task_loss;
     const MtrOutput *grads; /* train_step's GRADIENT outputs, for the step log */
+    int32_t *sampled; /* per task with a sample knob: its label input in train_step, else -1 */
     uint32_t n_grads;
     float *labels;    /* one batch of labels, for the metrics */
     double *task_sum; /* each task's loss summed over an epoch */
@@ -213,6 +214,7 @@ static void runner_free(Runner *r)
     for (int i = 0; i < 8; i++) bind_feeds_free(&r->feeds[i]);
     mtr_session_free(r->s);
     free(r->task_loss);
+    free(r->sampled);
     free(r->labels);
     free(r->task_sum);
     memset(r, 0, sizeof *r);
@@ -247,9 +249,10 @@ static MtrStatus runner_new(const MtrModel *m, int64_t batch, Runner *r, MtrErro
             return rc;
         }
     r->task_loss = calloc(m->n_tasks + 1, sizeof *r->task_loss);
+    r->sampled = calloc(m->n_tasks + 1, sizeof *r->sampled);
     r->labels = calloc((size_t)batch, sizeof *r->labels);
     r->task_sum = calloc(m->n_tasks + 1, sizeof *r->task_sum);
-    if (!r->task_loss || !r->labels || !r->task_sum) {
+    if (!r->task_loss || !r->labels || !r->task_sum || !r->sampled) {
         runner_free(r);
         return mtr_fail(err, MTR_E_NOMEM, "out of memory");
     }
@@ -261,6 +264,15 @@ static MtrStatus runner_new(const MtrModel *m, int64_t batch, Runner *r, MtrErro
                             m->tasks[t].name);
         }
     }
+    /* A sampled task's label, fed to train_step: rows out of its sample lose it. */
+    for (uint32_t t = 0; t < m->n_tasks; t++) {
+        r->sampled[t] = -1;
+        if (m->tasks[t].sample_knob < 0) continue;
+        for (uint32_t f = 0; f < r->feeds[r->p_train].n; f++)
+            if (r->feeds[r->p_train].feeds[f].column == m->tasks[t].label_column &&
+                r->feeds[r->p_train].feeds[f].kind == FEED_NUMS)
+                r->sampled[t] = r->feeds[r->p_train].feeds[f].tensor;
+    }
     /* The gradients are listed together, in the order of their updates. */
     const MtrProgram *tp = &m->programs[r->p_train];
     for (uint32_t i = 0; i < tp->n_outputs; i++) {
@@ -269,6 +281,33 @@ static MtrStatus runner_new(const MtrModel *m, int64_t batch, Runner *r, MtrErro
         r->n_grads++;
     }
     return MTR_OK;
+}
+
+/* Whether data row `row` is in task t's sample of share p: a hash of the seed,
+ * the task and the row, the same in every epoch and at any batch order. */
+static int in_sample(uint64_t seed, uint32_t t, uint32_t row, double p)
+{
+    uint64_t h = seed * 0x9e3779b97f4a7c15ull ^ ((uint64_t)t << 32 | row);
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebull;
+    h ^= h >> 31;
+    return (double)(h >> 11) * 0x1p-53 < p;
+}
+
+/* Leaves out the labels of the batch's rows that a sampled task does not train on. */
+static void mask_samples(const MtrModel *m, Runner *r, const uint32_t *rows, int64_t n,
+                         uint64_t seed)
+{
+    for (uint32_t t = 0; t < m->n_tasks; t++) {
+        if (r->sampled[t] < 0) continue;
+        double p = mtr_session_knob(r->s, m->tasks[t].sample_knob);
+        if (p >= 1) continue;
+        float *label = mtr_session_tensor(r->s, r->sampled[t]);
+        for (int64_t i = 0; i < n; i++)
+            if (!in_sample(seed, t, rows[i], p)) label[i] = NAN;
+    }
 }
 
 /* One JSON line for a training step: losses and each gradient's L2 norm. */
@@ -414,6 +453,7 @@ static MtrStatus run_fold(const MtrModel *m, Runner *r, Split *sp, const MtrRunO
         for (int64_t b = 0; b < n_batches; b++) {
             int64_t off = b * batch, n = sp->n_train - off < batch ? sp->n_train - off : batch;
             bind_feed(r->s, m, &r->feeds[r->p_train], &sp->enc_train, sp->train_rows + off, n);
+            mask_samples(m, r, sp->train_rows + off, n, seed);
             mtr_session_run(r->s, r->p_train, n);
             double loss = *(float *)mtr_session_tensor(r->s, r->loss);
             if (!isfinite(loss)) {

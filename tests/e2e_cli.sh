@@ -253,7 +253,7 @@ mkdir -p "$tmp/bad"
 cp "$data/items.csv" "$tmp/bad/"
 sed 's/ loss mse metrics rmse / loss bce metrics auc /' "$tmp/p/planted.mtr" >"$tmp/bce.mtr"
 "$mtrc" "$tmp/bce.mtr" -o "$tmp/bce.bin"
-expect 1 "interactions.csv:2: user_rating is the label of task 'rating' \(loss bce\): it must be 0 or 1 \(found '[0-9]'\)" \
+expect 1 "interactions.csv:2: user_rating is the label of task 'rating' \(ranking, loss bce\): it must be 0 or 1 \(found '[0-9]'\)" \
   "$mtrun" "$tmp/bce.bin" --data "$data" --quiet
 sed 's/^label user_rating : float/label user_rating : int/' "$tmp/p/planted.mtr" >"$tmp/intlabel.mtr"
 "$mtrc" "$tmp/intlabel.mtr" -o "$tmp/intlabel.bin"

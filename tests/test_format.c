@@ -108,9 +108,9 @@ static MtrModel *build_model(int trained)
 
     m->n_columns = 3;
     m->columns = calloc(3, sizeof(MtrColumn));
-    m->columns[0] = (MtrColumn){dup("user_id"), MTR_COL_STRING, 0, 1, 0, SYM_VUSER};
-    m->columns[1] = (MtrColumn){dup("movie_title"), MTR_COL_STRING, 0, 1, 1, SYM_VMOVIE};
-    m->columns[2] = (MtrColumn){dup("user_rating"), MTR_COL_FLOAT, 1, 0, 0, -1};
+    m->columns[0] = (MtrColumn){dup("user_id"), MTR_COL_STRING, 0, 1, 0, SYM_VUSER, -1, 0, 0};
+    m->columns[1] = (MtrColumn){dup("movie_title"), MTR_COL_STRING, 0, 1, 1, SYM_VMOVIE, -1, 0, 0};
+    m->columns[2] = (MtrColumn){dup("user_rating"), MTR_COL_FLOAT, 1, 0, 0, -1, -1, 0, 0};
 
     m->n_tensors = 15;
     m->tensors = calloc(15, sizeof(MtrTensor));
@@ -202,6 +202,8 @@ static MtrModel *build_model(int trained)
     tk->metrics = 1u << MTR_METRIC_RMSE;
     tk->weight_knob = 0;
     tk->label_column = 2;
+    tk->loss_metric = MTR_METRIC_MSE;
+    tk->sample_knob = -1;
     tk = &m->tasks[1];
     tk->name = dup("retrieval");
     tk->about = dup("retrieval");
@@ -212,6 +214,8 @@ static MtrModel *build_model(int trained)
     tk->ks[2] = 10;
     tk->weight_knob = 1;
     tk->label_column = -1;
+    tk->loss_metric = -1;
+    tk->sample_knob = -1;
 
     if (!trained) return m;
     m->trained = 1;

@@ -1333,10 +1333,65 @@ static void test_softmax(void **state)
     assert_memory_equal(dx2, dx, sizeof dx);
 }
 
+/* A missing label (NaN) leaves its row out: the pointwise losses over rows with
+ * some labels missing equal, bit for bit, the losses over only the labelled
+ * rows, and the gradient is the reduced one's there and 0 at a missing row. */
+static void test_losses_skip_missing_labels(void **state)
+{
+    (void)state;
+    enum { B = 7 };
+    const float pred[B] = {0.5f, -1.25f, 2.0f, 0.75f, -0.5f, 1.5f, 0.1f};
+    const float label[B] = {1.0f, NAN, 0.0f, 1.0f, NAN, 0.0f, 1.0f};
+    float kp[B], kl[B];
+    int n = 0;
+    for (int i = 0; i < B; i++)
+        if (!isnan(label[i])) kp[n] = pred[i], kl[n++] = label[i];
+    static const OpKind losses[2][2] = {{OP_MSE, OP_MSE_GRAD}, {OP_BCE_LOGITS, OP_BCE_LOGITS_GRAD}};
+    for (int l = 0; l < 2; l++) {
+        float full = 0, part = 0, dloss = 0.75f, dfull[B], dpart[B];
+        KernelCall c = {0};
+        c.in[0] = (void *)pred, c.in[1] = (void *)label, c.out[0] = &full;
+        c.in_shape[0] = shp(B, 1), c.in_shape[1] = shp(B, 1), c.out_shape[0] = shp(1, 1);
+        kernel_for(losses[l][0])(&c);
+        c.in[0] = kp, c.in[1] = kl, c.out[0] = &part;
+        c.in_shape[0] = shp(n, 1), c.in_shape[1] = shp(n, 1);
+        kernel_for(losses[l][0])(&c);
+        assert_true(isfinite(full));
+        assert_memory_equal(&full, &part, sizeof full);
+        KernelCall g = {0};
+        g.in[0] = (void *)pred, g.in[1] = (void *)label, g.in[2] = &dloss, g.out[0] = dfull;
+        g.in_shape[0] = shp(B, 1), g.in_shape[1] = shp(B, 1), g.in_shape[2] = shp(1, 1);
+        g.out_shape[0] = shp(B, 1);
+        kernel_for(losses[l][1])(&g);
+        g.in[0] = kp, g.in[1] = kl, g.out[0] = dpart;
+        g.in_shape[0] = shp(n, 1), g.in_shape[1] = shp(n, 1), g.out_shape[0] = shp(n, 1);
+        kernel_for(losses[l][1])(&g);
+        for (int i = 0, k = 0; i < B; i++) {
+            if (isnan(label[i])) {
+                assert_true(dfull[i] == 0.0f);
+                continue;
+            }
+            assert_memory_equal(&dfull[i], &dpart[k++], sizeof(float));
+        }
+    }
+    /* every label missing: no loss, no gradient */
+    const float none[2] = {NAN, NAN};
+    float loss = 1, d[2] = {1, 1}, dl = 1;
+    KernelCall c = {0};
+    c.in[0] = (void *)pred, c.in[1] = (void *)none, c.in[2] = &dl, c.out[0] = &loss;
+    c.in_shape[0] = shp(2, 1), c.in_shape[1] = shp(2, 1), c.out_shape[0] = shp(1, 1);
+    kernel_for(OP_MSE)(&c);
+    assert_true(loss == 0.0f);
+    c.out[0] = d, c.out_shape[0] = shp(2, 1), c.in_shape[2] = shp(1, 1);
+    kernel_for(OP_MSE_GRAD)(&c);
+    assert_true(d[0] == 0.0f && d[1] == 0.0f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dispatch_covers_every_op),
+        cmocka_unit_test(test_losses_skip_missing_labels),
         cmocka_unit_test(test_matmul_transposes_odd_sizes),
         cmocka_unit_test(test_bias_add_sum_rows),
         cmocka_unit_test(test_concat_slice_roundtrip),

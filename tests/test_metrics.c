@@ -256,10 +256,36 @@ static void test_report_names_shared(void **state)
     model_release(m);
 }
 
+/* A missing label (NaN) counts in no metric: the same numbers as without its row. */
+static void test_missing_labels(void **state)
+{
+    (void)state;
+    const float pred[] = {0.9f, 0.2f, 0.7f, 0.4f}, label[] = {1, NAN, 0, 1};
+    const float kp[] = {0.9f, 0.7f, 0.4f}, kl[] = {1, 0, 1};
+    MetricsRegression a, b;
+    metrics_regression_reset(&a);
+    metrics_regression_reset(&b);
+    metrics_regression_add(&a, pred, label, 4);
+    metrics_regression_add(&b, kp, kl, 3);
+    assert_int_equal(a.rows, 3);
+    assert_true(metrics_regression_rmse(&a) == metrics_regression_rmse(&b));
+    assert_true(metrics_regression_log_loss(&a) == metrics_regression_log_loss(&b));
+    MetricsAuc x, y;
+    assert_int_equal(metrics_auc_init(&x, 4, NULL), MTR_OK);
+    assert_int_equal(metrics_auc_init(&y, 4, NULL), MTR_OK);
+    assert_int_equal(metrics_auc_add(&x, pred, label, 4, NULL), MTR_OK);
+    assert_int_equal(metrics_auc_add(&y, kp, kl, 3, NULL), MTR_OK);
+    assert_true(metrics_auc_value(&x, NULL) == metrics_auc_value(&y, NULL));
+    assert_true(metrics_auc_value(&x, NULL) == 0.5); /* 1 of 2 positive pairs ranked right */
+    metrics_auc_free(&x);
+    metrics_auc_free(&y);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_regression_hand),
+        cmocka_unit_test(test_missing_labels),
         cmocka_unit_test(test_auc_known),
         cmocka_unit_test(test_auc_one_class_and_capacity),
         cmocka_unit_test(test_auc_brute_force),

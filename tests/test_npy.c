@@ -329,6 +329,7 @@ static MtrModel *make_model(float base)
     m->columns[0].type = MTR_COL_STRING;
     m->columns[0].lookup = 1;
     m->columns[0].vocab_sym = 0;
+    m->columns[0].derived_from = -1;
     const char *users[] = {"alice", "bob", "carol"};
     m->n_vocabs = 1;
     m->vocabs = calloc(1, sizeof *m->vocabs);

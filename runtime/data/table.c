@@ -4,6 +4,7 @@
  * conversion of a column to numbers with errors naming file, line and value. */
 #include "internal.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -228,7 +229,21 @@ const MtrDataColumn *mtr_table_column(const MtrTable *t, const char *name)
  * entries). Each distinct value is parsed once. Errors: MTR_E_ARG when there is
  * no such column; MTR_E_DATA naming the file, the first line whose value is
  * empty, not a number, or not finite, and the value. */
+static MtrStatus numbers(const MtrTable *t, const char *name, int missing_ok, float *out,
+                         MtrError *err);
+
 MtrStatus mtr_table_numbers(const MtrTable *t, const char *name, float *out, MtrError *err)
+{
+    return numbers(t, name, 0, out, err);
+}
+
+MtrStatus mtr_table_labels(const MtrTable *t, const char *name, float *out, MtrError *err)
+{
+    return numbers(t, name, 1, out, err);
+}
+
+static MtrStatus numbers(const MtrTable *t, const char *name, int missing_ok, float *out,
+                         MtrError *err)
 {
     const MtrDataColumn *col = mtr_table_column(t, name);
     if (!col) return mtr_fail(err, MTR_E_ARG, "%s: no column '%s'", t->path, name);
@@ -239,8 +254,10 @@ MtrStatus mtr_table_numbers(const MtrTable *t, const char *name, float *out, Mtr
         free(ok);
         return mtr_fail(err, MTR_E_NOMEM, "%s: out of memory", t->path);
     }
-    for (uint32_t v = 0; v < col->n_values; v++)
+    for (uint32_t v = 0; v < col->n_values; v++) {
         ok[v] = (unsigned char)text_parse_number(col->values[v], &num[v]);
+        if (missing_ok && col->values[v][0] == '\0') ok[v] = 1, num[v] = NAN;
+    }
     MtrStatus st = MTR_OK;
     for (uint64_t r = 0; r < t->n_rows; r++) {
         uint32_t code = col->codes[r];

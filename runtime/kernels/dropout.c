@@ -42,9 +42,9 @@ static uint64_t as_u64(double v)
  * excludes, drops everything (rather than scaling by infinity). */
 static void drop(const KernelCall *call)
 {
-    const float *x = call->in[0];                         /* (R,C) */
-    double step = *(const float *)call->in[1];            /* () */
-    float *y = call->out[0];                              /* x's shape, may be x */
+    const float *x = call->in[0];              /* (R,C) */
+    double step = *(const float *)call->in[1]; /* () */
+    float *y = call->out[0];                   /* x's shape, may be x */
     double p = call->knobs[call->iattr[0]];
     uint64_t seed = as_u64(call->knobs[call->iattr[1]]);
     uint64_t salt = (uint64_t)(uint32_t)call->iattr[2];

@@ -8,6 +8,15 @@
 
 /* mse(pred, label) -> mean_i (pred_i - label_i)^2.
  * Gradient: mse_grad(pred, label, dloss) = 2 (pred - label) / B * dloss. */
+/* The rows whose label is present: a missing label is NaN, and its row is
+ * left out of the loss and its gradient (the mean is over the others). */
+static int64_t labelled(const float *label, int64_t b)
+{
+    int64_t n = 0;
+    for (int64_t i = 0; i < b; i++) n += !isnan(label[i]);
+    return n;
+}
+
 void kernel_mse(const KernelCall *call)
 {
     const float *pred = call->in[0];  /* (B,1) */
@@ -16,10 +25,12 @@ void kernel_mse(const KernelCall *call)
     int64_t b = call->in_shape[0].rows;
     double acc = 0.0;
     for (int64_t i = 0; i < b; i++) {
+        if (isnan(label[i])) continue;
         double d = (double)pred[i] - label[i];
         acc += d * d;
     }
-    *loss = b > 0 ? (float)(acc / (double)b) : 0.0f;
+    int64_t n = labelled(label, b);
+    *loss = n > 0 ? (float)(acc / (double)n) : 0.0f;
 }
 
 void kernel_mse_grad(const KernelCall *call)
@@ -28,10 +39,9 @@ void kernel_mse_grad(const KernelCall *call)
     const float *label = call->in[1];          /* (B) */
     float dloss = *(const float *)call->in[2]; /* () */
     float *dpred = call->out[0];               /* (B,1) */
-    int64_t b = call->in_shape[0].rows;
-    if (b == 0) return;
-    float k = (float)(2.0 * dloss / (double)b);
-    for (int64_t i = 0; i < b; i++) dpred[i] = k * (pred[i] - label[i]);
+    int64_t b = call->in_shape[0].rows, n = labelled(label, b);
+    float k = n > 0 ? (float)(2.0 * dloss / (double)n) : 0.0f;
+    for (int64_t i = 0; i < b; i++) dpred[i] = isnan(label[i]) ? 0.0f : k * (pred[i] - label[i]);
 }
 
 /* bce_logits(logit, label) -> mean_i [max(x,0) - x y + log(1 + e^-|x|)], the
@@ -45,10 +55,12 @@ void kernel_bce_logits(const KernelCall *call)
     int64_t b = call->in_shape[0].rows;
     double acc = 0.0;
     for (int64_t i = 0; i < b; i++) {
+        if (isnan(label[i])) continue;
         double x = logit[i], y = label[i];
         acc += (x > 0.0 ? x : 0.0) - x * y + log1p(exp(-fabs(x)));
     }
-    *loss = b > 0 ? (float)(acc / (double)b) : 0.0f;
+    int64_t n = labelled(label, b);
+    *loss = n > 0 ? (float)(acc / (double)n) : 0.0f;
 }
 
 void kernel_bce_logits_grad(const KernelCall *call)
@@ -57,14 +69,13 @@ void kernel_bce_logits_grad(const KernelCall *call)
     const float *label = call->in[1];          /* (B) */
     float dloss = *(const float *)call->in[2]; /* () */
     float *dlogit = call->out[0];              /* (B,1) */
-    int64_t b = call->in_shape[0].rows;
-    if (b == 0) return;
-    float k = (float)((double)dloss / (double)b);
+    int64_t b = call->in_shape[0].rows, n = labelled(label, b);
+    float k = n > 0 ? (float)((double)dloss / (double)n) : 0.0f;
     for (int64_t i = 0; i < b; i++) {
         float x = logit[i];
         float z = kern_expf(-fabsf(x));
         float sig = (x >= 0.0f ? 1.0f : z) / (1.0f + z);
-        dlogit[i] = (sig - label[i]) * k;
+        dlogit[i] = isnan(label[i]) ? 0.0f : (sig - label[i]) * k;
     }
 }
 

@@ -76,6 +76,8 @@ const MtrDataColumn *mtr_table_column(const MtrTable *t, const char *name);
 /* Converts column `name` to numbers, one per row; an unparsable or non-finite
  * value is an error naming the file, the line and the value. */
 MtrStatus mtr_table_numbers(const MtrTable *t, const char *name, float *out, MtrError *err);
+/* The same for a label, where an empty value is a missing label: NaN. */
+MtrStatus mtr_table_labels(const MtrTable *t, const char *name, float *out, MtrError *err);
 
 /* Builds the vocabulary of column `name`: the sorted distinct values of the
  * interactions (and of the items too when from_items is set). */

@@ -3,6 +3,8 @@
  * ranks) and reads once at the end. Every buffer is allocated up front, sized by
  * the number of test rows, so nothing is allocated per batch.
  *
+ * A NaN label is a missing one: its row counts in no metric of its task.
+ *
  * Definitions:
  *   rmse, mae   sqrt(mean((pred - label)^2)), mean(|pred - label|), summed in double.
  *   auc         ROC AUC over all rows, exact: the Mann-Whitney statistic with

@@ -153,7 +153,21 @@ typedef struct {
     uint8_t lookup;    /* looked up in a vocabulary built from the data */
     uint8_t is_item;   /* an attribute of the candidate item (read from the items file) */
     int32_t vocab_sym; /* the symbol bound to its vocabulary's row count, or -1 */
+    /* A derived label: 1 where column derived_from compares (compare, an
+     * MtrCompare) with threshold, 0 where not, missing where it is missing;
+     * derived_from -1 for a column read from the data. */
+    int32_t derived_from;
+    uint8_t compare;
+    float threshold;
 } MtrColumn;
+
+/* Comparisons of derived labels (compares.def). */
+typedef enum {
+    MTR_CMP_NONE = 0,
+#define X(E, text, id) MTR_CMP_##E = id,
+#include "mtr/compares.def"
+#undef X
+} MtrCompare;
 
 /* Metrics (metrics.def); a task's metrics are bits 1 << id. */
 typedef enum {
@@ -175,6 +189,8 @@ typedef struct {
     int32_t weight_knob;    /* index into knobs */
     int32_t label_column;   /* the column its predictions are compared with, or -1 */
     int32_t loss_metric;    /* the metric equal to its training loss on eval outputs, or -1 */
+    int32_t sample_knob;    /* its `sample` knob: the share of training rows whose label it
+                               trains on (a seeded choice of rows), or -1 for all */
 } MtrTask;
 
 typedef struct {
@@ -265,6 +281,11 @@ const char *mtr_metric_name(unsigned metric);
 /* The metric's row: the output role it reads and whether it takes cut-offs. */
 MtrOutputRole mtr_metric_reads(unsigned metric);
 int mtr_metric_takes_k(unsigned metric);
+
+/* The text of comparison c (">="), or "?"; and the comparison itself: 1 when
+ * x compares with t, 0 when not (a NaN x is never compared: the caller keeps it missing). */
+const char *mtr_compare_text(unsigned c);
+int mtr_compare(unsigned c, double x, double t);
 
 /* Makes the printed name of symbol i from its kind and column into a fresh
  * string; NULL when out of memory. */
