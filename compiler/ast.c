@@ -15,6 +15,9 @@
  * from overflowing 64 bits. */
 #define MAX_UNITS  (1 << 20)
 #define MAX_QUOTED 40
+/* Combiners in combiners deeper than this are surely generated, and the passes
+ * that walk them recurse. */
+#define MAX_NESTING 64
 
 static const char *const TYPE_NAMES[] = {"string", "int", "float"};
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -79,6 +82,22 @@ static const char *const OPTIMIZER_NAMES[OPT_COUNT] = {
 #include "optimizers.def"
 #undef X
 };
+
+static const CombinerInfo COMBINERS[COMB_COUNT] = {
+#define X(E, n, lo, hi, width) [COMB_##E] = {#n, lo, hi, CWIDTH_##width},
+#include "combiners.def"
+#undef X
+};
+static const char *const COMBINER_NAMES[COMB_COUNT] = {
+#define X(E, n, lo, hi, width) [COMB_##E] = #n,
+#include "combiners.def"
+#undef X
+};
+
+const CombinerInfo *ast_combiner_info(CombinerKind k)
+{
+    return &COMBINERS[k];
+}
 
 static const char *const SETTING_NAMES[SET_COUNT] = {
 #define X(E, n, knob, dflt) [SET_##E] = #n,
@@ -231,6 +250,7 @@ DEFINE_REVERSE(AstMetric, reverse_metrics)
 DEFINE_REVERSE(AstClause, reverse_clauses)
 DEFINE_REVERSE(AstOption, reverse_options)
 DEFINE_REVERSE(AstSetting, reverse_settings)
+DEFINE_REVERSE(AstSource, reverse_sources)
 
 /* ---- builder and lexer side --------------------------------------------- */
 
@@ -395,19 +415,75 @@ AstSource *ast_source_name(AstBuilder *b, AstTok name)
 {
     AstSource *s = node(b, sizeof *s);
     if (!s) return NULL;
-    s->refs = ast_ref_add(b, NULL, name);
+    s->combiner = -1;
+    s->depth = 1;
+    s->ref = ast_ref_add(b, NULL, name);
     s->loc = name.loc;
+    return s->ref ? s : NULL;
+}
+
+AstSource *ast_source_add(AstBuilder *b, AstSource *list, AstSource *src)
+{
+    (void)b;
+    if (!src) return list;
+    src->next = list;
+    return src;
+}
+
+AstSource *ast_source_combine(AstBuilder *b, AstSpan span, AstTok name, AstSource *members)
+{
+    members = reverse_sources(members);
+    int k = find_name(name.text, COMBINER_NAMES, COUNT(COMBINER_NAMES));
+    if (k < 0) {
+        unknown_name(b, name.loc, "combiner", name.text, COMBINER_NAMES, COUNT(COMBINER_NAMES));
+        return NULL;
+    }
+    int n = 0, depth = 0;
+    for (AstSource *m = members; m; m = m->next) {
+        n++;
+        if (m->depth > depth) depth = m->depth;
+    }
+    if (depth >= MAX_NESTING) {
+        /* said once, at the first level too deep; the levels around it pass it on */
+        if (depth == MAX_NESTING)
+            diag_error(b->diag, ast_loc(span), "combiners nested more than %d deep", MAX_NESTING);
+        AstSource *bad = node(b, sizeof *bad);
+        if (bad) bad->combiner = -1, bad->depth = MAX_NESTING + 1;
+        return bad;
+    }
+    const CombinerInfo *info = &COMBINERS[k];
+    if (n < info->min || (info->max && n > info->max)) {
+        if (info->min == info->max)
+            diag_error(b->diag, ast_loc(span), "%s takes %d sources, found %d", info->name,
+                       info->min, n);
+        else
+            diag_error(b->diag, ast_loc(span), "%s takes at least %d sources, found %d", info->name,
+                       info->min, n);
+        return NULL;
+    }
+    AstSource *s = node(b, sizeof *s);
+    if (!s) return NULL;
+    s->combiner = k;
+    s->depth = depth + 1;
+    s->members = members;
+    s->loc = ast_loc(span);
     return s;
 }
 
-AstSource *ast_source_concat(AstBuilder *b, AstSpan span, AstRef *refs)
+/* Appends the names that src reads, in order, to *tail (new AstRef nodes). */
+static AstRef **collect_refs(AstBuilder *b, AstSource *src, AstRef **tail)
 {
-    AstSource *s = node(b, sizeof *s);
-    if (!s) return NULL;
-    s->refs = reverse_refs(refs);
-    s->is_concat = 1;
-    s->loc = ast_loc(span);
-    return s;
+    if (src->combiner < 0) {
+        AstRef *r = node(b, sizeof *r);
+        if (!r) return tail;
+        *r = *src->ref;
+        r->next = NULL;
+        src->ref = r; /* the leaf and the chain's list share the node, so sema fills both */
+        *tail = r;
+        return &r->next;
+    }
+    for (AstSource *m = src->members; m; m = m->next) tail = collect_refs(b, m, tail);
+    return tail;
 }
 
 AstValue *ast_value_number(AstBuilder *b, AstTok num)
@@ -562,14 +638,15 @@ AstStage *ast_stage_add(AstBuilder *b, AstStage *list, AstStage *stage)
 
 void ast_chain(AstBuilder *b, ChainKind kind, AstTok name, AstSource *src, AstStage *stages)
 {
-    if (!src) return;
+    if (!src || src->depth > MAX_NESTING) return;
     AstChain *c = node(b, sizeof *c);
     if (!c) return;
     c->kind = kind;
     c->name = name.text;
     c->loc = name.loc;
-    c->sources = src->refs;
-    c->is_concat = src->is_concat;
+    collect_refs(b, src, &c->sources);
+    c->combine = src->combiner >= 0 ? src : NULL;
+    c->is_concat = src->combiner == COMB_CONCAT;
     c->stages = reverse_stages(stages);
     *b->chain_tail = c;
     b->chain_tail = &c->next;
@@ -965,6 +1042,20 @@ static void dump_refs(FILE *out, const AstRef *r, int is_concat)
     if (is_concat) fputc(')', out);
 }
 
+static void dump_source(FILE *out, const AstSource *s)
+{
+    if (s->combiner < 0) {
+        fputs(s->ref->name, out);
+        return;
+    }
+    fprintf(out, "%s(", COMBINER_NAMES[s->combiner]);
+    for (const AstSource *m = s->members; m; m = m->next) {
+        dump_source(out, m);
+        if (m->next) fputs(", ", out);
+    }
+    fputc(')', out);
+}
+
 void ast_dump(const AstModel *m, FILE *out)
 {
     fprintf(out, "model %s\n", m->name);
@@ -977,7 +1068,10 @@ void ast_dump(const AstModel *m, FILE *out)
     }
     for (const AstChain *ch = m->chains; ch; ch = ch->next) {
         fprintf(out, "%s %s = ", ch->kind == CHAIN_TOWER ? "tower" : "head", ch->name);
-        dump_refs(out, ch->sources, ch->is_concat);
+        if (ch->combine)
+            dump_source(out, ch->combine);
+        else
+            dump_refs(out, ch->sources, 0);
         fprintf(out, " width %lld%s\n", (long long)ch->width, ch->is_item ? " item" : "");
         for (const AstStage *s = ch->stages; s; s = s->next) {
             fprintf(out, "  %s", STAGE_NAMES[s->kind]);

@@ -26,6 +26,20 @@ typedef enum {
 } Activation;
 
 typedef enum {
+#define X(E, n, lo, hi, width) COMB_##E,
+#include "combiners.def"
+#undef X
+    COMB_COUNT
+} CombinerKind;
+typedef enum { CWIDTH_SUM, CWIDTH_SAME, CWIDTH_ONE } CombinerWidth;
+typedef struct {
+    const char *name;
+    int min, max; /* sources taken; max 0: no limit */
+    CombinerWidth width;
+} CombinerInfo;
+const CombinerInfo *ast_combiner_info(CombinerKind k);
+
+typedef enum {
 #define X(E, n, args, place, width) STAGE_##E,
 #include "stages.def"
 #undef X
@@ -139,8 +153,9 @@ typedef struct AstChain {
     ChainKind kind;
     const char *name;
     Loc loc;
-    AstRef *sources;
-    int is_concat;
+    AstRef *sources;           /* every name it reads, in order (the leaves of combine) */
+    struct AstSource *combine; /* its combiner, or NULL when it reads one name */
+    int is_concat;             /* combine is a concat */
     AstStage *stages;
     struct AstChain *next;
     /* sema: */
@@ -241,11 +256,16 @@ typedef struct AstValue {
     struct AstValue *next;
 } AstValue;
 
-/* What a chain reads: one name, or concat(name, ...). */
-typedef struct {
-    AstRef *refs;
-    int is_concat;
+/* What a chain reads: one name (ref), or a combiner (combiners.def) over
+ * sources: concat(a, b), dot(user, movie), sum(dot(user, movie), ubias). */
+typedef struct AstSource {
+    int combiner; /* a CombinerKind, or -1 for a name */
+    AstRef *ref;  /* the name, when combiner < 0 */
+    struct AstSource *members, *next;
     Loc loc;
+    int depth; /* 1 for a name, 1 + its deepest source's for a combiner */
+    /* sema: */
+    int64_t width;
 } AstSource;
 
 /* One clause after a task: loss, metrics, weight, or a named option (sample). */
@@ -308,7 +328,8 @@ void ast_model_name(AstBuilder *b, AstTok name);
 void ast_column(AstBuilder *b, int is_label, AstTok name, AstTok type);
 AstRef *ast_ref_add(AstBuilder *b, AstRef *list, AstTok name);
 AstSource *ast_source_name(AstBuilder *b, AstTok name);
-AstSource *ast_source_concat(AstBuilder *b, AstSpan span, AstRef *refs);
+AstSource *ast_source_combine(AstBuilder *b, AstSpan span, AstTok name, AstSource *members);
+AstSource *ast_source_add(AstBuilder *b, AstSource *list, AstSource *src);
 AstValue *ast_value_number(AstBuilder *b, AstTok num);
 AstValue *ast_value_negative(AstBuilder *b, AstSpan span, AstTok num);
 AstValue *ast_value_name(AstBuilder *b, AstTok name);

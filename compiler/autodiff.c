@@ -41,6 +41,26 @@ int grad_gather(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs
     return 0;
 }
 
+int grad_row_dot(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
+{
+    /* da = dy * b row by row, db = dy * a */
+    if (needs[0] && (din[0] = op1(g, OP_ROW_SCALE, op->in[1], dout[0], NULL, op->in[0])) < 0)
+        return -1;
+    if (needs[1] && (din[1] = op1(g, OP_ROW_SCALE, op->in[0], dout[0], NULL, op->in[1])) < 0)
+        return -1;
+    return 0;
+}
+
+int grad_row_scale(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
+{
+    /* dx = dy * s row by row, ds = the rows' dot products of dy and x */
+    if (needs[0] && (din[0] = op1(g, OP_ROW_SCALE, dout[0], op->in[1], NULL, op->in[0])) < 0)
+        return -1;
+    if (needs[1] && (din[1] = op1(g, OP_ROW_DOT, dout[0], op->in[0], NULL, op->in[1])) < 0)
+        return -1;
+    return 0;
+}
+
 int grad_concat(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
 {
     /* each input gets its own columns of dy */

@@ -254,23 +254,67 @@ static int32_t lower_stage(Ctx *x, const AstChain *c, const AstStage *s, int lay
     return stage_lowerings[s->kind](&sc, h);
 }
 
+/* ---- combiners: one lower_combine_<name> per row of combiners.def --------
+ * Each folds its sources' tensors (n of them, in order) into one. */
+typedef int32_t (*CombineLowering)(Ctx *, const AstChain *, const int32_t *, int);
+
+/* Folds the sources pairwise with a two-input op: concat(a, b, c) is
+ * concat(concat(a, b), c). */
+static int32_t fold(Ctx *x, const AstChain *c, const int32_t *t, int n, OpKind k, const char *what)
+{
+    char name[256];
+    int32_t h = t[0];
+    for (int i = 1; i < n && h >= 0; i++) {
+        int32_t in[] = {h, t[i]};
+        snprintf(name, sizeof name, "%s.%s", c->name, what);
+        h = graph_op(x->g, k, in, NULL, 0, NULL, name);
+    }
+    return h;
+}
+
+static int32_t lower_combine_concat(Ctx *x, const AstChain *c, const int32_t *t, int n)
+{
+    return fold(x, c, t, n, OP_CONCAT, "concat");
+}
+
+static int32_t lower_combine_dot(Ctx *x, const AstChain *c, const int32_t *t, int n)
+{
+    return fold(x, c, t, n, OP_ROW_DOT, "dot");
+}
+
+static int32_t lower_combine_sum(Ctx *x, const AstChain *c, const int32_t *t, int n)
+{
+    return fold(x, c, t, n, OP_ADD, "sum");
+}
+
+static const CombineLowering combine_lowerings[COMB_COUNT] = {
+#define X(E, n, lo, hi, width) [COMB_##E] = lower_combine_##n,
+#include "combiners.def"
+#undef X
+};
+
+/* A source of chain c: a name, or a combiner over its sources' tensors. */
+static int32_t lower_source(Ctx *x, const AstChain *c, const AstSource *src)
+{
+    if (src->combiner < 0) return lower_ref(x, src->ref);
+    int32_t t[64];
+    int n = 0;
+    for (const AstSource *m = src->members; m; m = m->next) {
+        if (n == 64) {
+            module_fail(x->L->mod, "'%s': more than 64 sources in one combiner", c->name);
+            return -1;
+        }
+        if ((t[n++] = lower_source(x, c, m)) < 0) return -1;
+    }
+    return combine_lowerings[src->combiner](x, c, t, n);
+}
+
 static int32_t lower_chain(Ctx *x, const AstChain *c)
 {
     for (uint32_t i = 0; i < x->n_chains; i++)
         if (x->chain[i] == c) return x->chain_out[i];
-    int32_t h = -1;
-    char name[256];
-    for (const AstRef *r = c->sources; r; r = r->next) {
-        int32_t t = lower_ref(x, r);
-        if (t < 0) return -1;
-        if (h < 0) {
-            h = t;
-            continue;
-        }
-        int32_t in[] = {h, t};
-        snprintf(name, sizeof name, "%s.concat", c->name);
-        if ((h = graph_op(x->g, OP_CONCAT, in, NULL, 0, NULL, name)) < 0) return -1;
-    }
+    int32_t h = c->combine ? lower_source(x, c, c->combine) : lower_ref(x, c->sources);
+    if (h < 0) return -1;
     int layer = 1;
     for (const AstStage *s = c->stages; s; s = s->next) {
         h = lower_stage(x, c, s, layer, h);

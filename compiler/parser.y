@@ -59,7 +59,7 @@ static void yyerror(YYLTYPE *lloc, AstBuilder *b, const char *msg);
 %token <tok> NAME "a name" NUMBER "a number" STRING "a quoted string"
 
 %nterm <ref> refs
-%nterm <source> source
+%nterm <source> source sources
 %nterm <value> value args
 %nterm <stage> stage stages
 %nterm <metric> metric metrics
@@ -96,7 +96,12 @@ decl
 
 source
     : NAME                                      { $$ = ast_source_name(b, $1); }
-    | CONCAT '(' refs ')'                       { $$ = ast_source_concat(b, @$, $3); }
+    | CONCAT '(' sources ')'                    { $$ = ast_source_combine(b, @$, $1, $3); }
+    | NAME '(' sources ')'                      { $$ = ast_source_combine(b, @$, $1, $3); }
+    ;
+sources
+    : source                                    { $$ = ast_source_add(b, NULL, $1); }
+    | sources ',' source                        { $$ = ast_source_add(b, $1, $3); }
     ;
 
 refs

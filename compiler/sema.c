@@ -193,9 +193,11 @@ static int64_t check_source(Sema *s, AstChain *c, AstRef *r)
                   chain_sort);
             return -1;
         }
-        if (c->is_concat || c->kind == CHAIN_HEAD) {
+        if (c->combine || c->kind == CHAIN_HEAD) {
             ERROR(s, r->loc, "'%s' is an input; %s reads towers (make a tower over it first)",
-                  r->name, c->is_concat ? "concat" : "a head");
+                  r->name,
+                  c->combine ? ast_combiner_info((CombinerKind)c->combine->combiner)->name
+                             : "a head");
             return -1;
         }
         return 0; /* the lookup -> embedding stages give the width */
@@ -216,6 +218,42 @@ static const char *stage_named(StagePlace place)
     return "?";
 }
 
+/* The width of a combined source (its leaves already checked), by its
+ * combiner's row; -1 after reporting sources of the wrong widths. */
+static int64_t combine_width(Sema *s, AstSource *src)
+{
+    if (src->combiner < 0) return src->width = src->ref->chain ? src->ref->chain->width : 0;
+    const CombinerInfo *info = ast_combiner_info((CombinerKind)src->combiner);
+    int64_t sum = 0, first = -1;
+    int ok = 1;
+    for (AstSource *m = src->members; m; m = m->next) {
+        int64_t w = combine_width(s, m);
+        if (w < 0) {
+            ok = 0;
+            continue;
+        }
+        sum += w;
+        if (first < 0) {
+            first = w;
+        } else if (info->width != CWIDTH_SUM && w != first) {
+            ERROR(s, m->loc,
+                  "%s needs sources of one width, but this one has %lld and the first %lld",
+                  info->name, (long long)w, (long long)first);
+            ok = 0;
+        }
+    }
+    if (!ok) return -1;
+    switch (info->width) {
+    case CWIDTH_SUM:
+        return src->width = sum;
+    case CWIDTH_SAME:
+        return src->width = first;
+    case CWIDTH_ONE:
+        return src->width = 1;
+    }
+    return -1;
+}
+
 static void check_chain(Sema *s, AstChain *c)
 {
     int64_t width = 0;
@@ -230,6 +268,7 @@ static void check_chain(Sema *s, AstChain *c)
         if (r->column) column = r->column;
         width += w;
     }
+    if (ok && c->combine && (width = combine_width(s, c->combine)) < 0) ok = 0;
     if (width > MAX_WIDTH) {
         ERROR(s, c->loc, "'%s' is too wide (%lld, at most %d)", c->name, (long long)width,
               MAX_WIDTH);

@@ -142,6 +142,25 @@ int shape_concat(const MtrShape *in, const int32_t *iattr, MtrShape *out, char *
     return 0;
 }
 
+int shape_row_dot(const MtrShape *in, const int32_t *iattr, MtrShape *out, char *why, size_t n)
+{
+    (void)iattr;
+    if (want(in, 0, 2, MTR_DT_F32, why, n) || same_as(in, 0, 1, why, n)) return -1;
+    out[0] = matrix(in[0].dim[0], (MtrDim){-1, 1});
+    return 0;
+}
+
+int shape_row_scale(const MtrShape *in, const int32_t *iattr, MtrShape *out, char *why, size_t n)
+{
+    (void)iattr;
+    if (want(in, 0, 2, MTR_DT_F32, why, n) || want(in, 1, 2, MTR_DT_F32, why, n)) return -1;
+    if (dims_eq(in[0].dim[0], in[1].dim[0], "rows of x and of the scales", why, n)) return -1;
+    if (!shape_dim_eq(in[1].dim[1], (MtrDim){-1, 1}))
+        return fail(why, n, "the scales must be one column");
+    out[0] = in[0];
+    return 0;
+}
+
 int shape_slice_cols(const MtrShape *in, const int32_t *iattr, MtrShape *out, char *why, size_t n)
 {
     if (want(in, 0, 2, MTR_DT_F32, why, n)) return -1;

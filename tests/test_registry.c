@@ -52,6 +52,9 @@ static void test_dsl_documents_every_row(void **state)
 #define X(E, n, args, place, width) expect_documented(dsl, "docs/dsl.md", "stage", #n, &bad);
 #include "stages.def"
 #undef X
+#define X(E, n, lo, hi, width) expect_documented(dsl, "docs/dsl.md", "combiner", #n, &bad);
+#include "combiners.def"
+#undef X
 #define X(E, n, op) expect_documented(dsl, "docs/dsl.md", "activation", #n, &bad);
 #include "activations.def"
 #undef X
