@@ -58,15 +58,15 @@ static const char *const TASK_NAMES[TASK_COUNT] = {
 };
 
 static const LossInfo LOSSES[LOSS_COUNT] = {
-#define X(E, n, task, op, output, metric)                                                          \
-    [LOSS_##E] = {#n, TASK_##task, OP_##op, OUTPUT_##output, MTR_METRIC_##metric},
+#define X(E, n, task, op, output, metric, pop)                                                     \
+    [LOSS_##E] = {#n, TASK_##task, OP_##op, OUTPUT_##output, MTR_METRIC_##metric, OP_##pop},
 #include "losses.def"
 #undef X
 };
 /* A loss with no name ("") cannot be written; LOSS_DEFAULT has none either. */
 static const char *const LOSS_NAMES[LOSS_COUNT] = {
     [LOSS_DEFAULT] = "",
-#define X(E, n, task, op, output, metric) [LOSS_##E] = #n,
+#define X(E, n, task, op, output, metric, pop) [LOSS_##E] = #n,
 #include "losses.def"
 #undef X
 };
@@ -84,12 +84,12 @@ static const char *const OPTIMIZER_NAMES[OPT_COUNT] = {
 };
 
 static const CombinerInfo COMBINERS[COMB_COUNT] = {
-#define X(E, n, lo, hi, width) [COMB_##E] = {#n, lo, hi, CWIDTH_##width},
+#define X(E, n, lo, hi, width, out) [COMB_##E] = {#n, lo, hi, CWIDTH_##width, COUT_##out},
 #include "combiners.def"
 #undef X
 };
 static const char *const COMBINER_NAMES[COMB_COUNT] = {
-#define X(E, n, lo, hi, width) [COMB_##E] = #n,
+#define X(E, n, lo, hi, width, out) [COMB_##E] = #n,
 #include "combiners.def"
 #undef X
 };

@@ -26,16 +26,18 @@ typedef enum {
 } Activation;
 
 typedef enum {
-#define X(E, n, lo, hi, width) COMB_##E,
+#define X(E, n, lo, hi, width, out) COMB_##E,
 #include "combiners.def"
 #undef X
     COMB_COUNT
 } CombinerKind;
 typedef enum { CWIDTH_SUM, CWIDTH_SAME, CWIDTH_ONE } CombinerWidth;
+typedef enum { COUT_VALUE, COUT_PROBABILITY } CombinerOutput;
 typedef struct {
     const char *name;
     int min, max; /* sources taken; max 0: no limit */
     CombinerWidth width;
+    CombinerOutput output;
 } CombinerInfo;
 const CombinerInfo *ast_combiner_info(CombinerKind k);
 
@@ -71,7 +73,7 @@ typedef struct {
 /* LOSS_DEFAULT: no loss clause was written (sema gives the task's default). */
 typedef enum {
     LOSS_DEFAULT,
-#define X(E, n, task, op, output, metric) LOSS_##E,
+#define X(E, n, task, op, output, metric, pop) LOSS_##E,
 #include "losses.def"
 #undef X
     LOSS_COUNT
@@ -82,7 +84,8 @@ typedef struct {
     TaskKind task;
     OpKind op;
     LossOutput output;
-    int metric; /* an MtrMetric equal to the loss, or MTR_METRIC_COUNT for none */
+    int metric;     /* an MtrMetric equal to the loss, or MTR_METRIC_COUNT for none */
+    OpKind prob_op; /* the op on a head that gives probabilities, or OP_COUNT */
 } LossInfo;
 
 typedef enum {
@@ -159,8 +162,9 @@ typedef struct AstChain {
     AstStage *stages;
     struct AstChain *next;
     /* sema: */
-    int64_t width; /* output size */
-    int is_item;   /* a retrieval task's candidate reads it (maybe through others) */
+    int64_t width;      /* output size */
+    int is_item;        /* a retrieval task's candidate reads it (maybe through others) */
+    int is_probability; /* it gives probabilities: a product, with no stage after it */
 } AstChain;
 
 typedef struct AstMetric {

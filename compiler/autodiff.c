@@ -41,6 +41,25 @@ int grad_gather(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs
     return 0;
 }
 
+int grad_prob_product(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs,
+                      int32_t *din)
+{
+    /* da, db from one prob_product_grad op */
+    char name[300];
+    int32_t in[] = {dout[0], op->in[0], op->in[1]};
+    if (graph_op(g, OP_PROB_PRODUCT_GRAD, in, NULL, 0, NULL,
+                 dname(g, op->in[0], name, sizeof name)) < 0)
+        return -1;
+    const MtrOp *back = &g->ops[g->n_ops - 1];
+    for (int i = 0; i < 2; i++) {
+        if (!needs[i]) continue;
+        din[i] = back->out[i];
+        if (i > 0 && module_rename(g->mod, din[i], dname(g, op->in[i], name, sizeof name)))
+            return -1;
+    }
+    return 0;
+}
+
 int grad_row_dot(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
 {
     /* da = dy * b row by row, db = dy * a */
@@ -172,6 +191,11 @@ int grad_mse(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, i
 int grad_bce_logits(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
 {
     return loss_grad(g, OP_BCE_LOGITS_GRAD, op, dout, needs, din);
+}
+
+int grad_bce_prob(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
+{
+    return loss_grad(g, OP_BCE_PROB_GRAD, op, dout, needs, din);
 }
 
 int grad_inbatch_softmax_xent(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs,

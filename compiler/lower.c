@@ -287,8 +287,13 @@ static int32_t lower_combine_sum(Ctx *x, const AstChain *c, const int32_t *t, in
     return fold(x, c, t, n, OP_ADD, "sum");
 }
 
+static int32_t lower_combine_product(Ctx *x, const AstChain *c, const int32_t *t, int n)
+{
+    return fold(x, c, t, n, OP_PROB_PRODUCT, "product");
+}
+
 static const CombineLowering combine_lowerings[COMB_COUNT] = {
-#define X(E, n, lo, hi, width) [COMB_##E] = lower_combine_##n,
+#define X(E, n, lo, hi, width, out) [COMB_##E] = lower_combine_##n,
 #include "combiners.def"
 #undef X
 };
@@ -447,7 +452,14 @@ static int32_t lower_task_ranking(Progs *P, const AstTask *t, int32_t task, MtrT
     if (p < 0 || y < 0) return -1;
     int32_t in[] = {p, y};
     snprintf(name, sizeof name, "%s.loss", t->name);
-    int32_t loss = graph_op(P->train->g, loss_row->op, in, NULL, 0, NULL, name);
+    /* A head that gives probabilities (a product) has its loss read them as such. */
+    OpKind loss_op = head->is_probability ? loss_row->prob_op : loss_row->op;
+    if (loss_op == OP_COUNT) {
+        module_fail(L->mod, "task '%s': loss %s has no form for probabilities", t->name,
+                    loss_row->name);
+        return -1;
+    }
+    int32_t loss = graph_op(P->train->g, loss_op, in, NULL, 0, NULL, name);
     if (loss < 0) return -1;
 
     /* Evaluation and predict report probabilities for a logistic head. */
@@ -457,7 +469,7 @@ static int32_t lower_task_ranking(Progs *P, const AstTask *t, int32_t task, MtrT
     for (int v = 0; v < 2; v++) {
         int32_t h = lower_chain(views[v], head);
         if (h < 0) return -1;
-        if (loss_row->output == OUTPUT_PROBABILITY) {
+        if (loss_row->output == OUTPUT_PROBABILITY && !head->is_probability) {
             int32_t s_in[] = {h};
             snprintf(name, sizeof name, "%s.probability", t->name);
             if ((h = graph_op(views[v]->g, OP_SIGMOID, s_in, NULL, 0, NULL, name)) < 0) return -1;

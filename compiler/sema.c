@@ -202,7 +202,7 @@ static int64_t check_source(Sema *s, AstChain *c, AstRef *r)
         }
         return 0; /* the lookup -> embedding stages give the width */
     }
-    if (sym->chain->kind == CHAIN_HEAD) {
+    if (sym->chain->kind == CHAIN_HEAD && c->kind == CHAIN_TOWER) {
         ERROR(s, r->loc, "'%s' is a head; a %s reads inputs and towers, not heads", r->name,
               chain_sort);
         return -1;
@@ -233,6 +233,12 @@ static int64_t combine_width(Sema *s, AstSource *src)
             continue;
         }
         sum += w;
+        if (info->output == COUT_PROBABILITY && w != 1) {
+            ERROR(s, m->loc, "%s reads logits of width 1, but this one has %lld", info->name,
+                  (long long)w);
+            ok = 0;
+            continue;
+        }
         if (first < 0) {
             first = w;
         } else if (info->width != CWIDTH_SUM && w != first) {
@@ -269,6 +275,9 @@ static void check_chain(Sema *s, AstChain *c)
         width += w;
     }
     if (ok && c->combine && (width = combine_width(s, c->combine)) < 0) ok = 0;
+    c->is_probability =
+        ok && c->combine && !c->stages &&
+        ast_combiner_info((CombinerKind)c->combine->combiner)->output == COUT_PROBABILITY;
     if (width > MAX_WIDTH) {
         ERROR(s, c->loc, "'%s' is too wide (%lld, at most %d)", c->name, (long long)width,
               MAX_WIDTH);

@@ -298,6 +298,39 @@ int shape_bce_logits_grad(const MtrShape *in, const int32_t *a, MtrShape *out, c
     return loss_grad_inputs(in, out, why, n);
 }
 
+int shape_bce_prob(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a;
+    if (loss_inputs(in, why, n)) return -1;
+    out[0] = scalar();
+    return 0;
+}
+
+int shape_bce_prob_grad(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a;
+    return loss_grad_inputs(in, out, why, n);
+}
+
+/* prob_product(a (B,1), b (B,1)) -> (B,1), and its gradient (dy, a, b) -> da, db */
+int shape_prob_product(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a;
+    if (want(in, 0, 2, MTR_DT_F32, why, n) || same_as(in, 0, 1, why, n)) return -1;
+    if (!shape_dim_eq(in[0].dim[1], (MtrDim){-1, 1}))
+        return fail(why, n, "a product of probabilities reads two logits of one column");
+    out[0] = in[0];
+    return 0;
+}
+
+int shape_prob_product_grad(const MtrShape *in, const int32_t *a, MtrShape *out, char *why,
+                            size_t n)
+{
+    if (shape_prob_product(in + 1, a, out, why, n) || same_as(in, 0, 1, why, n)) return -1;
+    out[1] = out[0];
+    return 0;
+}
+
 int shape_inbatch_softmax_xent(const MtrShape *in, const int32_t *a, MtrShape *out, char *why,
                                size_t n)
 {

@@ -52,7 +52,7 @@ static void test_dsl_documents_every_row(void **state)
 #define X(E, n, args, place, width) expect_documented(dsl, "docs/dsl.md", "stage", #n, &bad);
 #include "stages.def"
 #undef X
-#define X(E, n, lo, hi, width) expect_documented(dsl, "docs/dsl.md", "combiner", #n, &bad);
+#define X(E, n, lo, hi, width, out) expect_documented(dsl, "docs/dsl.md", "combiner", #n, &bad);
 #include "combiners.def"
 #undef X
 #define X(E, n, op) expect_documented(dsl, "docs/dsl.md", "activation", #n, &bad);
@@ -61,7 +61,8 @@ static void test_dsl_documents_every_row(void **state)
 #define X(E, n, args, reads, loss) expect_documented(dsl, "docs/dsl.md", "task kind", #n, &bad);
 #include "tasks.def"
 #undef X
-#define X(E, n, task, op, output, metric) expect_documented(dsl, "docs/dsl.md", "loss", #n, &bad);
+#define X(E, n, task, op, output, metric, pop)                                                     \
+    expect_documented(dsl, "docs/dsl.md", "loss", #n, &bad);
 #include "losses.def"
 #undef X
 #define X(E, n) expect_documented(dsl, "docs/dsl.md", "optimizer", #n, &bad);

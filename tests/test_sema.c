@@ -210,6 +210,8 @@ static void test_semantic_errors(void **state)
          "dot needs sources of one width, but this one has 16 and the first 32"},
         {"head d = dot(user, item, user) -> dense(1)\n", "dot takes 2 sources, found 3"},
         {"head d = sum(user) -> dense(1)\n", "sum takes at least 2 sources, found 1"},
+        {"head p = product(h, wide)\n", "product reads logits of width 1, but this one has 3"},
+        {"tower p = product(h, h)\n", "'h' is a head; a tower reads inputs and towers, not heads"},
         {"head d = dto(user, item) -> dense(1)\n", "unknown combiner 'dto'; did you mean 'dot'?"},
         {"head d = sum(dot(user, item), u) -> dense(1)\n",
          "'u' is an input; sum reads towers (make a tower over it first)"},

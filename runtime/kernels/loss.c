@@ -79,6 +79,43 @@ void kernel_bce_logits_grad(const KernelCall *call)
     }
 }
 
+/* A probability kept inside [1e-7, 1 - 1e-7], where its logs are finite. */
+#define PROB_LO 1e-7
+
+/* bce_prob(p, label) -> mean over the labelled rows of -(y log p + (1 - y) log(1 - p)) */
+void kernel_bce_prob(const KernelCall *call)
+{
+    const float *p = call->in[0];     /* (B,1) probabilities */
+    const float *label = call->in[1]; /* (B) */
+    float *loss = call->out[0];       /* () */
+    int64_t b = call->in_shape[0].rows;
+    double acc = 0.0;
+    for (int64_t i = 0; i < b; i++) {
+        if (isnan(label[i])) continue;
+        double q = p[i] < PROB_LO ? PROB_LO : p[i] > 1 - PROB_LO ? 1 - PROB_LO : (double)p[i];
+        acc -= label[i] * log(q) + (1.0 - label[i]) * log(1.0 - q);
+    }
+    int64_t n = labelled(label, b);
+    *loss = n > 0 ? (float)(acc / (double)n) : 0.0f;
+}
+
+/* bce_prob_grad(p, label, dloss) -> dp = (p - y) / (p (1 - p)) / n * dloss, 0 where p is
+ * clamped (the loss is flat there) or the label is missing */
+void kernel_bce_prob_grad(const KernelCall *call)
+{
+    const float *p = call->in[0], *label = call->in[1];
+    float dloss = *(const float *)call->in[2];
+    float *dp = call->out[0];
+    int64_t b = call->in_shape[0].rows, n = labelled(label, b);
+    double k = n > 0 ? (double)dloss / (double)n : 0.0;
+    for (int64_t i = 0; i < b; i++) {
+        double q = p[i];
+        dp[i] = isnan(label[i]) || q < PROB_LO || q > 1 - PROB_LO
+                    ? 0.0f
+                    : (float)((q - label[i]) / (q * (1.0 - q)) * k);
+    }
+}
+
 /* inbatch_softmax_xent(s) -> loss = sum_i [logsumexp(s_i) - s_ii] (row i's true
  * item is column i) and dunit = softmax(s) - I, the gradient of the loss for
  * dloss = 1 (the backward scales it by dloss). Row by row: the max, the diagonal

@@ -24,3 +24,30 @@ void kernel_row_scale(const KernelCall *call)
     for (int64_t i = 0; i < rows; i++)
         for (int64_t j = 0; j < d; j++) y[i * d + j] = x[i * d + j] * s[i];
 }
+
+static float sigmoidf(float x)
+{
+    return x >= 0.0f ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x));
+}
+
+/* prob_product(a (B,1), b (B,1)) -> y = sigmoid(a) sigmoid(b) */
+void kernel_prob_product(const KernelCall *call)
+{
+    const float *a = call->in[0], *b = call->in[1];
+    float *y = call->out[0];
+    int64_t rows = call->in_shape[0].rows;
+    for (int64_t i = 0; i < rows; i++) y[i] = sigmoidf(a[i]) * sigmoidf(b[i]);
+}
+
+/* prob_product_grad(dy, a, b) -> da = dy sa sb (1 - sa), db = dy sa sb (1 - sb) */
+void kernel_prob_product_grad(const KernelCall *call)
+{
+    const float *dy = call->in[0], *a = call->in[1], *b = call->in[2];
+    float *da = call->out[0], *db = call->out[1];
+    int64_t rows = call->in_shape[0].rows;
+    for (int64_t i = 0; i < rows; i++) {
+        float sa = sigmoidf(a[i]), sb = sigmoidf(b[i]), y = sa * sb;
+        da[i] = dy[i] * y * (1.0f - sa);
+        db[i] = dy[i] * y * (1.0f - sb);
+    }
+}
