@@ -60,6 +60,53 @@ int grad_prob_product(Graph *g, const MtrOp *op, const int32_t *dout, const int 
     return 0;
 }
 
+/* A backward op with several outputs: its outputs are the inputs' gradients,
+ * in order, where needed; the others keep their plain names. */
+static int multi_grad(Graph *g, const MtrOp *op, OpKind k, const int32_t *in, const int32_t *iattr,
+                      int n_in_grads, const int *needs, int32_t *din)
+{
+    char name[300];
+    if (graph_op(g, k, in, iattr, 0, NULL, dname(g, op->in[0], name, sizeof name)) < 0) return -1;
+    const MtrOp *back = &g->ops[g->n_ops - 1];
+    for (int i = 0; i < n_in_grads; i++) {
+        if (!needs[i]) continue;
+        din[i] = back->out[i];
+        if (i > 0 && module_rename(g->mod, din[i], dname(g, op->in[i], name, sizeof name)))
+            return -1;
+    }
+    return 0;
+}
+
+int grad_expert_dense(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs,
+                      int32_t *din)
+{
+    /* dx, dw, db from one expert_dense_grad */
+    int32_t in[] = {dout[0], op->in[0], op->in[1]};
+    return multi_grad(g, op, OP_EXPERT_DENSE_GRAD, in, op->iattr, 3, needs, din);
+}
+
+int grad_mix(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
+{
+    /* dex, dgate from one mix_grad */
+    int32_t in[] = {dout[0], op->in[0], op->in[1]};
+    return multi_grad(g, op, OP_MIX_GRAD, in, op->iattr, 2, needs, din);
+}
+
+int grad_stack(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
+{
+    /* each block gets its own experts of dy */
+    int32_t total = op->iattr[0] + op->iattr[1];
+    int32_t at[2][MTR_MAX_IATTR] = {{0, op->iattr[0], total}, {op->iattr[0], op->iattr[1], total}};
+    for (int i = 0; i < 2; i++) {
+        if (!needs[i]) continue;
+        char name[300];
+        int32_t in[] = {dout[0]};
+        din[i] = graph_op(g, OP_TAKE, in, at[i], 0, NULL, dname(g, op->in[i], name, sizeof name));
+        if (din[i] < 0) return -1;
+    }
+    return 0;
+}
+
 int grad_row_dot(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
 {
     /* da = dy * b row by row, db = dy * a */

@@ -569,6 +569,100 @@ int shape_softmax_grad(const MtrShape *in, const int32_t *a, MtrShape *out, char
     return 0;
 }
 
+/* ---- expert blocks: (E,B,W) tensors, E a constant given as iattr0 */
+
+static MtrShape experts_shape(int32_t e, MtrDim b, MtrDim w)
+{
+    return (MtrShape){.rank = 3, .dtype = MTR_DT_F32, .dim = {{-1, e}, b, w}};
+}
+
+/* Input i is an expert block (E,B,W) of e experts with rows b. */
+static int want_experts(const MtrShape *in, int i, int32_t e, char *why, size_t n)
+{
+    if (want(in, i, 3, MTR_DT_F32, why, n)) return -1;
+    if (!shape_dim_eq(in[i].dim[0], (MtrDim){-1, e}))
+        return fail(why, n, "input %d does not hold %d experts", i + 1, e);
+    return 0;
+}
+
+int shape_expert_dense(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    int32_t e = a[0];
+    if (e < 1) return fail(why, n, "an expert block needs at least one expert, found %d", e);
+    MtrDim rows, cols;
+    if (in[0].rank == 2) {
+        if (want(in, 0, 2, MTR_DT_F32, why, n)) return -1;
+        rows = in[0].dim[0], cols = in[0].dim[1];
+    } else {
+        if (want_experts(in, 0, e, why, n)) return -1;
+        rows = in[0].dim[1], cols = in[0].dim[2];
+    }
+    if (want_experts(in, 1, e, why, n) || want(in, 2, 2, MTR_DT_F32, why, n)) return -1;
+    if (dims_eq(cols, in[1].dim[1], "input width and kernel rows", why, n) ||
+        dims_eq(in[2].dim[0], (MtrDim){-1, e}, "bias rows and experts", why, n) ||
+        dims_eq(in[2].dim[1], in[1].dim[2], "bias and kernel widths", why, n))
+        return -1;
+    if (cols.sym >= 0 || in[1].dim[2].sym >= 0) return fail(why, n, "an expert's width is fixed");
+    out[0] = experts_shape(e, rows, in[1].dim[2]);
+    return 0;
+}
+
+int shape_expert_dense_grad(const MtrShape *in, const int32_t *a, MtrShape *out, char *why,
+                            size_t n)
+{
+    MtrShape fwd[3] = {
+        in[1], in[2], {.rank = 2, .dtype = MTR_DT_F32, .dim = {{-1, a[0]}, in[2].dim[2]}}};
+    MtrShape y;
+    if (shape_expert_dense(fwd, a, &y, why, n)) return -1;
+    if (!shape_eq(&in[0], &y)) return fail(why, n, "the gradient is not the shape of the output");
+    out[0] = in[1];
+    out[1] = in[2];
+    out[2] = fwd[2];
+    return 0;
+}
+
+int shape_mix(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    int32_t e = a[0];
+    if (want_experts(in, 0, e, why, n) || want(in, 1, 2, MTR_DT_F32, why, n)) return -1;
+    if (dims_eq(in[1].dim[0], in[0].dim[1], "gate rows and expert rows", why, n) ||
+        dims_eq(in[1].dim[1], (MtrDim){-1, e}, "gate columns and experts", why, n))
+        return -1;
+    out[0] = matrix(in[0].dim[1], in[0].dim[2]);
+    return 0;
+}
+
+int shape_mix_grad(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    MtrShape y;
+    if (shape_mix(in + 1, a, &y, why, n)) return -1;
+    if (!shape_eq(&in[0], &y)) return fail(why, n, "the gradient is not the shape of the output");
+    out[0] = in[1];
+    out[1] = in[2];
+    return 0;
+}
+
+int shape_stack(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    if (a[0] < 1 || a[1] < 1 || want_experts(in, 0, a[0], why, n) ||
+        want_experts(in, 1, a[1], why, n))
+        return a[0] < 1 || a[1] < 1 ? fail(why, n, "stacks blocks of at least one expert") : -1;
+    if (dims_eq(in[0].dim[1], in[1].dim[1], "rows of the two blocks", why, n) ||
+        dims_eq(in[0].dim[2], in[1].dim[2], "widths of the two blocks", why, n))
+        return -1;
+    out[0] = experts_shape(a[0] + a[1], in[0].dim[1], in[0].dim[2]);
+    return 0;
+}
+
+int shape_take(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    if (want_experts(in, 0, a[2], why, n)) return -1;
+    if (a[0] < 0 || a[1] < 1 || a[0] > a[2] - a[1])
+        return fail(why, n, "experts %d..%d are not among %d", a[0], a[0] + a[1] - 1, a[2]);
+    out[0] = experts_shape(a[1], in[0].dim[1], in[0].dim[2]);
+    return 0;
+}
+
 int shape_infer(OpKind kind, const MtrShape *in, const int32_t *iattr, MtrShape *out, char *why,
                 size_t n)
 {

@@ -58,12 +58,20 @@ enum { IN_PARAM = 1, IN_IDS, IN_LABEL, IN_SCALAR, IN_STEP };
 
 typedef struct {
     uint8_t kind; /* IN_*: PARAM (f32, differentiated), ids, f32 label, f32 (), train step () */
-    uint8_t rank; /* 0, 1 or 2 */
+    uint8_t rank; /* 0, 1, 2 or 3 */
     int32_t rows, cols;
     int8_t same_as; /* >= 0: this input is the same tensor as input same_as */
     float lo, hi;   /* PARAM / LABEL values uniform in [lo, hi] */
     float away;     /* PARAM values keep |x| >= away (relu: no kink within eps) */
+    int32_t lead;   /* rank 3: the first extent, (lead, rows, cols) */
 } CaseInput;
+
+/* The elements of a case input. */
+static int64_t case_elems(const CaseInput *ci)
+{
+    int64_t n = (int64_t)ci->rows * (ci->rank >= 2 ? ci->cols : 1);
+    return ci->rank == 3 ? n * ci->lead : n;
+}
 
 typedef struct {
     const char *op; /* the op's name in ops.def */
@@ -78,7 +86,11 @@ typedef struct {
 
 #define P2(r, c)                                                                                   \
     {                                                                                              \
-        IN_PARAM, 2, r, c, -1, -1.0f, 1.0f, 0.0f                                                   \
+        IN_PARAM, 2, r, c, -1, -1.0f, 1.0f, 0.0f, 0                                                \
+    }
+#define P3(e, r, c)                                                                                \
+    {                                                                                              \
+        IN_PARAM, 3, r, c, -1, -1.0f, 1.0f, 0.0f, e                                                \
     }
 #define MM(ta, tb)                                                                                 \
     {                                                                                              \
@@ -88,27 +100,50 @@ typedef struct {
 
 static const GradCase cases[] = {
     /* repeated ids (1 three times) and an out-of-range id (7), read as row 0 */
-    {"gather", "gather", {P2(5, 3), {IN_IDS, 1, 6, 1, -1, 0, 0, 0}}, {0}, 0, {1, 3, 1, 7, 4, 1}, 0},
+    {"gather",
+     "gather",
+     {P2(5, 3), {IN_IDS, 1, 6, 1, -1, 0, 0, 0, 0}},
+     {0},
+     0,
+     {1, 3, 1, 7, 4, 1},
+     0},
     {"concat", "concat", {P2(4, 2), P2(4, 3)}, {0}, 0, {0}, 0},
     {"row_dot", "row_dot", {P2(5, 3), P2(5, 3)}, {0}, 0, {0}, 0},
     {"row_dot",
      "row_dot of a row with itself",
-     {P2(4, 3), {IN_PARAM, 2, 4, 3, 0, 0, 0, 0}},
+     {P2(4, 3), {IN_PARAM, 2, 4, 3, 0, 0, 0, 0, 0}},
      {0},
      0,
      {0},
      0},
     {"row_scale", "row_scale", {P2(5, 3), P2(5, 1)}, {0}, 0, {0}, 0},
+    /* expert blocks: E experts (E,B,W), checked through a fixed gate's mix */
+    {"expert_dense",
+     "expert_dense over a shared input",
+     {P2(4, 3), P3(2, 3, 5), P2(2, 5)},
+     {2},
+     0,
+     {0},
+     0},
+    {"expert_dense",
+     "expert_dense over each expert's own input",
+     {P3(2, 4, 3), P3(2, 3, 5), P2(2, 5)},
+     {2},
+     0,
+     {0},
+     0},
+    {"mix", "mix", {P3(3, 4, 5), P2(4, 3)}, {3}, 0, {0}, 0},
+    {"stack", "stack", {P3(2, 4, 3), P3(1, 4, 3)}, {2, 1}, 0, {0}, 0},
     {"prob_product",
      "prob_product",
-     {{IN_PARAM, 2, 5, 1, -1, -3.0f, 3.0f, 0}, {IN_PARAM, 2, 5, 1, -1, -3.0f, 3.0f, 0}},
+     {{IN_PARAM, 2, 5, 1, -1, -3.0f, 3.0f, 0, 0}, {IN_PARAM, 2, 5, 1, -1, -3.0f, 3.0f, 0, 0}},
      {0},
      0,
      {0},
      0},
     {"bce_prob",
      "bce_prob",
-     {{IN_PARAM, 2, 6, 1, -1, 0.1f, 0.9f, 0}, {IN_LABEL, 1, 6, 1, -1, 0.0f, 1.0f, 0}},
+     {{IN_PARAM, 2, 6, 1, -1, 0.1f, 0.9f, 0, 0}, {IN_LABEL, 1, 6, 1, -1, 0.0f, 1.0f, 0, 0}},
      {0},
      0,
      {0},
@@ -117,43 +152,49 @@ static const GradCase cases[] = {
     MM(0, 1),
     MM(1, 0),
     MM(1, 1),
-    {"bias_add", "bias_add", {P2(4, 3), {IN_PARAM, 1, 3, 1, -1, -1.0f, 1.0f, 0}}, {0}, 0, {0}, 0},
-    {"relu", "relu", {{IN_PARAM, 2, 4, 5, -1, -1.0f, 1.0f, 0.2f}}, {0}, 0, {0}, 0},
-    {"tanh", "tanh", {{IN_PARAM, 2, 4, 3, -1, -2.0f, 2.0f, 0}}, {0}, 0, {0}, 0},
-    {"sigmoid", "sigmoid", {{IN_PARAM, 2, 4, 3, -1, -3.0f, 3.0f, 0}}, {0}, 0, {0}, 0},
-    {"gelu", "gelu", {{IN_PARAM, 2, 4, 5, -1, -3.0f, 3.0f, 0}}, {0}, 0, {0}, 0},
-    {"softmax", "softmax", {{IN_PARAM, 2, 4, 5, -1, -2.0f, 2.0f, 0}}, {0}, 0, {0}, 0},
-    {"mse", "mse", {P2(5, 1), {IN_LABEL, 1, 5, 1, -1, -1.0f, 1.0f, 0}}, {0}, 0, {0}, 0},
+    {"bias_add",
+     "bias_add",
+     {P2(4, 3), {IN_PARAM, 1, 3, 1, -1, -1.0f, 1.0f, 0, 0}},
+     {0},
+     0,
+     {0},
+     0},
+    {"relu", "relu", {{IN_PARAM, 2, 4, 5, -1, -1.0f, 1.0f, 0.2f, 0}}, {0}, 0, {0}, 0},
+    {"tanh", "tanh", {{IN_PARAM, 2, 4, 3, -1, -2.0f, 2.0f, 0, 0}}, {0}, 0, {0}, 0},
+    {"sigmoid", "sigmoid", {{IN_PARAM, 2, 4, 3, -1, -3.0f, 3.0f, 0, 0}}, {0}, 0, {0}, 0},
+    {"gelu", "gelu", {{IN_PARAM, 2, 4, 5, -1, -3.0f, 3.0f, 0, 0}}, {0}, 0, {0}, 0},
+    {"softmax", "softmax", {{IN_PARAM, 2, 4, 5, -1, -2.0f, 2.0f, 0, 0}}, {0}, 0, {0}, 0},
+    {"mse", "mse", {P2(5, 1), {IN_LABEL, 1, 5, 1, -1, -1.0f, 1.0f, 0, 0}}, {0}, 0, {0}, 0},
     {"bce_logits",
      "bce_logits",
-     {{IN_PARAM, 2, 6, 1, -1, -3.0f, 3.0f, 0}, {IN_LABEL, 1, 6, 1, -1, 0.0f, 1.0f, 0}},
+     {{IN_PARAM, 2, 6, 1, -1, -3.0f, 3.0f, 0, 0}, {IN_LABEL, 1, 6, 1, -1, 0.0f, 1.0f, 0, 0}},
      {0},
      0,
      {0},
      0},
     {"inbatch_softmax_xent",
      "inbatch_softmax_xent",
-     {{IN_PARAM, 2, 4, 4, -1, -2.0f, 2.0f, 0}},
+     {{IN_PARAM, 2, 4, 4, -1, -2.0f, 2.0f, 0, 0}},
      {0},
      0,
      {0},
      0},
-    {"scale", "scale", {P2(3, 4), {IN_SCALAR, 0, 1, 1, -1, 0, 0, 0}}, {0}, 0, {0}, 0},
+    {"scale", "scale", {P2(3, 4), {IN_SCALAR, 0, 1, 1, -1, 0, 0, 0, 0}}, {0}, 0, {0}, 0},
     {"loss_weight",
      "loss_weight",
-     {{IN_PARAM, 0, 1, 1, -1, -1.0f, 1.0f, 0}},
+     {{IN_PARAM, 0, 1, 1, -1, -1.0f, 1.0f, 0, 0}},
      {0}, /* iattr0 = knob 0, bound below */
      2.5,
      {0},
      0},
     {"add", "add", {P2(3, 4), P2(3, 4)}, {0}, 0, {0}, 0},
     /* fan-in: both inputs are one tensor, so its gradient is the sum of two */
-    {"add", "add(x, x)", {P2(3, 4), {IN_PARAM, 2, 3, 4, 0, 0, 0, 0}}, {0}, 0, {0}, 0},
+    {"add", "add(x, x)", {P2(3, 4), {IN_PARAM, 2, 3, 4, 0, 0, 0, 0, 0}}, {0}, 0, {0}, 0},
     {"sum_all", "sum_all", {P2(3, 4)}, {0}, 0, {0}, 0},
     /* the fused retrieval loss on (query, candidate) without the score matrix */
     {"inbatch_softmax_xent_qc",
      "inbatch_softmax_xent_qc",
-     {{IN_PARAM, 2, 5, 3, -1, -1.5f, 1.5f, 0}, {IN_PARAM, 2, 5, 3, -1, -1.5f, 1.5f, 0}},
+     {{IN_PARAM, 2, 5, 3, -1, -1.5f, 1.5f, 0, 0}, {IN_PARAM, 2, 5, 3, -1, -1.5f, 1.5f, 0, 0}},
      {0},
      0,
      {0},
@@ -162,10 +203,10 @@ static const GradCase cases[] = {
      * identity here; grouping of repeated ids is checked by the whole model */
     {"inbatch_softmax_xent_ids",
      "inbatch_softmax_xent_ids",
-     {{IN_PARAM, 2, 5, 3, -1, -1.5f, 1.5f, 0},
-      {IN_PARAM, 2, 5, 3, -1, -1.5f, 1.5f, 0},
-      {IN_IDS, 1, 5, 1, -1, 0, 0, 0},
-      {IN_IDS, 1, 5, 1, -1, 0, 0, 0}},
+     {{IN_PARAM, 2, 5, 3, -1, -1.5f, 1.5f, 0, 0},
+      {IN_PARAM, 2, 5, 3, -1, -1.5f, 1.5f, 0, 0},
+      {IN_IDS, 1, 5, 1, -1, 0, 0, 0, 0},
+      {IN_IDS, 1, 5, 1, -1, 0, 0, 0, 0}},
      {0},
      0,
      {3, 0, 4, 1, 2},
@@ -176,16 +217,16 @@ static const GradCase cases[] = {
      * differences see exactly the elements the backward keeps */
     {"dropout",
      "dropout p=0.3",
-     {{IN_PARAM, 2, 5, 8, -1, -1.0f, 1.0f, 0}, {IN_STEP, 0, 1, 1, -1, 0, 0, 0}},
+     {{IN_PARAM, 2, 5, 8, -1, -1.0f, 1.0f, 0, 0}, {IN_STEP, 0, 1, 1, -1, 0, 0, 0, 0}},
      {0, 1, 7}, /* p = knob 0, seed = knob 1, salt 7 */
      0.3,
      {0},
      0},
     {"layer_norm",
      "layer_norm",
-     {{IN_PARAM, 2, 4, 5, -1, -2.0f, 2.0f, 0},
-      {IN_PARAM, 1, 5, 1, -1, 0.5f, 1.5f, 0},
-      {IN_PARAM, 1, 5, 1, -1, -1.0f, 1.0f, 0}},
+     {{IN_PARAM, 2, 4, 5, -1, -2.0f, 2.0f, 0, 0},
+      {IN_PARAM, 1, 5, 1, -1, 0.5f, 1.5f, 0, 0},
+      {IN_PARAM, 1, 5, 1, -1, -1.0f, 1.0f, 0, 0}},
      {0},
      0,
      {0},
@@ -209,6 +250,10 @@ static MtrShape case_shape(const CaseInput *ci)
     if (ci->rank == 0) return shape_scalar();
     if (ci->rank == 1)
         return shape_vec(dim_const(ci->rows), ci->kind == IN_IDS ? MTR_DT_I32 : MTR_DT_F32);
+    if (ci->rank == 3)
+        return (MtrShape){.rank = 3,
+                          .dtype = MTR_DT_F32,
+                          .dim = {dim_const(ci->lead), dim_const(ci->rows), dim_const(ci->cols)}};
     return shape_mat(dim_const(ci->rows), dim_const(ci->cols));
 }
 
@@ -232,7 +277,7 @@ typedef struct {
     int32_t loss;
     int32_t param[MTR_MAX_IN], grad[MTR_MAX_IN];
     int32_t input[MTR_MAX_IN];
-    int32_t u, w, c;
+    int32_t u, w, c, g3;
     int n_param;
 } Built;
 
@@ -243,7 +288,7 @@ static int build_case(const GradCase *gc, OpKind kind, Built *b)
     Module mod;
     Graph g;
     memset(b, 0, sizeof *b);
-    b->u = b->w = b->c = -1;
+    b->u = b->w = b->c = b->g3 = -1;
     if (module_init(&mod, "gradcheck")) return -1;
     graph_init(&g, &mod);
     module_knob(&mod, MTR_KNOB_WEIGHT, "case.weight", 1.0);
@@ -275,6 +320,16 @@ static int build_case(const GradCase *gc, OpKind kind, Built *b)
             int32_t sin[] = {y, b->c};
             loss = graph_op(&g, OP_SCALE, sin, NULL, 0, NULL, "loss");
         } else {
+            if (ys.rank == 3) {
+                /* an expert block (E,B,W) is mixed by a fixed gate into (B,W) first */
+                int32_t e = ys.dim[0].k;
+                b->g3 =
+                    module_tensor(&mod, "g3", MTR_ROLE_INPUT, shape_mat(ys.dim[1], dim_const(e)));
+                int32_t mi[] = {y, b->g3};
+                int32_t ma[MTR_MAX_IATTR] = {e};
+                y = graph_op(&g, OP_MIX, mi, ma, 0, NULL, "y_mixed");
+                ys = module_shape(&mod, y);
+            }
             assert_int_equal(ys.rank, 2);
             b->w = module_tensor(&mod, "w", MTR_ROLE_INPUT, shape_mat(ys.dim[1], dim_const(1)));
             b->u = module_tensor(&mod, "u", MTR_ROLE_INPUT, shape_mat(dim_const(1), ys.dim[0]));
@@ -361,7 +416,7 @@ static int check_case(const GradCase *gc, OpKind kind, Counts *counts)
         const CaseInput *ci = &gc->in[i];
         if (ci->same_as >= 0) continue;
         int32_t t = ci->kind == IN_PARAM ? -1 : b.input[i];
-        int64_t n = (int64_t)ci->rows * (ci->rank == 2 ? ci->cols : 1);
+        int64_t n = case_elems(ci);
         if (ci->kind == IN_IDS) {
             int32_t *ids = mtr_session_tensor(s, t);
             for (int64_t k = 0; k < n; k++) ids[k] = gc->ids[k];
@@ -378,7 +433,7 @@ static int check_case(const GradCase *gc, OpKind kind, Counts *counts)
         const CaseInput *ci = &gc->in[i];
         if (ci->kind != IN_PARAM || ci->same_as >= 0) continue;
         float *x = mtr_session_tensor(s, b.param[pi++]);
-        int64_t n = (int64_t)ci->rows * (ci->rank == 2 ? ci->cols : 1);
+        int64_t n = case_elems(ci);
         for (int64_t k = 0; k < n; k++) {
             float v = uniform(&r, ci->lo, ci->hi);
             if (ci->away > 0 && fabsf(v) < ci->away)
@@ -387,6 +442,11 @@ static int check_case(const GradCase *gc, OpKind kind, Counts *counts)
         }
     }
     if (b.c >= 0) *(float *)mtr_session_tensor(s, b.c) = 1.3f;
+    if (b.g3 >= 0) {
+        float *g3 = mtr_session_tensor(s, b.g3);
+        int64_t n3 = mtr_session_tensor_elems(s, b.g3, 1);
+        for (int64_t k = 0; k < n3; k++) g3[k] = uniform(&r, 0.2f, 1.2f);
+    }
     if (b.u >= 0) {
         float *u = mtr_session_tensor(s, b.u), *w = mtr_session_tensor(s, b.w);
         int64_t nu = mtr_session_tensor_elems(s, b.u, 1), nw = mtr_session_tensor_elems(s, b.w, 1);
