@@ -18,19 +18,23 @@
 /* Combiners in combiners deeper than this are surely generated, and the passes
  * that walk them recurse. */
 #define MAX_NESTING 64
+#define MAX_EXPERTS 64
 
 static const char *const TYPE_NAMES[] = {"string", "int", "float"};
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 /* ---- the registries' rows, and their names for lookups and suggestions -- */
 
+#define EXPERTS_EACH 1
+#define EXPERTS_NO   0
 static const StageInfo STAGES[STAGE_COUNT] = {
-#define X(E, n, args, place, width) [STAGE_##E] = {#n, ARGS_##args, PLACE_##place, WIDTH_##width},
+#define X(E, n, args, place, width, ex)                                                            \
+    [STAGE_##E] = {#n, ARGS_##args, PLACE_##place, WIDTH_##width, EXPERTS_##ex},
 #include "stages.def"
 #undef X
 };
 static const char *const STAGE_NAMES[STAGE_COUNT] = {
-#define X(E, n, args, place, width) [STAGE_##E] = #n,
+#define X(E, n, args, place, width, ex) [STAGE_##E] = #n,
 #include "stages.def"
 #undef X
 };
@@ -652,6 +656,26 @@ void ast_chain(AstBuilder *b, ChainKind kind, AstTok name, AstSource *src, AstSt
     b->chain_tail = &c->next;
 }
 
+/* `experts NAME = SOURCE -> N x STAGE` or `-> N x (STAGE -> STAGE ...)` */
+void ast_experts(AstBuilder *b, AstTok name, AstSource *src, AstTok count, AstTok x,
+                 AstStage *stages)
+{
+    if (strcmp(x.text, "x") != 0) {
+        diag_error(b->diag, x.loc, "expected 'x' after the number of experts, found '%s'", x.text);
+        return;
+    }
+    AstValue *n = ast_value_number(b, count);
+    if (!n) return;
+    if (n->kind != VAL_NUMBER || !n->is_int || n->i < 1 || n->i > MAX_EXPERTS) {
+        diag_error(b->diag, count.loc, "the number of experts must be a whole number from 1 to %d",
+                   MAX_EXPERTS);
+        return;
+    }
+    AstChain **tail = b->chain_tail;
+    ast_chain(b, CHAIN_EXPERTS, name, src, stages);
+    if (b->chain_tail != tail) (*tail)->n_experts = (int)n->i;
+}
+
 /* ---- tasks -------------------------------------------------------------- */
 
 AstMetric *ast_metric(AstBuilder *b, AstSpan span, AstTok name, AstValue *args, int has_parens)
@@ -986,7 +1010,7 @@ void ast_syntax_error(AstBuilder *b, AstSpan span, int at_eof, const char *const
             if (mtr_name_is_close(word, kw)) suggest = e;
         }
     }
-    if (more_expected || n_expected == 0 || n_expected > 8) {
+    if (more_expected || n_expected == 0 || n_expected > 10) {
         if (suggest)
             diag_error(b->diag, loc, "unexpected %s; did you mean %s?", found, suggest);
         else
@@ -1067,12 +1091,18 @@ void ast_dump(const AstModel *m, FILE *out)
         fputc('\n', out);
     }
     for (const AstChain *ch = m->chains; ch; ch = ch->next) {
-        fprintf(out, "%s %s = ", ch->kind == CHAIN_TOWER ? "tower" : "head", ch->name);
+        fprintf(out, "%s %s = ",
+                ch->kind == CHAIN_TOWER  ? "tower"
+                : ch->kind == CHAIN_HEAD ? "head"
+                                         : "experts",
+                ch->name);
         if (ch->combine)
             dump_source(out, ch->combine);
         else
             dump_refs(out, ch->sources, 0);
-        fprintf(out, " width %lld%s\n", (long long)ch->width, ch->is_item ? " item" : "");
+        fprintf(out, " width %lld%s", (long long)ch->width, ch->is_item ? " item" : "");
+        if (ch->kind == CHAIN_EXPERTS) fprintf(out, " experts %d", ch->n_experts);
+        fputc('\n', out);
         for (const AstStage *s = ch->stages; s; s = s->next) {
             fprintf(out, "  %s", STAGE_NAMES[s->kind]);
             switch (STAGES[s->kind].args) {

@@ -42,7 +42,7 @@ typedef struct {
 const CombinerInfo *ast_combiner_info(CombinerKind k);
 
 typedef enum {
-#define X(E, n, args, place, width) STAGE_##E,
+#define X(E, n, args, place, width, ex) STAGE_##E,
 #include "stages.def"
 #undef X
     STAGE_COUNT
@@ -55,6 +55,7 @@ typedef struct {
     StageArgs args;
     StagePlace place;
     StageWidth width;
+    int in_experts; /* it may stand in an experts block */
 } StageInfo;
 
 typedef enum {
@@ -151,7 +152,9 @@ typedef struct AstRef {
 
 /* `tower NAME = SOURCE -> stage -> ...` and `head NAME = SOURCE -> stage ...`.
  * SOURCE is one name or concat(name, name, ...). */
-typedef enum { CHAIN_TOWER, CHAIN_HEAD } ChainKind;
+/* tower, head, or experts: N experts of the same stages with weights of their
+ * own over one source, read only through mix(...) */
+typedef enum { CHAIN_TOWER, CHAIN_HEAD, CHAIN_EXPERTS } ChainKind;
 typedef struct AstChain {
     ChainKind kind;
     const char *name;
@@ -159,6 +162,7 @@ typedef struct AstChain {
     AstRef *sources;           /* every name it reads, in order (the leaves of combine) */
     struct AstSource *combine; /* its combiner, or NULL when it reads one name */
     int is_concat;             /* combine is a concat */
+    int n_experts;             /* CHAIN_EXPERTS: how many */
     AstStage *stages;
     struct AstChain *next;
     /* sema: */
@@ -341,6 +345,8 @@ AstValue *ast_value_add(AstBuilder *b, AstValue *list, AstValue *v);
 AstStage *ast_stage(AstBuilder *b, AstSpan span, AstTok name, AstValue *args, int has_parens);
 AstStage *ast_stage_add(AstBuilder *b, AstStage *list, AstStage *stage);
 void ast_chain(AstBuilder *b, ChainKind kind, AstTok name, AstSource *src, AstStage *stages);
+void ast_experts(AstBuilder *b, AstTok name, AstSource *src, AstTok count, AstTok x,
+                 AstStage *stages);
 AstMetric *ast_metric(AstBuilder *b, AstSpan span, AstTok name, AstValue *args, int has_parens);
 AstMetric *ast_metric_add(AstBuilder *b, AstMetric *list, AstMetric *m);
 AstClause *ast_clause_loss(AstBuilder *b, AstSpan kw, AstTok loss);

@@ -21,10 +21,12 @@ const MtrProgramKind lower_program_kinds[PROG_COUNT] = {
     [PROG_RECOMMEND] = MTR_PROG_RECOMMEND,
 };
 
-/* One stage's parameters (and knob), shared by every lowering of its chain. */
+/* One stage's (or a mix's gate's) parameters and knob, shared by every
+ * lowering of its chain; keyed by the AstStage or AstSource they belong to. */
 typedef struct {
-    const AstStage *stage;
+    const void *owner;
     int32_t table, kernel, bias, knob;
+    int layer_tag; /* a number for its names, in order of making */
 } StageParams;
 
 typedef struct {
@@ -34,6 +36,7 @@ typedef struct {
     int32_t sym_batch, sym_items, sym_k;
     StageParams *params;
     uint32_t n_params, cap_params;
+    int n_gates; /* mix gates made so far, to number their parameters */
 } Lowerer;
 
 /* The state of lowering chains inside one program. */
@@ -49,6 +52,10 @@ typedef struct {
     const AstColumn *column[64];
     int32_t column_in[64];
     uint32_t n_columns;
+    const AstSource *combined[64]; /* combined sources lowered already (an experts block's
+                                      input, read again by each gate over it) */
+    int32_t combined_out[64];
+    uint32_t n_combined;
 } Ctx;
 
 static int column_index(const AstModel *m, const AstColumn *c)
@@ -59,10 +66,10 @@ static int column_index(const AstModel *m, const AstColumn *c)
     return -1;
 }
 
-static StageParams *stage_params(Lowerer *L, const AstStage *s)
+static StageParams *stage_params(Lowerer *L, const void *s)
 {
     for (uint32_t i = 0; i < L->n_params; i++)
-        if (L->params[i].stage == s) return &L->params[i];
+        if (L->params[i].owner == s) return &L->params[i];
     if (L->n_params == L->cap_params) {
         uint32_t cap = L->cap_params ? 2 * L->cap_params : 16;
         StageParams *p = realloc(L->params, cap * sizeof *p);
@@ -74,7 +81,7 @@ static StageParams *stage_params(Lowerer *L, const AstStage *s)
         L->cap_params = cap;
     }
     StageParams *p = &L->params[L->n_params++];
-    *p = (StageParams){s, -1, -1, -1, -1};
+    *p = (StageParams){s, -1, -1, -1, -1, 0};
     return p;
 }
 
@@ -128,6 +135,8 @@ static int32_t activation(Ctx *x, Activation act, int32_t h, const char *name)
 }
 
 static int32_t lower_chain(Ctx *x, const AstChain *c);
+static int32_t lower_source(Ctx *x, const AstChain *c, const AstSource *src);
+static int32_t lower_combined(Ctx *x, const AstChain *c, const AstSource *src);
 
 static int32_t lower_ref(Ctx *x, const AstRef *r)
 {
@@ -171,12 +180,38 @@ static int32_t lower_stage_embedding(const StageCtx *sc, int32_t h)
     return graph_op(sc->x->g, OP_GATHER, in, NULL, 0, NULL, name);
 }
 
+/* dense in an experts block: each expert's kernel (E,I,H) and bias (E,H), one
+ * batched product over the block's input (B,I) or its (E,B,I) experts */
+static int32_t lower_experts_dense(const StageCtx *sc, int32_t h)
+{
+    Lowerer *L = sc->x->L;
+    const char *cn = sc->c->name;
+    int32_t e = sc->c->n_experts, in = (int32_t)sc->s->in_width, out = (int32_t)sc->s->units;
+    char name[256];
+    if (sc->p->kernel < 0) {
+        MtrShape k = {
+            .rank = 3, .dtype = MTR_DT_F32, .dim = {dim_const(e), dim_const(in), dim_const(out)}};
+        sc->p->kernel = param(L, k, MTR_INIT_GLOROT, 0, "%s.dense%d.kernel", cn, sc->layer);
+        sc->p->bias = param(L, shape_mat(dim_const(e), dim_const(out)), MTR_INIT_ZEROS, 0,
+                            "%s.dense%d.bias", cn, sc->layer);
+        if (sc->p->kernel < 0 || sc->p->bias < 0) return -1;
+    }
+    int32_t x_in[] = {h, sc->p->kernel, sc->p->bias};
+    int32_t attr[MTR_MAX_IATTR] = {e};
+    snprintf(name, sizeof name, "%s.dense%d.pre", cn, sc->layer);
+    int32_t pre = graph_op(sc->x->g, OP_EXPERT_DENSE, x_in, attr, 0, NULL, name);
+    if (pre < 0 || sc->s->act == ACT_LINEAR) return pre;
+    snprintf(name, sizeof name, "%s.dense%d.out", cn, sc->layer);
+    return activation(sc->x, sc->s->act, pre, name);
+}
+
 static int32_t lower_stage_dense(const StageCtx *sc, int32_t h)
 {
     Lowerer *L = sc->x->L;
     const char *cn = sc->c->name;
     int layer = sc->layer;
     char name[256];
+    if (sc->c->kind == CHAIN_EXPERTS) return lower_experts_dense(sc, h);
     if (sc->p->kernel < 0) {
         MtrShape k =
             shape_mat(dim_const((int32_t)sc->s->in_width), dim_const((int32_t)sc->s->units));
@@ -241,7 +276,7 @@ static int32_t lower_stage_dropout(const StageCtx *sc, int32_t h)
 
 typedef int32_t (*StageLowering)(const StageCtx *, int32_t);
 static const StageLowering stage_lowerings[STAGE_COUNT] = {
-#define X(E, n, args, place, width) [STAGE_##E] = lower_stage_##n,
+#define X(E, n, args, place, width, ex) [STAGE_##E] = lower_stage_##n,
 #include "stages.def"
 #undef X
 };
@@ -287,10 +322,64 @@ static int32_t lower_combine_sum(Ctx *x, const AstChain *c, const int32_t *t, in
     return fold(x, c, t, n, OP_ADD, "sum");
 }
 
+/* mix(E1, E2, ...): the blocks stacked along the experts axis, and a gate of
+ * the chain's own over the blocks' input, dense(E) -> softmax, mixing them. */
+static int32_t lower_mix(Ctx *x, const AstChain *c, const AstSource *src, const int32_t *t, int n)
+{
+    Lowerer *L = x->L;
+    char name[256];
+    int32_t h = t[0], e = 0;
+    const AstChain *first = src->members->ref->chain;
+    int k = 0;
+    for (const AstSource *m = src->members; m; m = m->next, k++) {
+        int32_t ek = m->ref->chain->n_experts;
+        if (k > 0) {
+            int32_t in[] = {h, t[k]};
+            int32_t attr[MTR_MAX_IATTR] = {e, ek};
+            snprintf(name, sizeof name, "%s.experts", c->name);
+            if ((h = graph_op(x->g, OP_STACK, in, attr, 0, NULL, name)) < 0) return -1;
+        }
+        e += ek;
+    }
+    (void)n;
+    /* the gate reads what the experts read */
+    int32_t gin =
+        first->combine ? lower_source(x, first, first->combine) : lower_ref(x, first->sources);
+    if (gin < 0) return -1;
+    StageParams *p = stage_params(L, src);
+    if (!p) return -1;
+    if (p->kernel < 0) {
+        p->layer_tag = ++L->n_gates;
+        MtrShape gs = module_shape(L->mod, gin);
+        p->kernel = param(L, shape_mat(gs.dim[1], dim_const(e)), MTR_INIT_GLOROT, 0,
+                          "%s.gate%d.kernel", c->name, p->layer_tag);
+        p->bias = param(L, shape_vec(dim_const(e), MTR_DT_F32), MTR_INIT_ZEROS, 0, "%s.gate%d.bias",
+                        c->name, p->layer_tag);
+        if (p->kernel < 0 || p->bias < 0) return -1;
+    }
+    int32_t mm_in[] = {gin, p->kernel};
+    snprintf(name, sizeof name, "%s.gate%d.mm", c->name, p->layer_tag);
+    int32_t mm = graph_op(x->g, OP_MATMUL, mm_in, NULL, 0, NULL, name);
+    int32_t b_in[] = {mm, p->bias};
+    snprintf(name, sizeof name, "%s.gate%d.pre", c->name, p->layer_tag);
+    int32_t pre = mm < 0 ? -1 : graph_op(x->g, OP_BIAS_ADD, b_in, NULL, 0, NULL, name);
+    int32_t s_in[] = {pre};
+    snprintf(name, sizeof name, "%s.gate%d", c->name, p->layer_tag);
+    int32_t gate = pre < 0 ? -1 : graph_op(x->g, OP_SOFTMAX, s_in, NULL, 0, NULL, name);
+    if (gate < 0) return -1;
+    int32_t m_in[] = {h, gate};
+    int32_t attr[MTR_MAX_IATTR] = {e};
+    snprintf(name, sizeof name, "%s.mix%d", c->name, p->layer_tag);
+    return graph_op(x->g, OP_MIX, m_in, attr, 0, NULL, name);
+}
+
 static int32_t lower_combine_product(Ctx *x, const AstChain *c, const int32_t *t, int n)
 {
     return fold(x, c, t, n, OP_PROB_PRODUCT, "product");
 }
+
+/* mix needs its sources' declarations, not only their tensors (lower_mix) */
+#define lower_combine_mix NULL
 
 static const CombineLowering combine_lowerings[COMB_COUNT] = {
 #define X(E, n, lo, hi, width, out) [COMB_##E] = lower_combine_##n,
@@ -302,6 +391,18 @@ static const CombineLowering combine_lowerings[COMB_COUNT] = {
 static int32_t lower_source(Ctx *x, const AstChain *c, const AstSource *src)
 {
     if (src->combiner < 0) return lower_ref(x, src->ref);
+    for (uint32_t i = 0; i < x->n_combined; i++)
+        if (x->combined[i] == src) return x->combined_out[i];
+    int32_t out = lower_combined(x, c, src);
+    if (out >= 0 && x->n_combined < 64) {
+        x->combined[x->n_combined] = src;
+        x->combined_out[x->n_combined++] = out;
+    }
+    return out;
+}
+
+static int32_t lower_combined(Ctx *x, const AstChain *c, const AstSource *src)
+{
     int32_t t[64];
     int n = 0;
     for (const AstSource *m = src->members; m; m = m->next) {
@@ -311,6 +412,7 @@ static int32_t lower_source(Ctx *x, const AstChain *c, const AstSource *src)
         }
         if ((t[n++] = lower_source(x, c, m)) < 0) return -1;
     }
+    if (src->combiner == COMB_MIX) return lower_mix(x, c, src, t, n);
     return combine_lowerings[src->combiner](x, c, t, n);
 }
 

@@ -54,6 +54,7 @@ static void yyerror(YYLTYPE *lloc, AstBuilder *b, const char *msg);
 %token <tok> MODEL "'model'" INPUT "'input'" LABEL "'label'" TOWER "'tower'"
 %token <tok> HEAD "'head'" TASK "'task'" TRAIN "'train'" CONCAT "'concat'"
 %token <tok> LOSS "'loss'" METRICS "'metrics'" WEIGHT "'weight'" OPTIMIZER "'optimizer'"
+%token <tok> EXPERTS "'experts'"
 %token <tok> ARROW "'->'" '(' ')' ',' '=' ':' '{' '}' '-'
 %token <tok> COMPARE "a comparison"
 %token <tok> NAME "a name" NUMBER "a number" STRING "a quoted string"
@@ -61,7 +62,7 @@ static void yyerror(YYLTYPE *lloc, AstBuilder *b, const char *msg);
 %nterm <ref> refs
 %nterm <source> source sources
 %nterm <value> value args
-%nterm <stage> stage stages
+%nterm <stage> stage stages stage_list expert_stages
 %nterm <metric> metric metrics
 %nterm <clause> clause clauses
 %nterm <option> option options
@@ -89,6 +90,8 @@ decl
     | LABEL NAME '=' NAME COMPARE value         { ast_derived_label(b, $2, $4, $5, $6); }
     | TOWER NAME '=' source stages              { ast_chain(b, CHAIN_TOWER, $2, $4, $5); }
     | HEAD NAME '=' source stages               { ast_chain(b, CHAIN_HEAD, $2, $4, $5); }
+    | EXPERTS NAME '=' source ARROW NUMBER NAME expert_stages
+                                                { ast_experts(b, $2, $4, $6, $7, $8); }
     | TASK NAME '=' NAME '(' refs ')' clauses   { ast_task(b, $2, $4, @6, $6, $8); }
     | TRAIN '{' settings '}'                    { ast_train(b, @1, $3); }
     | error
@@ -114,6 +117,14 @@ stages
     | stages ARROW stage                        { $$ = ast_stage_add(b, $1, $3); }
     ;
 
+expert_stages
+    : stage                                     { $$ = ast_stage_add(b, NULL, $1); }
+    | '(' stage_list ')'                        { $$ = $2; }
+    ;
+stage_list
+    : stage                                     { $$ = ast_stage_add(b, NULL, $1); }
+    | stage_list ARROW stage                    { $$ = ast_stage_add(b, $1, $3); }
+    ;
 stage
     : NAME                                      { $$ = ast_stage(b, @$, $1, NULL, 0); }
     | NAME '(' args ')'                         { $$ = ast_stage(b, @$, $1, $3, 1); }

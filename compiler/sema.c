@@ -121,7 +121,9 @@ static void unknown(Sema *s, const AstRef *r, const char *what)
 static const char *sort_of(const Symbol *sym)
 {
     if (sym->kind == SYM_COLUMN) return sym->column->is_label ? "label" : "input";
-    return sym->chain->kind == CHAIN_TOWER ? "tower" : "head";
+    return sym->chain->kind == CHAIN_TOWER  ? "tower"
+           : sym->chain->kind == CHAIN_HEAD ? "head"
+                                            : "experts block";
 }
 
 static const char *article(const char *sort)
@@ -175,7 +177,9 @@ static void check_columns(Sema *s)
 /* Checks one source of chain c and returns its width, or -1. */
 static int64_t check_source(Sema *s, AstChain *c, AstRef *r)
 {
-    const char *chain_sort = c->kind == CHAIN_TOWER ? "tower" : "head";
+    const char *chain_sort = c->kind == CHAIN_TOWER  ? "tower"
+                             : c->kind == CHAIN_HEAD ? "head"
+                                                     : "experts block";
     const Symbol *sym = resolve(s, r, "name");
     if (!sym) return -1;
     if (sym->kind == SYM_CHAIN && sym->chain == c) {
@@ -193,15 +197,17 @@ static int64_t check_source(Sema *s, AstChain *c, AstRef *r)
                   chain_sort);
             return -1;
         }
-        if (c->combine || c->kind == CHAIN_HEAD) {
+        if (c->combine || c->kind != CHAIN_TOWER) {
             ERROR(s, r->loc, "'%s' is an input; %s reads towers (make a tower over it first)",
                   r->name,
                   c->combine ? ast_combiner_info((CombinerKind)c->combine->combiner)->name
-                             : "a head");
+                  : c->kind == CHAIN_HEAD ? "a head"
+                                          : "an experts block");
             return -1;
         }
         return 0; /* the lookup -> embedding stages give the width */
     }
+    if (sym->chain->kind == CHAIN_EXPERTS) return sym->chain->width; /* mix checks the rest */
     if (sym->chain->kind == CHAIN_HEAD && c->kind == CHAIN_TOWER) {
         ERROR(s, r->loc, "'%s' is a head; a %s reads inputs and towers, not heads", r->name,
               chain_sort);
@@ -218,16 +224,70 @@ static const char *stage_named(StagePlace place)
     return "?";
 }
 
-/* The width of a combined source (its leaves already checked), by its
- * combiner's row; -1 after reporting sources of the wrong widths. */
-static int64_t combine_width(Sema *s, AstSource *src)
+/* Whether two sources read the same: the same names through the same combiners. */
+static int same_source(const AstSource *a, const AstSource *b)
 {
-    if (src->combiner < 0) return src->width = src->ref->chain ? src->ref->chain->width : 0;
+    if (a->combiner != b->combiner) return 0;
+    if (a->combiner < 0) return a->ref->chain == b->ref->chain && a->ref->column == b->ref->column;
+    for (a = a->members, b = b->members; a && b; a = a->next, b = b->next)
+        if (!same_source(a, b)) return 0;
+    return a == b;
+}
+
+static const AstSource *chain_source(const AstChain *c)
+{
+    return c->combine;
+}
+
+/* mix(E1, E2, ...): experts blocks, and only those, of one width over one input. */
+static int check_mix(Sema *s, const AstSource *src)
+{
+    const AstChain *first = NULL;
+    int ok = 1;
+    for (const AstSource *m = src->members; m; m = m->next) {
+        const AstChain *e = m->combiner < 0 ? m->ref->chain : NULL;
+        if (!e || e->kind != CHAIN_EXPERTS) {
+            ERROR(s, m->loc, "mix reads experts blocks; this is not one");
+            ok = 0;
+            continue;
+        }
+        if (!first) {
+            first = e;
+            continue;
+        }
+        const AstSource *ea = chain_source(first), *eb = chain_source(e);
+        int same_input = ea && eb ? same_source(ea, eb)
+                                  : !ea && !eb && first->sources->chain == e->sources->chain;
+        if (!same_input) {
+            ERROR(s, m->loc,
+                  "mix needs experts over one input, but '%s' and '%s' read different ones",
+                  first->name, e->name);
+            ok = 0;
+        }
+    }
+    return ok;
+}
+
+/* The width of a combined source (its leaves already checked), by its
+ * combiner's row; -1 after reporting sources of the wrong widths. An experts
+ * block is read through mix only (parent: the enclosing combiner, or -1). */
+static int64_t combine_width(Sema *s, AstSource *src, int parent)
+{
+    if (src->combiner < 0) {
+        const AstChain *ch = src->ref->chain;
+        if (ch && ch->kind == CHAIN_EXPERTS && parent != COMB_MIX) {
+            ERROR(s, src->loc, "'%s' is an experts block; read it through mix(%s)", ch->name,
+                  ch->name);
+            return -1;
+        }
+        return src->width = ch ? ch->width : 0;
+    }
+    if (src->combiner == COMB_MIX && !check_mix(s, src)) return -1;
     const CombinerInfo *info = ast_combiner_info((CombinerKind)src->combiner);
     int64_t sum = 0, first = -1;
     int ok = 1;
     for (AstSource *m = src->members; m; m = m->next) {
-        int64_t w = combine_width(s, m);
+        int64_t w = combine_width(s, m, src->combiner);
         if (w < 0) {
             ok = 0;
             continue;
@@ -274,7 +334,12 @@ static void check_chain(Sema *s, AstChain *c)
         if (r->column) column = r->column;
         width += w;
     }
-    if (ok && c->combine && (width = combine_width(s, c->combine)) < 0) ok = 0;
+    if (ok && c->combine && (width = combine_width(s, c->combine, -1)) < 0) ok = 0;
+    if (ok && !c->combine && c->sources->chain && c->sources->chain->kind == CHAIN_EXPERTS) {
+        ERROR(s, c->sources->loc, "'%s' is an experts block; read it through mix(%s)",
+              c->sources->name, c->sources->name);
+        ok = 0;
+    }
     c->is_probability =
         ok && c->combine && !c->stages &&
         ast_combiner_info((CombinerKind)c->combine->combiner)->output == COUT_PROBABILITY;
@@ -324,6 +389,22 @@ static void check_chain(Sema *s, AstChain *c)
             ok = 0;
             break;
         }
+    }
+    if (ok && c->kind == CHAIN_EXPERTS) {
+        /* Each expert's weights of its own: the block begins with a weighted
+         * stage, and holds only stages that can be its experts' own. */
+        if (!c->stages || ast_stage_info(c->stages->kind)->width != WIDTH_UNITS ||
+            !ast_stage_info(c->stages->kind)->in_experts) {
+            ERROR(s, c->stages ? c->stages->loc : c->loc,
+                  "an experts block begins with dense(N): each expert's weights of its own");
+            ok = 0;
+        }
+        for (const AstStage *x = c->stages; ok && x; x = x->next)
+            if (!ast_stage_info(x->kind)->in_experts) {
+                ERROR(s, x->loc, "%s cannot stand in an experts block",
+                      ast_stage_info(x->kind)->name);
+                ok = 0;
+            }
     }
     c->width = ok ? width : 0;
 }

@@ -367,8 +367,11 @@ void mtr_session_init_params(MtrSession *s, Rng *rng)
         KShape k = kshape(ten, s->values);
         float limit = ten->init_arg;
         switch (ten->init) {
-        case MTR_INIT_GLOROT:
-            limit = sqrtf(6.0f / (float)(k.rows + k.cols)); /* fall through */
+        case MTR_INIT_GLOROT: {
+            /* fan in and out: the last two axes (an experts block's kernel is E of them) */
+            float fan_in = ten->rank == 3 ? (float)k.rows / (float)ten->dim[0].k : (float)k.rows;
+            limit = sqrtf(6.0f / (fan_in + (float)k.cols));
+        } /* fall through */
         case MTR_INIT_UNIFORM:
             for (int64_t i = 0; i < n; i++) x[i] = (2.0f * rng_float(rng) - 1.0f) * limit;
             break;

@@ -689,10 +689,112 @@ static int64_t symbol_value(const char *sym)
     return -1;
 }
 
-static void test_whole_model_gradients(void **state)
+/* Fills every input of program p from its column: ids in range (users 1..5,
+ * movies 1..6, repeats included), ratings 1..5, and a derived label 0/1. */
+static void fill_model_inputs(const MtrModel *m, MtrSession *s, int p)
 {
-    (void)state;
-    MtrModel *m = tu_compile("movielens_small.mtr", small_movielens);
+    const int32_t users[8] = {1, 2, 3, 1, 5, 4, 2, 1};
+    const int32_t movies[8] = {3, 1, 6, 2, 5, 4, 1, 6};
+    for (uint32_t t = 0; t < m->n_tensors; t++) {
+        const MtrTensor *x = &m->tensors[t];
+        if (x->role != MTR_ROLE_INPUT ||
+            tu_find_input(m, p, x->source, m->columns[x->source_column].name) != (int32_t)t)
+            continue;
+        const MtrColumn *c = &m->columns[x->source_column];
+        void *d = mtr_session_tensor(s, (int32_t)t);
+        for (int i = 0; i < 8; i++) {
+            if (strcmp(c->name, "user_id") == 0)
+                ((int32_t *)d)[i] = users[i];
+            else if (strcmp(c->name, "movie_title") == 0)
+                ((int32_t *)d)[i] = movies[i];
+            else if (c->derived_from >= 0)
+                ((float *)d)[i] = (float)((i * 3) % 5 >= 2);
+            else
+                ((float *)d)[i] = (float)(1 + (i * 3) % 5);
+        }
+    }
+}
+
+/* Compares every parameter's gradient in program p of session s (learning rate
+ * 0, so that runs move nothing) with central differences of the loss. Adds to
+ * *checked, *skipped (a ReLU kink within eps) and *worst; returns the
+ * elements out of tolerance. */
+static long check_model_gradients(const MtrModel *m, MtrSession *s, int p, const char *what,
+                                  long *checked, long *skipped, double *worst)
+{
+    int32_t t_loss = mtr_program_output(m, p, MTR_OUT_LOSS, -1);
+    assert_true(t_loss >= 0);
+    const MtrProgram *prog = &m->programs[p];
+    int32_t params[64], grads[64];
+    int n_params = 0;
+    for (uint32_t i = 0; i < prog->n_outputs; i++) {
+        if (prog->outputs[i].role != MTR_OUT_GRADIENT) continue;
+        assert_true(n_params < 64);
+        params[n_params] = prog->outputs[i].param;
+        grads[n_params++] = prog->outputs[i].tensor;
+    }
+    int n_model_params = 0;
+    for (uint32_t t = 0; t < m->n_tensors; t++)
+        n_model_params += m->tensors[t].role == MTR_ROLE_PARAM;
+    assert_int_equal(n_params, n_model_params);
+    mtr_session_run(s, p, 8);
+    double base = *(const float *)mtr_session_tensor(s, t_loss);
+    float *an[64];
+    int64_t n_el[64];
+    for (int i = 0; i < n_params; i++) {
+        n_el[i] = mtr_session_tensor_elems(s, params[i], 8);
+        an[i] = malloc((size_t)n_el[i] * sizeof *an[i]);
+        assert_non_null(an[i]);
+        memcpy(an[i], mtr_session_tensor(s, grads[i]), (size_t)n_el[i] * sizeof *an[i]);
+    }
+    long bad = 0, w_checked = 0, w_skipped = 0;
+    for (int i = 0; i < n_params; i++) {
+        float *x = mtr_session_tensor(s, params[i]);
+        for (int64_t k = 0; k < n_el[i]; k++) {
+            float keep = x[k];
+            float xp = keep + (float)MODEL_EPS, xm = keep - (float)MODEL_EPS;
+            x[k] = xp;
+            mtr_session_run(s, p, 8);
+            double hi = *(const float *)mtr_session_tensor(s, t_loss);
+            x[k] = xm;
+            mtr_session_run(s, p, 8);
+            double lo = *(const float *)mtr_session_tensor(s, t_loss);
+            x[k] = keep;
+            assert_true(x[k] == keep); /* lr = 0: the updates moved nothing */
+            double fd = (hi - lo) / ((double)xp - (double)xm);
+            double right = (hi - base) / ((double)xp - keep);
+            double left = (base - lo) / (keep - (double)xm);
+            if (!close_enough(left, right, MODEL_ATOL, MODEL_RTOL) &&
+                !close_enough(fd, an[i][k], MODEL_ATOL, MODEL_RTOL)) {
+                w_skipped++; /* a ReLU kink lies within eps: no derivative to compare */
+                continue;
+            }
+            double ratio = error_ratio(fd, an[i][k], MODEL_ATOL, MODEL_RTOL);
+            if (ratio > *worst) *worst = ratio;
+            if (ratio > 1.0) {
+                if (bad < 10)
+                    fprintf(stderr, "%s: d%s[%lld]: analytic %.6g, central difference %.6g\n", what,
+                            m->tensors[params[i]].name, (long long)k, (double)an[i][k], fd);
+                bad++;
+            }
+            w_checked++;
+        }
+    }
+    for (int i = 0; i < n_params; i++) free(an[i]);
+    printf("%s: loss %.6g, %d parameters, %ld elements checked, %ld skipped at a ReLU kink\n", what,
+           base, n_params, w_checked, w_skipped);
+    assert_true(w_skipped * 10 <= w_checked + w_skipped);
+    *checked += w_checked;
+    *skipped += w_skipped;
+    return bad;
+}
+
+/* A small model of the text, its parameters of order one (not the tiny
+ * initial embeddings, so that the ReLUs' inputs sit mostly away from their
+ * kink), its inputs filled, its learning rate 0. */
+static MtrSession *small_session(const char *name, const char *text, MtrModel **out)
+{
+    MtrModel *m = tu_compile(name, text);
     assert_non_null(m);
     int64_t values[16];
     assert_true(m->n_symbols <= 16);
@@ -706,122 +808,95 @@ static void test_whole_model_gradients(void **state)
     Rng r;
     rng_seed(&r, 42);
     mtr_session_init_params(s, &r);
-    /* Parameters of order one (not the tiny initial embeddings), so that the
-     * ReLUs' inputs sit mostly well away from their kink. */
     for (uint32_t t = 0; t < m->n_tensors; t++) {
         if (m->tensors[t].role != MTR_ROLE_PARAM) continue;
         float *x = mtr_session_tensor(s, (int32_t)t);
         int64_t n = mtr_session_tensor_elems(s, (int32_t)t, 8);
         for (int64_t k = 0; k < n; k++) x[k] = uniform(&r, -0.6f, 0.6f);
     }
+    mtr_session_set_knob(s, mtr_model_knob(m, MTR_KNOB_LR), 0.0);
+    fill_model_inputs(m, s, mtr_model_program(m, MTR_PROG_TRAIN));
+    *out = m;
+    return s;
+}
+
+static void test_whole_model_gradients(void **state)
+{
+    (void)state;
+    MtrModel *m = NULL;
+    MtrSession *s = small_session("movielens_small.mtr", small_movielens, &m);
     int p = mtr_model_program(m, MTR_PROG_TRAIN);
-    assert_true(p >= 0);
-    int32_t t_loss = mtr_model_find_tensor(m, "loss");
-    assert_true(t_loss >= 0);
-    int k_lr = mtr_model_find_knob(m, "optimizer.lr");
     int k_rating = mtr_model_find_knob(m, "rating.weight");
     int k_retr = mtr_model_find_knob(m, "retrieval.weight");
-    assert_true(k_lr >= 0 && k_rating >= 0 && k_retr >= 0);
-    mtr_session_set_knob(s, k_lr, 0.0);
-
-    /* Inputs: ids in range (user 1..5, movie 1..6, repeats included), ratings 1..5. */
-    int32_t t_user = tu_find_input(m, p, MTR_SRC_COLUMN, "user_id");
-    int32_t t_movie = tu_find_input(m, p, MTR_SRC_COLUMN, "movie_title");
-    int32_t t_rating = tu_find_input(m, p, MTR_SRC_COLUMN, "user_rating");
-    assert_true(t_user >= 0 && t_movie >= 0 && t_rating >= 0);
-    const int32_t users[8] = {1, 2, 3, 1, 5, 4, 2, 1};
-    const int32_t movies[8] = {3, 1, 6, 2, 5, 4, 1, 6};
-    int32_t *u = mtr_session_tensor(s, t_user), *mv = mtr_session_tensor(s, t_movie);
-    float *rt = mtr_session_tensor(s, t_rating);
-    for (int i = 0; i < 8; i++) {
-        u[i] = users[i];
-        mv[i] = movies[i];
-        rt[i] = (float)(1 + (i * 3) % 5);
-    }
-
-    /* Parameters and their gradients: the updates' in[0] and in[1]. */
-    const MtrProgram *prog = &m->programs[p];
-    int32_t params[32], grads[32];
-    int n_params = 0;
-    for (uint32_t i = 0; i < prog->n_ops; i++) {
-        const MtrOp *op = &prog->ops[i];
-        if (!(op_info(op->kind)->flags & OPF_UPDATE) || op->kind == OP_STEP_INC) continue;
-        assert_true(n_params < 32);
-        params[n_params] = op->in[0];
-        grads[n_params++] = op->in[1];
-    }
-    int n_model_params = 0;
-    for (uint32_t t = 0; t < m->n_tensors; t++)
-        n_model_params += m->tensors[t].role == MTR_ROLE_PARAM;
-    assert_int_equal(n_params, n_model_params);
-
+    assert_true(p >= 0 && k_rating >= 0 && k_retr >= 0);
     static const double weights[3][2] = {{1, 0}, {0, 1}, {1, 1}};
     long checked = 0, skipped = 0, bad = 0;
     double worst = 0.0;
     for (int wi = 0; wi < 3; wi++) {
+        char what[64];
+        snprintf(what, sizeof what, "whole model, weights (%g,%g)", weights[wi][0], weights[wi][1]);
         mtr_session_set_knob(s, k_rating, weights[wi][0]);
         mtr_session_set_knob(s, k_retr, weights[wi][1]);
-        mtr_session_run(s, p, 8);
-        double base = *(const float *)mtr_session_tensor(s, t_loss);
-        /* copy every gradient out before the next run */
-        float *an[32];
-        int64_t n_el[32];
-        for (int i = 0; i < n_params; i++) {
-            n_el[i] = mtr_session_tensor_elems(s, params[i], 8);
-            an[i] = malloc((size_t)n_el[i] * sizeof *an[i]);
-            assert_non_null(an[i]);
-            memcpy(an[i], mtr_session_tensor(s, grads[i]), (size_t)n_el[i] * sizeof *an[i]);
-        }
-        long w_checked = 0, w_skipped = 0;
-        for (int i = 0; i < n_params; i++) {
-            float *x = mtr_session_tensor(s, params[i]);
-            for (int64_t k = 0; k < n_el[i]; k++) {
-                float keep = x[k];
-                float xp = keep + (float)MODEL_EPS, xm = keep - (float)MODEL_EPS;
-                x[k] = xp;
-                mtr_session_run(s, p, 8);
-                double hi = *(const float *)mtr_session_tensor(s, t_loss);
-                x[k] = xm;
-                mtr_session_run(s, p, 8);
-                double lo = *(const float *)mtr_session_tensor(s, t_loss);
-                x[k] = keep;
-                assert_true(x[k] == keep); /* lr = 0: the updates moved nothing */
-                double fd = (hi - lo) / ((double)xp - (double)xm);
-                double right = (hi - base) / ((double)xp - keep);
-                double left = (base - lo) / (keep - (double)xm);
-                if (!close_enough(left, right, MODEL_ATOL, MODEL_RTOL) &&
-                    !close_enough(fd, an[i][k], MODEL_ATOL, MODEL_RTOL)) {
-                    w_skipped++; /* a ReLU kink lies within eps: no derivative to compare */
-                    continue;
-                }
-                double ratio = error_ratio(fd, an[i][k], MODEL_ATOL, MODEL_RTOL);
-                if (ratio > worst) worst = ratio;
-                if (ratio > 1.0) {
-                    if (bad < 10)
-                        fprintf(stderr,
-                                "weights (%g,%g): d%s[%lld]: analytic %.6g, central difference "
-                                "%.6g\n",
-                                weights[wi][0], weights[wi][1], m->tensors[params[i]].name,
-                                (long long)k, (double)an[i][k], fd);
-                    bad++;
-                }
-                w_checked++;
-            }
-        }
-        for (int i = 0; i < n_params; i++) free(an[i]);
-        printf("whole model, weights (%g,%g): loss %.6g, %ld elements checked, %ld skipped at a "
-               "ReLU kink\n",
-               weights[wi][0], weights[wi][1], base, w_checked, w_skipped);
-        assert_true(w_skipped * 10 <= w_checked + w_skipped);
-        checked += w_checked;
-        skipped += w_skipped;
+        bad += check_model_gradients(m, s, p, what, &checked, &skipped, &worst);
     }
-    printf("whole model: %d parameters, %ld elements checked over 3 weight settings, %ld "
-           "skipped (eps %g, |fd - an| <= %g + %g max(|fd|, |an|); worst error %.3f of its "
-           "tolerance)\n",
-           n_params, checked, skipped, MODEL_EPS, MODEL_ATOL, MODEL_RTOL, worst);
+    printf("whole model: %ld elements checked over 3 weight settings, %ld skipped (eps %g, "
+           "|fd - an| <= %g + %g max(|fd|, |an|); worst error %.3f of its tolerance)\n",
+           checked, skipped, MODEL_EPS, MODEL_ATOL, MODEL_RTOL, worst);
     mtr_session_free(s);
     mtr_model_free(m);
+    assert_int_equal(bad, 0);
+}
+
+/* The same for the multi-task blocks: MMoE (one experts block, a gate per
+ * head) and PLE (shared and own blocks, a second level reading a mix), with a
+ * derived label for a bce task and a retrieval task beside. */
+static const char small_mmoe[] =
+    "model mmoe_small\n"
+    "input user_id : string\ninput movie_title : string\nlabel user_rating : float\n"
+    "label liked = user_rating >= 3\n"
+    "tower user = user_id -> lookup -> embedding(4)\n"
+    "tower movie = movie_title -> lookup -> embedding(4)\n"
+    "experts shared = concat(user, movie) -> 3 x (dense(5, tanh) -> dense(4, relu))\n"
+    "head rating = mix(shared) -> dense(1)\n"
+    "head like = mix(shared) -> dense(1)\n"
+    "task rating = ranking(rating, user_rating) loss mse\n"
+    "task liked = ranking(like, liked) loss bce\n"
+    "task retrieval = retrieval(user, movie)\n"
+    "train { optimizer adagrad(lr = 0.1) batch 8 }\n";
+
+static const char small_ple[] =
+    "model ple_small\n"
+    "input user_id : string\ninput movie_title : string\nlabel user_rating : float\n"
+    "label liked = user_rating >= 3\n"
+    "tower user = user_id -> lookup -> embedding(4)\n"
+    "tower movie = movie_title -> lookup -> embedding(4)\n"
+    "experts shared = concat(user, movie) -> 2 x dense(4, tanh)\n"
+    "experts own_r = concat(user, movie) -> 1 x dense(4, tanh)\n"
+    "experts own_l = concat(user, movie) -> 2 x dense(4, tanh)\n"
+    "experts upper = mix(shared, own_r, own_l) -> 2 x dense(3, tanh)\n"
+    "head rating = mix(upper) -> dense(1)\n"
+    "head like = mix(shared, own_l) -> dense(1)\n"
+    "task rating = ranking(rating, user_rating) loss mse\n"
+    "task liked = ranking(like, liked) loss bce\n"
+    "train { optimizer adagrad(lr = 0.1) batch 8 }\n";
+
+static void test_expert_model_gradients(void **state)
+{
+    (void)state;
+    const char *names[] = {"mmoe_small.mtr", "ple_small.mtr"};
+    const char *texts[] = {small_mmoe, small_ple};
+    long bad = 0;
+    for (int k = 0; k < 2; k++) {
+        MtrModel *m = NULL;
+        MtrSession *s = small_session(names[k], texts[k], &m);
+        long checked = 0, skipped = 0;
+        double worst = 0.0;
+        bad += check_model_gradients(m, s, mtr_model_program(m, MTR_PROG_TRAIN), names[k], &checked,
+                                     &skipped, &worst);
+        printf("%s: worst error %.3f of its tolerance\n", names[k], worst);
+        mtr_session_free(s);
+        mtr_model_free(m);
+    }
     assert_int_equal(bad, 0);
 }
 
@@ -832,6 +907,7 @@ int main(void)
         cmocka_unit_test(test_op_gradients),
         cmocka_unit_test(test_softmax_into_loss),
         cmocka_unit_test(test_whole_model_gradients),
+        cmocka_unit_test(test_expert_model_gradients),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -49,7 +49,7 @@ static void test_dsl_documents_every_row(void **state)
     (void)state;
     char *dsl = read_doc("docs/dsl.md");
     int bad = 0;
-#define X(E, n, args, place, width) expect_documented(dsl, "docs/dsl.md", "stage", #n, &bad);
+#define X(E, n, args, place, width, ex) expect_documented(dsl, "docs/dsl.md", "stage", #n, &bad);
 #include "stages.def"
 #undef X
 #define X(E, n, lo, hi, width, out) expect_documented(dsl, "docs/dsl.md", "combiner", #n, &bad);
@@ -122,7 +122,7 @@ static void test_rows_consistent(void **state)
 #include "optimizer_options.def"
 #undef X
     static const char *const stages[] = {
-#define X(E, n, args, place, width) #n,
+#define X(E, n, args, place, width, ex) #n,
 #include "stages.def"
 #undef X
     };
