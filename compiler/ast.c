@@ -849,6 +849,11 @@ void ast_task(AstBuilder *b, AstTok name, AstTok kind, AstSpan args_span, AstRef
             t->metrics = c->metrics;
             break;
         case CLAUSE_WEIGHT:
+            if (c->weight && c->weight->kind == VAL_NAME && strcmp(c->weight->text, "auto") == 0) {
+                t->weight_auto = 1; /* learned by uncertainty weighting */
+                t->weight_loc = c->weight->loc;
+                break;
+            }
             if (!c->weight || !need_number(b, c->weight, "weight")) {
                 ok = 0;
                 break;

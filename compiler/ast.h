@@ -195,6 +195,7 @@ typedef struct AstTask {
     double weight;
     Loc weight_loc;
     int has_weight;
+    int weight_auto; /* `weight auto`: a log-variance learned beside the model (Kendall et al.) */
     double sample; /* the share of training rows whose label it trains on; 1 when not written */
     Loc sample_loc;
     int has_sample;

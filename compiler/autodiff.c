@@ -92,6 +92,13 @@ int grad_mix(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, i
     return multi_grad(g, op, OP_MIX_GRAD, in, op->iattr, 2, needs, din);
 }
 
+int grad_uncertainty(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
+{
+    /* dloss, ds from one uncertainty_grad */
+    int32_t in[] = {dout[0], op->in[0], op->in[1]};
+    return multi_grad(g, op, OP_UNCERTAINTY_GRAD, in, NULL, 2, needs, din);
+}
+
 int grad_stack(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
 {
     /* each block gets its own experts of dy */

@@ -681,6 +681,17 @@ static int32_t lower_task(Progs *P, const AstTask *t, int32_t task, MtrTask *mt)
     int32_t loss = task_lowerings[t->kind](P, t, task, mt);
     if (loss < 0 || lower_add_output(P->out, PROG_TRAIN, MTR_OUT_TASK_LOSS, task, loss, -1))
         return -1;
+    if (t->weight_auto) {
+        /* exp(-s) loss + s, s the task's log-variance, learned (Kendall et al. 2018) */
+        int32_t s = param(P->L, shape_vec(dim_const(1), MTR_DT_F32), MTR_INIT_ZEROS, 0,
+                          "%s.log_variance", t->name, 0);
+        int32_t u_in[] = {loss, s};
+        snprintf(name, sizeof name, "%s.uncertain_loss", t->name);
+        if (s < 0 ||
+            (loss = graph_op(P->train->g, OP_UNCERTAINTY, u_in, NULL, 0, NULL, name)) < 0 ||
+            lower_add_output(P->out, PROG_TRAIN, MTR_OUT_LOG_VARIANCE, task, s, -1))
+            return -1;
+    }
     int32_t w_in[] = {loss};
     int32_t w_attr[MTR_MAX_IATTR] = {mt->weight_knob};
     snprintf(name, sizeof name, "%s.weighted_loss", t->name);

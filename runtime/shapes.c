@@ -569,6 +569,25 @@ int shape_softmax_grad(const MtrShape *in, const int32_t *a, MtrShape *out, char
     return 0;
 }
 
+/* uncertainty(loss (), s (1)) -> (), and its gradient (dy, loss, s) -> dloss, ds */
+int shape_uncertainty(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a;
+    if (want(in, 0, 0, MTR_DT_F32, why, n) || want(in, 1, 1, MTR_DT_F32, why, n)) return -1;
+    if (!shape_dim_eq(in[1].dim[0], (MtrDim){-1, 1}))
+        return fail(why, n, "a task's log-variance is one number");
+    out[0] = scalar();
+    return 0;
+}
+
+int shape_uncertainty_grad(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    if (want(in, 0, 0, MTR_DT_F32, why, n) || shape_uncertainty(in + 1, a, out, why, n)) return -1;
+    out[0] = in[1];
+    out[1] = in[2];
+    return 0;
+}
+
 /* ---- expert blocks: (E,B,W) tensors, E a constant given as iattr0 */
 
 static MtrShape experts_shape(int32_t e, MtrDim b, MtrDim w)

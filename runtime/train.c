@@ -310,6 +310,20 @@ static void mask_samples(const MtrModel *m, Runner *r, const uint32_t *rows, int
     }
 }
 
+/* After epoch e, each learned loss weight (weight auto), exp(-s), on one line. */
+static void print_learned_weights(const MtrModel *m, const Runner *r, FILE *out, int e)
+{
+    int any = 0;
+    for (uint32_t t = 0; t < m->n_tasks; t++) {
+        int32_t s = mtr_program_output(m, r->p_train, MTR_OUT_LOG_VARIANCE, (int32_t)t);
+        if (s < 0) continue;
+        double lv = *(const float *)mtr_session_tensor(r->s, s);
+        if (!any++) fprintf(out, "learned loss weights after epoch %d:", e);
+        fprintf(out, " %s %.4f", m->tasks[t].name, exp(-lv));
+    }
+    if (any) fputc('\n', out);
+}
+
 /* One JSON line for a training step: losses and each gradient's L2 norm. */
 static void log_step(const MtrModel *m, Runner *r, FILE *out, int fold, int64_t step, int epoch,
                      int64_t rows, double loss)
@@ -479,9 +493,11 @@ static MtrStatus run_fold(const MtrModel *m, Runner *r, Split *sp, const MtrRunO
         }
         double dt = report_clock() - t0;
         res->last_loss = n_batches ? loss_sum / (double)n_batches : 0;
-        if (o->progress)
+        if (o->progress) {
             report_progress_epoch_end(&prog, e, n_batches, dt > 0 ? (double)sp->n_train / dt : 0,
                                       res->last_loss, dt);
+            print_learned_weights(m, r, o->progress, e);
+        }
         MetricsReport train_metrics = {0};
         if (o->train_metrics && (rc = evaluate(m, r, &sp->enc_train, sp->train_rows, sp->n_train,
                                                batch, &train_metrics, NULL, o->progress, err)))
@@ -496,6 +512,14 @@ static MtrStatus run_fold(const MtrModel *m, Runner *r, Split *sp, const MtrRunO
             for (uint32_t t = 0; t < m->n_tasks; t++) {
                 snprintf(key, sizeof key, "%s.loss", m->tasks[t].name);
                 report_json_num(&j, key, n_batches ? r->task_sum[t] / (double)n_batches : 0);
+            }
+            /* learned loss weights (weight auto): exp(-s) of each task's log-variance */
+            for (uint32_t t = 0; t < m->n_tasks; t++) {
+                int32_t s = mtr_program_output(m, r->p_train, MTR_OUT_LOG_VARIANCE, (int32_t)t);
+                if (s < 0) continue;
+                double lv = *(const float *)mtr_session_tensor(r->s, s);
+                snprintf(key, sizeof key, "%s.learned_weight", m->tasks[t].name);
+                report_json_num(&j, key, exp(-lv));
             }
             if (o->timings) report_json_num(&j, "seconds", dt);
             report_json_metrics(&j, &train_metrics);

@@ -364,6 +364,31 @@ static void test_rewrite_rowwise_stages(void **state)
     assert_int_equal(retrieval_loss_op(drop, 1), OP_INBATCH_SOFTMAX_XENT_QC);
 }
 
+/* weight auto: a log-variance parameter per such task, its loss weighted by
+ * uncertainty(), and the parameter listed as the task's LOG_VARIANCE output. */
+static void test_weight_auto(void **state)
+{
+    (void)state;
+    MtrModel *m = tu_compile("a.mtr", "model a\ninput u : string\ninput i : string\n"
+                                      "label y : float\n"
+                                      "tower q = u -> lookup -> embedding(4)\n"
+                                      "tower c = i -> lookup -> embedding(4)\n"
+                                      "head h = concat(q, c) -> dense(1)\n"
+                                      "task t = ranking(h, y) weight auto\n"
+                                      "task r = retrieval(q, c) weight 0.5\n");
+    assert_non_null(m);
+    int p = mtr_model_program(m, MTR_PROG_TRAIN);
+    int32_t s = mtr_program_output(m, p, MTR_OUT_LOG_VARIANCE, 0);
+    assert_true(s >= 0);
+    assert_int_equal(m->tensors[s].role, MTR_ROLE_PARAM);
+    assert_int_equal(mtr_program_output(m, p, MTR_OUT_LOG_VARIANCE, 1), -1);
+    int n = 0;
+    for (uint32_t i = 0; i < m->programs[p].n_ops; i++)
+        n += m->programs[p].ops[i].kind == OP_UNCERTAINTY;
+    assert_int_equal(n, 1);
+    mtr_model_free(m);
+}
+
 /* Dropout acts in train_step only, with its rate a knob of the stage; the
  * other programs read the stage's input as it is. */
 static void test_dropout_train_only(void **state)
@@ -395,7 +420,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_model),        cmocka_unit_test(test_golden_graph),
         cmocka_unit_test(test_rewrite_choice),     cmocka_unit_test(test_rewrite_rowwise_stages),
-        cmocka_unit_test(test_dropout_train_only),
+        cmocka_unit_test(test_dropout_train_only), cmocka_unit_test(test_weight_auto),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

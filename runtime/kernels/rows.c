@@ -51,3 +51,19 @@ void kernel_prob_product_grad(const KernelCall *call)
         db[i] = dy[i] * y * (1.0f - sb);
     }
 }
+
+/* uncertainty(loss (), s (1)) -> exp(-s) loss + s, in double */
+void kernel_uncertainty(const KernelCall *call)
+{
+    double l = *(const float *)call->in[0], s = *(const float *)call->in[1];
+    *(float *)call->out[0] = (float)(exp(-s) * l + s);
+}
+
+/* uncertainty_grad(dy, loss, s) -> dloss = exp(-s) dy, ds = (1 - exp(-s) loss) dy */
+void kernel_uncertainty_grad(const KernelCall *call)
+{
+    double dy = *(const float *)call->in[0], l = *(const float *)call->in[1];
+    double s = *(const float *)call->in[2];
+    *(float *)call->out[0] = (float)(exp(-s) * dy);
+    *(float *)call->out[1] = (float)((1.0 - exp(-s) * l) * dy);
+}
