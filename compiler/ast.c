@@ -104,12 +104,20 @@ const CombinerInfo *ast_combiner_info(CombinerKind k)
 }
 
 static const char *const SETTING_NAMES[SET_COUNT] = {
-#define X(E, n, knob, dflt) [SET_##E] = #n,
+#define X(E, n, knob, dflt, when) [SET_##E] = #n,
+#include "settings.def"
+#undef X
+};
+/* Whether every model has the setting's knob (ALWAYS) or only one that gives it. */
+#define SETTING_ALWAYS 1
+#define SETTING_GIVEN  0
+static const int SETTING_ALWAYS_THERE[SET_COUNT] = {
+#define X(E, n, knob, dflt, when) [SET_##E] = SETTING_##when,
 #include "settings.def"
 #undef X
 };
 static const MtrKnobKind SETTING_KNOBS[SET_COUNT] = {
-#define X(E, n, knob, dflt) [SET_##E] = MTR_KNOB_##knob,
+#define X(E, n, knob, dflt, when) [SET_##E] = MTR_KNOB_##knob,
 #include "settings.def"
 #undef X
 };
@@ -1157,6 +1165,7 @@ void ast_dump(const AstModel *m, FILE *out)
 #undef X
     fputc('\n', out);
     for (int i = 0; i < SET_COUNT; i++) {
+        if (!SETTING_ALWAYS_THERE[i] && !tr->given[SETTING_KNOBS[i]]) continue;
         fprintf(out, "  %s ", SETTING_NAMES[i]);
         put_num(out, tr->value[SETTING_KNOBS[i]]);
         fputc('\n', out);

@@ -97,7 +97,7 @@ typedef enum {
 } OptimizerKind;
 
 typedef enum {
-#define X(E, n, knob, dflt) SET_##E,
+#define X(E, n, knob, dflt, when) SET_##E,
 #include "settings.def"
 #undef X
     SET_COUNT

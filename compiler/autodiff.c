@@ -99,6 +99,14 @@ int grad_uncertainty(Graph *g, const MtrOp *op, const int32_t *dout, const int *
     return multi_grad(g, op, OP_UNCERTAINTY_GRAD, in, NULL, 2, needs, din);
 }
 
+int grad_sum_squares(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
+{
+    /* dx = 2 x dy */
+    if (needs[0] && (din[0] = op1(g, OP_SUM_SQUARES_GRAD, op->in[0], dout[0], NULL, op->in[0])) < 0)
+        return -1;
+    return 0;
+}
+
 int grad_stack(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
 {
     /* each block gets its own experts of dy */

@@ -519,8 +519,11 @@ static int add_train_knobs(Lowerer *L, Lowered *out)
         out->knob_of[MTR_KNOB_##knob] = model_knob(mod, MTR_KNOB_##knob, t->value[MTR_KNOB_##knob]);
 #include "optimizer_options.def"
 #undef X
-#define X(E, n, knob, dflt)                                                                        \
-    out->knob_of[MTR_KNOB_##knob] = model_knob(mod, MTR_KNOB_##knob, t->value[MTR_KNOB_##knob]);
+#define SETTING_ALWAYS 1
+#define SETTING_GIVEN  0
+#define X(E, n, knob, dflt, when)                                                                  \
+    if (SETTING_##when || t->given[MTR_KNOB_##knob])                                               \
+        out->knob_of[MTR_KNOB_##knob] = model_knob(mod, MTR_KNOB_##knob, t->value[MTR_KNOB_##knob]);
 #include "settings.def"
 #undef X
     return mod->failed ? -1 : 0;
@@ -698,6 +701,50 @@ static int32_t lower_task(Progs *P, const AstTask *t, int32_t task, MtrTask *mt)
     return graph_op(P->train->g, OP_LOSS_WEIGHT, w_in, w_attr, 0, NULL, name);
 }
 
+/* Adds knob * sum(x^2) for x in xs (n of them) to the total loss. */
+static int32_t add_penalty(Lowerer *L, Graph *g, int32_t total, const int32_t *xs, int n,
+                           int32_t knob, const char *what)
+{
+    char name[256];
+    for (int i = 0; i < n && total >= 0; i++) {
+        int32_t in[] = {xs[i]};
+        snprintf(name, sizeof name, "%s.%s", L->mod->m->tensors[xs[i]].name, what);
+        int32_t sq = graph_op(g, OP_SUM_SQUARES, in, NULL, 0, NULL, name);
+        int32_t w_in[] = {sq};
+        int32_t w_attr[MTR_MAX_IATTR] = {knob};
+        int32_t pen = sq < 0 ? -1 : graph_op(g, OP_LOSS_WEIGHT, w_in, w_attr, 0, NULL, name);
+        int32_t a_in[] = {total, pen};
+        total = pen < 0 ? -1 : graph_op(g, OP_ADD, a_in, NULL, 0, NULL, "loss_sum");
+    }
+    return total;
+}
+
+/* The train block's L2 terms, when it gives them (Keras's L2: l * sum(x^2)):
+ * l2_dense over every dense kernel (experts' and gates' too, not biases);
+ * l2_embedding over the embedding rows each batch looks up (as TF's
+ * regularizers on looked-up rows: a row counts once per time it is read). */
+static int32_t add_l2(Lowerer *L, Ctx *train, int32_t total)
+{
+    const int32_t *k = L->out->knob_of;
+    int32_t xs[256];
+    int n = 0;
+    if (k[MTR_KNOB_L2_DENSE] >= 0) {
+        for (uint32_t i = 0; i < L->n_params && n < 256; i++) {
+            int32_t t = L->params[i].kernel;
+            if (t >= 0 && L->mod->m->tensors[t].init == MTR_INIT_GLOROT) xs[n++] = t;
+        }
+        total = add_penalty(L, train->g, total, xs, n, k[MTR_KNOB_L2_DENSE], "l2");
+    }
+    n = 0;
+    if (total >= 0 && k[MTR_KNOB_L2_EMBEDDING] >= 0) {
+        uint32_t n_ops = train->g->n_ops;
+        for (uint32_t i = 0; i < n_ops && n < 256; i++)
+            if (train->g->ops[i].kind == OP_GATHER) xs[n++] = train->g->ops[i].out[0];
+        total = add_penalty(L, train->g, total, xs, n, k[MTR_KNOB_L2_EMBEDDING], "l2");
+    }
+    return total;
+}
+
 int lower_model(const AstModel *m, Module *mod, Lowered *out)
 {
     Lowerer L = {.mod = mod, .ast = m, .out = out};
@@ -753,6 +800,7 @@ int lower_model(const AstModel *m, Module *mod, Lowered *out)
         module_fail(mod, "the model has no task");
         goto fail;
     }
+    if ((total = add_l2(&L, &train, total)) < 0) goto fail;
     if (module_rename(mod, total, "loss")) goto fail;
     out->loss = total;
     if (lower_add_output(out, PROG_TRAIN, MTR_OUT_LOSS, -1, total, -1)) goto fail;

@@ -629,7 +629,7 @@ static const struct {
     MtrKnobKind knob;
     double dflt;
 } SETTINGS[SET_COUNT] = {
-#define X(E, n, knob, dflt) [SET_##E] = {#n, MTR_KNOB_##knob, dflt},
+#define X(E, n, knob, dflt, when) [SET_##E] = {#n, MTR_KNOB_##knob, dflt},
 #include "settings.def"
 #undef X
 };

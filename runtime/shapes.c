@@ -588,6 +588,24 @@ int shape_uncertainty_grad(const MtrShape *in, const int32_t *a, MtrShape *out, 
     return 0;
 }
 
+/* sum_squares(x) -> (); sum_squares_grad(x, dy ()) -> x's shape */
+int shape_sum_squares(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a;
+    if (in[0].dtype != MTR_DT_F32) return fail(why, n, "input 1 is not f32");
+    out[0] = scalar();
+    return 0;
+}
+
+int shape_sum_squares_grad(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a;
+    if (in[0].dtype != MTR_DT_F32 || want(in, 1, 0, MTR_DT_F32, why, n))
+        return in[0].dtype != MTR_DT_F32 ? fail(why, n, "input 1 is not f32") : -1;
+    out[0] = in[0];
+    return 0;
+}
+
 /* ---- expert blocks: (E,B,W) tensors, E a constant given as iattr0 */
 
 static MtrShape experts_shape(int32_t e, MtrDim b, MtrDim w)

@@ -134,6 +134,8 @@ static const GradCase cases[] = {
      0},
     {"mix", "mix", {P3(3, 4, 5), P2(4, 3)}, {3}, 0, {0}, 0},
     {"stack", "stack", {P3(2, 4, 3), P3(1, 4, 3)}, {2, 1}, 0, {0}, 0},
+    {"sum_squares", "sum_squares", {P2(4, 3)}, {0}, 0, {0}, 0},
+    {"sum_squares", "sum_squares of experts", {P3(2, 3, 2)}, {0}, 0, {0}, 0},
     {"uncertainty",
      "uncertainty",
      {{IN_PARAM, 0, 1, 1, -1, 0.5f, 3.0f, 0, 0}, {IN_PARAM, 1, 1, 1, -1, -1.0f, 1.0f, 0, 0}},

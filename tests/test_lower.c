@@ -389,6 +389,44 @@ static void test_weight_auto(void **state)
     mtr_model_free(m);
 }
 
+/* l2_dense and l2_embedding add sum_squares penalties weighted by their knobs:
+ * one per dense kernel, one per embedding lookup; a model without them has none. */
+static void test_l2_penalties(void **state)
+{
+    (void)state;
+    static const char base[] = "model a\ninput u : string\ninput i : string\nlabel y : float\n"
+                               "tower q = u -> lookup -> embedding(4)\n"
+                               "tower c = i -> lookup -> embedding(4)\n"
+                               "head h = concat(q, c) -> dense(3, relu) -> dense(1)\n"
+                               "task t = ranking(h, y)\n";
+    char text[1024];
+    snprintf(text, sizeof text, "%strain { l2_dense 0.01 l2_embedding 0.001 }\n", base);
+    const char *texts[] = {base, text};
+    for (int k = 0; k < 2; k++) {
+        MtrModel *m = tu_compile("l2.mtr", texts[k]);
+        assert_non_null(m);
+        const MtrProgram *p = &m->programs[mtr_model_program(m, MTR_PROG_TRAIN)];
+        int squares = 0, dense = 0, emb = 0;
+        for (uint32_t i = 0; i < p->n_ops; i++) {
+            const MtrOp *op = &p->ops[i];
+            squares += op->kind == OP_SUM_SQUARES;
+            if (op->kind != OP_LOSS_WEIGHT) continue;
+            /* the penalties' weights, not their backward: a weight of a sum of squares */
+            int of_squares = 0;
+            for (uint32_t j = 0; j < i; j++)
+                of_squares |= p->ops[j].kind == OP_SUM_SQUARES && p->ops[j].out[0] == op->in[0];
+            if (!of_squares) continue;
+            dense += m->knobs[op->iattr[0]].kind == MTR_KNOB_L2_DENSE;
+            emb += m->knobs[op->iattr[0]].kind == MTR_KNOB_L2_EMBEDDING;
+        }
+        assert_int_equal(squares, k ? 4 : 0);
+        assert_int_equal(dense, k ? 2 : 0);
+        assert_int_equal(emb, k ? 2 : 0);
+        assert_int_equal(mtr_model_knob(m, MTR_KNOB_L2_DENSE) >= 0, k);
+        mtr_model_free(m);
+    }
+}
+
 /* Dropout acts in train_step only, with its rate a knob of the stage; the
  * other programs read the stage's input as it is. */
 static void test_dropout_train_only(void **state)
@@ -421,6 +459,7 @@ int main(void)
         cmocka_unit_test(test_every_model),        cmocka_unit_test(test_golden_graph),
         cmocka_unit_test(test_rewrite_choice),     cmocka_unit_test(test_rewrite_rowwise_stages),
         cmocka_unit_test(test_dropout_train_only), cmocka_unit_test(test_weight_auto),
+        cmocka_unit_test(test_l2_penalties),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

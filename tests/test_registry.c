@@ -73,7 +73,7 @@ static void test_dsl_documents_every_row(void **state)
     expect_documented(dsl, "docs/dsl.md", "optimizer option alias", #alias, &bad);
 #include "optimizer_options.def"
 #undef X
-#define X(E, n, knob, dflt) expect_documented(dsl, "docs/dsl.md", "train setting", #n, &bad);
+#define X(E, n, knob, dflt, when) expect_documented(dsl, "docs/dsl.md", "train setting", #n, &bad);
 #include "settings.def"
 #undef X
 #define X(E, n, id, reads, takes_k) expect_documented(dsl, "docs/dsl.md", "metric", #n, &bad);
@@ -113,7 +113,7 @@ static void test_rows_consistent(void **state)
 {
     (void)state;
     char rule[64];
-#define X(E, n, knob, dflt)                                                                        \
+#define X(E, n, knob, dflt, when)                                                                        \
     assert_int_equal(mtr_knob_check(MTR_KNOB_##knob, dflt, rule, sizeof rule), 0);
 #include "settings.def"
 #undef X

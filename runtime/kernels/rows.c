@@ -67,3 +67,22 @@ void kernel_uncertainty_grad(const KernelCall *call)
     *(float *)call->out[0] = (float)(exp(-s) * dy);
     *(float *)call->out[1] = (float)((1.0 - exp(-s) * l) * dy);
 }
+
+/* sum_squares(x) -> () sum x^2 */
+void kernel_sum_squares(const KernelCall *call)
+{
+    const float *x = call->in[0];
+    int64_t n = kern_numel(call->in_shape[0]);
+    double acc = 0.0;
+    for (int64_t i = 0; i < n; i++) acc += (double)x[i] * x[i];
+    *(float *)call->out[0] = (float)acc;
+}
+
+/* sum_squares_grad(x, dy) -> 2 x dy */
+void kernel_sum_squares_grad(const KernelCall *call)
+{
+    const float *x = call->in[0];
+    float k = 2.0f * *(const float *)call->in[1], *dx = call->out[0];
+    int64_t n = kern_numel(call->in_shape[0]);
+    for (int64_t i = 0; i < n; i++) dx[i] = k * x[i];
+}
