@@ -3,6 +3,7 @@
 #include "mtr/knobs.h"
 #include "mtr/model.h"
 #include "mtr/npy.h"
+#include "mtr/pool.h"
 #include "mtr/report.h"
 #include "mtr/run.h"
 
@@ -36,7 +37,7 @@ static const char usage[] =
     "  --skip-bad        skip malformed records (counted) instead of failing\n"
     "  --init DIR        start from the parameters in DIR (<tensor>.npy, as export writes)\n"
     "  --fresh           start from new parameters even if the model holds some\n"
-    "  --threads N       threads for matrix products (default 1)\n"
+    "  --threads N       threads for kernels and matrix products (default: the cores)\n"
     "  --quiet           no progress output\n"
     "  --train-metrics   also evaluate the training rows after each epoch (a full pass)\n"
     "  --profile         time every op kind during training (printed on stderr)\n";
@@ -73,7 +74,8 @@ static int parse_args(int argc, char **argv, Args *a)
 {
     memset(a, 0, sizeof *a);
     a->k = 10;
-    a->threads = 1;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    a->threads = cores < 1 ? 1 : cores > 256 ? 256 : (int)cores;
     int i = 1;
     if (i < argc && argv[i][0] != '-') a->model = argv[i++];
     if (i < argc && argv[i][0] != '-' && a->model) a->command = argv[i++];
@@ -486,7 +488,13 @@ int main(int argc, char **argv)
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;
     if (!a.model) return bad("%s", "no model given");
+    /* the runtime's own kernels and OpenBLAS's products get the same threads */
     openblas_set_num_threads(a.threads);
+    if (a.threads > 1) {
+        if (pool_start(a.threads))
+            fprintf(stderr, "mtrun: warning: could not start %d threads; using one\n", a.threads);
+        atexit(pool_stop);
+    }
 
     MtrError e = {0};
     if (a.command && strcmp(a.command, "set") == 0) {

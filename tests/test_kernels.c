@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "kernels/kern.h"
+#include "mtr/pool.h"
 #include "mtr/rng.h"
 
 #include <float.h>
@@ -964,6 +965,51 @@ static void test_fused_inbatch_softmax(void **state)
     check_fused_xent(64, 64, 3, 16, 2);      /* few distinct candidates */
     check_fused_xent(50, 1000, 1000, 64, 3); /* nearly all distinct, one block */
     check_fused_xent(1, 1, 1, 4, 4);
+    /* on the thread pool: the rows split into parts, each with its own H */
+    for (int threads = 2; threads <= 3; threads++) {
+        assert_int_equal(pool_start(threads), 0);
+        assert_int_equal(pool_threads(), threads);
+        check_fused_xent(600, 5000, 5000, 40, 5); /* all distinct: several parts and tiles */
+        check_fused_xent(300, 7, 11, 64, 6);      /* one part */
+        pool_stop();
+    }
+}
+
+/* The fused form on the pool gives the same bytes every time at a given
+ * thread count, and agrees with one thread up to rounding. */
+static void test_fused_inbatch_softmax_threads_repeat(void **state)
+{
+    (void)state;
+    const int64_t b = 700, d = 16, rows = 32;
+    Rng r;
+    rng_seed(&r, 11);
+    float *q = fbuf((size_t)(b * d)), *c = fbuf((size_t)(b * d)), *work = fbuf((size_t)(rows * b));
+    fill_uniform(&r, q, (size_t)(b * d), -1.0f, 1.0f);
+    fill_uniform(&r, c, (size_t)(b * d), -1.0f, 1.0f);
+    float loss[3], *dq[3], *dc[3];
+    for (int run = 0; run < 3; run++) {
+        dq[run] = fbuf((size_t)(b * d)), dc[run] = fbuf((size_t)(b * d));
+        assert_int_equal(pool_start(run == 0 ? 1 : 2), 0);
+        KernelCall f = {0};
+        f.in[0] = q, f.in[1] = c;
+        f.in_shape[0] = f.in_shape[1] = shp(b, d);
+        f.out[0] = &loss[run], f.out[1] = dq[run], f.out[2] = dc[run], f.out[3] = work;
+        f.out_shape[0] = shp(1, 1);
+        f.out_shape[1] = f.out_shape[2] = shp(b, d);
+        f.out_shape[3] = shp(rows, b);
+        kernel_inbatch_softmax_xent_qc(&f);
+        pool_stop();
+    }
+    assert_memory_equal(&loss[1], &loss[2], sizeof loss[1]);
+    assert_memory_equal(dq[1], dq[2], (size_t)(b * d) * sizeof *dq[1]);
+    assert_memory_equal(dc[1], dc[2], (size_t)(b * d) * sizeof *dc[1]);
+    expect_close(loss[1], loss[0], 1e-5, 1e-5, "loss at 2 threads", 0);
+    for (int64_t i = 0; i < b * d; i++) {
+        expect_close(dq[1][i], dq[0][i], 1e-6, 1e-5, "dq at 2 threads", i);
+        expect_close(dc[1][i], dc[0][i], 1e-6, 1e-5, "dc at 2 threads", i);
+    }
+    for (int run = 0; run < 3; run++) free(dq[run]), free(dc[run]);
+    free(q), free(c), free(work);
 }
 
 int main(void)
@@ -986,6 +1032,7 @@ int main(void)
         cmocka_unit_test(test_top_k_vs_sort),
         cmocka_unit_test(test_fast_exp_accuracy),
         cmocka_unit_test(test_fused_inbatch_softmax),
+        cmocka_unit_test(test_fused_inbatch_softmax_threads_repeat),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
