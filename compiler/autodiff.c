@@ -237,6 +237,9 @@ NO_GRAD(step_inc)
 NO_GRAD(retrieval_rank)
 NO_GRAD(top_k)
 NO_GRAD(broadcast)
+NO_GRAD(embedding_grad)
+NO_GRAD(sgd_update_rows)
+NO_GRAD(adagrad_update_rows)
 
 typedef int (*GradRule)(Graph *, const MtrOp *, const int32_t *, const int *, int32_t *);
 static const GradRule grad_rules[OP_COUNT] = {

@@ -541,15 +541,18 @@ static void test_whole_model_gradients(void **state)
         rt[i] = (float)(1 + (i * 3) % 5);
     }
 
-    /* Parameters and their gradients: the updates' in[0] and in[1]. */
+    /* Parameters and their gradients: the updates' in[0] and in[1], and for a
+     * row-wise update in[2], the ids of the gradient's rows (-1: none). */
     const MtrProgram *prog = &m->programs[p];
-    int32_t params[32], grads[32];
+    int32_t params[32], grads[32], row_ids[32];
     int n_params = 0;
     for (uint32_t i = 0; i < prog->n_ops; i++) {
         const MtrOp *op = &prog->ops[i];
         if (!(op_info(op->kind)->flags & OPF_UPDATE) || op->kind == OP_STEP_INC) continue;
         assert_true(n_params < 32);
         params[n_params] = op->in[0];
+        int rowwise = op->kind == OP_SGD_UPDATE_ROWS || op->kind == OP_ADAGRAD_UPDATE_ROWS;
+        row_ids[n_params] = rowwise ? op->in[2] : -1;
         grads[n_params++] = op->in[1];
     }
     int n_model_params = 0;
@@ -572,7 +575,19 @@ static void test_whole_model_gradients(void **state)
             n_el[i] = mtr_session_tensor_elems(s, params[i], 8);
             an[i] = malloc((size_t)n_el[i] * sizeof *an[i]);
             assert_non_null(an[i]);
-            memcpy(an[i], mtr_session_tensor(s, grads[i]), (size_t)n_el[i] * sizeof *an[i]);
+            if (row_ids[i] < 0) {
+                memcpy(an[i], mtr_session_tensor(s, grads[i]), (size_t)n_el[i] * sizeof *an[i]);
+                continue;
+            }
+            /* a sparse gradient: its rows scattered into the table's shape */
+            const float *rows = mtr_session_tensor(s, grads[i]);
+            const int32_t *ids = mtr_session_tensor(s, row_ids[i]);
+            int64_t d = mtr_session_tensor_elems(s, grads[i], 8) / 8;
+            memset(an[i], 0, (size_t)n_el[i] * sizeof *an[i]);
+            for (int64_t k = 0; k < 8 && ids[k] >= 0; k++) {
+                assert_true((int64_t)(ids[k] + 1) * d <= n_el[i]);
+                memcpy(an[i] + ids[k] * d, rows + k * d, (size_t)d * sizeof *an[i]);
+            }
         }
         long w_checked = 0, w_skipped = 0;
         for (int i = 0; i < n_params; i++) {

@@ -610,6 +610,88 @@ static void test_gather_scatter_out_of_range(void **state)
     expect_close(lhs, rhs, 1e-4, 1e-6, "gather adjoint", 0);
 }
 
+/* embedding_grad is scatter_add kept sparse: scattered back, its rows are
+ * scatter_add's bit for bit (ids repeated, out of range, in any order), and
+ * the row-wise SGD and Adagrad updates leave the same bytes as the dense ones,
+ * on one thread and on the pool. */
+static void check_sparse_embedding_grad(int64_t v, int64_t d, int64_t b, uint64_t seed)
+{
+    Rng r;
+    rng_seed(&r, seed);
+    float *dy = fbuf((size_t)(b * d)), *rows = fbuf((size_t)(b * d));
+    float *dense = fbuf((size_t)(v * d)), *back = fbuf((size_t)(v * d));
+    int32_t *ids = calloc((size_t)b, sizeof *ids), *idx = calloc((size_t)b, sizeof *idx);
+    int32_t *work = calloc((size_t)(2 * b), sizeof *work);
+    assert_non_null(ids);
+    assert_non_null(idx);
+    assert_non_null(work);
+    fill_uniform(&r, dy, (size_t)(b * d), -1, 1);
+    for (int64_t i = 0; i < b; i++) {
+        uint64_t k = rng_below(&r, 10);
+        ids[i] = k == 0 ? -3 : k == 1 ? (int32_t)(v + 5) : (int32_t)rng_below(&r, (uint64_t)v);
+    }
+    KernelCall s = {0};
+    s.in[0] = dy, s.in[1] = ids, s.in[2] = dense;
+    s.in_shape[0] = shp(b, d), s.in_shape[1] = shp(b, 1), s.in_shape[2] = shp(v, d);
+    s.out[0] = dense, s.out_shape[0] = shp(v, d);
+    kernel_scatter_add(&s);
+    KernelCall e = s;
+    e.out[0] = rows, e.out[1] = idx, e.out[2] = work;
+    e.out_shape[0] = shp(b, d), e.out_shape[1] = shp(b, 1), e.out_shape[2] = shp(b, 2);
+    kernel_embedding_grad(&e);
+    memset(back, 0, (size_t)(v * d) * sizeof *back);
+    int64_t n = 0;
+    for (; n < b && idx[n] >= 0; n++) {
+        assert_true(idx[n] < v);
+        if (n > 0) assert_true(idx[n] > idx[n - 1]); /* distinct, increasing */
+        memcpy(back + (int64_t)idx[n] * d, rows + n * d, (size_t)d * sizeof *back);
+    }
+    for (int64_t k = n; k < b; k++) assert_int_equal(idx[k], -1);
+    assert_memory_equal(back, dense, (size_t)(v * d) * sizeof *back);
+
+    /* the updates: dense on one copy, row-wise on another, three steps */
+    double knobs[2] = {0.3, 1e-7};
+    float *p1 = fbuf((size_t)(v * d)), *p2 = fbuf((size_t)(v * d));
+    float *a1 = fbuf((size_t)(v * d)), *a2 = fbuf((size_t)(v * d));
+    for (int opt = 0; opt < 2; opt++) {
+        fill_uniform(&r, p1, (size_t)(v * d), -0.05f, 0.05f);
+        memcpy(p2, p1, (size_t)(v * d) * sizeof *p1);
+        for (int64_t i = 0; i < v * d; i++) a1[i] = a2[i] = 0.1f;
+        for (int step = 0; step < 3; step++) {
+            KernelCall du = {0}, ru = {0};
+            du.knobs = ru.knobs = knobs;
+            du.iattr[0] = ru.iattr[0] = 0, du.iattr[1] = ru.iattr[1] = 1;
+            du.in[0] = p1, du.in[1] = dense, du.in[2] = a1;
+            du.in_shape[0] = du.in_shape[1] = du.in_shape[2] = shp(v, d);
+            ru.in[0] = p2, ru.in[1] = rows, ru.in[2] = idx, ru.in[3] = a2;
+            ru.in_shape[0] = ru.in_shape[3] = shp(v, d);
+            ru.in_shape[1] = shp(b, d), ru.in_shape[2] = shp(b, 1);
+            if (opt == 0) {
+                kernel_sgd_update(&du);
+                kernel_sgd_update_rows(&ru);
+            } else {
+                kernel_adagrad_update(&du);
+                kernel_adagrad_update_rows(&ru);
+            }
+        }
+        assert_memory_equal(p1, p2, (size_t)(v * d) * sizeof *p1);
+        assert_memory_equal(a1, a2, (size_t)(v * d) * sizeof *a1);
+    }
+    free(dy), free(rows), free(dense), free(back), free(ids), free(idx), free(work);
+    free(p1), free(p2), free(a1), free(a2);
+}
+
+static void test_embedding_grad_sparse(void **state)
+{
+    (void)state;
+    check_sparse_embedding_grad(5, 3, 40, 1);        /* every id repeated */
+    check_sparse_embedding_grad(70000, 4, 300, 2);   /* ids of three bytes: three radix passes */
+    check_sparse_embedding_grad(1, 2, 9, 3);         /* one row: every id lands on row 0 */
+    assert_int_equal(pool_start(2), 0);
+    check_sparse_embedding_grad(5000, 16, 6000, 4); /* updates split across the pool */
+    pool_stop();
+}
+
 /* ---- optimizers: a few steps against the Keras formulas, written out in double */
 
 static void test_sgd_adagrad_steps(void **state)
@@ -1026,6 +1108,7 @@ int main(void)
         cmocka_unit_test(test_inbatch_softmax_xent),
         cmocka_unit_test(test_inbatch_softmax_xent_grad_fd),
         cmocka_unit_test(test_gather_scatter_out_of_range),
+        cmocka_unit_test(test_embedding_grad_sparse),
         cmocka_unit_test(test_sgd_adagrad_steps),
         cmocka_unit_test(test_adam_steps),
         cmocka_unit_test(test_retrieval_rank_ties_duplicates),

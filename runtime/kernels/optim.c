@@ -3,6 +3,7 @@
  * (iattr holds knob ids). They have no outputs and no gradients. Per-element
  * arithmetic is float, per-step scalars (bias corrections) double. */
 #include "kernels/kern.h"
+#include "mtr/pool.h"
 
 /* sgd_update(param, grad): param -= lr grad, lr = knob[iattr0]. */
 void kernel_sgd_update(const KernelCall *call)
@@ -65,4 +66,75 @@ void kernel_step_inc(const KernelCall *call)
 {
     float *step = call->in[0]; /* () */
     *step += 1.0f;
+}
+
+/* The row-wise updates: the rows of param that embedding_grad's idx names
+ * (idx[k] = -1 ends them), each updated from rows[k] exactly as the dense
+ * update would update it; rows no id names have a zero gradient, which leaves
+ * them (and their state) unchanged under SGD and Adagrad. The rows are
+ * distinct, so the parts of the pool never touch the same row. */
+typedef struct {
+    const KernelCall *call;
+    int64_t n; /* the number of ids, up to the first -1 */
+} RowsJob;
+
+static int64_t rows_named(const int32_t *idx, int64_t b)
+{
+    int64_t n = 0;
+    while (n < b && idx[n] >= 0) n++;
+    return n;
+}
+
+static void sgd_rows_part(void *ctx, int part, int parts)
+{
+    const RowsJob *job = ctx;
+    const KernelCall *call = job->call;
+    float *param = call->in[0];
+    const float *rows = call->in[1];
+    const int32_t *idx = call->in[2];
+    int64_t d = call->in_shape[0].cols, lo, hi;
+    float lr = (float)call->knobs[call->iattr[0]];
+    pool_rows(job->n, 64, part, parts, &lo, &hi);
+    for (int64_t k = lo; k < hi; k++) {
+        float *p = param + (int64_t)idx[k] * d;
+        const float *g = rows + k * d;
+        for (int64_t j = 0; j < d; j++) p[j] -= lr * g[j];
+    }
+}
+
+static void adagrad_rows_part(void *ctx, int part, int parts)
+{
+    const RowsJob *job = ctx;
+    const KernelCall *call = job->call;
+    float *param = call->in[0];
+    const float *rows = call->in[1];
+    const int32_t *idx = call->in[2];
+    float *accum = call->in[3];
+    int64_t d = call->in_shape[0].cols, lo, hi;
+    float lr = (float)call->knobs[call->iattr[0]];
+    float eps = (float)call->knobs[call->iattr[1]];
+    pool_rows(job->n, 64, part, parts, &lo, &hi);
+    for (int64_t k = lo; k < hi; k++) {
+        float *p = param + (int64_t)idx[k] * d, *acc = accum + (int64_t)idx[k] * d;
+        const float *g = rows + k * d;
+        for (int64_t j = 0; j < d; j++) {
+            float a = acc[j] + g[j] * g[j];
+            acc[j] = a;
+            p[j] -= lr * g[j] / (sqrtf(a) + eps);
+        }
+    }
+}
+
+/* sgd_update_rows(param, rows, idx): param[idx[k]] -= lr rows[k]. */
+void kernel_sgd_update_rows(const KernelCall *call)
+{
+    RowsJob job = {call, rows_named(call->in[2], call->in_shape[2].rows)};
+    pool_run(sgd_rows_part, &job, pool_parts(job.n * call->in_shape[0].cols, 1 << 16));
+}
+
+/* adagrad_update_rows(param, rows, idx, accum): adagrad_update on rows idx[k]. */
+void kernel_adagrad_update_rows(const KernelCall *call)
+{
+    RowsJob job = {call, rows_named(call->in[2], call->in_shape[2].rows)};
+    pool_run(adagrad_rows_part, &job, pool_parts(job.n * call->in_shape[0].cols, 1 << 16));
 }
