@@ -880,6 +880,48 @@ static int by_score_then_index(const void *pa, const void *pb)
     return (a->i > b->i) - (a->i < b->i);
 }
 
+/* retrieval_rank on the pool: the same ranks as on one thread. */
+static void test_retrieval_rank_threads(void **state)
+{
+    (void)state;
+    const int64_t b = 1000, n = 700, d = 8;
+    Rng r;
+    rng_seed(&r, 21);
+    float *q = fbuf((size_t)(b * d)), *x = fbuf((size_t)(n * d));
+    float *r1 = fbuf((size_t)b), *r3 = fbuf((size_t)b);
+    int32_t *t = calloc((size_t)b, sizeof *t);
+    assert_non_null(t);
+    fill_uniform(&r, q, (size_t)(b * d), -1, 1);
+    fill_uniform(&r, x, (size_t)(n * d), -1, 1);
+    for (int64_t i = 0; i < b; i++) t[i] = (int32_t)rng_below(&r, (uint64_t)n + 1); /* n: a miss */
+    KernelCall c = {0};
+    c.in[0] = q, c.in[1] = x, c.in[2] = t;
+    c.in_shape[0] = shp(b, d), c.in_shape[1] = shp(n, d), c.in_shape[2] = shp(b, 1);
+    c.out[0] = r1, c.out_shape[0] = shp(b, 1);
+    kernel_retrieval_rank(&c);
+    assert_int_equal(pool_start(3), 0);
+    c.out[0] = r3;
+    kernel_retrieval_rank(&c);
+    pool_stop();
+    assert_memory_equal(r1, r3, (size_t)b * sizeof *r1);
+    for (int64_t i = 0; i < b; i++) {
+        double truth = 0;
+        int64_t above = 0;
+        if (t[i] == n) {
+            assert_true(r1[i] == (float)(n + 1));
+            continue;
+        }
+        for (int64_t k = 0; k < d; k++) truth += (double)q[i * d + k] * x[t[i] * d + k];
+        for (int64_t j = 0; j < n; j++) {
+            double s = 0;
+            for (int64_t k = 0; k < d; k++) s += (double)q[i * d + k] * x[j * d + k];
+            above += s > truth;
+        }
+        assert_true(r1[i] == (float)(above + 1));
+    }
+    free(q), free(x), free(r1), free(r3), free(t);
+}
+
 static void test_top_k_vs_sort(void **state)
 {
     (void)state;
@@ -1112,6 +1154,7 @@ int main(void)
         cmocka_unit_test(test_sgd_adagrad_steps),
         cmocka_unit_test(test_adam_steps),
         cmocka_unit_test(test_retrieval_rank_ties_duplicates),
+        cmocka_unit_test(test_retrieval_rank_threads),
         cmocka_unit_test(test_top_k_vs_sort),
         cmocka_unit_test(test_fast_exp_accuracy),
         cmocka_unit_test(test_fused_inbatch_softmax),
