@@ -184,6 +184,23 @@ static double lane_sum(const float *p, const float *w, int64_t n)
     return sum;
 }
 
+/* One row of scores becomes its softmax, e^(s_j - lse) with lse = log sum_j
+ * cn_j e^(s_j); returns lse. Compiled for AVX-512 and AVX2 as well as the
+ * baseline, chosen at load time: the same IEEE operations on wider vectors
+ * (no FMA is enabled, so nothing is contracted), hence the same bits. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(MTR_NO_CLONES)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+static double softmax_row(float *row, int64_t nc, const float *cn)
+{
+    float m = row_max(row, nc);
+    for (int64_t j = 0; j < nc; j++) row[j] = kern_expf(row[j] - m);
+    double z = lane_sum(row, cn, nc);
+    float inv = (float)(1.0 / z);
+    for (int64_t j = 0; j < nc; j++) row[j] *= inv;
+    return (double)m + log(z);
+}
+
 static void xent_part(void *ctx, int part, int parts)
 {
     XentJob *job = ctx;
@@ -198,14 +215,8 @@ static void xent_part(void *ctx, int part, int parts)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nc, (int)d, 1.0f,
                     job->qd + a0 * d, (int)d, job->cd, (int)d, 0.0f, tile, (int)nc);
         for (int64_t i = 0; i < n; i++) {
-            float *row = tile + i * nc;
-            float m = row_max(row, nc);
-            for (int64_t j = 0; j < nc; j++) row[j] = kern_expf(row[j] - m);
-            double z = lane_sum(row, job->cn, nc);
             double w = job->qn ? (double)job->qn[a0 + i] : 1.0;
-            lse += w * ((double)m + log(z));
-            float inv = (float)(1.0 / z);
-            for (int64_t j = 0; j < nc; j++) row[j] *= inv;
+            lse += w * softmax_row(tile + i * nc, nc, job->cn);
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)d, (int)nc, 1.0f, tile,
                     (int)nc, job->cw, (int)d, 0.0f, job->g + a0 * d, (int)d);
