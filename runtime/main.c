@@ -40,7 +40,8 @@ static const char usage[] =
     "  --threads N       threads for kernels and matrix products (default: the cores)\n"
     "  --quiet           no progress output\n"
     "  --train-metrics   also evaluate the training rows after each epoch (a full pass)\n"
-    "  --profile         time every op kind during training (printed on stderr)\n";
+    "  --profile         time every op kind during training (printed on stderr)\n"
+    "  --eval-users N    evaluate a seeded sample of N test users, with 95% confidence intervals\n";
 
 typedef struct {
     const char *model, *command, *data, *out, *metrics, *step_log, *train, *test, *folds, *dir,
@@ -50,6 +51,7 @@ typedef struct {
     const char *names[MAX_ARGS], *values[MAX_ARGS];
     int n_inputs, n_owned; /* names[0..n_owned) were allocated by --input */
     const char *user, *item;
+    int eval_users;
     int k, threads, reshuffle, order_file, skip_bad, fresh, quiet, profile, train_metrics, timings;
 } Args;
 
@@ -130,6 +132,9 @@ static int parse_args(int argc, char **argv, Args *a)
         } else if (strcmp(f, "--threads") == 0) {
             if (!v || parse_int(v, &a->threads) || a->threads <= 0 || a->threads > 256)
                 return bad("--threads takes a number from 1 to 256, found '%s'", v ? v : "");
+        } else if (strcmp(f, "--eval-users") == 0) {
+            if (!v || parse_int(v, &a->eval_users) || a->eval_users <= 0)
+                return bad("--eval-users takes a positive number, found '%s'", v ? v : "");
         } else if (strcmp(f, "--order") == 0) {
             if (!v || (strcmp(v, "file") && strcmp(v, "shuffle")))
                 return bad("--order takes 'file' or 'shuffle', found '%s'", v ? v : "");
@@ -262,7 +267,8 @@ static MtrRunOptions run_options(const Args *a, FILE *metrics, FILE *steps)
                            .metrics = metrics,
                            .timings = a->timings,
                            .step_log = steps,
-                           .profile = a->profile ? stderr : NULL};
+                           .profile = a->profile ? stderr : NULL,
+                           .eval_users = a->eval_users};
 }
 
 static void print_results(const MtrModel *m, const MtrRunResult *r, int eval_only)
@@ -279,6 +285,18 @@ static void print_results(const MtrModel *m, const MtrRunResult *r, int eval_onl
                m->name, (long long)r->n_train, (long long)r->n_test, r->epochs, r->train_seconds,
                r->eval_seconds);
     report_table_print(stdout, rows, n, NULL);
+    if (r->users_sampled > 0) {
+        printf("%lld of %lld test users sampled (%lld rows); 95%% confidence intervals over users:\n",
+               (long long)r->users_sampled, (long long)r->users_total, (long long)r->rows_sampled);
+        for (uint32_t i = 0; i < r->test_ci95.n && i < r->test.n; i++) {
+            double v = r->test.entries[i].value, h = r->test_ci95.entries[i].value;
+            if (isnan(h))
+                printf("  %-10s %.4f\n", r->test.entries[i].name, v);
+            else
+                printf("  %-10s %.4f +- %.4f  [%.4f, %.4f]\n", r->test.entries[i].name, v, h,
+                       v - h, v + h);
+        }
+    }
 }
 
 /* Whether a file can be created at path: checked before training, so that a
@@ -314,7 +332,7 @@ static int run_train(MtrModel *m, Args *a, int eval_only)
     if (out_close(&metrics, keep, &e) | out_close(&steps, keep, &e)) rc = MTR_E_IO;
     if (rc) {
         print_error(&e);
-        if (keep) metrics_report_free(&r.test);
+        if (keep) metrics_report_free(&r.test), metrics_report_free(&r.test_ci95);
         return 1;
     }
     if (r.skipped)
@@ -334,6 +352,7 @@ static int run_train(MtrModel *m, Args *a, int eval_only)
                 (unsigned long long)r.overlap);
     print_results(m, &r, eval_only);
     metrics_report_free(&r.test);
+    metrics_report_free(&r.test_ci95);
     if (!eval_only && a->out) {
         if (mtr_model_write(m, a->out, &e)) {
             print_error(&e);
@@ -441,7 +460,7 @@ static int run_cv(MtrModel *m, Args *a)
         if (rc == 0) print_error(&e);
         rc = 1;
     }
-    for (int f = 0; f < n; f++) metrics_report_free(&res[f].test);
+    for (int f = 0; f < n; f++) metrics_report_free(&res[f].test), metrics_report_free(&res[f].test_ci95);
     free(copy);
     return rc;
 }
