@@ -395,6 +395,33 @@ static void embed_items(const MtrModel *m, Runner *r, const Encoded *e)
     }
 }
 
+static int32_t eval_user_column(const MtrModel *m);
+
+/* Orders rows[0..n) by their user (stably, by counting), so that a batch holds
+ * each user's rows together and the ranking scores a user's query once (see
+ * kernel_retrieval_rank). Metrics do not depend on the order, beyond the last
+ * bits of sums. Returns a new array (the caller frees it), or NULL when there
+ * is no user column or no memory (then the rows are used as they are). */
+static uint32_t *rows_by_user(const MtrModel *m, const Encoded *e, const uint32_t *rows, int64_t n)
+{
+    int32_t col = eval_user_column(m);
+    if (col < 0 || !e->ids || !e->ids[col] || n <= 0) return NULL;
+    const int32_t *uid = e->ids[col];
+    int32_t max_id = 0;
+    for (int64_t i = 0; i < n; i++) max_id = uid[rows[i]] > max_id ? uid[rows[i]] : max_id;
+    int64_t *start = calloc((size_t)max_id + 2, sizeof *start);
+    uint32_t *out = malloc((size_t)n * sizeof *out);
+    if (!start || !out) {
+        free(start), free(out);
+        return NULL;
+    }
+    for (int64_t i = 0; i < n; i++) start[(uid[rows[i]] < 0 ? 0 : uid[rows[i]]) + 1]++;
+    for (int32_t u = 0; u <= max_id; u++) start[u + 1] += start[u];
+    for (int64_t i = 0; i < n; i++) out[start[uid[rows[i]] < 0 ? 0 : uid[rows[i]]]++] = rows[i];
+    free(start);
+    return out;
+}
+
 /* Evaluates rows[0..n) of e: item embeddings once, then eval_step batch by
  * batch into the metrics accumulators; the report goes to *out. */
 static MtrStatus evaluate(const MtrModel *m, Runner *r, const Encoded *e, const uint32_t *rows,
@@ -408,7 +435,9 @@ static MtrStatus evaluate(const MtrModel *m, Runner *r, const Encoded *e, const 
     EvalProgress prog = eval_progress_start(progress);
     embed_items(m, r, e);
     Metrics *all = &ms;
-    rc = eval_rows(m, r, e, rows, n_rows, batch, &all, 1, &prog, 0, n_rows, err);
+    uint32_t *sorted = rows_by_user(m, e, rows, n_rows);
+    rc = eval_rows(m, r, e, sorted ? sorted : rows, n_rows, batch, &all, 1, &prog, 0, n_rows, err);
+    free(sorted);
     if (seconds) *seconds = report_clock() - t0;
     if (rc == MTR_OK) rc = metrics_report(&ms, out, err);
     metrics_free(&ms);
@@ -486,13 +515,16 @@ static MtrStatus evaluate_users(const MtrModel *m, Runner *r, const Encoded *e,
     int64_t sampled = o->eval_users < total ? o->eval_users : total;
     int groups = sampled < EVAL_GROUPS ? (int)sampled : EVAL_GROUPS;
     for (int64_t k = 0; k < sampled; k++) group[users[k]] = (int32_t)(k % groups);
-    /* the sampled rows, group by group, each group in test order */
+    /* the sampled rows, group by group, each group's rows by user */
     int64_t n = 0;
+    uint32_t *sorted = rows_by_user(m, e, rows, n_rows);
+    const uint32_t *src = sorted ? sorted : rows;
     for (int g = 0; g < groups; g++) {
         for (int64_t i = 0; i < n_rows; i++)
-            if (group[uid[rows[i]]] == g) picked[n++] = rows[i];
+            if (group[uid[src[i]]] == g) picked[n++] = src[i];
         grows[g + 1] = n;
     }
+    free(sorted);
     res->users_sampled = sampled, res->users_total = total, res->rows_sampled = n;
     for (int g = 0; g <= groups && rc == MTR_OK; g++) rc = metrics_init(&ms[g], m, n, err);
     if (rc) goto done;

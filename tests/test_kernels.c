@@ -880,7 +880,8 @@ static int by_score_then_index(const void *pa, const void *pb)
     return (a->i > b->i) - (a->i < b->i);
 }
 
-/* retrieval_rank on the pool: the same ranks as on one thread. */
+/* retrieval_rank on the pool, with runs of equal queries: the same ranks as
+ * on one thread, and those of a brute-force count in double. */
 static void test_retrieval_rank_threads(void **state)
 {
     (void)state;
@@ -894,6 +895,9 @@ static void test_retrieval_rank_threads(void **state)
     fill_uniform(&r, q, (size_t)(b * d), -1, 1);
     fill_uniform(&r, x, (size_t)(n * d), -1, 1);
     for (int64_t i = 0; i < b; i++) t[i] = (int32_t)rng_below(&r, (uint64_t)n + 1); /* n: a miss */
+    /* runs of equal queries (a user's rows, sorted together), scored once per run */
+    for (int64_t i = 1; i < b; i++)
+        if (rng_below(&r, 4) != 0) memcpy(q + i * d, q + (i - 1) * d, (size_t)d * sizeof *q);
     KernelCall c = {0};
     c.in[0] = q, c.in[1] = x, c.in[2] = t;
     c.in_shape[0] = shp(b, d), c.in_shape[1] = shp(n, d), c.in_shape[2] = shp(b, 1);

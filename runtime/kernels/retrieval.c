@@ -47,8 +47,14 @@ typedef struct {
     double xmax, gamma;
 } RankJob;
 
-/* The queries of one part, RANK_QB at a time (each part has its own tile on
- * its own stack; a query's rank does not depend on the split). */
+/* Queries of at most this width are packed, so that equal ones are scored once. */
+#define RANK_PACK_D 256
+
+/* The queries of one part, RANK_QB at a time (each part has its own tiles on
+ * its own stack; a query's rank does not depend on the split). Within a tile,
+ * a query equal to the one before it (bit for bit: the same user, when the
+ * rows come sorted by user) reuses its scores, so the products are made once
+ * per distinct query; only the counting is per row. */
 static void rank_part(void *ctx, int part, int parts)
 {
     const RankJob *job = ctx;
@@ -56,24 +62,39 @@ static void rank_part(void *ctx, int part, int parts)
     int64_t d = job->d, n = job->n, lo, hi;
     pool_rows(job->b, RANK_QB, part, parts, &lo, &hi);
     float tile[RANK_QB * RANK_NB];
+    float packed[RANK_QB * RANK_PACK_D];
     double truth[RANK_QB], tol[RANK_QB];
     int64_t count[RANK_QB];
+    int32_t which[RANK_QB]; /* the row of the tile's scores each query reads */
     for (int64_t q0 = lo; q0 < hi; q0 += RANK_QB) {
         int64_t qb = hi - q0 < RANK_QB ? hi - q0 : RANK_QB;
+        int64_t nd = 0; /* distinct queries, packed when d allows */
         for (int64_t i = 0; i < qb; i++) {
             const float *q = query + (q0 + i) * d;
             int32_t t = job->true_row[q0 + i];
             count[i] = t >= 0 && t < n ? 0 : -1; /* -1: a miss, never counted */
             truth[i] = count[i] == 0 ? dot_exact(q, items + (int64_t)t * d, d) : 0.0;
             tol[i] = 2.0 * job->gamma * norm2(q, d) * job->xmax * 1.01 + 4.0 * FLT_MIN;
+            if (d <= RANK_PACK_D) {
+                if (nd > 0 && memcmp(packed + (nd - 1) * d, q, (size_t)d * sizeof *q) == 0) {
+                    which[i] = (int32_t)(nd - 1);
+                } else {
+                    memcpy(packed + nd * d, q, (size_t)d * sizeof *q);
+                    which[i] = (int32_t)nd++;
+                }
+            } else {
+                which[i] = (int32_t)i;
+            }
         }
+        const float *qsrc = d <= RANK_PACK_D ? packed : query + q0 * d;
+        if (d > RANK_PACK_D) nd = qb;
         for (int64_t j0 = 0; j0 < n; j0 += RANK_NB) {
             int64_t nb = n - j0 < RANK_NB ? n - j0 : RANK_NB;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)qb, (int)nb, (int)d, 1.0f,
-                        query + q0 * d, (int)d, items + j0 * d, (int)d, 0.0f, tile, (int)nb);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nd, (int)nb, (int)d, 1.0f,
+                        qsrc, (int)d, items + j0 * d, (int)d, 0.0f, tile, (int)nb);
             for (int64_t i = 0; i < qb; i++) {
                 if (count[i] < 0) continue;
-                const float *srow = tile + i * nb;
+                const float *srow = tile + (int64_t)which[i] * nb;
                 /* float bounds rounded outwards: the band only widens */
                 float hi_s = nextafterf((float)(truth[i] + tol[i]), INFINITY);
                 float lo_s = nextafterf((float)(truth[i] - tol[i]), -INFINITY);
