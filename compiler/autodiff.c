@@ -240,6 +240,7 @@ NO_GRAD(broadcast)
 NO_GRAD(embedding_grad)
 NO_GRAD(sgd_update_rows)
 NO_GRAD(adagrad_update_rows)
+NO_GRAD(adam_update_rows)
 
 typedef int (*GradRule)(Graph *, const MtrOp *, const int32_t *, const int *, int32_t *);
 static const GradRule grad_rules[OP_COUNT] = {

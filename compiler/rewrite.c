@@ -137,25 +137,29 @@ int rewrite_fuse_inbatch_softmax(Graph *g)
     return fused;
 }
 
-/* The update op that applies gradient `grad` row-wise, or OP_COUNT. */
-static OpKind rows_update(OpKind dense)
+/* The row-wise form of a dense update, or OP_COUNT. Adam's dense (Keras)
+ * semantics decay every row's moments each step, so it has a row-wise form
+ * only when the lazy variant is asked for. */
+static OpKind rows_update(OpKind dense, int lazy_adam)
 {
     switch (dense) {
     case OP_SGD_UPDATE:
         return OP_SGD_UPDATE_ROWS;
     case OP_ADAGRAD_UPDATE:
         return OP_ADAGRAD_UPDATE_ROWS;
-    default: /* Adam's dense (Keras) semantics move every row's moments each step */
+    case OP_ADAM_UPDATE:
+        return lazy_adam ? OP_ADAM_UPDATE_ROWS : OP_COUNT;
+    default:
         return OP_COUNT;
     }
 }
 
-int rewrite_sparse_embedding_grads(Graph *g)
+int rewrite_sparse_embedding_grads(Graph *g, int lazy_adam)
 {
     int done = 0;
     for (uint32_t u = 0; u < g->n_ops; u++) {
         MtrOp up = g->ops[u];
-        OpKind rows_kind = rows_update(up.kind);
+        OpKind rows_kind = rows_update(up.kind, lazy_adam);
         if (rows_kind == OP_COUNT) continue;
         int32_t grad = up.in[1];
         int64_t w = writer(g, grad);
@@ -179,7 +183,8 @@ int rewrite_sparse_embedding_grads(Graph *g)
         ru.kind = rows_kind;
         ru.in[1] = eg.out[0];
         ru.in[2] = eg.out[1];
-        if (up.kind == OP_ADAGRAD_UPDATE) ru.in[3] = up.in[2];
+        /* the state after param and the gradient's two tensors: accum, or m, v, step */
+        for (int k = 2; k < op_info(up.kind)->n_in; k++) ru.in[k + 1] = up.in[k];
         char why[256];
         MtrShape ins[MTR_MAX_IN], outs[MTR_MAX_OUT];
         for (int k = 0; k < op_info(rows_kind)->n_in; k++) ins[k] = module_shape(g->mod, ru.in[k]);

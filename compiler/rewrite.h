@@ -18,8 +18,9 @@ int rewrite_fuse_inbatch_softmax(Graph *g);
  * gradient as embedding_grad's (distinct ids, their rows) and becomes
  * sgd_update_rows / adagrad_update_rows, so a step's cost no longer depends on
  * the vocabulary size; the result is the same bit for bit. Adam keeps the
- * dense update (Keras semantics: every row's moments decay each step).
+ * dense update (Keras semantics: every row's moments decay each step) unless
+ * lazy_adam, which makes it adam_update_rows (LazyAdam: a different result).
  * Returns how many were rewritten, or -1 with g->mod->why set. */
-int rewrite_sparse_embedding_grads(Graph *g);
+int rewrite_sparse_embedding_grads(Graph *g, int lazy_adam);
 
 #endif

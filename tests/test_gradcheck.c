@@ -551,7 +551,8 @@ static void test_whole_model_gradients(void **state)
         if (!(op_info(op->kind)->flags & OPF_UPDATE) || op->kind == OP_STEP_INC) continue;
         assert_true(n_params < 32);
         params[n_params] = op->in[0];
-        int rowwise = op->kind == OP_SGD_UPDATE_ROWS || op->kind == OP_ADAGRAD_UPDATE_ROWS;
+        int rowwise = op->kind == OP_SGD_UPDATE_ROWS || op->kind == OP_ADAGRAD_UPDATE_ROWS ||
+                      op->kind == OP_ADAM_UPDATE_ROWS;
         row_ids[n_params] = rowwise ? op->in[2] : -1;
         grads[n_params++] = op->in[1];
     }

@@ -681,6 +681,58 @@ static void check_sparse_embedding_grad(int64_t v, int64_t d, int64_t b, uint64_
     free(p1), free(p2), free(a1), free(a2);
 }
 
+/* The lazy Adam: where every row is touched each step, adam_update_rows and
+ * adam_update leave the same bytes; a row never touched keeps its parameter
+ * and moments (the dense Adam decays them and moves the row). */
+static void test_adam_update_rows(void **state)
+{
+    (void)state;
+    enum { V = 6, D = 3, B = 9 };
+    Rng r;
+    rng_seed(&r, 5);
+    float p1[V * D], p2[V * D], m1[V * D] = {0}, m2[V * D] = {0}, v1[V * D] = {0}, v2[V * D] = {0};
+    float rows[B * D], dense[V * D], step = 0.0f;
+    int32_t idx[B];
+    double knobs[4] = {0.01, 0.9, 0.999, 1e-7};
+    for (int untouched = 0; untouched < 2; untouched++) {
+        fill_uniform(&r, p1, V * D, -1, 1);
+        memcpy(p2, p1, sizeof p1);
+        memset(m1, 0, sizeof m1), memset(m2, 0, sizeof m2);
+        memset(v1, 0, sizeof v1), memset(v2, 0, sizeof v2);
+        float keep[D];
+        memcpy(keep, p2 + (V - 1) * D, sizeof keep);
+        step = 0.0f;
+        for (int s = 0; s < 4; s++) {
+            step += 1.0f;
+            int n = untouched ? V - 1 : V; /* the last row untouched in the second round */
+            fill_uniform(&r, rows, (size_t)n * D, -1, 1);
+            memset(dense, 0, sizeof dense);
+            for (int k = 0; k < B; k++) idx[k] = k < n ? k : -1;
+            for (int k = 0; k < n; k++) memcpy(dense + k * D, rows + k * D, D * sizeof *rows);
+            KernelCall du = {0}, ru = {0};
+            du.knobs = ru.knobs = knobs;
+            for (int a = 0; a < 4; a++) du.iattr[a] = ru.iattr[a] = a;
+            du.in[0] = p1, du.in[1] = dense, du.in[2] = m1, du.in[3] = v1, du.in[4] = &step;
+            for (int a = 0; a < 4; a++) du.in_shape[a] = shp(V, D);
+            ru.in[0] = p2, ru.in[1] = rows, ru.in[2] = idx, ru.in[3] = m2, ru.in[4] = v2;
+            ru.in[5] = &step;
+            ru.in_shape[0] = ru.in_shape[3] = ru.in_shape[4] = shp(V, D);
+            ru.in_shape[1] = shp(B, D), ru.in_shape[2] = shp(B, 1);
+            kernel_adam_update(&du);
+            kernel_adam_update_rows(&ru);
+        }
+        if (!untouched) {
+            assert_memory_equal(p1, p2, sizeof p1);
+            assert_memory_equal(m1, m2, sizeof m1);
+            assert_memory_equal(v1, v2, sizeof v1);
+        } else {
+            assert_memory_equal(p1, p2, (V - 1) * D * sizeof *p1);
+            assert_memory_equal(keep, p2 + (V - 1) * D, sizeof keep);
+            for (int j = 0; j < D; j++) assert_true(m2[(V - 1) * D + j] == 0.0f);
+        }
+    }
+}
+
 static void test_embedding_grad_sparse(void **state)
 {
     (void)state;
@@ -1155,6 +1207,7 @@ int main(void)
         cmocka_unit_test(test_inbatch_softmax_xent_grad_fd),
         cmocka_unit_test(test_gather_scatter_out_of_range),
         cmocka_unit_test(test_embedding_grad_sparse),
+        cmocka_unit_test(test_adam_update_rows),
         cmocka_unit_test(test_sgd_adagrad_steps),
         cmocka_unit_test(test_adam_steps),
         cmocka_unit_test(test_retrieval_rank_ties_duplicates),

@@ -138,3 +138,41 @@ void kernel_adagrad_update_rows(const KernelCall *call)
     RowsJob job = {call, rows_named(call->in[2], call->in_shape[2].rows)};
     pool_run(adagrad_rows_part, &job, pool_parts(job.n * call->in_shape[0].cols, 1 << 16));
 }
+
+static void adam_rows_part(void *ctx, int part, int parts)
+{
+    const RowsJob *job = ctx;
+    const KernelCall *call = job->call;
+    float *param = call->in[0];
+    const float *rows = call->in[1];
+    const int32_t *idx = call->in[2];
+    float *m = call->in[3], *v = call->in[4];
+    double t = *(const float *)call->in[5];
+    double lr = call->knobs[call->iattr[0]];
+    double b1 = call->knobs[call->iattr[1]], b2 = call->knobs[call->iattr[2]];
+    float eps = (float)call->knobs[call->iattr[3]];
+    float lr_t = (float)(lr * sqrt(1.0 - pow(b2, t)) / (1.0 - pow(b1, t)));
+    float fb1 = (float)b1, fb2 = (float)b2;
+    float c1 = (float)(1.0 - b1), c2 = (float)(1.0 - b2);
+    int64_t d = call->in_shape[0].cols, lo, hi;
+    pool_rows(job->n, 64, part, parts, &lo, &hi);
+    for (int64_t k = lo; k < hi; k++) {
+        int64_t off = (int64_t)idx[k] * d;
+        const float *g = rows + k * d;
+        for (int64_t j = 0; j < d; j++) {
+            float mi = fb1 * m[off + j] + c1 * g[j];
+            float vi = fb2 * v[off + j] + c2 * g[j] * g[j];
+            m[off + j] = mi;
+            v[off + j] = vi;
+            param[off + j] -= lr_t * mi / (sqrtf(vi) + eps);
+        }
+    }
+}
+
+/* adam_update_rows(param, rows, idx, m, v, step): the lazy Adam, adam_update's
+ * arithmetic on rows idx[k] only. */
+void kernel_adam_update_rows(const KernelCall *call)
+{
+    RowsJob job = {call, rows_named(call->in[2], call->in_shape[2].rows)};
+    pool_run(adam_rows_part, &job, pool_parts(job.n * call->in_shape[0].cols, 1 << 16));
+}
