@@ -1192,6 +1192,57 @@ static void test_fused_inbatch_softmax_threads_repeat(void **state)
     free(q), free(c), free(work);
 }
 
+/* The kernels that split their rows on the pool give the same bytes at 1 and
+ * at 3 threads (sizes large enough to split). */
+static void test_row_kernels_threads(void **state)
+{
+    (void)state;
+    enum { B = 3000, H = 130, V = 500 };
+    Rng r;
+    rng_seed(&r, 17);
+    float *x = fbuf(B * H), *x2 = fbuf(B * H), *bias = fbuf(H), *table = fbuf(V * H);
+    float *out[2][8];
+    int32_t *ids = calloc(B, sizeof *ids);
+    assert_non_null(ids);
+    fill_uniform(&r, x, B * H, -1, 1);
+    fill_uniform(&r, x2, B * H, -1, 1);
+    fill_uniform(&r, bias, H, -1, 1);
+    fill_uniform(&r, table, V * H, -1, 1);
+    for (int i = 0; i < B; i++) ids[i] = (int32_t)rng_below(&r, V + 3);
+    float s = 0.75f;
+    double knobs[2] = {0.1, 1e-7};
+    for (int run = 0; run < 2; run++) {
+        if (run == 1) assert_int_equal(pool_start(3), 0);
+        for (int k = 0; k < 8; k++) out[run][k] = fbuf(B * H);
+        KernelCall c = {0};
+        c.knobs = knobs;
+        c.in[0] = x, c.in[1] = x2, c.in_shape[0] = c.in_shape[1] = shp(B, H);
+        c.out_shape[0] = shp(B, H);
+        c.out[0] = out[run][0], kernel_relu(&c);
+        c.out[0] = out[run][1], kernel_relu_grad(&c);
+        c.out[0] = out[run][2], kernel_add(&c);
+        c.in[1] = &s, c.in_shape[1] = shp(1, 1), c.out[0] = out[run][3], kernel_scale(&c);
+        c.in[1] = bias, c.in_shape[1] = shp(H, 1), c.out[0] = out[run][4], kernel_bias_add(&c);
+        c.out[0] = out[run][5], c.out_shape[0] = shp(H, 1), kernel_sum_rows(&c);
+        KernelCall g = {0};
+        g.in[0] = table, g.in[1] = ids, g.in_shape[0] = shp(V, H), g.in_shape[1] = shp(B, 1);
+        g.out[0] = out[run][6], g.out_shape[0] = shp(B, H);
+        kernel_gather(&g);
+        KernelCall u = {0};
+        u.knobs = knobs, u.iattr[1] = 1;
+        float *acc = out[run][7];
+        for (int i = 0; i < B * H; i++) acc[i] = 0.1f;
+        u.in[0] = out[run][6], u.in[1] = x2, u.in[2] = acc;
+        u.in_shape[0] = u.in_shape[1] = u.in_shape[2] = shp(B, H);
+        kernel_adagrad_update(&u);
+        if (run == 1) pool_stop();
+    }
+    for (int k = 0; k < 8; k++) assert_memory_equal(out[0][k], out[1][k], B * H * sizeof(float));
+    for (int run = 0; run < 2; run++)
+        for (int k = 0; k < 8; k++) free(out[run][k]);
+    free(x), free(x2), free(bias), free(table), free(ids);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1216,6 +1267,7 @@ int main(void)
         cmocka_unit_test(test_fast_exp_accuracy),
         cmocka_unit_test(test_fused_inbatch_softmax),
         cmocka_unit_test(test_fused_inbatch_softmax_threads_repeat),
+        cmocka_unit_test(test_row_kernels_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

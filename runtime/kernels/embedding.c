@@ -9,20 +9,24 @@ static inline int64_t clamp_id(int32_t id, int64_t v)
 }
 
 /* gather(table, ids) -> table[ids]. Gradient: dtable = scatter_add(dy, ids, table). */
-void kernel_gather(const KernelCall *call)
+static void gather_rows(const KernelCall *call, int64_t lo, int64_t hi)
 {
     const float *table = call->in[0]; /* (V,D) */
     const int32_t *ids = call->in[1]; /* (B) */
     float *y = call->out[0];          /* (B,D) */
     int64_t v = call->in_shape[0].rows, d = call->in_shape[0].cols;
-    int64_t b = call->out_shape[0].rows;
     if (v == 0) { /* no row 0 to fall back on: cannot happen once bound */
-        memset(y, 0, (size_t)(b * d) * sizeof *y);
+        memset(y + lo * d, 0, (size_t)((hi - lo) * d) * sizeof *y);
         return;
     }
-    for (int64_t i = 0; i < b; i++) {
+    for (int64_t i = lo; i < hi; i++) {
         memcpy(y + i * d, table + clamp_id(ids[i], v) * d, (size_t)d * sizeof *y);
     }
+}
+
+void kernel_gather(const KernelCall *call)
+{
+    kern_rows(call, call->out_shape[0].rows, call->out_shape[0].cols, 1, gather_rows);
 }
 
 /* scatter_add(dy, ids, like) -> zeros of like's shape, then dy's row i added to

@@ -6,26 +6,29 @@
 #include "mtr/pool.h"
 
 /* sgd_update(param, grad): param -= lr grad, lr = knob[iattr0]. */
-void kernel_sgd_update(const KernelCall *call)
+static void sgd_range(const KernelCall *call, int64_t lo, int64_t hi)
 {
     float *param = call->in[0];      /* any shape */
     const float *grad = call->in[1]; /* param's shape */
     float lr = (float)call->knobs[call->iattr[0]];
-    int64_t n = kern_numel(call->in_shape[0]);
-    for (int64_t i = 0; i < n; i++) param[i] -= lr * grad[i];
+    for (int64_t i = lo; i < hi; i++) param[i] -= lr * grad[i];
+}
+
+void kernel_sgd_update(const KernelCall *call)
+{
+    kern_rows(call, kern_numel(call->in_shape[0]), 1, 64, sgd_range);
 }
 
 /* adagrad_update(param, grad, accum): accum += g^2; param -= lr g / (sqrt(accum) + eps),
  * lr = knob[iattr0], eps = knob[iattr1] (Keras; accum starts at 0.1, set at init). */
-void kernel_adagrad_update(const KernelCall *call)
+static void adagrad_range(const KernelCall *call, int64_t lo, int64_t hi)
 {
     float *param = call->in[0];      /* any shape */
     const float *grad = call->in[1]; /* param's shape */
     float *accum = call->in[2];      /* param's shape */
     float lr = (float)call->knobs[call->iattr[0]];
     float eps = (float)call->knobs[call->iattr[1]];
-    int64_t n = kern_numel(call->in_shape[0]);
-    for (int64_t i = 0; i < n; i++) {
+    for (int64_t i = lo; i < hi; i++) {
         float g = grad[i];
         float a = accum[i] + g * g;
         accum[i] = a;
@@ -33,11 +36,16 @@ void kernel_adagrad_update(const KernelCall *call)
     }
 }
 
+void kernel_adagrad_update(const KernelCall *call)
+{
+    kern_rows(call, kern_numel(call->in_shape[0]), 1, 64, adagrad_range);
+}
+
 /* adam_update(param, grad, m, v, step): with t = step (already incremented),
  * lr_t = lr sqrt(1 - b2^t) / (1 - b1^t); m = b1 m + (1 - b1) g;
  * v = b2 v + (1 - b2) g^2; param -= lr_t m / (sqrt(v) + eps).
  * Knobs iattr0..3 = lr, beta1, beta2, epsilon (Keras Adam, epsilon "hat"). */
-void kernel_adam_update(const KernelCall *call)
+static void adam_range(const KernelCall *call, int64_t lo, int64_t hi)
 {
     float *param = call->in[0];             /* any shape */
     const float *grad = call->in[1];        /* param's shape */
@@ -50,8 +58,7 @@ void kernel_adam_update(const KernelCall *call)
     float lr_t = (float)(lr * sqrt(1.0 - pow(b2, t)) / (1.0 - pow(b1, t)));
     float fb1 = (float)b1, fb2 = (float)b2;
     float c1 = (float)(1.0 - b1), c2 = (float)(1.0 - b2);
-    int64_t n = kern_numel(call->in_shape[0]);
-    for (int64_t i = 0; i < n; i++) {
+    for (int64_t i = lo; i < hi; i++) {
         float g = grad[i];
         float mi = fb1 * m[i] + c1 * g;
         float vi = fb2 * v[i] + c2 * g * g;
@@ -59,6 +66,11 @@ void kernel_adam_update(const KernelCall *call)
         v[i] = vi;
         param[i] -= lr_t * mi / (sqrtf(vi) + eps);
     }
+}
+
+void kernel_adam_update(const KernelCall *call)
+{
+    kern_rows(call, kern_numel(call->in_shape[0]), 1, 64, adam_range);
 }
 
 /* step_inc(step): step += 1 (once per train step, before the updates). */
