@@ -24,21 +24,11 @@ static double norm2(const float *x, int64_t d)
 }
 
 /* retrieval_rank tiles: RANK_QB queries x RANK_NB items of sgemm scores on the
- * stack (128 KiB); kernels do not allocate. */
+ * stack (128 KiB, and as much for the packed queries); kernels do not allocate. */
 #define RANK_QB 128
 #define RANK_NB 256
 
-/* retrieval_rank(query, items, true_row) -> rank_i = 1 + #{j : q_i . x_j > q_i . x_t},
- * t = true_row[i], scores as dot_exact; a true_row outside [0, N) gives N + 1.
- *
- * Scores are screened in tiles with cblas_sgemm; only items whose sgemm score
- * lies within the error bound of the true score are scored again with
- * dot_exact, so the count is exactly that of dot_exact. Bound: a float dot
- * product of length D in any order (with or without FMA) is within
- * gamma_D |q| |x| of the true value (gamma_D = D u / (1 - D u), u = 2^-24, and
- * Cauchy-Schwarz), dot_exact within far less; so sgemm score s and dot_exact
- * score e differ by at most tol = 2 gamma_D |q| max_j |x_j| (padded).
- * The queries are split into parts of whole tiles on the thread pool. */
+/* One retrieval_rank call's operands, shared by its parts. */
 typedef struct {
     const float *query, *items;
     const int32_t *true_row;
@@ -120,6 +110,17 @@ static void rank_part(void *ctx, int part, int parts)
     }
 }
 
+/* retrieval_rank(query, items, true_row) -> rank_i = 1 + #{j : q_i . x_j > q_i . x_t},
+ * t = true_row[i], scores as dot_exact; a true_row outside [0, N) gives N + 1.
+ *
+ * Scores are screened in tiles with cblas_sgemm; only items whose sgemm score
+ * lies within the error bound of the true score are scored again with
+ * dot_exact, so the count is exactly that of dot_exact. Bound: a float dot
+ * product of length D in any order (with or without FMA) is within
+ * gamma_D |q| |x| of the true value (gamma_D = D u / (1 - D u), u = 2^-24, and
+ * Cauchy-Schwarz), dot_exact within far less; so sgemm score s and dot_exact
+ * score e differ by at most tol = 2 gamma_D |q| max_j |x_j| (padded).
+ * The queries are split into parts of whole tiles on the thread pool. */
 void kernel_retrieval_rank(const KernelCall *call)
 {
     const float *query = call->in[0];      /* (B,D) */
