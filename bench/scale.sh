@@ -17,6 +17,9 @@
 #   eval s    "evaluation X s" of the results line (200k test rows: the 20% test
 #             split of the 1M cases, 2% of the 10M case)
 #   RSS MiB   peak resident memory (/usr/bin/time -v)
+#   process   the whole process's wall and CPU (user + system) seconds: data,
+#             training and evaluation; on a shared machine CPU / wall shows
+#             how much of its threads' time the process really got
 #   top ops   the three largest rows of the --profile table, with their shares
 # Env: MTR_BIN (default build/bin), SCALE_DATA (default /tmp/mtr-scale),
 # SCALE_ARGS (more mtrun arguments, e.g. "--eval-users 20000"), BENCH_KEEP=1.
@@ -113,19 +116,28 @@ def one(p):
             total = float(f[2])
         elif len(f) == 4 and f[1].isdigit() and f[3].endswith("%"):
             ops[f[0]] = float(f[2])
-    rss = int(re.search(r"Maximum resident set size \(kbytes\): *(\d+)", open(p + ".time").read()).group(1))
+    tm = open(p + ".time").read()
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): *(\d+)", tm).group(1))
+    cpu = sum(float(re.search(k + r" \(seconds\): *([0-9.]+)", tm).group(1))
+              for k in ("User time", "System time"))
+    w = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): *([0-9:.]+)", tm).group(1)
+    wall = 0.0
+    for part in w.split(":"):
+        wall = 60 * wall + float(part)
     top = sorted(ops, key=ops.get, reverse=True)[:3]
     return {"epoch": statistics.median(ep), "eval": float(m.group(1)), "rss": rss / 1024.0,
+            "wall": wall, "cpu": cpu,
             "top": ", ".join(f"{k} {100 * ops[k] / total:.0f}%" for k in top)}
 
 
 print()
-print(f"| rows / users / items | threads | epoch s | eval s | peak RSS MiB | top ops in training |")
-print("|---|---|---|---|---|---|")
+print(f"| rows / users / items | threads | epoch s | eval s | peak RSS MiB | process wall / CPU s | top ops in training |")
+print("|---|---|---|---|---|---|---|")
 for c in cases:
     for t in threads:
         rs = [one(f"{tmp}/{c}.t{t}.r{r}") for r in range(1, runs + 1)]
-        med = {k: statistics.median(r[k] for r in rs) for k in ("epoch", "eval", "rss")}
-        print(f"| {sizes[c]} | {t} | {med['epoch']:.2f} | {med['eval']:.2f} | {med['rss']:.0f} | {rs[0]['top']} |")
+        med = {k: statistics.median(r[k] for r in rs) for k in ("epoch", "eval", "rss", "wall", "cpu")}
+        print(f"| {sizes[c]} | {t} | {med['epoch']:.2f} | {med['eval']:.2f} | {med['rss']:.0f} "
+              f"| {med['wall']:.1f} / {med['cpu']:.1f} | {rs[0]['top']} |")
 print(f"(medians over {runs} run(s); 200k test rows; the models/movielens.mtr joint model)")
 PY
