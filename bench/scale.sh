@@ -38,8 +38,9 @@ die() {
   exit 1
 }
 
-[ -x "$bin/mtrc" ] && [ -x "$bin/mtrun" ] && [ -x "$bin/synth" ] ||
+if [ ! -x "$bin/mtrc" ] || [ ! -x "$bin/mtrun" ] || [ ! -x "$bin/synth" ]; then
   die "no mtrc/mtrun/synth in $bin (build first, or set MTR_BIN)"
+fi
 command -v python3 >/dev/null || die "python3 is needed"
 [ -x /usr/bin/time ] || die "/usr/bin/time (Debian package 'time') is needed for the peak RSS"
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || die "SCALE_RUNS must be a positive number, not '$runs'"
@@ -87,7 +88,7 @@ for c in "${cases[@]}"; do
   for t in $threads_list; do
     for run in $(seq 1 "$runs"); do
       p="$tmp/$c.t$t.r$run"
-      # shellcheck disable=SC2086
+      # shellcheck disable=SC2086,SC2046 # the extra arguments are meant to split
       /usr/bin/time -v -o "$p.time" "$bin/mtrun" "$tmp/model.bin" --data "$dir" --threads "$t" \
         --quiet --profile --timings --metrics "$p.jsonl" --set rating.weight=1 \
         --set retrieval.weight=1 --set train.epochs="$epochs" $(case_args "$c") $extra \
