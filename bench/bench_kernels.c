@@ -4,10 +4,13 @@
  * retrieval_rank over 20000 queries x 1682 items x D = 32.
  * Build: link against libmtr (kernels) and OpenBLAS; run with no arguments. */
 #include "mtr/kernels.h"
+#include "mtr/pool.h"
 #include "mtr/rng.h"
 
+#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #define REPEATS 7
@@ -49,10 +52,165 @@ static float *random_floats(Rng *r, size_t n, float lo, float hi)
     return p;
 }
 
+/* The three sgemm calls the fused in-batch softmax stands for, at b x b x d:
+ * scores = q c^T, dq = P c, dc = P^T q. */
+typedef struct {
+    const float *q, *c;
+    float *s, *dq, *dc;
+    int64_t b, d;
+} Three;
+
+static void three_products(const KernelCall *call)
+{
+    const Three *t = call->in[0];
+    int b = (int)t->b, d = (int)t->d;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, b, d, 1.0f, t->q, d, t->c, d, 0.0f,
+                t->s, b);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, b, d, b, 1.0f, t->s, b, t->c, d, 0.0f,
+                t->dq, d);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, b, d, b, 1.0f, t->s, b, t->q, d, 0.0f,
+                t->dc, d);
+}
+
+/* The fused softmax at b x b distinct ids against its three products, on
+ * `threads` threads (the pool and OpenBLAS alike). */
+static void fused_against_products(Rng *r, int threads)
+{
+    const int64_t b = 8192, d = 32, rows = 256, wrows = rows + 6 * d + 6;
+    pool_start(threads);
+    openblas_set_num_threads(threads);
+    float *q = random_floats(r, (size_t)(b * d), -0.5f, 0.5f);
+    float *c = random_floats(r, (size_t)(b * d), -0.5f, 0.5f);
+    float *s = malloc((size_t)(b * b) * sizeof *s);
+    float *dq = malloc((size_t)(b * d) * sizeof *dq), *dc = malloc((size_t)(b * d) * sizeof *dc);
+    float *work = malloc((size_t)(wrows * b) * sizeof *work);
+    int32_t *qid = malloc((size_t)b * sizeof *qid), *cid = malloc((size_t)b * sizeof *cid);
+    if (!s || !dq || !dc || !work || !qid || !cid) exit(1);
+    for (int64_t i = 0; i < b; i++) qid[i] = (int32_t)i, cid[i] = (int32_t)(b - 1 - i);
+    Three th = {q, c, s, dq, dc, b, d};
+    KernelCall tc = {0};
+    tc.in[0] = &th;
+    double t3 = median_time(three_products, &tc);
+    free(s);
+    float loss;
+    KernelCall fu = {0};
+    fu.in[0] = q, fu.in[1] = c, fu.in[2] = qid, fu.in[3] = cid;
+    fu.in_shape[0] = fu.in_shape[1] = (KShape){b, d};
+    fu.in_shape[2] = fu.in_shape[3] = (KShape){b, 1};
+    fu.out[0] = &loss, fu.out[1] = dq, fu.out[2] = dc, fu.out[3] = work;
+    fu.out_shape[0] = (KShape){1, 1};
+    fu.out_shape[1] = fu.out_shape[2] = (KShape){b, d};
+    fu.out_shape[3] = (KShape){rows, b};
+    double tq = median_time(kernel_inbatch_softmax_xent_qc, &fu);
+    fu.out_shape[3] = (KShape){wrows, b};
+    double ti = median_time(kernel_inbatch_softmax_xent_ids, &fu);
+    printf("threads %d: three sgemm 8192x8192x32 %8.2f ms; fused _qc %8.2f ms (%.2fx); "
+           "fused _ids on 8192 x 8192 distinct ids %8.2f ms (%.2fx)\n",
+           threads, 1e3 * t3, 1e3 * tq, tq / t3, 1e3 * ti, ti / t3);
+    free(q), free(c), free(dq), free(dc), free(work), free(qid), free(cid);
+    pool_stop();
+}
+
+/* One embedding table's part of a training step at batch 8192, D = 32: the
+ * gather, the gradient and the Adagrad update, sparse (embedding_grad,
+ * adagrad_update_rows: what mtrc emits) or dense (scatter_add, adagrad_update:
+ * mtrc -O0), for a table of v rows. Ids uniform over the table, a new batch
+ * of them each time (so the rows touched are not the last call's). */
+#define EMB_BATCHES 16
+
+typedef struct {
+    KernelCall gather, grad, update;
+    KernelFn grad_fn, update_fn;
+    int32_t *ids, *all_ids; /* the batch's ids, taken in turn from EMB_BATCHES batches */
+    int next;
+} EmbStep;
+
+static void embedding_step(const KernelCall *call)
+{
+    EmbStep *st = call->in[0];
+    const int64_t b = st->gather.in_shape[1].rows;
+    memcpy(st->ids, st->all_ids + (st->next++ % EMB_BATCHES) * b, (size_t)b * sizeof *st->ids);
+    kernel_gather(&st->gather);
+    st->grad_fn(&st->grad);
+    st->update_fn(&st->update);
+}
+
+static double embedding_step_time(Rng *r, int64_t v, int sparse, float *table, float *accum,
+                                  float *dense)
+{
+    const int64_t b = 8192, d = 32;
+    float *y = random_floats(r, (size_t)(b * d), -1.0f, 1.0f);
+    float *rows = malloc((size_t)(b * d) * sizeof *rows);
+    int32_t *ids = malloc((size_t)b * sizeof *ids), *idx = malloc((size_t)b * sizeof *idx);
+    int32_t *work = malloc((size_t)(2 * b) * sizeof *work);
+    if (!rows || !ids || !idx || !work) exit(1);
+    int32_t *all_ids = malloc((size_t)(EMB_BATCHES * b) * sizeof *all_ids);
+    if (!all_ids) exit(1);
+    for (int64_t i = 0; i < EMB_BATCHES * b; i++) all_ids[i] = (int32_t)rng_below(r, (uint64_t)v);
+    double knobs[2] = {0.1, 1e-7};
+    EmbStep st = {0};
+    st.ids = ids, st.all_ids = all_ids;
+    st.gather.in[0] = table, st.gather.in[1] = ids, st.gather.out[0] = y;
+    st.gather.in_shape[0] = (KShape){v, d}, st.gather.in_shape[1] = (KShape){b, 1};
+    st.gather.out_shape[0] = (KShape){b, d};
+    st.grad.in[0] = y, st.grad.in[1] = ids, st.grad.in[2] = table;
+    st.grad.in_shape[0] = (KShape){b, d}, st.grad.in_shape[1] = (KShape){b, 1};
+    st.grad.in_shape[2] = (KShape){v, d};
+    st.update.knobs = knobs, st.update.iattr[1] = 1;
+    st.update.in[0] = table;
+    st.update.in_shape[0] = (KShape){v, d};
+    if (sparse) {
+        st.grad_fn = kernel_embedding_grad, st.update_fn = kernel_adagrad_update_rows;
+        st.grad.out[0] = rows, st.grad.out[1] = idx, st.grad.out[2] = work;
+        st.grad.out_shape[0] = (KShape){b, d}, st.grad.out_shape[1] = (KShape){b, 1};
+        st.grad.out_shape[2] = (KShape){b, 2};
+        st.update.in[1] = rows, st.update.in[2] = idx, st.update.in[3] = accum;
+        st.update.in_shape[1] = (KShape){b, d}, st.update.in_shape[2] = (KShape){b, 1};
+        st.update.in_shape[3] = (KShape){v, d};
+    } else {
+        st.grad_fn = kernel_scatter_add, st.update_fn = kernel_adagrad_update;
+        st.grad.out[0] = dense, st.grad.out_shape[0] = (KShape){v, d};
+        st.update.in[1] = dense, st.update.in[2] = accum;
+        st.update.in_shape[1] = st.update.in_shape[2] = (KShape){v, d};
+    }
+    KernelCall c = {0};
+    c.in[0] = &st;
+    double t = median_time(embedding_step, &c);
+    free(y), free(rows), free(ids), free(idx), free(work), free(all_ids);
+    return t;
+}
+
+static void embedding_steps(Rng *r)
+{
+    const int64_t d = 32, sizes[2] = {100000, 10000000};
+    double t[2][2];
+    for (int k = 0; k < 2; k++) {
+        int64_t v = sizes[k];
+        float *table = random_floats(r, (size_t)(v * d), -0.05f, 0.05f);
+        float *accum = malloc((size_t)(v * d) * sizeof *accum);
+        float *dense = malloc((size_t)(v * d) * sizeof *dense);
+        if (!accum || !dense) exit(1);
+        for (int64_t i = 0; i < v * d; i++) accum[i] = 0.1f;
+        for (int sparse = 1; sparse >= 0; sparse--)
+            t[k][sparse] = embedding_step_time(r, v, sparse, table, accum, dense);
+        free(table), free(accum), free(dense);
+        printf("embedding step V=%-8lld B=8192 D=32: sparse %8.3f ms, dense %8.3f ms\n",
+               (long long)v, 1e3 * t[k][1], 1e3 * t[k][0]);
+    }
+    printf("embedding step, V=10M over V=100k: sparse %.2fx, dense %.2fx\n", t[1][1] / t[0][1],
+           t[1][0] / t[0][0]);
+}
+
 int main(void)
+
+
 {
     Rng r;
     rng_seed(&r, 42);
+    fused_against_products(&r, 1);
+    fused_against_products(&r, 2);
+    openblas_set_num_threads(1);
+    embedding_steps(&r);
     const int64_t b = 8192, d = 32;
 
     float *q = random_floats(&r, (size_t)(b * d), -0.05f, 0.05f);

@@ -25,6 +25,33 @@ MtrModel *emit_model(const AstModel *ast, FILE *errs)
     return emit_model_opts(ast, &o, errs);
 }
 
+/* After the sparse rewrite, an embedding table's gradient is the rows and ids
+ * its row-wise update reads: its GRADIENT output becomes the pair. */
+static int sparse_gradients(Module *mod, Lowered *l)
+{
+    const Graph *g = &l->prog[PROG_TRAIN];
+    uint32_t n = l->n_outputs[PROG_TRAIN];
+    for (uint32_t i = 0; i < n; i++) {
+        MtrOutput *o = &l->outputs[PROG_TRAIN][i];
+        if (o->role != MTR_OUT_GRADIENT) continue;
+        for (uint32_t k = 0; k < g->n_ops; k++) {
+            const MtrOp *op = &g->ops[k];
+            int rows = op->kind == OP_SGD_UPDATE_ROWS || op->kind == OP_ADAGRAD_UPDATE_ROWS ||
+                       op->kind == OP_ADAM_UPDATE_ROWS;
+            if (!rows || op->in[0] != o->param) continue;
+            int32_t param = o->param, ids = op->in[2];
+            o->role = MTR_OUT_GRADIENT_ROWS;
+            o->tensor = op->in[1];
+            if (lower_add_output(l, PROG_TRAIN, MTR_OUT_GRADIENT_IDS, -1, ids, param)) {
+                module_fail(mod, "out of memory");
+                return -1;
+            }
+            break;
+        }
+    }
+    return 0;
+}
+
 /* Schedules program p and tags it: its typed outputs, and the update boundary
  * (the first update op; every op after it must be an update too). Gradients
  * are not kept alive to the end: they are read at the boundary. */
@@ -77,6 +104,8 @@ MtrModel *emit_model_opts(const AstModel *ast, const EmitOptions *opts, FILE *er
     if (rc == 0 && opts->rewrite && rewrite_fuse_inbatch_softmax(train) < 0) rc = -1;
     if (rc == 0) rc = autodiff_backward(train, l.loss, &grads, &n_grads);
     if (rc == 0) rc = autodiff_updates(train, &l, grads, n_grads);
+    if (rc == 0 && opts->rewrite && rewrite_sparse_embedding_grads(train, opts->lazy_adam) < 0) rc = -1;
+    if (rc == 0 && sparse_gradients(&mod, &l)) rc = -1;
     free(grads);
 
     MtrModel *m = mod.m;

@@ -127,3 +127,64 @@ int rewrite_fuse_inbatch_softmax(Graph *g)
     }
     return fused;
 }
+
+/* The row-wise form of a dense update, or OP_COUNT. Adam's dense (Keras)
+ * semantics decay every row's moments each step, so it has a row-wise form
+ * only when the lazy variant is asked for. */
+static OpKind rows_update(OpKind dense, int lazy_adam)
+{
+    switch (dense) {
+    case OP_SGD_UPDATE:
+        return OP_SGD_UPDATE_ROWS;
+    case OP_ADAGRAD_UPDATE:
+        return OP_ADAGRAD_UPDATE_ROWS;
+    case OP_ADAM_UPDATE:
+        return lazy_adam ? OP_ADAM_UPDATE_ROWS : OP_COUNT;
+    default:
+        return OP_COUNT;
+    }
+}
+
+int rewrite_sparse_embedding_grads(Graph *g, int lazy_adam)
+{
+    int done = 0;
+    for (uint32_t u = 0; u < g->n_ops; u++) {
+        MtrOp up = g->ops[u];
+        OpKind rows_kind = rows_update(up.kind, lazy_adam);
+        if (rows_kind == OP_COUNT) continue;
+        int32_t grad = up.in[1];
+        int64_t w = writer(g, grad);
+        if (w < 0 || g->ops[w].kind != OP_SCATTER_ADD || readers(g, grad) != 1) continue;
+        MtrOp sc = g->ops[w];
+        if (sc.in[2] != up.in[0]) continue; /* a table's gradient updates that table */
+
+        /* embedding_grad built at the end, then moved to scatter_add's place */
+        char base[300];
+        snprintf(base, sizeof base, "%s.rows", g->mod->m->tensors[grad].name);
+        int32_t in[] = {sc.in[0], sc.in[1], sc.in[2]};
+        if (graph_op(g, OP_EMBEDDING_GRAD, in, NULL, 0, NULL, base) < 0) return -1;
+        MtrOp eg = g->ops[--g->n_ops];
+        static const char *const what[] = {"ids", "work"};
+        for (int k = 0; k < 2; k++) {
+            snprintf(base, sizeof base, "%s.%s", g->mod->m->tensors[grad].name, what[k]);
+            if (module_rename(g->mod, eg.out[1 + k], base)) return -1;
+        }
+        g->ops[w] = eg;
+        MtrOp ru = up;
+        ru.kind = rows_kind;
+        ru.in[1] = eg.out[0];
+        ru.in[2] = eg.out[1];
+        /* the state after param and the gradient's two tensors: accum, or m, v, step */
+        for (int k = 2; k < op_info(up.kind)->n_in; k++) ru.in[k + 1] = up.in[k];
+        char why[256];
+        MtrShape ins[MTR_MAX_IN], outs[MTR_MAX_OUT];
+        for (int k = 0; k < op_info(rows_kind)->n_in; k++) ins[k] = module_shape(g->mod, ru.in[k]);
+        if (shape_infer(rows_kind, ins, ru.iattr, outs, why, sizeof why)) {
+            module_fail(g->mod, "%s: %s", op_info(rows_kind)->name, why);
+            return -1;
+        }
+        g->ops[u] = ru;
+        done++;
+    }
+    return done;
+}

@@ -1,5 +1,6 @@
-/* Rewrites: passes that replace a subgraph of a forward program by a cheaper
- * exact equivalent, before autodiff sees it. */
+/* Rewrites: passes that replace a subgraph of a program by a cheaper exact
+ * equivalent (the fused softmax before autodiff sees the forward program, the
+ * sparse embedding updates after it has appended the updates). */
 #ifndef MTR_REWRITE_H
 #define MTR_REWRITE_H
 
@@ -11,5 +12,15 @@
  * gradients with no (B,B) score matrix. The loss keeps its tensor id. Returns
  * how many were fused, or -1 with g->mod->why set. */
 int rewrite_fuse_inbatch_softmax(Graph *g);
+
+/* After the updates are appended: every sgd_update or adagrad_update whose
+ * gradient is only a scatter_add into its own table (an embedding's) gets the
+ * gradient as embedding_grad's (distinct ids, their rows) and becomes
+ * sgd_update_rows / adagrad_update_rows, so a step's cost no longer depends on
+ * the vocabulary size; the result is the same bit for bit. Adam keeps the
+ * dense update (Keras semantics: every row's moments decay each step) unless
+ * lazy_adam, which makes it adam_update_rows (LazyAdam: a different result).
+ * Returns how many were rewritten, or -1 with g->mod->why set. */
+int rewrite_sparse_embedding_grads(Graph *g, int lazy_adam);
 
 #endif

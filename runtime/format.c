@@ -829,7 +829,8 @@ static int dec_outputs(Rd *r, MtrProgram *pr, uint32_t n)
                      : (o->task != -1 ? bad_at(r, at + 4, "output %u names a task", i) : 0))
             return -1;
         if (check_id(r, at + 8, o->tensor, m->n_tensors, 0, "output tensor")) return -1;
-        int is_grad = o->role == MTR_OUT_GRADIENT;
+        int is_grad = o->role == MTR_OUT_GRADIENT || o->role == MTR_OUT_GRADIENT_ROWS ||
+                      o->role == MTR_OUT_GRADIENT_IDS;
         if (check_id(r, at + 12, o->param, m->n_tensors, !is_grad, "gradient parameter")) return -1;
         if (is_grad ? m->tensors[o->param].role != MTR_ROLE_PARAM : o->param != -1)
             return bad_at(r, at + 12, "program '%s' output %u: parameter %d", pr->name, i,

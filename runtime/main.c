@@ -3,6 +3,7 @@
 #include "mtr/knobs.h"
 #include "mtr/model.h"
 #include "mtr/npy.h"
+#include "mtr/pool.h"
 #include "mtr/report.h"
 #include "mtr/run.h"
 
@@ -43,11 +44,13 @@ static const char usage[] =
     "  --skip-bad        skip malformed records (counted) instead of failing\n"
     "  --init DIR        start from the parameters in DIR (<tensor>.npy, as export writes)\n"
     "  --fresh           start from new parameters even if the model holds some\n"
-    "  --threads N       threads for matrix products (default 1)\n"
+    "  --threads N       threads for kernels and matrix products\n"
+    "                    (default: $MTR_THREADS, else the cores)\n"
     "  --quiet           no progress output\n"
     "  --train-metrics   also evaluate the training rows after each epoch (a full pass)\n"
     "  --profile         time every op kind during training (printed on stderr)\n"
     "  --vectors         export: also the final item and query vectors (for an ANN index)\n"
+    "  --eval-users N    evaluate a seeded sample of N test users, with 95% confidence intervals\n"
     "  --help, --version\n";
 
 typedef struct {
@@ -58,6 +61,7 @@ typedef struct {
     const char *names[MAX_ARGS], *values[MAX_ARGS];
     int n_inputs, n_owned; /* names[0..n_owned) were allocated by --input */
     const char *user, *item;
+    int eval_users;
     int k, threads, reshuffle, order_file, skip_bad, fresh, quiet, profile, train_metrics, timings;
     int k_given, vectors, help, version;
 } Args;
@@ -93,6 +97,7 @@ enum {
     OPT_SET,
     OPT_INPUT,
     OPT_THREADS,
+    OPT_EVAL_USERS,
     OPT_ORDER,
     OPT_RESHUFFLE,
     OPT_SKIP_BAD,
@@ -119,6 +124,7 @@ static const struct option long_options[] = {
     {"set", required_argument, NULL, OPT_SET},
     {"input", required_argument, NULL, OPT_INPUT},
     {"threads", required_argument, NULL, OPT_THREADS},
+    {"eval-users", required_argument, NULL, OPT_EVAL_USERS},
     {"order", required_argument, NULL, OPT_ORDER},
     {"reshuffle", no_argument, NULL, OPT_RESHUFFLE},
     {"skip-bad", no_argument, NULL, OPT_SKIP_BAD},
@@ -140,7 +146,17 @@ static int parse_args(int argc, char **argv, Args *a)
 {
     memset(a, 0, sizeof *a);
     a->k = 10;
-    a->threads = 1;
+    /* Sums split across threads round differently, so the default can be
+     * pinned per machine (MTR_THREADS) as well as per run (--threads). */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    a->threads = cores < 1 ? 1 : cores > 256 ? 256 : (int)cores;
+    const char *env_threads = getenv("MTR_THREADS");
+    if (env_threads && *env_threads) {
+        int n;
+        if (parse_int(env_threads, &n) || n <= 0 || n > 256)
+            return bad("MTR_THREADS takes a number from 1 to 256, found '%s'", env_threads);
+        a->threads = n;
+    }
     opterr = 0;
     optind = 1;
     int c;
@@ -203,6 +219,10 @@ static int parse_args(int argc, char **argv, Args *a)
         case OPT_THREADS:
             if (parse_int(v, &a->threads) || a->threads <= 0 || a->threads > 256)
                 return bad("--threads takes a number from 1 to 256, found '%s'", v);
+            break;
+        case OPT_EVAL_USERS:
+            if (parse_int(v, &a->eval_users) || a->eval_users <= 0)
+                return bad("--eval-users takes a positive number, found '%s'", v);
             break;
         case OPT_ORDER:
             if (strcmp(v, "file") && strcmp(v, "shuffle"))
@@ -360,7 +380,8 @@ static MtrRunOptions run_options(const Args *a, FILE *metrics, FILE *steps)
                            .metrics = metrics,
                            .timings = a->timings,
                            .step_log = steps,
-                           .profile = a->profile ? stderr : NULL};
+                           .profile = a->profile ? stderr : NULL,
+                           .eval_users = a->eval_users};
 }
 
 static void print_results(const MtrModel *m, const MtrRunResult *r, int eval_only)
@@ -377,6 +398,18 @@ static void print_results(const MtrModel *m, const MtrRunResult *r, int eval_onl
                m->name, (long long)r->n_train, (long long)r->n_test, r->epochs, r->train_seconds,
                r->eval_seconds);
     report_table_print(stdout, rows, n, NULL);
+    if (r->users_sampled > 0) {
+        printf("%lld of %lld test users sampled (%lld rows); 95%% confidence intervals over users:\n",
+               (long long)r->users_sampled, (long long)r->users_total, (long long)r->rows_sampled);
+        for (uint32_t i = 0; i < r->test_ci95.n && i < r->test.n; i++) {
+            double v = r->test.entries[i].value, h = r->test_ci95.entries[i].value;
+            if (isnan(h))
+                printf("  %-10s %.4f\n", r->test.entries[i].name, v);
+            else
+                printf("  %-10s %.4f +- %.4f  [%.4f, %.4f]\n", r->test.entries[i].name, v, h,
+                       v - h, v + h);
+        }
+    }
 }
 
 /* Whether a file can be created at path: checked before training, so that a
@@ -412,7 +445,7 @@ static int run_train(MtrModel *m, Args *a, int eval_only)
     if (out_close(&metrics, keep, &e) | out_close(&steps, keep, &e)) rc = MTR_E_IO;
     if (rc) {
         print_error(&e);
-        if (keep) metrics_report_free(&r.test);
+        if (keep) metrics_report_free(&r.test), metrics_report_free(&r.test_ci95);
         return 1;
     }
     if (r.skipped)
@@ -433,6 +466,7 @@ static int run_train(MtrModel *m, Args *a, int eval_only)
                 (unsigned long long)r.overlap);
     print_results(m, &r, eval_only);
     metrics_report_free(&r.test);
+    metrics_report_free(&r.test_ci95);
     if (!eval_only && a->out) {
         if (mtr_model_write(m, a->out, &e)) {
             print_error(&e);
@@ -540,7 +574,7 @@ static int run_cv(MtrModel *m, Args *a)
         if (rc == 0) print_error(&e);
         rc = 1;
     }
-    for (int f = 0; f < n; f++) metrics_report_free(&res[f].test);
+    for (int f = 0; f < n; f++) metrics_report_free(&res[f].test), metrics_report_free(&res[f].test_ci95);
     free(copy);
     return rc;
 }
@@ -629,6 +663,11 @@ int main(int argc, char **argv)
     if (!a.data && needs_data && getenv("MTR_DATA") && *getenv("MTR_DATA"))
         a.data = getenv("MTR_DATA");
     openblas_set_num_threads(a.threads);
+    if (a.threads > 1) {
+        if (pool_start(a.threads))
+            fprintf(stderr, "mtrun: warning: could not start %d threads; using one\n", a.threads);
+        atexit(pool_stop);
+    }
 
     MtrError e = {0};
     if (strcmp(cmd, "set") == 0) {

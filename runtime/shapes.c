@@ -435,6 +435,51 @@ int shape_adam_update(const MtrShape *in, const int32_t *a, MtrShape *out, char 
     if (update_inputs(in, 4, why, n)) return -1;
     return want(in, 4, 0, MTR_DT_F32, why, n);
 }
+int shape_embedding_grad(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    if (shape_scatter_add(in, a, out, why, n)) return -1;
+    out[0] = in[0];
+    out[1] = (MtrShape){.rank = 1, .dtype = MTR_DT_I32, .dim = {in[1].dim[0]}};
+    out[2] = (MtrShape){.rank = 2, .dtype = MTR_DT_I32, .dim = {in[1].dim[0], {-1, 2}}};
+    return 0;
+}
+
+/* A row-wise update: param (V,D), rows (B,D) of param's width, idx (B) i32, and
+ * n_state more tensors of param's shape. */
+static int update_rows_inputs(const MtrShape *in, int n_state, char *why, size_t n)
+{
+    if (want(in, 0, 2, MTR_DT_F32, why, n) || want(in, 1, 2, MTR_DT_F32, why, n) ||
+        want(in, 2, 1, MTR_DT_I32, why, n))
+        return -1;
+    if (dims_eq(in[0].dim[1], in[1].dim[1], "columns of the parameter and of its rows", why, n) ||
+        dims_eq(in[1].dim[0], in[2].dim[0], "rows of the gradient and of their ids", why, n))
+        return -1;
+    for (int i = 3; i < 3 + n_state; i++)
+        if (same_as(in, 0, i, why, n)) return -1;
+    return 0;
+}
+
+int shape_sgd_update_rows(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a, (void)out;
+    return update_rows_inputs(in, 0, why, n);
+}
+
+int shape_adagrad_update_rows(const MtrShape *in, const int32_t *a, MtrShape *out, char *why,
+                              size_t n)
+{
+    (void)a, (void)out;
+    return update_rows_inputs(in, 1, why, n);
+}
+
+int shape_adam_update_rows(const MtrShape *in, const int32_t *a, MtrShape *out, char *why,
+                           size_t n)
+{
+    (void)a, (void)out;
+    if (update_rows_inputs(in, 2, why, n)) return -1;
+    return want(in, 5, 0, MTR_DT_F32, why, n);
+}
+
 int shape_step_inc(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
 {
     (void)a, (void)out;

@@ -13,6 +13,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Which rows train and which test: one encoded table for a seeded random
  * split, or a given split's two files. The dataset itself lives outside, so
@@ -202,9 +203,8 @@ typedef struct {
     ProgramFeeds feeds[8];
     int p_train, p_eval, p_items;
     int32_t loss, *task_loss;
-    const MtrOutput *grads; /* train_step's GRADIENT outputs, for the step log */
+    const MtrProgram *train; /* train_step, whose gradient outputs the step log reads */
     int32_t *sampled; /* per task with a sample knob: its label input in train_step, else -1 */
-    uint32_t n_grads;
     float *labels;    /* one batch of labels, for the metrics */
     double *task_sum; /* each task's loss summed over an epoch */
 } Runner;
@@ -273,13 +273,7 @@ static MtrStatus runner_new(const MtrModel *m, int64_t batch, Runner *r, MtrErro
                 r->feeds[r->p_train].feeds[f].kind == FEED_NUMS)
                 r->sampled[t] = r->feeds[r->p_train].feeds[f].tensor;
     }
-    /* The gradients are listed together, in the order of their updates. */
-    const MtrProgram *tp = &m->programs[r->p_train];
-    for (uint32_t i = 0; i < tp->n_outputs; i++) {
-        if (tp->outputs[i].role != MTR_OUT_GRADIENT) continue;
-        if (!r->grads) r->grads = &tp->outputs[i];
-        r->n_grads++;
-    }
+    r->train = &m->programs[r->p_train];
     return MTR_OK;
 }
 
@@ -340,8 +334,11 @@ static void log_step(const MtrModel *m, Runner *r, FILE *out, int fold, int64_t 
         snprintf(key, sizeof key, "%s.loss", m->tasks[t].name);
         report_json_num(&j, key, *(float *)mtr_session_tensor(r->s, r->task_loss[t]));
     }
-    for (uint32_t g = 0; g < r->n_grads; g++) {
-        const MtrOutput *o = &r->grads[g];
+    /* each parameter's gradient, dense or an embedding table's rows (zero past
+     * its distinct ids, so the rows' norm is the table gradient's) */
+    for (uint32_t g = 0; g < r->train->n_outputs; g++) {
+        const MtrOutput *o = &r->train->outputs[g];
+        if (o->role != MTR_OUT_GRADIENT && o->role != MTR_OUT_GRADIENT_ROWS) continue;
         const float *d = mtr_session_tensor(r->s, o->tensor);
         int64_t n = mtr_session_tensor_elems(r->s, o->tensor, rows);
         double sq = 0;
@@ -380,6 +377,72 @@ static void print_profile(const MtrSession *s, FILE *out, MtrRunResult *res)
     res->matmul_seconds = secs[OP_MATMUL];
 }
 
+/* Runs eval_step over rows[0..n_rows) in batches, adding every task's outputs
+ * to each of the n_ms accumulator sets in ms. */
+static MtrStatus eval_rows(const MtrModel *m, Runner *r, const Encoded *e, const uint32_t *rows,
+                           int64_t n_rows, int64_t batch, Metrics *const *ms, int n_ms,
+                           ReportProgress *prog, double t0, int64_t done, int64_t total,
+                           MtrError *err)
+{
+    MtrStatus rc = MTR_OK;
+    for (int64_t off = 0; off < n_rows && rc == MTR_OK; off += batch) {
+        int64_t n = n_rows - off < batch ? n_rows - off : batch;
+        const uint32_t *at = rows + off;
+        bind_feed(r->s, m, &r->feeds[r->p_eval], e, at, n);
+        mtr_session_run(r->s, r->p_eval, n);
+        for (uint32_t t = 0; t < m->n_tasks && rc == MTR_OK; t++) {
+            int32_t reads = metrics_task_tensor(ms[0], t);
+            if (reads < 0) continue;
+            const float *label = NULL;
+            int32_t lc = m->tasks[t].label_column;
+            if (lc >= 0 && e->nums[lc]) {
+                const float *src = e->nums[lc];
+                for (int64_t i = 0; i < n; i++) r->labels[i] = src[at[i]];
+                label = r->labels;
+            }
+            for (int k = 0; k < n_ms && rc == MTR_OK; k++)
+                rc = metrics_add(ms[k], t, mtr_session_tensor(r->s, reads), label, n, err);
+        }
+        if (prog) report_eval_update(prog, done + off + n, total, report_clock() - t0);
+    }
+    return rc;
+}
+
+static void embed_items(const MtrModel *m, Runner *r, const Encoded *e)
+{
+    if (r->p_items >= 0) {
+        bind_feed(r->s, m, &r->feeds[r->p_items], e, NULL, 0);
+        mtr_session_run(r->s, r->p_items, 1); /* item rows only: no batch extent */
+    }
+}
+
+static int32_t eval_user_column(const MtrModel *m);
+
+/* Orders rows[0..n) by their user (stably, by counting), so that a batch holds
+ * each user's rows together and the ranking scores a user's query once (see
+ * kernel_retrieval_rank). Metrics do not depend on the order, beyond the last
+ * bits of sums. Returns a new array (the caller frees it), or NULL when there
+ * is no user column or no memory (then the rows are used as they are). */
+static uint32_t *rows_by_user(const MtrModel *m, const Encoded *e, const uint32_t *rows, int64_t n)
+{
+    int32_t col = eval_user_column(m);
+    if (col < 0 || !e->ids || !e->ids[col] || n <= 0) return NULL;
+    const int32_t *uid = e->ids[col];
+    int32_t max_id = 0;
+    for (int64_t i = 0; i < n; i++) max_id = uid[rows[i]] > max_id ? uid[rows[i]] : max_id;
+    int64_t *start = calloc((size_t)max_id + 2, sizeof *start);
+    uint32_t *out = malloc((size_t)n * sizeof *out);
+    if (!start || !out) {
+        free(start), free(out);
+        return NULL;
+    }
+    for (int64_t i = 0; i < n; i++) start[(uid[rows[i]] < 0 ? 0 : uid[rows[i]]) + 1]++;
+    for (int32_t u = 0; u <= max_id; u++) start[u + 1] += start[u];
+    for (int64_t i = 0; i < n; i++) out[start[uid[rows[i]] < 0 ? 0 : uid[rows[i]]]++] = rows[i];
+    free(start);
+    return out;
+}
+
 /* Evaluates rows[0..n) of e: item embeddings once, then eval_step batch by
  * batch into the metrics accumulators; the report goes to *out. */
 static MtrStatus evaluate(const MtrModel *m, Runner *r, const Encoded *e, const uint32_t *rows,
@@ -392,34 +455,156 @@ static MtrStatus evaluate(const MtrModel *m, Runner *r, const Encoded *e, const 
     double t0 = report_clock();
     ReportProgress prog = {0};
     if (progress) report_progress_init(&prog, progress, 0);
-    if (r->p_items >= 0) {
-        bind_feed(r->s, m, &r->feeds[r->p_items], e, NULL, 0);
-        mtr_session_run(r->s, r->p_items, 1); /* item rows only: no batch extent */
-    }
-    for (int64_t off = 0; off < n_rows && rc == MTR_OK; off += batch) {
-        int64_t n = n_rows - off < batch ? n_rows - off : batch;
-        const uint32_t *at = rows + off;
-        bind_feed(r->s, m, &r->feeds[r->p_eval], e, at, n);
-        mtr_session_run(r->s, r->p_eval, n);
-        for (uint32_t t = 0; t < m->n_tasks && rc == MTR_OK; t++) {
-            int32_t reads = metrics_task_tensor(&ms, t);
-            if (reads < 0) continue;
-            const float *label = NULL;
-            int32_t lc = m->tasks[t].label_column;
-            if (lc >= 0 && e->nums[lc]) {
-                const float *src = e->nums[lc];
-                for (int64_t i = 0; i < n; i++) r->labels[i] = src[at[i]];
-                label = r->labels;
-            }
-            rc = metrics_add(&ms, t, mtr_session_tensor(r->s, reads), label, n, err);
-        }
-        if (progress) report_eval_update(&prog, off + n, n_rows, report_clock() - t0);
-    }
+    embed_items(m, r, e);
+    Metrics *all = &ms;
+    uint32_t *sorted = rows_by_user(m, e, rows, n_rows);
+    rc = eval_rows(m, r, e, sorted ? sorted : rows, n_rows, batch, &all, 1,
+                   progress ? &prog : NULL, t0, 0, n_rows, err);
+    free(sorted);
     if (progress) report_progress_clear(&prog);
     if (seconds) *seconds = report_clock() - t0;
     if (rc == MTR_OK) rc = metrics_report(&ms, out, err);
     metrics_free(&ms);
     return rc;
+}
+
+/* The column that names a test row's user, for --eval-users: the first
+ * looked-up input column that is neither a label nor an item attribute (the
+ * query's id, user_id in the tutorial); -1 if there is none. */
+static int32_t eval_user_column(const MtrModel *m)
+{
+    for (uint32_t c = 0; c < m->n_columns; c++) {
+        const MtrColumn *col = &m->columns[c];
+        if (col->lookup && !col->is_label && !col->is_item) return (int32_t)c;
+    }
+    return -1;
+}
+
+/* Groups of users the confidence intervals are computed from. */
+#define EVAL_GROUPS 30
+
+/* The 0.975 quantile of Student's t with df = 1..EVAL_GROUPS-1 degrees of freedom. */
+static double t975(int df)
+{
+    static const double q[] = {12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306,
+                               2.262,  2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120,
+                               2.110,  2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+                               2.060,  2.056, 2.052, 2.048, 2.045};
+    if (df < 1) return NAN;
+    return df <= (int)(sizeof q / sizeof q[0]) ? q[df - 1] : 1.96;
+}
+
+/* Evaluates a seeded sample of o->eval_users test users (all of them when
+ * there are fewer): every test row of a sampled user. The sampled users are
+ * dealt in turn into G <= 30 groups; each group is evaluated into accumulators
+ * of its own as well as the overall ones, so the metrics are those of the
+ * sampled rows and each gets a 95% confidence interval for the metric over all
+ * test users, treating users as the sampling unit (rows of one user are not
+ * independent). A metric that is a mean over rows (top_k, mae) is a ratio
+ * sum/rows over groups: se^2 = (1 - m/M) G/(G-1) sum_g (S_g - v n_g)^2 / N^2,
+ * m of M users sampled, N rows; rmse takes it on the mean square and then
+ * se_rmse = se_msq / (2 rmse); auc gets none (NaN). Half-width t_{G-1} se. */
+static MtrStatus evaluate_users(const MtrModel *m, Runner *r, const Encoded *e,
+                                const uint32_t *rows, int64_t n_rows, int64_t batch,
+                                const MtrRunOptions *o, MtrRunResult *res, MtrError *err)
+{
+    int32_t col = eval_user_column(m);
+    if (col < 0)
+        return mtr_fail(err, MTR_E_ARG,
+                        "--eval-users needs a looked-up input column naming the user");
+    const int32_t *uid = e->ids[col];
+    int32_t max_id = 0;
+    for (int64_t i = 0; i < n_rows; i++) max_id = uid[rows[i]] > max_id ? uid[rows[i]] : max_id;
+    int32_t *group = malloc(((size_t)max_id + 1) * sizeof *group);
+    uint32_t *users = malloc(((size_t)max_id + 1) * sizeof *users);
+    uint32_t *picked = malloc((size_t)(n_rows ? n_rows : 1) * sizeof *picked);
+    Metrics *ms = calloc(EVAL_GROUPS + 1, sizeof *ms);
+    Metrics **sets = calloc(EVAL_GROUPS + 1, sizeof *sets);
+    MetricsReport *gr = calloc(EVAL_GROUPS, sizeof *gr);
+    int64_t *grows = calloc(EVAL_GROUPS + 1, sizeof *grows);
+    MtrStatus rc = MTR_OK;
+    if (!group || !users || !picked || !ms || !sets || !gr || !grows) {
+        rc = mtr_fail(err, MTR_E_NOMEM, "no memory to sample test users");
+        goto done;
+    }
+    /* the distinct users, in id order, then a seeded shuffle: the first ones are the sample */
+    for (int32_t u = 0; u <= max_id; u++) group[u] = -1;
+    for (int64_t i = 0; i < n_rows; i++) group[uid[rows[i]]] = 0;
+    int64_t total = 0;
+    for (int32_t u = 0; u <= max_id; u++)
+        if (group[u] == 0) users[total++] = (uint32_t)u, group[u] = -1;
+    Rng rng;
+    rng_seed(&rng, (uint64_t)knob_int(m, MTR_KNOB_SEED, 42) ^ 0xe7a15e5ull);
+    rng_shuffle_u32(&rng, users, (uint64_t)total);
+    int64_t sampled = o->eval_users < total ? o->eval_users : total;
+    int groups = sampled < EVAL_GROUPS ? (int)sampled : EVAL_GROUPS;
+    for (int64_t k = 0; k < sampled; k++) group[users[k]] = (int32_t)(k % groups);
+    /* the sampled rows, group by group, each group's rows by user */
+    int64_t n = 0;
+    uint32_t *sorted = rows_by_user(m, e, rows, n_rows);
+    const uint32_t *src = sorted ? sorted : rows;
+    for (int g = 0; g < groups; g++) {
+        for (int64_t i = 0; i < n_rows; i++)
+            if (group[uid[src[i]]] == g) picked[n++] = src[i];
+        grows[g + 1] = n;
+    }
+    free(sorted);
+    res->users_sampled = sampled, res->users_total = total, res->rows_sampled = n;
+    for (int g = 0; g <= groups && rc == MTR_OK; g++) rc = metrics_init(&ms[g], m, n, err);
+    if (rc) goto done;
+    double t0 = report_clock();
+    ReportProgress prog = {0};
+    if (o->progress) report_progress_init(&prog, o->progress, 0);
+    embed_items(m, r, e);
+    for (int g = 0; g < groups && rc == MTR_OK; g++) {
+        Metrics *pair[2] = {&ms[groups], &ms[g]};
+        rc = eval_rows(m, r, e, picked + grows[g], grows[g + 1] - grows[g], batch, pair, 2,
+                       o->progress ? &prog : NULL, t0, grows[g], n, err);
+    }
+    if (o->progress) report_progress_clear(&prog);
+    res->eval_seconds = report_clock() - t0;
+    if (rc == MTR_OK) rc = metrics_report(&ms[groups], &res->test, err);
+    for (int g = 0; g < groups && rc == MTR_OK; g++) rc = metrics_report(&ms[g], &gr[g], err);
+    if (rc == MTR_OK) rc = metrics_report(&ms[groups], &res->test_ci95, err);
+    if (rc) goto done;
+    double fpc = total > 0 ? 1.0 - (double)sampled / (double)total : 0.0;
+    for (uint32_t i = 0; i < res->test.n; i++) {
+        const char *name = res->test.entries[i].name;
+        const char *dot = strrchr(name, '.');
+        const char *base = dot ? dot + 1 : name;
+        double v = res->test.entries[i].value, ci = NAN;
+        int square = strcmp(base, "rmse") == 0;
+        if (groups >= 2 && n > 0 && strcmp(base, "auc") != 0 && isfinite(v)) {
+            double center = square ? v * v : v, ss = 0.0;
+            for (int g = 0; g < groups; g++) {
+                double vg = gr[g].entries[i].value, ng = (double)(grows[g + 1] - grows[g]);
+                if (isnan(vg)) vg = 0.0, ng = 0.0;
+                double sg = (square ? vg * vg : vg) * ng;
+                ss += (sg - center * ng) * (sg - center * ng);
+            }
+            double se = sqrt(fpc * (double)groups / (groups - 1.0) * ss) / (double)n;
+            if (square) se = v > 0 ? se / (2.0 * v) : 0.0;
+            ci = t975(groups - 1) * se;
+        }
+        res->test_ci95.entries[i].value = ci;
+    }
+done:
+    for (int g = 0; g < EVAL_GROUPS; g++) metrics_report_free(&gr[g]);
+    if (ms)
+        for (int g = 0; g <= EVAL_GROUPS; g++) metrics_free(&ms[g]);
+    free(group), free(users), free(picked), free(ms), free(sets), free(gr), free(grows);
+    return rc;
+}
+
+/* The test pass: all test rows, or with --eval-users a sample of users. */
+static MtrStatus evaluate_test(const MtrModel *m, Runner *r, const Split *sp, int64_t batch,
+                               const MtrRunOptions *o, MtrRunResult *res, MtrError *err)
+{
+    if (o->eval_users > 0)
+        return evaluate_users(m, r, &sp->enc_test, sp->test_rows, sp->n_test, batch, o, res, err);
+    res->rows_sampled = sp->n_test;
+    return evaluate(m, r, &sp->enc_test, sp->test_rows, sp->n_test, batch, &res->test,
+                    &res->eval_seconds, o->progress, err);
 }
 
 static void write_test_line(const MtrRunOptions *o, const MtrRunResult *res)
@@ -429,6 +614,16 @@ static void write_test_line(const MtrRunOptions *o, const MtrRunResult *res)
     report_json_begin(&j, o->metrics, o->phase ? o->phase : "test");
     if (o->fold > 0) report_json_int(&j, "fold", o->fold);
     report_json_metrics(&j, &res->test);
+    if (o->eval_users > 0) {
+        report_json_int(&j, "eval_users", res->users_sampled);
+        report_json_int(&j, "eval_rows", res->rows_sampled);
+        char key[METRICS_NAME_MAX + 8];
+        for (uint32_t i = 0; i < res->test_ci95.n; i++) {
+            if (isnan(res->test_ci95.entries[i].value)) continue;
+            snprintf(key, sizeof key, "%s_ci95", res->test_ci95.entries[i].name);
+            report_json_num(&j, key, res->test_ci95.entries[i].value);
+        }
+    }
     report_json_end(&j, "metrics", NULL);
 }
 
@@ -530,9 +725,7 @@ static MtrStatus run_fold(const MtrModel *m, Runner *r, Split *sp, const MtrRunO
     res->epochs = epochs;
     res->train_seconds = report_clock() - t_train;
     if (o->profile) print_profile(r->s, o->profile, res);
-    if (sp->n_test > 0)
-        rc = evaluate(m, r, &sp->enc_test, sp->test_rows, sp->n_test, batch, &res->test,
-                      &res->eval_seconds, o->progress, err);
+    if (sp->n_test > 0) rc = evaluate_test(m, r, sp, batch, o, res, err);
     if (rc == MTR_OK) write_test_line(o, res);
     return rc;
 }
@@ -640,9 +833,7 @@ MtrStatus mtr_run_eval(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, M
         rc = mtr_session_load_params(r.s, m, err);
         if (rc == MTR_OK && sp.n_test == 0)
             rc = mtr_fail(err, MTR_E_DATA, "no test rows to evaluate");
-        if (rc == MTR_OK)
-            rc = evaluate(m, &r, &sp.enc_test, sp.test_rows, sp.n_test, train_batch(m), &res->test,
-                          &res->eval_seconds, o->progress, err);
+        if (rc == MTR_OK) rc = evaluate_test(m, &r, &sp, train_batch(m), o, res, err);
         if (rc == MTR_OK) write_test_line(o, res);
         runner_free(&r);
     }

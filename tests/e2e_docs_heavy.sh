@@ -28,6 +28,8 @@ export PATH="$tools:$bin:$PATH" MTR_LIB="$build/lib/libmtr.so"
 unset PYTHONPATH
 export MTR_DOCS_DATA="$tools/data"
 export PYTHONDONTWRITEBYTECODE=1 # nothing written into the source tree
+# The figures shown are those of two threads, whatever the cores here.
+export MTR_THREADS=2
 cd "$src"
 # Every file named here must hold examples (the runner fails one without).
 exec "$py" tests/docs_examples.py "$src" "$build" README.md docs/cli.md docs/export.md docs/api.md

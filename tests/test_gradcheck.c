@@ -734,13 +734,21 @@ static long check_model_gradients(const MtrModel *m, MtrSession *s, int p, const
     int32_t t_loss = mtr_program_output(m, p, MTR_OUT_LOSS, -1);
     assert_true(t_loss >= 0);
     const MtrProgram *prog = &m->programs[p];
-    int32_t params[64], grads[64];
+    /* each parameter's gradient: dense, or an embedding table's rows and ids */
+    int32_t params[64], grads[64], row_ids[64];
     int n_params = 0;
     for (uint32_t i = 0; i < prog->n_outputs; i++) {
-        if (prog->outputs[i].role != MTR_OUT_GRADIENT) continue;
+        const MtrOutput *o = &prog->outputs[i];
+        if (o->role != MTR_OUT_GRADIENT && o->role != MTR_OUT_GRADIENT_ROWS) continue;
         assert_true(n_params < 64);
-        params[n_params] = prog->outputs[i].param;
-        grads[n_params++] = prog->outputs[i].tensor;
+        params[n_params] = o->param;
+        grads[n_params] = o->tensor;
+        row_ids[n_params] = -1;
+        for (uint32_t j = 0; j < prog->n_outputs && o->role == MTR_OUT_GRADIENT_ROWS; j++)
+            if (prog->outputs[j].role == MTR_OUT_GRADIENT_IDS && prog->outputs[j].param == o->param)
+                row_ids[n_params] = prog->outputs[j].tensor;
+        assert_true(o->role == MTR_OUT_GRADIENT || row_ids[n_params] >= 0);
+        n_params++;
     }
     int n_model_params = 0;
     for (uint32_t t = 0; t < m->n_tensors; t++)
@@ -754,7 +762,19 @@ static long check_model_gradients(const MtrModel *m, MtrSession *s, int p, const
         n_el[i] = mtr_session_tensor_elems(s, params[i], 8);
         an[i] = malloc((size_t)n_el[i] * sizeof *an[i]);
         assert_non_null(an[i]);
-        memcpy(an[i], mtr_session_tensor(s, grads[i]), (size_t)n_el[i] * sizeof *an[i]);
+        if (row_ids[i] < 0) {
+            memcpy(an[i], mtr_session_tensor(s, grads[i]), (size_t)n_el[i] * sizeof *an[i]);
+            continue;
+        }
+        /* a sparse gradient: its rows scattered into the table's shape */
+        const float *rows = mtr_session_tensor(s, grads[i]);
+        const int32_t *ids = mtr_session_tensor(s, row_ids[i]);
+        int64_t d = mtr_session_tensor_elems(s, grads[i], 8) / 8;
+        memset(an[i], 0, (size_t)n_el[i] * sizeof *an[i]);
+        for (int64_t k = 0; k < 8 && ids[k] >= 0; k++) {
+            assert_true((int64_t)(ids[k] + 1) * d <= n_el[i]);
+            memcpy(an[i] + ids[k] * d, rows + k * d, (size_t)d * sizeof *an[i]);
+        }
     }
     long bad = 0, w_checked = 0, w_skipped = 0;
     for (int i = 0; i < n_params; i++) {

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "kernels/kern.h"
+#include "mtr/pool.h"
 #include "mtr/rng.h"
 
 #include <float.h>
@@ -609,6 +610,140 @@ static void test_gather_scatter_out_of_range(void **state)
     expect_close(lhs, rhs, 1e-4, 1e-6, "gather adjoint", 0);
 }
 
+/* embedding_grad is scatter_add kept sparse: scattered back, its rows are
+ * scatter_add's bit for bit (ids repeated, out of range, in any order), and
+ * the row-wise SGD and Adagrad updates leave the same bytes as the dense ones,
+ * on one thread and on the pool. */
+static void check_sparse_embedding_grad(int64_t v, int64_t d, int64_t b, uint64_t seed)
+{
+    Rng r;
+    rng_seed(&r, seed);
+    float *dy = fbuf((size_t)(b * d)), *rows = fbuf((size_t)(b * d));
+    float *dense = fbuf((size_t)(v * d)), *back = fbuf((size_t)(v * d));
+    int32_t *ids = calloc((size_t)b, sizeof *ids), *idx = calloc((size_t)b, sizeof *idx);
+    int32_t *work = calloc((size_t)(2 * b), sizeof *work);
+    assert_non_null(ids);
+    assert_non_null(idx);
+    assert_non_null(work);
+    fill_uniform(&r, dy, (size_t)(b * d), -1, 1);
+    for (int64_t i = 0; i < b; i++) {
+        uint64_t k = rng_below(&r, 10);
+        ids[i] = k == 0 ? -3 : k == 1 ? (int32_t)(v + 5) : (int32_t)rng_below(&r, (uint64_t)v);
+    }
+    KernelCall s = {0};
+    s.in[0] = dy, s.in[1] = ids, s.in[2] = dense;
+    s.in_shape[0] = shp(b, d), s.in_shape[1] = shp(b, 1), s.in_shape[2] = shp(v, d);
+    s.out[0] = dense, s.out_shape[0] = shp(v, d);
+    kernel_scatter_add(&s);
+    KernelCall e = s;
+    e.out[0] = rows, e.out[1] = idx, e.out[2] = work;
+    e.out_shape[0] = shp(b, d), e.out_shape[1] = shp(b, 1), e.out_shape[2] = shp(b, 2);
+    kernel_embedding_grad(&e);
+    memset(back, 0, (size_t)(v * d) * sizeof *back);
+    int64_t n = 0;
+    for (; n < b && idx[n] >= 0; n++) {
+        assert_true(idx[n] < v);
+        if (n > 0) assert_true(idx[n] > idx[n - 1]); /* distinct, increasing */
+        memcpy(back + (int64_t)idx[n] * d, rows + n * d, (size_t)d * sizeof *back);
+    }
+    for (int64_t k = n; k < b; k++) assert_int_equal(idx[k], -1);
+    assert_memory_equal(back, dense, (size_t)(v * d) * sizeof *back);
+
+    /* the updates: dense on one copy, row-wise on another, three steps */
+    double knobs[2] = {0.3, 1e-7};
+    float *p1 = fbuf((size_t)(v * d)), *p2 = fbuf((size_t)(v * d));
+    float *a1 = fbuf((size_t)(v * d)), *a2 = fbuf((size_t)(v * d));
+    for (int opt = 0; opt < 2; opt++) {
+        fill_uniform(&r, p1, (size_t)(v * d), -0.05f, 0.05f);
+        memcpy(p2, p1, (size_t)(v * d) * sizeof *p1);
+        for (int64_t i = 0; i < v * d; i++) a1[i] = a2[i] = 0.1f;
+        for (int step = 0; step < 3; step++) {
+            KernelCall du = {0}, ru = {0};
+            du.knobs = ru.knobs = knobs;
+            du.iattr[0] = ru.iattr[0] = 0, du.iattr[1] = ru.iattr[1] = 1;
+            du.in[0] = p1, du.in[1] = dense, du.in[2] = a1;
+            du.in_shape[0] = du.in_shape[1] = du.in_shape[2] = shp(v, d);
+            ru.in[0] = p2, ru.in[1] = rows, ru.in[2] = idx, ru.in[3] = a2;
+            ru.in_shape[0] = ru.in_shape[3] = shp(v, d);
+            ru.in_shape[1] = shp(b, d), ru.in_shape[2] = shp(b, 1);
+            if (opt == 0) {
+                kernel_sgd_update(&du);
+                kernel_sgd_update_rows(&ru);
+            } else {
+                kernel_adagrad_update(&du);
+                kernel_adagrad_update_rows(&ru);
+            }
+        }
+        assert_memory_equal(p1, p2, (size_t)(v * d) * sizeof *p1);
+        assert_memory_equal(a1, a2, (size_t)(v * d) * sizeof *a1);
+    }
+    free(dy), free(rows), free(dense), free(back), free(ids), free(idx), free(work);
+    free(p1), free(p2), free(a1), free(a2);
+}
+
+/* The lazy Adam: where every row is touched each step, adam_update_rows and
+ * adam_update leave the same bytes; a row never touched keeps its parameter
+ * and moments (the dense Adam decays them and moves the row). */
+static void test_adam_update_rows(void **state)
+{
+    (void)state;
+    enum { V = 6, D = 3, B = 9 };
+    Rng r;
+    rng_seed(&r, 5);
+    float p1[V * D], p2[V * D], m1[V * D] = {0}, m2[V * D] = {0}, v1[V * D] = {0}, v2[V * D] = {0};
+    float rows[B * D], dense[V * D], step = 0.0f;
+    int32_t idx[B];
+    double knobs[4] = {0.01, 0.9, 0.999, 1e-7};
+    for (int untouched = 0; untouched < 2; untouched++) {
+        fill_uniform(&r, p1, V * D, -1, 1);
+        memcpy(p2, p1, sizeof p1);
+        memset(m1, 0, sizeof m1), memset(m2, 0, sizeof m2);
+        memset(v1, 0, sizeof v1), memset(v2, 0, sizeof v2);
+        float keep[D];
+        memcpy(keep, p2 + (V - 1) * D, sizeof keep);
+        step = 0.0f;
+        for (int s = 0; s < 4; s++) {
+            step += 1.0f;
+            int n = untouched ? V - 1 : V; /* the last row untouched in the second round */
+            fill_uniform(&r, rows, (size_t)n * D, -1, 1);
+            memset(dense, 0, sizeof dense);
+            for (int k = 0; k < B; k++) idx[k] = k < n ? k : -1;
+            for (int k = 0; k < n; k++) memcpy(dense + k * D, rows + k * D, D * sizeof *rows);
+            KernelCall du = {0}, ru = {0};
+            du.knobs = ru.knobs = knobs;
+            for (int a = 0; a < 4; a++) du.iattr[a] = ru.iattr[a] = a;
+            du.in[0] = p1, du.in[1] = dense, du.in[2] = m1, du.in[3] = v1, du.in[4] = &step;
+            for (int a = 0; a < 4; a++) du.in_shape[a] = shp(V, D);
+            ru.in[0] = p2, ru.in[1] = rows, ru.in[2] = idx, ru.in[3] = m2, ru.in[4] = v2;
+            ru.in[5] = &step;
+            ru.in_shape[0] = ru.in_shape[3] = ru.in_shape[4] = shp(V, D);
+            ru.in_shape[1] = shp(B, D), ru.in_shape[2] = shp(B, 1);
+            kernel_adam_update(&du);
+            kernel_adam_update_rows(&ru);
+        }
+        if (!untouched) {
+            assert_memory_equal(p1, p2, sizeof p1);
+            assert_memory_equal(m1, m2, sizeof m1);
+            assert_memory_equal(v1, v2, sizeof v1);
+        } else {
+            assert_memory_equal(p1, p2, (V - 1) * D * sizeof *p1);
+            assert_memory_equal(keep, p2 + (V - 1) * D, sizeof keep);
+            for (int j = 0; j < D; j++) assert_true(m2[(V - 1) * D + j] == 0.0f);
+        }
+    }
+}
+
+static void test_embedding_grad_sparse(void **state)
+{
+    (void)state;
+    check_sparse_embedding_grad(5, 3, 40, 1);        /* every id repeated */
+    check_sparse_embedding_grad(70000, 4, 300, 2);   /* ids of three bytes: three radix passes */
+    check_sparse_embedding_grad(1, 2, 9, 3);         /* one row: every id lands on row 0 */
+    assert_int_equal(pool_start(2), 0);
+    check_sparse_embedding_grad(5000, 16, 6000, 4); /* updates split across the pool */
+    pool_stop();
+}
+
 /* ---- optimizers: a few steps against the Keras formulas, written out in double */
 
 static void test_sgd_adagrad_steps(void **state)
@@ -797,6 +932,52 @@ static int by_score_then_index(const void *pa, const void *pb)
     return (a->i > b->i) - (a->i < b->i);
 }
 
+/* retrieval_rank on the pool, with runs of equal queries: the same ranks as
+ * on one thread, and those of a brute-force count in double. */
+static void test_retrieval_rank_threads(void **state)
+{
+    (void)state;
+    const int64_t b = 1000, n = 700, d = 8;
+    Rng r;
+    rng_seed(&r, 21);
+    float *q = fbuf((size_t)(b * d)), *x = fbuf((size_t)(n * d));
+    float *r1 = fbuf((size_t)b), *r3 = fbuf((size_t)b);
+    int32_t *t = calloc((size_t)b, sizeof *t);
+    assert_non_null(t);
+    fill_uniform(&r, q, (size_t)(b * d), -1, 1);
+    fill_uniform(&r, x, (size_t)(n * d), -1, 1);
+    for (int64_t i = 0; i < b; i++) t[i] = (int32_t)rng_below(&r, (uint64_t)n + 1); /* n: a miss */
+    /* runs of equal queries (a user's rows, sorted together), scored once per run */
+    for (int64_t i = 1; i < b; i++)
+        if (rng_below(&r, 4) != 0) memcpy(q + i * d, q + (i - 1) * d, (size_t)d * sizeof *q);
+    KernelCall c = {0};
+    c.in[0] = q, c.in[1] = x, c.in[2] = t;
+    c.in_shape[0] = shp(b, d), c.in_shape[1] = shp(n, d), c.in_shape[2] = shp(b, 1);
+    c.out[0] = r1, c.out_shape[0] = shp(b, 1);
+    kernel_retrieval_rank(&c);
+    assert_int_equal(pool_start(3), 0);
+    c.out[0] = r3;
+    kernel_retrieval_rank(&c);
+    pool_stop();
+    assert_memory_equal(r1, r3, (size_t)b * sizeof *r1);
+    for (int64_t i = 0; i < b; i++) {
+        double truth = 0;
+        int64_t above = 0;
+        if (t[i] == n) {
+            assert_true(r1[i] == (float)(n + 1));
+            continue;
+        }
+        for (int64_t k = 0; k < d; k++) truth += (double)q[i * d + k] * x[t[i] * d + k];
+        for (int64_t j = 0; j < n; j++) {
+            double s = 0;
+            for (int64_t k = 0; k < d; k++) s += (double)q[i * d + k] * x[j * d + k];
+            above += s > truth;
+        }
+        assert_true(r1[i] == (float)(above + 1));
+    }
+    free(q), free(x), free(r1), free(r3), free(t);
+}
+
 static void test_top_k_vs_sort(void **state)
 {
     (void)state;
@@ -964,6 +1145,102 @@ static void test_fused_inbatch_softmax(void **state)
     check_fused_xent(64, 64, 3, 16, 2);      /* few distinct candidates */
     check_fused_xent(50, 1000, 1000, 64, 3); /* nearly all distinct, one block */
     check_fused_xent(1, 1, 1, 4, 4);
+    /* on the thread pool: the rows split into parts, each with its own H */
+    for (int threads = 2; threads <= 3; threads++) {
+        assert_int_equal(pool_start(threads), 0);
+        assert_int_equal(pool_threads(), threads);
+        check_fused_xent(600, 5000, 5000, 40, 5); /* all distinct: several parts and tiles */
+        check_fused_xent(300, 7, 11, 64, 6);      /* one part */
+        pool_stop();
+    }
+}
+
+/* The fused form on the pool gives the same bytes every time at a given
+ * thread count, and agrees with one thread up to rounding. */
+static void test_fused_inbatch_softmax_threads_repeat(void **state)
+{
+    (void)state;
+    const int64_t b = 700, d = 16, rows = 32;
+    Rng r;
+    rng_seed(&r, 11);
+    float *q = fbuf((size_t)(b * d)), *c = fbuf((size_t)(b * d)), *work = fbuf((size_t)(rows * b));
+    fill_uniform(&r, q, (size_t)(b * d), -1.0f, 1.0f);
+    fill_uniform(&r, c, (size_t)(b * d), -1.0f, 1.0f);
+    float loss[3], *dq[3], *dc[3];
+    for (int run = 0; run < 3; run++) {
+        dq[run] = fbuf((size_t)(b * d)), dc[run] = fbuf((size_t)(b * d));
+        assert_int_equal(pool_start(run == 0 ? 1 : 2), 0);
+        KernelCall f = {0};
+        f.in[0] = q, f.in[1] = c;
+        f.in_shape[0] = f.in_shape[1] = shp(b, d);
+        f.out[0] = &loss[run], f.out[1] = dq[run], f.out[2] = dc[run], f.out[3] = work;
+        f.out_shape[0] = shp(1, 1);
+        f.out_shape[1] = f.out_shape[2] = shp(b, d);
+        f.out_shape[3] = shp(rows, b);
+        kernel_inbatch_softmax_xent_qc(&f);
+        pool_stop();
+    }
+    assert_memory_equal(&loss[1], &loss[2], sizeof loss[1]);
+    assert_memory_equal(dq[1], dq[2], (size_t)(b * d) * sizeof *dq[1]);
+    assert_memory_equal(dc[1], dc[2], (size_t)(b * d) * sizeof *dc[1]);
+    expect_close(loss[1], loss[0], 1e-5, 1e-5, "loss at 2 threads", 0);
+    for (int64_t i = 0; i < b * d; i++) {
+        expect_close(dq[1][i], dq[0][i], 1e-6, 1e-5, "dq at 2 threads", i);
+        expect_close(dc[1][i], dc[0][i], 1e-6, 1e-5, "dc at 2 threads", i);
+    }
+    for (int run = 0; run < 3; run++) free(dq[run]), free(dc[run]);
+    free(q), free(c), free(work);
+}
+
+/* The kernels that split their rows on the pool give the same bytes at 1 and
+ * at 3 threads (sizes large enough to split). */
+static void test_row_kernels_threads(void **state)
+{
+    (void)state;
+    enum { B = 3000, H = 130, V = 500 };
+    Rng r;
+    rng_seed(&r, 17);
+    float *x = fbuf(B * H), *x2 = fbuf(B * H), *bias = fbuf(H), *table = fbuf(V * H);
+    float *out[2][8];
+    int32_t *ids = calloc(B, sizeof *ids);
+    assert_non_null(ids);
+    fill_uniform(&r, x, B * H, -1, 1);
+    fill_uniform(&r, x2, B * H, -1, 1);
+    fill_uniform(&r, bias, H, -1, 1);
+    fill_uniform(&r, table, V * H, -1, 1);
+    for (int i = 0; i < B; i++) ids[i] = (int32_t)rng_below(&r, V + 3);
+    float s = 0.75f;
+    double knobs[2] = {0.1, 1e-7};
+    for (int run = 0; run < 2; run++) {
+        if (run == 1) assert_int_equal(pool_start(3), 0);
+        for (int k = 0; k < 8; k++) out[run][k] = fbuf(B * H);
+        KernelCall c = {0};
+        c.knobs = knobs;
+        c.in[0] = x, c.in[1] = x2, c.in_shape[0] = c.in_shape[1] = shp(B, H);
+        c.out_shape[0] = shp(B, H);
+        c.out[0] = out[run][0], kernel_relu(&c);
+        c.out[0] = out[run][1], kernel_relu_grad(&c);
+        c.out[0] = out[run][2], kernel_add(&c);
+        c.in[1] = &s, c.in_shape[1] = shp(1, 1), c.out[0] = out[run][3], kernel_scale(&c);
+        c.in[1] = bias, c.in_shape[1] = shp(H, 1), c.out[0] = out[run][4], kernel_bias_add(&c);
+        c.out[0] = out[run][5], c.out_shape[0] = shp(H, 1), kernel_sum_rows(&c);
+        KernelCall g = {0};
+        g.in[0] = table, g.in[1] = ids, g.in_shape[0] = shp(V, H), g.in_shape[1] = shp(B, 1);
+        g.out[0] = out[run][6], g.out_shape[0] = shp(B, H);
+        kernel_gather(&g);
+        KernelCall u = {0};
+        u.knobs = knobs, u.iattr[1] = 1;
+        float *acc = out[run][7];
+        for (int i = 0; i < B * H; i++) acc[i] = 0.1f;
+        u.in[0] = out[run][6], u.in[1] = x2, u.in[2] = acc;
+        u.in_shape[0] = u.in_shape[1] = u.in_shape[2] = shp(B, H);
+        kernel_adagrad_update(&u);
+        if (run == 1) pool_stop();
+    }
+    for (int k = 0; k < 8; k++) assert_memory_equal(out[0][k], out[1][k], B * H * sizeof(float));
+    for (int run = 0; run < 2; run++)
+        for (int k = 0; k < 8; k++) free(out[run][k]);
+    free(x), free(x2), free(bias), free(table), free(ids);
 }
 
 /* ---- normalization, dropout and the row-wise activations
@@ -1402,9 +1679,12 @@ int main(void)
         cmocka_unit_test(test_inbatch_softmax_xent),
         cmocka_unit_test(test_inbatch_softmax_xent_grad_fd),
         cmocka_unit_test(test_gather_scatter_out_of_range),
+        cmocka_unit_test(test_embedding_grad_sparse),
+        cmocka_unit_test(test_adam_update_rows),
         cmocka_unit_test(test_sgd_adagrad_steps),
         cmocka_unit_test(test_adam_steps),
         cmocka_unit_test(test_retrieval_rank_ties_duplicates),
+        cmocka_unit_test(test_retrieval_rank_threads),
         cmocka_unit_test(test_top_k_vs_sort),
         cmocka_unit_test(test_fast_exp_accuracy),
         cmocka_unit_test(test_fused_inbatch_softmax),
@@ -1412,6 +1692,8 @@ int main(void)
         cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_gelu),
         cmocka_unit_test(test_softmax),
+        cmocka_unit_test(test_fused_inbatch_softmax_threads_repeat),
+        cmocka_unit_test(test_row_kernels_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,29 +28,35 @@ void kernel_matmul(const KernelCall *call)
 }
 
 /* bias_add(x, b) -> x + b on every row. Gradient: dx = dy, db = sum_rows(dy). */
-void kernel_bias_add(const KernelCall *call)
+static void bias_add_rows(const KernelCall *call, int64_t lo, int64_t hi)
 {
     const float *x = call->in[0]; /* (B,H) */
     const float *b = call->in[1]; /* (H) */
     float *y = call->out[0];      /* (B,H), may be x */
-    int64_t rows = call->in_shape[0].rows, h = call->in_shape[0].cols;
-    for (int64_t i = 0; i < rows; i++) {
+    int64_t h = call->in_shape[0].cols;
+    for (int64_t i = lo; i < hi; i++) {
         for (int64_t j = 0; j < h; j++) y[i * h + j] = x[i * h + j] + b[j];
     }
+}
+
+void kernel_bias_add(const KernelCall *call)
+{
+    kern_rows(call, call->in_shape[0].rows, call->in_shape[0].cols, 1, bias_add_rows);
 }
 
 /* The columns summed at once by sum_rows: one double accumulator each, on the stack. */
 #define SUM_ROWS_BLOCK 256
 
-/* sum_rows(x) -> the sum of x's rows (the backward of bias_add; no gradient). */
-void kernel_sum_rows(const KernelCall *call)
+/* sum_rows(x) -> the sum of x's rows (the backward of bias_add; no gradient).
+ * Split by columns: each column is summed in row order whatever the split. */
+static void sum_rows_cols(const KernelCall *call, int64_t lo, int64_t hi)
 {
     const float *x = call->in[0]; /* (B,H) */
     float *y = call->out[0];      /* (H) */
     int64_t rows = call->in_shape[0].rows, h = call->in_shape[0].cols;
     double acc[SUM_ROWS_BLOCK];
-    for (int64_t j0 = 0; j0 < h; j0 += SUM_ROWS_BLOCK) {
-        int64_t w = h - j0 < SUM_ROWS_BLOCK ? h - j0 : SUM_ROWS_BLOCK;
+    for (int64_t j0 = lo; j0 < hi; j0 += SUM_ROWS_BLOCK) {
+        int64_t w = hi - j0 < SUM_ROWS_BLOCK ? hi - j0 : SUM_ROWS_BLOCK;
         for (int64_t j = 0; j < w; j++) acc[j] = 0.0;
         for (int64_t i = 0; i < rows; i++) {
             const float *row = x + i * h + j0;
@@ -60,48 +66,70 @@ void kernel_sum_rows(const KernelCall *call)
     }
 }
 
+void kernel_sum_rows(const KernelCall *call)
+{
+    kern_rows(call, call->in_shape[0].cols, call->in_shape[0].rows, 16, sum_rows_cols);
+}
+
 /* concat(a, b) -> [a b] along columns. Gradient: da, db = the two column slices of dy. */
-void kernel_concat(const KernelCall *call)
+static void concat_rows(const KernelCall *call, int64_t lo, int64_t hi)
 {
     const float *a = call->in[0]; /* (B,D1) */
     const float *b = call->in[1]; /* (B,D2) */
     float *y = call->out[0];      /* (B,D1+D2) */
-    int64_t rows = call->out_shape[0].rows;
     int64_t d1 = call->in_shape[0].cols, d2 = call->in_shape[1].cols;
-    for (int64_t i = 0; i < rows; i++) {
+    for (int64_t i = lo; i < hi; i++) {
         memcpy(y + i * (d1 + d2), a + i * d1, (size_t)d1 * sizeof *y);
         memcpy(y + i * (d1 + d2) + d1, b + i * d2, (size_t)d2 * sizeof *y);
     }
 }
 
+void kernel_concat(const KernelCall *call)
+{
+    kern_rows(call, call->out_shape[0].rows, call->out_shape[0].cols, 1, concat_rows);
+}
+
 /* slice_cols(x) -> x[:, iattr0 : iattr0 + iattr1] (the backward of concat). */
-void kernel_slice_cols(const KernelCall *call)
+static void slice_cols_rows(const KernelCall *call, int64_t lo, int64_t hi)
 {
     const float *x = call->in[0]; /* (B,D) */
     float *y = call->out[0];      /* (B,W) */
-    int64_t rows = call->out_shape[0].rows, d = call->in_shape[0].cols;
+    int64_t d = call->in_shape[0].cols;
     int64_t first = call->iattr[0], w = call->iattr[1];
-    for (int64_t i = 0; i < rows; i++) memcpy(y + i * w, x + i * d + first, (size_t)w * sizeof *y);
+    for (int64_t i = lo; i < hi; i++) memcpy(y + i * w, x + i * d + first, (size_t)w * sizeof *y);
+}
+
+void kernel_slice_cols(const KernelCall *call)
+{
+    kern_rows(call, call->out_shape[0].rows, call->iattr[1], 1, slice_cols_rows);
 }
 
 /* add(a, b) -> a + b. Gradient: da = db = dy. */
-void kernel_add(const KernelCall *call)
+static void add_range(const KernelCall *call, int64_t lo, int64_t hi)
 {
     const float *a = call->in[0]; /* any shape */
     const float *b = call->in[1]; /* a's shape */
     float *y = call->out[0];      /* a's shape, may be a */
-    int64_t n = kern_numel(call->in_shape[0]);
-    for (int64_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+    for (int64_t i = lo; i < hi; i++) y[i] = a[i] + b[i];
+}
+
+void kernel_add(const KernelCall *call)
+{
+    kern_rows(call, kern_numel(call->in_shape[0]), 1, 64, add_range);
 }
 
 /* scale(x, s) -> x * s. Gradient: dx = dy * s, ds = sum(dy * x). */
-void kernel_scale(const KernelCall *call)
+static void scale_range(const KernelCall *call, int64_t lo, int64_t hi)
 {
     const float *x = call->in[0];          /* any shape */
     float s = *(const float *)call->in[1]; /* () */
     float *y = call->out[0];               /* x's shape, may be x */
-    int64_t n = kern_numel(call->in_shape[0]);
-    for (int64_t i = 0; i < n; i++) y[i] = x[i] * s;
+    for (int64_t i = lo; i < hi; i++) y[i] = x[i] * s;
+}
+
+void kernel_scale(const KernelCall *call)
+{
+    kern_rows(call, kern_numel(call->in_shape[0]), 1, 64, scale_range);
 }
 
 /* fill() -> fattr0 everywhere (no inputs, no gradient). */

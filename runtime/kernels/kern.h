@@ -10,6 +10,19 @@
 #include <stdint.h>
 #include <string.h>
 
+/* A kernel's work over rows (or elements, or columns) [lo, hi) of its output. */
+typedef void (*KernRows)(const KernelCall *call, int64_t lo, int64_t hi);
+
+/* The least work (elements) worth a part of its own on the thread pool. */
+#define KERN_MIN_PART (1 << 16)
+
+/* Runs fn over [0, n), n units of `width` elements each: split into parts on
+ * the thread pool (runtime/pool.c) in blocks of `align` units when there is
+ * work for more than one part, else at once on the caller. Kernels whose
+ * units are independent (elementwise, row by row, column sums) give the same
+ * bytes whatever the thread count. */
+void kern_rows(const KernelCall *call, int64_t n, int64_t width, int64_t align, KernRows fn);
+
 /* The number of elements of a bound shape. */
 static inline int64_t kern_numel(KShape s)
 {

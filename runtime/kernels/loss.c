@@ -4,6 +4,8 @@
  * a knob read at run time. Losses are accumulated in double. */
 #include "kernels/kern.h"
 
+#include "mtr/pool.h"
+
 #include <cblas.h>
 
 /* mse(pred, label) -> mean_i (pred_i - label_i)^2.
@@ -116,6 +118,14 @@ void kernel_bce_prob_grad(const KernelCall *call)
     }
 }
 
+
+/* Independent accumulators per reduction, so that a row sum vectorises
+ * without reassociating float sums (gcc will not do that by itself). */
+#define XENT_LANES 8
+
+/* The most parts a fused softmax is split into. */
+#define POOL_MAX_PARTS 64
+
 /* inbatch_softmax_xent(s) -> loss = sum_i [logsumexp(s_i) - s_ii] (row i's true
  * item is column i) and dunit = softmax(s) - I, the gradient of the loss for
  * dloss = 1 (the backward scales it by dloss). Row by row: the max, the diagonal
@@ -151,11 +161,132 @@ void kernel_loss_weight(const KernelCall *call)
     for (int64_t i = 0; i < n; i++) y[i] = w * x[i];
 }
 
+/* The fused in-batch softmax, shared by both fused forms. Rows Q (nq,D) score
+ * columns C (nc,D); column j weighs cn_j (1 when cn is NULL), row a weighs qn_a.
+ * With Z_a = sum_j cn_j e^(Q_a . C_j) and E_aj = e^(Q_a . C_j) / Z_a:
+ *   lse = sum_a qn_a log Z_a,  G = E (cn C) = E cw,  H = E^T (qn Q) = E^T qw.
+ * The scores are made a block of rows at a time by sgemm into a tile that
+ * stays in cache (XENT_TILE_FLOATS), exponentiated in place (kern_expf, with
+ * each row's max taken first), and multiplied back by two more sgemm calls,
+ * G's rows written and H accumulated; so the cost is the three products plus
+ * one exp per score, and no (nq,nc) matrix exists. The rows are split into
+ * parts run on the thread pool: each part has its own tile and (after the
+ * first) its own H, summed in part order afterwards, so the result depends on
+ * the number of parts only. */
+#define XENT_TILE_FLOATS (256 * 1024) /* 1 MiB of scores: half a core's L2 */
+
+typedef struct {
+    const float *qd, *cd, *qw, *cw, *qn, *cn;
+    int64_t nq, nc, d, rows; /* rows: the tile's rows */
+    float *g, *h;            /* (nq,D) and (nc,D) */
+    float *space;            /* the parts' (rows,nc) tiles, one after another */
+    float *hparts;           /* after them, (nc,D) of H for each part but the first */
+    double lse[POOL_MAX_PARTS];
+} XentJob;
+
+/* Weighted sum of p[0..n) (w NULL: unweighted) in double, in XENT_LANES lanes. */
+static double lane_sum(const float *p, const float *w, int64_t n)
+{
+    double acc[XENT_LANES] = {0.0};
+    int64_t j = 0;
+    if (w) {
+        for (; j + XENT_LANES <= n; j += XENT_LANES)
+            for (int l = 0; l < XENT_LANES; l++) acc[l] += (double)(w[j + l] * p[j + l]);
+        for (; j < n; j++) acc[0] += (double)(w[j] * p[j]);
+    } else {
+        for (; j + XENT_LANES <= n; j += XENT_LANES)
+            for (int l = 0; l < XENT_LANES; l++) acc[l] += p[j + l];
+        for (; j < n; j++) acc[0] += p[j];
+    }
+    double sum = 0.0;
+    for (int l = 0; l < XENT_LANES; l++) sum += acc[l];
+    return sum;
+}
+
+/* One row of scores becomes its softmax, e^(s_j - lse) with lse = log sum_j
+ * cn_j e^(s_j); returns lse. Compiled for AVX-512 and AVX2 as well as the
+ * baseline, chosen at load time: the same IEEE operations on wider vectors
+ * (no FMA is enabled, so nothing is contracted), hence the same bits. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(MTR_NO_CLONES)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+static double softmax_row(float *row, int64_t nc, const float *cn)
+{
+    float m = kern_row_max(row, nc);
+    for (int64_t j = 0; j < nc; j++) row[j] = kern_expf(row[j] - m);
+    double z = lane_sum(row, cn, nc);
+    float inv = (float)(1.0 / z);
+    for (int64_t j = 0; j < nc; j++) row[j] *= inv;
+    return (double)m + log(z);
+}
+
+static void xent_part(void *ctx, int part, int parts)
+{
+    XentJob *job = ctx;
+    int64_t lo, hi, nc = job->nc, d = job->d;
+    pool_rows(job->nq, job->rows, part, parts, &lo, &hi);
+    float *tile = job->space + part * job->rows * nc;
+    float *h = part == 0 ? job->h : job->hparts + (part - 1) * nc * d;
+    double lse = 0.0;
+    int first = 1;
+    for (int64_t a0 = lo; a0 < hi; a0 += job->rows) {
+        int64_t n = hi - a0 < job->rows ? hi - a0 : job->rows;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nc, (int)d, 1.0f,
+                    job->qd + a0 * d, (int)d, job->cd, (int)d, 0.0f, tile, (int)nc);
+        for (int64_t i = 0; i < n; i++) {
+            double w = job->qn ? (double)job->qn[a0 + i] : 1.0;
+            lse += w * softmax_row(tile + i * nc, nc, job->cn);
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)d, (int)nc, 1.0f, tile,
+                    (int)nc, job->cw, (int)d, 0.0f, job->g + a0 * d, (int)d);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nc, (int)d, (int)n, 1.0f, tile,
+                    (int)nc, job->qw + a0 * d, (int)d, first ? 0.0f : 1.0f, h, (int)d);
+        first = 0;
+    }
+    if (first) memset(h, 0, (size_t)(nc * d) * sizeof *h);
+    job->lse[part] = lse;
+}
+
+/* Runs the job on `space` (space_floats floats): chooses the parts and the
+ * tile's rows that fit, runs the parts, and sums H and the lse in part order.
+ * Returns sum_a qn_a log Z_a. */
+static double xent_run(XentJob *job, float *space, int64_t space_floats)
+{
+    int64_t nc = job->nc, d = job->d;
+    int parts = pool_parts(job->nq * nc, 1 << 16); /* 64k scores: ~0.1 ms a part */
+    if (parts > POOL_MAX_PARTS) parts = POOL_MAX_PARTS;
+    int64_t rows = 0;
+    for (; parts >= 1; parts--) {
+        /* each part: rows * nc of tile, and nc * d of H after the first */
+        int64_t avail = (space_floats - (int64_t)(parts - 1) * nc * d) / parts;
+        rows = avail / nc;
+        if (rows >= 1) break;
+    }
+    if (parts < 1) parts = 1, rows = 1; /* the shape rule gives at least one row */
+    int64_t cap = XENT_TILE_FLOATS / nc;
+    rows = rows < cap ? rows : cap < 1 ? 1 : cap;
+    int64_t per = (job->nq + parts - 1) / parts;
+    rows = rows < per ? rows : per < 1 ? 1 : per;
+    job->rows = rows;
+    job->space = space;
+    job->hparts = space + parts * rows * nc;
+    int blas = openblas_get_num_threads();
+    if (parts > 1) openblas_set_num_threads(1);
+    pool_run(xent_part, job, parts);
+    if (parts > 1) openblas_set_num_threads(blas);
+    double lse = job->lse[0];
+    for (int p = 1; p < parts; p++) {
+        const float *hp = job->hparts + (p - 1) * nc * d;
+        for (int64_t k = 0; k < nc * d; k++) job->h[k] += hp[k];
+        lse += job->lse[p];
+    }
+    return lse;
+}
+
 /* inbatch_softmax_xent_qc(q, c) -> the loss of inbatch_softmax_xent(q c^T) and its
- * gradients for dloss = 1: with P = softmax(q c^T) - I, dq = P c and dc = P^T q.
- * Scores are made R rows at a time in work (R = work's rows), so no (B,B)
- * matrix exists and each block is still in cache when it is exponentiated and
- * multiplied back; dc sums the blocks' contributions. */
+ * gradients for dloss = 1: with P = softmax(q c^T) - I, dq = P c and dc = P^T q;
+ * the blocked, threaded product above with every weight 1 (work holds the tiles
+ * and H's parts), then the diagonal's terms. */
 void kernel_inbatch_softmax_xent_qc(const KernelCall *call)
 {
     const float *q = call->in[0]; /* (B,D) */
@@ -165,32 +296,23 @@ void kernel_inbatch_softmax_xent_qc(const KernelCall *call)
     float *dc = call->out[2];     /* (B,D) */
     float *work = call->out[3];   /* (R,B) */
     int64_t b = call->in_shape[0].rows, d = call->in_shape[0].cols;
-    int64_t rows = call->out_shape[3].rows;
-    double total = 0.0;
     if (b == 0 || d == 0) {
         memset(dq, 0, (size_t)(b * d) * sizeof *dq);
         memset(dc, 0, (size_t)(b * d) * sizeof *dc);
         *loss = 0.0f;
         return;
     }
-    for (int64_t r0 = 0; r0 < b; r0 += rows) {
-        int64_t n = b - r0 < rows ? b - r0 : rows;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)b, (int)d, 1.0f,
-                    q + r0 * d, (int)d, c, (int)d, 0.0f, work, (int)b);
-        for (int64_t i = 0; i < n; i++) {
-            float *row = work + i * b;
-            float diag = row[r0 + i];
-            float m = kern_row_max(row, b);
-            double sum = kern_row_exp_sum(row, row, b, m);
-            total += (double)m + log(sum) - (double)diag;
-            float inv = (float)(1.0 / sum);
-            for (int64_t j = 0; j < b; j++) row[j] *= inv;
-            row[r0 + i] -= 1.0f;
+    XentJob job = {.qd = q, .cd = c, .qw = q, .cw = c, .nq = b, .nc = b, .d = d, .g = dq, .h = dc};
+    double total = xent_run(&job, work, kern_numel(call->out_shape[3]));
+    for (int64_t i = 0; i < b; i++) {
+        const float *qi = q + i * d, *ci = c + i * d;
+        double dot = 0.0;
+        for (int64_t k = 0; k < d; k++) dot += (double)qi[k] * ci[k];
+        total -= dot;
+        for (int64_t k = 0; k < d; k++) {
+            dq[i * d + k] -= ci[k];
+            dc[i * d + k] -= qi[k];
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)d, (int)b, 1.0f, work,
-                    (int)b, c, (int)d, 0.0f, dq + r0 * d, (int)d);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)b, (int)d, (int)n, 1.0f, work,
-                    (int)b, q + r0 * d, (int)d, r0 == 0 ? 0.0f : 1.0f, dc, (int)d);
     }
     *loss = (float)total;
 }
@@ -276,26 +398,9 @@ void kernel_inbatch_softmax_xent_ids(const KernelCall *call)
     for (int64_t m = 0; m < nc; m++)
         for (int64_t k = 0; k < d; k++) cw[m * d + k] = cn[m] * cd[m * d + k];
 
-    double total = 0.0;
-    for (int64_t a0 = 0; a0 < nq; a0 += rows) {
-        int64_t n = nq - a0 < rows ? nq - a0 : rows;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nc, (int)d, 1.0f,
-                    qd + a0 * d, (int)d, cd, (int)d, 0.0f, scores, (int)nc);
-        for (int64_t i = 0; i < n; i++) {
-            float *row = scores + i * nc;
-            float m = kern_row_max(row, nc);
-            for (int64_t j = 0; j < nc; j++) row[j] = kern_expf(row[j] - m);
-            double z = 0.0;
-            for (int64_t j = 0; j < nc; j++) z += (double)cn[j] * row[j];
-            total += (double)qn[a0 + i] * ((double)m + log(z));
-            float inv = (float)(1.0 / z);
-            for (int64_t j = 0; j < nc; j++) row[j] *= inv;
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)d, (int)nc, 1.0f,
-                    scores, (int)nc, cw, (int)d, 0.0f, gq + a0 * d, (int)d);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nc, (int)d, (int)n, 1.0f, scores,
-                    (int)nc, qw + a0 * d, (int)d, a0 == 0 ? 0.0f : 1.0f, hc, (int)d);
-    }
+    XentJob job = {.qd = qd, .cd = cd, .qw = qw, .cw = cw, .qn = qn, .cn = cn,
+                   .nq = nq, .nc = nc, .d = d, .g = gq, .h = hc};
+    double total = xent_run(&job, scores, rows * b);
     for (int64_t i = 0; i < b; i++) {
         const float *qi = q + i * d, *ci = c + i * d;
         double dot = 0.0;

@@ -3,28 +3,32 @@
  * (iattr holds knob ids). They have no outputs and no gradients. Per-element
  * arithmetic is float, per-step scalars (bias corrections) double. */
 #include "kernels/kern.h"
+#include "mtr/pool.h"
 
 /* sgd_update(param, grad): param -= lr grad, lr = knob[iattr0]. */
-void kernel_sgd_update(const KernelCall *call)
+static void sgd_range(const KernelCall *call, int64_t lo, int64_t hi)
 {
     float *param = call->in[0];      /* any shape */
     const float *grad = call->in[1]; /* param's shape */
     float lr = (float)call->knobs[call->iattr[0]];
-    int64_t n = kern_numel(call->in_shape[0]);
-    for (int64_t i = 0; i < n; i++) param[i] -= lr * grad[i];
+    for (int64_t i = lo; i < hi; i++) param[i] -= lr * grad[i];
+}
+
+void kernel_sgd_update(const KernelCall *call)
+{
+    kern_rows(call, kern_numel(call->in_shape[0]), 1, 64, sgd_range);
 }
 
 /* adagrad_update(param, grad, accum): accum += g^2; param -= lr g / (sqrt(accum) + eps),
  * lr = knob[iattr0], eps = knob[iattr1] (Keras; accum starts at 0.1, set at init). */
-void kernel_adagrad_update(const KernelCall *call)
+static void adagrad_range(const KernelCall *call, int64_t lo, int64_t hi)
 {
     float *param = call->in[0];      /* any shape */
     const float *grad = call->in[1]; /* param's shape */
     float *accum = call->in[2];      /* param's shape */
     float lr = (float)call->knobs[call->iattr[0]];
     float eps = (float)call->knobs[call->iattr[1]];
-    int64_t n = kern_numel(call->in_shape[0]);
-    for (int64_t i = 0; i < n; i++) {
+    for (int64_t i = lo; i < hi; i++) {
         float g = grad[i];
         float a = accum[i] + g * g;
         accum[i] = a;
@@ -32,11 +36,16 @@ void kernel_adagrad_update(const KernelCall *call)
     }
 }
 
+void kernel_adagrad_update(const KernelCall *call)
+{
+    kern_rows(call, kern_numel(call->in_shape[0]), 1, 64, adagrad_range);
+}
+
 /* adam_update(param, grad, m, v, step): with t = step (already incremented),
  * lr_t = lr sqrt(1 - b2^t) / (1 - b1^t); m = b1 m + (1 - b1) g;
  * v = b2 v + (1 - b2) g^2; param -= lr_t m / (sqrt(v) + eps).
  * Knobs iattr0..3 = lr, beta1, beta2, epsilon (Keras Adam, epsilon "hat"). */
-void kernel_adam_update(const KernelCall *call)
+static void adam_range(const KernelCall *call, int64_t lo, int64_t hi)
 {
     float *param = call->in[0];             /* any shape */
     const float *grad = call->in[1];        /* param's shape */
@@ -49,8 +58,7 @@ void kernel_adam_update(const KernelCall *call)
     float lr_t = (float)(lr * sqrt(1.0 - pow(b2, t)) / (1.0 - pow(b1, t)));
     float fb1 = (float)b1, fb2 = (float)b2;
     float c1 = (float)(1.0 - b1), c2 = (float)(1.0 - b2);
-    int64_t n = kern_numel(call->in_shape[0]);
-    for (int64_t i = 0; i < n; i++) {
+    for (int64_t i = lo; i < hi; i++) {
         float g = grad[i];
         float mi = fb1 * m[i] + c1 * g;
         float vi = fb2 * v[i] + c2 * g * g;
@@ -60,9 +68,123 @@ void kernel_adam_update(const KernelCall *call)
     }
 }
 
+void kernel_adam_update(const KernelCall *call)
+{
+    kern_rows(call, kern_numel(call->in_shape[0]), 1, 64, adam_range);
+}
+
 /* step_inc(step): step += 1 (once per train step, before the updates). */
 void kernel_step_inc(const KernelCall *call)
 {
     float *step = call->in[0]; /* () */
     *step += 1.0f;
+}
+
+/* The row-wise updates: the rows of param that embedding_grad's idx names
+ * (idx[k] = -1 ends them), each updated from rows[k] exactly as the dense
+ * update would update it; rows no id names have a zero gradient, which leaves
+ * them (and their state) unchanged under SGD and Adagrad. The rows are
+ * distinct, so the parts of the pool never touch the same row. */
+typedef struct {
+    const KernelCall *call;
+    int64_t n; /* the number of ids, up to the first -1 */
+} RowsJob;
+
+static int64_t rows_named(const int32_t *idx, int64_t b)
+{
+    int64_t n = 0;
+    while (n < b && idx[n] >= 0) n++;
+    return n;
+}
+
+static void sgd_rows_part(void *ctx, int part, int parts)
+{
+    const RowsJob *job = ctx;
+    const KernelCall *call = job->call;
+    float *param = call->in[0];
+    const float *rows = call->in[1];
+    const int32_t *idx = call->in[2];
+    int64_t d = call->in_shape[0].cols, lo, hi;
+    float lr = (float)call->knobs[call->iattr[0]];
+    pool_rows(job->n, 64, part, parts, &lo, &hi);
+    for (int64_t k = lo; k < hi; k++) {
+        float *p = param + (int64_t)idx[k] * d;
+        const float *g = rows + k * d;
+        for (int64_t j = 0; j < d; j++) p[j] -= lr * g[j];
+    }
+}
+
+static void adagrad_rows_part(void *ctx, int part, int parts)
+{
+    const RowsJob *job = ctx;
+    const KernelCall *call = job->call;
+    float *param = call->in[0];
+    const float *rows = call->in[1];
+    const int32_t *idx = call->in[2];
+    float *accum = call->in[3];
+    int64_t d = call->in_shape[0].cols, lo, hi;
+    float lr = (float)call->knobs[call->iattr[0]];
+    float eps = (float)call->knobs[call->iattr[1]];
+    pool_rows(job->n, 64, part, parts, &lo, &hi);
+    for (int64_t k = lo; k < hi; k++) {
+        float *p = param + (int64_t)idx[k] * d, *acc = accum + (int64_t)idx[k] * d;
+        const float *g = rows + k * d;
+        for (int64_t j = 0; j < d; j++) {
+            float a = acc[j] + g[j] * g[j];
+            acc[j] = a;
+            p[j] -= lr * g[j] / (sqrtf(a) + eps);
+        }
+    }
+}
+
+/* sgd_update_rows(param, rows, idx): param[idx[k]] -= lr rows[k]. */
+void kernel_sgd_update_rows(const KernelCall *call)
+{
+    RowsJob job = {call, rows_named(call->in[2], call->in_shape[2].rows)};
+    pool_run(sgd_rows_part, &job, pool_parts(job.n * call->in_shape[0].cols, 1 << 16));
+}
+
+/* adagrad_update_rows(param, rows, idx, accum): adagrad_update on rows idx[k]. */
+void kernel_adagrad_update_rows(const KernelCall *call)
+{
+    RowsJob job = {call, rows_named(call->in[2], call->in_shape[2].rows)};
+    pool_run(adagrad_rows_part, &job, pool_parts(job.n * call->in_shape[0].cols, 1 << 16));
+}
+
+static void adam_rows_part(void *ctx, int part, int parts)
+{
+    const RowsJob *job = ctx;
+    const KernelCall *call = job->call;
+    float *param = call->in[0];
+    const float *rows = call->in[1];
+    const int32_t *idx = call->in[2];
+    float *m = call->in[3], *v = call->in[4];
+    double t = *(const float *)call->in[5];
+    double lr = call->knobs[call->iattr[0]];
+    double b1 = call->knobs[call->iattr[1]], b2 = call->knobs[call->iattr[2]];
+    float eps = (float)call->knobs[call->iattr[3]];
+    float lr_t = (float)(lr * sqrt(1.0 - pow(b2, t)) / (1.0 - pow(b1, t)));
+    float fb1 = (float)b1, fb2 = (float)b2;
+    float c1 = (float)(1.0 - b1), c2 = (float)(1.0 - b2);
+    int64_t d = call->in_shape[0].cols, lo, hi;
+    pool_rows(job->n, 64, part, parts, &lo, &hi);
+    for (int64_t k = lo; k < hi; k++) {
+        int64_t off = (int64_t)idx[k] * d;
+        const float *g = rows + k * d;
+        for (int64_t j = 0; j < d; j++) {
+            float mi = fb1 * m[off + j] + c1 * g[j];
+            float vi = fb2 * v[off + j] + c2 * g[j] * g[j];
+            m[off + j] = mi;
+            v[off + j] = vi;
+            param[off + j] -= lr_t * mi / (sqrtf(vi) + eps);
+        }
+    }
+}
+
+/* adam_update_rows(param, rows, idx, m, v, step): the lazy Adam, adam_update's
+ * arithmetic on rows idx[k] only. */
+void kernel_adam_update_rows(const KernelCall *call)
+{
+    RowsJob job = {call, rows_named(call->in[2], call->in_shape[2].rows)};
+    pool_run(adam_rows_part, &job, pool_parts(job.n * call->in_shape[0].cols, 1 << 16));
 }

@@ -3,6 +3,8 @@
  * and the k best items per row of a score matrix. No gradients. */
 #include "kernels/kern.h"
 
+#include "mtr/pool.h"
+
 #include <cblas.h>
 #include <float.h>
 
@@ -22,9 +24,91 @@ static double norm2(const float *x, int64_t d)
 }
 
 /* retrieval_rank tiles: RANK_QB queries x RANK_NB items of sgemm scores on the
- * stack (128 KiB); kernels do not allocate. */
+ * stack (128 KiB, and as much for the packed queries); kernels do not allocate. */
 #define RANK_QB 128
 #define RANK_NB 256
+
+/* One retrieval_rank call's operands, shared by its parts. */
+typedef struct {
+    const float *query, *items;
+    const int32_t *true_row;
+    float *rank;
+    int64_t b, d, n;
+    double xmax, gamma;
+} RankJob;
+
+/* Queries of at most this width are packed, so that equal ones are scored once. */
+#define RANK_PACK_D 256
+
+/* The queries of one part, RANK_QB at a time (each part has its own tiles on
+ * its own stack; a query's rank does not depend on the split). Within a tile,
+ * a query equal to the one before it (bit for bit: the same user, when the
+ * rows come sorted by user) reuses its scores, so the products are made once
+ * per distinct query; only the counting is per row. */
+static void rank_part(void *ctx, int part, int parts)
+{
+    const RankJob *job = ctx;
+    const float *query = job->query, *items = job->items;
+    int64_t d = job->d, n = job->n, lo, hi;
+    pool_rows(job->b, RANK_QB, part, parts, &lo, &hi);
+    float tile[RANK_QB * RANK_NB];
+    float packed[RANK_QB * RANK_PACK_D];
+    double truth[RANK_QB], tol[RANK_QB];
+    int64_t count[RANK_QB];
+    int32_t which[RANK_QB]; /* the row of the tile's scores each query reads */
+    for (int64_t q0 = lo; q0 < hi; q0 += RANK_QB) {
+        int64_t qb = hi - q0 < RANK_QB ? hi - q0 : RANK_QB;
+        int64_t nd = 0; /* distinct queries, packed when d allows */
+        for (int64_t i = 0; i < qb; i++) {
+            const float *q = query + (q0 + i) * d;
+            int32_t t = job->true_row[q0 + i];
+            count[i] = t >= 0 && t < n ? 0 : -1; /* -1: a miss, never counted */
+            truth[i] = count[i] == 0 ? dot_exact(q, items + (int64_t)t * d, d) : 0.0;
+            tol[i] = 2.0 * job->gamma * norm2(q, d) * job->xmax * 1.01 + 4.0 * FLT_MIN;
+            if (d <= RANK_PACK_D) {
+                if (nd > 0 && memcmp(packed + (nd - 1) * d, q, (size_t)d * sizeof *q) == 0) {
+                    which[i] = (int32_t)(nd - 1);
+                } else {
+                    memcpy(packed + nd * d, q, (size_t)d * sizeof *q);
+                    which[i] = (int32_t)nd++;
+                }
+            } else {
+                which[i] = (int32_t)i;
+            }
+        }
+        const float *qsrc = d <= RANK_PACK_D ? packed : query + q0 * d;
+        if (d > RANK_PACK_D) nd = qb;
+        for (int64_t j0 = 0; j0 < n; j0 += RANK_NB) {
+            int64_t nb = n - j0 < RANK_NB ? n - j0 : RANK_NB;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nd, (int)nb, (int)d, 1.0f,
+                        qsrc, (int)d, items + j0 * d, (int)d, 0.0f, tile, (int)nb);
+            for (int64_t i = 0; i < qb; i++) {
+                if (count[i] < 0) continue;
+                const float *srow = tile + (int64_t)which[i] * nb;
+                /* float bounds rounded outwards: the band only widens */
+                float hi_s = nextafterf((float)(truth[i] + tol[i]), INFINITY);
+                float lo_s = nextafterf((float)(truth[i] - tol[i]), -INFINITY);
+                int32_t above = 0, reached = 0;
+                for (int64_t j = 0; j < nb; j++) {
+                    above += srow[j] > hi_s;
+                    reached += srow[j] >= lo_s;
+                }
+                int64_t c = above;
+                if (reached > above) {
+                    const float *q = query + (q0 + i) * d;
+                    for (int64_t j = 0; j < nb; j++) {
+                        if (srow[j] >= lo_s && srow[j] <= hi_s)
+                            c += dot_exact(q, items + (j0 + j) * d, d) > truth[i];
+                    }
+                }
+                count[i] += c;
+            }
+        }
+        for (int64_t i = 0; i < qb; i++) {
+            job->rank[q0 + i] = count[i] < 0 ? (float)(n + 1) : (float)(count[i] + 1);
+        }
+    }
+}
 
 /* retrieval_rank(query, items, true_row) -> rank_i = 1 + #{j : q_i . x_j > q_i . x_t},
  * t = true_row[i], scores as dot_exact; a true_row outside [0, N) gives N + 1.
@@ -35,7 +119,8 @@ static double norm2(const float *x, int64_t d)
  * product of length D in any order (with or without FMA) is within
  * gamma_D |q| |x| of the true value (gamma_D = D u / (1 - D u), u = 2^-24, and
  * Cauchy-Schwarz), dot_exact within far less; so sgemm score s and dot_exact
- * score e differ by at most tol = 2 gamma_D |q| max_j |x_j| (padded). */
+ * score e differ by at most tol = 2 gamma_D |q| max_j |x_j| (padded).
+ * The queries are split into parts of whole tiles on the thread pool. */
 void kernel_retrieval_rank(const KernelCall *call)
 {
     const float *query = call->in[0];      /* (B,D) */
@@ -58,50 +143,16 @@ void kernel_retrieval_rank(const KernelCall *call)
         xmax = nx > xmax ? nx : xmax;
     }
     double u = ldexp(1.0, -24);
-    double gamma = (double)d * u / (1.0 - (double)d * u);
-
-    float tile[RANK_QB * RANK_NB];
-    double truth[RANK_QB], tol[RANK_QB];
-    int64_t count[RANK_QB];
-    for (int64_t q0 = 0; q0 < b; q0 += RANK_QB) {
-        int64_t qb = b - q0 < RANK_QB ? b - q0 : RANK_QB;
-        for (int64_t i = 0; i < qb; i++) {
-            const float *q = query + (q0 + i) * d;
-            int32_t t = true_row[q0 + i];
-            count[i] = t >= 0 && t < n ? 0 : -1; /* -1: a miss, never counted */
-            truth[i] = count[i] == 0 ? dot_exact(q, items + (int64_t)t * d, d) : 0.0;
-            tol[i] = 2.0 * gamma * norm2(q, d) * xmax * 1.01 + 4.0 * FLT_MIN;
-        }
-        for (int64_t j0 = 0; j0 < n; j0 += RANK_NB) {
-            int64_t nb = n - j0 < RANK_NB ? n - j0 : RANK_NB;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)qb, (int)nb, (int)d, 1.0f,
-                        query + q0 * d, (int)d, items + j0 * d, (int)d, 0.0f, tile, (int)nb);
-            for (int64_t i = 0; i < qb; i++) {
-                if (count[i] < 0) continue;
-                const float *srow = tile + i * nb;
-                /* float bounds rounded outwards: the band only widens */
-                float hi = nextafterf((float)(truth[i] + tol[i]), INFINITY);
-                float lo = nextafterf((float)(truth[i] - tol[i]), -INFINITY);
-                int32_t above = 0, reached = 0;
-                for (int64_t j = 0; j < nb; j++) {
-                    above += srow[j] > hi;
-                    reached += srow[j] >= lo;
-                }
-                int64_t c = above;
-                if (reached > above) {
-                    const float *q = query + (q0 + i) * d;
-                    for (int64_t j = 0; j < nb; j++) {
-                        if (srow[j] >= lo && srow[j] <= hi)
-                            c += dot_exact(q, items + (j0 + j) * d, d) > truth[i];
-                    }
-                }
-                count[i] += c;
-            }
-        }
-        for (int64_t i = 0; i < qb; i++) {
-            rank[q0 + i] = count[i] < 0 ? (float)(n + 1) : (float)(count[i] + 1);
-        }
-    }
+    RankJob job = {query, items, true_row, rank, b, d, n, xmax,
+                   (double)d * u / (1.0 - (double)d * u)};
+    /* parts of whole tiles, each worth some 64k scores */
+    int parts = pool_parts(b * n, 1 << 16);
+    int64_t tiles = (b + RANK_QB - 1) / RANK_QB;
+    if (parts > tiles) parts = (int)tiles;
+    int blas = openblas_get_num_threads();
+    if (parts > 1) openblas_set_num_threads(1);
+    pool_run(rank_part, &job, parts);
+    if (parts > 1) openblas_set_num_threads(blas);
 }
 
 /* a ranks before b: a higher key, or an equal key and a lower index. NaN ranks

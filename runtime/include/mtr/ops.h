@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#define MTR_MAX_IN    5 /* the widest op (adam_update) reads five tensors */
+#define MTR_MAX_IN    6 /* the widest op (adam_update_rows) reads six tensors */
 #define MTR_MAX_OUT   4 /* inbatch_softmax_xent_qc: loss, two gradients, scratch */
 #define MTR_MAX_IATTR 8
 #define MTR_MAX_FATTR 2

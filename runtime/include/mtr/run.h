@@ -25,6 +25,8 @@ typedef struct {
     const char *phase;    /* the "phase" of the test line ("test" by default) */
     int fold;             /* > 0: added to JSON lines as "fold" */
     FILE *profile;        /* time every op during training and print a table here, or NULL */
+    int64_t eval_users;   /* > 0: evaluate a seeded sample of this many test users, with
+                           * 95% confidence intervals (see evaluate_users in train.c) */
 } MtrRunOptions;
 
 typedef struct {
@@ -40,6 +42,11 @@ typedef struct {
     uint64_t skipped;   /* malformed records skipped */
     size_t step_arena, param_arena, step_unshared;
     double op_seconds, matmul_seconds; /* with profile: time in all ops, in matmul */
+    /* With eval_users: the half-width of each test metric's 95% confidence
+     * interval (the same names as test; NaN where none is computed), and the
+     * users and rows sampled out of all test users. */
+    MetricsReport test_ci95;
+    int64_t users_sampled, users_total, rows_sampled;
 } MtrRunResult;
 
 /* Trains m on the options' data (building vocabularies and items from it),
