@@ -5,13 +5,16 @@
 #include "mtr/npy.h"
 #include "mtr/report.h"
 #include "mtr/run.h"
+#include "mtr/save.h"
 
 #include <cblas.h>
+#include <errno.h>
 #include <libgen.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define MAX_ARGS 64
@@ -195,11 +198,10 @@ static void add_user_item(const MtrModel *m, Args *a)
     if (item >= 0) add_input(a, m->columns[item].name, &a->item);
 }
 
-/* An output file written beside its path and renamed into place only when the
- * run succeeds, so that a failed run leaves no partial file behind. */
+/* An output file saved through mtr/save.h: put in place only when the run
+ * succeeds, so that a failed run leaves no file behind. */
 typedef struct {
-    const char *path;
-    char *tmp;
+    MtrSave save;
     FILE *f;
 } OutFile;
 
@@ -207,41 +209,25 @@ static int out_open(OutFile *o, const char *path, MtrError *e)
 {
     memset(o, 0, sizeof *o);
     if (!path) return 0;
-    o->path = path;
-    size_t n = strlen(path) + 16;
-    int fd = -1;
-    if ((o->tmp = malloc(n))) {
-        snprintf(o->tmp, n, "%s.tmp.XXXXXX", path);
-        fd = mkstemp(o->tmp);
-    }
-    if (fd < 0 || !(o->f = fdopen(fd, "w"))) {
-        if (fd >= 0) {
-            close(fd);
-            unlink(o->tmp);
-        }
-        free(o->tmp);
-        o->tmp = NULL;
-        mtr_fail(e, MTR_E_IO, "cannot write '%s'", path);
+    if (mtr_save_begin(&o->save, path, e) != MTR_OK) return -1;
+    if (!(o->f = mtr_save_stream(&o->save, e))) {
+        mtr_save_abort(&o->save);
         return -1;
     }
     return 0;
 }
 
-/* Closes o; keeps the file (renamed to its path) only when keep is set and
+/* Closes o; keeps the file (in place at its path) only when keep is set and
  * everything was written. Returns 0, or -1 with e set. */
 static int out_close(OutFile *o, int keep, MtrError *e)
 {
-    int rc = 0;
     if (!o->f) return 0;
-    int bad_write = ferror(o->f) != 0;
-    if (fclose(o->f) != 0) bad_write = 1;
-    if (keep && bad_write) rc = -1, mtr_fail(e, MTR_E_IO, "cannot write '%s'", o->path);
-    if (keep && !bad_write && rename(o->tmp, o->path) != 0)
-        rc = -1, mtr_fail(e, MTR_E_IO, "cannot rename to '%s'", o->path);
-    if (!keep || rc) unlink(o->tmp);
-    free(o->tmp);
-    memset(o, 0, sizeof *o);
-    return rc;
+    o->f = NULL;
+    if (!keep) {
+        mtr_save_abort(&o->save);
+        return 0;
+    }
+    return mtr_save_commit(&o->save, e) == MTR_OK ? 0 : -1;
 }
 
 /* The run's options from the command line, shared by training, eval and cv. */
@@ -263,7 +249,7 @@ static MtrRunOptions run_options(const Args *a, FILE *metrics, FILE *steps)
                            .profile = a->profile ? stderr : NULL};
 }
 
-static void print_results(const MtrModel *m, const MtrRunResult *r, int eval_only)
+static int print_results(const MtrModel *m, const MtrRunResult *r, int eval_only, MtrError *e)
 {
     ReportRow rows[64];
     size_t n = 0;
@@ -276,18 +262,27 @@ static void print_results(const MtrModel *m, const MtrRunResult *r, int eval_onl
         printf("\n%s: %lld training rows, %lld test rows, %d epochs in %.2f s, evaluation %.3f s\n",
                m->name, (long long)r->n_train, (long long)r->n_test, r->epochs, r->train_seconds,
                r->eval_seconds);
-    report_table_print(stdout, rows, n, NULL);
+    return report_table_print(stdout, rows, n, e) == MTR_OK ? 0 : -1;
 }
 
 /* Whether a file can be created at path: checked before training, so that a
- * typo in -o does not cost a whole run. */
-static int writable_target(const char *path)
+ * typo in -o does not cost a whole run. Returns 0, or -1 with e set. */
+static int writable_target(const char *path, MtrError *e)
 {
     char *copy = strdup(path);
-    if (!copy) return 0;
+    if (!copy) return mtr_fail(e, MTR_E_NOMEM, "cannot write '%s': out of memory", path), -1;
     int ok = access(dirname(copy), W_OK | X_OK) == 0;
+    int why = errno;
     free(copy);
-    return ok;
+    if (!ok)
+        return mtr_fail(e, MTR_E_IO, "cannot write '%s': its folder is missing or not writable (%s)",
+                        path, strerror(why)),
+               -1;
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return mtr_fail(e, MTR_E_IO, "cannot write '%s': it exists and is not a regular file", path),
+               -1;
+    return 0;
 }
 
 static int run_train(MtrModel *m, Args *a, int eval_only)
@@ -295,9 +290,8 @@ static int run_train(MtrModel *m, Args *a, int eval_only)
     MtrError e = {0};
     MtrRunResult r;
     if (!a->data) return bad("%s needs --data DIR", eval_only ? "eval" : "training");
-    if (!eval_only && a->out && !writable_target(a->out)) {
-        fprintf(stderr, "mtrun: error: cannot write '%s': its folder is missing or not writable\n",
-                a->out);
+    if (!eval_only && a->out && writable_target(a->out, &e)) {
+        print_error(&e);
         return 1;
     }
     OutFile metrics, steps;
@@ -330,16 +324,19 @@ static int run_train(MtrModel *m, Args *a, int eval_only)
     if (r.overlap)
         fprintf(stderr, "mtrun: warning: %llu test rows also appear in the training file\n",
                 (unsigned long long)r.overlap);
-    print_results(m, &r, eval_only);
+    /* A table that cannot be printed fails the run, but the trained model is
+     * still saved: the training is not lost to a full disk or closed terminal. */
+    int printed = print_results(m, &r, eval_only, &e);
     metrics_report_free(&r.test);
+    if (printed) print_error(&e);
     if (!eval_only && a->out) {
         if (mtr_model_write(m, a->out, &e)) {
             print_error(&e);
             return 1;
         }
-        printf("saved the trained model to %s\n", a->out);
+        if (!printed) printf("saved the trained model to %s\n", a->out);
     }
-    return 0;
+    return printed ? 1 : 0;
 }
 
 #define MAX_FOLDS 32
@@ -474,6 +471,8 @@ static int serve_file(const MtrModel *m, const Args *a, int predict)
 
 int main(int argc, char **argv)
 {
+    mtr_save_notes(stderr);
+    mtr_check_stdout_at_exit("mtrun");
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         fputs(usage, stdout);
         return 0;

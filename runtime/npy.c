@@ -4,6 +4,7 @@
  * Every byte read is validated here, at the edge: magic, version, the header
  * dictionary, the shape against the model, and the data length. */
 #include "mtr/npy.h"
+#include "mtr/save.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -143,47 +144,29 @@ static void put_u32le(unsigned char *p, uint32_t v)
     p[3] = (unsigned char)(v >> 24);
 }
 
-/* Writes the temporary file then renames it over path; removes it on failure. */
+/* A file written through mtr/save.h: complete and in place, or not at all. */
 typedef struct {
-    char *tmp;
+    MtrSave save;
     FILE *f;
 } AtomicFile;
 
 static MtrStatus atomic_open(AtomicFile *a, const char *path, MtrError *err)
 {
-    size_t n = strlen(path) + 5;
-    a->f = NULL;
-    a->tmp = malloc(n);
-    if (!a->tmp) return mtr_fail(err, MTR_E_NOMEM, "%s: no memory for a file name", path);
-    snprintf(a->tmp, n, "%s.tmp", path);
-    a->f = fopen(a->tmp, "wb");
-    if (!a->f) {
-        MtrStatus st = mtr_fail(err, MTR_E_IO, "%s: cannot create: %s", a->tmp, strerror(errno));
-        free(a->tmp);
-        a->tmp = NULL;
-        return st;
+    memset(a, 0, sizeof *a);
+    MtrStatus st = mtr_save_begin(&a->save, path, err);
+    if (st != MTR_OK) return st;
+    if (!(a->f = mtr_save_stream(&a->save, err))) {
+        mtr_save_abort(&a->save);
+        return MTR_E_NOMEM;
     }
     return MTR_OK;
 }
 
-/* Closes and renames when ok (write_failed == 0); otherwise discards. */
-static MtrStatus atomic_close(AtomicFile *a, const char *path, int write_failed, MtrError *err)
+/* Puts the file in place when everything was written; otherwise discards it.
+ * A write error is reported with its reason by the commit. */
+static MtrStatus atomic_close(AtomicFile *a, MtrError *err)
 {
-    MtrStatus st = MTR_OK;
-    int saved = errno;
-    if (write_failed || ferror(a->f)) {
-        fclose(a->f);
-        st = mtr_fail(err, MTR_E_IO, "%s: write failed: %s", path, strerror(saved));
-    } else if (fclose(a->f) != 0) {
-        st = mtr_fail(err, MTR_E_IO, "%s: write failed: %s", path, strerror(errno));
-    } else if (rename(a->tmp, path) != 0) {
-        st = mtr_fail(err, MTR_E_IO, "%s: cannot rename into place: %s", path, strerror(errno));
-    }
-    if (st != MTR_OK) remove(a->tmp);
-    free(a->tmp);
-    a->tmp = NULL;
-    a->f = NULL;
-    return st;
+    return mtr_save_commit(&a->save, err);
 }
 
 /* data holds count 4-byte elements (float or int32 bits). */
@@ -237,7 +220,8 @@ static MtrStatus npy_write_typed(const char *path, const void *data, int is_i32,
         }
         bad = fwrite(block, 4, k, af.f) != k;
     }
-    return atomic_close(&af, path, bad, err);
+    (void)bad; /* a failed fwrite leaves the stream's error flag, which the commit reports */
+    return atomic_close(&af, err);
 }
 
 MtrStatus mtr_npy_write(const char *path, const float *data, int rank, const int64_t *shape,
@@ -254,7 +238,8 @@ static MtrStatus write_lines(const char *path, char *const *lines, uint32_t n, M
     int bad = 0;
     for (uint32_t i = 0; i < n && !bad; i++)
         bad = fputs(lines[i] ? lines[i] : "", af.f) == EOF || fputc('\n', af.f) == EOF;
-    return atomic_close(&af, path, bad, err);
+    (void)bad; /* a failed fwrite leaves the stream's error flag, which the commit reports */
+    return atomic_close(&af, err);
 }
 
 /* ---- reading */
