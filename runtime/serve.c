@@ -144,12 +144,46 @@ static MtrStatus recommend_programs(const MtrModel *m, int k, int *p, int *pi, M
     return MTR_OK;
 }
 
+/* Whether tensor t is a (batch, k) output of dtype written by program p. */
+static int topk_output(const MtrModel *m, int p, int32_t t, uint8_t dtype)
+{
+    int b = mtr_model_find_symbol(m, "batch"), k = mtr_model_find_symbol(m, "k");
+    if (t < 0 || b < 0 || k < 0) return 0;
+    const MtrTensor *x = &m->tensors[t];
+    if (x->dtype != dtype || x->rank != 2 || x->dim[0].sym != b || x->dim[0].k != 1 ||
+        x->dim[1].sym != k || x->dim[1].k != 1)
+        return 0;
+    const MtrProgram *pr = &m->programs[p];
+    for (uint32_t o = 0; o < pr->n_ops; o++)
+        for (uint8_t j = 0; j < op_info(pr->ops[o].kind)->n_out; j++)
+            if (pr->ops[o].out[j] == t) return 1;
+    return 0;
+}
+
+/* The recommend program's outputs: the k best item ids and their scores per
+ * query, each (batch, k). A model.bin can be valid and still lack them (it
+ * was edited); that is an error, not a read out of bounds. The one place that
+ * finds them, to switch to typed program outputs. */
+static MtrStatus recommend_outputs(const MtrModel *m, int p, int32_t *ti, int32_t *ts,
+                                   MtrError *err)
+{
+    *ti = mtr_model_find_tensor(m, "recommend.index");
+    *ts = mtr_model_find_tensor(m, "recommend.index_2");
+    if (!topk_output(m, p, *ti, MTR_DT_I32) || !topk_output(m, p, *ts, MTR_DT_F32))
+        return mtr_fail(err, MTR_E_FORMAT,
+                        "the model's recommend program does not produce the (batch, k) item ids "
+                        "and scores 'recommend.index' and 'recommend.index_2'");
+    return MTR_OK;
+}
+
 MtrStatus mtr_run_recommend(const MtrModel *m, int n, const char *const *names,
                             const char *const *values, int k, FILE *out, MtrError *err)
 {
     int p, pi;
     MtrStatus rc = recommend_programs(m, k, &p, &pi, err);
     if (rc) return rc;
+    int32_t ti, ts;
+    if ((rc = recommend_outputs(m, p, &ti, &ts, err))) return rc;
     OneRow o;
     ProgramFeeds feeds = {0}, item_feeds = {0};
     rc = one_row(m, p, n, names, values, k, &o, &feeds, err);
@@ -160,8 +194,6 @@ MtrStatus mtr_run_recommend(const MtrModel *m, int n, const char *const *names,
         mtr_session_run(o.s, pi, 1);
         bind_feed(o.s, m, &feeds, &o.row, &row, 1);
         mtr_session_run(o.s, p, 1);
-        int32_t ti = mtr_model_find_tensor(m, "recommend.index");
-        int32_t ts = mtr_model_find_tensor(m, "recommend.index_2");
         const int32_t *idx = mtr_session_tensor(o.s, ti);
         const float *score = mtr_session_tensor(o.s, ts);
         for (int i = 0; i < k; i++)
@@ -306,6 +338,8 @@ MtrStatus mtr_run_recommend_file(const MtrModel *m, const char *path, int k, FIL
     int p, pi;
     MtrStatus rc = recommend_programs(m, k, &p, &pi, err);
     if (rc) return rc;
+    int32_t ti, ts;
+    if ((rc = recommend_outputs(m, p, &ti, &ts, err))) return rc;
     FileRun f;
     ProgramFeeds item_feeds = {0};
     /* A (batch, items) score block per batch: 256 queries at a time. */
@@ -315,8 +349,6 @@ MtrStatus mtr_run_recommend_file(const MtrModel *m, const char *path, int k, FIL
         if (oov) *oov = f.e.oov;
         bind_feed(f.s, m, &item_feeds, &f.e, NULL, 0);
         mtr_session_run(f.s, pi, 1);
-        int32_t ti = mtr_model_find_tensor(m, "recommend.index");
-        int32_t ts = mtr_model_find_tensor(m, "recommend.index_2");
         put_input_names(out, m, &f);
         fputs("rank,item,score\n", out);
         for (int64_t off = 0; off < (int64_t)f.t.n_rows; off += f.batch) {
