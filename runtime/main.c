@@ -302,11 +302,10 @@ static int run_train(MtrModel *m, Args *a, int eval_only)
     }
     MtrRunOptions o = run_options(a, metrics.f, steps.f);
     MtrStatus rc = eval_only ? mtr_run_eval(m, &o, &r, &e) : mtr_run_train(m, &o, &r, &e);
-    int keep = rc == MTR_OK;
-    if (out_close(&metrics, keep, &e) | out_close(&steps, keep, &e)) rc = MTR_E_IO;
     if (rc) {
         print_error(&e);
-        if (keep) metrics_report_free(&r.test);
+        out_close(&metrics, 0, NULL);
+        out_close(&steps, 0, NULL);
         return 1;
     }
     if (r.skipped)
@@ -324,19 +323,21 @@ static int run_train(MtrModel *m, Args *a, int eval_only)
     if (r.overlap)
         fprintf(stderr, "mtrun: warning: %llu test rows also appear in the training file\n",
                 (unsigned long long)r.overlap);
-    /* A table that cannot be printed fails the run, but the trained model is
-     * still saved: the training is not lost to a full disk or closed terminal. */
-    int printed = print_results(m, &r, eval_only, &e);
+    /* The table and the model come before the metrics files are put in place
+     * (which allocates nothing), so that a run that fails for want of memory,
+     * or because the table cannot be written, changes no file. */
+    int failed = print_results(m, &r, eval_only, &e);
     metrics_report_free(&r.test);
-    if (printed) print_error(&e);
-    if (!eval_only && a->out) {
-        if (mtr_model_write(m, a->out, &e)) {
-            print_error(&e);
-            return 1;
-        }
-        if (!printed) printf("saved the trained model to %s\n", a->out);
+    if (!failed && !eval_only && a->out) failed = mtr_model_write(m, a->out, &e) != MTR_OK;
+    if (!failed) failed = out_close(&metrics, 1, &e) | out_close(&steps, 1, &e);
+    if (failed) {
+        print_error(&e);
+        out_close(&metrics, 0, NULL);
+        out_close(&steps, 0, NULL);
+        return 1;
     }
-    return printed ? 1 : 0;
+    if (!eval_only && a->out) printf("saved the trained model to %s\n", a->out);
+    return 0;
 }
 
 #define MAX_FOLDS 32

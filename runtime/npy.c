@@ -359,7 +359,7 @@ static MtrStatus npy_load(const char *path, int want_i32, void **data, int *rank
     }
     head = malloc(hlen);
     if (!head) {
-        st = mtr_fail(err, MTR_E_NOMEM, "%s: no memory for the header", path);
+        st = mtr_fail(err, MTR_E_NOMEM, "%s: out of memory for the header", path);
         goto done;
     }
     if (fread(head, 1, hlen, f) != hlen) {
@@ -439,7 +439,7 @@ static MtrStatus npy_load(const char *path, int want_i32, void **data, int *rank
     }
     raw = malloc(need > 0 ? (size_t)need : 1);
     if (!raw) {
-        st = mtr_fail(err, MTR_E_NOMEM, "%s: no memory for %lld elements", path, (long long)count);
+        st = mtr_fail(err, MTR_E_NOMEM, "%s: out of memory for %lld elements", path, (long long)count);
         goto done;
     }
     if (fread(raw, 1, (size_t)need, f) != (size_t)need) {
@@ -475,7 +475,7 @@ MtrStatus mtr_npy_read(const char *path, float **data, int *rank, int64_t shape[
 static MtrStatus make_dirs(const char *dir, MtrError *err)
 {
     char *p = strdup(dir);
-    if (!p) return mtr_fail(err, MTR_E_NOMEM, "%s: no memory", dir);
+    if (!p) return mtr_fail(err, MTR_E_NOMEM, "%s: out of memory", dir);
     for (char *s = p + 1; *s; s++) {
         if (*s != '/') continue;
         *s = '\0';
@@ -538,7 +538,7 @@ MtrStatus mtr_export_dir(const MtrModel *m, const char *dir, MtrError *err)
         char *stem = stem_dup(t->name);
         char *path = stem ? path_join(dir, stem, ".npy") : NULL;
         if (!path)
-            st = mtr_fail(err, MTR_E_NOMEM, "export: no memory");
+            st = mtr_fail(err, MTR_E_NOMEM, "export: out of memory");
         else
             st = npy_write_typed(path, m->param_data[i], t->dtype == MTR_DT_I32, t->rank, shape,
                                  err);
@@ -548,7 +548,7 @@ MtrStatus mtr_export_dir(const MtrModel *m, const char *dir, MtrError *err)
     for (uint32_t i = 0; i < m->n_vocabs && st == MTR_OK; i++) {
         char *path = vocab_path(dir, m->columns[m->vocabs[i].column].name);
         if (!path)
-            st = mtr_fail(err, MTR_E_NOMEM, "export: no memory");
+            st = mtr_fail(err, MTR_E_NOMEM, "export: out of memory");
         else
             st = write_lines(path, m->vocabs[i].words, m->vocabs[i].n, err);
         free(path);
@@ -556,7 +556,7 @@ MtrStatus mtr_export_dir(const MtrModel *m, const char *dir, MtrError *err)
     if (st == MTR_OK && m->items.n > 0) {
         char *path = path_join(dir, "items", ".txt");
         if (!path)
-            st = mtr_fail(err, MTR_E_NOMEM, "export: no memory");
+            st = mtr_fail(err, MTR_E_NOMEM, "export: out of memory");
         else
             st = write_lines(path, m->items.labels, m->items.n, err);
         free(path);
@@ -589,7 +589,7 @@ static MtrStatus check_lines(const char *path, char *const *lines, uint32_t n, M
             line[len++] = (char)ch;
         }
         if (ch != EOF && ch != '\n') {
-            st = mtr_fail(err, MTR_E_NOMEM, "%s: no memory for line %u", path, i + 1);
+            st = mtr_fail(err, MTR_E_NOMEM, "%s: out of memory for line %u", path, i + 1);
             break;
         }
         line[len] = '\0';
@@ -603,7 +603,7 @@ static MtrStatus check_lines(const char *path, char *const *lines, uint32_t n, M
         if (ch == EOF) break;
     }
     if (!line)
-        st = mtr_fail(err, MTR_E_NOMEM, "%s: no memory", path);
+        st = mtr_fail(err, MTR_E_NOMEM, "%s: out of memory", path);
     else if (st == MTR_OK && i < n)
         st = mtr_fail(err, MTR_E_DATA, "%s: %u lines, the model has %u", path, i, n);
     free(line);
@@ -620,7 +620,7 @@ MtrStatus mtr_import_dir(MtrModel *m, const char *dir, MtrError *err)
     for (uint32_t i = 0; i < m->n_vocabs && st == MTR_OK; i++) {
         char *path = vocab_path(dir, m->columns[m->vocabs[i].column].name);
         if (!path)
-            st = mtr_fail(err, MTR_E_NOMEM, "import: no memory");
+            st = mtr_fail(err, MTR_E_NOMEM, "import: out of memory");
         else
             st = check_lines(path, m->vocabs[i].words, m->vocabs[i].n, err);
         free(path);
@@ -628,7 +628,7 @@ MtrStatus mtr_import_dir(MtrModel *m, const char *dir, MtrError *err)
     if (st == MTR_OK && m->items.n > 0) {
         char *path = path_join(dir, "items", ".txt");
         if (!path)
-            st = mtr_fail(err, MTR_E_NOMEM, "import: no memory");
+            st = mtr_fail(err, MTR_E_NOMEM, "import: out of memory");
         else
             st = check_lines(path, m->items.labels, m->items.n, err);
         free(path);
@@ -638,10 +638,10 @@ MtrStatus mtr_import_dir(MtrModel *m, const char *dir, MtrError *err)
     /* Read everything aside first; m changes only once all of it is valid. */
     float **fresh = calloc(m->n_tensors ? m->n_tensors : 1, sizeof *fresh);
     float **table = m->param_data;
-    if (!fresh) return mtr_fail(err, MTR_E_NOMEM, "import: no memory");
+    if (!fresh) return mtr_fail(err, MTR_E_NOMEM, "import: out of memory");
     if (!table && !(table = calloc(m->n_tensors ? m->n_tensors : 1, sizeof *table))) {
         free(fresh);
-        return mtr_fail(err, MTR_E_NOMEM, "import: no memory");
+        return mtr_fail(err, MTR_E_NOMEM, "import: out of memory");
     }
     for (uint32_t i = 0; i < m->n_tensors && st == MTR_OK; i++) {
         const MtrTensor *t = &m->tensors[i];
@@ -653,7 +653,7 @@ MtrStatus mtr_import_dir(MtrModel *m, const char *dir, MtrError *err)
         char *stem = stem_dup(t->name);
         char *path = stem ? path_join(dir, stem, ".npy") : NULL;
         if (!path)
-            st = mtr_fail(err, MTR_E_NOMEM, "import: no memory");
+            st = mtr_fail(err, MTR_E_NOMEM, "import: out of memory");
         else
             st = npy_load(path, t->dtype == MTR_DT_I32, &data, &rank, got, err);
         if (st == MTR_OK && (rank != t->rank || (rank > 0 && got[0] != want[0]) ||

@@ -270,7 +270,7 @@ MtrStatus report_table_print(FILE *out, const ReportRow *rows, size_t n, MtrErro
 {
     size_t len = report_table_format(NULL, 0, rows, n);
     char *text = malloc(len + 1);
-    if (!text) return mtr_fail(err, MTR_E_NOMEM, "report: no memory for the results table");
+    if (!text) return mtr_fail(err, MTR_E_NOMEM, "report: out of memory for the results table");
     report_table_format(text, len + 1, rows, n);
     errno = 0;
     size_t w = fwrite(text, 1, len, out);

@@ -173,19 +173,17 @@ static void clean_stale(const MtrSave *s)
     closedir(d);
 }
 
-/* A fresh name ".BASE.mtr-tmp-PID-XXXXXX" beside the target (the folder's fd
- * is s->dir_fd); NULL when out of memory. */
-static char *tmp_name(const MtrSave *s, unsigned salt)
+/* Writes a fresh name ".BASE.mtr-tmp-PID-XXXXXX" for a file beside the
+ * target into s->tmp (allocated by mtr_save_begin, so that a commit needs no
+ * memory). */
+static void tmp_name(MtrSave *s, unsigned salt)
 {
     const char *base = base_of(s->path);
-    size_t n = strlen(base) + 64;
-    char *name = malloc(n);
-    if (!name) return NULL;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     unsigned long r = (unsigned long)ts.tv_nsec * 2654435761u ^ salt * 40503u ^ (unsigned long)ts.tv_sec;
-    snprintf(name, n, ".%s%s%ld-%06lx", base, TMP_TAG, (long)getpid(), r & 0xffffff);
-    return name;
+    snprintf(s->tmp, strlen(base) + 64, ".%s%s%ld-%06lx", base, TMP_TAG, (long)getpid(),
+             r & 0xffffff);
 }
 
 static int have_proc_fd(void)
@@ -198,6 +196,11 @@ MtrStatus mtr_save_begin(MtrSave *s, const char *path, MtrError *err)
     MtrStatus st = MTR_OK;
     if (!s->shown) st = resolve(s, path, err);
     if (st != MTR_OK) {
+        mtr_save_abort(s);
+        return st;
+    }
+    if (!(s->tmp = malloc(strlen(base_of(s->path)) + 64))) {
+        st = nomem(err, s->shown);
         mtr_save_abort(s);
         return st;
     }
@@ -214,15 +217,12 @@ MtrStatus mtr_save_begin(MtrSave *s, const char *path, MtrError *err)
 #endif
     for (unsigned salt = 0; s->fd < 0 && salt < 100; salt++) {
         /* No O_TMPFILE here: a named file, removed by a later save if we are killed. */
-        if (!(s->tmp = tmp_name(s, salt))) {
-            st = nomem(err, s->shown);
-            break;
-        }
+        tmp_name(s, salt);
         s->fd = openat(s->dir_fd, s->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (s->fd < 0) {
+        if (s->fd >= 0) {
+            s->named = 1;
+        } else {
             int e = errno;
-            free(s->tmp);
-            s->tmp = NULL;
             if (e != EEXIST) {
                 st = mtr_fail(err, MTR_E_IO, "cannot write '%s': %s", s->shown, strerror(e));
                 break;
@@ -315,38 +315,28 @@ MtrStatus mtr_save_commit(MtrSave *s, MtrError *err)
         step = "setting its mode";
     else if (fsync(s->fd) != 0)
         step = "fsync";
-    if (!step && !s->tmp) {
+    if (step) {
+        e = errno;
+    } else if (!s->named) {
         /* Name the unnamed file beside the target, then rename it over. */
         char proc[64];
         snprintf(proc, sizeof proc, "/proc/self/fd/%d", s->fd);
-        for (unsigned salt = 0; !s->tmp && salt < 100; salt++) {
-            char *name = tmp_name(s, salt);
-            if (!name) {
-                st = nomem(err, s->shown);
+        for (unsigned salt = 0; !s->named && salt < 100; salt++) {
+            tmp_name(s, salt);
+            if (linkat(AT_FDCWD, proc, s->dir_fd, s->tmp, AT_SYMLINK_FOLLOW) == 0) {
+                s->named = 1;
+            } else if ((e = errno) != EEXIST) {
                 break;
             }
-            if (linkat(AT_FDCWD, proc, s->dir_fd, name, AT_SYMLINK_FOLLOW) == 0) {
-                s->tmp = name;
-            } else {
-                e = errno;
-                free(name);
-                if (e != EEXIST) {
-                    step = "linking it into its folder";
-                    break;
-                }
-            }
         }
-        if (st == MTR_OK && !step && !s->tmp) step = "linking it into its folder", e = EEXIST;
-    } else if (step) {
-        e = errno;
+        if (!s->named) step = "linking it into its folder";
     }
     if (st == MTR_OK && !step && renameat(s->dir_fd, s->tmp, s->dir_fd, base_of(s->path)) != 0)
         step = "rename", e = errno;
     if (st == MTR_OK && step)
         st = mtr_fail(err, MTR_E_IO, "cannot write '%s': %s: %s", s->shown, step, strerror(e));
     if (st == MTR_OK) {
-        free(s->tmp);
-        s->tmp = NULL;
+        s->named = 0; /* it is the target now */
         (void)fsync(s->dir_fd); /* makes the rename durable; it cannot be undone now */
     }
     mtr_save_abort(s);
@@ -361,7 +351,7 @@ void mtr_save_abort(MtrSave *s)
     }
     if (s->f) fclose(s->f);
     if (s->fd >= 0) close(s->fd);
-    if (s->tmp && s->dir_fd >= 0) (void)unlinkat(s->dir_fd, s->tmp, 0);
+    if (s->named && s->dir_fd >= 0) (void)unlinkat(s->dir_fd, s->tmp, 0);
     if (s->dir_fd >= 0) close(s->dir_fd);
     if (s->lock_fd >= 0) close(s->lock_fd);
     free(s->tmp);

@@ -30,7 +30,8 @@
 typedef struct {
     char *path;     /* the file replaced: the target, or where its symbolic link points */
     char *shown;    /* the target as the caller named it, for messages */
-    char *tmp;      /* the named temporary file, or NULL while the file has no name */
+    char *tmp;      /* room for the temporary file's name */
+    int named;      /* the new content has that name (else it has none yet) */
     int dir_fd;     /* the target's folder */
     int fd;         /* the new content */
     int lock_fd;    /* the old file, locked; -1 when not locked */
@@ -61,7 +62,8 @@ MtrStatus mtr_save_write(MtrSave *s, const void *p, size_t n, MtrError *err);
 FILE *mtr_save_stream(MtrSave *s, MtrError *err);
 
 /* Flushes, fsyncs and puts the new content in place of the target, then
- * releases everything. On failure the target is untouched and nothing is left. */
+ * releases everything. On failure the target is untouched and nothing is left.
+ * Allocates nothing: after a successful begin, only I/O can make it fail. */
 MtrStatus mtr_save_commit(MtrSave *s, MtrError *err);
 
 /* Discards the new content and releases everything (a failed run). Safe on a
