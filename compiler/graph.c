@@ -45,6 +45,8 @@ int module_init(Module *mod, const char *model_name)
     memset(mod, 0, sizeof *mod);
     mod->m = mtr_model_new();
     if (!mod->m || !(mod->m->name = dupstr(model_name))) {
+        mtr_model_free(mod->m);
+        mod->m = NULL;
         module_fail(mod, "out of memory");
         return -1;
     }
@@ -132,7 +134,10 @@ int32_t module_tensor(Module *mod, const char *name, MtrRole role, MtrShape shap
     memset(t, 0, sizeof *t);
     t->name = dupstr(name);
     t->source = dupstr("");
-    if (!t->name || !t->source) {
+    if (!t->name || !t->source) { /* not counted yet: free them here */
+        free(t->name);
+        free(t->source);
+        t->name = t->source = NULL;
         module_fail(mod, "out of memory");
         return -1;
     }

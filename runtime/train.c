@@ -541,6 +541,7 @@ MtrStatus mtr_run_train(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, 
     }
     split_free(m, &sp);
     mtr_data_free(ds);
+    if (rc != MTR_OK) metrics_report_free(&res->test); /* a failed run returns nothing to free */
     return rc;
 }
 

@@ -79,6 +79,12 @@ static void resolve(void)
     next_posix_memalign = (int (*)(void **, size_t, size_t))dlsym(RTLD_NEXT, "posix_memalign");
     next_free = (void (*)(void *))dlsym(RTLD_NEXT, "free");
     resolving = 0;
+}
+
+/* Reads the settings at the first counted allocation: under ASan the first
+ * malloc comes before the environment is set up. */
+static void read_settings(void)
+{
     const char *v = getenv("MTR_FAILALLOC");
     fail_at = v ? strtol(v, NULL, 10) : 0;
     if (getenv("MTR_FAILALLOC_TRACE")) {
@@ -106,6 +112,7 @@ static void report(void)
 static int should_fail(const void *caller)
 {
     if ((const char *)caller < __executable_start || (const char *)caller >= etext) return 0;
+    if (fail_at < 0) read_settings();
     long n = __atomic_add_fetch(&counted, 1, __ATOMIC_RELAXED);
     if (fail_at > 0 && n == fail_at) {
         failed = 1;
