@@ -3,6 +3,7 @@
  * happen in mtr_session_new, so that running never fails and kernels never see
  * a shape or pointer they cannot trust. */
 #include "mtr/exec.h"
+#include "mtr/memlimit.h"
 
 #include "mtr/kernels.h"
 #include "mtr/plan.h"
@@ -12,6 +13,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <time.h>
+#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -311,6 +313,9 @@ MtrStatus mtr_session_new_for(const MtrModel *m, const int64_t *symbol_values,
         for (uint32_t p = 0; p < m->n_programs; p++)
             if (s->progs[p].calls) wire_program(s, (int)p, prog_offsets + (size_t)p * m->n_tensors);
     free(prog_offsets);
+    /* OpenBLAS takes its buffers on the first product and hangs if it cannot. */
+    if (rc == MTR_OK)
+        rc = mtr_memlimit_check_blas(openblas_get_num_threads(), s->param_bytes + s->step_bytes, err);
     if (rc) goto fail;
     free(offsets);
     free(life_of);

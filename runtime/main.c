@@ -1,6 +1,7 @@
 /* mtrun: trains, evaluates and serves a compiled model.bin. The only place in
  * the runtime that prints usage, chooses exit codes and exits. */
 #include "mtr/knobs.h"
+#include "mtr/memlimit.h"
 #include "mtr/model.h"
 #include "mtr/npy.h"
 #include "mtr/report.h"
@@ -472,6 +473,7 @@ static int serve_file(const MtrModel *m, const Args *a, int predict)
 
 int main(int argc, char **argv)
 {
+    mtr_memlimit_reexec(argv); /* under ulimit -v: no OpenBLAS workers before --threads */
     mtr_save_notes(stderr);
     mtr_check_stdout_at_exit("mtrun");
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
