@@ -15,7 +15,7 @@ int main(int argc, char **argv)
     long count = 100;
     unsigned long long seed = 1;
     const char *out = ".";
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(argv[i], "--print") == 0 && v) {
             char *text = modelgen(strtoull(v, NULL, 10));
@@ -33,7 +33,6 @@ int main(int argc, char **argv)
             fprintf(stderr, "usage: gen_models [--count N] [--seed S] [--out DIR] | --print SEED\n");
             return 2;
         }
-        i++;
     }
     for (long k = 0; k < count; k++) {
         char path[4096];
