@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs one fuzz target from a fresh seed corpus made from the project's own
-# files (fuzz/README.md):
+# files (docs/testing.md):
 #
 #   fuzz/run.sh TARGET SECONDS [libFuzzer options]...
 #
