@@ -358,17 +358,18 @@ static int split_folds(const char *list, char **copy, const char **names)
 
 /* The cv table: one column per fold, then the mean and the (sample) standard
  * deviation; the same as JSON lines with "phase":"cv". */
-static void print_cv(const MtrRunResult *res, const char *const *names, int n, FILE *json)
+static int print_cv(const MtrRunResult *res, const char *const *names, int n, FILE *json,
+                    MtrError *e)
 {
     const MetricsReport *first = &res[0].test;
-    printf("\n%-10s", "metric");
-    for (int f = 0; f < n; f++) printf(" %9s", names[f]);
-    printf(" %9s %9s\n", "mean", "std");
     double *mean = calloc(first->n + 1, sizeof *mean), *sd = calloc(first->n + 1, sizeof *sd);
     if (!mean || !sd) {
         free(mean), free(sd);
-        return;
+        return mtr_fail(e, MTR_E_NOMEM, "out of memory for the cross-validation table"), -1;
     }
+    printf("\n%-10s", "metric");
+    for (int f = 0; f < n; f++) printf(" %9s", names[f]);
+    printf(" %9s %9s\n", "mean", "std");
     for (uint32_t i = 0; i < first->n; i++) {
         double sum = 0, sq = 0;
         printf("%-10s", first->entries[i].name);
@@ -400,6 +401,7 @@ static void print_cv(const MtrRunResult *res, const char *const *names, int n, F
         report_json_end(&j, "metrics", NULL);
     }
     free(mean), free(sd);
+    return 0;
 }
 
 static int run_cv(MtrModel *m, Args *a)
@@ -431,8 +433,9 @@ static int run_cv(MtrModel *m, Args *a)
     if (mtr_run_cv(m, &o, n, names, res, &e)) {
         print_error(&e);
         rc = 1;
-    } else {
-        print_cv(res, names, n, metrics.f);
+    } else if (print_cv(res, names, n, metrics.f, &e)) {
+        print_error(&e);
+        rc = 1;
     }
     if (out_close(&metrics, rc == 0, &e) | out_close(&steps, rc == 0, &e)) {
         if (rc == 0) print_error(&e);

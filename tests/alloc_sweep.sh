@@ -6,7 +6,7 @@
 #   tests/alloc_sweep.sh full|short [COMMAND...]
 #
 # For each command -- mtrc -o on every model in models/, and on a small
-# generated data set: training with -o and --metrics, set, predict, predict
+# generated data set: training with -o and --metrics, eval, set, predict, predict
 # --file -o, recommend, recommend --file -o, export, import -o -- it counts
 # the allocations of a clean run (tests/failalloc.c), then runs it again with
 # allocation N failing, for every N (full) or about 40 spread over the range
@@ -124,7 +124,7 @@ sweep() {
 
 names=()
 for m in "$src"/models/*.mtr; do names+=("mtrc:$(basename "$m" .mtr)"); done
-names+=(train set predict predict-file recommend recommend-file export import)
+names+=(train eval set predict predict-file recommend recommend-file export import)
 [ $# -gt 0 ] && names=("$@")
 for name in "${names[@]}"; do
   with_export=0
@@ -132,6 +132,7 @@ for name in "${names[@]}"; do
   mtrc:*) cmd=("$mtrc" "$src/models/${name#mtrc:}.mtr" -o out.bin) ;;
   train) cmd=("$mtrun" "$tmp/model.bin" --data "$data" --quiet --set train.epochs=1
     -o out.bin --metrics out.csv) ;;
+  eval) cmd=("$mtrun" model.bin eval --data "$data" --quiet --metrics out.csv) ;;
   set) cmd=("$mtrun" model.bin set rating.weight=0.5 train.epochs=2) ;;
   predict) cmd=("$mtrun" model.bin predict --user user_01 --item item_g1_1) ;;
   predict-file) cmd=("$mtrun" model.bin predict --file "$tmp/rows.csv" -o out.csv) ;;
