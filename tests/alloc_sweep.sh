@@ -45,43 +45,85 @@ data="$tmp/p/data"
 printf 'user_id,movie_title\nuser_01,item_g1_1\nuser_02,item_g2_3\nnobody,item_g0_0\n' >"$tmp/rows.csv"
 echo "an old file that a failed run must leave as it is" >"$tmp/old"
 
-# The work folder of one run: fresh, with the outputs that exist beforehand
-# (the export folder only for the commands that use it).
+# The work folder $tmp/w$1 of worker $1: fresh, with the outputs that exist
+# beforehand (the export folder only for the commands that use it).
 setup() {
-  rm -rf "$tmp/w"
-  mkdir "$tmp/w"
-  cp "$tmp/old" "$tmp/w/out.bin"
-  cp "$tmp/old" "$tmp/w/out.csv"
-  cp "$tmp/trained.bin" "$tmp/w/model.bin"
-  if [ "$with_export" = 1 ]; then cp -r "$tmp/export" "$tmp/w/export"; fi
+  local w="$tmp/w$1"
+  rm -rf "$w"
+  mkdir "$w"
+  cp "$tmp/old" "$w/out.bin"
+  cp "$tmp/old" "$w/out.csv"
+  cp "$tmp/trained.bin" "$w/model.bin"
+  if [ "$with_export" = 1 ]; then cp -r "$tmp/export" "$w/export"; fi
 }
 
-# run NAME N: runs command NAME in $tmp/w with allocation N failing (0: none).
+# The state of a work folder: every name in it, and every file's checksum (a
+# failed export may have put some of its files in place again, byte for byte
+# the same: each file is whole and unchanged).
+state() { (cd "$tmp/w$1" && find . -mindepth 1 -printf '%p\n' | sort && find . -type f -exec cksum {} + | sort); }
+
+# run WORKER N: runs the command in the worker's folder with allocation N
+# failing (0: none); its exit status, stdout and stderr in $tmp/{rc,out,err}WORKER.
 run() {
-  local name="$1" n="$2"
-  cd "$tmp/w"
-  local rc=0
-  MTR_FAILALLOC="$n" MTR_FAILALLOC_COUNT="$tmp/count" "${cmd[@]}" >"$tmp/stdout" 2>"$tmp/stderr" || rc=$?
+  local w="$1" n="$2" rc=0
+  cd "$tmp/w$w"
+  MTR_FAILALLOC="$n" MTR_FAILALLOC_COUNT="$tmp/count$w" "${cmd[@]}" >"$tmp/out$w" 2>"$tmp/err$w" || rc=$?
   cd "$tmp"
   return $rc
 }
 
-# The state of the work folder: every name in it, and every file's checksum.
-state() { (cd "$tmp/w" && find . -mindepth 1 | sort && find . -type f -print0 | xargs -0 cksum | sort); }
+# part WORKER N...: runs the given N, writing "N WHY" for each failure to
+# $tmp/fails$WORKER and the number of runs to $tmp/runs$WORKER. The folder is
+# set up again only after a run that changed it (which is a failure).
+part() {
+  local w="$1" before rc count failed err why runs=0
+  shift
+  setup "$w"
+  before=$(state "$w")
+  : >"$tmp/fails$w"
+  for n in "$@"; do
+    rc=0
+    run "$w" "$n" || rc=$?
+    runs=$((runs + 1))
+    failed="?"
+    read -r count failed <"$tmp/count$w" || true
+    err=""
+    IFS= read -r -d '' err <"$tmp/err$w" || true
+    why=""
+    if [[ "$err" == *Sanitizer* || "$err" == *"runtime error"* ]]; then
+      why="a sanitizer report"
+    elif [ "$failed" != 1 ]; then
+      why="allocation $n was not reached"
+    elif [ "$rc" = 0 ]; then
+      why="exit 0 although allocation $n failed"
+    elif [ "$rc" != 1 ]; then
+      why="exit $rc (expected 1)"
+    elif [[ "${err,,}" != *"out of memory"* ]]; then
+      why="no 'out of memory' message"
+    else
+      local now
+      now=$(state "$w")
+      if [ "$now" != "$before" ]; then
+        why="the files changed: $(diff <(echo "$before") <(echo "$now") | grep '^[<>]' | head -4 | tr '\n' ' ' || true)"
+        setup "$w"
+        before=$(state "$w")
+      fi
+    fi
+    if [ -n "$why" ]; then echo "$n $why: ${err:0:400}" | tr '\n' ' ' >>"$tmp/fails$w" && echo >>"$tmp/fails$w"; fi
+  done
+  echo "$runs" >"$tmp/runs$w"
+}
 
 sweep() {
-  local name="$1"
-  setup
-  local before
-  before=$(state)
-  local rc=0
-  run "$name" 0 || rc=$?
+  local name="$1" rc=0
+  setup 0
+  run 0 0 || rc=$?
   if [ "$rc" != 0 ]; then
-    fail "$name: the clean run exits $rc: $(head -c 600 "$tmp/stderr")"
+    fail "$name: the clean run exits $rc: $(head -c 600 "$tmp/err0")"
     return
   fi
-  local count
-  count=$(cut -d' ' -f1 "$tmp/count")
+  local count failed
+  read -r count failed <"$tmp/count0"
   local ns
   # The short form sweeps all of the smallest model's compilation (the front
   # end and every compiler pass, in 180 runs) and samples the rest.
@@ -90,36 +132,25 @@ sweep() {
   else # about 40 values: the first 10, and a stride with an offset over the rest
     ns=$( (seq 1 10; seq $((11 + RANDOM % 7)) $(((count - 10) / 30 + 1)) "$count") | sort -nu)
   fi
-  local runs=0 ok=0
+  # Two workers, each with its own folder, take every other N.
+  local odd=() even=() i=0
   for n in $ns; do
-    setup
-    rc=0
-    run "$name" "$n" || rc=$?
-    runs=$((runs + 1))
-    local failed
-    failed=$(cut -d' ' -f2 "$tmp/count" 2>/dev/null || echo "?")
-    local why=""
-    if grep -q "Sanitizer\|runtime error" "$tmp/stderr"; then
-      why="a sanitizer report"
-    elif [ "$failed" != 1 ]; then
-      why="allocation $n was not reached (of $count in the clean run)"
-    elif [ "$rc" = 0 ]; then
-      why="exit 0 although allocation $n failed"
-    elif [ "$rc" != 1 ]; then
-      why="exit $rc (expected 1)"
-    elif ! grep -qi "out of memory" "$tmp/stderr"; then
-      why="no 'out of memory' message"
-    elif [ "$(state)" != "$before" ]; then
-      why="the files changed: $(diff <(echo "$before") <(state) | grep '^[<>]' | head -3 | tr '\n' ' ' || true)"
-    fi
-    if [ -n "$why" ]; then
-      fail "$name, allocation $n: $why: $(head -c 400 "$tmp/stderr" | tr '\n' ' ')"
-    else
-      ok=$((ok + 1))
-    fi
+    if [ $((i % 2)) = 0 ]; then odd+=("$n"); else even+=("$n"); fi
+    i=$((i + 1))
   done
+  part 1 "${odd[@]}" &
+  local p1=$!
+  part 2 "${even[@]}" &
+  local p2=$!
+  wait "$p1" "$p2"
+  local runs=$(($(<"$tmp/runs1") + $(<"$tmp/runs2")))
+  local bad
+  bad=$(cat "$tmp/fails1" "$tmp/fails2" | grep -c . || true)
+  while IFS= read -r line; do
+    [ -n "$line" ] && fail "$name, allocation ${line}"
+  done < <(cat "$tmp/fails1" "$tmp/fails2" | sort -n)
   total_runs=$((total_runs + runs))
-  echo "alloc_sweep: $name: $count allocations, $runs runs with one failing, $ok refused cleanly"
+  echo "alloc_sweep: $name: $count allocations, $runs runs with one failing, $((runs - bad)) refused cleanly"
 }
 
 names=()

@@ -35,6 +35,7 @@ typedef struct {
     char label_type[MAX_NAMES][8];
     int tower_width[MAX_NAMES], tower_side[MAX_NAMES]; /* side: 0 query, 1 item */
     int head_width[MAX_NAMES];
+    int task_named[MAX_NAMES]; /* a task took head i's name */
 } Gen;
 
 static void put(Gen *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -348,7 +349,13 @@ static void task_ranking(Gen *g)
         snprintf(target, sizeof target, "h%d", h);
     }
     comment_line(g);
-    put(g, "task k%d =", g->n_tasks);
+    /* task names have their own namespace: one may be its head's name */
+    if (target[0] == 'h' && chance(g, 20) && !g->task_named[atoi(target + 1)]) {
+        put(g, "task %s =", target);
+        g->task_named[atoi(target + 1)] = 1;
+    } else {
+        put(g, "task k%d =", g->n_tasks);
+    }
     space(g);
     put(g, "ranking(%s, y%d)", target, below(g, g->n_labels));
     ClauseFn fns[] = {ranking_loss, ranking_metric_list, weight_fn};
@@ -507,7 +514,9 @@ char *modelgen(uint64_t seed)
     memset(&g, 0, sizeof g);
     rng_seed(&g.r, seed * 0x9E3779B97F4A7C15u + 1);
     comment_line(&g);
-    if (chance(&g, 30))
+    if (chance(&g, 10))
+        put(&g, "model \"a \\\"quoted\\\" name, %llu \\\\ \"\n", (unsigned long long)seed);
+    else if (chance(&g, 30))
         put(&g, "model \"random model %llu\"\n", (unsigned long long)seed);
     else
         put(&g, "model gen%llu\n", (unsigned long long)seed);
