@@ -20,9 +20,12 @@ typedef struct {
 } Layout;
 
 static const Layout layouts[] = {
-    {"u.data", "u.item"},           {"ratings.dat", "movies.dat"},
-    {"ratings.csv", "movies.csv"},  {"interactions.csv", "items.csv"},
-    {"interactions.tsv", "items.tsv"}, {"interactions.csv", NULL},
+    {"u.data", "u.item"},
+    {"ratings.dat", "movies.dat"},
+    {"ratings.csv", "movies.csv"},
+    {"interactions.csv", "items.csv"},
+    {"interactions.tsv", "items.tsv"},
+    {"interactions.csv", NULL},
     {"interactions.tsv", NULL},
 };
 #define N_LAYOUTS (sizeof layouts / sizeof layouts[0])
@@ -99,7 +102,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     static const char *const items_default[] = {"movie_title", NULL};
     static const char *const items_two[] = {"item", "category", NULL};
-    MtrDataOptions opt = {.skip_bad = skip_bad, .item_columns = item_cols ? items_two : items_default};
+    MtrDataOptions opt = {.skip_bad = skip_bad,
+                          .item_columns = item_cols ? items_two : items_default};
     MtrDataset *ds = NULL;
     MtrError e = {0};
     if (mtr_data_open(dir, &opt, &ds, &e) == MTR_OK) {

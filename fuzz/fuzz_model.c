@@ -69,7 +69,9 @@ static void train_step(const MtrModel *m)
     if (p < 0 || m->n_symbols > 64) return;
     int64_t values[64];
     for (uint32_t i = 0; i < m->n_symbols; i++)
-        values[i] = strcmp(m->symbols[i], "k") == 0 ? 2 : strncmp(m->symbols[i], "vocab.", 6) == 0 ? 5 : 4;
+        values[i] = strcmp(m->symbols[i], "k") == 0            ? 2
+                    : strncmp(m->symbols[i], "vocab.", 6) == 0 ? 5
+                                                               : 4;
     for (uint32_t t = 0; t < m->n_tensors; t++)
         if (mtr_tensor_elems(&m->tensors[t], values) > (1 << 18)) return; /* too big to be quick */
     static const char *const progs[] = {"train_step", NULL};

@@ -268,7 +268,8 @@ MtrStatus mtr_session_new_for(const MtrModel *m, const int64_t *symbol_values,
     }
     s->param_bytes = param_off;
     if (!(s->param_arena = arena_new(param_off))) {
-        rc = mtr_fail(err, MTR_E_NOMEM, "out of memory: cannot allocate %zu bytes of parameters", param_off);
+        rc = mtr_fail(err, MTR_E_NOMEM, "out of memory: cannot allocate %zu bytes of parameters",
+                      param_off);
         goto fail;
     }
     for (uint32_t t = 0; t < m->n_tensors; t++) {
@@ -306,7 +307,8 @@ MtrStatus mtr_session_new_for(const MtrModel *m, const int64_t *symbol_values,
         rc = mtr_fail(err, MTR_E_SHAPE, "the step arena's size overflows");
     if (rc == MTR_OK) s->step_bytes += s->io_bytes;
     if (rc == MTR_OK && !(s->step_arena = arena_new(s->step_bytes)))
-        rc = mtr_fail(err, MTR_E_NOMEM, "out of memory: cannot allocate a step arena of %zu bytes", s->step_bytes);
+        rc = mtr_fail(err, MTR_E_NOMEM, "out of memory: cannot allocate a step arena of %zu bytes",
+                      s->step_bytes);
     for (uint32_t t = 0; rc == MTR_OK && t < m->n_tensors; t++)
         if (m->tensors[t].role == MTR_ROLE_INPUT) s->ptr[t] = s->step_arena + offsets[t];
     if (rc == MTR_OK)
@@ -315,7 +317,8 @@ MtrStatus mtr_session_new_for(const MtrModel *m, const int64_t *symbol_values,
     free(prog_offsets);
     /* OpenBLAS takes its buffers on the first product and hangs if it cannot. */
     if (rc == MTR_OK)
-        rc = mtr_memlimit_check_blas(openblas_get_num_threads(), s->param_bytes + s->step_bytes, err);
+        rc = mtr_memlimit_check_blas(openblas_get_num_threads(), s->param_bytes + s->step_bytes,
+                                     err);
     if (rc) goto fail;
     free(offsets);
     free(life_of);

@@ -276,12 +276,14 @@ static int writable_target(const char *path, MtrError *e)
     int why = errno;
     free(copy);
     if (!ok)
-        return mtr_fail(e, MTR_E_IO, "cannot write '%s': its folder is missing or not writable (%s)",
-                        path, strerror(why)),
+        return mtr_fail(e, MTR_E_IO,
+                        "cannot write '%s': its folder is missing or not writable (%s)", path,
+                        strerror(why)),
                -1;
     struct stat st;
     if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
-        return mtr_fail(e, MTR_E_IO, "cannot write '%s': it exists and is not a regular file", path),
+        return mtr_fail(e, MTR_E_IO, "cannot write '%s': it exists and is not a regular file",
+                        path),
                -1;
     return 0;
 }

@@ -439,7 +439,8 @@ static MtrStatus npy_load(const char *path, int want_i32, void **data, int *rank
     }
     raw = malloc(need > 0 ? (size_t)need : 1);
     if (!raw) {
-        st = mtr_fail(err, MTR_E_NOMEM, "%s: out of memory for %lld elements", path, (long long)count);
+        st = mtr_fail(err, MTR_E_NOMEM, "%s: out of memory for %lld elements", path,
+                      (long long)count);
         goto done;
     }
     if (fread(raw, 1, (size_t)need, f) != (size_t)need) {

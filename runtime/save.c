@@ -78,8 +78,8 @@ static MtrStatus resolve(MtrSave *s, const char *path, MtrError *err)
     }
     if (!s->path) return nomem(err, path);
     char *slash = strrchr(s->path, '/');
-    char *dir = slash ? strndup(s->path, slash == s->path ? 1 : (size_t)(slash - s->path))
-                      : strdup(".");
+    char *dir =
+        slash ? strndup(s->path, slash == s->path ? 1 : (size_t)(slash - s->path)) : strdup(".");
     if (!dir) return nomem(err, path);
     s->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int e = errno;
@@ -181,7 +181,8 @@ static void tmp_name(MtrSave *s, unsigned salt)
     const char *base = base_of(s->path);
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    unsigned long r = (unsigned long)ts.tv_nsec * 2654435761u ^ salt * 40503u ^ (unsigned long)ts.tv_sec;
+    unsigned long r =
+        (unsigned long)ts.tv_nsec * 2654435761u ^ salt * 40503u ^ (unsigned long)ts.tv_sec;
     snprintf(s->tmp, strlen(base) + 64, ".%s%s%ld-%06lx", base, TMP_TAG, (long)getpid(),
              r & 0xffffff);
 }
@@ -336,7 +337,7 @@ MtrStatus mtr_save_commit(MtrSave *s, MtrError *err)
     if (st == MTR_OK && step)
         st = mtr_fail(err, MTR_E_IO, "cannot write '%s': %s: %s", s->shown, step, strerror(e));
     if (st == MTR_OK) {
-        s->named = 0; /* it is the target now */
+        s->named = 0;           /* it is the target now */
         (void)fsync(s->dir_fd); /* makes the rename durable; it cannot be undone now */
     }
     mtr_save_abort(s);

@@ -118,7 +118,8 @@ static int should_fail(const void *caller)
         failed = 1;
         if (getenv("MTR_FAILALLOC_TRACE")) {
             void *frames[32];
-            int k = backtrace(frames, 32); /* warmed up in resolve(), so it does not allocate here */
+            int k =
+                backtrace(frames, 32); /* warmed up in resolve(), so it does not allocate here */
             backtrace_symbols_fd(frames, k, 2);
         }
         return 1;

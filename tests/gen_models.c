@@ -30,7 +30,8 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--out") == 0 && v) {
             out = v;
         } else {
-            fprintf(stderr, "usage: gen_models [--count N] [--seed S] [--out DIR] | --print SEED\n");
+            fprintf(stderr,
+                    "usage: gen_models [--count N] [--seed S] [--out DIR] | --print SEED\n");
             return 2;
         }
     }

@@ -115,8 +115,8 @@ static void number(Gen *g, double lo, double hi)
 
 /* ---- columns */
 
-#define GEN_ID_TYPES(X) X("string") X("int")
-#define GEN_LABEL_TYPES(X) X("float") X("int")
+#define GEN_ID_TYPES(X)          X("string") X("int")
+#define GEN_LABEL_TYPES(X)       X("float") X("int")
 #define GEN_OTHER_INPUT_TYPES(X) X("float")
 
 #define AS_STRING(s) s,
@@ -153,7 +153,7 @@ typedef struct {
     int (*write)(Gen *g, int in, int want);
 } StageRow;
 
-#define GEN_STAGES(X) X("dense", 4, 0, stage_dense)
+#define GEN_STAGES(X)                     X("dense", 4, 0, stage_dense)
 #define AS_STAGE(name, weight, keeps, fn) {name, weight, keeps, fn},
 static const StageRow stages[] = {GEN_STAGES(AS_STAGE)};
 
@@ -268,7 +268,7 @@ static int head(Gen *g, int want)
 
 /* ---- tasks */
 
-#define GEN_RANKING_LOSSES(X) X("") X("mse") X("bce")
+#define GEN_RANKING_LOSSES(X)  X("") X("mse") X("bce")
 #define GEN_RANKING_METRICS(X) X("rmse") X("mae") X("auc")
 static const char *const ranking_losses[] = {GEN_RANKING_LOSSES(AS_STRING)};
 static const char *const ranking_metrics[] = {GEN_RANKING_METRICS(AS_STRING)};
@@ -408,7 +408,7 @@ typedef struct {
     int n_options;
 } OptimizerRow;
 
-#define GEN_OPTIMIZERS(X)                                                                        \
+#define GEN_OPTIMIZERS(X)                                                                          \
     X("adagrad", adagrad_options) X("sgd", sgd_options) X("adam", adam_options)
 #define AS_OPTIMIZER(name, opts) {name, opts, COUNT(opts)},
 static const OptimizerRow optimizers[] = {GEN_OPTIMIZERS(AS_OPTIMIZER)};
@@ -440,7 +440,7 @@ typedef struct {
     double lo, hi;
 } SettingRow;
 
-#define GEN_SETTINGS(X)                                                                           \
+#define GEN_SETTINGS(X)                                                                            \
     X("batch", 1, 1, 64) X("epochs", 1, 1, 5) X("seed", 1, 0, 100000) X("split", 0, 0.1, 0.9)
 #define AS_SETTING(name, whole, lo, hi) {name, whole, lo, hi},
 static const SettingRow settings[] = {GEN_SETTINGS(AS_SETTING)};
@@ -485,8 +485,7 @@ static void task_retrieval(Gen *g)
     if (q < 0) q = tower(g, 0, 0);
     int c = -1;
     for (int t = 0; t < g->n_towers && c < 0; t++)
-        if (g->tower_side[t] == 1 && g->tower_width[t] == g->tower_width[q] && chance(g, 70))
-            c = t;
+        if (g->tower_side[t] == 1 && g->tower_width[t] == g->tower_width[q] && chance(g, 70)) c = t;
     if (c < 0) c = tower(g, 1, g->tower_width[q]);
     comment_line(g);
     put(g, "task k%d =", g->n_tasks);
@@ -524,7 +523,8 @@ char *modelgen(uint64_t seed)
     g.n_item = 1 + below(&g, 2);
     g.n_labels = 1 + below(&g, 2);
     for (int i = 0; i < g.n_user; i++)
-        put(&g, "input u%d :%s%s\n", i, chance(&g, 50) ? " " : "", id_types[below(&g, COUNT(id_types))]);
+        put(&g, "input u%d :%s%s\n", i, chance(&g, 50) ? " " : "",
+            id_types[below(&g, COUNT(id_types))]);
     for (int i = 0; i < g.n_item; i++)
         put(&g, "input i%d : %s\n", i, id_types[below(&g, COUNT(id_types))]);
     if (chance(&g, 20)) put(&g, "input x0 : %s\n", other_types[below(&g, COUNT(other_types))]);

@@ -31,11 +31,11 @@
 
 #include <cmocka.h>
 
-#define BATCH 8
-#define VOCAB 5
-#define ITEMS 6
-#define TOPK  3
-#define STEPS 4
+#define BATCH       8
+#define VOCAB       5
+#define ITEMS       6
+#define TOPK        3
+#define STEPS       4
 #define MAX_CHECKED 160 /* parameter elements per model in the gradient check */
 
 static const double EPS = 1e-3, ATOL = 2e-3, RTOL = 2e-2, LOSS_RTOL = 1e-4;
@@ -212,8 +212,9 @@ static int train_steps(Ctx *c, MtrSession *s1, const MtrModel *m1, MtrSession *s
             return failf(c, "step %d: the loss is not finite (%g rewritten, %g plain)", step + 1,
                          l1, l0);
         if (!close_enough(l1, l0, 1e-5, LOSS_RTOL))
-            return failf(c, "step %d: the rewritten program's loss %.9g differs from the plain "
-                            "one's %.9g",
+            return failf(c,
+                         "step %d: the rewritten program's loss %.9g differs from the plain "
+                         "one's %.9g",
                          step + 1, l1, l0);
     }
     return 0;

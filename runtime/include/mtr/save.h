@@ -28,16 +28,16 @@
 #include <stdio.h>
 
 typedef struct {
-    char *path;     /* the file replaced: the target, or where its symbolic link points */
-    char *shown;    /* the target as the caller named it, for messages */
-    char *tmp;      /* room for the temporary file's name */
-    int named;      /* the new content has that name (else it has none yet) */
-    int dir_fd;     /* the target's folder */
-    int fd;         /* the new content */
-    int lock_fd;    /* the old file, locked; -1 when not locked */
-    int keep_mode;  /* replace a file whose mode was old_mode */
+    char *path;    /* the file replaced: the target, or where its symbolic link points */
+    char *shown;   /* the target as the caller named it, for messages */
+    char *tmp;     /* room for the temporary file's name */
+    int named;     /* the new content has that name (else it has none yet) */
+    int dir_fd;    /* the target's folder */
+    int fd;        /* the new content */
+    int lock_fd;   /* the old file, locked; -1 when not locked */
+    int keep_mode; /* replace a file whose mode was old_mode */
     unsigned old_mode;
-    FILE *f;        /* a stream over fd, from mtr_save_stream */
+    FILE *f;         /* a stream over fd, from mtr_save_stream */
     int write_errno; /* the first error of a write through f */
 } MtrSave;
 
