@@ -345,12 +345,13 @@ static int run_train(MtrModel *m, Args *a, int eval_only)
 
 #define MAX_FOLDS 32
 
-/* Splits "u1,u2,..." into names (pointing into a copy the caller frees). */
+/* Splits "u1,u2,..." into names (pointing into a copy the caller frees);
+ * -1 for too many names, -2 when out of memory. */
 static int split_folds(const char *list, char **copy, const char **names)
 {
     int n = 0;
     *copy = strdup(list);
-    if (!*copy) return -1;
+    if (!*copy) return -2;
     for (char *save = NULL, *t = strtok_r(*copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         if (n == MAX_FOLDS) return -1;
         names[n++] = t;
@@ -414,6 +415,10 @@ static int run_cv(MtrModel *m, Args *a)
     char *copy = NULL;
     const char *names[MAX_FOLDS];
     int n = split_folds(a->folds, &copy, names);
+    if (n == -2) {
+        fprintf(stderr, "mtrun: error: out of memory\n");
+        return 1;
+    }
     if (n <= 0) {
         free(copy);
         return bad("--folds takes 1 to 32 names separated by commas, found '%s'", a->folds);

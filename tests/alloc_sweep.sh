@@ -6,7 +6,7 @@
 #   tests/alloc_sweep.sh full|short [COMMAND...]
 #
 # For each command -- mtrc -o on every model in models/, and on a small
-# generated data set: training with -o and --metrics, eval, set, predict, predict
+# generated data set: training with -o and --metrics, eval, cv, set, predict, predict
 # --file -o, recommend, recommend --file -o, export, import -o -- it counts
 # the allocations of a clean run (tests/failalloc.c), then runs it again with
 # allocation N failing, for every N (full) or about 40 spread over the range
@@ -42,6 +42,10 @@ data="$tmp/p/data"
 "$bin/mtrc" "$tmp/p/planted.mtr" -o "$tmp/model.bin"
 "$bin/mtrun" "$tmp/model.bin" --data "$data" --quiet --set train.epochs=1 -o "$tmp/trained.bin" >/dev/null
 "$bin/mtrun" "$tmp/trained.bin" export "$tmp/export" >/dev/null
+mkdir "$tmp/cv"
+cp "$data"/*.csv "$tmp/cv/"
+cp "$data/interactions.csv" "$tmp/cv/u1.base"
+head -n 200 "$data/interactions.csv" >"$tmp/cv/u1.test"
 printf 'user_id,movie_title\nuser_01,item_g1_1\nuser_02,item_g2_3\nnobody,item_g0_0\n' >"$tmp/rows.csv"
 echo "an old file that a failed run must leave as it is" >"$tmp/old"
 
@@ -155,7 +159,7 @@ sweep() {
 
 names=()
 for m in "$src"/models/*.mtr; do names+=("mtrc:$(basename "$m" .mtr)"); done
-names+=(train eval set predict predict-file recommend recommend-file export import)
+names+=(train eval cv set predict predict-file recommend recommend-file export import)
 [ $# -gt 0 ] && names=("$@")
 for name in "${names[@]}"; do
   with_export=0
@@ -164,6 +168,8 @@ for name in "${names[@]}"; do
   train) cmd=("$mtrun" "$tmp/model.bin" --data "$data" --quiet --set train.epochs=1
     -o out.bin --metrics out.csv) ;;
   eval) cmd=("$mtrun" model.bin eval --data "$data" --quiet --metrics out.csv) ;;
+  cv) cmd=("$mtrun" "$tmp/model.bin" cv --data "$tmp/cv" --folds u1 --quiet --set train.epochs=1
+    --metrics out.csv) ;;
   set) cmd=("$mtrun" model.bin set rating.weight=0.5 train.epochs=2) ;;
   predict) cmd=("$mtrun" model.bin predict --user user_01 --item item_g1_1) ;;
   predict-file) cmd=("$mtrun" model.bin predict --file "$tmp/rows.csv" -o out.csv) ;;
