@@ -312,6 +312,9 @@ typedef struct {
     AstChain **chain_tail;
     AstTask **task_tail;
     int oom;
+    /* Memory for the scanner's own records (lexer.l), which must not fail. */
+    _Alignas(16) char flex_mem[1024];
+    size_t flex_used;
 } AstBuilder;
 
 /* Prepares b to build a model from text (len bytes, kept by the caller).

@@ -34,12 +34,13 @@ void diag_free(Diag *d)
     free(d);
 }
 
-void diag_set_source(Diag *d, const char *file, const char *text, size_t len)
+int diag_set_source(Diag *d, const char *file, const char *text, size_t len)
 {
     free(d->file);
     d->file = file ? strdup(file) : NULL;
     d->text = text;
     d->len = text ? len : 0;
+    return file && !d->file ? -1 : 0;
 }
 
 const char *diag_source_line(const Diag *d, int line, size_t *len)

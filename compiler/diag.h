@@ -32,8 +32,9 @@ void diag_free(Diag *d);
 /* Names the file being compiled and gives its text, so that messages can
  * quote source lines. The name is copied; the text must stay alive as long
  * as messages may be printed (the front end keeps it in the Pool). text may
- * be NULL when the file could not be read. */
-void diag_set_source(Diag *d, const char *file, const char *text, size_t len);
+ * be NULL when the file could not be read. Returns 0, or -1 when out of
+ * memory. */
+int diag_set_source(Diag *d, const char *file, const char *text, size_t len);
 
 /* Reports an error at loc (printf-style message, no trailing newline or
  * period). Past DIAG_MAX_ERRORS errors nothing more is printed except, once,

@@ -174,7 +174,7 @@ static void dump_attrs(const MtrModel *m, const MtrOp *op, FILE *out)
     }
 }
 
-static void dump_graph(const MtrModel *m, FILE *out)
+void emit_dump_model_graph(const MtrModel *m, FILE *out)
 {
     char sh[128];
     fprintf(out, "model %s\n\nsymbols:", m->name);
@@ -338,7 +338,7 @@ int emit_dump_opts(const AstModel *ast, const EmitOptions *opts, const char *wha
     if (!m) return 1;
     int rc = 0;
     if (strcmp(what, "graph") == 0)
-        dump_graph(m, out);
+        emit_dump_model_graph(m, out);
     else if (strcmp(what, "plan") == 0)
         rc = dump_plan(m, opts, batch > 0 ? batch : 8192, out, errs);
     else

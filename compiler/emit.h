@@ -41,4 +41,7 @@ int emit_dump(const AstModel *m, const char *what, long batch, FILE *out, FILE *
 int emit_dump_opts(const AstModel *m, const EmitOptions *opts, const char *what, long batch,
                    FILE *out, FILE *errs);
 
+/* The "graph" view of a model already built (or decoded from model.bin). */
+void emit_dump_model_graph(const MtrModel *m, FILE *out);
+
 #endif

@@ -46,7 +46,10 @@ static int check_bytes(const char *text, size_t len, Diag *diag)
 
 AstModel *frontend_parse(const char *name, const char *text, size_t len, Pool *pool, Diag *diag)
 {
-    diag_set_source(diag, name, text, len);
+    if (diag_set_source(diag, name, text, len) != 0) {
+        diag_error(diag, NO_LOC, "out of memory");
+        return NULL;
+    }
     if (len == 0) {
         diag_error(diag, NO_LOC, "the file is empty (a model starts with 'model NAME')");
         return NULL;
@@ -70,7 +73,10 @@ AstModel *frontend_parse(const char *name, const char *text, size_t len, Pool *p
 
 AstModel *frontend_load(const char *path, Pool *pool, Diag *diag)
 {
-    diag_set_source(diag, path, NULL, 0);
+    if (diag_set_source(diag, path, NULL, 0) != 0) {
+        diag_error(diag, NO_LOC, "out of memory");
+        return NULL;
+    }
     FILE *f = fopen(path, "rb");
     if (!f) {
         diag_error(diag, NO_LOC, "cannot open the file: %s", strerror(errno));

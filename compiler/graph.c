@@ -45,6 +45,8 @@ int module_init(Module *mod, const char *model_name)
     memset(mod, 0, sizeof *mod);
     mod->m = mtr_model_new();
     if (!mod->m || !(mod->m->name = dupstr(model_name))) {
+        mtr_model_free(mod->m);
+        mod->m = NULL;
         module_fail(mod, "out of memory");
         return -1;
     }

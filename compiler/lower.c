@@ -619,14 +619,25 @@ static int32_t lower_task_retrieval(Progs *P, const AstTask *t, int32_t task, Mt
     int32_t state =
         module_tensorf(mod, MTR_ROLE_STATE, shape_mat(dim_sym(L->sym_items), dim_const(width)),
                        "%s.item_embeddings", t->name);
+    Graph *ig = items->g;
+    uint32_t before = ig->n_ops;
     int32_t ci = lower_chain(items, cand);
     if (state < 0 || ci < 0) return -1;
-    Graph *ig = items->g;
-    if (ig->n_ops == 0 || ig->ops[ig->n_ops - 1].out[0] != ci) {
-        module_fail(mod, "task '%s': the candidate tower's output is not computed last", t->name);
-        return -1;
+    if (ig->n_ops > before && ig->ops[ig->n_ops - 1].out[0] == ci) {
+        /* Computed just now: its last op writes straight into the kept buffer,
+         * and later chains over it (another task's candidate) read that. */
+        ig->ops[ig->n_ops - 1].out[0] = state;
+        for (uint32_t i = 0; i < items->n_chains; i++)
+            if (items->chain_out[i] == ci) items->chain_out[i] = state;
+    } else {
+        /* Already computed for another task (the same candidate, or a tower
+         * it reads): copy it, all its columns, into this task's buffer. */
+        int32_t in[] = {ci};
+        int32_t cols[MTR_MAX_IATTR] = {0, width};
+        snprintf(name, sizeof name, "%s.item_copy", t->name);
+        if (graph_op(ig, OP_SLICE_COLS, in, cols, 0, NULL, name) < 0) return -1;
+        ig->ops[ig->n_ops - 1].out[0] = state;
     }
-    ig->ops[ig->n_ops - 1].out[0] = state; /* write straight into the kept buffer */
     if (lower_add_output(out, PROG_EMBED_ITEMS, MTR_OUT_ITEM_VECTORS, task, state, -1)) return -1;
 
     const AstColumn *key = chain_column(cand);

@@ -5,6 +5,7 @@
 #include "ast.h"
 #include "emit.h"
 #include "frontend.h"
+#include "mtr/save.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -128,6 +129,8 @@ static int parse_args(int argc, char **argv, Args *a)
 
 int main(int argc, char **argv)
 {
+    mtr_save_notes(stderr);
+    mtr_check_stdout_at_exit("mtrc"); /* a dump to a full disk is an error, not exit 0 */
     EmitOptions opts = emit_defaults();
     Args a = {0};
     a.opts = &opts;
@@ -176,7 +179,6 @@ int main(int argc, char **argv)
             break;
         }
     }
-    if (fflush(stdout) != 0) rc = rc ? rc : 1;
     diag_free(diag);
     pool_free(pool);
     return rc;

@@ -25,6 +25,9 @@ int parser_run(AstBuilder *b);
 %code {
 #include "lexer.h"
 
+#include <limits.h>
+#include <string.h>
+
 /* The grammar never nests, so a deep stack means something is wrong;
  * a small limit turns it into an error instead of a crash. */
 #define YYMAXDEPTH 1000
@@ -217,10 +220,20 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, AstBuilder *b)
 
 int parser_run(AstBuilder *b)
 {
+    /* The text with the two NUL bytes flex needs at its end, scanned in place. */
+    char *text = b->len <= INT_MAX - 2 ? pool_alloc(b->pool, b->len + 2) : NULL;
+    if (!text) return -1;
+    memcpy(text, b->src, b->len);
+    text[b->len] = text[b->len + 1] = '\0';
     yyscan_t scanner;
     if (mtr_yylex_init_extra(b, &scanner) != 0) return -1;
     b->scanner = scanner;
-    YY_BUFFER_STATE buf = mtr_yy_scan_bytes(b->src, (int)b->len, scanner);
+    YY_BUFFER_STATE buf = mtr_yy_scan_buffer(text, b->len + 2, scanner);
+    if (!buf) {
+        mtr_yylex_destroy(scanner);
+        b->scanner = NULL;
+        return -1;
+    }
     int rc = yyparse(b);
     mtr_yy_delete_buffer(buf, scanner);
     mtr_yylex_destroy(scanner);

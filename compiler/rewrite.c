@@ -49,7 +49,8 @@ static int rowwise(const MtrModel *m, const MtrOp *op)
 /* The one input tensor that t is a function of (with parameters), row by row,
  * when that input is a vector of ids; -1 when t reads no input, several, or
  * numbers, or mixes rows. Then rows of t with equal ids are equal, which the
- * distinct-id form needs. */
+ * distinct-id form needs. -2 when out of memory: an error, never a reason to
+ * choose the other form (the compiled model would depend on the allocator). */
 static int32_t sole_id_input(const Graph *g, int32_t t)
 {
     const MtrModel *m = g->mod->m;
@@ -78,9 +79,10 @@ static int32_t sole_id_input(const Graph *g, int32_t t)
         for (int k = 0; k < op_info(op->kind)->n_in; k++)
             if (!seen[op->in[k]]) stack[n++] = op->in[k];
     }
+    int oom = !stack || !seen;
     free(stack);
     free(seen);
-    return ok ? found : -1;
+    return oom ? -2 : ok ? found : -1;
 }
 
 int rewrite_fuse_inbatch_softmax(Graph *g)
@@ -103,6 +105,7 @@ int rewrite_fuse_inbatch_softmax(Graph *g)
         if (len > 5 && strcmp(loss_name + len - 5, ".loss") == 0) len -= 5;
         snprintf(base, sizeof base, "%.*s.inbatch_loss", (int)len, loss_name);
         int32_t qid = sole_id_input(g, mm.in[0]), cid = sole_id_input(g, mm.in[1]);
+        if (qid == -2 || cid == -2) return module_fail(g->mod, "out of memory"), -1;
         int by_ids = qid >= 0 && cid >= 0;
         int32_t in[] = {mm.in[0], mm.in[1], qid, cid};
         int32_t first =

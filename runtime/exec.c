@@ -3,6 +3,7 @@
  * happen in mtr_session_new, so that running never fails and kernels never see
  * a shape or pointer they cannot trust. */
 #include "mtr/exec.h"
+#include "mtr/memlimit.h"
 
 #include "mtr/kernels.h"
 #include "mtr/plan.h"
@@ -12,6 +13,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <time.h>
+#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -271,7 +273,8 @@ MtrStatus mtr_session_new_for(const MtrModel *m, const int64_t *symbol_values,
     }
     s->param_bytes = param_off;
     if (!(s->param_arena = arena_new(param_off))) {
-        rc = mtr_fail(err, MTR_E_NOMEM, "cannot allocate %zu bytes of parameters", param_off);
+        rc = mtr_fail(err, MTR_E_NOMEM, "out of memory: cannot allocate %zu bytes of parameters",
+                      param_off);
         goto fail;
     }
     for (uint32_t t = 0; t < m->n_tensors; t++) {
@@ -309,13 +312,18 @@ MtrStatus mtr_session_new_for(const MtrModel *m, const int64_t *symbol_values,
         rc = mtr_fail(err, MTR_E_SHAPE, "the step arena's size overflows");
     if (rc == MTR_OK) s->step_bytes += s->io_bytes;
     if (rc == MTR_OK && !(s->step_arena = arena_new(s->step_bytes)))
-        rc = mtr_fail(err, MTR_E_NOMEM, "cannot allocate a step arena of %zu bytes", s->step_bytes);
+        rc = mtr_fail(err, MTR_E_NOMEM, "out of memory: cannot allocate a step arena of %zu bytes",
+                      s->step_bytes);
     for (uint32_t t = 0; rc == MTR_OK && t < m->n_tensors; t++)
         if (m->tensors[t].role == MTR_ROLE_INPUT) s->ptr[t] = s->step_arena + offsets[t];
     if (rc == MTR_OK)
         for (uint32_t p = 0; p < m->n_programs; p++)
             if (s->progs[p].calls) wire_program(s, (int)p, prog_offsets + (size_t)p * m->n_tensors);
     free(prog_offsets);
+    /* OpenBLAS takes its buffers on the first product and hangs if it cannot. */
+    if (rc == MTR_OK)
+        rc = mtr_memlimit_check_blas(openblas_get_num_threads(), s->param_bytes + s->step_bytes,
+                                     err);
     if (rc) goto fail;
     free(offsets);
     free(life_of);

@@ -6,6 +6,7 @@
  * byte offset. Reading and atomic writing of files sit at the end. */
 #include "mtr/crc32.h"
 #include "mtr/model.h"
+#include "mtr/save.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1252,80 +1253,13 @@ MtrStatus mtr_model_read(const char *path, MtrModel **out, MtrError *err)
     return s;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t k = write(fd, p, n);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return -1;
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
-/* Makes the rename durable; a failure here cannot undo it, so it is ignored. */
-static void sync_dir(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char dir[4096];
-    if (!slash) {
-        strcpy(dir, ".");
-    } else {
-        size_t n = (size_t)(slash - path);
-        if (n == 0) n = 1;
-        if (n >= sizeof dir) return;
-        memcpy(dir, path, n);
-        dir[n] = '\0';
-    }
-    int fd = open(dir, O_RDONLY);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-}
-
 MtrStatus mtr_model_write(const MtrModel *m, const char *path, MtrError *err)
 {
     uint8_t *buf;
     size_t len;
     MtrStatus s = mtr_model_encode(m, &buf, &len, err);
     if (s != MTR_OK) return s;
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 12);
-    if (!tmp) {
-        free(buf);
-        return mtr_fail(err, MTR_E_NOMEM, "%s: out of memory", path);
-    }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp.XXXXXX", 12);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        s = mtr_fail(err, MTR_E_IO, "%s: cannot create a temporary file: %s", path,
-                     strerror(errno));
-        free(tmp);
-        free(buf);
-        return s;
-    }
-    /* mkstemp makes the file 0600; keep the mode of the file replaced, else 0644. */
-    struct stat old;
-    mode_t mode = stat(path, &old) == 0 ? (old.st_mode & 0777) : 0644;
-    const char *step = NULL;
-    if (write_all(fd, buf, len) != 0)
-        step = "write";
-    else if (fchmod(fd, mode) != 0)
-        step = "chmod";
-    else if (fsync(fd) != 0)
-        step = "fsync";
-    if (close(fd) != 0 && !step) step = "close";
-    if (!step && rename(tmp, path) != 0) step = "rename";
-    if (step) {
-        s = mtr_fail(err, MTR_E_IO, "%s: %s failed: %s", path, step, strerror(errno));
-        unlink(tmp);
-    } else {
-        sync_dir(path);
-    }
-    free(tmp);
+    s = mtr_save_file(path, buf, len, err);
     free(buf);
     return s;
 }

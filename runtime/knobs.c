@@ -4,6 +4,7 @@
  * rewritten in place atomically, or a human-readable summary of a model. */
 #include "mtr/knobs.h"
 #include "mtr/names.h"
+#include "mtr/save.h"
 #include "mtr/report.h"
 
 #include <errno.h>
@@ -70,13 +71,27 @@ MtrStatus mtr_knob_assign(MtrModel *m, const char *key_eq_value, MtrError *err)
     return MTR_OK;
 }
 
+/* The file stays locked from before the read until the new one is in place,
+ * so that concurrent sets on one file apply one after the other. */
 MtrStatus mtr_model_set_file(const char *path, int n, char **assignments, MtrError *err)
 {
     MtrModel *m;
-    MtrStatus s = mtr_model_read(path, &m, err);
+    MtrSave save;
+    MtrStatus s = mtr_save_lock(&save, path, err);
     if (s != MTR_OK) return s;
+    if ((s = mtr_model_read(path, &m, err)) != MTR_OK) {
+        mtr_save_abort(&save);
+        return s;
+    }
     for (int i = 0; i < n && s == MTR_OK; i++) s = mtr_knob_assign(m, assignments[i], err);
-    if (s == MTR_OK) s = mtr_model_write(m, path, err);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (s == MTR_OK) s = mtr_model_encode(m, &buf, &len, err);
+    if (s == MTR_OK) s = mtr_save_begin(&save, path, err);
+    if (s == MTR_OK && (s = mtr_save_write(&save, buf, len, err)) == MTR_OK)
+        s = mtr_save_commit(&save, err);
+    mtr_save_abort(&save);
+    free(buf);
     mtr_model_free(m);
     return s;
 }

@@ -1,19 +1,24 @@
 /* mtrun: trains, evaluates and serves a compiled model.bin. The only place in
  * the runtime that prints usage, chooses exit codes and exits. */
 #include "mtr/knobs.h"
+#include "mtr/memlimit.h"
 #include "mtr/model.h"
 #include "mtr/npy.h"
 #include "mtr/pool.h"
 #include "mtr/report.h"
 #include "mtr/run.h"
+#include "mtr/save.h"
 
 #include <cblas.h>
+#include <errno.h>
 #include <getopt.h>
 #include <libgen.h>
+#include <sys/resource.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define MAX_ARGS 64
@@ -150,6 +155,10 @@ static int parse_args(int argc, char **argv, Args *a)
      * pinned per machine (MTR_THREADS) as well as per run (--threads). */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     a->threads = cores < 1 ? 1 : cores > 256 ? 256 : (int)cores;
+    /* Under an address-space limit every OpenBLAS thread needs its own large
+     * buffer (mtr/memlimit.h): one thread unless asked for more. */
+    struct rlimit as;
+    if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY) a->threads = 1;
     const char *env_threads = getenv("MTR_THREADS");
     if (env_threads && *env_threads) {
         int n;
@@ -315,11 +324,10 @@ static void add_user_item(const MtrModel *m, Args *a)
     if (item >= 0) add_input(a, m->columns[item].name, &a->item);
 }
 
-/* An output file written beside its path and renamed into place only when the
- * run succeeds, so that a failed run leaves no partial file behind. */
+/* An output file saved through mtr/save.h: put in place only when the run
+ * succeeds, so that a failed run leaves no file behind. */
 typedef struct {
-    const char *path;
-    char *tmp;
+    MtrSave save;
     FILE *f;
 } OutFile;
 
@@ -327,41 +335,25 @@ static int out_open(OutFile *o, const char *path, MtrError *e)
 {
     memset(o, 0, sizeof *o);
     if (!path) return 0;
-    o->path = path;
-    size_t n = strlen(path) + 16;
-    int fd = -1;
-    if ((o->tmp = malloc(n))) {
-        snprintf(o->tmp, n, "%s.tmp.XXXXXX", path);
-        fd = mkstemp(o->tmp);
-    }
-    if (fd < 0 || !(o->f = fdopen(fd, "w"))) {
-        if (fd >= 0) {
-            close(fd);
-            unlink(o->tmp);
-        }
-        free(o->tmp);
-        o->tmp = NULL;
-        mtr_fail(e, MTR_E_IO, "cannot write '%s'", path);
+    if (mtr_save_begin(&o->save, path, e) != MTR_OK) return -1;
+    if (!(o->f = mtr_save_stream(&o->save, e))) {
+        mtr_save_abort(&o->save);
         return -1;
     }
     return 0;
 }
 
-/* Closes o; keeps the file (renamed to its path) only when keep is set and
+/* Closes o; keeps the file (in place at its path) only when keep is set and
  * everything was written. Returns 0, or -1 with e set. */
 static int out_close(OutFile *o, int keep, MtrError *e)
 {
-    int rc = 0;
     if (!o->f) return 0;
-    int bad_write = ferror(o->f) != 0;
-    if (fclose(o->f) != 0) bad_write = 1;
-    if (keep && bad_write) rc = -1, mtr_fail(e, MTR_E_IO, "cannot write '%s'", o->path);
-    if (keep && !bad_write && rename(o->tmp, o->path) != 0)
-        rc = -1, mtr_fail(e, MTR_E_IO, "cannot rename to '%s'", o->path);
-    if (!keep || rc) unlink(o->tmp);
-    free(o->tmp);
-    memset(o, 0, sizeof *o);
-    return rc;
+    o->f = NULL;
+    if (!keep) {
+        mtr_save_abort(&o->save);
+        return 0;
+    }
+    return mtr_save_commit(&o->save, e) == MTR_OK ? 0 : -1;
 }
 
 /* The run's options from the command line, shared by training, eval and cv. */
@@ -384,7 +376,7 @@ static MtrRunOptions run_options(const Args *a, FILE *metrics, FILE *steps)
                            .eval_users = a->eval_users};
 }
 
-static void print_results(const MtrModel *m, const MtrRunResult *r, int eval_only)
+static int print_results(const MtrModel *m, const MtrRunResult *r, int eval_only, MtrError *e)
 {
     ReportRow rows[64];
     size_t n = 0;
@@ -397,7 +389,7 @@ static void print_results(const MtrModel *m, const MtrRunResult *r, int eval_onl
         printf("%s: %lld training rows, %lld test rows, %d epochs in %.2f s, evaluation %.3f s\n",
                m->name, (long long)r->n_train, (long long)r->n_test, r->epochs, r->train_seconds,
                r->eval_seconds);
-    report_table_print(stdout, rows, n, NULL);
+    if (report_table_print(stdout, rows, n, e) != MTR_OK) return -1;
     if (r->users_sampled > 0) {
         printf("%lld of %lld test users sampled (%lld rows); 95%% confidence intervals over users:\n",
                (long long)r->users_sampled, (long long)r->users_total, (long long)r->rows_sampled);
@@ -410,17 +402,29 @@ static void print_results(const MtrModel *m, const MtrRunResult *r, int eval_onl
                        v - h, v + h);
         }
     }
+    return 0;
 }
 
 /* Whether a file can be created at path: checked before training, so that a
- * typo in -o does not cost a whole run. */
-static int writable_target(const char *path)
+ * typo in -o does not cost a whole run. Returns 0, or -1 with e set. */
+static int writable_target(const char *path, MtrError *e)
 {
     char *copy = strdup(path);
-    if (!copy) return 0;
+    if (!copy) return mtr_fail(e, MTR_E_NOMEM, "cannot write '%s': out of memory", path), -1;
     int ok = access(dirname(copy), W_OK | X_OK) == 0;
+    int why = errno;
     free(copy);
-    return ok;
+    if (!ok)
+        return mtr_fail(e, MTR_E_IO,
+                        "cannot write '%s': its folder is missing or not writable (%s)", path,
+                        strerror(why)),
+               -1;
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return mtr_fail(e, MTR_E_IO, "cannot write '%s': it exists and is not a regular file",
+                        path),
+               -1;
+    return 0;
 }
 
 static int run_train(MtrModel *m, Args *a, int eval_only)
@@ -428,9 +432,8 @@ static int run_train(MtrModel *m, Args *a, int eval_only)
     MtrError e = {0};
     MtrRunResult r;
     if (!a->data) return bad("%s needs --data DIR", eval_only ? "eval" : "training");
-    if (!eval_only && a->out && !writable_target(a->out)) {
-        fprintf(stderr, "mtrun: error: cannot write '%s': its folder is missing or not writable\n",
-                a->out);
+    if (!eval_only && a->out && writable_target(a->out, &e)) {
+        print_error(&e);
         return 1;
     }
     OutFile metrics, steps;
@@ -441,11 +444,10 @@ static int run_train(MtrModel *m, Args *a, int eval_only)
     }
     MtrRunOptions o = run_options(a, metrics.f, steps.f);
     MtrStatus rc = eval_only ? mtr_run_eval(m, &o, &r, &e) : mtr_run_train(m, &o, &r, &e);
-    int keep = rc == MTR_OK;
-    if (out_close(&metrics, keep, &e) | out_close(&steps, keep, &e)) rc = MTR_E_IO;
     if (rc) {
         print_error(&e);
-        if (keep) metrics_report_free(&r.test), metrics_report_free(&r.test_ci95);
+        out_close(&metrics, 0, NULL);
+        out_close(&steps, 0, NULL);
         return 1;
     }
     if (r.skipped)
@@ -464,27 +466,33 @@ static int run_train(MtrModel *m, Args *a, int eval_only)
     if (r.overlap)
         fprintf(stderr, "mtrun: warning: %llu test rows also appear in the training file\n",
                 (unsigned long long)r.overlap);
-    print_results(m, &r, eval_only);
+    /* The table and the model come before the metrics files are put in place
+     * (which allocates nothing), so that a run that fails for want of memory,
+     * or because the table cannot be written, changes no file. */
+    int failed = print_results(m, &r, eval_only, &e);
     metrics_report_free(&r.test);
     metrics_report_free(&r.test_ci95);
-    if (!eval_only && a->out) {
-        if (mtr_model_write(m, a->out, &e)) {
-            print_error(&e);
-            return 1;
-        }
-        printf("saved the trained model to %s\n", a->out);
+    if (!failed && !eval_only && a->out) failed = mtr_model_write(m, a->out, &e) != MTR_OK;
+    if (!failed) failed = out_close(&metrics, 1, &e) | out_close(&steps, 1, &e);
+    if (failed) {
+        print_error(&e);
+        out_close(&metrics, 0, NULL);
+        out_close(&steps, 0, NULL);
+        return 1;
     }
+    if (!eval_only && a->out) printf("saved the trained model to %s\n", a->out);
     return 0;
 }
 
 #define MAX_FOLDS 32
 
-/* Splits "u1,u2,..." into names (pointing into a copy the caller frees). */
+/* Splits "u1,u2,..." into names (pointing into a copy the caller frees);
+ * -1 for too many names, -2 when out of memory. */
 static int split_folds(const char *list, char **copy, const char **names)
 {
     int n = 0;
     *copy = strdup(list);
-    if (!*copy) return -1;
+    if (!*copy) return -2;
     for (char *save = NULL, *t = strtok_r(*copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         if (n == MAX_FOLDS) return -1;
         names[n++] = t;
@@ -494,17 +502,18 @@ static int split_folds(const char *list, char **copy, const char **names)
 
 /* The cv table: one column per fold, then the mean and the (sample) standard
  * deviation; the same as JSON lines with "phase":"cv". */
-static void print_cv(const MtrRunResult *res, const char *const *names, int n, FILE *json)
+static int print_cv(const MtrRunResult *res, const char *const *names, int n, FILE *json,
+                    MtrError *e)
 {
     const MetricsReport *first = &res[0].test;
-    printf("%-10s", "metric");
-    for (int f = 0; f < n; f++) printf(" %9s", names[f]);
-    printf(" %9s %9s\n", "mean", "std");
     double *mean = calloc(first->n + 1, sizeof *mean), *sd = calloc(first->n + 1, sizeof *sd);
     if (!mean || !sd) {
         free(mean), free(sd);
-        return;
+        return mtr_fail(e, MTR_E_NOMEM, "out of memory for the cross-validation table"), -1;
     }
+    printf("%-10s", "metric");
+    for (int f = 0; f < n; f++) printf(" %9s", names[f]);
+    printf(" %9s %9s\n", "mean", "std");
     for (uint32_t i = 0; i < first->n; i++) {
         double sum = 0, sq = 0;
         printf("%-10s", first->entries[i].name);
@@ -536,6 +545,7 @@ static void print_cv(const MtrRunResult *res, const char *const *names, int n, F
         report_json_end(&j, "metrics", NULL);
     }
     free(mean), free(sd);
+    return 0;
 }
 
 static int run_cv(MtrModel *m, Args *a)
@@ -546,6 +556,10 @@ static int run_cv(MtrModel *m, Args *a)
     char *copy = NULL;
     const char *names[MAX_FOLDS];
     int n = split_folds(a->folds, &copy, names);
+    if (n == -2) {
+        fprintf(stderr, "mtrun: error: out of memory\n");
+        return 1;
+    }
     if (n <= 0) {
         free(copy);
         return bad("--folds takes 1 to 32 names separated by commas, found '%s'", a->folds);
@@ -567,8 +581,9 @@ static int run_cv(MtrModel *m, Args *a)
     if (mtr_run_cv(m, &o, n, names, res, &e)) {
         print_error(&e);
         rc = 1;
-    } else {
-        print_cv(res, names, n, metrics.f);
+    } else if (print_cv(res, names, n, metrics.f, &e)) {
+        print_error(&e);
+        rc = 1;
     }
     if (out_close(&metrics, rc == 0, &e) | out_close(&steps, rc == 0, &e)) {
         if (rc == 0) print_error(&e);
@@ -643,6 +658,9 @@ static void explain_read_error(const char *path, const MtrError *e)
 
 int main(int argc, char **argv)
 {
+    mtr_memlimit_reexec(argv); /* under ulimit -v: no OpenBLAS workers before --threads */
+    mtr_save_notes(stderr);
+    mtr_check_stdout_at_exit("mtrun");
     Args a;
     int rc = parse_args(argc, argv, &a);
     if (rc == 0 && a.help) {

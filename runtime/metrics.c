@@ -69,7 +69,7 @@ MtrStatus metrics_auc_init(MetricsAuc *a, int64_t capacity, MtrError *err)
                         (long long)capacity);
     a->pairs = malloc(capacity > 0 ? (size_t)capacity * sizeof(MetricsScored) : 1);
     if (!a->pairs)
-        return mtr_fail(err, MTR_E_NOMEM, "metrics: no memory for %lld AUC rows",
+        return mtr_fail(err, MTR_E_NOMEM, "metrics: out of memory for %lld AUC rows",
                         (long long)capacity);
     a->capacity = capacity;
     return MTR_OK;
@@ -182,7 +182,7 @@ MtrStatus metrics_init(Metrics *ms, const MtrModel *m, int64_t rows, MtrError *e
     memset(ms, 0, sizeof *ms);
     if (m->n_tasks == 0) return MTR_OK;
     ms->tasks = calloc(m->n_tasks, sizeof *ms->tasks);
-    if (!ms->tasks) return mtr_fail(err, MTR_E_NOMEM, "metrics: no memory for task metrics");
+    if (!ms->tasks) return mtr_fail(err, MTR_E_NOMEM, "metrics: out of memory for task metrics");
     ms->n_tasks = m->n_tasks;
     int eval = mtr_model_program(m, MTR_PROG_EVAL);
     for (uint32_t i = 0; i < m->n_tasks; i++) {
@@ -344,7 +344,7 @@ MtrStatus metrics_report(Metrics *ms, MetricsReport *out, MtrError *err)
     if (!all || !out->entries) {
         free(all);
         metrics_report_free(out);
-        return mtr_fail(err, MTR_E_NOMEM, "metrics: no memory for the report");
+        return mtr_fail(err, MTR_E_NOMEM, "metrics: out of memory for the report");
     }
     uint32_t n = 0;
     for (uint32_t i = 0; i < ms->n_tasks; i++) n += task_metrics(&ms->tasks[i], i, all + n);

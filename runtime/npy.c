@@ -4,6 +4,7 @@
  * Every byte read is validated here, at the edge: magic, version, the header
  * dictionary, the shape against the model, and the data length. */
 #include "mtr/npy.h"
+#include "mtr/save.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -144,47 +145,29 @@ static void put_u32le(unsigned char *p, uint32_t v)
     p[3] = (unsigned char)(v >> 24);
 }
 
-/* Writes the temporary file then renames it over path; removes it on failure. */
+/* A file written through mtr/save.h: complete and in place, or not at all. */
 typedef struct {
-    char *tmp;
+    MtrSave save;
     FILE *f;
 } AtomicFile;
 
 static MtrStatus atomic_open(AtomicFile *a, const char *path, MtrError *err)
 {
-    size_t n = strlen(path) + 5;
-    a->f = NULL;
-    a->tmp = malloc(n);
-    if (!a->tmp) return mtr_fail(err, MTR_E_NOMEM, "%s: no memory for a file name", path);
-    snprintf(a->tmp, n, "%s.tmp", path);
-    a->f = fopen(a->tmp, "wb");
-    if (!a->f) {
-        MtrStatus st = mtr_fail(err, MTR_E_IO, "%s: cannot create: %s", a->tmp, strerror(errno));
-        free(a->tmp);
-        a->tmp = NULL;
-        return st;
+    memset(a, 0, sizeof *a);
+    MtrStatus st = mtr_save_begin(&a->save, path, err);
+    if (st != MTR_OK) return st;
+    if (!(a->f = mtr_save_stream(&a->save, err))) {
+        mtr_save_abort(&a->save);
+        return MTR_E_NOMEM;
     }
     return MTR_OK;
 }
 
-/* Closes and renames when ok (write_failed == 0); otherwise discards. */
-static MtrStatus atomic_close(AtomicFile *a, const char *path, int write_failed, MtrError *err)
+/* Puts the file in place when everything was written; otherwise discards it.
+ * A write error is reported with its reason by the commit. */
+static MtrStatus atomic_close(AtomicFile *a, MtrError *err)
 {
-    MtrStatus st = MTR_OK;
-    int saved = errno;
-    if (write_failed || ferror(a->f)) {
-        fclose(a->f);
-        st = mtr_fail(err, MTR_E_IO, "%s: write failed: %s", path, strerror(saved));
-    } else if (fclose(a->f) != 0) {
-        st = mtr_fail(err, MTR_E_IO, "%s: write failed: %s", path, strerror(errno));
-    } else if (rename(a->tmp, path) != 0) {
-        st = mtr_fail(err, MTR_E_IO, "%s: cannot rename into place: %s", path, strerror(errno));
-    }
-    if (st != MTR_OK) remove(a->tmp);
-    free(a->tmp);
-    a->tmp = NULL;
-    a->f = NULL;
-    return st;
+    return mtr_save_commit(&a->save, err);
 }
 
 /* data holds count 4-byte elements (float or int32 bits). */
@@ -238,7 +221,8 @@ static MtrStatus npy_write_typed(const char *path, const void *data, int is_i32,
         }
         bad = fwrite(block, 4, k, af.f) != k;
     }
-    return atomic_close(&af, path, bad, err);
+    (void)bad; /* a failed fwrite leaves the stream's error flag, which the commit reports */
+    return atomic_close(&af, err);
 }
 
 MtrStatus mtr_npy_write(const char *path, const float *data, int rank, const int64_t *shape,
@@ -255,7 +239,8 @@ MtrStatus mtr_text_write_lines(const char *path, char *const *lines, uint32_t n,
     int bad = 0;
     for (uint32_t i = 0; i < n && !bad; i++)
         bad = fputs(lines[i] ? lines[i] : "", af.f) == EOF || fputc('\n', af.f) == EOF;
-    return atomic_close(&af, path, bad, err);
+    (void)bad; /* a failed fwrite leaves the stream's error flag, which the commit reports */
+    return atomic_close(&af, err);
 }
 
 /* ---- reading */
@@ -376,7 +361,7 @@ static MtrStatus npy_load(const char *path, int want_i32, void **data, int *rank
     }
     head = malloc(hlen);
     if (!head) {
-        st = mtr_fail(err, MTR_E_NOMEM, "%s: no memory for the header", path);
+        st = mtr_fail(err, MTR_E_NOMEM, "%s: out of memory for the header", path);
         goto done;
     }
     if (fread(head, 1, hlen, f) != hlen) {
@@ -456,7 +441,8 @@ static MtrStatus npy_load(const char *path, int want_i32, void **data, int *rank
     }
     raw = malloc(need > 0 ? (size_t)need : 1);
     if (!raw) {
-        st = mtr_fail(err, MTR_E_NOMEM, "%s: no memory for %lld elements", path, (long long)count);
+        st = mtr_fail(err, MTR_E_NOMEM, "%s: out of memory for %lld elements", path,
+                      (long long)count);
         goto done;
     }
     if (fread(raw, 1, (size_t)need, f) != (size_t)need) {
@@ -493,7 +479,7 @@ MtrStatus mtr_npy_read(const char *path, float **data, int *rank, int64_t shape[
 static MtrStatus make_dirs(const char *dir, MtrError *err)
 {
     char *p = strdup(dir);
-    if (!p) return mtr_fail(err, MTR_E_NOMEM, "%s: no memory", dir);
+    if (!p) return mtr_fail(err, MTR_E_NOMEM, "%s: out of memory", dir);
     for (char *s = p + 1; *s; s++) {
         if (*s != '/') continue;
         *s = '\0';
@@ -556,7 +542,7 @@ MtrStatus mtr_export_dir(const MtrModel *m, const char *dir, MtrError *err)
         char *stem = stem_dup(t->name);
         char *path = stem ? path_join(dir, stem, ".npy") : NULL;
         if (!path)
-            st = mtr_fail(err, MTR_E_NOMEM, "export: no memory");
+            st = mtr_fail(err, MTR_E_NOMEM, "export: out of memory");
         else
             st = npy_write_typed(path, m->param_data[i], t->dtype == MTR_DT_I32, t->rank, shape,
                                  err);
@@ -566,7 +552,7 @@ MtrStatus mtr_export_dir(const MtrModel *m, const char *dir, MtrError *err)
     for (uint32_t i = 0; i < m->n_vocabs && st == MTR_OK; i++) {
         char *path = vocab_path(dir, m->columns[m->vocabs[i].column].name);
         if (!path)
-            st = mtr_fail(err, MTR_E_NOMEM, "export: no memory");
+            st = mtr_fail(err, MTR_E_NOMEM, "export: out of memory");
         else
             st = mtr_text_write_lines(path, m->vocabs[i].words, m->vocabs[i].n, err);
         free(path);
@@ -574,7 +560,7 @@ MtrStatus mtr_export_dir(const MtrModel *m, const char *dir, MtrError *err)
     if (st == MTR_OK && m->items.n > 0) {
         char *path = path_join(dir, "items", ".txt");
         if (!path)
-            st = mtr_fail(err, MTR_E_NOMEM, "export: no memory");
+            st = mtr_fail(err, MTR_E_NOMEM, "export: out of memory");
         else
             st = mtr_text_write_lines(path, m->items.labels, m->items.n, err);
         free(path);
@@ -607,7 +593,7 @@ static MtrStatus check_lines(const char *path, char *const *lines, uint32_t n, M
             line[len++] = (char)ch;
         }
         if (ch != EOF && ch != '\n') {
-            st = mtr_fail(err, MTR_E_NOMEM, "%s: no memory for line %u", path, i + 1);
+            st = mtr_fail(err, MTR_E_NOMEM, "%s: out of memory for line %u", path, i + 1);
             break;
         }
         line[len] = '\0';
@@ -621,7 +607,7 @@ static MtrStatus check_lines(const char *path, char *const *lines, uint32_t n, M
         if (ch == EOF) break;
     }
     if (!line)
-        st = mtr_fail(err, MTR_E_NOMEM, "%s: no memory", path);
+        st = mtr_fail(err, MTR_E_NOMEM, "%s: out of memory", path);
     else if (st == MTR_OK && i < n)
         st = mtr_fail(err, MTR_E_DATA, "%s: %u lines, the model has %u", path, i, n);
     free(line);
@@ -638,7 +624,7 @@ MtrStatus mtr_import_dir(MtrModel *m, const char *dir, MtrError *err)
     for (uint32_t i = 0; i < m->n_vocabs && st == MTR_OK; i++) {
         char *path = vocab_path(dir, m->columns[m->vocabs[i].column].name);
         if (!path)
-            st = mtr_fail(err, MTR_E_NOMEM, "import: no memory");
+            st = mtr_fail(err, MTR_E_NOMEM, "import: out of memory");
         else
             st = check_lines(path, m->vocabs[i].words, m->vocabs[i].n, err);
         free(path);
@@ -646,7 +632,7 @@ MtrStatus mtr_import_dir(MtrModel *m, const char *dir, MtrError *err)
     if (st == MTR_OK && m->items.n > 0) {
         char *path = path_join(dir, "items", ".txt");
         if (!path)
-            st = mtr_fail(err, MTR_E_NOMEM, "import: no memory");
+            st = mtr_fail(err, MTR_E_NOMEM, "import: out of memory");
         else
             st = check_lines(path, m->items.labels, m->items.n, err);
         free(path);
@@ -656,10 +642,10 @@ MtrStatus mtr_import_dir(MtrModel *m, const char *dir, MtrError *err)
     /* Read everything aside first; m changes only once all of it is valid. */
     float **fresh = calloc(m->n_tensors ? m->n_tensors : 1, sizeof *fresh);
     float **table = m->param_data;
-    if (!fresh) return mtr_fail(err, MTR_E_NOMEM, "import: no memory");
+    if (!fresh) return mtr_fail(err, MTR_E_NOMEM, "import: out of memory");
     if (!table && !(table = calloc(m->n_tensors ? m->n_tensors : 1, sizeof *table))) {
         free(fresh);
-        return mtr_fail(err, MTR_E_NOMEM, "import: no memory");
+        return mtr_fail(err, MTR_E_NOMEM, "import: out of memory");
     }
     for (uint32_t i = 0; i < m->n_tensors && st == MTR_OK; i++) {
         const MtrTensor *t = &m->tensors[i];
@@ -671,7 +657,7 @@ MtrStatus mtr_import_dir(MtrModel *m, const char *dir, MtrError *err)
         char *stem = stem_dup(t->name);
         char *path = stem ? path_join(dir, stem, ".npy") : NULL;
         if (!path)
-            st = mtr_fail(err, MTR_E_NOMEM, "import: no memory");
+            st = mtr_fail(err, MTR_E_NOMEM, "import: out of memory");
         else
             st = npy_load(path, t->dtype == MTR_DT_I32, &data, &rank, got, err);
         int same = rank == t->rank;

@@ -4,6 +4,7 @@
  * functions that take a FILE only write what those produce. */
 #include "mtr/report.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -269,12 +270,16 @@ MtrStatus report_table_print(FILE *out, const ReportRow *rows, size_t n, MtrErro
 {
     size_t len = report_table_format(NULL, 0, rows, n);
     char *text = malloc(len + 1);
-    if (!text) return mtr_fail(err, MTR_E_NOMEM, "report: no memory for the results table");
+    if (!text) return mtr_fail(err, MTR_E_NOMEM, "report: out of memory for the results table");
     report_table_format(text, len + 1, rows, n);
+    errno = 0;
     size_t w = fwrite(text, 1, len, out);
+    int bad = w != len || fflush(out) != 0;
+    int why = errno;
     free(text);
-    if (w != len || fflush(out) != 0)
-        return mtr_fail(err, MTR_E_IO, "report: could not write the results table");
+    if (bad)
+        return mtr_fail(err, MTR_E_IO, "report: could not write the results table: %s",
+                        strerror(why ? why : EIO));
     return MTR_OK;
 }
 

@@ -68,8 +68,9 @@ static int cmp_i64(const void *x, const void *y)
 
 /* Counts rows of the test table whose (user, item) pair also appears in
  * training: both files are given, so an overlap is the user's mistake. */
-static uint64_t count_overlap(const MtrModel *m, const Split *s)
+static MtrStatus count_overlap(const MtrModel *m, const Split *s, uint64_t *out, MtrError *err)
 {
+    *out = 0;
     int32_t a = -1, b = -1;
     for (uint32_t c = 0; c < m->n_columns; c++) {
         if (!s->enc_train.ids[c] || !s->enc_test.ids[c]) continue;
@@ -78,14 +79,15 @@ static uint64_t count_overlap(const MtrModel *m, const Split *s)
         else if (!m->columns[c].is_item && a < 0)
             a = (int32_t)c;
     }
-    if (a < 0 || b < 0) return 0;
+    if (a < 0 || b < 0) return MTR_OK;
     int64_t nb = 1;
     for (uint32_t v = 0; v < m->n_vocabs; v++)
         if (m->vocabs[v].column == b) nb = (int64_t)m->vocabs[v].n + 1;
     /* A sorted list of train pairs, searched for each test pair. */
     int64_t n = (int64_t)s->enc_train.n_rows;
     int64_t *keys = malloc((size_t)(n ? n : 1) * sizeof *keys);
-    if (!keys) return 0;
+    if (!keys) /* the overlap warning would go missing: an error, not a 0 */
+        return mtr_fail(err, MTR_E_NOMEM, "out of memory comparing the training and test rows");
     /* Pairs with an unknown value (id 0) are not compared: every unknown
      * value shares that id, so they would all look alike. */
     int64_t k = 0;
@@ -101,7 +103,8 @@ static uint64_t count_overlap(const MtrModel *m, const Split *s)
         hits += bsearch(&key, keys, (size_t)n, sizeof *keys, cmp_i64) != NULL;
     }
     free(keys);
-    return hits;
+    *out = hits;
+    return MTR_OK;
 }
 
 /* Reads the data folder; with build_vocab the vocabularies and items come
@@ -643,7 +646,7 @@ static MtrStatus run_fold(const MtrModel *m, Runner *r, Split *sp, const MtrRunO
     res->skipped += sp->skipped;
     res->test_oov = sp->given ? sp->enc_test.oov : 0;
     res->train_oov = sp->given ? sp->enc_train.oov : 0;
-    if (sp->given) res->overlap = count_overlap(m, sp);
+    if (sp->given && (rc = count_overlap(m, sp, &res->overlap, err))) return rc;
     MtrArenaSizes sz = mtr_session_sizes(r->s);
     res->step_arena = sz.step_arena, res->param_arena = sz.param_arena;
     res->step_unshared = sz.step_unshared;
@@ -808,6 +811,7 @@ MtrStatus mtr_run_train(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, 
     }
     split_free(m, &sp);
     mtr_data_free(ds);
+    if (rc != MTR_OK) metrics_report_free(&res->test); /* a failed run returns nothing to free */
     return rc;
 }
 
