@@ -424,12 +424,15 @@ static int32_t eval_user_column(const MtrModel *m);
 /* Orders rows[0..n) by their user (stably, by counting), so that a batch holds
  * each user's rows together and the ranking scores a user's query once (see
  * kernel_retrieval_rank). Metrics do not depend on the order, beyond the last
- * bits of sums. Returns a new array (the caller frees it), or NULL when there
- * is no user column or no memory (then the rows are used as they are). */
-static uint32_t *rows_by_user(const MtrModel *m, const Encoded *e, const uint32_t *rows, int64_t n)
+ * bits of sums, and those bits are why a failed allocation is an error here,
+ * not a quiet fall back to the given order. *sorted is a new array (the caller
+ * frees it), or NULL when there is no user column (the rows keep their order). */
+static MtrStatus rows_by_user(const MtrModel *m, const Encoded *e, const uint32_t *rows, int64_t n,
+                              uint32_t **sorted, MtrError *err)
 {
+    *sorted = NULL;
     int32_t col = eval_user_column(m);
-    if (col < 0 || !e->ids || !e->ids[col] || n <= 0) return NULL;
+    if (col < 0 || !e->ids || !e->ids[col] || n <= 0) return MTR_OK;
     const int32_t *uid = e->ids[col];
     int32_t max_id = 0;
     for (int64_t i = 0; i < n; i++) max_id = uid[rows[i]] > max_id ? uid[rows[i]] : max_id;
@@ -437,13 +440,15 @@ static uint32_t *rows_by_user(const MtrModel *m, const Encoded *e, const uint32_
     uint32_t *out = malloc((size_t)n * sizeof *out);
     if (!start || !out) {
         free(start), free(out);
-        return NULL;
+        return mtr_fail(err, MTR_E_NOMEM, "out of memory ordering %lld test rows by user",
+                        (long long)n);
     }
     for (int64_t i = 0; i < n; i++) start[(uid[rows[i]] < 0 ? 0 : uid[rows[i]]) + 1]++;
     for (int32_t u = 0; u <= max_id; u++) start[u + 1] += start[u];
     for (int64_t i = 0; i < n; i++) out[start[uid[rows[i]] < 0 ? 0 : uid[rows[i]]]++] = rows[i];
     free(start);
-    return out;
+    *sorted = out;
+    return MTR_OK;
 }
 
 /* Evaluates rows[0..n) of e: item embeddings once, then eval_step batch by
@@ -460,9 +465,11 @@ static MtrStatus evaluate(const MtrModel *m, Runner *r, const Encoded *e, const 
     if (progress) report_progress_init(&prog, progress, 0);
     embed_items(m, r, e);
     Metrics *all = &ms;
-    uint32_t *sorted = rows_by_user(m, e, rows, n_rows);
-    rc = eval_rows(m, r, e, sorted ? sorted : rows, n_rows, batch, &all, 1,
-                   progress ? &prog : NULL, t0, 0, n_rows, err);
+    uint32_t *sorted;
+    rc = rows_by_user(m, e, rows, n_rows, &sorted, err);
+    if (rc == MTR_OK)
+        rc = eval_rows(m, r, e, sorted ? sorted : rows, n_rows, batch, &all, 1,
+                       progress ? &prog : NULL, t0, 0, n_rows, err);
     free(sorted);
     if (progress) report_progress_clear(&prog);
     if (seconds) *seconds = report_clock() - t0;
@@ -527,7 +534,7 @@ static MtrStatus evaluate_users(const MtrModel *m, Runner *r, const Encoded *e,
     int64_t *grows = calloc(EVAL_GROUPS + 1, sizeof *grows);
     MtrStatus rc = MTR_OK;
     if (!group || !users || !picked || !ms || !sets || !gr || !grows) {
-        rc = mtr_fail(err, MTR_E_NOMEM, "no memory to sample test users");
+        rc = mtr_fail(err, MTR_E_NOMEM, "out of memory sampling test users");
         goto done;
     }
     /* the distinct users, in id order, then a seeded shuffle: the first ones are the sample */
@@ -544,7 +551,8 @@ static MtrStatus evaluate_users(const MtrModel *m, Runner *r, const Encoded *e,
     for (int64_t k = 0; k < sampled; k++) group[users[k]] = (int32_t)(k % groups);
     /* the sampled rows, group by group, each group's rows by user */
     int64_t n = 0;
-    uint32_t *sorted = rows_by_user(m, e, rows, n_rows);
+    uint32_t *sorted;
+    if ((rc = rows_by_user(m, e, rows, n_rows, &sorted, err))) goto done;
     const uint32_t *src = sorted ? sorted : rows;
     for (int g = 0; g < groups; g++) {
         for (int64_t i = 0; i < n_rows; i++)
