@@ -126,6 +126,8 @@ int32_t module_task(Module *mod, const MtrTask *t)
     *dst = *t;
     dst->about = NULL;
     if (!(dst->name = dupstr(t->name)) || !(dst->about = dupstr(t->about ? t->about : ""))) {
+        free(dst->name), free(dst->about); /* not counted yet: freed here */
+        dst->name = dst->about = NULL;
         module_fail(mod, "out of memory");
         return -1;
     }
