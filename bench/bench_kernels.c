@@ -203,7 +203,6 @@ static void embedding_steps(Rng *r)
 
 int main(void)
 
-
 {
     Rng r;
     rng_seed(&r, 42);

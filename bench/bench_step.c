@@ -46,9 +46,10 @@ static double step_time(const MtrModel *m, const char *user_col, int64_t users)
     snprintf(user_sym, sizeof user_sym, "vocab.%s", user_col);
     for (uint32_t i = 0; i < m->n_symbols; i++) {
         const char *s = m->symbols[i];
-        values[i] = strcmp(s, "batch") == 0 ? 8192 : strcmp(s, "k") == 0 ? 10
-                    : strcmp(s, user_sym) == 0                           ? users
-                                                                         : 2000;
+        values[i] = strcmp(s, "batch") == 0    ? 8192
+                    : strcmp(s, "k") == 0      ? 10
+                    : strcmp(s, user_sym) == 0 ? users
+                                               : 2000;
     }
     MtrSession *s = NULL;
     MtrError err = {0};

@@ -196,7 +196,7 @@ typedef struct AstTask {
     Loc weight_loc;
     int has_weight;
     int weight_auto; /* `weight auto`: a log-variance learned beside the model (Kendall et al.) */
-    double sample; /* the share of training rows whose label it trains on; 1 when not written */
+    double sample;   /* the share of training rows whose label it trains on; 1 when not written */
     Loc sample_loc;
     int has_sample;
     struct AstTask *next;

@@ -391,15 +391,16 @@ static int print_results(const MtrModel *m, const MtrRunResult *r, int eval_only
                r->eval_seconds);
     if (report_table_print(stdout, rows, n, e) != MTR_OK) return -1;
     if (r->users_sampled > 0) {
-        printf("%lld of %lld test users sampled (%lld rows); 95%% confidence intervals over users:\n",
-               (long long)r->users_sampled, (long long)r->users_total, (long long)r->rows_sampled);
+        printf(
+            "%lld of %lld test users sampled (%lld rows); 95%% confidence intervals over users:\n",
+            (long long)r->users_sampled, (long long)r->users_total, (long long)r->rows_sampled);
         for (uint32_t i = 0; i < r->test_ci95.n && i < r->test.n; i++) {
             double v = r->test.entries[i].value, h = r->test_ci95.entries[i].value;
             if (isnan(h))
                 printf("  %-10s %.4f\n", r->test.entries[i].name, v);
             else
-                printf("  %-10s %.4f +- %.4f  [%.4f, %.4f]\n", r->test.entries[i].name, v, h,
-                       v - h, v + h);
+                printf("  %-10s %.4f +- %.4f  [%.4f, %.4f]\n", r->test.entries[i].name, v, h, v - h,
+                       v + h);
         }
     }
     return 0;
@@ -589,7 +590,8 @@ static int run_cv(MtrModel *m, Args *a)
         if (rc == 0) print_error(&e);
         rc = 1;
     }
-    for (int f = 0; f < n; f++) metrics_report_free(&res[f].test), metrics_report_free(&res[f].test_ci95);
+    for (int f = 0; f < n; f++)
+        metrics_report_free(&res[f].test), metrics_report_free(&res[f].test_ci95);
     free(copy);
     return rc;
 }

@@ -11,9 +11,9 @@ static struct {
     pthread_mutex_t lock;
     pthread_cond_t work, done;
     pthread_t thread[POOL_MAX];
-    int threads;   /* including the caller */
-    uint64_t gen;  /* bumped for every pool_run and for the stop */
-    int pending;   /* workers still running the current generation */
+    int threads;  /* including the caller */
+    uint64_t gen; /* bumped for every pool_run and for the stop */
+    int pending;  /* workers still running the current generation */
     int stopping;
     PoolFn fn;
     void *ctx;

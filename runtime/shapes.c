@@ -472,8 +472,7 @@ int shape_adagrad_update_rows(const MtrShape *in, const int32_t *a, MtrShape *ou
     return update_rows_inputs(in, 1, why, n);
 }
 
-int shape_adam_update_rows(const MtrShape *in, const int32_t *a, MtrShape *out, char *why,
-                           size_t n)
+int shape_adam_update_rows(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
 {
     (void)a, (void)out;
     if (update_rows_inputs(in, 2, why, n)) return -1;

@@ -21,9 +21,9 @@ void kernel_relu(const KernelCall *call)
 
 static void relu_grad_range(const KernelCall *call, int64_t lo, int64_t hi)
 {
-    const float *dy = call->in[0]; /* any shape */
-    const float *y = call->in[1];  /* dy's shape: relu's output */
-    float *dx = call->out[0];      /* dy's shape, may be dy */
+    const float *dy = call->in[0];      /* any shape */
+    const float *y = call->in[1];       /* dy's shape: relu's output */
+    float *dx = call->out[0];           /* dy's shape, may be dy */
     for (int64_t i = lo; i < hi; i++) { /* a bit mask, as ?: here would not vectorise */
         dx[i] = kern_bitsf(kern_fbits(dy[i]) & (0u - (uint32_t)(y[i] > 0.0f)));
     }

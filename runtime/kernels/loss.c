@@ -118,7 +118,6 @@ void kernel_bce_prob_grad(const KernelCall *call)
     }
 }
 
-
 /* Independent accumulators per reduction, so that a row sum vectorises
  * without reassociating float sums (gcc will not do that by itself). */
 #define XENT_LANES 8
@@ -210,7 +209,8 @@ static double lane_sum(const float *p, const float *w, int64_t n)
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(MTR_NO_CLONES)
 __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
-static double softmax_row(float *row, int64_t nc, const float *cn)
+static double
+softmax_row(float *row, int64_t nc, const float *cn)
 {
     float m = kern_row_max(row, nc);
     for (int64_t j = 0; j < nc; j++) row[j] = kern_expf(row[j] - m);
@@ -398,8 +398,17 @@ void kernel_inbatch_softmax_xent_ids(const KernelCall *call)
     for (int64_t m = 0; m < nc; m++)
         for (int64_t k = 0; k < d; k++) cw[m * d + k] = cn[m] * cd[m * d + k];
 
-    XentJob job = {.qd = qd, .cd = cd, .qw = qw, .cw = cw, .qn = qn, .cn = cn,
-                   .nq = nq, .nc = nc, .d = d, .g = gq, .h = hc};
+    XentJob job = {.qd = qd,
+                   .cd = cd,
+                   .qw = qw,
+                   .cw = cw,
+                   .qn = qn,
+                   .cn = cn,
+                   .nq = nq,
+                   .nc = nc,
+                   .d = d,
+                   .g = gq,
+                   .h = hc};
     double total = xent_run(&job, scores, rows * b);
     for (int64_t i = 0; i < b; i++) {
         const float *qi = q + i * d, *ci = c + i * d;

@@ -143,8 +143,8 @@ void kernel_retrieval_rank(const KernelCall *call)
         xmax = nx > xmax ? nx : xmax;
     }
     double u = ldexp(1.0, -24);
-    RankJob job = {query, items, true_row, rank, b, d, n, xmax,
-                   (double)d * u / (1.0 - (double)d * u)};
+    RankJob job = {
+        query, items, true_row, rank, b, d, n, xmax, (double)d * u / (1.0 - (double)d * u)};
     /* parts of whole tiles, each worth some 64k scores */
     int parts = pool_parts(b * n, 1 << 16);
     int64_t tiles = (b + RANK_QB - 1) / RANK_QB;
