@@ -736,9 +736,9 @@ static void test_adam_update_rows(void **state)
 static void test_embedding_grad_sparse(void **state)
 {
     (void)state;
-    check_sparse_embedding_grad(5, 3, 40, 1);        /* every id repeated */
-    check_sparse_embedding_grad(70000, 4, 300, 2);   /* ids of three bytes: three radix passes */
-    check_sparse_embedding_grad(1, 2, 9, 3);         /* one row: every id lands on row 0 */
+    check_sparse_embedding_grad(5, 3, 40, 1);      /* every id repeated */
+    check_sparse_embedding_grad(70000, 4, 300, 2); /* ids of three bytes: three radix passes */
+    check_sparse_embedding_grad(1, 2, 9, 3);       /* one row: every id lands on row 0 */
     assert_int_equal(pool_start(2), 0);
     check_sparse_embedding_grad(5000, 16, 6000, 4); /* updates split across the pool */
     pool_stop();

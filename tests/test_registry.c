@@ -113,7 +113,7 @@ static void test_rows_consistent(void **state)
 {
     (void)state;
     char rule[64];
-#define X(E, n, knob, dflt, when)                                                                        \
+#define X(E, n, knob, dflt, when)                                                                  \
     assert_int_equal(mtr_knob_check(MTR_KNOB_##knob, dflt, rule, sizeof rule), 0);
 #include "settings.def"
 #undef X
