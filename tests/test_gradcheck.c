@@ -770,11 +770,7 @@ static long check_model_gradients(const MtrModel *m, MtrSession *s, int p, const
         const float *rows = mtr_session_tensor(s, grads[i]);
         const int32_t *ids = mtr_session_tensor(s, row_ids[i]);
         int64_t d = mtr_session_tensor_elems(s, grads[i], 8) / 8;
-        memset(an[i], 0, (size_t)n_el[i] * sizeof *an[i]);
-        for (int64_t k = 0; k < 8 && ids[k] >= 0; k++) {
-            assert_true((int64_t)(ids[k] + 1) * d <= n_el[i]);
-            memcpy(an[i] + ids[k] * d, rows + k * d, (size_t)d * sizeof *an[i]);
-        }
+        assert_int_equal(tu_scatter_rows(rows, ids, 8, d, an[i], n_el[i]), 0);
     }
     long bad = 0, w_checked = 0, w_skipped = 0;
     for (int i = 0; i < n_params; i++) {

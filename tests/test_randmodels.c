@@ -266,11 +266,7 @@ static int gradient_check(Ctx *c, MtrSession *s, const MtrModel *m, long *checke
             const int32_t *ids = mtr_session_tensor(s, grad_ids[i]);
             int64_t n_ids = mtr_session_tensor_elems(s, grad_ids[i], BATCH);
             int64_t width = n_ids > 0 ? mtr_session_tensor_elems(s, grads[i], BATCH) / n_ids : 0;
-            memset(an[i], 0, (size_t)ne[i] * sizeof *an[i]);
-            for (int64_t row = 0; row < n_ids; row++)
-                if (ids[row] >= 0 && (ids[row] + 1) * width <= ne[i])
-                    for (int64_t d = 0; d < width; d++)
-                        an[i][ids[row] * width + d] += g[row * width + d];
+            assert_int_equal(tu_scatter_rows(g, ids, n_ids, width, an[i], ne[i]), 0);
         }
         total += ne[i];
     }

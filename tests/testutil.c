@@ -177,3 +177,14 @@ struct MtrSession *tu_one_program(void *mod_, void *g_, int kind, const int32_t 
     *model = m;
     return s;
 }
+
+int tu_scatter_rows(const float *rows, const int32_t *ids, int64_t n_ids, int64_t width, float *out,
+                    int64_t n_out)
+{
+    memset(out, 0, (size_t)n_out * sizeof *out);
+    for (int64_t k = 0; k < n_ids && ids[k] >= 0; k++) {
+        if ((int64_t)(ids[k] + 1) * width > n_out) return -1;
+        for (int64_t j = 0; j < width; j++) out[ids[k] * width + j] += rows[k * width + j];
+    }
+    return 0;
+}

@@ -42,4 +42,10 @@ struct MtrSession *tu_one_program(void *mod, void *g, int kind, const int32_t *o
 /* The INPUT tensor of program p of m fed from `source` (an MtrSource) of `column`, or -1. */
 int tu_find_input(const struct MtrModel *m, int p, int source, const char *column);
 
+/* The dense gradient (n_out floats, zeroed first) that a sparse one stands
+ * for: rows[k] (width floats) at row ids[k], for the ids before the first -1
+ * of n_ids. Returns -1 when an id lies outside the table, else 0. */
+int tu_scatter_rows(const float *rows, const int32_t *ids, int64_t n_ids, int64_t width, float *out,
+                    int64_t n_out);
+
 #endif
