@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <libgen.h>
-#include <sys/resource.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,11 +153,7 @@ static int parse_args(int argc, char **argv, Args *a)
     /* Sums split across threads round differently, so the default can be
      * pinned per machine (MTR_THREADS) as well as per run (--threads). */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    a->threads = cores < 1 ? 1 : cores > 256 ? 256 : (int)cores;
-    /* Under an address-space limit every OpenBLAS thread needs its own large
-     * buffer (mtr/memlimit.h): one thread unless asked for more. */
-    struct rlimit as;
-    if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY) a->threads = 1;
+    a->threads = mtr_memlimit_default_threads(cores < 1 ? 1 : cores > 256 ? 256 : (int)cores);
     const char *env_threads = getenv("MTR_THREADS");
     if (env_threads && *env_threads) {
         int n;

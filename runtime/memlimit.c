@@ -13,6 +13,12 @@ static int limited(struct rlimit *rl)
     return getrlimit(RLIMIT_AS, rl) == 0 && rl->rlim_cur != RLIM_INFINITY;
 }
 
+int mtr_memlimit_default_threads(int cores)
+{
+    struct rlimit rl;
+    return limited(&rl) ? 1 : cores;
+}
+
 void mtr_memlimit_reexec(char **argv)
 {
     struct rlimit rl;

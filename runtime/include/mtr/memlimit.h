@@ -26,6 +26,10 @@
  * no limit, the variable is set, or exec failed. Call first thing in main. */
 void mtr_memlimit_reexec(char **argv);
 
+/* The thread count to use when none is asked for: one under an address-space
+ * limit (each OpenBLAS thread needs its own buffer), else `cores`. */
+int mtr_memlimit_default_threads(int cores);
+
 /* MTR_OK when the address space left under the limit (if any) holds the
  * buffers of `threads` OpenBLAS threads; else MTR_E_NOMEM with a message
  * giving the limit, what is in use and what is needed. `arenas` (bytes) is
