@@ -170,45 +170,56 @@ static MtrStatus atomic_close(AtomicFile *a, MtrError *err)
     return mtr_save_commit(&a->save, err);
 }
 
-/* data holds count 4-byte elements (float or int32 bits). */
-static MtrStatus npy_write_typed(const char *path, const void *data, int is_i32, int rank,
-                                 const int64_t *shape, MtrError *err)
+/* The .npy header of an array: pre (magic, version, length) and head. */
+static MtrStatus npy_header(const char *path, int is_i32, int rank, const int64_t *shape,
+                            unsigned char pre[10], char head[256], size_t *hlen, int64_t *count,
+                            MtrError *err)
 {
     if (rank < 0 || rank > MTR_MAX_RANK)
         return mtr_fail(err, MTR_E_ARG, "%s: rank %d is not supported (0 to %d)", path, rank,
                         MTR_MAX_RANK);
-    int64_t count = 1;
+    *count = 1;
     for (int d = 0; d < rank; d++) {
         if (shape[d] < 0 || shape[d] > NPY_MAX_DIM ||
-            (shape[d] > 0 && count > INT64_MAX / 8 / shape[d]))
+            (shape[d] > 0 && *count > INT64_MAX / 8 / shape[d]))
             return mtr_fail(err, MTR_E_ARG, "%s: extent %lld is out of range", path,
                             (long long)shape[d]);
-        count *= shape[d];
+        *count *= shape[d];
     }
-    char sh[64], head[256];
+    char sh[64];
     shape_text(sh, rank, shape);
-    int n = snprintf(head, sizeof head, "{'descr': '%s', 'fortran_order': False, 'shape': %s, }",
+    int n = snprintf(head, 256, "{'descr': '%s', 'fortran_order': False, 'shape': %s, }",
                      is_i32 ? "<i4" : "<f4", sh);
     /* Pad with spaces so that magic, version, length and header fill whole
      * 64-byte blocks, the last byte of the header being '\n'. */
     size_t total = 10 + (size_t)n + 1;
     size_t pad = (NPY_ALIGN - total % NPY_ALIGN) % NPY_ALIGN;
-    size_t hlen = (size_t)n + pad + 1;
+    *hlen = (size_t)n + pad + 1;
     memset(head + n, ' ', pad);
-    head[hlen - 1] = '\n';
+    head[*hlen - 1] = '\n';
 
-    unsigned char pre[10];
     memcpy(pre, NPY_MAGIC, 6);
     pre[6] = 1;
     pre[7] = 0;
-    pre[8] = (unsigned char)hlen;
-    pre[9] = (unsigned char)(hlen >> 8);
+    pre[8] = (unsigned char)*hlen;
+    pre[9] = (unsigned char)(*hlen >> 8);
+    return MTR_OK;
+}
 
-    AtomicFile af;
-    MtrStatus st = atomic_open(&af, path, err);
-    if (st != MTR_OK) return st;
-    int bad = fwrite(pre, 1, sizeof pre, af.f) != sizeof pre;
-    bad = bad || fwrite(head, 1, hlen, af.f) != hlen;
+/* Opens path's new content and writes the array (4-byte elements, float or
+ * int32 bits) into it; the caller commits or aborts, so that several files
+ * can be put in place together. */
+static MtrStatus npy_put(AtomicFile *af, const char *path, const void *data, int is_i32, int rank,
+                         const int64_t *shape, MtrError *err)
+{
+    unsigned char pre[10];
+    char head[256];
+    size_t hlen = 0;
+    int64_t count = 0;
+    MtrStatus st = npy_header(path, is_i32, rank, shape, pre, head, &hlen, &count, err);
+    if (st != MTR_OK || (st = atomic_open(af, path, err)) != MTR_OK) return st;
+    int bad = fwrite(pre, 1, sizeof pre, af->f) != sizeof pre;
+    bad = bad || fwrite(head, 1, hlen, af->f) != hlen;
     /* Little-endian bytes whatever the host's order, a block at a time. */
     unsigned char block[4096];
     const unsigned char *src = data;
@@ -219,10 +230,18 @@ static MtrStatus npy_write_typed(const char *path, const void *data, int is_i32,
             memcpy(&v, src + 4 * i, 4);
             put_u32le(block + 4 * k, v);
         }
-        bad = fwrite(block, 4, k, af.f) != k;
+        bad = fwrite(block, 4, k, af->f) != k;
     }
     (void)bad; /* a failed fwrite leaves the stream's error flag, which the commit reports */
-    return atomic_close(&af, err);
+    return MTR_OK;
+}
+
+static MtrStatus npy_write_typed(const char *path, const void *data, int is_i32, int rank,
+                                 const int64_t *shape, MtrError *err)
+{
+    AtomicFile af;
+    MtrStatus st = npy_put(&af, path, data, is_i32, rank, shape, err);
+    return st != MTR_OK ? st : atomic_close(&af, err);
 }
 
 MtrStatus mtr_npy_write(const char *path, const float *data, int rank, const int64_t *shape,
@@ -231,16 +250,24 @@ MtrStatus mtr_npy_write(const char *path, const float *data, int rank, const int
     return npy_write_typed(path, data, 0, rank, shape, err);
 }
 
-MtrStatus mtr_text_write_lines(const char *path, char *const *lines, uint32_t n, MtrError *err)
+/* As npy_put, for text: one line per entry. */
+static MtrStatus lines_put(AtomicFile *af, const char *path, char *const *lines, uint32_t n,
+                           MtrError *err)
 {
-    AtomicFile af;
-    MtrStatus st = atomic_open(&af, path, err);
+    MtrStatus st = atomic_open(af, path, err);
     if (st != MTR_OK) return st;
     int bad = 0;
     for (uint32_t i = 0; i < n && !bad; i++)
-        bad = fputs(lines[i] ? lines[i] : "", af.f) == EOF || fputc('\n', af.f) == EOF;
+        bad = fputs(lines[i] ? lines[i] : "", af->f) == EOF || fputc('\n', af->f) == EOF;
     (void)bad; /* a failed fwrite leaves the stream's error flag, which the commit reports */
-    return atomic_close(&af, err);
+    return MTR_OK;
+}
+
+MtrStatus mtr_text_write_lines(const char *path, char *const *lines, uint32_t n, MtrError *err)
+{
+    AtomicFile af;
+    MtrStatus st = lines_put(&af, path, lines, n, err);
+    return st != MTR_OK ? st : atomic_close(&af, err);
 }
 
 /* ---- reading */
@@ -534,6 +561,11 @@ MtrStatus mtr_export_dir(const MtrModel *m, const char *dir, MtrError *err)
     if ((st = check_text("items", m->items.labels, m->items.n, err)) != MTR_OK) return st;
     if ((st = make_dirs(dir, err)) != MTR_OK) return st;
 
+    /* Every file is written aside first and put in place only when all of
+     * them were written, so a failed export leaves the folder as it was. */
+    uint32_t cap = m->n_tensors + m->n_vocabs + 1, n_open = 0;
+    AtomicFile *files = calloc(cap, sizeof *files);
+    if (!files) return mtr_fail(err, MTR_E_NOMEM, "export: out of memory");
     for (uint32_t i = 0; i < m->n_tensors && st == MTR_OK; i++) {
         const MtrTensor *t = &m->tensors[i];
         if (!saved_role(t)) continue;
@@ -543,9 +575,9 @@ MtrStatus mtr_export_dir(const MtrModel *m, const char *dir, MtrError *err)
         char *path = stem ? path_join(dir, stem, ".npy") : NULL;
         if (!path)
             st = mtr_fail(err, MTR_E_NOMEM, "export: out of memory");
-        else
-            st = npy_write_typed(path, m->param_data[i], t->dtype == MTR_DT_I32, t->rank, shape,
-                                 err);
+        else if ((st = npy_put(&files[n_open], path, m->param_data[i], t->dtype == MTR_DT_I32,
+                               t->rank, shape, err)) == MTR_OK)
+            n_open++;
         free(path);
         free(stem);
     }
@@ -553,18 +585,28 @@ MtrStatus mtr_export_dir(const MtrModel *m, const char *dir, MtrError *err)
         char *path = vocab_path(dir, m->columns[m->vocabs[i].column].name);
         if (!path)
             st = mtr_fail(err, MTR_E_NOMEM, "export: out of memory");
-        else
-            st = mtr_text_write_lines(path, m->vocabs[i].words, m->vocabs[i].n, err);
+        else if ((st = lines_put(&files[n_open], path, m->vocabs[i].words, m->vocabs[i].n, err)) ==
+                 MTR_OK)
+            n_open++;
         free(path);
     }
     if (st == MTR_OK && m->items.n > 0) {
         char *path = path_join(dir, "items", ".txt");
         if (!path)
             st = mtr_fail(err, MTR_E_NOMEM, "export: out of memory");
-        else
-            st = mtr_text_write_lines(path, m->items.labels, m->items.n, err);
+        else if ((st = lines_put(&files[n_open], path, m->items.labels, m->items.n, err)) == MTR_OK)
+            n_open++;
         free(path);
     }
+    /* A commit only does I/O (flush, fsync, link): past here only a failing
+     * disk can leave some files new and others old. */
+    for (uint32_t i = 0; i < n_open; i++) {
+        if (st == MTR_OK)
+            st = atomic_close(&files[i], err);
+        else
+            mtr_save_abort(&files[i].save);
+    }
+    free(files);
     return st;
 }
 

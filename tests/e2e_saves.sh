@@ -13,6 +13,8 @@
 # (e) a write error (a file size limit) is reported with its reason
 # (f) standard output: `> /dev/full` is an error for info, recommend,
 #     predict, training's table and mtrc's dumps; `| head` ends quietly
+# (g) export is whole or nothing: when one of its files cannot be written,
+#     none of the folder's files is new
 # Env: MTR_SOURCE_DIR, MTR_BIN_DIR; MTR_SAVE_TRIALS (kills and concurrent
 # pairs, default 40 and 20).
 set -euo pipefail
@@ -192,6 +194,30 @@ check
 [ ! -e "$tmp/e.bin" ] && [ ! -e "$tmp/e.jsonl" ] || fail "(e) a failed write left a file"
 check
 [ "$(knob "$tmp/k/m.bin" rating.weight)" = 1 ] || fail "(e) a failed set changed the model"
+
+# ---- (g) export: all of its files or none -----------------------------------
+mkdir -p "$tmp/x/items.txt" # a folder where export's last file goes
+rc=0
+"$mtrun" "$tmp/trained.bin" export "$tmp/x" >/dev/null 2>"$tmp/err" || rc=$?
+check
+[ "$rc" != 0 ] || fail "(g) export over a folder named items.txt succeeded"
+check
+[ -z "$(find "$tmp/x" -type f)" ] || fail "(g) a failed export left files: $(find "$tmp/x" -type f | head -3)"
+rmdir "$tmp/x/items.txt"
+"$mtrun" "$tmp/trained.bin" export "$tmp/x" >/dev/null
+(cd "$tmp/x" && sha256sum ./* >"$tmp/x.sums")
+"$mtrun" "$tmp/big.bin" --data "$data" --quiet --set train.epochs=1 --set train.seed=7 \
+  -o "$tmp/other.bin" >/dev/null
+rc=0
+(
+  trap '' XFSZ
+  ulimit -f 64 # the embedding tables do not fit, the small files do
+  exec "$mtrun" "$tmp/other.bin" export "$tmp/x"
+) >/dev/null 2>"$tmp/err" || rc=$?
+check
+[ "$rc" = 1 ] || fail "(g) export past the size limit: exit $rc, expected 1"
+check
+(cd "$tmp/x" && sha256sum --quiet -c "$tmp/x.sums") || fail "(g) a failed export changed files"
 
 # ---- (f) standard output ----------------------------------------------------
 if [ -w /dev/full ]; then
