@@ -1263,3 +1263,26 @@ MtrStatus mtr_model_write(const MtrModel *m, const char *path, MtrError *err)
     free(buf);
     return s;
 }
+
+MtrStatus mtr_model_change_file(const char *path, MtrModelChange change, void *ctx, MtrError *err)
+{
+    MtrModel *m;
+    MtrSave save;
+    MtrStatus s = mtr_save_lock(&save, path, err);
+    if (s != MTR_OK) return s;
+    if ((s = mtr_model_read(path, &m, err)) != MTR_OK) {
+        mtr_save_abort(&save);
+        return s;
+    }
+    s = change(m, ctx, err);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (s == MTR_OK) s = mtr_model_encode(m, &buf, &len, err);
+    if (s == MTR_OK) s = mtr_save_begin(&save, path, err);
+    if (s == MTR_OK && (s = mtr_save_write(&save, buf, len, err)) == MTR_OK)
+        s = mtr_save_commit(&save, err);
+    mtr_save_abort(&save);
+    free(buf);
+    mtr_model_free(m);
+    return s;
+}

@@ -71,29 +71,23 @@ MtrStatus mtr_knob_assign(MtrModel *m, const char *key_eq_value, MtrError *err)
     return MTR_OK;
 }
 
-/* The file stays locked from before the read until the new one is in place,
- * so that concurrent sets on one file apply one after the other. */
+typedef struct {
+    int n;
+    char **assignments;
+} Assignments;
+
+static MtrStatus assign_all(MtrModel *m, void *ctx, MtrError *err)
+{
+    const Assignments *as = ctx;
+    MtrStatus s = MTR_OK;
+    for (int i = 0; i < as->n && s == MTR_OK; i++) s = mtr_knob_assign(m, as->assignments[i], err);
+    return s;
+}
+
 MtrStatus mtr_model_set_file(const char *path, int n, char **assignments, MtrError *err)
 {
-    MtrModel *m;
-    MtrSave save;
-    MtrStatus s = mtr_save_lock(&save, path, err);
-    if (s != MTR_OK) return s;
-    if ((s = mtr_model_read(path, &m, err)) != MTR_OK) {
-        mtr_save_abort(&save);
-        return s;
-    }
-    for (int i = 0; i < n && s == MTR_OK; i++) s = mtr_knob_assign(m, assignments[i], err);
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    if (s == MTR_OK) s = mtr_model_encode(m, &buf, &len, err);
-    if (s == MTR_OK) s = mtr_save_begin(&save, path, err);
-    if (s == MTR_OK && (s = mtr_save_write(&save, buf, len, err)) == MTR_OK)
-        s = mtr_save_commit(&save, err);
-    mtr_save_abort(&save);
-    free(buf);
-    mtr_model_free(m);
-    return s;
+    Assignments as = {n, assignments};
+    return mtr_model_change_file(path, assign_all, &as, err);
 }
 
 static const char *dtype_name(uint8_t t)

@@ -621,6 +621,15 @@ static int serve_file(const MtrModel *m, const Args *a, int predict)
 
 /* Why a model file did not load, in the words a new user needs: a .mtr
  * source given to mtrun, or a command where the model should be. */
+/* `import DIR` in place: --set, then the folder's parameters. */
+static MtrStatus import_change(MtrModel *m, void *ctx, MtrError *e)
+{
+    const Args *a = ctx;
+    MtrStatus st = MTR_OK;
+    for (int i = 0; i < a->n_sets && st == MTR_OK; i++) st = mtr_knob_assign(m, a->sets[i], e);
+    return st == MTR_OK ? mtr_import_dir(m, a->dir, e) : st;
+}
+
 static void explain_read_error(const char *path, const MtrError *e)
 {
     static const char *const commands[] = {"train", "eval", "predict", "recommend", "cv",
@@ -737,7 +746,9 @@ int main(int argc, char **argv)
                 rc = 1;
             }
         } else if (strcmp(cmd, "import") == 0) {
-            if (mtr_import_dir(m, a.dir, &e) || mtr_model_write(m, a.out ? a.out : a.model, &e)) {
+            /* In place, the file stays locked from before its read (as `set`). */
+            if (a.out ? mtr_import_dir(m, a.dir, &e) || mtr_model_write(m, a.out, &e)
+                      : mtr_model_change_file(a.model, import_change, &a, &e)) {
                 print_error(&e);
                 rc = 1;
             }

@@ -5,7 +5,8 @@
 # (a) kill -9 during `set` and during training with -o: the file is always
 #     the old or the new valid model, and no temporary file is left;
 #     a named temporary file of a process that died is removed by the next save
-# (b) two `set`s at once on one file: both changes are in the file
+# (b) two `set`s at once on one file, and an `import` beside a `set`: both
+#     changes are in the file
 # (c) -o, --metrics, --step-log, predict -o and mtrc -o on a FIFO, a folder or
 #     a symbolic link to a device are refused and leave them as they were;
 #     a symbolic link to a regular file is followed (the link stays)
@@ -42,6 +43,8 @@ data="$tmp/p/data"
 sed 's/embedding(8)/embedding(512)/g' "$tmp/p/planted.mtr" >"$tmp/big.mtr"
 "$mtrc" "$tmp/big.mtr" -o "$tmp/big.bin"
 "$mtrun" "$tmp/big.bin" --data "$data" --quiet --set train.epochs=1 -o "$tmp/trained.bin" >/dev/null
+"$mtrun" "$tmp/big.bin" --data "$data" --quiet --set train.epochs=1 --set train.seed=7 \
+  -o "$tmp/other.bin" >/dev/null
 "$mtrc" "$tmp/p/planted.mtr" -o "$tmp/small.bin"
 
 knob() { # knob MODEL NAME: the knob's value as `info` prints it
@@ -110,6 +113,33 @@ for i in $(seq 1 "$pairs"); do
   fi
 done
 echo "e2e_saves: (b) $pairs concurrent set pairs: both changes kept in $both"
+# import and set at once: import alternates between two trained models'
+# parameters, so that a lost import shows.
+"$mtrun" "$tmp/trained.bin" export "$tmp/imp0" >/dev/null
+"$mtrun" "$tmp/other.bin" export "$tmp/imp1" >/dev/null
+table=$(cd "$tmp/imp0" && ls ./*embedding.npy | head -1)
+both=0
+for i in $(seq 1 "$pairs"); do
+  from="$tmp/imp$((i % 2))"
+  "$mtrun" "$tmp/c.bin" import "$from" 2>"$tmp/c1.err" &
+  p1=$!
+  "$mtrun" "$tmp/c.bin" set "rating.weight=$i" 2>"$tmp/c2.err" &
+  p2=$!
+  r1=0 r2=0
+  wait "$p1" || r1=$?
+  wait "$p2" || r2=$?
+  rm -rf "$tmp/chk"
+  "$mtrun" "$tmp/c.bin" export "$tmp/chk" >/dev/null
+  check
+  if [ "$r1" != 0 ] || [ "$r2" != 0 ]; then
+    fail "(b) import pair $i: exit $r1 and $r2: $(cat "$tmp/c1.err" "$tmp/c2.err")"
+  elif same "$(knob "$tmp/c.bin" rating.weight)" "$i" && cmp -s "$from/$table" "$tmp/chk/$table"; then
+    both=$((both + 1))
+  else
+    fail "(b) import pair $i: a change was lost (rating.weight $(knob "$tmp/c.bin" rating.weight))"
+  fi
+done
+echo "e2e_saves: (b) $pairs import and set pairs: both changes kept in $both"
 stray=$(find "$tmp" -maxdepth 1 -name '.c.bin*' | wc -l)
 check
 [ "$stray" = 0 ] || fail "(b) stray files: $stray"
@@ -206,8 +236,6 @@ check
 rmdir "$tmp/x/items.txt"
 "$mtrun" "$tmp/trained.bin" export "$tmp/x" >/dev/null
 (cd "$tmp/x" && sha256sum ./* >"$tmp/x.sums")
-"$mtrun" "$tmp/big.bin" --data "$data" --quiet --set train.epochs=1 --set train.seed=7 \
-  -o "$tmp/other.bin" >/dev/null
 rc=0
 (
   trap '' XFSZ

@@ -256,6 +256,12 @@ MtrStatus mtr_model_read(const char *path, MtrModel **out, MtrError *err);
 /* Writes m to path atomically: a temporary file beside it, fsync, then rename;
  * on any error the old file is untouched and no temporary file is left. */
 MtrStatus mtr_model_write(const MtrModel *m, const char *path, MtrError *err);
+/* Changes the model.bin at path in place: locks the file from before the read
+ * until the changed model is in place, so that concurrent changes (`set`,
+ * `import`) apply one after the other and none is lost; reads it, calls
+ * change(m, ctx, err), writes it. On any error the file is untouched. */
+typedef MtrStatus (*MtrModelChange)(MtrModel *m, void *ctx, MtrError *err);
+MtrStatus mtr_model_change_file(const char *path, MtrModelChange change, void *ctx, MtrError *err);
 
 /* Lookups by name (what a person types: knobs, columns, sizes in --size);
  * return the index or -1. */
