@@ -1298,4 +1298,26 @@ void ast_dump(const AstModel *m, FILE *out)
         put_num(out, tr->value[SETTING_KNOBS[i]]);
         fputc('\n', out);
     }
+    if (tr->emb_optimizer_name && tr->emb_optimizer < OPT_COUNT) {
+        fprintf(out, "  optimizer_embedding %s", ast_optimizer_name(tr->emb_optimizer));
+#define X(OPTIMIZER, n, alias, knob, emb, dflt)                                                    \
+    if (tr->emb_optimizer == OPT_##OPTIMIZER) {                                                    \
+        fputs(" " #n " ", out);                                                                    \
+        put_num(out, tr->value[MTR_KNOB_##emb]);                                                   \
+    }
+#include "optimizer_options.def"
+#undef X
+        fputc('\n', out);
+    }
+    for (int d = 0; d < DECAY_COUNT; d++) {
+        if (!tr->given[DECAYS[d].knob]) continue;
+        fprintf(out, "  decay %s ", DECAYS[d].name);
+        put_num(out, tr->value[DECAYS[d].knob]);
+        fputc('\n', out);
+    }
+    if (tr->early_stop) {
+        fprintf(out, "  early_stop %s patience ", tr->early_stop);
+        put_num(out, tr->value[MTR_KNOB_PATIENCE]);
+        fputc('\n', out);
+    }
 }
