@@ -448,8 +448,7 @@ typedef struct {
 #define GEN_SETTINGS(X)                                                                            \
     X("batch", 1, 1, 64)                                                                           \
     X("epochs", 1, 1, 5)                                                                           \
-    X("seed", 1, 0, 100000) X("split", 0, 0.1, 0.9) X("warmup", 1, 0, 20)                          \
-        X("clip_norm", 0, 0.1, 10)
+    X("seed", 1, 0, 100000) X("split", 0, 0.1, 0.9) X("warmup", 1, 0, 20) X("clip_norm", 0, 0.1, 10)
 #define AS_SETTING(name, whole, lo, hi) {name, whole, lo, hi},
 static const SettingRow settings[] = {GEN_SETTINGS(AS_SETTING)};
 
