@@ -10,7 +10,8 @@
 #   MTR_DATA=data/ml-100k examples/results.sh [OUTDIR]
 #
 # Env: MTR_BIN_DIR (default build/bin), EPOCHS (default 20), PATIENCE
-# (default 2), SEEDS (default "42 1 7"), THREADS (default: mtrun's).
+# (default 2), SEEDS (default "42 1 7"), THREADS (default: mtrun's), MODELS
+# (a subset of the rows by name, e.g. "mf_bias esmm").
 # OUTDIR (default a temporary folder) keeps every run's metrics and output.
 set -euo pipefail
 
@@ -48,6 +49,13 @@ PY
 }
 
 runs=(movielens:movielens mf_bias:mf_bias mmoe:mmoe ple:ple esmm:esmm movielens_auto:movielens:auto)
+if [ -n "${MODELS:-}" ]; then # a subset, by name: MODELS="mf_bias esmm"
+  keep=()
+  for r in "${runs[@]}"; do
+    case " $MODELS " in *" ${r%%:*} "*) keep+=("$r") ;; esac
+  done
+  runs=("${keep[@]}")
+fi
 for r in "${runs[@]}"; do
   IFS=: read -r name model auto <<<"$r"
   variant "$name" "$src/models/$model.mtr" "$auto"
