@@ -11,7 +11,8 @@
 #
 # Env: MTR_BIN_DIR (default build/bin), EPOCHS (default 20), PATIENCE
 # (default 2), SEEDS (default "42 1 7"), THREADS (default: mtrun's), MODELS
-# (a subset of the rows by name, e.g. "mf_bias esmm").
+# (a subset of the rows by name, e.g. "mf_bias esmm"), EXTRA (more mtrun
+# arguments, e.g. "--set train.batch=1024").
 # OUTDIR (default a temporary folder) keeps every run's metrics and output.
 set -euo pipefail
 
@@ -63,7 +64,7 @@ for r in "${runs[@]}"; do
   for s in $seeds; do
     echo "results: $name, seed $s" >&2
     "$bin/mtrun" "$out/$name.bin" --data "$data" --quiet --timings "${threads[@]}" \
-      --set train.seed="$s" --set train.epochs="$epochs" \
+      --set train.seed="$s" --set train.epochs="$epochs" ${EXTRA:-} \
       --metrics "$out/$name.$s.jsonl" >"$out/$name.$s.out"
   done
 done
