@@ -103,6 +103,17 @@ const CombinerInfo *ast_combiner_info(CombinerKind k)
     return &COMBINERS[k];
 }
 
+static const DecayInfo DECAYS[DECAY_COUNT] = {
+#define X(E, n, knob, dflt) [DECAY_##E] = {#n, MTR_KNOB_##knob, dflt},
+#include "decays.def"
+#undef X
+};
+
+const DecayInfo *ast_decay_info(DecayKind k)
+{
+    return &DECAYS[k];
+}
+
 static const char *const SETTING_NAMES[SET_COUNT] = {
 #define X(E, n, knob, dflt, when) [SET_##E] = #n,
 #include "settings.def"
@@ -931,6 +942,34 @@ AstSetting *ast_setting_value(AstBuilder *b, AstTok name, AstValue *value)
     return s;
 }
 
+AstSetting *ast_setting_call(AstBuilder *b, AstTok name, AstTok word, AstValue *args,
+                             AstOption *options)
+{
+    AstSetting *s = node(b, sizeof *s);
+    if (!s) return NULL;
+    s->name = name;
+    s->word = word;
+    s->has_word = 1;
+    s->args = args;
+    s->options = reverse_options(options);
+    return s;
+}
+
+AstSetting *ast_setting_target(AstBuilder *b, AstTok name, AstTok target, AstTok word,
+                               AstValue *value)
+{
+    if (!value) return NULL;
+    AstSetting *s = node(b, sizeof *s);
+    if (!s) return NULL;
+    s->name = name;
+    s->target = target;
+    s->has_target = 1;
+    s->word = word;
+    s->has_word = 1;
+    s->value = value;
+    return s;
+}
+
 AstSetting *ast_setting_add(AstBuilder *b, AstSetting *list, AstSetting *s)
 {
     (void)b;
@@ -939,9 +978,98 @@ AstSetting *ast_setting_add(AstBuilder *b, AstSetting *list, AstSetting *s)
     return s;
 }
 
+/* The word after a setting's name: `decay cosine` (a value that is a name) or
+ * `decay exponential(0.9)`. NULL, after an error, when there is none. */
+static const char *setting_word(AstBuilder *b, const AstSetting *s, Loc *loc, const char *what)
+{
+    if (s->has_word && !s->has_target) {
+        *loc = s->word.loc;
+        return s->word.text;
+    }
+    if (!s->has_target && s->value && s->value->kind == VAL_NAME) {
+        *loc = s->value->loc;
+        return s->value->text;
+    }
+    diag_error(b->diag, s->name.loc, "%s takes %s", s->name.text, what);
+    return NULL;
+}
+
+/* The train block's lines that are not `NAME number`: decay, early_stop,
+ * optimizer_embedding. Returns 0 when s is none of those. */
+static int apply_special(AstBuilder *b, AstTrain *t, const AstSetting *s)
+{
+    const char *n = s->name.text;
+    Loc loc;
+    if (strcmp(n, "decay") == 0) {
+        const char *w = setting_word(b, s, &loc, "a decay: cosine or exponential(r)");
+        if (!w) return 1;
+        if (t->decay_name) {
+            diag_error(b->diag, s->name.loc, "'decay' given twice");
+            diag_note(b->diag, t->decay_loc, "first given here");
+            return 1;
+        }
+        if (s->options) {
+            diag_error(b->diag, s->options->loc, "decay %s takes a number, not a named option", w);
+            return 1;
+        }
+        t->decay_name = w;
+        t->decay_loc = loc;
+        t->decay_args = s->args;
+        return 1;
+    }
+    if (strcmp(n, "optimizer_embedding") == 0) {
+        const char *w = setting_word(b, s, &loc, "an optimizer: optimizer_embedding adagrad(...)");
+        if (!w) return 1;
+        if (t->emb_optimizer_name) {
+            diag_error(b->diag, s->name.loc, "'optimizer_embedding' given twice");
+            diag_note(b->diag, t->emb_optimizer_loc, "first given here");
+            return 1;
+        }
+        if (s->args) {
+            diag_error(b->diag, s->args->loc,
+                       "optimizer_embedding's options are named: adagrad(lr = 0.05)");
+            return 1;
+        }
+        t->emb_optimizer_name = w;
+        t->emb_optimizer_loc = loc;
+        t->emb_options = s->options;
+        return 1;
+    }
+    if (strcmp(n, "early_stop") == 0) {
+        if (!s->has_target || strcmp(s->word.text, "patience") != 0) {
+            diag_error(b->diag, s->has_word ? s->word.loc : s->name.loc,
+                       "early_stop is written `early_stop TASK.METRIC patience N`");
+            return 1;
+        }
+        if (t->early_stop) {
+            diag_error(b->diag, s->name.loc, "'early_stop' given twice");
+            diag_note(b->diag, t->early_stop_loc, "first given here");
+            return 1;
+        }
+        const AstValue *v = s->value;
+        if (!need_number(b, v, "patience")) return 1;
+        if (!v->is_int) {
+            diag_error(b->diag, v->loc, "patience must be a whole number, found '%s'", shown(v));
+            return 1;
+        }
+        t->early_stop = s->target.text;
+        t->early_stop_loc = s->target.loc;
+        t->value[MTR_KNOB_PATIENCE] = v->num;
+        t->given[MTR_KNOB_PATIENCE] = 1;
+        t->value_loc[MTR_KNOB_PATIENCE] = v->loc;
+        return 1;
+    }
+    return 0;
+}
+
 /* Sets one train setting (settings.def): a whole number for a knob of type i32. */
 static void apply_setting(AstBuilder *b, AstTrain *t, const AstSetting *s)
 {
+    if (apply_special(b, t, s)) return;
+    if (s->has_word) {
+        diag_error(b->diag, s->name.loc, "train setting '%s' takes a number", s->name.text);
+        return;
+    }
     int which = find_name(s->name.text, SETTING_NAMES, COUNT(SETTING_NAMES));
     if (which < 0) {
         unknown_name(b, s->name.loc, "train setting", s->name.text, SETTING_NAMES,
@@ -1156,7 +1284,7 @@ void ast_dump(const AstModel *m, FILE *out)
     }
     const AstTrain *tr = &m->train;
     fprintf(out, "train\n  optimizer %s", ast_optimizer_name(tr->optimizer));
-#define X(OPTIMIZER, n, alias, knob, dflt)                                                         \
+#define X(OPTIMIZER, n, alias, knob, emb, dflt)                                                    \
     if (tr->optimizer == OPT_##OPTIMIZER) {                                                        \
         fputs(" " #n " ", out);                                                                    \
         put_num(out, tr->value[MTR_KNOB_##knob]);                                                  \
@@ -1168,6 +1296,28 @@ void ast_dump(const AstModel *m, FILE *out)
         if (!SETTING_ALWAYS_THERE[i] && !tr->given[SETTING_KNOBS[i]]) continue;
         fprintf(out, "  %s ", SETTING_NAMES[i]);
         put_num(out, tr->value[SETTING_KNOBS[i]]);
+        fputc('\n', out);
+    }
+    if (tr->emb_optimizer_name && tr->emb_optimizer < OPT_COUNT) {
+        fprintf(out, "  optimizer_embedding %s", ast_optimizer_name(tr->emb_optimizer));
+#define X(OPTIMIZER, n, alias, knob, emb, dflt)                                                    \
+    if (tr->emb_optimizer == OPT_##OPTIMIZER) {                                                    \
+        fputs(" " #n " ", out);                                                                    \
+        put_num(out, tr->value[MTR_KNOB_##emb]);                                                   \
+    }
+#include "optimizer_options.def"
+#undef X
+        fputc('\n', out);
+    }
+    for (int d = 0; d < DECAY_COUNT; d++) {
+        if (!tr->given[DECAYS[d].knob]) continue;
+        fprintf(out, "  decay %s ", DECAYS[d].name);
+        put_num(out, tr->value[DECAYS[d].knob]);
+        fputc('\n', out);
+    }
+    if (tr->early_stop) {
+        fprintf(out, "  early_stop %s patience ", tr->early_stop);
+        put_num(out, tr->value[MTR_KNOB_PATIENCE]);
         fputc('\n', out);
     }
 }

@@ -96,6 +96,20 @@ typedef enum {
     OPT_COUNT
 } OptimizerKind;
 
+/* Learning-rate decays (decays.def), `decay NAME(arg)`. */
+typedef struct {
+    const char *name;
+    MtrKnobKind knob;
+    double arg_default; /* NAN: the argument must be given */
+} DecayInfo;
+typedef enum {
+#define X(E, n, knob, dflt) DECAY_##E,
+#include "decays.def"
+#undef X
+    DECAY_COUNT
+} DecayKind;
+const DecayInfo *ast_decay_info(DecayKind k);
+
 typedef enum {
 #define X(E, n, knob, dflt, when) SET_##E,
 #include "settings.def"
@@ -224,8 +238,20 @@ typedef struct {
     double value[MTR_KNOB_KINDS];
     int given[MTR_KNOB_KINDS];
     Loc value_loc[MTR_KNOB_KINDS];
+    /* `optimizer_embedding NAME(options)`: the embedding tables' own optimizer */
+    const char *emb_optimizer_name;
+    Loc emb_optimizer_loc;
+    AstOption *emb_options;
+    /* `decay NAME` or `decay NAME(args)` (decays.def) */
+    const char *decay_name;
+    Loc decay_loc;
+    const struct AstValue *decay_args;
+    /* `early_stop TASK.METRIC patience N` (the patience is value[MTR_KNOB_PATIENCE]) */
+    const char *early_stop;
+    Loc early_stop_loc;
     /* sema: */
     OptimizerKind optimizer;
+    OptimizerKind emb_optimizer; /* OPT_COUNT: the embedding tables use `optimizer` */
 } AstTrain;
 
 typedef struct {
@@ -294,6 +320,11 @@ typedef struct AstSetting {
     AstTok name; /* the optimizer's or the setting's */
     AstOption *options;
     AstValue *value;
+    /* `NAME WORD(args or options)` (decay, optimizer_embedding) and
+     * `NAME TASK.METRIC WORD value` (early_stop) */
+    AstTok word, target;
+    AstValue *args;
+    int has_word, has_target;
     struct AstSetting *next;
 } AstSetting;
 
@@ -365,6 +396,10 @@ AstOption *ast_option(AstBuilder *b, AstTok name, AstValue *value);
 AstOption *ast_option_add(AstBuilder *b, AstOption *list, AstOption *o);
 AstSetting *ast_setting_optimizer(AstBuilder *b, AstTok name, AstOption *options);
 AstSetting *ast_setting_value(AstBuilder *b, AstTok name, AstValue *value);
+AstSetting *ast_setting_call(AstBuilder *b, AstTok name, AstTok word, AstValue *args,
+                             AstOption *options);
+AstSetting *ast_setting_target(AstBuilder *b, AstTok name, AstTok target, AstTok word,
+                               AstValue *value);
 AstSetting *ast_setting_add(AstBuilder *b, AstSetting *list, AstSetting *s);
 void ast_train(AstBuilder *b, AstSpan kw, AstSetting *settings);
 

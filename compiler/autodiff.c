@@ -476,49 +476,73 @@ static int32_t state_like(Graph *g, int32_t p, const char *what, MtrInit init, f
     return t;
 }
 
+/* Whether parameter p is an embedding table: a gather reads it. */
+static int is_table(const Graph *g, int32_t p)
+{
+    for (uint32_t i = 0; i < g->n_ops; i++)
+        if (g->ops[i].kind == OP_GATHER && g->ops[i].in[0] == p) return 1;
+    return 0;
+}
+
+/* Appends the update of parameter p by optimizer opt, whose options are the
+ * knobs kn[] of the kinds LR, EPSILON, INITIAL_ACCUMULATOR, BETA1, BETA2
+ * (the main optimizer's, or optimizer_embedding's). */
+static int update_param(Graph *g, OptimizerKind opt, int32_t p, int32_t grad, int32_t step,
+                        const int32_t kn[5])
+{
+    int32_t attr[MTR_MAX_IATTR] = {kn[0], kn[1]};
+    switch (opt) {
+    case OPT_SGD: {
+        int32_t in[] = {p, grad};
+        return graph_op_to(g, OP_SGD_UPDATE, in, NULL, attr);
+    }
+    case OPT_ADAGRAD: {
+        int32_t acc = state_like(g, p, "accumulator", MTR_INIT_KNOB, (float)kn[2]);
+        int32_t in[] = {p, grad, acc};
+        return acc < 0 ? -1 : graph_op_to(g, OP_ADAGRAD_UPDATE, in, NULL, attr);
+    }
+    case OPT_ADAM: {
+        int32_t mm = state_like(g, p, "m", MTR_INIT_ZEROS, 0);
+        int32_t vv = state_like(g, p, "v", MTR_INIT_ZEROS, 0);
+        int32_t in[] = {p, grad, mm, vv, step};
+        int32_t at[MTR_MAX_IATTR] = {kn[0], kn[3], kn[4], kn[1]};
+        return mm < 0 || vv < 0 ? -1 : graph_op_to(g, OP_ADAM_UPDATE, in, NULL, at);
+    }
+    default:
+        module_fail(g->mod, "optimizer %d has no update rule", (int)opt);
+        return -1;
+    }
+}
+
 int autodiff_updates(Graph *g, Lowered *l, const int32_t *grads, uint32_t n_grads)
 {
     Module *mod = g->mod;
     int32_t step = l->step;
-    if (l->optimizer == OPT_ADAM && (step = lower_step(mod, l)) < 0) return -1;
+    if ((l->optimizer == OPT_ADAM || l->emb_optimizer == OPT_ADAM) &&
+        (step = lower_step(mod, l)) < 0)
+        return -1;
     if (step >= 0) {
         int32_t in[] = {step};
         if (graph_op_to(g, OP_STEP_INC, in, NULL, NULL)) return -1;
     }
+    const int32_t *k = l->knob_of;
+    const int32_t main_knobs[5] = {k[MTR_KNOB_LR], k[MTR_KNOB_EPSILON],
+                                   k[MTR_KNOB_INITIAL_ACCUMULATOR], k[MTR_KNOB_BETA1],
+                                   k[MTR_KNOB_BETA2]};
+    const int32_t emb_knobs[5] = {k[MTR_KNOB_EMB_LR], k[MTR_KNOB_EMB_EPSILON],
+                                  k[MTR_KNOB_EMB_INITIAL_ACCUMULATOR], k[MTR_KNOB_EMB_BETA1],
+                                  k[MTR_KNOB_EMB_BETA2]};
     for (uint32_t p = 0; p < n_grads; p++) {
         if (mod->m->tensors[p].role != MTR_ROLE_PARAM || grads[p] < 0) continue;
         if (lower_add_output(l, PROG_TRAIN, MTR_OUT_GRADIENT, -1, grads[p], (int32_t)p)) {
             module_fail(mod, "out of memory");
             return -1;
         }
-        const int32_t *k = l->knob_of;
-        int32_t attr[MTR_MAX_IATTR] = {k[MTR_KNOB_LR], k[MTR_KNOB_EPSILON]};
-        switch (l->optimizer) {
-        case OPT_SGD: {
-            int32_t in[] = {(int32_t)p, grads[p]};
-            if (graph_op_to(g, OP_SGD_UPDATE, in, NULL, attr)) return -1;
-            break;
-        }
-        case OPT_ADAGRAD: {
-            int32_t acc = state_like(g, (int32_t)p, "accumulator", MTR_INIT_KNOB,
-                                     (float)k[MTR_KNOB_INITIAL_ACCUMULATOR]);
-            int32_t in[] = {(int32_t)p, grads[p], acc};
-            if (acc < 0 || graph_op_to(g, OP_ADAGRAD_UPDATE, in, NULL, attr)) return -1;
-            break;
-        }
-        case OPT_ADAM: {
-            int32_t mm = state_like(g, (int32_t)p, "m", MTR_INIT_ZEROS, 0);
-            int32_t vv = state_like(g, (int32_t)p, "v", MTR_INIT_ZEROS, 0);
-            int32_t in[] = {(int32_t)p, grads[p], mm, vv, step};
-            int32_t at[MTR_MAX_IATTR] = {k[MTR_KNOB_LR], k[MTR_KNOB_BETA1], k[MTR_KNOB_BETA2],
-                                         k[MTR_KNOB_EPSILON]};
-            if (mm < 0 || vv < 0 || graph_op_to(g, OP_ADAM_UPDATE, in, NULL, at)) return -1;
-            break;
-        }
-        default:
-            module_fail(mod, "optimizer %d has no update rule", (int)l->optimizer);
+        /* optimizer_embedding, when given, updates the embedding tables */
+        int emb = l->emb_optimizer != OPT_COUNT && is_table(g, (int32_t)p);
+        if (update_param(g, emb ? l->emb_optimizer : l->optimizer, (int32_t)p, grads[p], step,
+                         emb ? emb_knobs : main_knobs))
             return -1;
-        }
     }
     return mod->failed ? -1 : 0;
 }

@@ -514,7 +514,7 @@ static int add_train_knobs(Lowerer *L, Lowered *out)
     Module *mod = L->mod;
     out->optimizer = t->optimizer;
     for (size_t k = 0; k < MTR_KNOB_KINDS; k++) out->knob_of[k] = -1;
-#define X(OPT, n, alias, knob, dflt)                                                               \
+#define X(OPT, n, alias, knob, emb, dflt)                                                          \
     if (t->optimizer == OPT_##OPT)                                                                 \
         out->knob_of[MTR_KNOB_##knob] = model_knob(mod, MTR_KNOB_##knob, t->value[MTR_KNOB_##knob]);
 #include "optimizer_options.def"
@@ -526,6 +526,14 @@ static int add_train_knobs(Lowerer *L, Lowered *out)
         out->knob_of[MTR_KNOB_##knob] = model_knob(mod, MTR_KNOB_##knob, t->value[MTR_KNOB_##knob]);
 #include "settings.def"
 #undef X
+    /* The rest of the train block (optimizer_embedding's options, decay,
+     * early_stop, patience): each model-wide knob it gives. */
+    out->emb_optimizer = t->emb_optimizer_name ? t->emb_optimizer : OPT_COUNT;
+    for (size_t k = 0; k < MTR_KNOB_KINDS; k++) {
+        const MtrKnobInfo *info = mtr_knob_info((MtrKnobKind)k);
+        if (info && info->scope == MTR_SCOPE_MODEL && t->given[k] && out->knob_of[k] < 0)
+            out->knob_of[k] = model_knob(mod, (MtrKnobKind)k, t->value[k]);
+    }
     return mod->failed ? -1 : 0;
 }
 

@@ -20,6 +20,7 @@ typedef struct {
     uint32_t n_outputs[PROG_COUNT];
     int32_t loss; /* train_step's weighted total loss () */
     OptimizerKind optimizer;
+    OptimizerKind emb_optimizer;     /* the embedding tables': OPT_COUNT for `optimizer` */
     int32_t knob_of[MTR_KNOB_KINDS]; /* the model-wide knob of each kind, or -1 */
     int32_t step;                    /* the train step counter, or -1 (lower_step) */
 } Lowered;

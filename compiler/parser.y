@@ -61,6 +61,7 @@ static void yyerror(YYLTYPE *lloc, AstBuilder *b, const char *msg);
 %token <tok> ARROW "'->'" '(' ')' ',' '=' ':' '{' '}' '-'
 %token <tok> COMPARE "a comparison"
 %token <tok> NAME "a name" NUMBER "a number" STRING "a quoted string"
+%token <tok> DOTTED "a dotted name"
 
 %nterm <ref> refs
 %nterm <source> source sources
@@ -176,6 +177,10 @@ setting
     | OPTIMIZER NAME '(' ')'                    { $$ = ast_setting_optimizer(b, $2, NULL); }
     | OPTIMIZER NAME '(' options ')'            { $$ = ast_setting_optimizer(b, $2, $4); }
     | NAME value                                { $$ = ast_setting_value(b, $1, $2); }
+    | NAME NAME '(' ')'                         { $$ = ast_setting_call(b, $1, $2, NULL, NULL); }
+    | NAME NAME '(' args ')'                    { $$ = ast_setting_call(b, $1, $2, $4, NULL); }
+    | NAME NAME '(' options ')'                 { $$ = ast_setting_call(b, $1, $2, NULL, $4); }
+    | NAME DOTTED NAME value                    { $$ = ast_setting_target(b, $1, $2, $3, $4); }
     ;
 
 options

@@ -612,12 +612,13 @@ static void mark_items(Sema *s)
 typedef struct {
     OptimizerKind optimizer;
     const char *name, *alias;
-    MtrKnobKind knob;
+    MtrKnobKind knob, emb_knob;
     double keras_default;
 } OptionSpec;
 
 static const OptionSpec OPTIONS[] = {
-#define X(OPT, n, alias, knob, dflt) {OPT_##OPT, #n, #alias, MTR_KNOB_##knob, dflt},
+#define X(OPT, n, alias, knob, emb, dflt)                                                          \
+    {OPT_##OPT, #n, #alias, MTR_KNOB_##knob, MTR_KNOB_##emb, dflt},
 #include "optimizer_options.def"
 #undef X
 };
@@ -634,20 +635,21 @@ static const struct {
 #undef X
 };
 
-static void check_option(Sema *s, AstTrain *t, const AstOption *o, const AstOption **given)
+static void check_option(Sema *s, AstTrain *t, OptimizerKind opt, int emb, const AstOption *o,
+                         const AstOption **given)
 {
-    const char *opt_name = ast_optimizer_name(t->optimizer);
+    const char *opt_name = ast_optimizer_name(opt);
     int k = 0;
     while (k < N_OPTIONS &&
-           (OPTIONS[k].optimizer != t->optimizer ||
+           (OPTIONS[k].optimizer != opt ||
             (strcmp(o->name, OPTIONS[k].name) != 0 && strcmp(o->name, OPTIONS[k].alias) != 0)))
         k++;
     if (k == N_OPTIONS) {
         char list[256] = "";
         int n = 0, total = 0;
-        for (k = 0; k < N_OPTIONS; k++) total += OPTIONS[k].optimizer == t->optimizer;
+        for (k = 0; k < N_OPTIONS; k++) total += OPTIONS[k].optimizer == opt;
         for (k = 0; k < N_OPTIONS; k++) {
-            if (OPTIONS[k].optimizer != t->optimizer) continue;
+            if (OPTIONS[k].optimizer != opt) continue;
             const char *guess = mtr_name_is_close(o->name, OPTIONS[k].name)    ? OPTIONS[k].name
                                 : mtr_name_is_close(o->name, OPTIONS[k].alias) ? OPTIONS[k].alias
                                                                                : NULL;
@@ -670,41 +672,161 @@ static void check_option(Sema *s, AstTrain *t, const AstOption *o, const AstOpti
         return;
     }
     given[k] = o;
+    MtrKnobKind knob = emb ? spec->emb_knob : spec->knob;
     char rule[64];
-    if (mtr_knob_check(spec->knob, o->value, rule, sizeof rule)) {
+    if (mtr_knob_check(knob, o->value, rule, sizeof rule)) {
         ERROR(s, o->value_loc, "%s %s, found %g", spec->name, rule, o->value);
         return;
     }
-    t->value[spec->knob] = o->value;
-    t->given[spec->knob] = 1;
+    t->value[knob] = o->value;
+    t->given[knob] = 1;
+}
+
+/* The optimizer called name, or OPT_COUNT after reporting why not. */
+static OptimizerKind find_optimizer(Sema *s, const char *name, Loc loc)
+{
+    int k = 0;
+    while (k < OPT_COUNT && strcmp(name, ast_optimizer_name((OptimizerKind)k))) k++;
+    if (k < OPT_COUNT) return (OptimizerKind)k;
+    const char *guess = NULL;
+    char list[128] = "";
+    for (int i = 0; i < OPT_COUNT; i++) {
+        const char *n = ast_optimizer_name((OptimizerKind)i);
+        if (!guess && mtr_name_is_close(name, n)) guess = n;
+        strcat(list, i == 0 ? "" : i == OPT_COUNT - 1 ? " or " : ", ");
+        strcat(list, n);
+    }
+    if (guess)
+        ERROR(s, loc, "unknown optimizer '%s'; did you mean '%s'?", name, guess);
+    else
+        ERROR(s, loc, "unknown optimizer '%s' (expected %s)", name, list);
+    return OPT_COUNT;
+}
+
+/* `optimizer_embedding NAME(options)`: Keras's defaults, then the options,
+ * each into the option's embedding knob (optimizer_options.def). */
+static void check_emb_optimizer(Sema *s, AstTrain *t)
+{
+    t->emb_optimizer = OPT_COUNT;
+    if (!t->emb_optimizer_name) return;
+    OptimizerKind opt = find_optimizer(s, t->emb_optimizer_name, t->emb_optimizer_loc);
+    if (opt == OPT_COUNT) return;
+    t->emb_optimizer = opt;
+    for (int k = 0; k < N_OPTIONS; k++)
+        if (OPTIONS[k].optimizer == opt) {
+            t->value[OPTIONS[k].emb_knob] = OPTIONS[k].keras_default;
+            t->given[OPTIONS[k].emb_knob] = 1;
+        }
+    const AstOption *given[N_OPTIONS];
+    memset(given, 0, sizeof given);
+    for (const AstOption *o = t->emb_options; o; o = o->next) check_option(s, t, opt, 1, o, given);
+}
+
+/* `decay NAME(arg)` (decays.def): its argument into the decay's knob. */
+static void check_decay(Sema *s, AstTrain *t)
+{
+    if (!t->decay_name) return;
+    int d = 0;
+    while (d < DECAY_COUNT && strcmp(t->decay_name, ast_decay_info((DecayKind)d)->name)) d++;
+    if (d == DECAY_COUNT) {
+        ERROR(s, t->decay_loc, "unknown decay '%s' (expected cosine or exponential(r))",
+              t->decay_name);
+        return;
+    }
+    const DecayInfo *info = ast_decay_info((DecayKind)d);
+    const AstValue *a = t->decay_args;
+    double v = info->arg_default;
+    if (a && a->next) {
+        ERROR(s, a->loc, "decay %s takes one number", info->name);
+        return;
+    }
+    if (a) {
+        if (a->kind != VAL_NUMBER) {
+            ERROR(s, a->loc, "decay %s takes a number, found '%s'", info->name,
+                  a->text ? a->text : "?");
+            return;
+        }
+        v = a->num;
+    } else if (isnan(v)) {
+        ERROR(s, t->decay_loc, "decay %s needs its rate: %s(r)", info->name, info->name);
+        return;
+    }
+    char rule[64];
+    if (mtr_knob_check(info->knob, v, rule, sizeof rule)) {
+        ERROR(s, a ? a->loc : t->decay_loc, "decay %s's argument %s, found %.10g", info->name, rule,
+              v);
+        return;
+    }
+    t->value[info->knob] = v;
+    t->given[info->knob] = 1;
+}
+
+/* `early_stop TASK.METRIC patience N`: the target must be a metric the task
+ * reports (top_<k> for one of its ks); coded into the early_stop knob as
+ * task * 256 + metric * 16 + the k's index (knobs.def). */
+static void check_early_stop(Sema *s, AstTrain *t)
+{
+    if (!t->early_stop) return;
+    char rule[64];
+    if (mtr_knob_check(MTR_KNOB_PATIENCE, t->value[MTR_KNOB_PATIENCE], rule, sizeof rule))
+        ERROR(s, t->value_loc[MTR_KNOB_PATIENCE], "patience %s, found %.10g", rule,
+              t->value[MTR_KNOB_PATIENCE]);
+    if (!t->given[MTR_KNOB_VALIDATION] || t->value[MTR_KNOB_VALIDATION] <= 0)
+        ERROR(s, t->early_stop_loc,
+              "early_stop needs validation rows to watch: add `validation 0.1` to the train block");
+    const char *dot = strchr(t->early_stop, '.');
+    size_t tl = (size_t)(dot - t->early_stop);
+    const char *metric = dot + 1;
+    int index = 0;
+    const AstTask *task = s->m->tasks;
+    for (; task; task = task->next, index++)
+        if (strlen(task->name) == tl && strncmp(task->name, t->early_stop, tl) == 0) break;
+    if (!task) {
+        ERROR(s, t->early_stop_loc, "early_stop: no task '%.*s'", (int)tl, t->early_stop);
+        return;
+    }
+    char list[256] = "";
+    for (const AstMetric *me = task->metrics; me; me = me->next) {
+        const char *name = mtr_metric_name((unsigned)me->kind);
+        if (!mtr_metric_takes_k((unsigned)me->kind)) {
+            if (strcmp(metric, name) == 0) {
+                t->value[MTR_KNOB_EARLY_STOP] = index * 256 + (int)me->kind * 16;
+                t->given[MTR_KNOB_EARLY_STOP] = 1;
+                return;
+            }
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", list[0] ? ", " : "",
+                     name);
+            continue;
+        }
+        for (int i = 0; i < me->n_ks && i < 8; i++) {
+            char kn[32];
+            snprintf(kn, sizeof kn, "top_%lld", (long long)me->ks[i]);
+            if (strcmp(metric, kn) == 0) {
+                t->value[MTR_KNOB_EARLY_STOP] = index * 256 + (int)me->kind * 16 + i;
+                t->given[MTR_KNOB_EARLY_STOP] = 1;
+                return;
+            }
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", list[0] ? ", " : "",
+                     kn);
+        }
+    }
+    if (list[0])
+        ERROR(s, t->early_stop_loc, "early_stop: task '%s' does not report '%s' (it reports %s)",
+              task->name, metric, list);
+    else
+        ERROR(s, t->early_stop_loc,
+              "early_stop: task '%s' reports no metric; give it one (metrics rmse)", task->name);
 }
 
 static void check_train(Sema *s)
 {
     AstTrain *t = &s->m->train;
     t->optimizer = OPT_ADAGRAD;
+    t->emb_optimizer = OPT_COUNT;
     if (t->optimizer_name) {
-        int k = 0;
-        while (k < OPT_COUNT && strcmp(t->optimizer_name, ast_optimizer_name((OptimizerKind)k)))
-            k++;
-        if (k == OPT_COUNT) {
-            const char *guess = NULL;
-            char list[128] = "";
-            for (int i = 0; i < OPT_COUNT; i++) {
-                const char *name = ast_optimizer_name((OptimizerKind)i);
-                if (!guess && mtr_name_is_close(t->optimizer_name, name)) guess = name;
-                strcat(list, i == 0 ? "" : i == OPT_COUNT - 1 ? " or " : ", ");
-                strcat(list, name);
-            }
-            if (guess)
-                ERROR(s, t->optimizer_loc, "unknown optimizer '%s'; did you mean '%s'?",
-                      t->optimizer_name, guess);
-            else
-                ERROR(s, t->optimizer_loc, "unknown optimizer '%s' (expected %s)",
-                      t->optimizer_name, list);
-            return;
-        }
-        t->optimizer = (OptimizerKind)k;
+        OptimizerKind k = find_optimizer(s, t->optimizer_name, t->optimizer_loc);
+        if (k == OPT_COUNT) return;
+        t->optimizer = k;
     }
     /* Keras's defaults, then the options given. */
     for (int k = 0; k < N_OPTIONS; k++)
@@ -712,7 +834,8 @@ static void check_train(Sema *s)
             t->value[OPTIONS[k].knob] = OPTIONS[k].keras_default;
     const AstOption *given[N_OPTIONS];
     memset(given, 0, sizeof given);
-    for (const AstOption *o = t->options; o; o = o->next) check_option(s, t, o, given);
+    for (const AstOption *o = t->options; o; o = o->next)
+        check_option(s, t, t->optimizer, 0, o, given);
 
     /* The settings: defaults where not written, every value in its knob's range. */
     for (int i = 0; i < SET_COUNT; i++) {
@@ -725,6 +848,9 @@ static void check_train(Sema *s)
         if (mtr_knob_check(k, t->value[k], rule, sizeof rule))
             ERROR(s, t->value_loc[k], "%s %s, found %.10g", SETTINGS[i].name, rule, t->value[k]);
     }
+    check_emb_optimizer(s, t);
+    check_decay(s, t);
+    check_early_stop(s, t);
 }
 
 /* ---- entry -------------------------------------------------------------- */

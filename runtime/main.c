@@ -384,6 +384,11 @@ static int print_results(const MtrModel *m, const MtrRunResult *r, int eval_only
         printf("%s: %lld training rows, %lld test rows, %d epochs in %.2f s, evaluation %.3f s\n",
                m->name, (long long)r->n_train, (long long)r->n_test, r->epochs, r->train_seconds,
                r->eval_seconds);
+    if (!eval_only && r->n_valid > 0)
+        printf("validation: %lld training rows held out\n", (long long)r->n_valid);
+    if (!eval_only && r->best_epoch > 0)
+        printf("early stopping: kept epoch %d of %d (validation %s %.4f)\n", r->best_epoch,
+               r->epochs, r->best_metric, r->best_valid);
     if (report_table_print(stdout, rows, n, e) != MTR_OK) return -1;
     if (r->users_sampled > 0) {
         printf(

@@ -4,6 +4,7 @@
 #include "mtr/run.h"
 
 #include "bind.h"
+#include "mtr/control.h"
 #include "mtr/data.h"
 #include "mtr/exec.h"
 #include "mtr/npy.h"
@@ -210,12 +211,14 @@ typedef struct {
     int32_t *sampled; /* per task with a sample knob: its label input in train_step, else -1 */
     float *labels;    /* one batch of labels, for the metrics */
     double *task_sum; /* each task's loss summed over an epoch */
+    Control ctl;      /* schedule, clipping, early stopping (control.c) */
 } Runner;
 
 static void runner_free(Runner *r)
 {
     for (int i = 0; i < 8; i++) bind_feeds_free(&r->feeds[i]);
     mtr_session_free(r->s);
+    control_free(&r->ctl);
     free(r->task_loss);
     free(r->sampled);
     free(r->labels);
@@ -624,6 +627,7 @@ static void write_test_line(const MtrRunOptions *o, const MtrRunResult *res)
     ReportJson j;
     report_json_begin(&j, o->metrics, o->phase ? o->phase : "test");
     if (o->fold > 0) report_json_int(&j, "fold", o->fold);
+    if (res->best_epoch > 0) report_json_int(&j, "best_epoch", res->best_epoch);
     report_json_metrics(&j, &res->test);
     if (o->eval_users > 0) {
         report_json_int(&j, "eval_users", res->users_sampled);
@@ -636,6 +640,34 @@ static void write_test_line(const MtrRunOptions *o, const MtrRunResult *res)
         }
     }
     report_json_end(&j, "metrics", NULL);
+}
+
+/* After epoch e: the validation rows' metrics, printed and written as phase
+ * "valid"; *stop when early stopping's patience ran out. */
+static MtrStatus validate(const MtrModel *m, Runner *r, const Split *sp, const uint32_t *rows,
+                          int64_t n, int64_t batch, const MtrRunOptions *o, int e, int *stop,
+                          MtrError *err)
+{
+    MetricsReport valid = {0};
+    MtrStatus rc = evaluate(m, r, &sp->enc_train, rows, n, batch, &valid, NULL, o->progress, err);
+    if (rc) return rc;
+    if (o->progress) {
+        fprintf(o->progress, "validation after epoch %d:", e);
+        for (uint32_t i = 0; i < valid.n; i++)
+            fprintf(o->progress, " %s %.4f", valid.entries[i].name, valid.entries[i].value);
+        fputc('\n', o->progress);
+    }
+    if (o->metrics) {
+        ReportJson j;
+        report_json_begin(&j, o->metrics, "valid");
+        if (o->fold > 0) report_json_int(&j, "fold", o->fold);
+        report_json_int(&j, "epoch", e);
+        report_json_metrics(&j, &valid);
+        report_json_end(&j, "metrics", NULL);
+    }
+    *stop = control_epoch_end(&r->ctl, r->s, e, &valid);
+    metrics_report_free(&valid);
+    return MTR_OK;
 }
 
 /* Trains from the runner's current parameters over the split's training rows,
@@ -655,6 +687,16 @@ static MtrStatus run_fold(const MtrModel *m, Runner *r, Split *sp, const MtrRunO
     res->test_oov = sp->given ? sp->enc_test.oov : 0;
     res->train_oov = sp->given ? sp->enc_train.oov : 0;
     if (sp->given && (rc = count_overlap(m, sp, &res->overlap, err))) return rc;
+    /* validation: a seeded share of the training rows, held out at their end */
+    int64_t n_valid = 0;
+    if (knob(m, MTR_KNOB_VALIDATION, 0) > 0 &&
+        (rc = control_hold_out(sp->train_rows, sp->n_train, knob(m, MTR_KNOB_VALIDATION, 0), seed,
+                               &n_valid, err)))
+        return rc;
+    sp->n_train -= n_valid;
+    const uint32_t *valid_rows = sp->train_rows + sp->n_train;
+    res->n_train = sp->n_train;
+    res->n_valid = n_valid;
     MtrArenaSizes sz = mtr_session_sizes(r->s);
     res->step_arena = sz.step_arena, res->param_arena = sz.param_arena;
     res->step_unshared = sz.step_unshared;
@@ -664,7 +706,10 @@ static MtrStatus run_fold(const MtrModel *m, Runner *r, Split *sp, const MtrRunO
     ReportProgress prog;
     if (o->progress) report_progress_init(&prog, o->progress, epochs);
     int64_t n_batches = (sp->n_train + batch - 1) / batch, step = 0;
+    control_free(&r->ctl);
+    if ((rc = control_init(&r->ctl, m, r->s, r->p_train, epochs, n_batches, err))) return rc;
     double t_train = report_clock();
+    int ran = 0;
     for (int e = 1; e <= epochs; e++) {
         if (o->reshuffle && e > 1 && !o->order_file)
             rng_shuffle_u32(&order, sp->train_rows, (uint64_t)sp->n_train);
@@ -674,7 +719,7 @@ static MtrStatus run_fold(const MtrModel *m, Runner *r, Split *sp, const MtrRunO
             int64_t off = b * batch, n = sp->n_train - off < batch ? sp->n_train - off : batch;
             bind_feed(r->s, m, &r->feeds[r->p_train], &sp->enc_train, sp->train_rows + off, n);
             mask_samples(m, r, sp->train_rows + off, n, seed);
-            mtr_session_run(r->s, r->p_train, n);
+            control_run_step(&r->ctl, r->s, n);
             double loss = *(float *)mtr_session_tensor(r->s, r->loss);
             if (!isfinite(loss)) {
                 if (o->progress && prog.tty) fputc('\n', o->progress);
@@ -732,8 +777,17 @@ static MtrStatus run_fold(const MtrModel *m, Runner *r, Split *sp, const MtrRunO
             report_json_end(&j, "metrics", NULL);
         }
         metrics_report_free(&train_metrics);
+        ran = e;
+        if (n_valid > 0) {
+            int stop = 0;
+            if ((rc = validate(m, r, sp, valid_rows, n_valid, batch, o, e, &stop, err))) return rc;
+            if (stop) break;
+        }
     }
-    res->epochs = epochs;
+    res->epochs = ran;
+    res->best_epoch = control_restore_best(&r->ctl, r->s, ran);
+    res->best_valid = r->ctl.best;
+    if (res->best_epoch > 0) snprintf(res->best_metric, sizeof res->best_metric, "%s", r->ctl.name);
     res->train_seconds = report_clock() - t_train;
     if (o->profile) print_profile(r->s, o->profile, res);
     if (sp->n_test > 0) rc = evaluate_test(m, r, sp, batch, o, res, err);

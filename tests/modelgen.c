@@ -36,6 +36,7 @@ typedef struct {
     int tower_width[MAX_NAMES], tower_side[MAX_NAMES]; /* side: 0 query, 1 item */
     int head_width[MAX_NAMES];
     int task_named[MAX_NAMES]; /* a task took head i's name */
+    char watch[32];            /* a task's metric that early_stop may watch, or "" */
 } Gen;
 
 static void put(Gen *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -371,6 +372,7 @@ static void retrieval_metrics(Gen *g, void *ctx)
     space(g);
     if (chance(g, 25)) {
         put(g, "top_k");
+        if (!g->watch[0]) snprintf(g->watch, sizeof g->watch, "k%d.top_10", g->n_tasks);
         return;
     }
     int n = 1 + below(g, 8), k = 0;
@@ -378,6 +380,8 @@ static void retrieval_metrics(Gen *g, void *ctx)
     for (int i = 0; i < n; i++) {
         k += 1 + below(g, 20);
         put(g, "%s%d", i ? ", " : "", k);
+        if (!g->watch[0] && i == n - 1)
+            snprintf(g->watch, sizeof g->watch, "k%d.top_%d", g->n_tasks, k);
     }
     put(g, ")");
 }
@@ -413,10 +417,11 @@ typedef struct {
 #define AS_OPTIMIZER(name, opts) {name, opts, COUNT(opts)},
 static const OptimizerRow optimizers[] = {GEN_OPTIMIZERS(AS_OPTIMIZER)};
 
-static void optimizer(Gen *g)
+/* `optimizer ...` or (keyword optimizer_embedding) the embedding tables' own */
+static void optimizer(Gen *g, const char *keyword)
 {
     const OptimizerRow *o = &optimizers[below(g, COUNT(optimizers))];
-    put(g, "  optimizer %s", o->name);
+    put(g, "  %s %s", keyword, o->name);
     int form = below(g, 4);
     if (form == 0) return; /* no parentheses */
     put(g, "(");
@@ -441,7 +446,9 @@ typedef struct {
 } SettingRow;
 
 #define GEN_SETTINGS(X)                                                                            \
-    X("batch", 1, 1, 64) X("epochs", 1, 1, 5) X("seed", 1, 0, 100000) X("split", 0, 0.1, 0.9)
+    X("batch", 1, 1, 64)                                                                           \
+    X("epochs", 1, 1, 5)                                                                           \
+    X("seed", 1, 0, 100000) X("split", 0, 0.1, 0.9) X("warmup", 1, 0, 20) X("clip_norm", 0, 0.1, 10)
 #define AS_SETTING(name, whole, lo, hi) {name, whole, lo, hi},
 static const SettingRow settings[] = {GEN_SETTINGS(AS_SETTING)};
 
@@ -459,7 +466,7 @@ static void train_block(Gen *g)
     for (int i = 0; i <= COUNT(settings); i++) {
         if (!chance(g, 70)) continue;
         if (order[i] == COUNT(settings)) {
-            optimizer(g);
+            optimizer(g, "optimizer");
             put(g, "\n");
             continue;
         }
@@ -470,6 +477,25 @@ static void train_block(Gen *g)
         else
             number(g, s->lo, s->hi);
         put(g, "\n");
+    }
+    /* training control: lines that are not `NAME number` */
+    if (chance(g, 20)) {
+        optimizer(g, "optimizer_embedding");
+        put(g, "\n");
+    }
+    if (chance(g, 20)) {
+        int form = below(g, 3);
+        put(g, "  decay %s", form == 2 ? "exponential(" : form == 1 ? "cosine(" : "cosine");
+        if (form == 1) number(g, 0, 0.9);
+        if (form == 2) number(g, 0.1, 1);
+        put(g, "%s\n", form ? ")" : "");
+    }
+    if (chance(g, 30)) {
+        put(g, "  validation ");
+        number(g, 0.05, 0.5);
+        put(g, "\n");
+        if (g->watch[0] && chance(g, 60))
+            put(g, "  early_stop %s patience %d\n", g->watch, 1 + below(g, 3));
     }
     put(g, "}\n");
 }

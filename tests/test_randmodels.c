@@ -231,6 +231,9 @@ static int gradient_check(Ctx *c, MtrSession *s, const MtrModel *m, long *checke
     int p = train_program(m), k_lr = lr_knob(m);
     if (p < 0 || k_lr < 0 || loss_tensor(m) < 0) return failf(c, "no train_step, loss or lr");
     mtr_session_set_knob(s, k_lr, 0.0);
+    /* the embedding tables' own optimizer (optimizer_embedding) has its own rate */
+    if (mtr_model_knob(m, MTR_KNOB_EMB_LR) >= 0)
+        mtr_session_set_knob(s, mtr_model_knob(m, MTR_KNOB_EMB_LR), 0.0);
     Rng r;
     rng_seed(&r, c->seed ^ 0xabcdefu);
     for (uint32_t t = 0; t < m->n_tensors; t++) {

@@ -68,7 +68,7 @@ static void test_dsl_documents_every_row(void **state)
 #define X(E, n) expect_documented(dsl, "docs/dsl.md", "optimizer", #n, &bad);
 #include "optimizers.def"
 #undef X
-#define X(OPT, n, alias, knob, dflt)                                                               \
+#define X(OPT, n, alias, knob, emb, dflt)                                                          \
     expect_documented(dsl, "docs/dsl.md", "optimizer option", #n, &bad);                           \
     expect_documented(dsl, "docs/dsl.md", "optimizer option alias", #alias, &bad);
 #include "optimizer_options.def"
@@ -117,7 +117,7 @@ static void test_rows_consistent(void **state)
     assert_int_equal(mtr_knob_check(MTR_KNOB_##knob, dflt, rule, sizeof rule), 0);
 #include "settings.def"
 #undef X
-#define X(OPT, n, alias, knob, dflt)                                                               \
+#define X(OPT, n, alias, knob, emb, dflt)                                                          \
     assert_int_equal(mtr_knob_check(MTR_KNOB_##knob, dflt, rule, sizeof rule), 0);
 #include "optimizer_options.def"
 #undef X

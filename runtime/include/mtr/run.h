@@ -31,10 +31,14 @@ typedef struct {
 
 typedef struct {
     MetricsReport test; /* the test metrics, in the report's stable order */
-    int epochs;
-    double train_seconds; /* all epochs */
-    double eval_seconds;  /* one evaluation pass (embed_items + eval_step over the test rows) */
-    double last_loss;     /* mean batch loss of the last epoch */
+    int epochs;         /* epochs run (fewer than train.epochs when early stopping stopped) */
+    int best_epoch;     /* early stopping: the epoch whose parameters were kept, or 0 */
+    double best_valid;  /* its value of the watched validation metric */
+    char best_metric[METRICS_NAME_MAX + 8]; /* that metric's report name */
+    int64_t n_valid;                        /* training rows held out for validation */
+    double train_seconds;                   /* all epochs */
+    double eval_seconds; /* one evaluation pass (embed_items + eval_step over the test rows) */
+    double last_loss;    /* mean batch loss of the last epoch */
     int64_t n_train, n_test;
     uint64_t test_oov;  /* test values that fell to the out-of-vocabulary row */
     uint64_t train_oov; /* the same for a given training file */
