@@ -800,6 +800,7 @@ MtrStatus mtr_run_train(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, 
     MtrStatus rc = data_load(m, o, !keep, &ds, err);
     if (rc) return rc;
     res->skipped = ds->skipped;
+    res->side_missing = ds->side_missing;
     if ((rc = split_make(m, ds, o, &sp, err))) {
         mtr_data_free(ds);
         return rc;

@@ -40,6 +40,7 @@ typedef struct {
     uint64_t train_oov; /* the same for a given training file */
     uint64_t overlap;   /* rows present in both the given train and test files */
     uint64_t skipped;   /* malformed records skipped */
+    uint64_t side_missing; /* interactions whose key a side table lacks */
     size_t step_arena, param_arena, step_unshared;
     double op_seconds, matmul_seconds; /* with profile: time in all ops, in matmul */
     /* With eval_users: the half-width of each test metric's 95% confidence
