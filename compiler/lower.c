@@ -255,7 +255,7 @@ static int32_t lower_stage_embedding(const StageCtx *sc, int32_t h)
 }
 
 /* A feature's other stages are computed from the data before the program
- * runs (runtime/features.c): in the graph they pass their input on. */
+ * runs (runtime/featurize.c): in the graph they pass their input on. */
 static int32_t lower_stage_tokens(const StageCtx *sc, int32_t h)
 {
     (void)sc;

@@ -162,7 +162,7 @@ typedef struct {
     /* A feature column (docs/dsl.md, "Features"): computed from data column
      * feature_of by `feature` (an MtrFeature), not read as it is; feature 0
      * and feature_of -1 for any other column. Its statistics and, for an
-     * item list, the items' ids are taken from the training rows (features.c). */
+     * item list, the items' ids are taken from the training rows (featurize.c). */
     uint8_t feature;
     uint8_t tokens;      /* the value is split into words first */
     uint8_t is_list;     /* several ids a row: an input of (rows, max_len), -1 padded */
