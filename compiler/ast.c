@@ -680,10 +680,11 @@ AstStage *ast_stage(AstBuilder *b, AstSpan span, AstTok name, AstValue *args, in
         }
         break;
     case ARGS_SIZE_POOL:
-        if (n < 1 || n > 2) {
+        if (n < 1 || n > 2 || (n == 2 && args->next->kind != VAL_NAME)) {
             diag_error(b->diag, loc,
-                       "%s takes a size and an optional pooling, mean or sum (e.g. %s(8, mean))",
-                       nm, nm);
+                       "%s takes one argument, its size (e.g. %s(32)), and for a list a "
+                       "pooling, mean or sum (e.g. %s(8, mean))",
+                       nm, nm, nm);
             return NULL;
         }
         if ((s.units = need_size(b, args, what)) < 0) return NULL;

@@ -57,7 +57,7 @@ static void yyerror(YYLTYPE *lloc, AstBuilder *b, const char *msg);
 %token <tok> MODEL "'model'" INPUT "'input'" LABEL "'label'" TOWER "'tower'"
 %token <tok> HEAD "'head'" TASK "'task'" TRAIN "'train'" CONCAT "'concat'"
 %token <tok> LOSS "'loss'" METRICS "'metrics'" WEIGHT "'weight'" OPTIMIZER "'optimizer'"
-%token <tok> EXPERTS "'experts'"
+%token <tok> EXPERTS "'experts'" LIST "'list'"
 %token <tok> ARROW "'->'" '(' ')' ',' '=' ':' '{' '}' '-'
 %token <tok> COMPARE "a comparison"
 %token <tok> NAME "a name" NUMBER "a number" STRING "a quoted string"
@@ -89,7 +89,7 @@ decls
 
 decl
     : INPUT NAME ':' NAME                       { ast_column(b, 0, $2, $4); }
-    | INPUT NAME ':' NAME NAME                  { ast_column_list(b, $2, $4, $5); }
+    | INPUT NAME ':' NAME LIST                  { ast_column_list(b, $2, $4, $5); }
     | LABEL NAME ':' NAME                       { ast_column(b, 1, $2, $4); }
     | LABEL NAME '=' NAME COMPARE value         { ast_derived_label(b, $2, $4, $5, $6); }
     | TOWER NAME '=' source stages              { ast_chain(b, CHAIN_TOWER, $2, $4, $5); }

@@ -401,8 +401,7 @@ static AstStage *check_feature(Sema *s, AstChain *c, AstColumn *column, int64_t 
         }
     } else if (place == PLACE_INPUT) {
         if (column->type == TY_FLOAT) {
-            ERROR(s, st->loc, "%s needs a string or int input; '%s' is float (normalize, "
-                  "discretize(N) or bucketize(...) read numbers)",
+            ERROR(s, st->loc, "%s needs a string or int input; '%s' is float",
                   ast_stage_info(st->kind)->name, column->name);
             return FEATURE_BAD;
         }
