@@ -54,6 +54,16 @@ static const MtrDataColumn *label_column(const MtrTable *items)
     return items->n_columns ? &items->columns[0] : NULL;
 }
 
+/* Whether the items keep one id each of column col: a looked-up item column,
+ * or a feature of one id (hash, buckets); a list keeps its items' lists with
+ * the column (features), and a column read only through features keeps none. */
+static int item_column(const MtrColumn *col)
+{
+    if (!col->is_item) return 0;
+    if (col->feature) return !col->is_list;
+    return col->lookup;
+}
+
 MtrStatus bind_vocabularies(MtrModel *m, const MtrDataset *ds, MtrError *err)
 {
     MtrStatus rc = MTR_OK;
@@ -83,7 +93,7 @@ MtrStatus bind_vocabularies(MtrModel *m, const MtrDataset *ds, MtrError *err)
     const MtrTable *t = &ds->items;
     if (t->n_rows > UINT32_MAX) return mtr_fail(err, MTR_E_DATA, "%s: too many items", t->path);
     it->n = (uint32_t)t->n_rows;
-    for (uint32_t c = 0; c < m->n_columns; c++) it->n_columns += m->columns[c].is_item;
+    for (uint32_t c = 0; c < m->n_columns; c++) it->n_columns += item_column(&m->columns[c]);
     it->labels = calloc(it->n ? it->n : 1, sizeof *it->labels);
     it->columns = calloc(it->n_columns ? it->n_columns : 1, sizeof *it->columns);
     it->ids = calloc(it->n_columns ? it->n_columns : 1, sizeof *it->ids);
@@ -95,7 +105,7 @@ MtrStatus bind_vocabularies(MtrModel *m, const MtrDataset *ds, MtrError *err)
     }
     uint32_t k = 0;
     for (uint32_t c = 0; c < m->n_columns; c++) {
-        if (!m->columns[c].is_item) continue;
+        if (!item_column(&m->columns[c])) continue;
         it->columns[k] = (int32_t)c;
         it->ids[k] = calloc(it->n ? it->n : 1, sizeof *it->ids[k]);
         if (!it->ids[k]) return mtr_fail(err, MTR_E_NOMEM, "out of memory");

@@ -1169,7 +1169,8 @@ static int dec_items(Rd *r)
         if (rd_i32(r, &it->columns[c]) ||
             check_id(r, cat, it->columns[c], m->n_columns, 0, "column"))
             return -1;
-        if (!find_vocab(m, it->columns[c]))
+        const MtrColumn *ic = &m->columns[it->columns[c]];
+        if (!find_vocab(m, it->columns[c]) && !(ic->feature && !ic->is_list && !ic->lookup))
             return bad_at(r, cat, "item column '%s' has no vocabulary",
                           m->columns[it->columns[c]].name);
         for (uint32_t u = 0; u < c; u++)
@@ -1188,7 +1189,8 @@ static int dec_items(Rd *r)
         for (uint32_t i = 0; i < n; i++) {
             size_t iat = r->pos;
             if (rd_i32(r, &it->ids[c][i])) return -1;
-            if (it->ids[c][i] < 0 || (uint32_t)it->ids[c][i] > voc->n)
+            /* a hashed or bucketized item feature: any id (gather clamps) */
+            if (it->ids[c][i] < 0 || (voc && (uint32_t)it->ids[c][i] > voc->n))
                 return bad_at(r, iat, "item %u: id %d outside vocabulary of %u words", i,
                               it->ids[c][i], voc->n);
         }
