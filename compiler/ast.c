@@ -416,8 +416,8 @@ void ast_column(AstBuilder *b, int is_label, AstTok name, AstTok type)
 void ast_column_list(AstBuilder *b, AstTok name, AstTok type, AstTok list)
 {
     if (strcmp(list.text, "list") != 0) {
-        diag_error(b->diag, list.loc, "expected 'list' or a new declaration after the type, found '%s'",
-                   list.text);
+        diag_error(b->diag, list.loc,
+                   "expected 'list' or a new declaration after the type, found '%s'", list.text);
         return;
     }
     AstColumn **tail = b->col_tail;

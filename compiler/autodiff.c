@@ -41,8 +41,7 @@ int grad_gather(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs
     return 0;
 }
 
-int grad_embed_pool(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs,
-                    int32_t *din)
+int grad_embed_pool(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
 {
     /* dtable = embed_pool_grad(dy, ids) into a table of the table's shape */
     if (needs[0]) {

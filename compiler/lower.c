@@ -160,8 +160,8 @@ static int32_t feature_input(Ctx *x, const AstChain *c)
     } else {
         sh = shape_vec(x->rows, MTR_DT_I32);
     }
-    int32_t t = module_tensorf(mod, MTR_ROLE_INPUT, sh, "%s.%s", mtr_source_name(x->source),
-                               mc->name);
+    int32_t t =
+        module_tensorf(mod, MTR_ROLE_INPUT, sh, "%s.%s", mtr_source_name(x->source), mc->name);
     if (t < 0) return -1;
     set_source(mod, t, x->source, col);
     x->feat_col[x->n_feat] = col;
@@ -216,8 +216,8 @@ static MtrDim feature_rows(const StageCtx *sc)
     const AstFeature *f = &sc->c->feat;
     if (f->plain || !f->column) {
         const AstColumn *col = sc->c->sources->column;
-        return dim_sym(module_symbol(L->mod, MTR_SYM_VOCAB, column_index(L->ast, col),
-                                     col ? col->name : "?"));
+        return dim_sym(
+            module_symbol(L->mod, MTR_SYM_VOCAB, column_index(L->ast, col), col ? col->name : "?"));
     }
     int32_t fc = feature_column(sc->x, sc->c);
     switch (f->kind) {
@@ -522,7 +522,7 @@ static int32_t lower_chain(Ctx *x, const AstChain *c)
 {
     for (uint32_t i = 0; i < x->n_chains; i++)
         if (x->chain[i] == c) return x->chain_out[i];
-    int32_t h = c->combine                          ? lower_source(x, c, c->combine)
+    int32_t h = c->combine                         ? lower_source(x, c, c->combine)
                 : c->feat.column && !c->feat.plain ? feature_input(x, c)
                                                    : lower_ref(x, c->sources);
     if (h < 0) return -1;
@@ -628,7 +628,8 @@ static int add_feature_columns(Lowerer *L)
             free(mc.stats);
             return -1;
         }
-        if (mc.lookup) m->columns[idx].vocab_sym = module_symbol(L->mod, MTR_SYM_VOCAB, idx, mc.name);
+        if (mc.lookup)
+            m->columns[idx].vocab_sym = module_symbol(L->mod, MTR_SYM_VOCAB, idx, mc.name);
     }
     return 0;
 }

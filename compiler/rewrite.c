@@ -91,8 +91,10 @@ static int32_t sole_id_input(const Graph *g, int32_t t, char *why, size_t why_ca
         seen[x] = 1;
         const MtrTensor *ten = &m->tensors[x];
         if (ten->role == MTR_ROLE_INPUT) {
-            if (n_inputs == 64) ok = 0;
-            else inputs[n_inputs++] = x;
+            if (n_inputs == 64)
+                ok = 0;
+            else
+                inputs[n_inputs++] = x;
             continue;
         }
         int64_t w = writer(g, x);

@@ -222,8 +222,8 @@ MtrStatus bind_encode_ix(const MtrModel *m, const MtrTable *t, const ProgramFeed
                 e->ids[c] = malloc(rows * column_width(col) * sizeof *e->ids[c]);
             if (!e->nums[c] && !e->ids[c]) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
             if (v && (rc = mtr_vocab_index_new(v, &ix, err))) return rc;
-            rc = features_encode(m, c, t, ix, e->ids[c], e->nums[c], col->lookup ? &oov : NULL,
-                                 err);
+            rc =
+                features_encode(m, c, t, ix, e->ids[c], e->nums[c], col->lookup ? &oov : NULL, err);
             mtr_vocab_index_free(ix);
             e->oov += oov;
             continue;
@@ -304,9 +304,8 @@ MtrStatus bind_feeds(const MtrModel *m, int p, ProgramFeeds *out, MtrError *err)
             if (c < 0 || (uint32_t)c >= m->n_columns) goto bad;
             switch ((MtrSource)ten->source) {
             case MTR_SRC_COLUMN:
-                f.kind = m->columns[c].feature ? (m->columns[c].feature == MTR_FEAT_NORMALIZE
-                                                      ? FEED_NUMS
-                                                      : FEED_IDS)
+                f.kind = m->columns[c].feature
+                             ? (m->columns[c].feature == MTR_FEAT_NORMALIZE ? FEED_NUMS : FEED_IDS)
                          : m->columns[c].lookup ? FEED_IDS
                                                 : FEED_NUMS;
                 break;

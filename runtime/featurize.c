@@ -46,8 +46,7 @@ size_t mtr_feature_tokens(const char *s, char *buf, size_t cap, const char **wor
     return n;
 }
 
-size_t mtr_feature_list(const char *s, char *buf, size_t cap, const char **words,
-                        size_t max_words)
+size_t mtr_feature_list(const char *s, char *buf, size_t cap, const char **words, size_t max_words)
 {
     size_t n = 0, at = 0;
     const char *p = s;
@@ -372,9 +371,8 @@ static void value_ids(const MtrColumn *col, const MtrVocabIndex *ix, const char 
     for (uint32_t i = n; i < len; i++) out[i] = -1;
 }
 
-MtrStatus features_encode(const MtrModel *m, uint32_t c, const MtrTable *t,
-                          const MtrVocabIndex *ix, int32_t *ids, float *nums, uint64_t *oov,
-                          MtrError *err)
+MtrStatus features_encode(const MtrModel *m, uint32_t c, const MtrTable *t, const MtrVocabIndex *ix,
+                          int32_t *ids, float *nums, uint64_t *oov, MtrError *err)
 {
     const MtrColumn *col = &m->columns[c];
     const MtrDataColumn *dc = data_column(m, c, t);
@@ -406,7 +404,7 @@ MtrStatus features_encode(const MtrModel *m, uint32_t c, const MtrTable *t,
         if (col->feature == MTR_FEAT_NORMALIZE) {
             float mean = col->n_stats >= 2 ? col->stats[0] : 0;
             float sd = col->n_stats >= 2 ? sqrtf(col->stats[1]) : 1;
-            if (sd < 1e-7f) sd = 1e-7f; /* Keras: max(sqrt(var), epsilon) */
+            if (sd < 1e-7f) sd = 1e-7f;             /* Keras: max(sqrt(var), epsilon) */
             vnum[v] = got ? (x - mean) / sd : 0.0f; /* missing: the mean */
         } else {
             vnum[v] = got ? (float)mtr_feature_bucket(col->stats, col->n_stats, x) : 0.0f;

@@ -24,8 +24,7 @@
 size_t mtr_feature_tokens(const char *s, char *buf, size_t cap, const char **words,
                           size_t max_words);
 /* Splits a `|`-separated list s the same way (empty values dropped). */
-size_t mtr_feature_list(const char *s, char *buf, size_t cap, const char **words,
-                        size_t max_words);
+size_t mtr_feature_list(const char *s, char *buf, size_t cap, const char **words, size_t max_words);
 /* The stable 64-bit hash of hash(N): FNV-1a over the bytes of s. */
 uint64_t mtr_feature_hash(const char *s, size_t len);
 /* The N - 1 boundaries of N quantile buckets of values x[0..n) (sorted in
@@ -49,9 +48,8 @@ MtrStatus features_adapt(MtrModel *m, const MtrTable *t, const uint32_t *rows, u
 /* Computes feature column c for every row of t: ids (t->n_rows, or n_rows x
  * max_len for a list, -1 padded) or nums (t->n_rows). ix: the column's
  * vocabulary index for a LOOKUP feature. Adds out-of-vocabulary ids to *oov. */
-MtrStatus features_encode(const MtrModel *m, uint32_t c, const MtrTable *t,
-                          const MtrVocabIndex *ix, int32_t *ids, float *nums, uint64_t *oov,
-                          MtrError *err);
+MtrStatus features_encode(const MtrModel *m, uint32_t c, const MtrTable *t, const MtrVocabIndex *ix,
+                          int32_t *ids, float *nums, uint64_t *oov, MtrError *err);
 /* Fills the items' lists of every list feature column of the items (from
  * the item table), kept in the model with the items. */
 MtrStatus features_items(MtrModel *m, const MtrTable *items, MtrError *err);

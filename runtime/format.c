@@ -698,15 +698,15 @@ static int dec_features(Rd *r)
         c->feature = kind;
         c->tokens = tokens;
         c->is_list = is_list;
-        if (c->feature_of < 0 || (uint32_t)c->feature_of >= m->n_columns ||
-            c->feature_of == col || m->columns[c->feature_of].is_label)
+        if (c->feature_of < 0 || (uint32_t)c->feature_of >= m->n_columns || c->feature_of == col ||
+            m->columns[c->feature_of].is_label)
             return bad_at(r, at + 8, "column '%s' is computed from column %d", c->name,
                           c->feature_of);
         if (c->is_label || c->derived_from >= 0 || c->max_len > 4096 ||
             (c->lookup != (kind == MTR_FEAT_LOOKUP)) ||
             ((kind == MTR_FEAT_HASH || kind == MTR_FEAT_DISCRETIZE) && c->feature_arg < 1) ||
-            (kind == MTR_FEAT_BUCKETIZE && (c->feature_arg < 1 ||
-                                            (uint32_t)c->feature_arg != c->n_stats)) ||
+            (kind == MTR_FEAT_BUCKETIZE &&
+             (c->feature_arg < 1 || (uint32_t)c->feature_arg != c->n_stats)) ||
             (kind == MTR_FEAT_NORMALIZE && (c->is_list || (c->n_stats != 0 && c->n_stats != 2))) ||
             (kind == MTR_FEAT_DISCRETIZE && c->n_stats != 0 &&
              c->n_stats != (uint32_t)c->feature_arg - 1))
@@ -717,8 +717,8 @@ static int dec_features(Rd *r)
         for (uint32_t k = 0; k < c->n_stats; k++) {
             at = r->pos;
             if (rd_f32(r, &c->stats[k])) return -1;
-            if (!isfinite(c->stats[k]) || (kind != MTR_FEAT_NORMALIZE && k > 0 &&
-                                           c->stats[k] < c->stats[k - 1]) ||
+            if (!isfinite(c->stats[k]) ||
+                (kind != MTR_FEAT_NORMALIZE && k > 0 && c->stats[k] < c->stats[k - 1]) ||
                 (kind == MTR_FEAT_NORMALIZE && k == 1 && c->stats[k] < 0))
                 return bad_at(r, at, "column '%s' has a bad statistic", c->name);
         }
@@ -726,7 +726,8 @@ static int dec_features(Rd *r)
         at = r->pos;
         if (rd_u32(r, &lists)) return -1;
         uint64_t total = (uint64_t)lists * c->max_len;
-        if (lists && (!is_list || !c->max_len)) return bad_at(r, at, "column '%s' has item lists but is no list", c->name);
+        if (lists && (!is_list || !c->max_len))
+            return bad_at(r, at, "column '%s' has item lists but is no list", c->name);
         if (need(r, total, 4, "item list ids")) return -1;
         if (total && !(c->item_lists = malloc((size_t)total * sizeof *c->item_lists)))
             return nomem(r);
@@ -734,7 +735,8 @@ static int dec_features(Rd *r)
         for (uint64_t k = 0; k < total; k++) {
             at = r->pos;
             if (rd_i32(r, &c->item_lists[k])) return -1;
-            if (c->item_lists[k] < -1) return bad_at(r, at, "column '%s' has item id %d", c->name, c->item_lists[k]);
+            if (c->item_lists[k] < -1)
+                return bad_at(r, at, "column '%s' has item id %d", c->name, c->item_lists[k]);
         }
     }
     return 0;

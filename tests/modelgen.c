@@ -226,8 +226,8 @@ static int feat_hash(Gen *g)
 static int feat_list(Gen *g)
 {
     int w = 1 + below(g, 8);
-    put(g, "l0 -> %s -> embedding(%d, %s)", chance(g, 30) ? "lookup(min_count = 2)" : "lookup",
-        w, chance(g, 50) ? "mean" : "sum");
+    put(g, "l0 -> %s -> embedding(%d, %s)", chance(g, 30) ? "lookup(min_count = 2)" : "lookup", w,
+        chance(g, 50) ? "mean" : "sum");
     return w;
 }
 static int feat_normalize(Gen *g)
@@ -250,8 +250,8 @@ typedef struct {
     int (*write)(Gen *g);
 } FeatureRow;
 #define GEN_FEATURES(X)                                                                            \
-    X("hash", feat_hash) X("list", feat_list) X("normalize", feat_normalize)                      \
-    X("buckets", feat_buckets)
+    X("hash", feat_hash)                                                                           \
+    X("list", feat_list) X("normalize", feat_normalize) X("buckets", feat_buckets)
 #define AS_FEATURE(name, fn) {name, fn},
 static const FeatureRow features[] = {GEN_FEATURES(AS_FEATURE)};
 

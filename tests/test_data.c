@@ -122,7 +122,7 @@ static void test_100k_small(void **state)
     assert_int_equal(ds->ratings.n_rows, 4);
     assert_int_equal(ds->items.n_rows, 4);
     assert_int_equal(ds->skipped, 0);
-    static const char *const cols[] = {"user_id",   "movie_id",  "movie_title",
+    static const char *const cols[] = {"user_id",     "movie_id",  "movie_title",
                                        "user_rating", "timestamp", "movie_genres"};
     assert_int_equal(ds->ratings.n_columns, 6);
     for (int c = 0; c < 6; c++) assert_string_equal(ds->ratings.columns[c].name, cols[c]);
@@ -291,8 +291,7 @@ static void test_100k_side_columns(void **state)
 {
     (void)state;
     char *dir = make_100k(U_DATA, U_ITEM);
-    put(dir, "u.user",
-        "196|49|M|writer|55105\n186|39|F|executive|00000\n7|17|M|student|T8H1N\n");
+    put(dir, "u.user", "196|49|M|writer|55105\n186|39|F|executive|00000\n7|17|M|student|T8H1N\n");
     MtrDataset *ds = open_ok(dir, NULL);
     check_table(&ds->ratings);
     assert_int_equal(ds->users.n_rows, 3);
@@ -306,7 +305,7 @@ static void test_100k_side_columns(void **state)
     assert_string_equal(cell(&ds->ratings, "user_gender", 1), "F");
     assert_string_equal(cell(&ds->ratings, "user_occupation_text", 1), "executive");
     assert_string_equal(cell(&ds->ratings, "user_zip_code", 1), "00000");
-    assert_string_equal(cell(&ds->ratings, "user_gender", 2), ""); /* user 22: missing */
+    assert_string_equal(cell(&ds->ratings, "user_gender", 2), "");    /* user 22: missing */
     assert_string_equal(cell(&ds->ratings, "raw_user_age", 3), "49"); /* 196 again */
     assert_string_equal(cell(&ds->users, "bucketized_user_age", 2), "1");
     /* the same columns on a given interactions file */
@@ -1043,22 +1042,14 @@ static void test_real_100k(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_100k_small),
-        cmocka_unit_test(test_100k_utf8_item),
-        cmocka_unit_test(test_100k_malformed),
-        cmocka_unit_test(test_100k_skip_bad),
-        cmocka_unit_test(test_100k_side_columns),
-        cmocka_unit_test(test_1m_small),
-        cmocka_unit_test(test_latest_small),
-        cmocka_unit_test(test_generic_with_items),
-        cmocka_unit_test(test_generic_users),
-        cmocka_unit_test(test_generic_without_items),
-        cmocka_unit_test(test_generic_malformed),
-        cmocka_unit_test(test_missing),
-        cmocka_unit_test(test_numbers),
-        cmocka_unit_test(test_vocab),
-        cmocka_unit_test(test_vocab_many),
-        cmocka_unit_test(test_fuzz),
+        cmocka_unit_test(test_100k_small),        cmocka_unit_test(test_100k_utf8_item),
+        cmocka_unit_test(test_100k_malformed),    cmocka_unit_test(test_100k_skip_bad),
+        cmocka_unit_test(test_100k_side_columns), cmocka_unit_test(test_1m_small),
+        cmocka_unit_test(test_latest_small),      cmocka_unit_test(test_generic_with_items),
+        cmocka_unit_test(test_generic_users),     cmocka_unit_test(test_generic_without_items),
+        cmocka_unit_test(test_generic_malformed), cmocka_unit_test(test_missing),
+        cmocka_unit_test(test_numbers),           cmocka_unit_test(test_vocab),
+        cmocka_unit_test(test_vocab_many),        cmocka_unit_test(test_fuzz),
         cmocka_unit_test(test_real_100k),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -133,8 +133,8 @@ static void test_pool_kernels(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tokens),    cmocka_unit_test(test_list),
-        cmocka_unit_test(test_hash),      cmocka_unit_test(test_quantiles),
+        cmocka_unit_test(test_tokens),       cmocka_unit_test(test_list),
+        cmocka_unit_test(test_hash),         cmocka_unit_test(test_quantiles),
         cmocka_unit_test(test_pool_kernels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -108,9 +108,63 @@ static MtrModel *build_model(int trained)
 
     m->n_columns = 3;
     m->columns = calloc(3, sizeof(MtrColumn));
-    m->columns[0] = (MtrColumn){dup("user_id"), MTR_COL_STRING, 0, 1, 0, SYM_VUSER, -1, 0, 0, 0, 0, 0, -1, 0, 0, 0, NULL, 0, NULL};
-    m->columns[1] = (MtrColumn){dup("movie_title"), MTR_COL_STRING, 0, 1, 1, SYM_VMOVIE, -1, 0, 0, 0, 0, 0, -1, 0, 0, 0, NULL, 0, NULL};
-    m->columns[2] = (MtrColumn){dup("user_rating"), MTR_COL_FLOAT, 1, 0, 0, -1, -1, 0, 0, 0, 0, 0, -1, 0, 0, 0, NULL, 0, NULL};
+    m->columns[0] = (MtrColumn){dup("user_id"),
+                                MTR_COL_STRING,
+                                0,
+                                1,
+                                0,
+                                SYM_VUSER,
+                                -1,
+                                0,
+                                0,
+                                0,
+                                0,
+                                0,
+                                -1,
+                                0,
+                                0,
+                                0,
+                                NULL,
+                                0,
+                                NULL};
+    m->columns[1] = (MtrColumn){dup("movie_title"),
+                                MTR_COL_STRING,
+                                0,
+                                1,
+                                1,
+                                SYM_VMOVIE,
+                                -1,
+                                0,
+                                0,
+                                0,
+                                0,
+                                0,
+                                -1,
+                                0,
+                                0,
+                                0,
+                                NULL,
+                                0,
+                                NULL};
+    m->columns[2] = (MtrColumn){dup("user_rating"),
+                                MTR_COL_FLOAT,
+                                1,
+                                0,
+                                0,
+                                -1,
+                                -1,
+                                0,
+                                0,
+                                0,
+                                0,
+                                0,
+                                -1,
+                                0,
+                                0,
+                                0,
+                                NULL,
+                                0,
+                                NULL};
 
     m->n_tensors = 15;
     m->tensors = calloc(15, sizeof(MtrTensor));

@@ -280,9 +280,8 @@ static MtrShape case_shape(const CaseInput *ci)
                           .dtype = MTR_DT_F32,
                           .dim = {dim_const(ci->lead), dim_const(ci->rows), dim_const(ci->cols)}};
     if (ci->kind == IN_IDS) /* a list of ids a row */
-        return (MtrShape){.rank = 2,
-                          .dtype = MTR_DT_I32,
-                          .dim = {dim_const(ci->rows), dim_const(ci->cols)}};
+        return (MtrShape){
+            .rank = 2, .dtype = MTR_DT_I32, .dim = {dim_const(ci->rows), dim_const(ci->cols)}};
     return shape_mat(dim_const(ci->rows), dim_const(ci->cols));
 }
 

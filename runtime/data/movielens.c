@@ -14,9 +14,9 @@ enum { I_ID, I_TITLE, I_GENRES, I_N };
 
 /* u.item's 19 genre flags, in file order (u.genre). */
 static const char *const GENRES_100K[] = {
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-    "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
-    "Romance", "Sci-Fi", "Thriller", "War", "Western"};
+    "unknown",     "Action", "Adventure", "Animation", "Children's", "Comedy",  "Crime",
+    "Documentary", "Drama",  "Fantasy",   "Film-Noir", "Horror",     "Musical", "Mystery",
+    "Romance",     "Sci-Fi", "Thriller",  "War",       "Western"};
 enum { GENRE_FLAGS_AT = 5, N_GENRES = 19 };
 
 /* How one MovieLens file is laid out: its separator, quoting, and where the
@@ -39,8 +39,7 @@ static const Layout ITEMS_1M = {"::", 0, 0, 3, {0, 1, 2}, {0}, I_N};
 static const Layout RATINGS_LATEST = {
     ",", 1, 1, 0, {0}, {"userId", "movieId", "rating", "timestamp"}, R_N};
 /* latest items: genres is optional (n_need 2), read when the header has it */
-static const Layout ITEMS_LATEST = {
-    ",", 1, 1, 0, {0}, {"movieId", "title", "genres"}, I_TITLE + 1};
+static const Layout ITEMS_LATEST = {",", 1, 1, 0, {0}, {"movieId", "title", "genres"}, I_TITLE + 1};
 
 /* A file being read: its text, the reader, and the resolved field positions. */
 typedef struct {
@@ -296,12 +295,27 @@ done:
 }
 
 /* 1M's occupation codes (its README), as the text TFDS gives them. */
-static const char *const OCCUPATIONS_1M[] = {
-    "other/not specified", "academic/educator", "artist", "clerical/admin",
-    "college/grad student", "customer service", "doctor/health care", "executive/managerial",
-    "farmer", "homemaker", "K-12 student", "lawyer", "programmer", "retired", "sales/marketing",
-    "scientist", "self-employed", "technician/engineer", "tradesman/craftsman", "unemployed",
-    "writer"};
+static const char *const OCCUPATIONS_1M[] = {"other/not specified",
+                                             "academic/educator",
+                                             "artist",
+                                             "clerical/admin",
+                                             "college/grad student",
+                                             "customer service",
+                                             "doctor/health care",
+                                             "executive/managerial",
+                                             "farmer",
+                                             "homemaker",
+                                             "K-12 student",
+                                             "lawyer",
+                                             "programmer",
+                                             "retired",
+                                             "sales/marketing",
+                                             "scientist",
+                                             "self-employed",
+                                             "technician/engineer",
+                                             "tradesman/craftsman",
+                                             "unemployed",
+                                             "writer"};
 
 /* TFDS's age buckets: an age goes to the largest bound not above it. */
 static const int AGE_BUCKETS[] = {1, 18, 25, 35, 45, 50, 56};
@@ -320,8 +334,9 @@ static int age_bucket(float age)
 static MtrStatus read_users(const char *path, int is_1m, int skip_bad, MtrTable *out,
                             uint64_t *skipped, MtrError *err)
 {
-    static const char *const names[] = {"user_id",     "raw_user_age",         "bucketized_user_age",
-                                        "user_gender", "user_occupation_text", "user_zip_code"};
+    static const char *const names[] = {
+        "user_id",     "raw_user_age",         "bucketized_user_age",
+        "user_gender", "user_occupation_text", "user_zip_code"};
     enum { U_ID, U_AGE, U_BUCKET, U_GENDER, U_OCC, U_ZIP, U_N };
     static const Layout USERS_100K = {"|", 0, 0, 5, {0}, {0}, 0};
     static const Layout USERS_1M = {"::", 0, 0, 5, {0}, {0}, 0};
@@ -400,8 +415,8 @@ static MtrStatus join_sides(MtrTable *ratings, const MtrDataset *ds, uint64_t *m
  * dir/ratings_name into ds. */
 static MtrStatus open_pair(MtrDataset *ds, const MtrDataOptions *opt, const char *format,
                            const char *ratings_name, const Layout *ratings_lay,
-                           const char *items_name, const Layout *items_lay,
-                           const char *users_name, MtrError *err)
+                           const char *items_name, const Layout *items_lay, const char *users_name,
+                           MtrError *err)
 {
     ds->format = format;
     char *items = dataset_path(ds->dir, items_name);

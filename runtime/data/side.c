@@ -36,7 +36,7 @@ static MtrStatus append_column(MtrTable *dst, const MtrDataColumn *sc, const uin
     }
     code_of[sc->n_values] = UINT32_MAX; /* the empty value when the side has none */
     for (uint64_t r = 0; r < dst->n_rows; r++) {
-        uint32_t v = rows[r] != UINT32_MAX ? sc->codes[rows[r]]
+        uint32_t v = rows[r] != UINT32_MAX      ? sc->codes[rows[r]]
                      : empty_side != UINT32_MAX ? empty_side
                                                 : sc->n_values;
         if (code_of[v] == UINT32_MAX) {
@@ -66,8 +66,8 @@ MtrStatus side_join(MtrTable *dst, const MtrTable *side, const char *key, uint64
 {
     int dk = table_column_index(dst, key), sk = table_column_index(side, key);
     if (dk < 0 || sk < 0)
-        return mtr_fail(err, MTR_E_DATA, "%s: no column '%s' to join %s by", dk < 0 ? dst->path
-                        : side->path, key, side->path);
+        return mtr_fail(err, MTR_E_DATA, "%s: no column '%s' to join %s by",
+                        dk < 0 ? dst->path : side->path, key, side->path);
     const MtrDataColumn *skey = &side->columns[sk], *dkey = &dst->columns[dk];
     StrHash h = {0};
     uint32_t *row_of = malloc((skey->n_values + 1) * sizeof *row_of);

@@ -34,11 +34,11 @@ typedef struct {
  * (users, joined onto the ratings). docs/data.md lists them per format. */
 typedef struct MtrDataset {
     char *dir;
-    const char *format; /* "movielens-100k", "movielens-1m", "movielens-latest", "csv", "tsv" */
-    MtrTable ratings;   /* the interactions */
-    MtrTable items;     /* every candidate item, in file order (duplicates kept) */
-    uint64_t skipped;   /* malformed records skipped under skip_bad */
-    MtrTable users;     /* the user side table (u.user, users.dat, users.csv), or empty */
+    const char *format;    /* "movielens-100k", "movielens-1m", "movielens-latest", "csv", "tsv" */
+    MtrTable ratings;      /* the interactions */
+    MtrTable items;        /* every candidate item, in file order (duplicates kept) */
+    uint64_t skipped;      /* malformed records skipped under skip_bad */
+    MtrTable users;        /* the user side table (u.user, users.dat, users.csv), or empty */
     uint64_t side_missing; /* interactions whose key a side table lacks (features missing) */
 } MtrDataset;
 
