@@ -208,26 +208,21 @@ MtrStatus features_vocab(MtrModel *m, uint32_t c, const MtrDataset *ds, MtrVocab
     free(cnt);
     if (!st) {
         qsort(all, n, sizeof *all, cmp_word);
+        /* one word per group of equal ones, kept when seen often enough */
+        out->words = calloc(n ? n : 1, sizeof *out->words);
+        if (!out->words) st = mtr_fail(err, MTR_E_NOMEM, "out of memory");
+        uint64_t need = (uint64_t)(col->feature_arg > 0 ? col->feature_arg : 1);
         size_t k = 0;
-        for (size_t i = 0; i < n;) {
+        for (size_t i = 0; !st && i < n;) {
             size_t j = i;
             uint64_t total = 0;
             for (; j < n && strcmp(all[j].w, all[i].w) == 0; j++) total += all[j].count;
-            /* an item's own words count once, as one row would */
-            if (b && total == 0) total = 1;
-            if (total >= (uint64_t)(col->feature_arg > 0 ? col->feature_arg : 1) ||
-                col->feature_arg <= 0) {
-                char *keep = (char *)all[i].w;
+            if (b && total == 0) total = 1; /* an item's own words count once, as one row */
+            if (total >= need) {
+                out->words[k++] = (char *)all[i].w;
                 all[i].w = NULL;
-                all[k++].w = keep;
             }
             i = j;
-        }
-        out->words = calloc(k ? k : 1, sizeof *out->words);
-        if (!out->words) st = mtr_fail(err, MTR_E_NOMEM, "out of memory");
-        for (size_t i = 0; !st && i < k; i++) {
-            out->words[i] = (char *)all[i].w;
-            all[i].w = NULL;
         }
         if (!st) out->n = (uint32_t)k;
     }
