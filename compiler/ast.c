@@ -424,6 +424,23 @@ void ast_column(AstBuilder *b, int is_label, AstTok name, AstTok type)
     b->col_tail = &c->next;
 }
 
+void ast_column_list(AstBuilder *b, AstTok name, AstTok type, AstTok list)
+{
+    if (strcmp(list.text, "list") != 0) {
+        diag_error(b->diag, list.loc,
+                   "expected 'list' or a new declaration after the type, found '%s'", list.text);
+        return;
+    }
+    AstColumn **tail = b->col_tail;
+    ast_column(b, 0, name, type);
+    if (b->col_tail == tail) return;
+    if ((*tail)->type == TY_FLOAT) {
+        diag_error(b->diag, type.loc, "a list holds strings or ints ('string list', 'int list')");
+        return;
+    }
+    (*tail)->is_list = 1;
+}
+
 AstRef *ast_ref_add(AstBuilder *b, AstRef *list, AstTok name)
 {
     AstRef *r = node(b, sizeof *r);
@@ -443,6 +460,27 @@ AstSource *ast_source_name(AstBuilder *b, AstTok name)
     s->ref = ast_ref_add(b, NULL, name);
     s->loc = name.loc;
     return s->ref ? s : NULL;
+}
+
+AstSource *ast_source_chain(AstBuilder *b, AstSpan span, AstTok name, AstStage *stages)
+{
+    /* a name no one can write ('#'), until ast_chain names it after its reader */
+    char tmp[32];
+    snprintf(tmp, sizeof tmp, "#%d", ++b->n_anon);
+    AstTok cname = {pool_strndup(b->pool, tmp, strlen(tmp)), name.loc};
+    AstSource *col = ast_source_name(b, name);
+    if (!cname.text || !col) return NULL;
+    AstChain **tail = b->chain_tail;
+    ast_chain(b, CHAIN_TOWER, cname, col, stages);
+    if (b->chain_tail == tail) return NULL;
+    AstChain *c = *tail;
+    c->anon = 1;
+    c->loc = ast_loc(span);
+    AstSource *s = ast_source_name(b, cname);
+    if (!s) return NULL;
+    s->ref->chain = c; /* for ast_chain's renaming; sema resolves it by name again */
+    s->loc = c->loc;
+    return s;
 }
 
 AstSource *ast_source_add(AstBuilder *b, AstSource *list, AstSource *src)
@@ -645,10 +683,79 @@ AstStage *ast_stage(AstBuilder *b, AstSpan span, AstTok name, AstValue *args, in
         }
         s.rate = args->num;
         break;
+    case ARGS_COUNT:
+        if (has_parens && n > 0) {
+            diag_error(b->diag, loc, "%s takes no arguments but min_count (e.g. %s(min_count = 2))",
+                       nm, nm);
+            return NULL;
+        }
+        break;
+    case ARGS_SIZE_POOL:
+        if (n < 1 || n > 2 || (n == 2 && args->next->kind != VAL_NAME)) {
+            diag_error(b->diag, loc,
+                       "%s takes one argument, its size (e.g. %s(32)), and for a list a "
+                       "pooling, mean or sum (e.g. %s(8, mean))",
+                       nm, nm, nm);
+            return NULL;
+        }
+        if ((s.units = need_size(b, args, what)) < 0) return NULL;
+        if (n == 2) {
+            const AstValue *v = args->next;
+            if (v->kind == VAL_NAME && strcmp(v->text, "mean") == 0)
+                s.pool = POOL_MEAN;
+            else if (v->kind == VAL_NAME && strcmp(v->text, "sum") == 0)
+                s.pool = POOL_SUM;
+            else {
+                diag_error(b->diag, v->loc, "unknown pooling '%s' (expected mean or sum)",
+                           shown(v));
+                return NULL;
+            }
+        }
+        break;
+    case ARGS_BOUNDS:
+        if (n < 1 || n > 1000) {
+            diag_error(b->diag, loc, "%s takes increasing boundaries (e.g. %s(18, 25, 35))", nm,
+                       nm);
+            return NULL;
+        }
+        if (!(s.bounds = pool_alloc(b->pool, (size_t)n * sizeof *s.bounds))) return NULL;
+        for (const AstValue *v = args; v; v = v->next) {
+            if (!need_number(b, v, "a boundary")) return NULL;
+            if (s.n_bounds && !(v->num > s.bounds[s.n_bounds - 1])) {
+                diag_error(b->diag, v->loc, "%s's boundaries must increase, found '%s' after %g",
+                           nm, shown(v), s.bounds[s.n_bounds - 1]);
+                return NULL;
+            }
+            s.bounds[s.n_bounds++] = v->num;
+        }
+        break;
     }
     AstStage *out = node(b, sizeof *out);
     if (out) *out = s;
     return out;
+}
+
+AstStage *ast_stage_options(AstBuilder *b, AstSpan span, AstTok name, AstOption *options)
+{
+    AstStage *s = ast_stage(b, span, name, NULL, 0);
+    if (!s) return NULL;
+    if (STAGES[s->kind].args != ARGS_COUNT) {
+        diag_error(b->diag, s->loc, "%s takes no named options", STAGE_NAMES[s->kind]);
+        return NULL;
+    }
+    for (AstOption *o = options; o; o = o->next) {
+        if (strcmp(o->name, "min_count") != 0) {
+            diag_error(b->diag, o->loc, "unknown option '%s' of %s (expected min_count)", o->name,
+                       STAGE_NAMES[s->kind]);
+            return NULL;
+        }
+        if (o->value < 1 || o->value != (double)(int64_t)o->value || o->value > 1e9) {
+            diag_error(b->diag, o->value_loc, "min_count must be a positive whole number");
+            return NULL;
+        }
+        s->min_count = (int64_t)o->value;
+    }
+    return s;
 }
 
 AstStage *ast_stage_add(AstBuilder *b, AstStage *list, AstStage *stage)
@@ -671,6 +778,18 @@ void ast_chain(AstBuilder *b, ChainKind kind, AstTok name, AstSource *src, AstSt
     c->combine = src->combiner >= 0 ? src : NULL;
     c->is_concat = src->combiner == COMB_CONCAT;
     c->stages = reverse_stages(stages);
+    /* the chains written inside it are named after it: user.1, user.2, ... */
+    int k = 0;
+    for (AstRef *r = c->sources; r; r = r->next) {
+        k++;
+        if (!r->chain || !r->chain->anon || r->chain->name[0] != '#') continue;
+        char nm[256];
+        snprintf(nm, sizeof nm, "%s.%d", c->name, k);
+        const char *text = pool_strndup(b->pool, nm, strlen(nm));
+        if (!text) return;
+        r->chain->name = text;
+        r->name = text;
+    }
     *b->chain_tail = c;
     b->chain_tail = &c->next;
 }
@@ -1225,8 +1344,8 @@ void ast_dump(const AstModel *m, FILE *out)
 {
     fprintf(out, "model %s\n", m->name);
     for (const AstColumn *c = m->columns; c; c = c->next) {
-        fprintf(out, "%s %s : %s", c->is_label ? "label" : "input", c->name,
-                ast_type_name(c->type));
+        fprintf(out, "%s %s : %s%s", c->is_label ? "label" : "input", c->name,
+                ast_type_name(c->type), c->is_list ? " list" : "");
         if (c->looked_up) fputs(" lookup", out);
         if (c->is_item) fputs(" item", out);
         fputc('\n', out);
@@ -1259,6 +1378,21 @@ void ast_dump(const AstModel *m, FILE *out)
             case ARGS_RATE:
                 fputc(' ', out);
                 put_num(out, s->rate);
+                break;
+            case ARGS_COUNT:
+                if (s->min_count) fprintf(out, " min_count %lld", (long long)s->min_count);
+                break;
+            case ARGS_SIZE_POOL:
+                fprintf(out, " %lld%s", (long long)s->units,
+                        s->pool == POOL_MEAN  ? " mean"
+                        : s->pool == POOL_SUM ? " sum"
+                                              : "");
+                break;
+            case ARGS_BOUNDS:
+                for (int i = 0; i < s->n_bounds; i++) {
+                    fputc(' ', out);
+                    put_num(out, s->bounds[i]);
+                }
                 break;
             }
             fputc('\n', out);

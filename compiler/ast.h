@@ -47,8 +47,25 @@ typedef enum {
 #undef X
     STAGE_COUNT
 } StageKind;
-typedef enum { ARGS_NONE, ARGS_SIZE, ARGS_SIZE_ACT, ARGS_RATE } StageArgs;
-typedef enum { PLACE_INPUT, PLACE_IDS, PLACE_HIDDEN } StagePlace;
+typedef enum {
+    ARGS_NONE,
+    ARGS_SIZE,
+    ARGS_SIZE_ACT,
+    ARGS_RATE,
+    ARGS_COUNT,
+    ARGS_SIZE_POOL,
+    ARGS_BOUNDS
+} StageArgs;
+typedef enum {
+    PLACE_INPUT,
+    PLACE_IDS,
+    PLACE_HIDDEN,
+    PLACE_TEXT,
+    PLACE_NUMBER,
+    PLACE_SCALE
+} StagePlace;
+/* embedding(D, POOL) over a list of ids */
+typedef enum { POOL_NONE, POOL_MEAN, POOL_SUM } StagePool;
 typedef enum { WIDTH_SAME, WIDTH_UNITS } StageWidth;
 typedef struct {
     const char *name;
@@ -129,6 +146,7 @@ typedef struct AstColumn {
     Loc loc;
     AstType type;
     int is_label;
+    int is_list; /* `string list` / `int list`: several values a row */
     struct AstColumn *next;
     /* A derived label (`label liked = user_rating >= 4`): the column it reads,
      * its comparison (an MtrCompare) and threshold; from_name NULL otherwise. */
@@ -149,6 +167,10 @@ typedef struct AstStage {
     int64_t units; /* its size argument (embedding's D, dense's N) */
     double rate;   /* its rate argument (dropout's p) */
     Activation act;
+    StagePool pool;    /* embedding's pooling over a list */
+    int64_t min_count; /* lookup(min_count = N); 0 when not written */
+    double *bounds;    /* bucketize's boundaries, increasing */
+    int n_bounds;
     struct AstStage *next;
     /* sema: */
     int64_t in_width; /* the width this stage reads (dense, embedding: 0) */
@@ -169,6 +191,28 @@ typedef struct AstRef {
 /* tower, head, or experts: N experts of the same stages with weights of their
  * own over one source, read only through mix(...) */
 typedef enum { CHAIN_TOWER, CHAIN_HEAD, CHAIN_EXPERTS } ChainKind;
+
+/* What a feature computes from its input before any weights: sema fills it
+ * for a chain that reads an input (check_feature in sema.c). */
+typedef enum {
+    FEAT_LOOKUP,     /* ids from a vocabulary of the data */
+    FEAT_HASH,       /* ids from a hash, arg bins */
+    FEAT_DISCRETIZE, /* ids 1..arg: quantile buckets of the training rows; 0 missing */
+    FEAT_BUCKETIZE,  /* ids 1..n_bounds+1 of the explicit bounds; 0 missing */
+    FEAT_NORMALIZE   /* a number, (x - mean) / sqrt(var) of the training rows */
+} FeatureKind;
+typedef struct {
+    struct AstColumn *column;
+    FeatureKind kind;
+    int tokens;  /* the string is split into words first */
+    int is_list; /* several ids a row (a list column, or tokens) */
+    int64_t arg; /* hash's bins, discretize's buckets, lookup's min_count */
+    const double *bounds;
+    int n_bounds;
+    StagePool pool;
+    int plain;        /* `lookup -> embedding(D)` of one value: the column itself */
+    const char *name; /* the model column it becomes */
+} AstFeature;
 typedef struct AstChain {
     ChainKind kind;
     const char *name;
@@ -177,8 +221,10 @@ typedef struct AstChain {
     struct AstSource *combine; /* its combiner, or NULL when it reads one name */
     int is_concat;             /* combine is a concat */
     int n_experts;             /* CHAIN_EXPERTS: how many */
+    int anon;                  /* a chain written inside concat(...), named by the parser */
     AstStage *stages;
     struct AstChain *next;
+    AstFeature feat; /* sema: when it reads an input (feat.column set) */
     /* sema: */
     int64_t width;      /* output size */
     int is_item;        /* a retrieval task's candidate reads it (maybe through others) */
@@ -342,6 +388,7 @@ typedef struct {
     AstColumn **col_tail; /* append points keep source order in O(1) */
     AstChain **chain_tail;
     AstTask **task_tail;
+    int n_anon; /* anonymous chains made so far */
     int oom;
     /* Memory for the scanner's own records (lexer.l), which must not fail. */
     _Alignas(16) char flex_mem[1024];
@@ -369,6 +416,13 @@ void ast_comment_unterminated(AstBuilder *b);
 Loc ast_loc(AstSpan s);
 void ast_model_name(AstBuilder *b, AstTok name);
 void ast_column(AstBuilder *b, int is_label, AstTok name, AstTok type);
+/* `input NAME : TYPE list` */
+void ast_column_list(AstBuilder *b, AstTok name, AstTok type, AstTok list);
+/* `INPUT -> stage -> ...` written as a member of concat(...): an anonymous
+ * tower, read by name like any other (ast_chain names it after its reader) */
+AstSource *ast_source_chain(AstBuilder *b, AstSpan span, AstTok name, AstStage *stages);
+/* a stage with options: lookup(min_count = 2) */
+AstStage *ast_stage_options(AstBuilder *b, AstSpan span, AstTok name, AstOption *options);
 AstRef *ast_ref_add(AstBuilder *b, AstRef *list, AstTok name);
 AstSource *ast_source_name(AstBuilder *b, AstTok name);
 AstSource *ast_source_combine(AstBuilder *b, AstSpan span, AstTok name, AstSource *members);

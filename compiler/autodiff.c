@@ -41,6 +41,20 @@ int grad_gather(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs
     return 0;
 }
 
+int grad_embed_pool(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
+{
+    /* dtable = embed_pool_grad(dy, ids) into a table of the table's shape */
+    if (needs[0]) {
+        char name[300];
+        int32_t in[] = {dout[0], op->in[1], op->in[0]};
+        int32_t attr[MTR_MAX_IATTR] = {op->iattr[0]};
+        din[0] = graph_op(g, OP_EMBED_POOL_GRAD, in, attr, 0, NULL,
+                          dname(g, op->in[0], name, sizeof name));
+        if (din[0] < 0) return -1;
+    }
+    return 0;
+}
+
 int grad_prob_product(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs,
                       int32_t *din)
 {

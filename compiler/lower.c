@@ -52,6 +52,9 @@ typedef struct {
     const AstColumn *column[64];
     int32_t column_in[64];
     uint32_t n_columns;
+    int32_t feat_col[64]; /* feature columns read so far, and their inputs */
+    int32_t feat_in[64];
+    uint32_t n_feat;
     const AstSource *combined[64]; /* combined sources lowered already (an experts block's
                                       input, read again by each gate over it) */
     int32_t combined_out[64];
@@ -125,6 +128,47 @@ static int32_t column_input(Ctx *x, const AstColumn *c)
     return t;
 }
 
+/* The model column of chain c's feature (made by add_columns). */
+static int32_t feature_column(const Ctx *x, const AstChain *c)
+{
+    return mtr_model_find_column(x->L->mod->m, c->feat.name);
+}
+
+/* The program's input tensor for the feature of chain c: (rows) ids, (rows,
+ * list) ids padded with -1, or (rows, 1) numbers (normalize). */
+static int32_t feature_input(Ctx *x, const AstChain *c)
+{
+    Module *mod = x->L->mod;
+    int32_t col = feature_column(x, c);
+    if (col < 0) {
+        module_fail(mod, "no column for feature '%s'", c->feat.name);
+        return -1;
+    }
+    for (uint32_t i = 0; i < x->n_feat; i++)
+        if (x->feat_col[i] == col) return x->feat_in[i];
+    if (x->n_feat == 64) {
+        module_fail(mod, "more than 64 features in one program");
+        return -1;
+    }
+    const MtrColumn *mc = &mod->m->columns[col];
+    MtrShape sh;
+    if (mc->is_list) {
+        int32_t sym = module_symbol(mod, MTR_SYM_LIST, col, mc->name);
+        sh = (MtrShape){.rank = 2, .dtype = MTR_DT_I32, .dim = {x->rows, dim_sym(sym)}};
+    } else if (mc->feature == MTR_FEAT_NORMALIZE) {
+        sh = shape_mat(x->rows, dim_const(1));
+    } else {
+        sh = shape_vec(x->rows, MTR_DT_I32);
+    }
+    int32_t t =
+        module_tensorf(mod, MTR_ROLE_INPUT, sh, "%s.%s", mtr_source_name(x->source), mc->name);
+    if (t < 0) return -1;
+    set_source(mod, t, x->source, col);
+    x->feat_col[x->n_feat] = col;
+    x->feat_in[x->n_feat++] = t;
+    return t;
+}
+
 /* Applies the activation's op (activations.def), if it has one. */
 static int32_t activation(Ctx *x, Activation act, int32_t h, const char *name)
 {
@@ -163,21 +207,79 @@ static int32_t lower_stage_lookup(const StageCtx *sc, int32_t h)
     return h; /* the ids are already vocabulary ids: the runtime looks them up at the edge */
 }
 
+/* The rows of a feature's embedding table: its vocabulary's (with the
+ * out-of-vocabulary row 0), hash's bins, or the buckets with row 0 for a
+ * missing number. */
+static MtrDim feature_rows(const StageCtx *sc)
+{
+    Lowerer *L = sc->x->L;
+    const AstFeature *f = &sc->c->feat;
+    if (f->plain || !f->column) {
+        const AstColumn *col = sc->c->sources->column;
+        return dim_sym(
+            module_symbol(L->mod, MTR_SYM_VOCAB, column_index(L->ast, col), col ? col->name : "?"));
+    }
+    int32_t fc = feature_column(sc->x, sc->c);
+    switch (f->kind) {
+    case FEAT_LOOKUP:
+        return dim_sym(module_symbol(L->mod, MTR_SYM_VOCAB, fc, f->name));
+    case FEAT_HASH:
+        return dim_const((int32_t)f->arg);
+    case FEAT_DISCRETIZE:
+        return dim_const((int32_t)f->arg + 1);
+    case FEAT_BUCKETIZE:
+        return dim_const(f->n_bounds + 2);
+    case FEAT_NORMALIZE:
+        break;
+    }
+    return dim_const(1);
+}
+
 static int32_t lower_stage_embedding(const StageCtx *sc, int32_t h)
 {
     Lowerer *L = sc->x->L;
     char name[256];
     if (sc->p->table < 0) {
-        const AstColumn *col = sc->c->sources->column;
-        int32_t sym =
-            module_symbol(L->mod, MTR_SYM_VOCAB, column_index(L->ast, col), col ? col->name : "?");
-        MtrShape sh = shape_mat(dim_sym(sym), dim_const((int32_t)sc->s->units));
+        MtrShape sh = shape_mat(feature_rows(sc), dim_const((int32_t)sc->s->units));
         sc->p->table = param(L, sh, MTR_INIT_UNIFORM, 0.05f, "%s.embedding", sc->c->name, 0);
         if (sc->p->table < 0) return -1;
     }
     int32_t in[] = {sc->p->table, h};
     snprintf(name, sizeof name, "%s.embedded", sc->c->name);
+    if (sc->s->pool != POOL_NONE) {
+        /* a list of ids a row, pooled: iattr0 1 for the mean, 0 for the sum */
+        int32_t attr[MTR_MAX_IATTR] = {sc->s->pool == POOL_MEAN};
+        return graph_op(sc->x->g, OP_EMBED_POOL, in, attr, 0, NULL, name);
+    }
     return graph_op(sc->x->g, OP_GATHER, in, NULL, 0, NULL, name);
+}
+
+/* A feature's other stages are computed from the data before the program
+ * runs (runtime/featurize.c): in the graph they pass their input on. */
+static int32_t lower_stage_tokens(const StageCtx *sc, int32_t h)
+{
+    (void)sc;
+    return h;
+}
+static int32_t lower_stage_hash(const StageCtx *sc, int32_t h)
+{
+    (void)sc;
+    return h;
+}
+static int32_t lower_stage_discretize(const StageCtx *sc, int32_t h)
+{
+    (void)sc;
+    return h;
+}
+static int32_t lower_stage_bucketize(const StageCtx *sc, int32_t h)
+{
+    (void)sc;
+    return h;
+}
+static int32_t lower_stage_normalize(const StageCtx *sc, int32_t h)
+{
+    (void)sc;
+    return h;
 }
 
 /* dense in an experts block: each expert's kernel (E,I,H) and bias (E,H), one
@@ -420,7 +522,9 @@ static int32_t lower_chain(Ctx *x, const AstChain *c)
 {
     for (uint32_t i = 0; i < x->n_chains; i++)
         if (x->chain[i] == c) return x->chain_out[i];
-    int32_t h = c->combine ? lower_source(x, c, c->combine) : lower_ref(x, c->sources);
+    int32_t h = c->combine                         ? lower_source(x, c, c->combine)
+                : c->feat.column && !c->feat.plain ? feature_input(x, c)
+                                                   : lower_ref(x, c->sources);
     if (h < 0) return -1;
     int layer = 1;
     for (const AstStage *s = c->stages; s; s = s->next) {
@@ -478,6 +582,58 @@ static const AstColumn *chain_column(const AstChain *c)
     return NULL;
 }
 
+static const MtrFeature FEATURE_KINDS[] = {
+    [FEAT_LOOKUP] = MTR_FEAT_LOOKUP,         [FEAT_HASH] = MTR_FEAT_HASH,
+    [FEAT_DISCRETIZE] = MTR_FEAT_DISCRETIZE, [FEAT_BUCKETIZE] = MTR_FEAT_BUCKETIZE,
+    [FEAT_NORMALIZE] = MTR_FEAT_NORMALIZE,
+};
+
+/* A model column for each distinct feature the chains compute (the plain
+ * `lookup -> embedding` of one value reads its column as it is). */
+static int add_feature_columns(Lowerer *L)
+{
+    MtrModel *m = L->mod->m;
+    for (const AstChain *c = L->ast->chains; c; c = c->next) {
+        const AstFeature *f = &c->feat;
+        if (!f->column || f->plain) continue;
+        int32_t have = mtr_model_find_column(m, f->name);
+        if (have >= 0) {
+            m->columns[have].is_item |= (uint8_t)c->is_item;
+            continue;
+        }
+        MtrColumn mc = {0};
+        mc.name = (char *)f->name;
+        mc.type = f->kind == FEAT_NORMALIZE ? MTR_COL_FLOAT : MTR_COL_STRING;
+        mc.is_item = (uint8_t)c->is_item;
+        mc.vocab_sym = -1;
+        mc.derived_from = -1;
+        mc.feature = (uint8_t)FEATURE_KINDS[f->kind];
+        mc.tokens = (uint8_t)f->tokens;
+        mc.is_list = (uint8_t)f->is_list;
+        mc.feature_of = column_index(L->ast, f->column);
+        mc.feature_arg = (int32_t)(f->kind == FEAT_BUCKETIZE ? f->n_bounds : f->arg);
+        mc.lookup = f->kind == FEAT_LOOKUP;
+        if (f->kind == FEAT_BUCKETIZE) {
+            /* explicit boundaries are the model's own statistics from the start */
+            mc.n_stats = (uint32_t)f->n_bounds;
+            mc.stats = malloc((size_t)f->n_bounds * sizeof *mc.stats);
+            if (!mc.stats) {
+                module_fail(L->mod, "out of memory");
+                return -1;
+            }
+            for (int i = 0; i < f->n_bounds; i++) mc.stats[i] = (float)f->bounds[i];
+        }
+        int32_t idx = module_column(L->mod, &mc);
+        if (idx < 0) {
+            free(mc.stats);
+            return -1;
+        }
+        if (mc.lookup)
+            m->columns[idx].vocab_sym = module_symbol(L->mod, MTR_SYM_VOCAB, idx, mc.name);
+    }
+    return 0;
+}
+
 static int add_columns(Lowerer *L)
 {
     int32_t index = 0;
@@ -497,7 +653,7 @@ static int add_columns(Lowerer *L)
         if (c->looked_up) mc.vocab_sym = module_symbol(L->mod, MTR_SYM_VOCAB, index, c->name);
         if (module_column(L->mod, &mc) < 0) return -1;
     }
-    return 0;
+    return add_feature_columns(L);
 }
 
 /* A model-wide knob, named by its row. */

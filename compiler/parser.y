@@ -57,14 +57,14 @@ static void yyerror(YYLTYPE *lloc, AstBuilder *b, const char *msg);
 %token <tok> MODEL "'model'" INPUT "'input'" LABEL "'label'" TOWER "'tower'"
 %token <tok> HEAD "'head'" TASK "'task'" TRAIN "'train'" CONCAT "'concat'"
 %token <tok> LOSS "'loss'" METRICS "'metrics'" WEIGHT "'weight'" OPTIMIZER "'optimizer'"
-%token <tok> EXPERTS "'experts'"
+%token <tok> EXPERTS "'experts'" LIST "'list'"
 %token <tok> ARROW "'->'" '(' ')' ',' '=' ':' '{' '}' '-'
 %token <tok> COMPARE "a comparison"
 %token <tok> NAME "a name" NUMBER "a number" STRING "a quoted string"
 %token <tok> DOTTED "a dotted name"
 
 %nterm <ref> refs
-%nterm <source> source sources
+%nterm <source> source sources member
 %nterm <value> value args
 %nterm <stage> stage stages stage_list expert_stages
 %nterm <metric> metric metrics
@@ -90,6 +90,7 @@ decls
 
 decl
     : INPUT NAME ':' NAME                       { ast_column(b, 0, $2, $4); }
+    | INPUT NAME ':' NAME LIST                  { ast_column_list(b, $2, $4, $5); }
     | LABEL NAME ':' NAME                       { ast_column(b, 1, $2, $4); }
     | LABEL NAME '=' NAME COMPARE value         { ast_derived_label(b, $2, $4, $5, $6); }
     | TOWER NAME '=' source stages              { ast_chain(b, CHAIN_TOWER, $2, $4, $5); }
@@ -107,8 +108,12 @@ source
     | NAME '(' sources ')'                      { $$ = ast_source_combine(b, @$, $1, $3); }
     ;
 sources
-    : source                                    { $$ = ast_source_add(b, NULL, $1); }
-    | sources ',' source                        { $$ = ast_source_add(b, $1, $3); }
+    : member                                    { $$ = ast_source_add(b, NULL, $1); }
+    | sources ',' member                        { $$ = ast_source_add(b, $1, $3); }
+    ;
+member
+    : source                                    { $$ = $1; }
+    | NAME ARROW stage_list                     { $$ = ast_source_chain(b, @$, $1, $3); }
     ;
 
 refs
@@ -132,6 +137,7 @@ stage_list
 stage
     : NAME                                      { $$ = ast_stage(b, @$, $1, NULL, 0); }
     | NAME '(' args ')'                         { $$ = ast_stage(b, @$, $1, $3, 1); }
+    | NAME '(' options ')'                      { $$ = ast_stage_options(b, @$, $1, $3); }
     ;
 
 args

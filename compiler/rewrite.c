@@ -46,17 +46,43 @@ static int rowwise(const MtrModel *m, const MtrOp *op)
     return 1;
 }
 
-/* The one input tensor that t is a function of (with parameters), row by row,
- * when that input is a vector of ids; -1 when t reads no input, several, or
- * numbers, or mixes rows. Then rows of t with equal ids are equal, which the
- * distinct-id form needs. -2 when out of memory: an error, never a reason to
- * choose the other form (the compiled model would depend on the allocator). */
-static int32_t sole_id_input(const Graph *g, int32_t t)
+/* Whether data column `col` is a side column of `key` (mtr/sides.def). */
+static int side_of(const char *key, const char *col)
+{
+    static const char *const rows[][2] = {
+#define X(k, c) {#k, #c},
+#include "mtr/sides.def"
+#undef X
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++)
+        if (strcmp(rows[i][0], key) == 0 && strcmp(rows[i][1], col) == 0) return 1;
+    return 0;
+}
+
+/* The data column an input tensor reads (a feature's own column). */
+static int32_t data_column(const MtrModel *m, const MtrTensor *ten)
+{
+    int32_t c = ten->source_column;
+    if (c < 0 || (uint32_t)c >= m->n_columns) return -1;
+    return m->columns[c].feature ? m->columns[c].feature_of : c;
+}
+
+/* The input tensor of ids that t is a function of (with parameters), row by
+ * row: its one input, or the one plain id input among several whose others
+ * all read that id's own column or its side columns (mtr/sides.def, a feature
+ * joined on an id is a function of that id). Then rows of t with equal ids
+ * are equal, which the distinct-id form needs. -1 when there is no such
+ * input: t reads no input, mixes rows, or reads a per-row column, whose
+ * names are then appended to why (when given). -2 when out of memory: an
+ * error, never a reason to choose the other form (the compiled model would
+ * depend on the allocator). */
+static int32_t sole_id_input(const Graph *g, int32_t t, char *why, size_t why_cap)
 {
     const MtrModel *m = g->mod->m;
     int32_t *stack = malloc((g->n_ops * MTR_MAX_IN + 1) * sizeof *stack);
     char *seen = calloc(m->n_tensors, 1);
-    int32_t found = -1, n = 0;
+    int32_t inputs[64];
+    int n_inputs = 0, n = 0;
     int ok = stack && seen;
     if (ok) stack[n++] = t;
     while (ok && n > 0) {
@@ -65,8 +91,10 @@ static int32_t sole_id_input(const Graph *g, int32_t t)
         seen[x] = 1;
         const MtrTensor *ten = &m->tensors[x];
         if (ten->role == MTR_ROLE_INPUT) {
-            ok = (found < 0 || found == x) && ten->dtype == MTR_DT_I32 && ten->rank == 1;
-            found = x;
+            if (n_inputs == 64)
+                ok = 0;
+            else
+                inputs[n_inputs++] = x;
             continue;
         }
         int64_t w = writer(g, x);
@@ -82,10 +110,45 @@ static int32_t sole_id_input(const Graph *g, int32_t t)
     int oom = !stack || !seen;
     free(stack);
     free(seen);
-    return oom ? -2 : ok ? found : -1;
+    if (oom) return -2;
+    if (!ok || n_inputs == 0) return -1;
+    /* the key: a plain id vector (a looked-up column read as it is) of which
+     * every other input reads the column itself or a side column */
+    int best = -1, best_bad = n_inputs + 1;
+    for (int i = 0; i < n_inputs; i++) {
+        const MtrTensor *ten = &m->tensors[inputs[i]];
+        int32_t c = ten->source_column;
+        if (ten->dtype != MTR_DT_I32 || ten->rank != 1 || c < 0 || (uint32_t)c >= m->n_columns ||
+            m->columns[c].feature)
+            continue;
+        int bad = 0;
+        for (int j = 0; j < n_inputs; j++) {
+            int32_t dc = data_column(m, &m->tensors[inputs[j]]);
+            bad += j != i && !(dc >= 0 && (strcmp(m->columns[dc].name, m->columns[c].name) == 0 ||
+                                           side_of(m->columns[c].name, m->columns[dc].name)));
+        }
+        if (bad < best_bad) best = i, best_bad = bad;
+    }
+    if (best < 0) return -1;
+    if (best_bad == 0) return inputs[best];
+    const char *kname = m->columns[m->tensors[inputs[best]].source_column].name;
+    for (int j = 0; why && j < n_inputs; j++) {
+        int32_t dc = data_column(m, &m->tensors[inputs[j]]);
+        const char *cname = dc >= 0 ? m->columns[dc].name : "?";
+        if (j == best || (dc >= 0 && (strcmp(cname, kname) == 0 || side_of(kname, cname))))
+            continue;
+        size_t used = strlen(why);
+        snprintf(why + used, why_cap - used, "%s'%s'", used ? ", " : "", cname);
+    }
+    return -1;
 }
 
 int rewrite_fuse_inbatch_softmax(Graph *g)
+{
+    return rewrite_fuse_inbatch_softmax_notes(g, NULL);
+}
+
+int rewrite_fuse_inbatch_softmax_notes(Graph *g, FILE *notes)
 {
     int fused = 0;
     for (uint32_t i = 0; i < g->n_ops; i++) {
@@ -104,9 +167,17 @@ int rewrite_fuse_inbatch_softmax(Graph *g)
         size_t len = strlen(loss_name);
         if (len > 5 && strcmp(loss_name + len - 5, ".loss") == 0) len -= 5;
         snprintf(base, sizeof base, "%.*s.inbatch_loss", (int)len, loss_name);
-        int32_t qid = sole_id_input(g, mm.in[0]), cid = sole_id_input(g, mm.in[1]);
+        char why[512] = "";
+        int32_t qid = sole_id_input(g, mm.in[0], why, sizeof why);
+        int32_t cid = sole_id_input(g, mm.in[1], why, sizeof why);
         if (qid == -2 || cid == -2) return module_fail(g->mod, "out of memory"), -1;
         int by_ids = qid >= 0 && cid >= 0;
+        if (!by_ids && notes && why[0])
+            fprintf(notes,
+                    "mtrc: note: %.*s: the retrieval towers read the per-row column%s %s, so "
+                    "the in-batch softmax is computed in the blocked form "
+                    "(inbatch_softmax_xent_qc), exact but slower than on distinct ids\n",
+                    (int)len, loss_name, strchr(why, ',') ? "s" : "", why);
         int32_t in[] = {mm.in[0], mm.in[1], qid, cid};
         int32_t first =
             graph_op(g, by_ids ? OP_INBATCH_SOFTMAX_XENT_IDS : OP_INBATCH_SOFTMAX_XENT_QC, in, NULL,

@@ -6,12 +6,19 @@
 
 #include "graph.h"
 
+#include <stdio.h>
+
 /* Replaces every matmul(q, c^T) whose only reader is inbatch_softmax_xent by
  * one fused op over q and c (inbatch_softmax_xent_ids when each side is a
  * function of one id column, else inbatch_softmax_xent_qc): the same loss and
  * gradients with no (B,B) score matrix. The loss keeps its tensor id. Returns
  * how many were fused, or -1 with g->mod->why set. */
 int rewrite_fuse_inbatch_softmax(Graph *g);
+/* The same, printing a `note:` to notes (when not NULL) that names the
+ * per-row columns when the retrieval towers leave only the blocked form. A
+ * tower keeps the distinct-id form when it reads one id and that id's side
+ * columns (mtr/sides.def). */
+int rewrite_fuse_inbatch_softmax_notes(Graph *g, FILE *notes);
 
 /* After the updates are appended: every sgd_update or adagrad_update whose
  * gradient is only a scatter_add into its own table (an embedding's) gets the

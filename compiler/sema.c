@@ -186,7 +186,7 @@ static int64_t check_source(Sema *s, AstChain *c, AstRef *r)
         ERROR(s, r->loc, "'%s' cannot read itself", r->name);
         return -1;
     }
-    if (!loc_before(sym->loc, c->loc)) {
+    if (!loc_before(sym->loc, c->loc) && !(sym->kind == SYM_CHAIN && sym->chain->anon)) {
         ERROR(s, r->loc, "'%s' is used before it is defined", r->name);
         diag_note(s->diag, sym->loc, "defined here");
         return -1;
@@ -320,6 +320,129 @@ static int64_t combine_width(Sema *s, AstSource *src, int parent)
     return -1;
 }
 
+/* ---- features: what a chain over an input computes before any weights ---- */
+
+static AstStage feature_bad_stage;
+#define FEATURE_BAD (&feature_bad_stage)
+
+/* A name for the model column a feature becomes: the input and its
+ * preprocessing stages ("movie_title.tokens.lookup", "timestamp.discretize(100)"). */
+static const char *feature_name(Sema *s, const AstFeature *f, const AstStage *from,
+                                const AstStage *to)
+{
+    char buf[256];
+    int n = snprintf(buf, sizeof buf, "%s", f->column->name);
+    for (const AstStage *x = from; x && x != to && n > 0 && (size_t)n < sizeof buf; x = x->next) {
+        const char *nm = ast_stage_info(x->kind)->name;
+        size_t room = sizeof buf - (size_t)n;
+        if (x->kind == STAGE_HASH || x->kind == STAGE_DISCRETIZE)
+            n += snprintf(buf + n, room, ".%s(%lld)", nm, (long long)x->units);
+        else if (x->kind == STAGE_LOOKUP && x->min_count)
+            n += snprintf(buf + n, room, ".%s(min_count=%lld)", nm, (long long)x->min_count);
+        else if (x->kind == STAGE_BUCKETIZE)
+            n += snprintf(buf + n, room, ".%s(%d)", nm, x->n_bounds);
+        else
+            n += snprintf(buf + n, room, ".%s", nm);
+    }
+    if (n < 0) return NULL;
+    size_t len = strlen(buf);
+    return pool_strndup(s->pool, buf, len);
+}
+
+/* Checks the stages that read input `column` at the head of chain c and
+ * fills c->feat: [tokens] lookup|hash(N) embedding(D[, pool]), discretize(N)|
+ * bucketize(...) embedding(D), or normalize. Returns the first stage after
+ * them (NULL: none) with *width their output width, or FEATURE_BAD after
+ * reporting what is wrong. */
+static AstStage *check_feature(Sema *s, AstChain *c, AstColumn *column, int64_t *width)
+{
+    const char *first = stage_named(PLACE_INPUT), *second = stage_named(PLACE_IDS);
+    AstFeature *f = &c->feat;
+    AstStage *st = c->stages, *head = st;
+    memset(f, 0, sizeof *f);
+    f->column = column;
+    f->is_list = column->is_list;
+    StagePlace place = st ? ast_stage_info(st->kind)->place : PLACE_HIDDEN;
+    if (place == PLACE_TEXT) {
+        if (column->type != TY_STRING || column->is_list) {
+            ERROR(s, st->loc, "tokens needs a string input; '%s' is %s%s", column->name,
+                  ast_type_name(column->type), column->is_list ? " list" : "");
+            return FEATURE_BAD;
+        }
+        f->tokens = f->is_list = 1;
+        st = st->next;
+        if (!st || ast_stage_info(st->kind)->place != PLACE_INPUT) {
+            ERROR(s, st ? st->loc : head->loc, "tokens must be followed by lookup or hash(N)");
+            return FEATURE_BAD;
+        }
+        place = PLACE_INPUT;
+    }
+    if (place == PLACE_SCALE || place == PLACE_NUMBER) {
+        if (column->type != TY_FLOAT) {
+            ERROR(s, st->loc, "%s needs a float input; '%s' is %s%s",
+                  ast_stage_info(st->kind)->name, column->name, ast_type_name(column->type),
+                  column->is_list ? " list" : "");
+            return FEATURE_BAD;
+        }
+        if (place == PLACE_SCALE) {
+            f->kind = FEAT_NORMALIZE;
+            f->name = feature_name(s, f, head, st->next);
+            *width = 1;
+            return st->next;
+        }
+        f->kind = st->kind == STAGE_DISCRETIZE ? FEAT_DISCRETIZE : FEAT_BUCKETIZE;
+        f->arg = st->units;
+        f->bounds = st->bounds;
+        f->n_bounds = st->n_bounds;
+        if (f->kind == FEAT_DISCRETIZE && (f->arg < 2 || f->arg > 100000)) {
+            ERROR(s, st->loc, "discretize needs from 2 to 100000 buckets, found %lld",
+                  (long long)f->arg);
+            return FEATURE_BAD;
+        }
+    } else if (place == PLACE_INPUT) {
+        if (column->type == TY_FLOAT) {
+            ERROR(s, st->loc, "%s needs a string or int input; '%s' is float",
+                  ast_stage_info(st->kind)->name, column->name);
+            return FEATURE_BAD;
+        }
+        f->kind = st->kind == STAGE_HASH ? FEAT_HASH : FEAT_LOOKUP;
+        f->arg = st->kind == STAGE_HASH ? st->units : st->min_count;
+    } else {
+        ERROR(s, st ? st->loc : c->loc,
+              "a tower over input '%s' must begin with '-> %s -> %s(D)' (or another feature's "
+              "stages: tokens, hash(N), normalize, discretize(N), bucketize(...))",
+              column->name, first, second);
+        return FEATURE_BAD;
+    }
+    AstStage *emb = st->next;
+    if (!emb || ast_stage_info(emb->kind)->place != PLACE_IDS) {
+        ERROR(s, emb ? emb->loc : st->loc, "%s must be followed by %s(D)",
+              ast_stage_info(st->kind)->name, second);
+        return FEATURE_BAD;
+    }
+    if (f->is_list && emb->pool == POOL_NONE) {
+        ERROR(s, emb->loc,
+              "'%s' gives a list of ids a row: pool them, %s(%lld, mean) or %s(%lld, sum)",
+              column->name, second, (long long)emb->units, second, (long long)emb->units);
+        return FEATURE_BAD;
+    }
+    if (!f->is_list && emb->pool != POOL_NONE) {
+        ERROR(s, emb->loc, "'%s' gives one id a row: there is nothing to pool", column->name);
+        return FEATURE_BAD;
+    }
+    f->pool = emb->pool;
+    f->plain = f->kind == FEAT_LOOKUP && !f->is_list && f->arg == 0;
+    if (f->plain) {
+        column->looked_up = 1;
+        f->name = column->name;
+    } else {
+        f->name = feature_name(s, f, head, emb);
+    }
+    if (!f->name) return FEATURE_BAD;
+    *width = emb->units;
+    return emb->next;
+}
+
 static void check_chain(Sema *s, AstChain *c)
 {
     int64_t width = 0;
@@ -349,29 +472,13 @@ static void check_chain(Sema *s, AstChain *c)
         ok = 0;
     }
     /* Where each stage may stand (its row's place): an input is read through
-     * an INPUT stage (lookup) then an IDS stage (embedding(D)); every stage
-     * after those works on vectors. */
-    const char *first = stage_named(PLACE_INPUT), *second = stage_named(PLACE_IDS);
+     * a feature's stages (check_feature: lookup -> embedding(D), normalize,
+     * ...); every stage after those works on vectors. */
+    const char *first = stage_named(PLACE_INPUT);
     AstStage *st = c->stages;
     if (ok && column) {
-        if (!st || ast_stage_info(st->kind)->place != PLACE_INPUT) {
-            ERROR(s, st ? st->loc : c->loc,
-                  "a tower over input '%s' must begin with '-> %s -> %s(D)'", column->name, first,
-                  second);
-            ok = 0;
-        } else if (column->type == TY_FLOAT) {
-            ERROR(s, st->loc, "%s needs a string or int input; '%s' is float",
-                  ast_stage_info(st->kind)->name, column->name);
-            ok = 0;
-        } else if (!st->next || ast_stage_info(st->next->kind)->place != PLACE_IDS) {
-            ERROR(s, st->next ? st->next->loc : st->loc, "%s must be followed by %s(D)",
-                  ast_stage_info(st->kind)->name, second);
-            ok = 0;
-        } else {
-            column->looked_up = 1;
-            width = st->next->units;
-            st = st->next->next;
-        }
+        st = check_feature(s, c, column, &width);
+        ok = st != FEATURE_BAD;
     }
     for (; ok && st; st = st->next) {
         const StageInfo *info = ast_stage_info(st->kind);
@@ -386,6 +493,12 @@ static void check_chain(Sema *s, AstChain *c)
             break;
         case PLACE_IDS:
             ERROR(s, st->loc, "%s can only come right after an input and %s", info->name, first);
+            ok = 0;
+            break;
+        case PLACE_TEXT:
+        case PLACE_NUMBER:
+        case PLACE_SCALE:
+            ERROR(s, st->loc, "%s can only come right after an input", info->name);
             ok = 0;
             break;
         }

@@ -1,6 +1,8 @@
 /* Binding data to a model: see bind.h. */
 #include "bind.h"
 
+#include "featurize.h"
+
 #include <errno.h>
 #include <float.h>
 #include <math.h>
@@ -52,6 +54,16 @@ static const MtrDataColumn *label_column(const MtrTable *items)
     return items->n_columns ? &items->columns[0] : NULL;
 }
 
+/* Whether the items keep one id each of column col: a looked-up item column,
+ * or a feature of one id (hash, buckets); a list keeps its items' lists with
+ * the column (features), and a column read only through features keeps none. */
+static int item_column(const MtrColumn *col)
+{
+    if (!col->is_item) return 0;
+    if (col->feature) return !col->is_list;
+    return col->lookup;
+}
+
 MtrStatus bind_vocabularies(MtrModel *m, const MtrDataset *ds, MtrError *err)
 {
     MtrStatus rc = MTR_OK;
@@ -65,20 +77,23 @@ MtrStatus bind_vocabularies(MtrModel *m, const MtrDataset *ds, MtrError *err)
         const MtrColumn *col = &m->columns[c];
         if (!col->lookup) continue;
         MtrVocab *v = &m->vocabs[m->n_vocabs];
-        rc = mtr_vocab_build(ds, col->name, col->is_item && ds->items.n_rows > 0, v, err);
+        if (col->feature)
+            rc = features_vocab(m, c, ds, v, err);
+        else
+            rc = mtr_vocab_build(ds, col->name, col->is_item && ds->items.n_rows > 0, v, err);
         if (rc == MTR_OK) {
             v->column = (int32_t)c;
             m->n_vocabs++;
         }
     }
-    if (rc) return rc;
+    if (rc || (rc = features_lengths(m, ds, err))) return rc;
 
     /* Items: every row of the item file, with the candidate columns' ids. */
     MtrItems *it = &m->items;
     const MtrTable *t = &ds->items;
     if (t->n_rows > UINT32_MAX) return mtr_fail(err, MTR_E_DATA, "%s: too many items", t->path);
     it->n = (uint32_t)t->n_rows;
-    for (uint32_t c = 0; c < m->n_columns; c++) it->n_columns += m->columns[c].is_item;
+    for (uint32_t c = 0; c < m->n_columns; c++) it->n_columns += item_column(&m->columns[c]);
     it->labels = calloc(it->n ? it->n : 1, sizeof *it->labels);
     it->columns = calloc(it->n_columns ? it->n_columns : 1, sizeof *it->columns);
     it->ids = calloc(it->n_columns ? it->n_columns : 1, sizeof *it->ids);
@@ -90,12 +105,19 @@ MtrStatus bind_vocabularies(MtrModel *m, const MtrDataset *ds, MtrError *err)
     }
     uint32_t k = 0;
     for (uint32_t c = 0; c < m->n_columns; c++) {
-        if (!m->columns[c].is_item) continue;
+        if (!item_column(&m->columns[c])) continue;
         it->columns[k] = (int32_t)c;
         it->ids[k] = calloc(it->n ? it->n : 1, sizeof *it->ids[k]);
         if (!it->ids[k]) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
         const MtrVocab *v = vocab_of(m, (int32_t)c);
-        if (v && it->n) {
+        const MtrColumn *col = &m->columns[c];
+        if (col->feature && !col->is_list && it->n) {
+            MtrVocabIndex *ix = NULL;
+            if (v && (rc = mtr_vocab_index_new(v, &ix, err))) return rc;
+            rc = features_encode(m, c, t, ix, it->ids[k], NULL, NULL, err);
+            mtr_vocab_index_free(ix);
+            if (rc) return rc;
+        } else if (v && it->n && !col->feature) {
             MtrVocabIndex *ix;
             if ((rc = mtr_vocab_index_new(v, &ix, err))) return rc;
             rc = mtr_vocab_encode(ix, t, m->columns[c].name, it->ids[k], NULL, err);
@@ -104,7 +126,13 @@ MtrStatus bind_vocabularies(MtrModel *m, const MtrDataset *ds, MtrError *err)
         }
         k++;
     }
-    return MTR_OK;
+    return features_items(m, t, err);
+}
+
+/* The values a row of column c holds in a program's input: a list's length, else 1. */
+static size_t column_width(const MtrColumn *col)
+{
+    return col->feature && col->is_list && col->max_len ? col->max_len : 1;
 }
 
 void bind_encoded_free(const MtrModel *m, Encoded *e)
@@ -182,6 +210,24 @@ MtrStatus bind_encode_ix(const MtrModel *m, const MtrTable *t, const ProgramFeed
             rc = derive(m, t, (int32_t)c, e->nums[c], err);
             continue;
         }
+        if (col->feature) { /* computed from its data column (featurize.c) */
+            const MtrVocab *v = vocab_of(m, (int32_t)c);
+            MtrVocabIndex *ix = NULL;
+            uint64_t oov = 0;
+            if (col->lookup && !v)
+                return mtr_fail(err, MTR_E_STATE, "no vocabulary for column '%s'", col->name);
+            if (col->feature == MTR_FEAT_NORMALIZE)
+                e->nums[c] = malloc(rows * sizeof *e->nums[c]);
+            else
+                e->ids[c] = malloc(rows * column_width(col) * sizeof *e->ids[c]);
+            if (!e->nums[c] && !e->ids[c]) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+            if (v && (rc = mtr_vocab_index_new(v, &ix, err))) return rc;
+            rc =
+                features_encode(m, c, t, ix, e->ids[c], e->nums[c], col->lookup ? &oov : NULL, err);
+            mtr_vocab_index_free(ix);
+            e->oov += oov;
+            continue;
+        }
         if (!mtr_table_column(t, col->name))
             return mtr_fail(err, MTR_E_DATA, "%s: no column '%s' (the model's %s)", t->path,
                             col->name, col->is_label ? "label" : "input");
@@ -254,11 +300,14 @@ MtrStatus bind_feeds(const MtrModel *m, int p, ProgramFeeds *out, MtrError *err)
             for (uint32_t f = 0; f < out->n; f++) seen |= out->feeds[f].tensor == t;
             if (seen) continue;
             int32_t c = ten->source_column;
-            Feed f = {t, FEED_IDS, c};
+            Feed f = {t, FEED_IDS, c, 1};
             if (c < 0 || (uint32_t)c >= m->n_columns) goto bad;
             switch ((MtrSource)ten->source) {
             case MTR_SRC_COLUMN:
-                f.kind = m->columns[c].lookup ? FEED_IDS : FEED_NUMS;
+                f.kind = m->columns[c].feature
+                             ? (m->columns[c].feature == MTR_FEAT_NORMALIZE ? FEED_NUMS : FEED_IDS)
+                         : m->columns[c].lookup ? FEED_IDS
+                                                : FEED_NUMS;
                 break;
             case MTR_SRC_ITEMS:
                 if (!m->columns[c].is_item) goto bad;
@@ -272,7 +321,13 @@ MtrStatus bind_feeds(const MtrModel *m, int p, ProgramFeeds *out, MtrError *err)
                 goto bad;
             }
             uint8_t want = f.kind == FEED_NUMS ? MTR_DT_F32 : MTR_DT_I32;
-            if (ten->dtype != want || ten->rank != 1) goto bad;
+            /* a list is (rows, its length), a normalized number (rows, 1) */
+            uint8_t rank = m->columns[c].feature && (m->columns[c].is_list ||
+                                                     m->columns[c].feature == MTR_FEAT_NORMALIZE)
+                               ? 2
+                               : 1;
+            if (ten->dtype != want || ten->rank != rank) goto bad;
+            f.width = (int32_t)column_width(&m->columns[c]);
             out->feeds[out->n++] = f;
             continue;
         bad:
@@ -302,7 +357,11 @@ void bind_feed(MtrSession *s, const MtrModel *m, const ProgramFeeds *f, const En
         case FEED_IDS: {
             int32_t *d = dst;
             const int32_t *src = e->ids[fd->column];
-            for (int64_t r = 0; r < n; r++) d[r] = src[rows[r]];
+            size_t w = (size_t)fd->width;
+            if (w == 1)
+                for (int64_t r = 0; r < n; r++) d[r] = src[rows[r]];
+            else
+                for (int64_t r = 0; r < n; r++) memcpy(d + r * w, src + rows[r] * w, w * sizeof *d);
             break;
         }
         case FEED_NUMS: {
@@ -319,6 +378,14 @@ void bind_feed(MtrSession *s, const MtrModel *m, const ProgramFeeds *f, const En
         }
         case FEED_ITEMS: {
             int32_t *d = dst;
+            const MtrColumn *col = &m->columns[fd->column];
+            if (col->feature && col->is_list) { /* the items' lists, kept with the model */
+                if (col->item_lists && col->n_item_lists == m->items.n)
+                    memcpy(d, col->item_lists, (size_t)m->items.n * fd->width * sizeof *d);
+                else
+                    for (size_t j = 0; j < (size_t)m->items.n * fd->width; j++) d[j] = -1;
+                break;
+            }
             for (uint32_t k = 0; k < m->items.n_columns; k++)
                 if (m->items.columns[k] == fd->column)
                     memcpy(d, m->items.ids[k], (size_t)m->items.n * sizeof *d);
@@ -344,6 +411,9 @@ MtrStatus bind_sizes(const MtrModel *m, int64_t batch, int64_t k, int64_t *value
             break;
         case MTR_SYM_K:
             values[i] = k;
+            break;
+        case MTR_SYM_LIST:
+            values[i] = (int64_t)column_width(&m->columns[sym->column]);
             break;
         case MTR_SYM_VOCAB: {
             const MtrVocab *v = vocab_of(m, sym->column);
@@ -429,6 +499,11 @@ MtrStatus bind_check_rows(const MtrModel *m, MtrTable *t, int skip_bad, uint64_t
         const MtrColumn *col = &m->columns[c];
         const MtrDataColumn *dc = mtr_table_column(t, col->name);
         if (!dc || (col->lookup && col->type != MTR_COL_INT)) continue;
+        /* a column read only through features: featurize.c checks its values */
+        int via_feature = 0;
+        for (uint32_t d = 0; d < m->n_columns; d++)
+            via_feature |= m->columns[d].feature && m->columns[d].feature_of == (int32_t)c;
+        if (via_feature && !col->is_label && !col->lookup) continue;
         /* Each distinct value once, then the rows that hold a bad one. */
         uint8_t *ok = malloc(dc->n_values ? dc->n_values : 1);
         if (!ok) {

@@ -13,7 +13,7 @@
  * numbers for the others, and each retrieval key's item row. */
 typedef struct {
     uint64_t n_rows;
-    int32_t **ids;      /* [column][row] vocabulary id, or NULL */
+    int32_t **ids;      /* [column][row] vocabulary id (a list: [row * length + i]), or NULL */
     float **nums;       /* [column][row] value, or NULL */
     int32_t **true_row; /* [column][row] first item with that id (-1 none), or NULL */
     uint64_t oov;       /* values that fell to row 0 */
@@ -25,6 +25,7 @@ typedef struct {
     int32_t tensor;
     FeedKind kind;
     int32_t column;
+    int32_t width; /* values a row: a list feature's length, else 1 */
 } Feed;
 
 struct ProgramFeeds {

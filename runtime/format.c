@@ -255,6 +255,32 @@ static MtrStatus enc_knobs(Enc *e, const MtrModel *m, MtrError *err)
     return MTR_OK;
 }
 
+/* After the columns: the feature columns' preprocessing, statistics and
+ * item lists (docs/format.md, "features"). */
+static void enc_features(Buf *b, const MtrModel *m)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < m->n_columns; i++) n += m->columns[i].feature != 0;
+    put_u32(b, n);
+    for (uint32_t i = 0; i < m->n_columns; i++) {
+        const MtrColumn *c = &m->columns[i];
+        if (!c->feature) continue;
+        put_i32(b, (int32_t)i);
+        put_u8(b, c->feature);
+        put_u8(b, c->tokens);
+        put_u8(b, c->is_list);
+        put_u8(b, 0);
+        put_i32(b, c->feature_of);
+        put_i32(b, c->feature_arg);
+        put_u32(b, c->max_len);
+        put_u32(b, c->n_stats);
+        for (uint32_t k = 0; k < c->n_stats; k++) put_f32(b, c->stats[k]);
+        uint32_t lists = c->item_lists ? c->n_item_lists : 0;
+        put_u32(b, lists);
+        for (uint64_t k = 0; k < (uint64_t)lists * c->max_len; k++) put_i32(b, c->item_lists[k]);
+    }
+}
+
 static void enc_columns_tasks(Enc *e, const MtrModel *m)
 {
     Buf *b = &e->sec[SEC_COLUMNS];
@@ -272,6 +298,7 @@ static void enc_columns_tasks(Enc *e, const MtrModel *m)
         buf_put(b, zeros, 3);
         put_f32(b, c->threshold);
     }
+    enc_features(b, m);
     b = &e->sec[SEC_TASKS];
     put_u32(b, m->n_tasks);
     for (uint32_t i = 0; i < m->n_tasks; i++) {
@@ -641,6 +668,80 @@ static int dec_knobs(Rd *r)
     return finish(r);
 }
 
+/* The feature records after the columns (none in a file from before them,
+ * whose section ends in padding). */
+static int dec_features(Rd *r)
+{
+    MtrModel *m = r->m;
+    uint32_t n = 0;
+    if (r->end - r->pos >= 4 && rd_u32(r, &n)) return -1;
+    if (need(r, n, 28, "features")) return -1;
+    for (uint32_t i = 0; i < n; i++) {
+        size_t at = r->pos;
+        int32_t col;
+        uint8_t kind, tokens, is_list;
+        if (rd_i32(r, &col)) return -1;
+        if (col < 0 || (uint32_t)col >= m->n_columns || m->columns[col].feature)
+            return bad_at(r, at, "feature %u names column %d (out of range or twice)", i, col);
+        MtrColumn *c = &m->columns[col];
+        if (rd_u8(r, &kind) || rd_u8(r, &tokens) || rd_u8(r, &is_list) || rd_zero(r, 1) ||
+            rd_i32(r, &c->feature_of) || rd_i32(r, &c->feature_arg) || rd_u32(r, &c->max_len) ||
+            rd_u32(r, &c->n_stats))
+            return -1;
+        int known = 0;
+#define X(E, nm, id, ids) known |= kind == id;
+#include "mtr/features.def"
+#undef X
+        if (!known || tokens > 1 || is_list > 1 || (tokens && !is_list))
+            return bad_at(r, at + 4, "column '%s' has feature %u (tokens %u, list %u)", c->name,
+                          kind, tokens, is_list);
+        c->feature = kind;
+        c->tokens = tokens;
+        c->is_list = is_list;
+        if (c->feature_of < 0 || (uint32_t)c->feature_of >= m->n_columns || c->feature_of == col ||
+            m->columns[c->feature_of].is_label)
+            return bad_at(r, at + 8, "column '%s' is computed from column %d", c->name,
+                          c->feature_of);
+        if (c->is_label || c->derived_from >= 0 || c->max_len > 4096 ||
+            (c->lookup != (kind == MTR_FEAT_LOOKUP)) ||
+            ((kind == MTR_FEAT_HASH || kind == MTR_FEAT_DISCRETIZE) && c->feature_arg < 1) ||
+            (kind == MTR_FEAT_BUCKETIZE &&
+             (c->feature_arg < 1 || (uint32_t)c->feature_arg != c->n_stats)) ||
+            (kind == MTR_FEAT_NORMALIZE && (c->is_list || (c->n_stats != 0 && c->n_stats != 2))) ||
+            (kind == MTR_FEAT_DISCRETIZE && c->n_stats != 0 &&
+             c->n_stats != (uint32_t)c->feature_arg - 1))
+            return bad_at(r, at, "column '%s': its feature's settings do not fit together",
+                          c->name);
+        if (need(r, c->n_stats, 4, "statistics")) return -1;
+        if (c->n_stats && !(c->stats = malloc(c->n_stats * sizeof *c->stats))) return nomem(r);
+        for (uint32_t k = 0; k < c->n_stats; k++) {
+            at = r->pos;
+            if (rd_f32(r, &c->stats[k])) return -1;
+            if (!isfinite(c->stats[k]) ||
+                (kind != MTR_FEAT_NORMALIZE && k > 0 && c->stats[k] < c->stats[k - 1]) ||
+                (kind == MTR_FEAT_NORMALIZE && k == 1 && c->stats[k] < 0))
+                return bad_at(r, at, "column '%s' has a bad statistic", c->name);
+        }
+        uint32_t lists;
+        at = r->pos;
+        if (rd_u32(r, &lists)) return -1;
+        uint64_t total = (uint64_t)lists * c->max_len;
+        if (lists && (!is_list || !c->max_len))
+            return bad_at(r, at, "column '%s' has item lists but is no list", c->name);
+        if (need(r, total, 4, "item list ids")) return -1;
+        if (total && !(c->item_lists = malloc((size_t)total * sizeof *c->item_lists)))
+            return nomem(r);
+        c->n_item_lists = lists;
+        for (uint64_t k = 0; k < total; k++) {
+            at = r->pos;
+            if (rd_i32(r, &c->item_lists[k])) return -1;
+            if (c->item_lists[k] < -1)
+                return bad_at(r, at, "column '%s' has item id %d", c->name, c->item_lists[k]);
+        }
+    }
+    return 0;
+}
+
 static int dec_columns(Rd *r)
 {
     MtrModel *m = r->m;
@@ -686,6 +787,7 @@ static int dec_columns(Rd *r)
                 "column '%s' is derived from '%s', which is not a number column of the data",
                 m->columns[i].name, m->columns[from].name);
     }
+    if (dec_features(r)) return -1;
     if (finish(r)) return -1;
     /* The symbols, read before the columns, name their column only when their
      * kind is per column; their printed names are made now. */
@@ -1069,7 +1171,8 @@ static int dec_items(Rd *r)
         if (rd_i32(r, &it->columns[c]) ||
             check_id(r, cat, it->columns[c], m->n_columns, 0, "column"))
             return -1;
-        if (!find_vocab(m, it->columns[c]))
+        const MtrColumn *ic = &m->columns[it->columns[c]];
+        if (!find_vocab(m, it->columns[c]) && !(ic->feature && !ic->is_list && !ic->lookup))
             return bad_at(r, cat, "item column '%s' has no vocabulary",
                           m->columns[it->columns[c]].name);
         for (uint32_t u = 0; u < c; u++)
@@ -1088,7 +1191,8 @@ static int dec_items(Rd *r)
         for (uint32_t i = 0; i < n; i++) {
             size_t iat = r->pos;
             if (rd_i32(r, &it->ids[c][i])) return -1;
-            if (it->ids[c][i] < 0 || (uint32_t)it->ids[c][i] > voc->n)
+            /* a hashed or bucketized item feature: any id (gather clamps) */
+            if (it->ids[c][i] < 0 || (voc && (uint32_t)it->ids[c][i] > voc->n))
                 return bad_at(r, iat, "item %u: id %d outside vocabulary of %u words", i,
                               it->ids[c][i], voc->n);
         }

@@ -454,6 +454,11 @@ static int run_train(MtrModel *m, Args *a, int eval_only)
     if (r.skipped)
         fprintf(stderr, "mtrun: skipped %llu malformed record%s\n", (unsigned long long)r.skipped,
                 r.skipped == 1 ? "" : "s");
+    if (r.side_missing)
+        fprintf(stderr,
+                "mtrun: %llu interactions have a key the side table lacks: their side "
+                "features read as missing\n",
+                (unsigned long long)r.side_missing);
     if (r.train_oov)
         fprintf(stderr,
                 "mtrun: %llu training values are not in the vocabulary: they use the "

@@ -42,7 +42,11 @@ void mtr_model_free(MtrModel *m)
         for (uint32_t i = 0; i < m->n_knobs; i++) free(m->knobs[i].name);
     free(m->knobs);
     if (m->columns)
-        for (uint32_t i = 0; i < m->n_columns; i++) free(m->columns[i].name);
+        for (uint32_t i = 0; i < m->n_columns; i++) {
+            free(m->columns[i].name);
+            free(m->columns[i].stats);
+            free(m->columns[i].item_lists);
+        }
     free(m->columns);
     if (m->tasks)
         for (uint32_t i = 0; i < m->n_tasks; i++) {

@@ -99,6 +99,11 @@ int64_t serve_width(const MtrModel *m, int32_t t)
 /* The first row whose looked-up value the vocabulary lacks, as an error. */
 static MtrStatus unknown_value(const MtrModel *m, const ServeRun *r, MtrError *err)
 {
+    /* With features beside the ids, an unknown id is a cold start: its
+     * out-of-vocabulary row plus the features given (words or values the
+     * vocabularies lack read as out of vocabulary too). */
+    for (uint32_t i = 0; i < r->feeds.n; i++)
+        if (m->columns[r->feeds.feeds[i].column].feature) return MTR_OK;
     for (uint32_t i = 0; i < r->feeds.n; i++) {
         const Feed *fd = &r->feeds.feeds[i];
         if (fd->kind != FEED_IDS) continue;
@@ -264,11 +269,13 @@ static MtrStatus one_row(const MtrModel *m, const ServeOutputs *o, int p, int n,
     MtrStatus rc = bind_feeds(m, p, &feeds, err);
     for (uint32_t f = 0; rc == MTR_OK && f < feeds.n; f++) {
         const MtrColumn *col = &m->columns[feeds.feeds[f].column];
+        /* a feature is computed from its data column, which is what is given */
+        const char *need = col->feature ? m->columns[col->feature_of].name : col->name;
         int given = 0;
-        for (int i = 0; i < n; i++) given |= strcmp(names[i], col->name) == 0;
+        for (int i = 0; i < n; i++) given |= strcmp(names[i], need) == 0;
         if (feeds.feeds[f].kind != FEED_ITEMS && !given)
-            rc = mtr_fail(err, MTR_E_ARG, "a value for '%s' is needed (--input %s=VALUE)",
-                          col->name, col->name);
+            rc = mtr_fail(err, MTR_E_ARG, "a value for '%s' is needed (--input %s=VALUE)", need,
+                          need);
     }
     if (rc == MTR_OK) bind_feeds_free(&feeds);
     if (rc == MTR_OK)

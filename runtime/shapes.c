@@ -117,6 +117,28 @@ int shape_gather(const MtrShape *in, const int32_t *iattr, MtrShape *out, char *
     return 0;
 }
 
+int shape_embed_pool(const MtrShape *in, const int32_t *iattr, MtrShape *out, char *why, size_t n)
+{
+    if (iattr[0] != 0 && iattr[0] != 1) return fail(why, n, "mean must be 0 or 1");
+    if (want(in, 0, 2, MTR_DT_F32, why, n) || want(in, 1, 2, MTR_DT_I32, why, n)) return -1;
+    out[0] = matrix(in[1].dim[0], in[0].dim[1]);
+    return 0;
+}
+
+int shape_embed_pool_grad(const MtrShape *in, const int32_t *iattr, MtrShape *out, char *why,
+                          size_t n)
+{
+    if (iattr[0] != 0 && iattr[0] != 1) return fail(why, n, "mean must be 0 or 1");
+    if (want(in, 0, 2, MTR_DT_F32, why, n) || want(in, 1, 2, MTR_DT_I32, why, n) ||
+        want(in, 2, 2, MTR_DT_F32, why, n))
+        return -1;
+    if (dims_eq(in[0].dim[0], in[1].dim[0], "rows of the gradient and of the ids", why, n) ||
+        dims_eq(in[0].dim[1], in[2].dim[1], "columns of the gradient and of the table", why, n))
+        return -1;
+    out[0] = in[2];
+    return 0;
+}
+
 int shape_scatter_add(const MtrShape *in, const int32_t *iattr, MtrShape *out, char *why, size_t n)
 {
     (void)iattr;

@@ -4,6 +4,7 @@
 #include "mtr/run.h"
 
 #include "bind.h"
+#include "featurize.h"
 #include "mtr/control.h"
 #include "mtr/data.h"
 #include "mtr/exec.h"
@@ -133,7 +134,8 @@ static MtrStatus data_load(MtrModel *m, const MtrRunOptions *o, int build_vocab,
 /* A given split: the training and test rows come from two files, encoded with
  * the vocabularies of the whole folder. */
 static MtrStatus split_given(const MtrModel *m, const MtrDataset *ds, const MtrRunOptions *o,
-                             const char *train, const char *test, Split *s, MtrError *err)
+                             const char *train, const char *test, Split *s, MtrModel *adapt,
+                             MtrError *err)
 {
     const char **item_cols = bind_item_columns(m);
     if (!item_cols) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
@@ -147,6 +149,8 @@ static MtrStatus split_given(const MtrModel *m, const MtrDataset *ds, const MtrR
     if (rc == MTR_OK) rc = bind_check_rows(m, &s->train_file, o->skip_bad, &sk1, err);
     if (rc == MTR_OK) rc = bind_check_rows(m, &s->test_file, o->skip_bad, &sk2, err);
     s->skipped = sk1 + sk2;
+    /* features learn their statistics from the training rows only */
+    if (rc == MTR_OK && adapt) rc = features_adapt(adapt, &s->train_file, NULL, 0, err);
     if (rc == MTR_OK) rc = bind_encode(m, &s->train_file, NULL, &s->enc_train, err);
     if (rc == MTR_OK) rc = bind_encode(m, &s->test_file, NULL, &s->enc_test, err);
     if (rc == MTR_OK) {
@@ -162,16 +166,15 @@ static MtrStatus split_given(const MtrModel *m, const MtrDataset *ds, const MtrR
     return rc;
 }
 
-/* The seeded split: every row shuffled once, the first train.split share trains. */
-static MtrStatus split_random(const MtrModel *m, const MtrDataset *ds, Split *s, MtrError *err)
+/* The seeded split: every row shuffled once, the first train.split share
+ * trains (and, with adapt, gives the features their statistics). */
+static MtrStatus split_random(const MtrModel *m, const MtrDataset *ds, Split *s, MtrModel *adapt,
+                              MtrError *err)
 {
     memset(s, 0, sizeof *s);
-    MtrStatus rc = bind_encode(m, &ds->ratings, NULL, &s->enc_train, err);
-    s->enc_test = s->enc_train;
-    s->shared = 1;
     int64_t n = (int64_t)ds->ratings.n_rows;
-    uint32_t *all = rc == MTR_OK ? iota(n) : NULL;
-    if (rc == MTR_OK && !all) rc = mtr_fail(err, MTR_E_NOMEM, "out of memory");
+    uint32_t *all = iota(n);
+    MtrStatus rc = all ? MTR_OK : mtr_fail(err, MTR_E_NOMEM, "out of memory");
     if (rc == MTR_OK) {
         Rng r;
         rng_seed(&r, (uint64_t)knob_int(m, MTR_KNOB_SEED, 42));
@@ -184,9 +187,12 @@ static MtrStatus split_random(const MtrModel *m, const MtrDataset *ds, Split *s,
         if (!s->test_rows) rc = mtr_fail(err, MTR_E_NOMEM, "out of memory");
         for (int64_t i = 0; rc == MTR_OK && i < s->n_test; i++)
             s->test_rows[i] = all[s->n_train + i];
-    } else {
-        free(all);
     }
+    if (rc == MTR_OK && adapt)
+        rc = features_adapt(adapt, &ds->ratings, all, (uint64_t)s->n_train, err);
+    if (rc == MTR_OK) rc = bind_encode(m, &ds->ratings, NULL, &s->enc_train, err);
+    s->enc_test = s->enc_train;
+    s->shared = 1;
     if (rc == MTR_OK && s->n_train == 0)
         rc = mtr_fail(err, MTR_E_DATA, "%s: no training rows", ds->dir);
     if (rc) split_free(m, s);
@@ -194,12 +200,12 @@ static MtrStatus split_random(const MtrModel *m, const MtrDataset *ds, Split *s,
 }
 
 static MtrStatus split_make(const MtrModel *m, const MtrDataset *ds, const MtrRunOptions *o,
-                            Split *s, MtrError *err)
+                            Split *s, MtrModel *adapt, MtrError *err)
 {
-    if (!o->train_file && !o->test_file) return split_random(m, ds, s, err);
+    if (!o->train_file && !o->test_file) return split_random(m, ds, s, adapt, err);
     if (!o->train_file || !o->test_file)
         return mtr_fail(err, MTR_E_ARG, "--train and --test go together");
-    return split_given(m, ds, o, o->train_file, o->test_file, s, err);
+    return split_given(m, ds, o, o->train_file, o->test_file, s, adapt, err);
 }
 
 typedef struct {
@@ -854,7 +860,8 @@ MtrStatus mtr_run_train(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, 
     MtrStatus rc = data_load(m, o, !keep, &ds, err);
     if (rc) return rc;
     res->skipped = ds->skipped;
-    if ((rc = split_make(m, ds, o, &sp, err))) {
+    res->side_missing = ds->side_missing;
+    if ((rc = split_make(m, ds, o, &sp, keep ? NULL : m, err))) {
         mtr_data_free(ds);
         return rc;
     }
@@ -888,7 +895,7 @@ MtrStatus mtr_run_eval(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, M
     if (train_batch(m) <= 0) return mtr_fail(err, MTR_E_ARG, "train.batch must be positive");
     MtrStatus rc = data_load(m, o, 0, &ds, err);
     if (rc) return rc;
-    if ((rc = split_make(m, ds, o, &sp, err))) {
+    if ((rc = split_make(m, ds, o, &sp, NULL, err))) {
         mtr_data_free(ds);
         return rc;
     }
@@ -947,7 +954,7 @@ MtrStatus mtr_run_cv(MtrModel *m, const MtrRunOptions *o, int n_folds, const cha
         } else {
             snprintf(train, n, "%s/%s.base", o->data_dir, folds[f]);
             snprintf(test, n, "%s/%s.test", o->data_dir, folds[f]);
-            rc = split_given(m, ds, o, train, test, &sp, err);
+            rc = split_given(m, ds, o, train, test, &sp, m, err);
         }
         if (rc == MTR_OK) {
             Rng init;

@@ -12,7 +12,9 @@
  * - an optimizer or one of its options: GEN_OPTIMIZERS and its option list;
  * - a train setting: GEN_SETTINGS;
  * - a column type: GEN_ID_TYPES (looked-up inputs), GEN_LABEL_TYPES, or
- *   GEN_OTHER_INPUT_TYPES (inputs no tower reads). */
+ *   GEN_OTHER_INPUT_TYPES (inputs no tower reads);
+ * - a feature chain inside a query tower's concat (hash, a pooled list,
+ *   normalize, discretize / bucketize): a row of GEN_FEATURES. */
 #include "modelgen.h"
 
 #include "mtr/rng.h"
@@ -37,6 +39,7 @@ typedef struct {
     int head_width[MAX_NAMES];
     int task_named[MAX_NAMES]; /* a task took head i's name */
     char watch[32];            /* a task's metric that early_stop may watch, or "" */
+    int feats;                 /* l0 (string list) and f0 (float) are declared for features */
 } Gen;
 
 static void put(Gen *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -213,6 +216,61 @@ static int tower_source(Gen *g, int side)
     return width;
 }
 
+/* ---- features: chains over an input inside concat(...), query side only */
+
+static int feat_hash(Gen *g)
+{
+    int w = 1 + below(g, 8);
+    put(g, "u%d -> hash(%d) -> embedding(%d)", below(g, g->n_user), 1 + below(g, 9), w);
+    return w;
+}
+static int feat_list(Gen *g)
+{
+    int w = 1 + below(g, 8);
+    put(g, "l0 -> %s -> embedding(%d, %s)", chance(g, 30) ? "lookup(min_count = 2)" : "lookup", w,
+        chance(g, 50) ? "mean" : "sum");
+    return w;
+}
+static int feat_normalize(Gen *g)
+{
+    put(g, "f0 -> normalize");
+    return 1;
+}
+static int feat_buckets(Gen *g)
+{
+    int w = 1 + below(g, 8);
+    if (chance(g, 50))
+        put(g, "f0 -> discretize(%d) -> embedding(%d)", 2 + below(g, 6), w);
+    else
+        put(g, "f0 -> bucketize(-0.5, 0.25, 0.75) -> embedding(%d)", w);
+    return w;
+}
+
+typedef struct {
+    const char *name;
+    int (*write)(Gen *g);
+} FeatureRow;
+#define GEN_FEATURES(X)                                                                            \
+    X("hash", feat_hash)                                                                           \
+    X("list", feat_list) X("normalize", feat_normalize) X("buckets", feat_buckets)
+#define AS_FEATURE(name, fn) {name, fn},
+static const FeatureRow features[] = {GEN_FEATURES(AS_FEATURE)};
+
+/* concat(u -> lookup -> embedding(D), FEATURE, ...): returns the width. */
+static int feature_concat(Gen *g)
+{
+    int w = 1 + below(g, MAX_WIDTH);
+    put(g, "concat(u%d -> lookup -> embedding(%d)", below(g, g->n_user), w);
+    int n = 1 + below(g, 3);
+    for (int i = 0; i < n; i++) {
+        put(g, ",");
+        space(g);
+        w += features[below(g, COUNT(features))].write(g);
+    }
+    put(g, ")");
+    return w;
+}
+
 /* A tower: over a looked-up input (lookup -> embedding(D) -> ...) or over
  * earlier towers of the same side. want > 0: its output width. */
 static int tower(Gen *g, int side, int want)
@@ -224,7 +282,10 @@ static int tower(Gen *g, int side, int want)
     int inputs = side ? g->n_item : g->n_user;
     int have = 0;
     for (int i = 0; i < t; i++) have += g->tower_side[i] == side;
-    if (have == 0 || chance(g, 50)) {
+    if (side == 0 && g->feats && chance(g, 50)) {
+        w = feature_concat(g);
+        w = stages_after(g, w, 2, want);
+    } else if (have == 0 || chance(g, 50)) {
         put(g, "%s%d", side ? "i" : "u", below(g, inputs));
         space(g);
         put(g, "->");
@@ -554,6 +615,7 @@ char *modelgen(uint64_t seed)
     for (int i = 0; i < g.n_item; i++)
         put(&g, "input i%d : %s\n", i, id_types[below(&g, COUNT(id_types))]);
     if (chance(&g, 20)) put(&g, "input x0 : %s\n", other_types[below(&g, COUNT(other_types))]);
+    if ((g.feats = chance(&g, 30))) put(&g, "input l0 : string list\ninput f0 : float\n");
     for (int i = 0; i < g.n_labels; i++)
         put(&g, "label y%d : %s\n", i, label_types[below(&g, COUNT(label_types))]);
     comment_line(&g);

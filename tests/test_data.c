@@ -122,11 +122,12 @@ static void test_100k_small(void **state)
     assert_int_equal(ds->ratings.n_rows, 4);
     assert_int_equal(ds->items.n_rows, 4);
     assert_int_equal(ds->skipped, 0);
-    static const char *const cols[] = {"user_id", "movie_id", "movie_title", "user_rating",
-                                       "timestamp"};
-    assert_int_equal(ds->ratings.n_columns, 5);
-    for (int c = 0; c < 5; c++) assert_string_equal(ds->ratings.columns[c].name, cols[c]);
-    assert_int_equal(ds->items.n_columns, 2);
+    static const char *const cols[] = {"user_id",     "movie_id",  "movie_title",
+                                       "user_rating", "timestamp", "movie_genres"};
+    assert_int_equal(ds->ratings.n_columns, 6);
+    for (int c = 0; c < 6; c++) assert_string_equal(ds->ratings.columns[c].name, cols[c]);
+    assert_int_equal(ds->items.n_columns, 3);
+    assert_int_equal(ds->users.n_columns, 0); /* no u.user */
     assert_string_equal(ds->items.columns[0].name, "movie_id");
     assert_string_equal(ds->items.columns[1].name, "movie_title");
     /* Latin-1 decoded; the repeated title kept as two items with one value */
@@ -284,6 +285,47 @@ static void test_100k_skip_bad(void **state)
     free(dir);
 }
 
+/* u.user joins the user's columns, u.item's flags make movie_genres; a user
+ * u.user lacks is counted and reads as empty. */
+static void test_100k_side_columns(void **state)
+{
+    (void)state;
+    char *dir = make_100k(U_DATA, U_ITEM);
+    put(dir, "u.user", "196|49|M|writer|55105\n186|39|F|executive|00000\n7|17|M|student|T8H1N\n");
+    MtrDataset *ds = open_ok(dir, NULL);
+    check_table(&ds->ratings);
+    assert_int_equal(ds->users.n_rows, 3);
+    assert_int_equal(ds->side_missing, 1); /* user 22 */
+    assert_string_equal(cell(&ds->items, "movie_genres", 0), "Animation|Children's|Comedy");
+    assert_string_equal(cell(&ds->items, "movie_genres", 3), "Drama");
+    assert_string_equal(cell(&ds->ratings, "movie_genres", 0), "Animation|Children's|Comedy");
+    assert_string_equal(cell(&ds->ratings, "raw_user_age", 0), "49");
+    assert_string_equal(cell(&ds->ratings, "bucketized_user_age", 0), "45");
+    assert_string_equal(cell(&ds->ratings, "bucketized_user_age", 1), "35");
+    assert_string_equal(cell(&ds->ratings, "user_gender", 1), "F");
+    assert_string_equal(cell(&ds->ratings, "user_occupation_text", 1), "executive");
+    assert_string_equal(cell(&ds->ratings, "user_zip_code", 1), "00000");
+    assert_string_equal(cell(&ds->ratings, "user_gender", 2), "");    /* user 22: missing */
+    assert_string_equal(cell(&ds->ratings, "raw_user_age", 3), "49"); /* 196 again */
+    assert_string_equal(cell(&ds->users, "bucketized_user_age", 2), "1");
+    /* the same columns on a given interactions file */
+    char *file = tu_path(dir, "u.data");
+    MtrTable t;
+    MtrError err = {0};
+    assert_int_equal(mtr_data_read_interactions(file, ds, NULL, &t, NULL, &err), MTR_OK);
+    assert_string_equal(cell(&t, "user_occupation_text", 0), "writer");
+    assert_string_equal(cell(&t, "movie_genres", 1), "Drama");
+    mtr_table_free(&t);
+    free(file);
+    mtr_data_free(ds);
+    put(dir, "u.user", "196|old|M|writer|55105\n");
+    file = tu_path(dir, "u.user");
+    expect_error(dir, NULL, MTR_E_DATA, "%s:1: age is not a number (found 'old')", file);
+    free(file);
+    tu_rmtree(dir);
+    free(dir);
+}
+
 /* ---- MovieLens 1M and latest */
 
 static void test_1m_small(void **state)
@@ -301,7 +343,26 @@ static void test_1m_small(void **state)
     assert_string_equal(cell(&ds->ratings, "movie_title", 0), "Caf\xc3\xa9 au lait (1993)");
     assert_string_equal(cell(&ds->ratings, "user_rating", 2), "4");
     assert_string_equal(cell(&ds->ratings, "timestamp", 1), "978302109");
+    assert_string_equal(cell(&ds->ratings, "movie_genres", 1), "Animation|Children's|Comedy");
+    assert_null(mtr_table_column(&ds->ratings, "user_gender")); /* no users.dat */
     mtr_data_free(ds);
+
+    /* users.dat: gender, age bucket, occupation code (as its text), zip */
+    put(dir, "users.dat", "1::F::1::10::48067\n2::M::56::16::70072\n");
+    ds = open_ok(dir, NULL);
+    assert_string_equal(cell(&ds->ratings, "user_gender", 0), "F");
+    assert_string_equal(cell(&ds->ratings, "bucketized_user_age", 1), "56");
+    assert_string_equal(cell(&ds->ratings, "user_occupation_text", 0), "K-12 student");
+    assert_string_equal(cell(&ds->ratings, "user_occupation_text", 1), "self-employed");
+    assert_string_equal(cell(&ds->ratings, "user_zip_code", 1), "70072");
+    assert_null(mtr_table_column(&ds->ratings, "raw_user_age"));
+    assert_int_equal(ds->side_missing, 0);
+    mtr_data_free(ds);
+    put(dir, "users.dat", "1::F::1::21::48067\n");
+    char *ufile = tu_path(dir, "users.dat");
+    expect_error(dir, NULL, MTR_E_DATA, "%s:1: unknown occupation code (found '21')", ufile);
+    remove(ufile);
+    free(ufile);
 
     put(dir, "ratings.dat", "1::2::5::978300760\n1::2:5::978300760\n");
     char *file = tu_path(dir, "ratings.dat");
@@ -338,6 +399,8 @@ static void test_latest_small(void **state)
     assert_string_equal(cell(&ds->ratings, "movie_title", 1), "He Said \"Hi\", She Said (2001)");
     assert_string_equal(cell(&ds->ratings, "movie_title", 2), "Am\xc3\xa9lie (2001)");
     assert_string_equal(cell(&ds->ratings, "user_rating", 1), "3.5");
+    assert_string_equal(cell(&ds->ratings, "movie_genres", 0), "Comedy|Drama|Romance");
+    assert_string_equal(cell(&ds->items, "movie_genres", 0), "Adventure|Animation");
     assert_int_equal(ds->ratings.lines[0], 2);
     assert_int_equal(ds->items.lines[4], 6);
 
@@ -384,6 +447,39 @@ static void test_latest_small(void **state)
 }
 
 /* ---- generic CSV/TSV */
+
+/* users.csv joins by the first of its columns the interactions have; a user
+ * it lacks is counted and reads as empty; a given split gets the columns too. */
+static void test_generic_users(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    put(dir, "interactions.csv", "uid,item,rating\nu1,a,4\nu2,b,3\nu9,a,1\nu1,b,5\n");
+    put(dir, "users.csv", "uid,age,langs\nu1,30,en|fr\nu2,41,\n");
+    MtrDataset *ds = open_ok(dir, NULL);
+    check_table(&ds->ratings);
+    assert_int_equal(ds->users.n_rows, 2);
+    assert_int_equal(ds->side_missing, 1);
+    assert_string_equal(cell(&ds->ratings, "age", 0), "30");
+    assert_string_equal(cell(&ds->ratings, "langs", 3), "en|fr");
+    assert_string_equal(cell(&ds->ratings, "age", 2), "");
+    char *file = tu_path(dir, "interactions.csv");
+    MtrTable t;
+    MtrError err = {0};
+    assert_int_equal(mtr_data_read_interactions(file, ds, NULL, &t, NULL, &err), MTR_OK);
+    assert_string_equal(cell(&t, "age", 1), "41");
+    mtr_table_free(&t);
+    free(file);
+    mtr_data_free(ds);
+    put(dir, "users.csv", "who,age\nu1,30\n");
+    file = tu_path(dir, "users.csv");
+    char *inter = tu_path(dir, "interactions.csv");
+    expect_error(dir, NULL, MTR_E_DATA, "%s: no column shared with %s to join it by", file, inter);
+    free(inter);
+    free(file);
+    tu_rmtree(dir);
+    free(dir);
+}
 
 static void test_generic_with_items(void **state)
 {
@@ -893,6 +989,13 @@ static void test_real_100k(void **state)
     assert_int_equal(mtr_table_column(&ds->items, "movie_title")->n_values, 1664);
     assert_string_equal(cell(&ds->items, "movie_id", 542), "543");
     assert_string_equal(cell(&ds->items, "movie_title", 542), "Mis\xc3\xa9rables, Les (1995)");
+    /* the side columns: 943 users, 19 genres, no key missing */
+    assert_int_equal(ds->users.n_rows, 943);
+    assert_int_equal(ds->side_missing, 0);
+    assert_int_equal(mtr_table_column(&ds->ratings, "user_gender")->n_values, 2);
+    assert_int_equal(mtr_table_column(&ds->ratings, "user_occupation_text")->n_values, 21);
+    assert_int_equal(mtr_table_column(&ds->ratings, "bucketized_user_age")->n_values, 7);
+    assert_string_equal(cell(&ds->items, "movie_genres", 0), "Animation|Children's|Comedy");
     float *r = malloc(100000 * sizeof *r);
     MtrError err = {0};
     assert_int_equal(mtr_table_numbers(&ds->ratings, "user_rating", r, &err), MTR_OK);
@@ -939,20 +1042,14 @@ static void test_real_100k(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_100k_small),
-        cmocka_unit_test(test_100k_utf8_item),
-        cmocka_unit_test(test_100k_malformed),
-        cmocka_unit_test(test_100k_skip_bad),
-        cmocka_unit_test(test_1m_small),
-        cmocka_unit_test(test_latest_small),
-        cmocka_unit_test(test_generic_with_items),
-        cmocka_unit_test(test_generic_without_items),
-        cmocka_unit_test(test_generic_malformed),
-        cmocka_unit_test(test_missing),
-        cmocka_unit_test(test_numbers),
-        cmocka_unit_test(test_vocab),
-        cmocka_unit_test(test_vocab_many),
-        cmocka_unit_test(test_fuzz),
+        cmocka_unit_test(test_100k_small),        cmocka_unit_test(test_100k_utf8_item),
+        cmocka_unit_test(test_100k_malformed),    cmocka_unit_test(test_100k_skip_bad),
+        cmocka_unit_test(test_100k_side_columns), cmocka_unit_test(test_1m_small),
+        cmocka_unit_test(test_latest_small),      cmocka_unit_test(test_generic_with_items),
+        cmocka_unit_test(test_generic_users),     cmocka_unit_test(test_generic_without_items),
+        cmocka_unit_test(test_generic_malformed), cmocka_unit_test(test_missing),
+        cmocka_unit_test(test_numbers),           cmocka_unit_test(test_vocab),
+        cmocka_unit_test(test_vocab_many),        cmocka_unit_test(test_fuzz),
         cmocka_unit_test(test_real_100k),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -108,9 +108,25 @@ static MtrModel *build_model(int trained)
 
     m->n_columns = 3;
     m->columns = calloc(3, sizeof(MtrColumn));
-    m->columns[0] = (MtrColumn){dup("user_id"), MTR_COL_STRING, 0, 1, 0, SYM_VUSER, -1, 0, 0};
-    m->columns[1] = (MtrColumn){dup("movie_title"), MTR_COL_STRING, 0, 1, 1, SYM_VMOVIE, -1, 0, 0};
-    m->columns[2] = (MtrColumn){dup("user_rating"), MTR_COL_FLOAT, 1, 0, 0, -1, -1, 0, 0};
+    m->columns[0] = (MtrColumn){.name = dup("user_id"),
+                                .type = MTR_COL_STRING,
+                                .lookup = 1,
+                                .vocab_sym = SYM_VUSER,
+                                .derived_from = -1,
+                                .feature_of = -1};
+    m->columns[1] = (MtrColumn){.name = dup("movie_title"),
+                                .type = MTR_COL_STRING,
+                                .lookup = 1,
+                                .is_item = 1,
+                                .vocab_sym = SYM_VMOVIE,
+                                .derived_from = -1,
+                                .feature_of = -1};
+    m->columns[2] = (MtrColumn){.name = dup("user_rating"),
+                                .type = MTR_COL_FLOAT,
+                                .is_label = 1,
+                                .vocab_sym = -1,
+                                .derived_from = -1,
+                                .feature_of = -1};
 
     m->n_tensors = 15;
     m->tensors = calloc(15, sizeof(MtrTensor));

@@ -107,6 +107,22 @@ static const GradCase cases[] = {
      0,
      {1, 3, 1, 7, 4, 1},
      0},
+    /* lists of 2 ids a row (-1 pads): one id, a repeated id, an empty list,
+     * an out-of-range id (7, row 0) beside another */
+    {"embed_pool",
+     "embed_pool sum",
+     {P2(5, 3), {IN_IDS, 2, 4, 2, -1, 0, 0, 0, 0}},
+     {0},
+     0,
+     {1, -1, 3, 3, -1, -1, 7, 2},
+     0},
+    {"embed_pool",
+     "embed_pool mean",
+     {P2(5, 3), {IN_IDS, 2, 4, 2, -1, 0, 0, 0, 0}},
+     {1},
+     0,
+     {1, -1, 3, 3, -1, -1, 7, 2},
+     0},
     {"concat", "concat", {P2(4, 2), P2(4, 3)}, {0}, 0, {0}, 0},
     {"row_dot", "row_dot", {P2(5, 3), P2(5, 3)}, {0}, 0, {0}, 0},
     {"row_dot",
@@ -263,6 +279,9 @@ static MtrShape case_shape(const CaseInput *ci)
         return (MtrShape){.rank = 3,
                           .dtype = MTR_DT_F32,
                           .dim = {dim_const(ci->lead), dim_const(ci->rows), dim_const(ci->cols)}};
+    if (ci->kind == IN_IDS) /* a list of ids a row */
+        return (MtrShape){
+            .rank = 2, .dtype = MTR_DT_I32, .dim = {dim_const(ci->rows), dim_const(ci->cols)}};
     return shape_mat(dim_const(ci->rows), dim_const(ci->cols));
 }
 

@@ -62,6 +62,7 @@ static int64_t symbol_value(const char *sym)
     if (strcmp(sym, "items") == 0) return ITEMS;
     if (strcmp(sym, "k") == 0) return TOPK;
     if (strncmp(sym, "vocab.", 6) == 0) return VOCAB;
+    if (strncmp(sym, "list.", 5) == 0) return 3;
     return -1;
 }
 

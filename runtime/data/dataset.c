@@ -338,6 +338,7 @@ static MtrStatus find_interactions(const char *dir, char **path, MtrError *err)
         const char *name = e->d_name;
         if (name[0] == '.' || !(has_suffix(name, ".csv") || has_suffix(name, ".tsv"))) continue;
         if (strcmp(name, "items.csv") == 0 || strcmp(name, "items.tsv") == 0) continue;
+        if (strcmp(name, "users.csv") == 0 || strcmp(name, "users.tsv") == 0) continue;
         char *full = dataset_path(dir, name);
         int regular = full && is_file(full);
         free(full);
@@ -364,6 +365,34 @@ static MtrStatus find_interactions(const char *dir, char **path, MtrError *err)
         st = mtr_fail(err, MTR_E_NOMEM, "out of memory");
     }
     for (size_t i = 0; i < kept; i++) free(names[i]);
+    return st;
+}
+
+/* Joins the user side table (users.csv / users.tsv) onto t by the first
+ * column of the users file that t has. */
+static MtrStatus join_users(MtrTable *t, const MtrTable *users, uint64_t *missing, MtrError *err)
+{
+    if (!users->n_columns) return MTR_OK;
+    for (uint32_t c = 0; c < users->n_columns; c++)
+        if (table_column_index(t, users->columns[c].name) >= 0)
+            return side_join(t, users, users->columns[c].name, missing, err);
+    return mtr_fail(err, MTR_E_DATA, "%s: no column shared with %s to join it by", users->path,
+                    t->path);
+}
+
+/* Reads dir/users.csv or dir/users.tsv, when there is one, into ds->users. */
+static MtrStatus read_users_file(MtrDataset *ds, const MtrDataOptions *opt, MtrError *err)
+{
+    static const char *const names[] = {"users.csv", "users.tsv"};
+    MtrStatus st = MTR_OK;
+    for (size_t i = 0; i < 2 && st == MTR_OK && !ds->users.n_columns; i++) {
+        char *p = dataset_path(ds->dir, names[i]);
+        if (!p) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+        if (is_file(p))
+            st = read_generic(p, ",", opt->skip_bad, NULL, NULL, &ds->users, &ds->skipped, NULL,
+                              err);
+        free(p);
+    }
     return st;
 }
 
@@ -405,6 +434,8 @@ static MtrStatus open_generic(MtrDataset *ds, const char *file, const MtrDataOpt
     if (!st) ds->format = sep[0] == '\t' ? "tsv" : "csv";
     if (!st && !items)
         st = items_from_interactions(&ds->ratings, opt->item_columns, &ds->items, err);
+    if (!st && !file && !(st = read_users_file(ds, opt, err)))
+        st = join_users(&ds->ratings, &ds->users, &ds->side_missing, err);
     free(path);
     free(items);
     return st;
@@ -478,6 +509,9 @@ MtrStatus mtr_data_read_interactions(const char *path, const MtrDataset *ds,
     else
         st = read_generic(path, strcmp(ds->format, "tsv") == 0 ? "\t" : ",", opt->skip_bad,
                           &ds->items, opt->item_columns, out, &n_skipped, NULL, err);
+    if (!st && strncmp(ds->format, "movielens", 9) != 0 &&
+        (st = join_users(out, &ds->users, NULL, err)))
+        mtr_table_free(out);
     if (skipped) *skipped = n_skipped;
     return st;
 }
@@ -488,6 +522,7 @@ void mtr_data_free(MtrDataset *ds)
     if (!ds) return;
     mtr_table_free(&ds->ratings);
     mtr_table_free(&ds->items);
+    mtr_table_free(&ds->users);
     free(ds->dir);
     free(ds);
 }

@@ -121,6 +121,15 @@ void table_abort(TableBuilder *b);
 /* Index of column name in t, or -1. */
 int table_column_index(const MtrTable *t, const char *name);
 
+/* ---- side.c */
+
+/* Appends to dst every column of side that dst lacks, joined by column key
+ * (which both have): row r gets the value of the first side row whose key
+ * equals its own, or the empty value when there is none; those rows are
+ * added to *missing (may be NULL). */
+MtrStatus side_join(MtrTable *dst, const MtrTable *side, const char *key, uint64_t *missing,
+                    MtrError *err);
+
 /* ---- movielens.c */
 
 MtrStatus movielens_open_100k(MtrDataset *ds, const MtrDataOptions *opt, MtrError *err);

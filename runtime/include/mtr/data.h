@@ -28,13 +28,18 @@ typedef struct {
 } MtrTable;
 
 /* MovieLens columns carry TFDS's names: user_id, movie_id, movie_title,
- * user_rating, timestamp (ratings) and movie_id, movie_title (items). */
+ * user_rating, timestamp (ratings) and movie_id, movie_title, movie_genres
+ * (items, joined onto the ratings); with a user file, raw_user_age (100K),
+ * bucketized_user_age, user_gender, user_occupation_text, user_zip_code
+ * (users, joined onto the ratings). docs/data.md lists them per format. */
 typedef struct MtrDataset {
     char *dir;
-    const char *format; /* "movielens-100k", "movielens-1m", "movielens-latest", "csv", "tsv" */
-    MtrTable ratings;   /* the interactions */
-    MtrTable items;     /* every candidate item, in file order (duplicates kept) */
-    uint64_t skipped;   /* malformed records skipped under skip_bad */
+    const char *format;    /* "movielens-100k", "movielens-1m", "movielens-latest", "csv", "tsv" */
+    MtrTable ratings;      /* the interactions */
+    MtrTable items;        /* every candidate item, in file order (duplicates kept) */
+    uint64_t skipped;      /* malformed records skipped under skip_bad */
+    MtrTable users;        /* the user side table (u.user, users.dat, users.csv), or empty */
+    uint64_t side_missing; /* interactions whose key a side table lacks (features missing) */
 } MtrDataset;
 
 typedef struct {

@@ -159,7 +159,29 @@ typedef struct {
     int32_t derived_from;
     uint8_t compare;
     float threshold;
+    /* A feature column (docs/dsl.md, "Features"): computed from data column
+     * feature_of by `feature` (an MtrFeature), not read as it is; feature 0
+     * and feature_of -1 for any other column. Its statistics and, for an
+     * item list, the items' ids are taken from the training rows (featurize.c). */
+    uint8_t feature;
+    uint8_t tokens;      /* the value is split into words first */
+    uint8_t is_list;     /* several ids a row: an input of (rows, max_len), -1 padded */
+    int32_t feature_of;  /* the data column */
+    int32_t feature_arg; /* hash: bins; discretize: buckets; lookup: min_count */
+    uint32_t max_len;    /* a list's most ids a row, from the data (at least 1) */
+    uint32_t n_stats;    /* normalize: mean, variance; discretize, bucketize: boundaries */
+    float *stats;
+    uint32_t n_item_lists; /* a list item column: item i's ids are item_lists[i * max_len ..] */
+    int32_t *item_lists;
 } MtrColumn;
+
+/* What a feature column computes (features.def). */
+typedef enum {
+    MTR_FEAT_NONE = 0,
+#define X(E, n, id, ids) MTR_FEAT_##E = id,
+#include "mtr/features.def"
+#undef X
+} MtrFeature;
 
 /* Comparisons of derived labels (compares.def). */
 typedef enum {

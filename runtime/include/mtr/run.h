@@ -40,10 +40,11 @@ typedef struct {
     double eval_seconds; /* one evaluation pass (embed_items + eval_step over the test rows) */
     double last_loss;    /* mean batch loss of the last epoch */
     int64_t n_train, n_test;
-    uint64_t test_oov;  /* test values that fell to the out-of-vocabulary row */
-    uint64_t train_oov; /* the same for a given training file */
-    uint64_t overlap;   /* rows present in both the given train and test files */
-    uint64_t skipped;   /* malformed records skipped */
+    uint64_t test_oov;     /* test values that fell to the out-of-vocabulary row */
+    uint64_t train_oov;    /* the same for a given training file */
+    uint64_t overlap;      /* rows present in both the given train and test files */
+    uint64_t skipped;      /* malformed records skipped */
+    uint64_t side_missing; /* interactions whose key a side table lacks */
     size_t step_arena, param_arena, step_unshared;
     double op_seconds, matmul_seconds; /* with profile: time in all ops, in matmul */
     /* With eval_users: the half-width of each test metric's 95% confidence
