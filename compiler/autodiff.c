@@ -92,6 +92,20 @@ int grad_mix(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, i
     return multi_grad(g, op, OP_MIX_GRAD, in, op->iattr, 2, needs, din);
 }
 
+int grad_dense_ids(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
+{
+    /* dx, dw from one dense_ids_grad (dx at each id's first row; ids have none) */
+    if (needs[2]) {
+        module_fail(g->mod, "dense_ids: ids have no gradient");
+        return -1;
+    }
+    int32_t in[] = {dout[0], op->in[0], op->in[1], op->in[2]};
+    if (multi_grad(g, op, OP_DENSE_IDS_GRAD, in, op->iattr, 2, needs, din)) return -1;
+    char name[300];
+    snprintf(name, sizeof name, "d%s.work", g->mod->m->tensors[op->in[0]].name);
+    return module_rename(g->mod, g->ops[g->n_ops - 1].out[2], name);
+}
+
 int grad_uncertainty(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
 {
     /* dloss, ds from one uncertainty_grad */

@@ -102,6 +102,7 @@ MtrModel *emit_model_opts(const AstModel *ast, const EmitOptions *opts, FILE *er
     int rc = lower_model(ast, &mod, &l);
     Graph *train = &l.prog[PROG_TRAIN];
     if (rc == 0 && opts->rewrite && rewrite_fuse_inbatch_softmax(train) < 0) rc = -1;
+    if (rc == 0 && opts->rewrite && rewrite_dense_over_ids(train) < 0) rc = -1;
     if (rc == 0) rc = autodiff_backward(train, l.loss, &grads, &n_grads);
     if (rc == 0) rc = autodiff_updates(train, &l, grads, n_grads);
     if (rc == 0 && opts->rewrite && rewrite_sparse_embedding_grads(train, opts->lazy_adam) < 0)

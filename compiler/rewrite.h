@@ -13,6 +13,15 @@
  * how many were fused, or -1 with g->mod->why set. */
 int rewrite_fuse_inbatch_softmax(Graph *g);
 
+/* Before autodiff: every matmul(concat(a, b, ...), w) with w a parameter,
+ * whose concat nothing else reads and whose parts are each a function of one
+ * id column (sole_id_input), becomes the sum of dense_ids(part, w; its rows
+ * of w), one per part: each part's product made once per distinct id, and
+ * the backward likewise (dense_ids_grad). The same result up to rounding.
+ * The product keeps its tensor id. Returns how many were rewritten, or -1
+ * with g->mod->why set. */
+int rewrite_dense_over_ids(Graph *g);
+
 /* After the updates are appended: every sgd_update or adagrad_update whose
  * gradient is only a scatter_add into its own table (an embedding's) gets the
  * gradient as embedding_grad's (distinct ids, their rows) and becomes

@@ -220,6 +220,16 @@ static const GradCase cases[] = {
      0,
      {3, 0, 4, 1, 2},
      0},
+    /* a dense layer's part on distinct ids: each row its own id (grouping of
+     * repeated ids is checked by the whole model, whose rating head becomes
+     * dense_ids), the part rows 2..4 of a kernel of 7 rows */
+    {"dense_ids",
+     "dense_ids first=2",
+     {P2(5, 3), P2(7, 4), {IN_IDS, 1, 5, 1, -1, 0, 0, 0, 0}},
+     {2},
+     0,
+     {3, 0, 4, 1, 2},
+     0},
     /* x, gain and bias all differentiated; Keras's epsilon, rows of 5 whose
      * variance (about 1.3) keeps the normalisation far from its eps floor */
     /* with its mask fixed (a fixed seed, step and salt) dropout is linear: the
