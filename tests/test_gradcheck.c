@@ -220,9 +220,18 @@ static const GradCase cases[] = {
      0,
      {3, 0, 4, 1, 2},
      0},
-    /* a dense layer's part on distinct ids: each row its own id (grouping of
-     * repeated ids is checked by the whole model, whose rating head becomes
-     * dense_ids), the part rows 2..4 of a kernel of 7 rows */
+    /* a dense layer's part on distinct ids: each row its own id (the plain
+     * form), the part rows 2..4 of a kernel of 7 rows */
+    /* repeated ids take the grouped form: only each id's first row is read, and
+     * its gradient is the whole group's (the others' is 0), which the central
+     * differences see exactly so */
+    {"dense_ids",
+     "dense_ids grouped",
+     {P2(6, 3), P2(3, 4), {IN_IDS, 1, 6, 1, -1, 0, 0, 0, 0}},
+     {0},
+     0,
+     {1, 1, 2, 1, 0, 2},
+     0},
     {"dense_ids",
      "dense_ids first=2",
      {P2(5, 3), P2(7, 4), {IN_IDS, 1, 5, 1, -1, 0, 0, 0, 0}},

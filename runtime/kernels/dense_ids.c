@@ -61,6 +61,16 @@ static int64_t group_ids(const int32_t *ids, int64_t b, IdsWork *w)
     return g + 1;
 }
 
+/* Whether the distinct ids are few enough for the grouped form to pay: it
+ * makes n products and copies B rows, the plain form makes B products (which
+ * cost several copies each). With most ids distinct (uniform ids over a large
+ * vocabulary) the kernels fall back to the plain product on every row: the
+ * same result up to rounding, and the same bytes at a given thread count. */
+static int few_ids(int64_t n, int64_t b)
+{
+    return 2 * n <= b;
+}
+
 static void copy_products(const KernelCall *call, int64_t lo, int64_t hi)
 {
     int64_t b = call->in_shape[0].rows, d = call->in_shape[0].cols, h = call->in_shape[1].cols;
@@ -81,6 +91,11 @@ void kernel_dense_ids(const KernelCall *call)
     IdsWork w = ids_work(call->out[1], b, d, h, 0);
     if (b == 0 || h == 0) return;
     int64_t n = group_ids(ids, b, &w);
+    if (d > 0 && !few_ids(n, b)) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)b, (int)h, (int)d, 1.0f, x,
+                    (int)d, wt + (int64_t)call->iattr[0] * h, (int)h, 0.0f, call->out[0], (int)h);
+        return;
+    }
     for (int64_t g = 0; g < n; g++)
         memcpy(w.xd + g * d, x + (int64_t)w.first_row[g] * d, (size_t)d * sizeof *x);
     if (d == 0)
@@ -108,6 +123,13 @@ void kernel_dense_ids_grad(const KernelCall *call)
     memset(dw, 0, (size_t)(k * h) * sizeof *dw);
     if (b == 0 || h == 0 || d == 0) return;
     int64_t n = group_ids(ids, b, &w);
+    if (!few_ids(n, b)) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, (int)h, (int)b, 1.0f, x,
+                    (int)d, dy, (int)h, 0.0f, dw + first * h, (int)h);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)d, (int)h, 1.0f, dy,
+                    (int)h, wt + first * h, (int)h, 0.0f, dx, (int)d);
+        return;
+    }
     memset(w.p, 0, (size_t)(n * h) * sizeof *w.p);
     for (int64_t i = 0; i < b; i++) {
         float *s = w.p + (int64_t)w.group[i] * h;
