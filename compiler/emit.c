@@ -105,7 +105,9 @@ MtrModel *emit_model_opts(const AstModel *ast, const EmitOptions *opts, FILE *er
     if (rc == 0 && opts->rewrite && rewrite_dense_over_ids(train) < 0) rc = -1;
     if (rc == 0) rc = autodiff_backward(train, l.loss, &grads, &n_grads);
     if (rc == 0) rc = autodiff_updates(train, &l, grads, n_grads);
-    if (rc == 0 && opts->rewrite && rewrite_sparse_embedding_grads(train, opts->lazy_adam) < 0)
+    int32_t lazy = rc == 0 ? l.knob_of[MTR_KNOB_LAZY] : -1;
+    if (rc == 0 && opts->rewrite &&
+        rewrite_sparse_embedding_grads(train, lazy >= 0 && mod.m->knobs[lazy].value != 0) < 0)
         rc = -1;
     if (rc == 0 && sparse_gradients(&mod, &l)) rc = -1;
     free(grads);

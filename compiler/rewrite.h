@@ -28,7 +28,8 @@ int rewrite_dense_over_ids(Graph *g);
  * sgd_update_rows / adagrad_update_rows, so a step's cost no longer depends on
  * the vocabulary size; the result is the same bit for bit. Adam keeps the
  * dense update (Keras semantics: every row's moments decay each step) unless
- * lazy_adam, which makes it adam_update_rows (LazyAdam: a different result).
+ * lazy_adam (adam(lazy = 1) in the .mtr), which makes it adam_update_rows
+ * (LazyAdam: a different result).
  * Returns how many were rewritten, or -1 with g->mod->why set. */
 int rewrite_sparse_embedding_grads(Graph *g, int lazy_adam);
 
