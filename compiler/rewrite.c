@@ -182,26 +182,22 @@ int rewrite_dense_over_ids(Graph *g)
         }
         if (!ok) continue;
 
-        /* The new ops go at the end, then take the product's place: one
-         * dense_ids per part, summed by adds whose last writes the product's
-         * own tensor (so bias_add and the rest keep reading it). */
+        /* The new ops go at the end, then take the product's place: the
+         * first part's dense_ids, then each other part's dense_ids_acc adding
+         * its products in the same pass; the last writes the product's own
+         * tensor (so bias_add and the rest keep reading it). */
         const char *base = m->tensors[mm.out[0]].name;
         uint32_t start = g->n_ops;
         int32_t sum = -1;
         for (int p = 0; p < n; p++) {
             char name[300];
             snprintf(name, sizeof name, "%s.part%d", base, p + 1);
-            int32_t in[] = {part[p], mm.in[1], ids[p]}, at[MTR_MAX_IATTR] = {col[p]};
-            int32_t y = graph_op(g, OP_DENSE_IDS, in, at, 0, NULL, name);
-            if (y < 0) return -1;
+            int32_t in[] = {sum, part[p], mm.in[1], ids[p]}, at[MTR_MAX_IATTR] = {col[p]};
+            sum = p == 0 ? graph_op(g, OP_DENSE_IDS, in + 1, at, 0, NULL, name)
+                         : graph_op(g, OP_DENSE_IDS_ACC, in, at, 0, NULL, name);
+            if (sum < 0) return -1;
             snprintf(name, sizeof name, "%s.part%d.work", base, p + 1);
             if (module_rename(g->mod, g->ops[g->n_ops - 1].out[1], name)) return -1;
-            if (sum >= 0) {
-                snprintf(name, sizeof name, "%s.sum%d", base, p + 1);
-                int32_t add_in[] = {sum, y};
-                if ((y = graph_op(g, OP_ADD, add_in, NULL, 0, NULL, name)) < 0) return -1;
-            }
-            sum = y;
         }
         g->ops[g->n_ops - 1].out[0] = mm.out[0];
         uint32_t k = g->n_ops - start;

@@ -15,8 +15,9 @@ int rewrite_fuse_inbatch_softmax(Graph *g);
 
 /* Before autodiff: every matmul(concat(a, b, ...), w) with w a parameter,
  * whose concat nothing else reads and whose parts are each a function of one
- * id column (sole_id_input), becomes the sum of dense_ids(part, w; its rows
- * of w), one per part: each part's product made once per distinct id, and
+ * id column (sole_id_input), becomes dense_ids(part 1, w; its rows of w)
+ * followed by dense_ids_acc for each other part, adding its product in the
+ * same pass: each part's product made once per distinct id, and
  * the backward likewise (dense_ids_grad). The same result up to rounding.
  * The product keeps its tensor id. Returns how many were rewritten, or -1
  * with g->mod->why set. */

@@ -773,6 +773,14 @@ int shape_dense_ids(const MtrShape *in, const int32_t *a, MtrShape *out, char *w
     return 0;
 }
 
+/* dense_ids_acc(base (B,H), x, w, ids): base has the output's shape. */
+int shape_dense_ids_acc(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    if (shape_dense_ids(in + 1, a, out, why, n)) return -1;
+    if (!shape_eq(&in[0], &out[0])) return fail(why, n, "the base is not the shape of the output");
+    return 0;
+}
+
 /* dense_ids_grad(dy (B,H), x, w, ids) -> dx (x's shape), dw (w's shape), work. */
 int shape_dense_ids_grad(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
 {

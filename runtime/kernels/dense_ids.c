@@ -71,6 +71,7 @@ static int few_ids(int64_t n, int64_t b)
     return 2 * n <= b;
 }
 
+/* Each row gets its id's product: dense_ids, whose inputs are x, w, ids. */
 static void copy_products(const KernelCall *call, int64_t lo, int64_t hi)
 {
     int64_t b = call->in_shape[0].rows, d = call->in_shape[0].cols, h = call->in_shape[1].cols;
@@ -80,20 +81,37 @@ static void copy_products(const KernelCall *call, int64_t lo, int64_t hi)
         memcpy(y + i * h, w.p + (int64_t)w.group[i] * h, (size_t)h * sizeof *y);
 }
 
-/* y = x w[first..first+D): Xd (distinct rows) times that part of w, then each
- * row gets its id's product. */
-void kernel_dense_ids(const KernelCall *call)
+/* Each row gets its base row plus its id's product: dense_ids_acc, whose inputs
+ * are base, x, w, ids. */
+static void add_products(const KernelCall *call, int64_t lo, int64_t hi)
 {
-    const float *x = call->in[0];     /* (B,D) */
-    const float *wt = call->in[1];    /* (K,H) */
-    const int32_t *ids = call->in[2]; /* (B) */
-    int64_t b = call->in_shape[0].rows, d = call->in_shape[0].cols, h = call->in_shape[1].cols;
+    int64_t b = call->in_shape[1].rows, d = call->in_shape[1].cols, h = call->in_shape[2].cols;
+    IdsWork w = ids_work(call->out[1], b, d, h, 0);
+    const float *base = call->in[0]; /* (B,H), may be y */
+    float *y = call->out[0];         /* (B,H) */
+    for (int64_t i = lo; i < hi; i++) {
+        const float *p = w.p + (int64_t)w.group[i] * h;
+        for (int64_t j = 0; j < h; j++) y[i * h + j] = base[i * h + j] + p[j];
+    }
+}
+
+/* y (+)= x w[first..first+D): Xd (distinct rows) times that part of w, then
+ * each row gets its id's product (added to its base row for dense_ids_acc). */
+static void dense_ids_run(const KernelCall *call, int at)
+{
+    const float *x = call->in[at];         /* (B,D) */
+    const float *wt = call->in[at + 1];    /* (K,H) */
+    const int32_t *ids = call->in[at + 2]; /* (B) */
+    float *y = call->out[0];               /* (B,H) */
+    int64_t b = call->in_shape[at].rows, d = call->in_shape[at].cols,
+            h = call->in_shape[at + 1].cols;
     IdsWork w = ids_work(call->out[1], b, d, h, 0);
     if (b == 0 || h == 0) return;
     int64_t n = group_ids(ids, b, &w);
     if (d > 0 && !few_ids(n, b)) {
+        if (at && y != call->in[0]) memcpy(y, call->in[0], (size_t)(b * h) * sizeof *y);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)b, (int)h, (int)d, 1.0f, x,
-                    (int)d, wt + (int64_t)call->iattr[0] * h, (int)h, 0.0f, call->out[0], (int)h);
+                    (int)d, wt + (int64_t)call->iattr[0] * h, (int)h, at ? 1.0f : 0.0f, y, (int)h);
         return;
     }
     for (int64_t g = 0; g < n; g++)
@@ -103,7 +121,17 @@ void kernel_dense_ids(const KernelCall *call)
     else
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)h, (int)d, 1.0f, w.xd,
                     (int)d, wt + (int64_t)call->iattr[0] * h, (int)h, 0.0f, w.p, (int)h);
-    kern_rows(call, b, h, 1, copy_products);
+    kern_rows(call, b, h, 1, at ? add_products : copy_products);
+}
+
+void kernel_dense_ids(const KernelCall *call)
+{
+    dense_ids_run(call, 0);
+}
+
+void kernel_dense_ids_acc(const KernelCall *call)
+{
+    dense_ids_run(call, 1);
 }
 
 /* S = dy summed by id (in batch order, from zero), then dw's part = Xd^T S and
