@@ -15,6 +15,7 @@
 typedef struct {
     float *xd, *p, *dxd;
     int32_t *group, *first_row, *order, *tmp;
+    const int32_t *sorted; /* the rows by id (in batch order within an id), after group_ids */
 } IdsWork;
 
 static IdsWork ids_work(float *work, int64_t b, int64_t d, int64_t h, int backward)
@@ -28,6 +29,7 @@ static IdsWork ids_work(float *work, int64_t b, int64_t d, int64_t h, int backwa
     w.first_row = ints + b;
     w.order = ints + 2 * b;
     w.tmp = ints + 3 * b;
+    w.sorted = w.order;
     return w;
 }
 
@@ -58,6 +60,7 @@ static int64_t group_ids(const int32_t *ids, int64_t b, IdsWork *w)
         if (g < 0 || ids[r] != ids[w->first_row[g]]) w->first_row[++g] = r;
         w->group[r] = (int32_t)g;
     }
+    w->sorted = order;
     return g + 1;
 }
 
@@ -158,10 +161,13 @@ void kernel_dense_ids_grad(const KernelCall *call)
                     (int)h, wt + first * h, (int)h, 0.0f, dx, (int)d);
         return;
     }
+    /* in id order, so each sum stays in cache while its rows are added (in
+     * batch order within an id: the same sums as a pass in batch order) */
     memset(w.p, 0, (size_t)(n * h) * sizeof *w.p);
     for (int64_t i = 0; i < b; i++) {
-        float *s = w.p + (int64_t)w.group[i] * h;
-        const float *src = dy + i * h;
+        int32_t r = w.sorted[i];
+        float *s = w.p + (int64_t)w.group[r] * h;
+        const float *src = dy + (int64_t)r * h;
         for (int64_t j = 0; j < h; j++) s[j] += src[j];
     }
     for (int64_t g = 0; g < n; g++)
