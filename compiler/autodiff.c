@@ -106,6 +106,43 @@ int grad_mix(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, i
     return multi_grad(g, op, OP_MIX_GRAD, in, op->iattr, 2, needs, din);
 }
 
+int grad_dense_ids(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
+{
+    /* dx, dw from one dense_ids_grad (dx at each id's first row; ids have none) */
+    if (needs[2]) {
+        module_fail(g->mod, "dense_ids: ids have no gradient");
+        return -1;
+    }
+    int32_t in[] = {dout[0], op->in[0], op->in[1], op->in[2]};
+    if (multi_grad(g, op, OP_DENSE_IDS_GRAD, in, op->iattr, 2, needs, din)) return -1;
+    char name[300];
+    snprintf(name, sizeof name, "d%s.work", g->mod->m->tensors[op->in[0]].name);
+    return module_rename(g->mod, g->ops[g->n_ops - 1].out[2], name);
+}
+
+int grad_dense_ids_acc(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs,
+                       int32_t *din)
+{
+    /* dbase = dy; dx, dw from one dense_ids_grad, as for dense_ids */
+    if (needs[3]) {
+        module_fail(g->mod, "dense_ids_acc: ids have no gradient");
+        return -1;
+    }
+    if (needs[0]) din[0] = dout[0];
+    if (!needs[1] && !needs[2]) return 0;
+    char name[300];
+    int32_t in[] = {dout[0], op->in[1], op->in[2], op->in[3]};
+    if (graph_op(g, OP_DENSE_IDS_GRAD, in, op->iattr, 0, NULL,
+                 dname(g, op->in[1], name, sizeof name)) < 0)
+        return -1;
+    const MtrOp *back = &g->ops[g->n_ops - 1];
+    if (needs[1]) din[1] = back->out[0];
+    if (needs[2]) din[2] = back->out[1];
+    if (module_rename(g->mod, back->out[1], dname(g, op->in[2], name, sizeof name))) return -1;
+    snprintf(name, sizeof name, "d%s.work", g->mod->m->tensors[op->in[1]].name);
+    return module_rename(g->mod, back->out[2], name);
+}
+
 int grad_uncertainty(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
 {
     /* dloss, ds from one uncertainty_grad */

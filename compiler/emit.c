@@ -102,9 +102,16 @@ MtrModel *emit_model_opts(const AstModel *ast, const EmitOptions *opts, FILE *er
     int rc = lower_model(ast, &mod, &l);
     Graph *train = &l.prog[PROG_TRAIN];
     if (rc == 0 && opts->rewrite && rewrite_fuse_inbatch_softmax_notes(train, errs) < 0) rc = -1;
+    /* the forward programs too: evaluation runs the same head on the test rows */
+    for (int p = 0; p < PROG_COUNT && rc == 0 && opts->rewrite; p++)
+        if ((p == PROG_TRAIN || p == PROG_EVAL || p == PROG_PREDICT) && l.present[p] &&
+            rewrite_dense_over_ids(&l.prog[p]) < 0)
+            rc = -1;
     if (rc == 0) rc = autodiff_backward(train, l.loss, &grads, &n_grads);
     if (rc == 0) rc = autodiff_updates(train, &l, grads, n_grads);
-    if (rc == 0 && opts->rewrite && rewrite_sparse_embedding_grads(train, opts->lazy_adam) < 0)
+    int32_t lazy = rc == 0 ? l.knob_of[MTR_KNOB_LAZY] : -1;
+    if (rc == 0 && opts->rewrite &&
+        rewrite_sparse_embedding_grads(train, lazy >= 0 && mod.m->knobs[lazy].value != 0) < 0)
         rc = -1;
     if (rc == 0 && sparse_gradients(&mod, &l)) rc = -1;
     free(grads);

@@ -12,8 +12,7 @@
 #define EMIT_MAX_SIZES 16
 
 typedef struct {
-    int rewrite;   /* run the rewrite passes (fused in-batch softmax); 1 by default */
-    int lazy_adam; /* embeddings under Adam get the lazy, row-wise update (--lazy-adam) */
+    int rewrite; /* run the rewrite passes (fused in-batch softmax); 1 by default */
     /* Sizes for --dump plan (symbol name = value); symbols not given are 1000
      * (vocabularies, items) or 10 (k). */
     int n_sizes;

@@ -19,8 +19,7 @@ static const char USAGE[] =
     "                                       print the compiled programs or memory plan\n"
     "       mtrc --dot FILE.mtr             print the graph for Graphviz\n"
     "       mtrc --help | --version\n"
-    "options: -O0  no rewrite passes (keep the in-batch softmax's B x B score matrix)\n"
-    "         --lazy-adam  under Adam, update only the embedding rows a batch touched\n";
+    "options: -O0  no rewrite passes (keep the in-batch softmax's B x B score matrix)\n";
 
 typedef enum { MODE_NONE, MODE_COMPILE, MODE_CHECK, MODE_DUMP, MODE_DOT } Mode;
 
@@ -103,7 +102,8 @@ static int parse_args(int argc, char **argv, Args *a)
             a->opts->size_values[a->opts->n_sizes++] = n;
             i++;
         } else if (strcmp(arg, "--lazy-adam") == 0) {
-            a->opts->lazy_adam = 1;
+            return usage_error("%s", "--lazy-adam is now an option of the optimizer: "
+                                     "optimizer adam(lr = 0.001, lazy = 1)");
         } else if (strcmp(arg, "-O0") == 0 || strcmp(arg, "-O1") == 0) {
             a->no_rewrite = arg[2] == '0';
         } else if (arg[0] == '-' && arg[1] != '\0') {

@@ -68,7 +68,7 @@ static int32_t data_column(const MtrModel *m, const MtrTensor *ten)
 }
 
 /* The input tensor of ids that t is a function of (with parameters), row by
- * row: its one input, or the one plain id input among several whose others
+ * row: its one input, or (unless only_one) the one plain id input among several whose others
  * all read that id's own column or its side columns (mtr/sides.def, a feature
  * joined on an id is a function of that id). Then rows of t with equal ids
  * are equal, which the distinct-id form needs. -1 when there is no such
@@ -76,7 +76,7 @@ static int32_t data_column(const MtrModel *m, const MtrTensor *ten)
  * names are then appended to why (when given). -2 when out of memory: an
  * error, never a reason to choose the other form (the compiled model would
  * depend on the allocator). */
-static int32_t sole_id_input(const Graph *g, int32_t t, char *why, size_t why_cap)
+static int32_t sole_id_input(const Graph *g, int32_t t, int only_one, char *why, size_t why_cap)
 {
     const MtrModel *m = g->mod->m;
     int32_t *stack = malloc((g->n_ops * MTR_MAX_IN + 1) * sizeof *stack);
@@ -111,7 +111,7 @@ static int32_t sole_id_input(const Graph *g, int32_t t, char *why, size_t why_ca
     free(stack);
     free(seen);
     if (oom) return -2;
-    if (!ok || n_inputs == 0) return -1;
+    if (!ok || n_inputs == 0 || (only_one && n_inputs > 1)) return -1;
     /* the key: a plain id vector (a looked-up column read as it is) of which
      * every other input reads the column itself or a side column */
     int best = -1, best_bad = n_inputs + 1;
@@ -168,8 +168,8 @@ int rewrite_fuse_inbatch_softmax_notes(Graph *g, FILE *notes)
         if (len > 5 && strcmp(loss_name + len - 5, ".loss") == 0) len -= 5;
         snprintf(base, sizeof base, "%.*s.inbatch_loss", (int)len, loss_name);
         char why[512] = "";
-        int32_t qid = sole_id_input(g, mm.in[0], why, sizeof why);
-        int32_t cid = sole_id_input(g, mm.in[1], why, sizeof why);
+        int32_t qid = sole_id_input(g, mm.in[0], 0, why, sizeof why);
+        int32_t cid = sole_id_input(g, mm.in[1], 0, why, sizeof why);
         if (qid == -2 || cid == -2) return module_fail(g->mod, "out of memory"), -1;
         int by_ids = qid >= 0 && cid >= 0;
         if (!by_ids && notes && why[0])
@@ -200,6 +200,102 @@ int rewrite_fuse_inbatch_softmax_notes(Graph *g, FILE *notes)
         fused++;
     }
     return fused;
+}
+
+/* The most parts a dense layer over a concat is split into. */
+#define MAX_PARTS 16
+
+/* Appends the leaves of t to part (with their first columns in col): t itself,
+ * or when t is a concat that nothing else reads, the leaves of its two inputs.
+ * Returns the new count, or -1 when there are more than MAX_PARTS or a width
+ * is not a constant. */
+static int concat_parts(const Graph *g, int32_t t, int32_t at, int32_t *part, int32_t *col, int n)
+{
+    int64_t w = writer(g, t);
+    if (w >= 0 && g->ops[w].kind == OP_CONCAT && readers(g, t) == 1) {
+        int32_t a = g->ops[w].in[0], b = g->ops[w].in[1];
+        MtrShape sa = module_shape(g->mod, a);
+        if (sa.rank != 2 || sa.dim[1].sym >= 0) return -1;
+        n = concat_parts(g, a, at, part, col, n);
+        return n < 0 ? -1 : concat_parts(g, b, at + sa.dim[1].k, part, col, n);
+    }
+    if (n >= MAX_PARTS) return -1;
+    part[n] = t, col[n] = at;
+    return n + 1;
+}
+
+/* Removes op i, shifting the later ones down. */
+static void drop_op(Graph *g, uint32_t i)
+{
+    memmove(&g->ops[i], &g->ops[i + 1], (g->n_ops - i - 1) * sizeof *g->ops);
+    g->n_ops--;
+}
+
+int rewrite_dense_over_ids(Graph *g)
+{
+    const MtrModel *m = g->mod->m;
+    int done = 0;
+    for (uint32_t j = 0; j < g->n_ops; j++) {
+        MtrOp mm = g->ops[j];
+        if (mm.kind != OP_MATMUL || mm.iattr[0] != 0 || mm.iattr[1] != 0) continue;
+        if (m->tensors[mm.in[1]].role != MTR_ROLE_PARAM) continue;
+        int32_t part[MAX_PARTS], col[MAX_PARTS], ids[MAX_PARTS];
+        int n = concat_parts(g, mm.in[0], 0, part, col, 0);
+        if (n < 2) continue;
+        MtrShape ws = module_shape(g->mod, mm.in[1]);
+        if (ws.dim[1].sym >= 0) continue;
+        int ok = 1;
+        for (int p = 0; p < n && ok; p++) {
+            MtrShape ps = module_shape(g->mod, part[p]);
+            /* one input only: two rows with the out-of-vocabulary id may
+             * differ in a side feature (a cold-start user in predict --file) */
+            ids[p] = sole_id_input(g, part[p], 1, NULL, 0);
+            if (ids[p] == -2) return module_fail(g->mod, "out of memory"), -1;
+            ok = ids[p] >= 0 && ps.rank == 2 && ps.dim[1].sym < 0 && ps.dim[1].k > 0;
+        }
+        if (!ok) continue;
+
+        /* The new ops go at the end, then take the product's place: the
+         * first part's dense_ids, then each other part's dense_ids_acc adding
+         * its products in the same pass; the last writes the product's own
+         * tensor (so bias_add and the rest keep reading it). */
+        const char *base = m->tensors[mm.out[0]].name;
+        uint32_t start = g->n_ops;
+        int32_t sum = -1;
+        for (int p = 0; p < n; p++) {
+            char name[300];
+            snprintf(name, sizeof name, "%s.part%d", base, p + 1);
+            int32_t in[] = {sum, part[p], mm.in[1], ids[p]}, at[MTR_MAX_IATTR] = {col[p]};
+            sum = p == 0 ? graph_op(g, OP_DENSE_IDS, in + 1, at, 0, NULL, name)
+                         : graph_op(g, OP_DENSE_IDS_ACC, in, at, 0, NULL, name);
+            if (sum < 0) return -1;
+            snprintf(name, sizeof name, "%s.part%d.work", base, p + 1);
+            if (module_rename(g->mod, g->ops[g->n_ops - 1].out[1], name)) return -1;
+        }
+        g->ops[g->n_ops - 1].out[0] = mm.out[0];
+        uint32_t k = g->n_ops - start;
+        MtrOp *fresh = malloc(k * sizeof *fresh);
+        if (!fresh) return module_fail(g->mod, "out of memory"), -1;
+        memcpy(fresh, &g->ops[start], k * sizeof *fresh);
+        g->n_ops = start;
+        /* room for k ops in the product's place (the graph held them a moment ago) */
+        memmove(&g->ops[j + k], &g->ops[j + 1], (g->n_ops - j - 1) * sizeof *g->ops);
+        memcpy(&g->ops[j], fresh, k * sizeof *fresh);
+        g->n_ops += k - 1;
+        free(fresh);
+        /* the concats are read by nothing now */
+        for (uint32_t i = 0; i < j;) {
+            if (g->ops[i].kind == OP_CONCAT && readers(g, g->ops[i].out[0]) == 0) {
+                drop_op(g, i);
+                j--;
+            } else {
+                i++;
+            }
+        }
+        j += k - 1;
+        done++;
+    }
+    return done;
 }
 
 /* The row-wise form of a dense update, or OP_COUNT. Adam's dense (Keras)

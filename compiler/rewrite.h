@@ -20,13 +20,24 @@ int rewrite_fuse_inbatch_softmax(Graph *g);
  * columns (mtr/sides.def). */
 int rewrite_fuse_inbatch_softmax_notes(Graph *g, FILE *notes);
 
+/* Before autodiff: every matmul(concat(a, b, ...), w) with w a parameter,
+ * whose concat nothing else reads and whose parts are each a function of one
+ * id column (sole_id_input), becomes dense_ids(part 1, w; its rows of w)
+ * followed by dense_ids_acc for each other part, adding its product in the
+ * same pass: each part's product made once per distinct id, and
+ * the backward likewise (dense_ids_grad). The same result up to rounding.
+ * The product keeps its tensor id. Returns how many were rewritten, or -1
+ * with g->mod->why set. */
+int rewrite_dense_over_ids(Graph *g);
+
 /* After the updates are appended: every sgd_update or adagrad_update whose
  * gradient is only a scatter_add into its own table (an embedding's) gets the
  * gradient as embedding_grad's (distinct ids, their rows) and becomes
  * sgd_update_rows / adagrad_update_rows, so a step's cost no longer depends on
  * the vocabulary size; the result is the same bit for bit. Adam keeps the
  * dense update (Keras semantics: every row's moments decay each step) unless
- * lazy_adam, which makes it adam_update_rows (LazyAdam: a different result).
+ * lazy_adam (adam(lazy = 1) in the .mtr), which makes it adam_update_rows
+ * (LazyAdam: a different result).
  * Returns how many were rewritten, or -1 with g->mod->why set. */
 int rewrite_sparse_embedding_grads(Graph *g, int lazy_adam);
 

@@ -45,6 +45,12 @@ MtrStatus mtr_knob_assign(MtrModel *m, const char *key_eq_value, MtrError *err)
     int k = mtr_model_find_knob(m, key);
     if (k < 0) return unknown_key(m, key, err);
     MtrKnob *knob = &m->knobs[k];
+    const MtrKnobInfo *info = mtr_knob_info(knob->kind);
+    if (info && !info->run)
+        return mtr_fail(err, MTR_E_ARG,
+                        "knob '%s' shapes the compiled program; change it in the .mtr file and "
+                        "compile again",
+                        key);
     double v;
     char *end;
     errno = 0;

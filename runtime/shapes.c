@@ -776,3 +776,42 @@ int shape_infer(OpKind kind, const MtrShape *in, const int32_t *iattr, MtrShape 
     };
     return rules[kind](in, iattr, out, why, n);
 }
+
+/* dense_ids(x (B,D), w (K,H), ids (B)): D and H constants (the work's width), and
+ * rows first..first+D of w exist. */
+int shape_dense_ids(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    if (want(in, 0, 2, MTR_DT_F32, why, n) || want(in, 1, 2, MTR_DT_F32, why, n) ||
+        want(in, 2, 1, MTR_DT_I32, why, n))
+        return -1;
+    if (dims_eq(in[0].dim[0], in[2].dim[0], "rows of the input and of its ids", why, n)) return -1;
+    MtrDim d = in[0].dim[1], k = in[1].dim[0], h = in[1].dim[1];
+    if (d.sym >= 0 || k.sym >= 0 || h.sym >= 0 || h.k > (1 << 20) || d.k > (1 << 20))
+        return fail(why, n, "dense_ids needs constant widths of at most 2^20");
+    if (a[0] < 0 || a[0] > k.k - d.k)
+        return fail(why, n, "rows %d..%d of a kernel of %d rows", a[0], a[0] + d.k, k.k);
+    out[0] = matrix(in[0].dim[0], h);
+    out[1] = matrix(in[0].dim[0], (MtrDim){-1, d.k + h.k + 4});
+    return 0;
+}
+
+/* dense_ids_acc(base (B,H), x, w, ids): base has the output's shape. */
+int shape_dense_ids_acc(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    if (shape_dense_ids(in + 1, a, out, why, n)) return -1;
+    if (!shape_eq(&in[0], &out[0])) return fail(why, n, "the base is not the shape of the output");
+    return 0;
+}
+
+/* dense_ids_grad(dy (B,H), x, w, ids) -> dx (x's shape), dw (w's shape), work. */
+int shape_dense_ids_grad(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    MtrShape y[2];
+    if (shape_dense_ids(in + 1, a, y, why, n)) return -1;
+    if (!shape_eq(&in[0], &y[0]))
+        return fail(why, n, "the gradient is not the shape of the output");
+    out[0] = in[1];
+    out[1] = in[2];
+    out[2] = matrix(in[1].dim[0], (MtrDim){-1, in[2].dim[1].k + 2 * in[1].dim[1].k + 4});
+    return 0;
+}

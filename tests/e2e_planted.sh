@@ -119,11 +119,17 @@ echo "click model: auc $auc"
 awk -v v="$auc" 'BEGIN { exit !(v >= 0.8) }' || fail "click auc = $auc, expected >= 0.8 (chance 0.5)"
 prob="$("$bin/mtrun" "$tmp/click.trained" predict --user "$user" --item "$item" | cut -f2)"
 awk -v p="$prob" 'BEGIN { exit !(p > 0 && p < 1) }' || fail "click predict gave '$prob', not a probability"
-# The same with the lazy Adam (mtrc --lazy-adam): embeddings updated row-wise,
+# The same with the lazy Adam (adam(..., lazy = 1)): embeddings updated row-wise,
 # dense layers as before; it learns as well.
-"$bin/mtrc" --lazy-adam "$tmp/click.mtr" -o "$tmp/click_lazy.bin"
-"$bin/mtrc" --lazy-adam --dump graph "$tmp/click.mtr" | grep -q 'adam_update_rows(user.embedding' ||
-  fail "mtrc --lazy-adam did not give the user embedding a row-wise Adam update"
+sed 's/optimizer adam(\(.*\))/optimizer adam(\1, lazy = 1)/' "$tmp/click.mtr" >"$tmp/click_lazy.mtr"
+grep -q 'lazy = 1' "$tmp/click_lazy.mtr" || fail "could not write the lazy-Adam click model"
+"$bin/mtrc" "$tmp/click_lazy.mtr" -o "$tmp/click_lazy.bin"
+"$bin/mtrc" --dump graph "$tmp/click_lazy.mtr" | grep -q 'adam_update_rows(user.embedding' ||
+  fail "adam(lazy = 1) did not give the user embedding a row-wise Adam update"
+"$bin/mtrc" --dump graph "$tmp/click.mtr" | grep -q 'adam_update_rows' &&
+  fail "Keras's dense Adam (no lazy) got a row-wise update"
+"$bin/mtrun" "$tmp/click_lazy.bin" set optimizer.lazy=0 2>/dev/null &&
+  fail "mtrun set changed optimizer.lazy, which only mtrc may set"
 "$bin/mtrun" "$tmp/click_lazy.bin" --data "$tmp/click" --threads 1 --quiet \
   --metrics "$tmp/click_lazy.jsonl" >/dev/null || fail "the lazy-Adam click model did not train"
 auc="$(field "$(grep '"phase":"test"' "$tmp/click_lazy.jsonl")" auc)"

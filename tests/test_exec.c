@@ -721,7 +721,7 @@ static int corrupt(MtrModel *m, int64_t *values, Corruption c)
     switch (c) {
     case BAD_OUTPUT_SHAPE:
         for (uint32_t i = 0; i < p->n_ops; i++)
-            if (p->ops[i].kind == OP_CONCAT) {
+            if (p->ops[i].kind == OP_BIAS_ADD) {
                 m->tensors[p->ops[i].out[0]].dim[1].k += 1;
                 return 0;
             }

@@ -236,6 +236,40 @@ static const GradCase cases[] = {
      0,
      {3, 0, 4, 1, 2},
      0},
+    /* a dense layer's part on distinct ids: each row its own id (the plain
+     * form), the part rows 2..4 of a kernel of 7 rows */
+    /* repeated ids take the grouped form: only each id's first row is read, and
+     * its gradient is the whole group's (the others' is 0), which the central
+     * differences see exactly so */
+    {"dense_ids",
+     "dense_ids grouped",
+     {P2(6, 3), P2(3, 4), {IN_IDS, 1, 6, 1, -1, 0, 0, 0, 0}},
+     {0},
+     0,
+     {1, 1, 2, 1, 0, 2},
+     0},
+    /* the later parts: added to a base (whose gradient is dy), grouped and plain */
+    {"dense_ids_acc",
+     "dense_ids_acc grouped",
+     {P2(6, 4), P2(6, 2), P2(5, 4), {IN_IDS, 1, 6, 1, -1, 0, 0, 0, 0}},
+     {3},
+     0,
+     {4, 0, 4, 4, 0, 1},
+     0},
+    {"dense_ids_acc",
+     "dense_ids_acc first=1",
+     {P2(4, 3), P2(4, 2), P2(5, 3), {IN_IDS, 1, 4, 1, -1, 0, 0, 0, 0}},
+     {1},
+     0,
+     {2, 0, 3, 1},
+     0},
+    {"dense_ids",
+     "dense_ids first=2",
+     {P2(5, 3), P2(7, 4), {IN_IDS, 1, 5, 1, -1, 0, 0, 0, 0}},
+     {2},
+     0,
+     {3, 0, 4, 1, 2},
+     0},
     /* x, gain and bias all differentiated; Keras's epsilon, rows of 5 whose
      * variance (about 1.3) keeps the normalisation far from its eps floor */
     /* with its mask fixed (a fixed seed, step and salt) dropout is linear: the

@@ -610,6 +610,99 @@ static void test_gather_scatter_out_of_range(void **state)
     expect_close(lhs, rhs, 1e-4, 1e-6, "gather adjoint", 0);
 }
 
+/* dense_ids (and dense_ids_acc) against the plain product x w[first..first+D)
+ * in double, on rows that are a function of their id (x = table[id]), with few
+ * distinct ids (the grouped form) or many (the plain one); and dense_ids_grad:
+ * dw against x^T dy, and dx summed over each id's rows against dy w^T summed
+ * likewise (what reaches the table), with 0 on every row but each id's first. */
+static void check_dense_ids(int64_t b, int64_t vocab, int acc)
+{
+    const int64_t d = 3, h = 5, k = 8, first = 2;
+    Rng r;
+    rng_seed(&r, (uint64_t)(b * 31 + vocab + acc));
+    float *table = fbuf((size_t)(vocab * d)), *x = fbuf((size_t)(b * d));
+    float *w = fbuf((size_t)(k * h)), *base = fbuf((size_t)(b * h)), *y = fbuf((size_t)(b * h));
+    float *dy = fbuf((size_t)(b * h)), *dx = fbuf((size_t)(b * d)), *dw = fbuf((size_t)(k * h));
+    float *work = fbuf((size_t)(b * (h + 2 * d + 4)));
+    int32_t *ids = calloc((size_t)b, sizeof *ids);
+    assert_non_null(ids);
+    fill_uniform(&r, table, (size_t)(vocab * d), -1, 1);
+    fill_uniform(&r, w, (size_t)(k * h), -1, 1);
+    fill_uniform(&r, base, (size_t)(b * h), -1, 1);
+    fill_uniform(&r, dy, (size_t)(b * h), -1, 1);
+    for (int64_t i = 0; i < b; i++) {
+        ids[i] = (int32_t)rng_below(&r, (uint64_t)vocab);
+        memcpy(x + i * d, table + (int64_t)ids[i] * d, (size_t)d * sizeof *x);
+    }
+    KernelCall c = {0};
+    int at = acc ? 1 : 0;
+    if (acc) c.in[0] = base, c.in_shape[0] = shp(b, h);
+    c.in[at] = x, c.in[at + 1] = w, c.in[at + 2] = ids;
+    c.in_shape[at] = shp(b, d), c.in_shape[at + 1] = shp(k, h), c.in_shape[at + 2] = shp(b, 1);
+    c.out[0] = y, c.out[1] = work;
+    c.out_shape[0] = shp(b, h), c.out_shape[1] = shp(b, d + h + 4);
+    c.iattr[0] = (int32_t)first;
+    if (acc)
+        kernel_dense_ids_acc(&c);
+    else
+        kernel_dense_ids(&c);
+    for (int64_t i = 0; i < b; i++)
+        for (int64_t j = 0; j < h; j++) {
+            double s = acc ? base[i * h + j] : 0.0;
+            for (int64_t q = 0; q < d; q++) s += (double)x[i * d + q] * w[(first + q) * h + j];
+            assert_true(fabs(s - y[i * h + j]) <= 1e-5 * (1 + fabs(s)));
+        }
+
+    KernelCall g = {0};
+    g.in[0] = dy, g.in[1] = x, g.in[2] = w, g.in[3] = ids;
+    g.in_shape[0] = shp(b, h), g.in_shape[1] = shp(b, d), g.in_shape[2] = shp(k, h);
+    g.in_shape[3] = shp(b, 1);
+    g.out[0] = dx, g.out[1] = dw, g.out[2] = work;
+    g.out_shape[0] = shp(b, d), g.out_shape[1] = shp(k, h), g.out_shape[2] = shp(b, h + 2 * d + 4);
+    g.iattr[0] = (int32_t)first;
+    kernel_dense_ids_grad(&g);
+    for (int64_t q = 0; q < k; q++)
+        for (int64_t j = 0; j < h; j++) {
+            double s = 0.0;
+            if (q >= first && q < first + d)
+                for (int64_t i = 0; i < b; i++) s += (double)x[i * d + q - first] * dy[i * h + j];
+            assert_true(fabs(s - dw[q * h + j]) <= 1e-4 * (1 + fabs(s)));
+        }
+    for (int64_t v = 0; v < vocab; v++) {
+        int64_t seen = -1;
+        for (int64_t q = 0; q < d; q++) {
+            double want = 0.0, got = 0.0;
+            for (int64_t i = 0; i < b; i++) {
+                if (ids[i] != v) continue;
+                for (int64_t j = 0; j < h; j++)
+                    want += (double)dy[i * h + j] * w[(first + q) * h + j];
+                got += dx[i * d + q];
+                if (seen < 0) seen = i;
+            }
+            assert_true(fabs(want - got) <= 1e-4 * (1 + fabs(want)));
+        }
+        /* grouped: only the id's first row carries its gradient */
+        for (int64_t i = 0; 2 * vocab <= b && i < b; i++)
+            if (ids[i] == v && i != seen)
+                for (int64_t q = 0; q < d; q++) assert_true(dx[i * d + q] == 0.0f);
+    }
+    free(table), free(x), free(w), free(base), free(y), free(dy), free(dx), free(dw), free(work);
+    free(ids);
+}
+
+static void test_dense_ids(void **state)
+{
+    (void)state;
+    for (int acc = 0; acc < 2; acc++) {
+        check_dense_ids(40, 6, acc);    /* few ids: grouped */
+        check_dense_ids(40, 1000, acc); /* mostly distinct: the plain product */
+    }
+    assert_int_equal(pool_start(2), 0);
+    check_dense_ids(3000, 300, 0); /* grouped, the copy split across the pool */
+    check_dense_ids(3000, 300, 1);
+    pool_stop();
+}
+
 /* embedding_grad is scatter_add kept sparse: scattered back, its rows are
  * scatter_add's bit for bit (ids repeated, out of range, in any order), and
  * the row-wise SGD and Adagrad updates leave the same bytes as the dense ones,
@@ -1680,6 +1773,7 @@ int main(void)
         cmocka_unit_test(test_inbatch_softmax_xent_grad_fd),
         cmocka_unit_test(test_gather_scatter_out_of_range),
         cmocka_unit_test(test_embedding_grad_sparse),
+        cmocka_unit_test(test_dense_ids),
         cmocka_unit_test(test_adam_update_rows),
         cmocka_unit_test(test_sgd_adagrad_steps),
         cmocka_unit_test(test_adam_steps),

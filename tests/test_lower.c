@@ -364,6 +364,62 @@ static void test_rewrite_rowwise_stages(void **state)
     assert_int_equal(retrieval_loss_op(drop, 1), OP_INBATCH_SOFTMAX_XENT_QC);
 }
 
+/* How many ops of kind k train_step holds, compiled with or without rewrites. */
+static int train_ops_of(const char *text, int rewrite, OpKind k)
+{
+    Pool *pool = pool_new();
+    Diag *diag = diag_new(stderr);
+    assert_non_null(pool);
+    assert_non_null(diag);
+    AstModel *ast = frontend_parse("dense.mtr", text, strlen(text), pool, diag);
+    assert_non_null(ast);
+    EmitOptions opts = emit_defaults();
+    opts.rewrite = rewrite;
+    MtrModel *m = emit_model_opts(ast, &opts, stderr);
+    assert_non_null(m);
+    int p = mtr_model_program(m, MTR_PROG_TRAIN);
+    assert_true(p >= 0);
+    int n = 0;
+    for (uint32_t i = 0; i < m->programs[p].n_ops; i++) n += m->programs[p].ops[i].kind == k;
+    mtr_model_free(m);
+    diag_free(diag);
+    pool_free(pool);
+    return n;
+}
+
+/* A dense layer over a concat of parts that are each a function of one id
+ * becomes dense_ids for its first part and dense_ids_acc for each other (its
+ * backward one dense_ids_grad per part);
+ * a part over two ids keeps the plain product (here the tower over two ids is
+ * itself such a layer, the head over it is not), and so does -O0. */
+static void test_rewrite_dense_over_ids(void **state)
+{
+    (void)state;
+    static const char three[] = "model a\ninput u : string\ninput g : string\ninput i : string\n"
+                                "label y : float\n"
+                                "tower ue = u -> lookup -> embedding(4)\n"
+                                "tower ge = g -> lookup -> embedding(3) -> dense(5, relu)\n"
+                                "tower c = i -> lookup -> embedding(4)\n"
+                                "head h = concat(ue, ge, c) -> dense(6, relu) -> dense(1)\n"
+                                "task t = ranking(h, y)\n";
+    static const char mixed[] = "model b\ninput u : string\ninput g : string\ninput i : string\n"
+                                "label y : float\n"
+                                "tower ue = u -> lookup -> embedding(4)\n"
+                                "tower ge = g -> lookup -> embedding(4)\n"
+                                "tower q = concat(ue, ge) -> dense(4)\n"
+                                "tower c = i -> lookup -> embedding(4)\n"
+                                "head h = concat(q, c) -> dense(6, relu) -> dense(1)\n"
+                                "task t = ranking(h, y)\n";
+    assert_int_equal(train_ops_of(three, 1, OP_DENSE_IDS), 1);
+    assert_int_equal(train_ops_of(three, 1, OP_DENSE_IDS_ACC), 2);
+    assert_int_equal(train_ops_of(three, 1, OP_DENSE_IDS_GRAD), 3);
+    assert_int_equal(train_ops_of(three, 1, OP_CONCAT), 0);
+    assert_int_equal(train_ops_of(three, 0, OP_DENSE_IDS), 0);
+    assert_int_equal(
+        train_ops_of(mixed, 1, OP_DENSE_IDS) + train_ops_of(mixed, 1, OP_DENSE_IDS_ACC), 2);
+    assert_int_equal(train_ops_of(mixed, 1, OP_CONCAT), 1);
+}
+
 /* weight auto: a log-variance parameter per such task, its loss weighted by
  * uncertainty(), and the parameter listed as the task's LOG_VARIANCE output. */
 static void test_weight_auto(void **state)
@@ -456,9 +512,13 @@ static void test_dropout_train_only(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_every_model),        cmocka_unit_test(test_golden_graph),
-        cmocka_unit_test(test_rewrite_choice),     cmocka_unit_test(test_rewrite_rowwise_stages),
-        cmocka_unit_test(test_dropout_train_only), cmocka_unit_test(test_weight_auto),
+        cmocka_unit_test(test_every_model),
+        cmocka_unit_test(test_golden_graph),
+        cmocka_unit_test(test_rewrite_choice),
+        cmocka_unit_test(test_rewrite_rowwise_stages),
+        cmocka_unit_test(test_rewrite_dense_over_ids),
+        cmocka_unit_test(test_dropout_train_only),
+        cmocka_unit_test(test_weight_auto),
         cmocka_unit_test(test_l2_penalties),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
