@@ -210,6 +210,7 @@ typedef struct {
     int32_t *sampled; /* per task with a sample knob: its label input in train_step, else -1 */
     float *labels;    /* one batch of labels, for the metrics */
     double *task_sum; /* each task's loss summed over an epoch */
+    int64_t batch;    /* the most rows the session is bound for */
 } Runner;
 
 static void runner_free(Runner *r)
@@ -226,6 +227,7 @@ static void runner_free(Runner *r)
 static MtrStatus runner_new(const MtrModel *m, int64_t batch, Runner *r, MtrError *err)
 {
     memset(r, 0, sizeof *r);
+    r->batch = batch;
     if (m->n_programs > 8) return mtr_fail(err, MTR_E_FORMAT, "too many programs");
     int64_t *values = calloc(m->n_symbols + 1, sizeof *values);
     if (!values) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
@@ -638,10 +640,50 @@ static void write_test_line(const MtrRunOptions *o, const MtrRunResult *res)
     report_json_end(&j, "metrics", NULL);
 }
 
+/* One training step over rows[0..n): this rank's share of them under data
+ * parallelism (mtr/dist.h), else all of them. */
+static void train_step(const MtrModel *m, Runner *r, DistStep *dist, const MtrRunOptions *o,
+                       const Encoded *e, const uint32_t *rows, int64_t n, uint64_t seed)
+{
+    int64_t lo, hi;
+    mtr_dist_rows(dist ? o->dist : NULL, n, &lo, &hi);
+    bind_feed(r->s, m, &r->feeds[r->p_train], e, rows + lo, hi - lo);
+    mask_samples(m, r, rows + lo, hi - lo, seed);
+    if (dist)
+        mtr_dist_step_run(dist, n);
+    else
+        mtr_session_run(r->s, r->p_train, n);
+}
+
+static MtrStatus run_fold_on(const MtrModel *m, Runner *r, Split *sp, const MtrRunOptions *o,
+                             MtrRunResult *res, DistStep *dist, MtrError *err);
+
 /* Trains from the runner's current parameters over the split's training rows,
  * then evaluates on its test rows. */
 static MtrStatus run_fold(const MtrModel *m, Runner *r, Split *sp, const MtrRunOptions *o,
                           MtrRunResult *res, MtrError *err)
+{
+    DistStep *dist = NULL;
+    if (o->dist && o->dist->size > 1) {
+        int64_t batch = knob_int(m, MTR_KNOB_BATCH, 8192), last = sp->n_train % batch;
+        if ((sp->n_train < batch ? sp->n_train : last ? last : batch) < o->dist->size)
+            return mtr_fail(err, MTR_E_ARG,
+                            "a batch of %lld rows cannot be shared by %d ranks: change "
+                            "train.batch or the number of ranks",
+                            (long long)(sp->n_train < batch ? sp->n_train : last), o->dist->size);
+        MtrStatus rc = mtr_dist_step_new(o->dist, m, r->s, r->p_train, r->batch, &dist, err);
+        if (rc) return rc;
+    }
+    MtrStatus rc = run_fold_on(m, r, sp, o, res, dist, err);
+    if (rc == MTR_OK && dist && o->progress)
+        fprintf(o->progress, "%d ranks: %.0f bytes sent per step by rank %d\n", o->dist->size,
+                mtr_dist_step_bytes(dist), o->dist->rank);
+    mtr_dist_step_free(dist);
+    return rc;
+}
+
+static MtrStatus run_fold_on(const MtrModel *m, Runner *r, Split *sp, const MtrRunOptions *o,
+                             MtrRunResult *res, DistStep *dist, MtrError *err)
 {
     int64_t batch = knob_int(m, MTR_KNOB_BATCH, 8192);
     int epochs = knob_int(m, MTR_KNOB_EPOCHS, 3);
@@ -672,9 +714,7 @@ static MtrStatus run_fold(const MtrModel *m, Runner *r, Split *sp, const MtrRunO
         memset(r->task_sum, 0, m->n_tasks * sizeof *r->task_sum);
         for (int64_t b = 0; b < n_batches; b++) {
             int64_t off = b * batch, n = sp->n_train - off < batch ? sp->n_train - off : batch;
-            bind_feed(r->s, m, &r->feeds[r->p_train], &sp->enc_train, sp->train_rows + off, n);
-            mask_samples(m, r, sp->train_rows + off, n, seed);
-            mtr_session_run(r->s, r->p_train, n);
+            train_step(m, r, dist, o, &sp->enc_train, sp->train_rows + off, n, seed);
             double loss = *(float *)mtr_session_tensor(r->s, r->loss);
             if (!isfinite(loss)) {
                 if (o->progress && prog.tty) fputc('\n', o->progress);

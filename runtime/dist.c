@@ -1,0 +1,349 @@
+/* The data-parallel train step (mtr/dist.h): each rank runs train_step's
+ * gradients on its share of the global batch, through an op hook that makes
+ * the batch-wide ops (mean losses, the in-batch softmax) mean what they mean
+ * for the global batch; then the ranks' partial gradients and losses are
+ * gathered and summed in rank order, and every rank runs the same updates.
+ * Every buffer is allocated by mtr_dist_step_new; a step allocates nothing. */
+#include "mtr/dist.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One embedding table's sparse gradient: the outputs holding its rows and ids. */
+typedef struct {
+    int32_t rows, ids; /* tensors */
+    int64_t d;         /* row width */
+} Sparse;
+
+struct DistStep {
+    const MtrDist *d;
+    const MtrModel *m;
+    MtrSession *s;
+    int p;
+    int64_t batch, global, lo, hi; /* bound rows; this step's rows and this rank's share */
+    int32_t *dense;                /* GRADIENT, LOSS and TASK_LOSS tensors, summed densely */
+    uint32_t n_dense;
+    int64_t dense_floats;
+    float *pack, *pack_all; /* dense_floats, and size times that */
+    Sparse *sparse;
+    uint32_t n_sparse;
+    int32_t *ids_all; /* size * batch */
+    float *rows_all;  /* size * batch * widest row */
+    uint64_t *keys;   /* size * batch: (id, position) to merge the gathered rows by id */
+    int64_t *counts;  /* size: one int64 from each rank */
+    size_t *bytes;    /* size: the gathered bytes of each rank */
+    float *q, *c, *dq, *dc, *work; /* the global batch's in-batch softmax (widest op) */
+    int32_t *qid, *cid;
+    double sent; /* bytes sent so far */
+    int64_t steps;
+};
+
+void mtr_dist_rows(const MtrDist *d, int64_t n, int64_t *lo, int64_t *hi)
+{
+    if (!d || d->size <= 1) {
+        *lo = 0, *hi = n;
+        return;
+    }
+    *lo = n * d->rank / d->size;
+    *hi = n * (d->rank + 1) / d->size;
+}
+
+static void gather(DistStep *st, const void *mine, size_t n, void *all)
+{
+    st->d->allgather(st->d->ctx, mine, n, all);
+    st->sent += (double)n * (st->d->size - 1);
+}
+
+/* Gathers each rank's rows of a (B, width) tensor of `elem`-byte elements. */
+static void gather_rows(DistStep *st, const void *mine, int64_t width, size_t elem, void *all)
+{
+    const MtrDist *d = st->d;
+    for (int r = 0; r < d->size; r++) {
+        MtrDist one = *d;
+        one.rank = r;
+        int64_t lo, hi;
+        mtr_dist_rows(&one, st->global, &lo, &hi);
+        st->bytes[r] = (size_t)((hi - lo) * width) * elem;
+    }
+    d->allgatherv(d->ctx, mine, st->bytes, all);
+    st->sent += (double)st->bytes[d->rank] * (d->size - 1);
+}
+
+/* The global sum of an int64 over the ranks. */
+static int64_t sum_i64(DistStep *st, int64_t mine)
+{
+    gather(st, &mine, sizeof mine, st->counts);
+    int64_t t = 0;
+    for (int r = 0; r < st->d->size; r++) t += st->counts[r];
+    return t;
+}
+
+/* A mean loss (or its gradient) computed over this rank's labelled rows
+ * becomes its part of the mean over the global batch's labelled rows. */
+static void rescale_mean(DistStep *st, const KernelCall *call)
+{
+    const float *label = call->in[1];
+    int64_t n = call->in_shape[1].rows * call->in_shape[1].cols, mine = 0;
+    for (int64_t i = 0; i < n; i++) mine += !isnan(label[i]);
+    int64_t all = sum_i64(st, mine);
+    float k = all > 0 ? (float)((double)mine / (double)all) : 0.0f;
+    float *out = call->out[0];
+    int64_t m = call->out_shape[0].rows * call->out_shape[0].cols;
+    for (int64_t i = 0; i < m; i++) out[i] *= k;
+}
+
+/* The in-batch softmax of the global batch: every rank gathers all queries and
+ * candidates (and their ids), runs the same kernel on them as one process
+ * would, and keeps its own rows' gradients; the loss counts on rank 0 only, so
+ * that the ranks' losses sum to the global one. */
+static void global_xent(DistStep *st, KernelFn fn, const KernelCall *call, int with_ids)
+{
+    int64_t w = call->in_shape[0].cols, b = st->global;
+    KernelCall g = *call;
+    float loss = 0.0f;
+    gather_rows(st, call->in[0], w, sizeof(float), st->q);
+    gather_rows(st, call->in[1], w, sizeof(float), st->c);
+    g.in[0] = st->q, g.in[1] = st->c;
+    g.in_shape[0].rows = g.in_shape[1].rows = b;
+    if (with_ids) {
+        gather_rows(st, call->in[2], 1, sizeof(int32_t), st->qid);
+        gather_rows(st, call->in[3], 1, sizeof(int32_t), st->cid);
+        g.in[2] = st->qid, g.in[3] = st->cid;
+        g.in_shape[2].rows = g.in_shape[3].rows = b;
+    }
+    g.out[0] = &loss, g.out[1] = st->dq, g.out[2] = st->dc, g.out[3] = st->work;
+    g.out_shape[1].rows = g.out_shape[2].rows = b;
+    g.out_shape[3].cols = b;
+    fn(&g);
+    size_t mine = (size_t)((st->hi - st->lo) * w) * sizeof(float);
+    memcpy(call->out[1], st->dq + st->lo * w, mine);
+    memcpy(call->out[2], st->dc + st->lo * w, mine);
+    *(float *)call->out[0] = st->d->rank == 0 ? loss : 0.0f;
+}
+
+/* The op hook: batch-wide ops take the global batch's meaning; every other op
+ * of the gradient half works row by row or sums over rows (partial sums that
+ * the ranks add up afterwards), so its kernel runs as it is. */
+static void hook(void *ctx, OpKind kind, KernelFn fn, const KernelCall *call)
+{
+    DistStep *st = ctx;
+    switch (kind) {
+    case OP_MSE:
+    case OP_MSE_GRAD:
+    case OP_BCE_LOGITS:
+    case OP_BCE_LOGITS_GRAD:
+    case OP_BCE_PROB:
+    case OP_BCE_PROB_GRAD:
+        fn(call);
+        rescale_mean(st, call);
+        return;
+    case OP_INBATCH_SOFTMAX_XENT_QC:
+        global_xent(st, fn, call, 0);
+        return;
+    case OP_INBATCH_SOFTMAX_XENT_IDS:
+        global_xent(st, fn, call, 1);
+        return;
+    default:
+        fn(call);
+        return;
+    }
+}
+
+/* Why op `kind` of the gradient half has no data-parallel meaning yet, or NULL. */
+static const char *unsupported(const DistStep *st, const MtrOp *op)
+{
+    switch (op->kind) {
+    case OP_INBATCH_SOFTMAX_XENT:
+        return "the in-batch softmax over a (B,B) score matrix (a model compiled with -O0)";
+    case OP_DROPOUT:
+        return mtr_session_knob(st->s, op->iattr[0]) > 0
+                   ? "dropout (its mask is drawn by row of the whole batch)"
+                   : NULL;
+    case OP_UNCERTAINTY:
+        return "learned loss weights (weight auto)";
+    case OP_SUM_SQUARES:
+        return "an L2 penalty";
+    default:
+        return NULL;
+    }
+}
+
+void mtr_dist_step_free(DistStep *st)
+{
+    if (!st) return;
+    free(st->dense), free(st->pack), free(st->pack_all), free(st->sparse);
+    free(st->ids_all), free(st->rows_all), free(st->keys), free(st->counts), free(st->bytes);
+    free(st->q), free(st->c), free(st->dq), free(st->dc), free(st->work);
+    free(st->qid), free(st->cid);
+    free(st);
+}
+
+static void *alloc_n(int64_t n, size_t elem)
+{
+    return calloc((size_t)(n > 0 ? n : 1), elem);
+}
+
+MtrStatus mtr_dist_step_new(const MtrDist *d, const MtrModel *m, MtrSession *s, int p_train,
+                            int64_t batch, DistStep **out, MtrError *err)
+{
+    *out = NULL;
+    DistStep *st = calloc(1, sizeof *st);
+    if (!st) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+    st->d = d, st->m = m, st->s = s, st->p = p_train, st->batch = batch;
+    const MtrProgram *prog = &m->programs[p_train];
+    for (uint32_t i = 0; i < prog->update_at; i++) {
+        const char *why = unsupported(st, &prog->ops[i]);
+        if (why) {
+            mtr_dist_step_free(st);
+            return mtr_fail(err, MTR_E_ARG,
+                            "train_step op %u (%s): %s cannot yet be trained on %d ranks; run "
+                            "it as one process",
+                            i, op_info(prog->ops[i].kind)->name, why, d->size);
+        }
+    }
+    st->dense = alloc_n(prog->n_outputs, sizeof *st->dense);
+    st->sparse = alloc_n(prog->n_outputs, sizeof *st->sparse);
+    st->counts = alloc_n(d->size, sizeof *st->counts);
+    st->bytes = alloc_n(d->size, sizeof *st->bytes);
+    if (!st->dense || !st->sparse || !st->counts || !st->bytes) goto nomem;
+    int64_t widest = 1, xw = 0, xwork = 0;
+    for (uint32_t g = 0; g < prog->n_outputs; g++) {
+        const MtrOutput *o = &prog->outputs[g];
+        switch ((MtrOutputRole)o->role) {
+        case MTR_OUT_GRADIENT:
+        case MTR_OUT_LOSS:
+        case MTR_OUT_TASK_LOSS:
+            st->dense[st->n_dense++] = o->tensor;
+            st->dense_floats += mtr_session_tensor_elems(s, o->tensor, batch);
+            break;
+        case MTR_OUT_GRADIENT_ROWS:
+            for (uint32_t h = 0; h < prog->n_outputs; h++)
+                if (prog->outputs[h].role == MTR_OUT_GRADIENT_IDS &&
+                    prog->outputs[h].param == o->param) {
+                    Sparse *sp = &st->sparse[st->n_sparse++];
+                    sp->rows = o->tensor, sp->ids = prog->outputs[h].tensor;
+                    sp->d = mtr_session_tensor_elems(s, o->tensor, 1);
+                    widest = sp->d > widest ? sp->d : widest;
+                }
+            break;
+        default:
+            break;
+        }
+    }
+    for (uint32_t i = 0; i < prog->update_at; i++) {
+        const MtrOp *op = &prog->ops[i];
+        if (op->kind != OP_INBATCH_SOFTMAX_XENT_QC && op->kind != OP_INBATCH_SOFTMAX_XENT_IDS)
+            continue;
+        int64_t w = mtr_session_tensor_elems(s, op->in[0], 1);
+        int64_t wk = mtr_session_tensor_elems(s, op->out[3], batch);
+        xw = w > xw ? w : xw;
+        xwork = wk > xwork ? wk : xwork;
+    }
+    st->pack = alloc_n(st->dense_floats, sizeof *st->pack);
+    st->pack_all = alloc_n(st->dense_floats * d->size, sizeof *st->pack_all);
+    st->ids_all = alloc_n(batch * d->size, sizeof *st->ids_all);
+    st->rows_all = alloc_n(batch * d->size * widest, sizeof *st->rows_all);
+    st->keys = alloc_n(batch * d->size, sizeof *st->keys);
+    if (!st->pack || !st->pack_all || !st->ids_all || !st->rows_all || !st->keys) goto nomem;
+    if (xw > 0) {
+        st->q = alloc_n(batch * xw, sizeof *st->q);
+        st->c = alloc_n(batch * xw, sizeof *st->c);
+        st->dq = alloc_n(batch * xw, sizeof *st->dq);
+        st->dc = alloc_n(batch * xw, sizeof *st->dc);
+        st->work = alloc_n(xwork, sizeof *st->work);
+        st->qid = alloc_n(batch, sizeof *st->qid);
+        st->cid = alloc_n(batch, sizeof *st->cid);
+        if (!st->q || !st->c || !st->dq || !st->dc || !st->work || !st->qid || !st->cid) goto nomem;
+    }
+    *out = st;
+    return MTR_OK;
+nomem:
+    mtr_dist_step_free(st);
+    return mtr_fail(err, MTR_E_NOMEM, "out of memory preparing the data-parallel step");
+}
+
+/* Dense gradients and losses: packed, gathered, summed in rank order, unpacked. */
+static void sum_dense(DistStep *st)
+{
+    int64_t at = 0;
+    for (uint32_t i = 0; i < st->n_dense; i++) {
+        int64_t n = mtr_session_tensor_elems(st->s, st->dense[i], st->global);
+        memcpy(st->pack + at, mtr_session_tensor(st->s, st->dense[i]), (size_t)n * sizeof(float));
+        at += n;
+    }
+    gather(st, st->pack, (size_t)at * sizeof(float), st->pack_all);
+    for (int64_t k = 0; k < at; k++) {
+        float v = st->pack_all[k];
+        for (int r = 1; r < st->d->size; r++) v += st->pack_all[(int64_t)r * at + k];
+        st->pack[k] = v;
+    }
+    at = 0;
+    for (uint32_t i = 0; i < st->n_dense; i++) {
+        int64_t n = mtr_session_tensor_elems(st->s, st->dense[i], st->global);
+        memcpy(mtr_session_tensor(st->s, st->dense[i]), st->pack + at, (size_t)n * sizeof(float));
+        at += n;
+    }
+}
+
+static int cmp_u64(const void *x, const void *y)
+{
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+    return (a > b) - (a < b);
+}
+
+/* An embedding table's sparse gradient: every rank's distinct ids and their
+ * rows, merged into the sorted union, rows of one id summed in rank order. */
+static void sum_sparse(DistStep *st, const Sparse *sp)
+{
+    int32_t *ids = mtr_session_tensor(st->s, sp->ids);
+    float *rows = mtr_session_tensor(st->s, sp->rows);
+    int64_t mine = 0, n_local = st->hi - st->lo;
+    while (mine < n_local && ids[mine] >= 0) mine++;
+    gather(st, &mine, sizeof mine, st->counts);
+    int64_t total = 0;
+    for (int r = 0; r < st->d->size; r++) {
+        st->bytes[r] = (size_t)st->counts[r] * sizeof(int32_t);
+        total += st->counts[r];
+    }
+    st->d->allgatherv(st->d->ctx, ids, st->bytes, st->ids_all);
+    st->sent += (double)st->bytes[st->d->rank] * (st->d->size - 1);
+    for (int r = 0; r < st->d->size; r++) st->bytes[r] *= (size_t)sp->d;
+    st->d->allgatherv(st->d->ctx, rows, st->bytes, st->rows_all);
+    st->sent += (double)st->bytes[st->d->rank] * (st->d->size - 1);
+    for (int64_t k = 0; k < total; k++)
+        st->keys[k] = (uint64_t)(uint32_t)st->ids_all[k] << 32 | (uint64_t)k;
+    qsort(st->keys, (size_t)total, sizeof *st->keys, cmp_u64);
+    int64_t n = 0;
+    for (int64_t k = 0; k < total; k++) {
+        int32_t id = (int32_t)(st->keys[k] >> 32);
+        const float *src = st->rows_all + (int64_t)(st->keys[k] & 0xffffffffu) * sp->d;
+        if (n > 0 && ids[n - 1] == id) {
+            for (int64_t j = 0; j < sp->d; j++) rows[(n - 1) * sp->d + j] += src[j];
+        } else {
+            ids[n] = id;
+            memcpy(rows + n * sp->d, src, (size_t)sp->d * sizeof *rows);
+            n++;
+        }
+    }
+    for (int64_t k = n; k < st->global; k++) ids[k] = -1;
+    memset(rows + n * sp->d, 0, (size_t)((st->global - n) * sp->d) * sizeof *rows);
+}
+
+void mtr_dist_step_run(DistStep *st, int64_t global)
+{
+    st->global = global;
+    mtr_dist_rows(st->d, global, &st->lo, &st->hi);
+    mtr_session_set_hook(st->s, hook, st);
+    mtr_session_run_gradients(st->s, st->p, st->hi - st->lo);
+    mtr_session_set_hook(st->s, NULL, NULL);
+    sum_dense(st);
+    for (uint32_t i = 0; i < st->n_sparse; i++) sum_sparse(st, &st->sparse[i]);
+    mtr_session_run_updates(st->s, st->p, global);
+    st->steps++;
+}
+
+double mtr_dist_step_bytes(const DistStep *st)
+{
+    return st && st->steps ? st->sent / (double)st->steps : 0.0;
+}
