@@ -347,3 +347,78 @@ double mtr_dist_step_bytes(const DistStep *st)
 {
     return st && st->steps ? st->sent / (double)st->steps : 0.0;
 }
+
+/* The counts of one task's accumulators, as doubles (exact for counts below
+ * 2^53), in a fixed order; with out NULL only their number. */
+static int64_t metrics_pack(const MetricsTask *t, double *out)
+{
+    double v[4 + 1 + MTR_MAX_KS + 2];
+    int64_t n = 0;
+    v[n++] = (double)t->reg.rows, v[n++] = t->reg.sum_sq, v[n++] = t->reg.sum_abs;
+    v[n++] = t->reg.sum_log, v[n++] = (double)t->topk.rows;
+    for (uint32_t k = 0; k < MTR_MAX_KS; k++) v[n++] = (double)t->topk.hits[k];
+    v[n++] = (double)t->auc.rows, v[n++] = (double)t->auc.n_nan;
+    if (out) memcpy(out, v, (size_t)n * sizeof *v);
+    return n;
+}
+
+static void metrics_unpack(MetricsTask *t, const double *v)
+{
+    int64_t n = 0;
+    t->reg.rows = (int64_t)v[n++], t->reg.sum_sq = v[n++], t->reg.sum_abs = v[n++];
+    t->reg.sum_log = v[n++], t->topk.rows = (int64_t)v[n++];
+    for (uint32_t k = 0; k < MTR_MAX_KS; k++) t->topk.hits[k] = (int64_t)v[n++];
+    n++; /* the AUC's rows come with its pairs */
+    t->auc.n_nan = (int64_t)v[n++];
+}
+
+MtrStatus mtr_dist_metrics_sum(const MtrDist *d, Metrics *ms, MtrError *err)
+{
+    if (!d || d->size <= 1 || ms->n_tasks == 0) return MTR_OK;
+    MetricsTask probe = {0};
+    int64_t per = metrics_pack(&probe, NULL), n = per * ms->n_tasks;
+    double *mine = malloc((size_t)n * sizeof *mine);
+    double *all = malloc((size_t)(n * d->size) * sizeof *all);
+    size_t *bytes = malloc((size_t)d->size * sizeof *bytes);
+    MtrStatus rc = MTR_OK;
+    if (!mine || !all || !bytes) {
+        rc = mtr_fail(err, MTR_E_NOMEM, "out of memory summing the ranks' metrics");
+        goto done;
+    }
+    for (uint32_t t = 0; t < ms->n_tasks; t++) metrics_pack(&ms->tasks[t], mine + t * per);
+    d->allgather(d->ctx, mine, (size_t)n * sizeof *mine, all);
+    for (int64_t k = 0; k < n; k++) {
+        double v = all[k];
+        for (int r = 1; r < d->size; r++) v += all[(int64_t)r * n + k];
+        mine[k] = v;
+    }
+    for (uint32_t t = 0; t < ms->n_tasks; t++) {
+        MetricsTask *mt = &ms->tasks[t];
+        metrics_unpack(mt, mine + t * per);
+        if (!mt->auc.pairs) continue;
+        int64_t total = 0;
+        for (int r = 0; r < d->size; r++) {
+            int64_t rows = (int64_t)all[(int64_t)r * n + t * per + per - 2];
+            bytes[r] = (size_t)rows * sizeof *mt->auc.pairs;
+            total += rows;
+        }
+        if (total > mt->auc.capacity) {
+            rc = mtr_fail(err, MTR_E_ARG, "the ranks' %lld AUC rows exceed the %lld room",
+                          (long long)total, (long long)mt->auc.capacity);
+            goto done;
+        }
+        /* each rank's own pairs move aside, then every rank's arrive in rank order */
+        MetricsScored *own = malloc(bytes[d->rank] ? bytes[d->rank] : 1);
+        if (!own) {
+            rc = mtr_fail(err, MTR_E_NOMEM, "out of memory summing the ranks' metrics");
+            goto done;
+        }
+        memcpy(own, mt->auc.pairs, bytes[d->rank]);
+        d->allgatherv(d->ctx, own, bytes, mt->auc.pairs);
+        free(own);
+        mt->auc.rows = total;
+    }
+done:
+    free(mine), free(all), free(bytes);
+    return rc;
+}

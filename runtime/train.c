@@ -207,10 +207,11 @@ typedef struct {
     int p_train, p_eval, p_items;
     int32_t loss, *task_loss;
     const MtrProgram *train; /* train_step, whose gradient outputs the step log reads */
-    int32_t *sampled; /* per task with a sample knob: its label input in train_step, else -1 */
-    float *labels;    /* one batch of labels, for the metrics */
-    double *task_sum; /* each task's loss summed over an epoch */
-    int64_t batch;    /* the most rows the session is bound for */
+    int32_t *sampled;    /* per task with a sample knob: its label input in train_step, else -1 */
+    float *labels;       /* one batch of labels, for the metrics */
+    double *task_sum;    /* each task's loss summed over an epoch */
+    int64_t batch;       /* the most rows the session is bound for */
+    const MtrDist *dist; /* data-parallel ranks: each evaluates a share of the rows */
 } Runner;
 
 static void runner_free(Runner *r)
@@ -469,10 +470,13 @@ static MtrStatus evaluate(const MtrModel *m, Runner *r, const Encoded *e, const 
     Metrics *all = &ms;
     uint32_t *sorted;
     rc = rows_by_user(m, e, rows, n_rows, &sorted, err);
+    int64_t lo, hi; /* this rank's share of the rows, by user */
+    mtr_dist_rows(r->dist, n_rows, &lo, &hi);
     if (rc == MTR_OK)
-        rc = eval_rows(m, r, e, sorted ? sorted : rows, n_rows, batch, &all, 1,
-                       progress ? &prog : NULL, t0, 0, n_rows, err);
+        rc = eval_rows(m, r, e, (sorted ? sorted : rows) + lo, hi - lo, batch, &all, 1,
+                       progress ? &prog : NULL, t0, 0, hi - lo, err);
     free(sorted);
+    if (rc == MTR_OK) rc = mtr_dist_metrics_sum(r->dist, &ms, err);
     if (progress) report_progress_clear(&prog);
     if (seconds) *seconds = report_clock() - t0;
     if (rc == MTR_OK) rc = metrics_report(&ms, out, err);
@@ -845,6 +849,7 @@ MtrStatus mtr_run_train(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, 
         return rc;
     }
     if ((rc = runner_new(m, bound_batch(m, &sp), &r, err)) == MTR_OK) {
+        r.dist = o->dist;
         if (keep) {
             rc = mtr_session_load_params(r.s, m, err);
         } else {
@@ -882,6 +887,7 @@ MtrStatus mtr_run_eval(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, M
     res->n_test = sp.n_test;
     res->test_oov = sp.enc_test.oov;
     if ((rc = runner_new(m, bound_batch(m, &sp), &r, err)) == MTR_OK) {
+        r.dist = o->dist;
         rc = mtr_session_load_params(r.s, m, err);
         if (rc == MTR_OK && sp.n_test == 0)
             rc = mtr_fail(err, MTR_E_DATA, "no test rows to evaluate");
@@ -909,6 +915,7 @@ MtrStatus mtr_run_cv(MtrModel *m, const MtrRunOptions *o, int n_folds, const cha
         mtr_data_free(ds);
         return rc;
     }
+    r.dist = o->dist;
     size_t dl = strlen(o->data_dir);
     /* Every fold's files first: a typo in the last fold should not cost the
      * training of the others. */

@@ -20,6 +20,7 @@
 #define MTR_DIST_H
 
 #include "mtr/exec.h"
+#include "mtr/metrics.h"
 #include "mtr/model.h"
 #include "mtr/status.h"
 
@@ -57,5 +58,12 @@ void mtr_dist_step_run(DistStep *st, int64_t global);
 /* Bytes this rank has sent per step so far (its share of each gather, counted
  * once for each other rank that receives it), averaged over the steps run. */
 double mtr_dist_step_bytes(const DistStep *st);
+
+/* Evaluation: each rank adds its share of the test rows to ms (sized for all
+ * of them); this sums every rank's counts into every rank's ms, in rank order
+ * (regression sums, top-k hits and rows; an AUC's scored pairs are gathered).
+ * Does nothing for a NULL d or one rank. MTR_E_ARG when the gathered pairs
+ * would exceed an AUC's capacity. */
+MtrStatus mtr_dist_metrics_sum(const MtrDist *d, Metrics *ms, MtrError *err);
 
 #endif
