@@ -6,6 +6,8 @@
  * Every buffer is allocated by mtr_dist_step_new; a step allocates nothing. */
 #include "mtr/dist.h"
 
+#include "kernels/kern.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +37,9 @@ struct DistStep {
     size_t *bytes;    /* size: the gathered bytes of each rank */
     float *q, *c, *dq, *dc, *work; /* the global batch's in-batch softmax (widest op) */
     int32_t *qid, *cid;
+    float *drop;         /* the global batch's rows of the widest dropout input */
+    const void **params; /* every parameter's storage, to tell a penalty on one */
+    uint32_t n_params;
     double sent; /* bytes sent so far */
     int64_t steps;
 };
@@ -122,6 +127,60 @@ static void global_xent(DistStep *st, KernelFn fn, const KernelCall *call, int w
     *(float *)call->out[0] = st->d->rank == 0 ? loss : 0.0f;
 }
 
+/* Dropout draws its mask by element index over the global batch: this rank's
+ * rows (of each leading block, e.g. each expert) go where they sit in the
+ * global tensor, the kernel runs over all of it, and they come back. */
+static void global_dropout(DistStep *st, KernelFn fn, const KernelCall *call)
+{
+    int64_t nl = st->hi - st->lo, rows = call->in_shape[0].rows, c = call->in_shape[0].cols;
+    if (nl <= 0 || rows % nl) { /* no batch axis: every rank draws the same */
+        fn(call);
+        return;
+    }
+    int64_t e = rows / nl, b = st->global;
+    size_t block = (size_t)(nl * c) * sizeof(float);
+    const float *x = call->in[0];
+    float *y = call->out[0];
+    for (int64_t k = 0; k < e; k++) memcpy(st->drop + (k * b + st->lo) * c, x + k * nl * c, block);
+    KernelCall g = *call;
+    g.in[0] = g.out[0] = st->drop;
+    g.in_shape[0].rows = g.out_shape[0].rows = e * b;
+    fn(&g);
+    for (int64_t k = 0; k < e; k++) memcpy(y + k * nl * c, st->drop + (k * b + st->lo) * c, block);
+}
+
+static int is_param(const DistStep *st, const void *p)
+{
+    for (uint32_t i = 0; i < st->n_params; i++)
+        if (st->params[i] == p) return 1;
+    return 0;
+}
+
+/* Terms that do not come from the batch's rows (an L2 penalty on a parameter,
+ * the + s of a learned loss weight) count on rank 0 only, so that the ranks'
+ * partial losses and gradients sum to the global batch's. */
+static void rank0_terms(DistStep *st, OpKind kind, KernelFn fn, const KernelCall *call)
+{
+    fn(call);
+    if (st->d->rank == 0) return;
+    float *out = call->out[0];
+    switch (kind) {
+    case OP_SUM_SQUARES:      /* (x) -> () */
+    case OP_SUM_SQUARES_GRAD: /* (x, dy) -> dx */
+        if (is_param(st, call->in[0]))
+            memset(out, 0, (size_t)kern_numel(call->out_shape[0]) * sizeof *out);
+        return;
+    case OP_UNCERTAINTY: /* (loss, s) -> exp(-s) loss + s */
+        out[0] -= *(const float *)call->in[1];
+        return;
+    case OP_UNCERTAINTY_GRAD: /* (dy, loss, s) -> dloss, ds = (1 - exp(-s) loss) dy */
+        *(float *)call->out[1] -= *(const float *)call->in[0];
+        return;
+    default:
+        return;
+    }
+}
+
 /* The op hook: batch-wide ops take the global batch's meaning; every other op
  * of the gradient half works row by row or sums over rows (partial sums that
  * the ranks add up afterwards), so its kernel runs as it is. */
@@ -144,6 +203,16 @@ static void hook(void *ctx, OpKind kind, KernelFn fn, const KernelCall *call)
     case OP_INBATCH_SOFTMAX_XENT_IDS:
         global_xent(st, fn, call, 1);
         return;
+    case OP_DROPOUT:
+    case OP_DROPOUT_GRAD:
+        global_dropout(st, fn, call);
+        return;
+    case OP_SUM_SQUARES:
+    case OP_SUM_SQUARES_GRAD:
+    case OP_UNCERTAINTY:
+    case OP_UNCERTAINTY_GRAD:
+        rank0_terms(st, kind, fn, call);
+        return;
     default:
         fn(call);
         return;
@@ -151,19 +220,11 @@ static void hook(void *ctx, OpKind kind, KernelFn fn, const KernelCall *call)
 }
 
 /* Why op `kind` of the gradient half has no data-parallel meaning yet, or NULL. */
-static const char *unsupported(const DistStep *st, const MtrOp *op)
+static const char *unsupported(const MtrOp *op)
 {
     switch (op->kind) {
     case OP_INBATCH_SOFTMAX_XENT:
         return "the in-batch softmax over a (B,B) score matrix (a model compiled with -O0)";
-    case OP_DROPOUT:
-        return mtr_session_knob(st->s, op->iattr[0]) > 0
-                   ? "dropout (its mask is drawn by row of the whole batch)"
-                   : NULL;
-    case OP_UNCERTAINTY:
-        return "learned loss weights (weight auto)";
-    case OP_SUM_SQUARES:
-        return "an L2 penalty";
     default:
         return NULL;
     }
@@ -175,7 +236,7 @@ void mtr_dist_step_free(DistStep *st)
     free(st->dense), free(st->pack), free(st->pack_all), free(st->sparse);
     free(st->ids_all), free(st->rows_all), free(st->keys), free(st->counts), free(st->bytes);
     free(st->q), free(st->c), free(st->dq), free(st->dc), free(st->work);
-    free(st->qid), free(st->cid);
+    free(st->qid), free(st->cid), free(st->drop), free(st->params);
     free(st);
 }
 
@@ -193,7 +254,7 @@ MtrStatus mtr_dist_step_new(const MtrDist *d, const MtrModel *m, MtrSession *s, 
     st->d = d, st->m = m, st->s = s, st->p = p_train, st->batch = batch;
     const MtrProgram *prog = &m->programs[p_train];
     for (uint32_t i = 0; i < prog->update_at; i++) {
-        const char *why = unsupported(st, &prog->ops[i]);
+        const char *why = unsupported(&prog->ops[i]);
         if (why) {
             mtr_dist_step_free(st);
             return mtr_fail(err, MTR_E_ARG,
@@ -240,6 +301,19 @@ MtrStatus mtr_dist_step_new(const MtrDist *d, const MtrModel *m, MtrSession *s, 
         xw = w > xw ? w : xw;
         xwork = wk > xwork ? wk : xwork;
     }
+    int64_t drop = 0;
+    for (uint32_t i = 0; i < prog->update_at; i++) {
+        const MtrOp *op = &prog->ops[i];
+        if (op->kind != OP_DROPOUT && op->kind != OP_DROPOUT_GRAD) continue;
+        int64_t n = mtr_session_tensor_elems(s, op->in[0], batch);
+        drop = n > drop ? n : drop;
+    }
+    st->params = alloc_n(m->n_tensors, sizeof *st->params);
+    st->drop = drop ? alloc_n(drop, sizeof *st->drop) : NULL;
+    if (!st->params || (drop && !st->drop)) goto nomem;
+    for (uint32_t t = 0; t < m->n_tensors; t++)
+        if (m->tensors[t].role == MTR_ROLE_PARAM)
+            st->params[st->n_params++] = mtr_session_tensor(s, (int32_t)t);
     st->pack = alloc_n(st->dense_floats, sizeof *st->pack);
     st->pack_all = alloc_n(st->dense_floats * d->size, sizeof *st->pack_all);
     st->ids_all = alloc_n(batch * d->size, sizeof *st->ids_all);
