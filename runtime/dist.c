@@ -8,6 +8,7 @@
 
 #include "kernels/kern.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,8 +36,14 @@ struct DistStep {
     uint64_t *keys;   /* size * batch: (id, position) to merge the gathered rows by id */
     int64_t *counts;  /* size: one int64 from each rank */
     size_t *bytes;    /* size: the gathered bytes of each rank */
-    float *q, *c, *dq, *dc, *work; /* the global batch's in-batch softmax (widest op) */
-    int32_t *qid, *cid;
+    /* the in-batch softmax (sized for the widest such op): the gathered
+     * candidates and their ids, the distinct queries and candidates (embedding,
+     * count, weighted embedding, each row's group), their gradients, the
+     * candidates' partial gradient by global row, what the ranks send back of
+     * it, and a tile of scores */
+    float *c, *qd, *qn, *qw, *cd, *cn, *cw, *g, *h, *dcp, *recv, *tile;
+    int32_t *cid, *qa, *ca;
+    size_t *rbytes;
     float *drop;         /* the global batch's rows of the widest dropout input */
     const void **params; /* every parameter's storage, to tell a penalty on one */
     uint32_t n_params;
@@ -98,33 +105,119 @@ static void rescale_mean(DistStep *st, const KernelCall *call)
     for (int64_t i = 0; i < m; i++) out[i] *= k;
 }
 
-/* The in-batch softmax of the global batch: every rank gathers all queries and
- * candidates (and their ids), runs the same kernel on them as one process
- * would, and keeps its own rows' gradients; the loss counts on rank 0 only, so
- * that the ranks' losses sum to the global one. */
-static void global_xent(DistStep *st, KernelFn fn, const KernelCall *call, int with_ids)
+/* Rows of the scores tile the in-batch softmax makes at a time. */
+#define XENT_TILE_ROWS 64
+
+static int cmp_u64(const void *x, const void *y)
 {
-    int64_t w = call->in_shape[0].cols, b = st->global;
-    KernelCall g = *call;
-    float loss = 0.0f;
-    gather_rows(st, call->in[0], w, sizeof(float), st->q);
-    gather_rows(st, call->in[1], w, sizeof(float), st->c);
-    g.in[0] = st->q, g.in[1] = st->c;
-    g.in_shape[0].rows = g.in_shape[1].rows = b;
-    if (with_ids) {
-        gather_rows(st, call->in[2], 1, sizeof(int32_t), st->qid);
-        gather_rows(st, call->in[3], 1, sizeof(int32_t), st->cid);
-        g.in[2] = st->qid, g.in[3] = st->cid;
-        g.in_shape[2].rows = g.in_shape[3].rows = b;
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+    return (a > b) - (a < b);
+}
+
+/* Groups rows 0..n-1 of x (n, w) by id, as the distinct-id kernel does
+ * (negative ids count as 0; id NULL: each row its own group), groups in
+ * increasing id order: group[row], each group's count and first row. Returns
+ * the number of groups. keys is scratch of n entries. */
+static int64_t group_rows(const float *x, const int32_t *id, int64_t n, int64_t w, uint64_t *keys,
+                          int32_t *group, float *count, float *xd)
+{
+    if (!id) {
+        for (int64_t i = 0; i < n; i++) group[i] = (int32_t)i, count[i] = 1.0f;
+        memcpy(xd, x, (size_t)(n * w) * sizeof *xd);
+        return n;
     }
-    g.out[0] = &loss, g.out[1] = st->dq, g.out[2] = st->dc, g.out[3] = st->work;
-    g.out_shape[1].rows = g.out_shape[2].rows = b;
-    g.out_shape[3].cols = b;
-    fn(&g);
-    size_t mine = (size_t)((st->hi - st->lo) * w) * sizeof(float);
-    memcpy(call->out[1], st->dq + st->lo * w, mine);
-    memcpy(call->out[2], st->dc + st->lo * w, mine);
-    *(float *)call->out[0] = st->d->rank == 0 ? loss : 0.0f;
+    for (int64_t i = 0; i < n; i++)
+        keys[i] = (uint64_t)(uint32_t)(id[i] < 0 ? 0 : id[i]) << 32 | (uint64_t)i;
+    qsort(keys, (size_t)n, sizeof *keys, cmp_u64);
+    int64_t g = -1;
+    uint64_t last = 0;
+    for (int64_t k = 0; k < n; k++) {
+        int64_t row = (int64_t)(keys[k] & 0xffffffffu);
+        if (g < 0 || keys[k] >> 32 != last) {
+            g++;
+            last = keys[k] >> 32;
+            count[g] = 0.0f;
+            memcpy(xd + g * w, x + row * w, (size_t)w * sizeof *xd);
+        }
+        count[g] += 1.0f;
+        group[row] = (int32_t)g;
+    }
+    return g + 1;
+}
+
+/* The in-batch softmax of the global batch, split by query rows: every rank
+ * gathers all B candidates (and their ids), scores its own query rows against
+ * them on distinct ids (the kernel's regrouping, exact up to rounding):
+ *   loss_r = sum_a nq_a lse_a - sum_{i in r} q_i.c_i,  dq_i = (P (nc C))_a(i) - c_i,
+ *   dc_j  += (P^T (nq Q))_m(j) - [j in r] q_j
+ * and the candidates' partial gradients go to the ranks that own their rows,
+ * which sum them in rank order. The ranks' losses sum to the global loss. */
+static void split_xent(DistStep *st, const KernelCall *call, int with_ids)
+{
+    const MtrDist *d = st->d;
+    int64_t w = call->in_shape[0].cols, b = st->global, lo = st->lo, nl = st->hi - st->lo;
+    const float *q = call->in[0];
+    gather_rows(st, call->in[1], w, sizeof(float), st->c);
+    if (with_ids) gather_rows(st, call->in[3], 1, sizeof(int32_t), st->cid);
+    int64_t nq =
+        group_rows(q, with_ids ? call->in[2] : NULL, nl, w, st->keys, st->qa, st->qn, st->qd);
+    int64_t nc =
+        group_rows(st->c, with_ids ? st->cid : NULL, b, w, st->keys, st->ca, st->cn, st->cd);
+    for (int64_t a = 0; a < nq * w; a++) st->qw[a] = st->qn[a / w] * st->qd[a];
+    for (int64_t m = 0; m < nc * w; m++) st->cw[m] = st->cn[m / w] * st->cd[m];
+    double total = 0.0;
+    for (int64_t a0 = 0; a0 < nq; a0 += XENT_TILE_ROWS) {
+        int64_t r = nq - a0 < XENT_TILE_ROWS ? nq - a0 : XENT_TILE_ROWS;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)r, (int)nc, (int)w, 1.0f,
+                    st->qd + a0 * w, (int)w, st->cd, (int)w, 0.0f, st->tile, (int)nc);
+        for (int64_t i = 0; i < r; i++) {
+            float *row = st->tile + i * nc;
+            float mx = kern_row_max(row, nc);
+            double z = 0.0;
+            for (int64_t j = 0; j < nc; j++) {
+                row[j] = kern_expf(row[j] - mx);
+                z += (double)st->cn[j] * row[j];
+            }
+            float inv = (float)(1.0 / z);
+            for (int64_t j = 0; j < nc; j++) row[j] *= inv;
+            total += (double)st->qn[a0 + i] * ((double)mx + log(z));
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)r, (int)w, (int)nc, 1.0f,
+                    st->tile, (int)nc, st->cw, (int)w, 0.0f, st->g + a0 * w, (int)w);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nc, (int)w, (int)r, 1.0f,
+                    st->tile, (int)nc, st->qw + a0 * w, (int)w, a0 ? 1.0f : 0.0f, st->h, (int)w);
+    }
+    float *dq = call->out[1], *dc = call->out[2];
+    for (int64_t i = 0; i < nl; i++) {
+        const float *qi = q + i * w, *ci = st->c + (lo + i) * w, *gi = st->g + st->qa[i] * w;
+        double dot = 0.0;
+        for (int64_t k = 0; k < w; k++) {
+            dot += (double)qi[k] * ci[k];
+            dq[i * w + k] = gi[k] - ci[k];
+        }
+        total -= dot;
+    }
+    for (int64_t j = 0; j < b; j++) {
+        const float *hj = st->h + st->ca[j] * w;
+        for (int64_t k = 0; k < w; k++)
+            st->dcp[j * w + k] = hj[k] - (j >= lo && j < lo + nl ? q[(j - lo) * w + k] : 0.0f);
+    }
+    for (int r = 0; r < d->size; r++) {
+        MtrDist one = *d;
+        one.rank = r;
+        int64_t rlo, rhi;
+        mtr_dist_rows(&one, b, &rlo, &rhi);
+        st->bytes[r] = (size_t)((rhi - rlo) * w) * sizeof(float);
+        st->rbytes[r] = (size_t)(nl * w) * sizeof(float);
+        if (r != d->rank) st->sent += (double)st->bytes[r];
+    }
+    d->alltoallv(d->ctx, st->dcp, st->bytes, st->recv, st->rbytes);
+    for (int64_t e = 0; e < nl * w; e++) {
+        float v = st->recv[e];
+        for (int r = 1; r < d->size; r++) v += st->recv[(int64_t)r * nl * w + e];
+        dc[e] = v;
+    }
+    *(float *)call->out[0] = (float)total;
 }
 
 /* Dropout draws its mask by element index over the global batch: this rank's
@@ -198,10 +291,12 @@ static void hook(void *ctx, OpKind kind, KernelFn fn, const KernelCall *call)
         rescale_mean(st, call);
         return;
     case OP_INBATCH_SOFTMAX_XENT_QC:
-        global_xent(st, fn, call, 0);
+        (void)fn;
+        split_xent(st, call, 0);
         return;
     case OP_INBATCH_SOFTMAX_XENT_IDS:
-        global_xent(st, fn, call, 1);
+        (void)fn;
+        split_xent(st, call, 1);
         return;
     case OP_DROPOUT:
     case OP_DROPOUT_GRAD:
@@ -235,8 +330,9 @@ void mtr_dist_step_free(DistStep *st)
     if (!st) return;
     free(st->dense), free(st->pack), free(st->pack_all), free(st->sparse);
     free(st->ids_all), free(st->rows_all), free(st->keys), free(st->counts), free(st->bytes);
-    free(st->q), free(st->c), free(st->dq), free(st->dc), free(st->work);
-    free(st->qid), free(st->cid), free(st->drop), free(st->params);
+    free(st->c), free(st->qd), free(st->qn), free(st->qw), free(st->cd), free(st->cn);
+    free(st->cw), free(st->g), free(st->h), free(st->dcp), free(st->recv), free(st->tile);
+    free(st->cid), free(st->qa), free(st->ca), free(st->rbytes), free(st->drop), free(st->params);
     free(st);
 }
 
@@ -268,7 +364,7 @@ MtrStatus mtr_dist_step_new(const MtrDist *d, const MtrModel *m, MtrSession *s, 
     st->counts = alloc_n(d->size, sizeof *st->counts);
     st->bytes = alloc_n(d->size, sizeof *st->bytes);
     if (!st->dense || !st->sparse || !st->counts || !st->bytes) goto nomem;
-    int64_t widest = 1, xw = 0, xwork = 0;
+    int64_t widest = 1, xw = 0;
     for (uint32_t g = 0; g < prog->n_outputs; g++) {
         const MtrOutput *o = &prog->outputs[g];
         switch ((MtrOutputRole)o->role) {
@@ -297,9 +393,7 @@ MtrStatus mtr_dist_step_new(const MtrDist *d, const MtrModel *m, MtrSession *s, 
         if (op->kind != OP_INBATCH_SOFTMAX_XENT_QC && op->kind != OP_INBATCH_SOFTMAX_XENT_IDS)
             continue;
         int64_t w = mtr_session_tensor_elems(s, op->in[0], 1);
-        int64_t wk = mtr_session_tensor_elems(s, op->out[3], batch);
         xw = w > xw ? w : xw;
-        xwork = wk > xwork ? wk : xwork;
     }
     int64_t drop = 0;
     for (uint32_t i = 0; i < prog->update_at; i++) {
@@ -321,14 +415,20 @@ MtrStatus mtr_dist_step_new(const MtrDist *d, const MtrModel *m, MtrSession *s, 
     st->keys = alloc_n(batch * d->size, sizeof *st->keys);
     if (!st->pack || !st->pack_all || !st->ids_all || !st->rows_all || !st->keys) goto nomem;
     if (xw > 0) {
-        st->q = alloc_n(batch * xw, sizeof *st->q);
-        st->c = alloc_n(batch * xw, sizeof *st->c);
-        st->dq = alloc_n(batch * xw, sizeof *st->dq);
-        st->dc = alloc_n(batch * xw, sizeof *st->dc);
-        st->work = alloc_n(xwork, sizeof *st->work);
-        st->qid = alloc_n(batch, sizeof *st->qid);
-        st->cid = alloc_n(batch, sizeof *st->cid);
-        if (!st->q || !st->c || !st->dq || !st->dc || !st->work || !st->qid || !st->cid) goto nomem;
+        int64_t bw = batch * xw, share = batch / d->size + 1;
+        st->c = alloc_n(bw, sizeof(float)), st->qd = alloc_n(bw, sizeof(float));
+        st->qw = alloc_n(bw, sizeof(float)), st->cd = alloc_n(bw, sizeof(float));
+        st->cw = alloc_n(bw, sizeof(float)), st->g = alloc_n(bw, sizeof(float));
+        st->h = alloc_n(bw, sizeof(float)), st->dcp = alloc_n(bw, sizeof(float));
+        st->qn = alloc_n(batch, sizeof(float)), st->cn = alloc_n(batch, sizeof(float));
+        st->cid = alloc_n(batch, sizeof(int32_t)), st->qa = alloc_n(batch, sizeof(int32_t));
+        st->ca = alloc_n(batch, sizeof(int32_t)), st->rbytes = alloc_n(d->size, sizeof(size_t));
+        st->recv = alloc_n(share * xw * d->size, sizeof(float));
+        st->tile = alloc_n(XENT_TILE_ROWS * batch, sizeof(float));
+        if (!st->c || !st->qd || !st->qw || !st->cd || !st->cw || !st->g || !st->h || !st->dcp ||
+            !st->qn || !st->cn || !st->cid || !st->qa || !st->ca || !st->rbytes || !st->recv ||
+            !st->tile)
+            goto nomem;
     }
     *out = st;
     return MTR_OK;
@@ -358,12 +458,6 @@ static void sum_dense(DistStep *st)
         memcpy(mtr_session_tensor(st->s, st->dense[i]), st->pack + at, (size_t)n * sizeof(float));
         at += n;
     }
-}
-
-static int cmp_u64(const void *x, const void *y)
-{
-    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
-    return (a > b) - (a < b);
 }
 
 /* An embedding table's sparse gradient: every rank's distinct ids and their

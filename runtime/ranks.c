@@ -28,7 +28,8 @@ static void mpi_allgather(void *ctx, const void *mine, size_t n, void *all)
     MPI_Allgather(mine, as_int(n), MPI_BYTE, all, as_int(n), MPI_BYTE, MPI_COMM_WORLD);
 }
 
-/* ctx holds two int arrays of size entries: counts and displacements. */
+/* ctx holds four int arrays of size entries: counts and displacements, sent
+ * and received. */
 static void mpi_allgatherv(void *ctx, const void *mine, const size_t *bytes, void *all)
 {
     int size, rank, *counts = ctx;
@@ -42,6 +43,21 @@ static void mpi_allgatherv(void *ctx, const void *mine, const size_t *bytes, voi
         at += bytes[r];
     }
     MPI_Allgatherv(mine, counts[rank], MPI_BYTE, all, counts, displs, MPI_BYTE, MPI_COMM_WORLD);
+}
+
+static void mpi_alltoallv(void *ctx, const void *send, const size_t *send_bytes, void *recv,
+                          const size_t *recv_bytes)
+{
+    int size, *counts = ctx;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    int *displs = counts + size, *rcounts = displs + size, *rdispls = rcounts + size;
+    size_t at = 0, rat = 0;
+    for (int r = 0; r < size; r++) {
+        counts[r] = as_int(send_bytes[r]), displs[r] = as_int(at);
+        rcounts[r] = as_int(recv_bytes[r]), rdispls[r] = as_int(rat);
+        at += send_bytes[r], rat += recv_bytes[r];
+    }
+    MPI_Alltoallv(send, counts, displs, MPI_BYTE, recv, rcounts, rdispls, MPI_BYTE, MPI_COMM_WORLD);
 }
 
 static int launched(void)
@@ -62,13 +78,14 @@ int ranks_start(int *argc, char ***argv, MtrDist *d)
     }
     MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &d->size);
-    d->ctx = calloc(2 * (size_t)d->size, sizeof(int));
+    d->ctx = calloc(4 * (size_t)d->size, sizeof(int));
     if (!d->ctx) {
         fprintf(stderr, "mtrun: error: out of memory starting rank %d\n", d->rank);
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
     d->allgather = mpi_allgather;
     d->allgatherv = mpi_allgatherv;
+    d->alltoallv = mpi_alltoallv;
     return 0;
 }
 

@@ -13,8 +13,8 @@
  *     gathered, merged into the sorted union and summed;
  *   - mean losses (mse, bce): divided by the labelled rows of the global batch;
  *   - the in-batch softmax: the candidates' embeddings and ids of the whole
- *     global batch are gathered and the loss is the global batch's; each rank
- *     keeps the gradients of its own rows.
+ *     global batch are gathered; each rank scores its own query rows against
+ *     all of them, and the candidates' gradients are summed across ranks.
  * Then every rank applies the same update, so the parameters stay identical. */
 #ifndef MTR_DIST_H
 #define MTR_DIST_H
@@ -35,6 +35,10 @@ typedef struct {
     /* rank r's bytes[r] bytes, concatenated in rank order into all, on every
      * rank; mine holds this rank's bytes[rank] */
     void (*allgatherv)(void *ctx, const void *mine, const size_t *bytes, void *all);
+    /* sends send_bytes[r] bytes (consecutive in send, in rank order) to rank r
+     * and receives recv_bytes[r] bytes from rank r into recv, in rank order */
+    void (*alltoallv)(void *ctx, const void *send, const size_t *send_bytes, void *recv,
+                      const size_t *recv_bytes);
 } MtrDist;
 
 /* This rank's share [*lo, *hi) of a global batch of n rows: contiguous, in
