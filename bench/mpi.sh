@@ -8,7 +8,8 @@
 # Wall-clock: run it on an otherwise idle machine, or say that it was not.
 #   bench/mpi.sh [DATA_DIR]      (default $MTR_DATA)
 # Env: MTR_BIN (default build/bin), BENCH_RUNS (default 3), BENCH_EPOCHS
-# (default 3), BENCH_NP (default 2), BENCH_SETS (more KEY=VALUE for --set).
+# (default 3), BENCH_SETUPS (default "1:1 1:2 2:1", RANKS:THREADS each),
+# BENCH_SETS (more KEY=VALUE for --set, e.g. train.split=0.98).
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${MTR_BIN:-$here/build/bin}"
@@ -17,7 +18,7 @@ if [ -z "$data" ]; then
   echo "usage: bench/mpi.sh DATA_DIR (or set MTR_DATA)" >&2
   exit 2
 fi
-runs="${BENCH_RUNS:-3}" epochs="${BENCH_EPOCHS:-3}" np="${BENCH_NP:-2}"
+runs="${BENCH_RUNS:-3}" epochs="${BENCH_EPOCHS:-3}"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 "$bin/mtrc" "$here/models/movielens.mtr" -o "$tmp/model.bin"
@@ -55,6 +56,6 @@ print(f"{name:<18} epoch {statistics.median(epoch):7.3f} s  eval {statistics.med
 PY
 }
 echo "$(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); $runs runs of $epochs epochs"
-setup "1 proc x 1 thread" 1 1
-setup "1 proc x 2 threads" 1 2
-setup "$np ranks x 1 thread" "$np" 1
+for rt in ${BENCH_SETUPS:-1:1 1:2 2:1}; do
+  setup "${rt%%:*} rank x ${rt##*:} thr" "${rt%%:*}" "${rt##*:}"
+done

@@ -12,6 +12,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* One embedding table's sparse gradient: the outputs holding its rows and ids. */
 typedef struct {
@@ -47,9 +48,17 @@ struct DistStep {
     float *drop;         /* the global batch's rows of the widest dropout input */
     const void **params; /* every parameter's storage, to tell a penalty on one */
     uint32_t n_params;
-    double sent; /* bytes sent so far */
+    double sent;         /* bytes sent so far */
+    double comm_seconds; /* time spent in collectives so far (sending and waiting) */
     int64_t steps;
 };
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 
 void mtr_dist_rows(const MtrDist *d, int64_t n, int64_t *lo, int64_t *hi)
 {
@@ -63,8 +72,19 @@ void mtr_dist_rows(const MtrDist *d, int64_t n, int64_t *lo, int64_t *hi)
 
 static void gather(DistStep *st, const void *mine, size_t n, void *all)
 {
+    double t0 = now();
     st->d->allgather(st->d->ctx, mine, n, all);
+    st->comm_seconds += now() - t0;
     st->sent += (double)n * (st->d->size - 1);
+}
+
+/* Gathers st->bytes[r] bytes from each rank r. */
+static void gatherv(DistStep *st, const void *mine, void *all)
+{
+    double t0 = now();
+    st->d->allgatherv(st->d->ctx, mine, st->bytes, all);
+    st->comm_seconds += now() - t0;
+    st->sent += (double)st->bytes[st->d->rank] * (st->d->size - 1);
 }
 
 /* Gathers each rank's rows of a (B, width) tensor of `elem`-byte elements. */
@@ -78,8 +98,7 @@ static void gather_rows(DistStep *st, const void *mine, int64_t width, size_t el
         mtr_dist_rows(&one, st->global, &lo, &hi);
         st->bytes[r] = (size_t)((hi - lo) * width) * elem;
     }
-    d->allgatherv(d->ctx, mine, st->bytes, all);
-    st->sent += (double)st->bytes[d->rank] * (d->size - 1);
+    gatherv(st, mine, all);
 }
 
 /* The global sum of an int64 over the ranks. */
@@ -166,20 +185,26 @@ static void split_xent(DistStep *st, const KernelCall *call, int with_ids)
     for (int64_t a = 0; a < nq * w; a++) st->qw[a] = st->qn[a / w] * st->qd[a];
     for (int64_t m = 0; m < nc * w; m++) st->cw[m] = st->cn[m / w] * st->cd[m];
     double total = 0.0;
-    for (int64_t a0 = 0; a0 < nq; a0 += XENT_TILE_ROWS) {
-        int64_t r = nq - a0 < XENT_TILE_ROWS ? nq - a0 : XENT_TILE_ROWS;
+    /* a tile of at most 1 MiB of scores, so that it stays in cache between passes */
+    int64_t tr = (256 * 1024) / (nc > 0 ? nc : 1);
+    tr = tr < 1 ? 1 : tr > XENT_TILE_ROWS ? XENT_TILE_ROWS : tr;
+    for (int64_t a0 = 0; a0 < nq; a0 += tr) {
+        int64_t r = nq - a0 < tr ? nq - a0 : tr;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)r, (int)nc, (int)w, 1.0f,
                     st->qd + a0 * w, (int)w, st->cd, (int)w, 0.0f, st->tile, (int)nc);
         for (int64_t i = 0; i < r; i++) {
             float *row = st->tile + i * nc;
             float mx = kern_row_max(row, nc);
+            for (int64_t j = 0; j < nc; j++) row[j] = kern_expf(row[j] - mx);
+            double lane[8] = {0};
+            int64_t j = 0;
+            for (; j + 8 <= nc; j += 8)
+                for (int k = 0; k < 8; k++) lane[k] += (double)st->cn[j + k] * row[j + k];
             double z = 0.0;
-            for (int64_t j = 0; j < nc; j++) {
-                row[j] = kern_expf(row[j] - mx);
-                z += (double)st->cn[j] * row[j];
-            }
+            for (; j < nc; j++) z += (double)st->cn[j] * row[j];
+            for (int k = 0; k < 8; k++) z += lane[k];
             float inv = (float)(1.0 / z);
-            for (int64_t j = 0; j < nc; j++) row[j] *= inv;
+            for (j = 0; j < nc; j++) row[j] *= inv;
             total += (double)st->qn[a0 + i] * ((double)mx + log(z));
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)r, (int)w, (int)nc, 1.0f,
@@ -211,7 +236,9 @@ static void split_xent(DistStep *st, const KernelCall *call, int with_ids)
         st->rbytes[r] = (size_t)(nl * w) * sizeof(float);
         if (r != d->rank) st->sent += (double)st->bytes[r];
     }
+    double t0 = now();
     d->alltoallv(d->ctx, st->dcp, st->bytes, st->recv, st->rbytes);
+    st->comm_seconds += now() - t0;
     for (int64_t e = 0; e < nl * w; e++) {
         float v = st->recv[e];
         for (int r = 1; r < d->size; r++) v += st->recv[(int64_t)r * nl * w + e];
@@ -474,11 +501,9 @@ static void sum_sparse(DistStep *st, const Sparse *sp)
         st->bytes[r] = (size_t)st->counts[r] * sizeof(int32_t);
         total += st->counts[r];
     }
-    st->d->allgatherv(st->d->ctx, ids, st->bytes, st->ids_all);
-    st->sent += (double)st->bytes[st->d->rank] * (st->d->size - 1);
+    gatherv(st, ids, st->ids_all);
     for (int r = 0; r < st->d->size; r++) st->bytes[r] *= (size_t)sp->d;
-    st->d->allgatherv(st->d->ctx, rows, st->bytes, st->rows_all);
-    st->sent += (double)st->bytes[st->d->rank] * (st->d->size - 1);
+    gatherv(st, rows, st->rows_all);
     for (int64_t k = 0; k < total; k++)
         st->keys[k] = (uint64_t)(uint32_t)st->ids_all[k] << 32 | (uint64_t)k;
     qsort(st->keys, (size_t)total, sizeof *st->keys, cmp_u64);
@@ -514,6 +539,11 @@ void mtr_dist_step_run(DistStep *st, int64_t global)
 double mtr_dist_step_bytes(const DistStep *st)
 {
     return st && st->steps ? st->sent / (double)st->steps : 0.0;
+}
+
+double mtr_dist_step_comm_seconds(const DistStep *st)
+{
+    return st ? st->comm_seconds : 0.0;
 }
 
 /* The counts of one task's accumulators, as doubles (exact for counts below

@@ -680,8 +680,11 @@ static MtrStatus run_fold(const MtrModel *m, Runner *r, Split *sp, const MtrRunO
     }
     MtrStatus rc = run_fold_on(m, r, sp, o, res, dist, err);
     if (rc == MTR_OK && dist && o->progress)
-        fprintf(o->progress, "%d ranks: %.0f bytes sent per step by rank %d\n", o->dist->size,
-                mtr_dist_step_bytes(dist), o->dist->rank);
+        fprintf(o->progress,
+                "%d ranks: %.0f bytes sent per step by rank %d, %.2f s of training in "
+                "collectives\n",
+                o->dist->size, mtr_dist_step_bytes(dist), o->dist->rank,
+                mtr_dist_step_comm_seconds(dist));
     mtr_dist_step_free(dist);
     return rc;
 }

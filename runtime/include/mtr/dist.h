@@ -62,6 +62,9 @@ void mtr_dist_step_run(DistStep *st, int64_t global);
 /* Bytes this rank has sent per step so far (its share of each gather, counted
  * once for each other rank that receives it), averaged over the steps run. */
 double mtr_dist_step_bytes(const DistStep *st);
+/* Seconds this rank has spent in the step's collectives (sending, and waiting
+ * for the slowest rank), all steps so far. */
+double mtr_dist_step_comm_seconds(const DistStep *st);
 
 /* Evaluation: each rank adds its share of the test rows to ms (sized for all
  * of them); this sums every rank's counts into every rank's ms, in rank order
