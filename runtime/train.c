@@ -207,9 +207,10 @@ typedef struct {
     int p_train, p_eval, p_items;
     int32_t loss, *task_loss;
     const MtrProgram *train; /* train_step, whose gradient outputs the step log reads */
-    int32_t *sampled;    /* per task with a sample knob: its label input in train_step, else -1 */
-    float *labels;       /* one batch of labels, for the metrics */
-    double *task_sum;    /* each task's loss summed over an epoch */
+    int32_t *sampled; /* per task with a sample knob: its label input in train_step, else -1 */
+    float *labels;    /* one batch of labels, for the metrics */
+    double *task_sum; /* each task's loss summed over an epoch */
+
     int64_t batch;       /* the most rows the session is bound for */
     const MtrDist *dist; /* data-parallel ranks: each evaluates a share of the rows */
 } Runner;
