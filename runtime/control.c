@@ -162,7 +162,7 @@ double control_clip(const MtrModel *m, MtrSession *s, int p_train, int64_t rows,
     return norm;
 }
 
-void control_run_step(Control *c, MtrSession *s, int64_t rows)
+void control_step_begin(Control *c, MtrSession *s)
 {
     if (c->warmup > 0 || c->decay) {
         double f = control_lr_factor(c, c->step);
@@ -170,9 +170,19 @@ void control_run_step(Control *c, MtrSession *s, int64_t rows)
             mtr_session_set_knob(s, c->lr_knob[i], (double)(float)(c->base_lr[i] * f));
     }
     c->step++;
+}
+
+void control_clip_gradients(Control *c, MtrSession *s, int64_t rows)
+{
+    if (c->clip > 0) c->last_norm = control_clip(c->m, s, c->p_train, rows, c->clip);
+}
+
+void control_run_step(Control *c, MtrSession *s, int64_t rows)
+{
+    control_step_begin(c, s);
     if (c->clip > 0) {
         mtr_session_run_gradients(s, c->p_train, rows);
-        c->last_norm = control_clip(c->m, s, c->p_train, rows, c->clip);
+        control_clip_gradients(c, s, rows);
         mtr_session_run_updates(s, c->p_train, rows);
     } else {
         mtr_session_run(s, c->p_train, rows);

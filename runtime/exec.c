@@ -37,6 +37,8 @@ struct MtrSession {
     size_t param_bytes, step_bytes, step_unshared;
     BoundProgram *progs;
     int profiling;
+    MtrOpHook hook; /* runs every op instead of its kernel when set (data-parallel ranks) */
+    void *hook_ctx;
     double op_seconds[OP_COUNT];
     uint64_t op_calls[OP_COUNT];
 };
@@ -471,6 +473,11 @@ static void run_ops(MtrSession *s, int p, int64_t rows, uint32_t from, uint32_t 
     assert(from <= to && to <= prog->n_ops);
     if (bp->rows != rows) bind_shapes(s, p, rows);
     s->last_run = p;
+    if (s->hook) {
+        for (uint32_t i = from; i < to; i++)
+            s->hook(s->hook_ctx, prog->ops[i].kind, bp->fns[i], &bp->calls[i]);
+        return;
+    }
     if (!s->profiling) {
         for (uint32_t i = from; i < to; i++) bp->fns[i](&bp->calls[i]);
         return;
@@ -505,6 +512,12 @@ void mtr_session_run_updates(MtrSession *s, int p, int64_t rows)
 {
     const MtrProgram *prog = &s->m->programs[p];
     run_ops(s, p, rows, prog->update_at, prog->n_ops);
+}
+
+void mtr_session_set_hook(MtrSession *s, MtrOpHook hook, void *ctx)
+{
+    s->hook = hook;
+    s->hook_ctx = ctx;
 }
 
 void mtr_session_profile(MtrSession *s, int on)

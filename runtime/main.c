@@ -8,6 +8,7 @@
 #include "mtr/report.h"
 #include "mtr/run.h"
 #include "mtr/save.h"
+#include "ranks.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -68,6 +69,7 @@ typedef struct {
     int eval_users;
     int k, threads, reshuffle, order_file, skip_bad, fresh, quiet, profile, train_metrics, timings;
     int k_given, vectors, help, version;
+    const MtrDist *dist; /* this process's rank under mpirun (ranks.h) */
 } Args;
 
 static int bad(const char *fmt, const char *what)
@@ -368,7 +370,8 @@ static MtrRunOptions run_options(const Args *a, FILE *metrics, FILE *steps)
                            .timings = a->timings,
                            .step_log = steps,
                            .profile = a->profile ? stderr : NULL,
-                           .eval_users = a->eval_users};
+                           .eval_users = a->eval_users,
+                           .dist = a->dist};
 }
 
 static int print_results(const MtrModel *m, const MtrRunResult *r, int eval_only, MtrError *e)
@@ -672,9 +675,40 @@ static void explain_read_error(const char *path, const MtrError *e)
     print_error(e);
 }
 
+/* Under mpirun, rank 0 speaks for the job: the other ranks train and evaluate
+ * alike but print nothing to stdout, show no progress and write no file
+ * (docs/distributed.md). Only the commands that train or evaluate run on
+ * several ranks. Returns 0, or 2 after a usage message. */
+static int share_ranks(Args *a, const MtrDist *d, const char *cmd)
+{
+    a->dist = d;
+    if (d->size <= 1) return 0;
+    if (strcmp(cmd, "train") != 0 && strcmp(cmd, "eval") != 0 && strcmp(cmd, "cv") != 0)
+        return bad("%s runs as one process, not under mpirun (train, eval and cv do)", cmd);
+    if (d->rank == 0) return 0;
+    a->out = a->metrics = a->step_log = NULL;
+    a->quiet = 1;
+    a->profile = 0;
+    if (!freopen("/dev/null", "w", stdout)) return bad("%s", "cannot silence rank's stdout");
+    return 0;
+}
+
+static int run_main(int argc, char **argv, const MtrDist *dist);
+
 int main(int argc, char **argv)
 {
     mtr_memlimit_reexec(argv); /* under ulimit -v: no OpenBLAS workers before --threads */
+    MtrDist dist;
+    if (ranks_start(&argc, &argv, &dist)) return 1;
+    int rc = run_main(argc, argv, &dist);
+    /* a rank that fails stops the job: the others may wait for it in a collective */
+    if (rc && dist.size > 1) ranks_abort(&dist, rc);
+    ranks_stop(&dist);
+    return rc;
+}
+
+static int run_main(int argc, char **argv, const MtrDist *dist)
+{
     mtr_save_notes(stderr);
     mtr_check_stdout_at_exit("mtrun");
     Args a;
@@ -696,6 +730,10 @@ int main(int argc, char **argv)
         strcmp(cmd, "train") == 0 || strcmp(cmd, "eval") == 0 || strcmp(cmd, "cv") == 0;
     if (!a.data && needs_data && getenv("MTR_DATA") && *getenv("MTR_DATA"))
         a.data = getenv("MTR_DATA");
+    if ((rc = share_ranks(&a, dist, cmd))) {
+        for (int i = 0; i < a.n_owned; i++) free((char *)a.names[i]);
+        return rc;
+    }
     openblas_set_num_threads(a.threads);
     if (a.threads > 1) {
         if (pool_start(a.threads))

@@ -218,6 +218,9 @@ typedef struct {
     float *labels;    /* one batch of labels, for the metrics */
     double *task_sum; /* each task's loss summed over an epoch */
     Control ctl;      /* schedule, clipping, early stopping (control.c) */
+
+    int64_t batch;       /* the most rows the session is bound for */
+    const MtrDist *dist; /* data-parallel ranks: each evaluates a share of the rows */
 } Runner;
 
 static void runner_free(Runner *r)
@@ -235,6 +238,7 @@ static void runner_free(Runner *r)
 static MtrStatus runner_new(const MtrModel *m, int64_t batch, Runner *r, MtrError *err)
 {
     memset(r, 0, sizeof *r);
+    r->batch = batch;
     if (m->n_programs > 8) return mtr_fail(err, MTR_E_FORMAT, "too many programs");
     int64_t *values = calloc(m->n_symbols + 1, sizeof *values);
     if (!values) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
@@ -476,10 +480,13 @@ static MtrStatus evaluate(const MtrModel *m, Runner *r, const Encoded *e, const 
     Metrics *all = &ms;
     uint32_t *sorted;
     rc = rows_by_user(m, e, rows, n_rows, &sorted, err);
+    int64_t lo, hi; /* this rank's share of the rows, by user */
+    mtr_dist_rows(r->dist, n_rows, &lo, &hi);
     if (rc == MTR_OK)
-        rc = eval_rows(m, r, e, sorted ? sorted : rows, n_rows, batch, &all, 1,
-                       progress ? &prog : NULL, t0, 0, n_rows, err);
+        rc = eval_rows(m, r, e, (sorted ? sorted : rows) + lo, hi - lo, batch, &all, 1,
+                       progress ? &prog : NULL, t0, 0, hi - lo, err);
     free(sorted);
+    if (rc == MTR_OK) rc = mtr_dist_metrics_sum(r->dist, &ms, err);
     if (progress) report_progress_clear(&prog);
     if (seconds) *seconds = report_clock() - t0;
     if (rc == MTR_OK) rc = metrics_report(&ms, out, err);
@@ -676,10 +683,57 @@ static MtrStatus validate(const MtrModel *m, Runner *r, const Split *sp, const u
     return MTR_OK;
 }
 
+/* One training step over rows[0..n): this rank's share of them under data
+ * parallelism (mtr/dist.h), else all of them. */
+static void train_step(const MtrModel *m, Runner *r, DistStep *dist, const MtrRunOptions *o,
+                       const Encoded *e, const uint32_t *rows, int64_t n, uint64_t seed)
+{
+    int64_t lo, hi;
+    mtr_dist_rows(dist ? o->dist : NULL, n, &lo, &hi);
+    bind_feed(r->s, m, &r->feeds[r->p_train], e, rows + lo, hi - lo);
+    mask_samples(m, r, rows + lo, hi - lo, seed);
+    if (dist) {
+        control_step_begin(&r->ctl, r->s);
+        mtr_dist_step_gradients(dist, n);
+        control_clip_gradients(&r->ctl, r->s, n);
+        mtr_dist_step_updates(dist, n);
+    } else {
+        control_run_step(&r->ctl, r->s, n);
+    }
+}
+
+static MtrStatus run_fold_on(const MtrModel *m, Runner *r, Split *sp, const MtrRunOptions *o,
+                             MtrRunResult *res, DistStep *dist, MtrError *err);
+
 /* Trains from the runner's current parameters over the split's training rows,
  * then evaluates on its test rows. */
 static MtrStatus run_fold(const MtrModel *m, Runner *r, Split *sp, const MtrRunOptions *o,
                           MtrRunResult *res, MtrError *err)
+{
+    DistStep *dist = NULL;
+    if (o->dist && o->dist->size > 1) {
+        int64_t batch = knob_int(m, MTR_KNOB_BATCH, 8192), last = sp->n_train % batch;
+        if ((sp->n_train < batch ? sp->n_train : last ? last : batch) < o->dist->size)
+            return mtr_fail(err, MTR_E_ARG,
+                            "a batch of %lld rows cannot be shared by %d ranks: change "
+                            "train.batch or the number of ranks",
+                            (long long)(sp->n_train < batch ? sp->n_train : last), o->dist->size);
+        MtrStatus rc = mtr_dist_step_new(o->dist, m, r->s, r->p_train, r->batch, &dist, err);
+        if (rc) return rc;
+    }
+    MtrStatus rc = run_fold_on(m, r, sp, o, res, dist, err);
+    if (rc == MTR_OK && dist && o->progress)
+        fprintf(o->progress,
+                "%d ranks: %.0f bytes sent per step by rank %d, %.2f s of training in "
+                "collectives\n",
+                o->dist->size, mtr_dist_step_bytes(dist), o->dist->rank,
+                mtr_dist_step_comm_seconds(dist));
+    mtr_dist_step_free(dist);
+    return rc;
+}
+
+static MtrStatus run_fold_on(const MtrModel *m, Runner *r, Split *sp, const MtrRunOptions *o,
+                             MtrRunResult *res, DistStep *dist, MtrError *err)
 {
     int64_t batch = knob_int(m, MTR_KNOB_BATCH, 8192);
     int epochs = knob_int(m, MTR_KNOB_EPOCHS, 3);
@@ -723,9 +777,7 @@ static MtrStatus run_fold(const MtrModel *m, Runner *r, Split *sp, const MtrRunO
         memset(r->task_sum, 0, m->n_tasks * sizeof *r->task_sum);
         for (int64_t b = 0; b < n_batches; b++) {
             int64_t off = b * batch, n = sp->n_train - off < batch ? sp->n_train - off : batch;
-            bind_feed(r->s, m, &r->feeds[r->p_train], &sp->enc_train, sp->train_rows + off, n);
-            mask_samples(m, r, sp->train_rows + off, n, seed);
-            control_run_step(&r->ctl, r->s, n);
+            train_step(m, r, dist, o, &sp->enc_train, sp->train_rows + off, n, seed);
             double loss = *(float *)mtr_session_tensor(r->s, r->loss);
             if (!isfinite(loss)) {
                 if (o->progress && prog.tty) fputc('\n', o->progress);
@@ -866,6 +918,7 @@ MtrStatus mtr_run_train(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, 
         return rc;
     }
     if ((rc = runner_new(m, bound_batch(m, &sp), &r, err)) == MTR_OK) {
+        r.dist = o->dist;
         if (keep) {
             rc = mtr_session_load_params(r.s, m, err);
         } else {
@@ -903,6 +956,7 @@ MtrStatus mtr_run_eval(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, M
     res->n_test = sp.n_test;
     res->test_oov = sp.enc_test.oov;
     if ((rc = runner_new(m, bound_batch(m, &sp), &r, err)) == MTR_OK) {
+        r.dist = o->dist;
         rc = mtr_session_load_params(r.s, m, err);
         if (rc == MTR_OK && sp.n_test == 0)
             rc = mtr_fail(err, MTR_E_DATA, "no test rows to evaluate");
@@ -930,6 +984,7 @@ MtrStatus mtr_run_cv(MtrModel *m, const MtrRunOptions *o, int n_folds, const cha
         mtr_data_free(ds);
         return rc;
     }
+    r.dist = o->dist;
     size_t dl = strlen(o->data_dir);
     /* Every fold's files first: a typo in the last fold should not cost the
      * training of the others. */

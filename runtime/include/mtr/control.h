@@ -65,6 +65,10 @@ double control_lr_factor(const Control *c, int64_t t);
  * for this step, runs the gradients, clips them, runs the updates. Never
  * allocates. */
 void control_run_step(Control *c, MtrSession *s, int64_t rows);
+/* Its parts, for a step whose gradients are summed across data-parallel
+ * ranks (mtr/dist.h) before the clipping: the step's rates, then the clip. */
+void control_step_begin(Control *c, MtrSession *s);
+void control_clip_gradients(Control *c, MtrSession *s, int64_t rows);
 
 /* Scales every gradient of the last run so that their global norm is at most
  * max_norm; returns the norm before. */

@@ -5,6 +5,7 @@
 #ifndef MTR_EXEC_H
 #define MTR_EXEC_H
 
+#include "mtr/kernels.h"
 #include "mtr/model.h"
 #include "mtr/rng.h"
 
@@ -51,6 +52,13 @@ void mtr_session_run(MtrSession *s, int p, int64_t rows);
  * or clips them acts between the two. */
 void mtr_session_run_gradients(MtrSession *s, int p, int64_t rows);
 void mtr_session_run_updates(MtrSession *s, int p, int64_t rows);
+/* An op hook, when set, runs every op in place of its kernel: it is given the
+ * op's kind, its kernel and its bound call, and must leave the op's outputs as
+ * the kernel's meaning requires (a data-parallel rank uses it to make a loss
+ * over the global batch out of its share of the rows; runtime/dist.c). NULL
+ * (the default) runs the kernels directly. Profiling does not time hooked ops. */
+typedef void (*MtrOpHook)(void *ctx, OpKind kind, KernelFn fn, const KernelCall *call);
+void mtr_session_set_hook(MtrSession *s, MtrOpHook hook, void *ctx);
 /* Runs only the first n_ops ops of program p (n_ops <= its op count): a
  * tensor written by op n_ops - 1 then still holds its value, even one whose
  * buffer a later op would reuse (serving reads a query vector this way). */

@@ -4,6 +4,7 @@
 #ifndef MTR_RUN_H
 #define MTR_RUN_H
 
+#include "mtr/dist.h"
 #include "mtr/metrics.h"
 #include "mtr/model.h"
 
@@ -27,6 +28,7 @@ typedef struct {
     FILE *profile;        /* time every op during training and print a table here, or NULL */
     int64_t eval_users;   /* > 0: evaluate a seeded sample of this many test users, with
                            * 95% confidence intervals (see evaluate_users in train.c) */
+    const MtrDist *dist;  /* data-parallel ranks (mtr/dist.h), or NULL for one process */
 } MtrRunOptions;
 
 typedef struct {
