@@ -681,6 +681,17 @@ static const TaskLowering task_lowerings[TASK_COUNT] = {
 };
 
 /* Lowers task t (number `task`): its own lowering, then its weighted loss. */
+/* Adds k to the task's increasing k list unless it is there (or the list is full). */
+static void merge_k(MtrTask *mt, int32_t k)
+{
+    uint32_t at = 0;
+    while (at < mt->n_ks && mt->ks[at] < k) at++;
+    if ((at < mt->n_ks && mt->ks[at] == k) || mt->n_ks >= MTR_MAX_KS) return;
+    memmove(&mt->ks[at + 1], &mt->ks[at], (mt->n_ks - at) * sizeof *mt->ks);
+    mt->ks[at] = k;
+    mt->n_ks++;
+}
+
 static int32_t lower_task(Progs *P, const AstTask *t, int32_t task, MtrTask *mt)
 {
     char name[256];
@@ -795,8 +806,9 @@ int lower_model(const AstModel *m, Module *mod, Lowered *out)
         for (const AstMetric *me = t->metrics; me; me = me->next) {
             mt.metrics |= 1u << me->kind;
             if (!mtr_metric_takes_k((unsigned)me->kind)) continue;
-            mt.n_ks = (uint32_t)me->n_ks;
-            for (int i = 0; i < me->n_ks && i < MTR_MAX_KS; i++) mt.ks[i] = (int32_t)me->ks[i];
+            /* A task's k-taking metrics share one list: the union of their k values
+             * (sema keeps it within MTR_MAX_KS). */
+            for (int i = 0; i < me->n_ks; i++) merge_k(&mt, (int32_t)me->ks[i]);
         }
         int32_t weighted = lower_task(&P, t, knob, &mt);
         if (weighted < 0 || module_task(mod, &mt) < 0) goto fail;

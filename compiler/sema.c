@@ -480,6 +480,29 @@ static void check_top_k(Sema *s, const AstMetric *m)
     }
 }
 
+/* A task's k-taking metrics share one list of cut-offs, the union of the k
+ * values they name (model.bin keeps one list per task): it must fit. */
+static void check_k_union(Sema *s, const AstTask *t)
+{
+    int64_t ks[MTR_MAX_KS];
+    int n = 0;
+    for (const AstMetric *m = t->metrics; m; m = m->next) {
+        if (!mtr_metric_takes_k((unsigned)m->kind)) continue;
+        for (int i = 0; i < m->n_ks; i++) {
+            int seen = 0;
+            for (int j = 0; j < n; j++) seen |= ks[j] == m->ks[i];
+            if (seen) continue;
+            if (n == MTR_MAX_KS) {
+                ERROR(s, m->k_locs[i],
+                      "a task's metrics share at most %d distinct k values; %lld is one more",
+                      MTR_MAX_KS, (long long)m->ks[i]);
+                return;
+            }
+            ks[n++] = m->ks[i];
+        }
+    }
+}
+
 static void check_retrieval(Sema *s, AstTask *t)
 {
     AstRef *q = t->args, *cand = t->args->next;
@@ -554,6 +577,7 @@ static void check_tasks(Sema *s)
                 }
             }
         }
+        check_k_union(s, t);
         if (t->has_weight && (!isfinite(t->weight) || t->weight < 0))
             ERROR(s, t->weight_loc, "weight must be a finite number >= 0, found %g", t->weight);
         char rule[64];

@@ -55,6 +55,9 @@ static const char usage[] =
     "  --profile         time every op kind during training (printed on stderr)\n"
     "  --vectors         export: also the final item and query vectors (for an ANN index)\n"
     "  --eval-users N    evaluate a seeded sample of N test users, with 95% confidence intervals\n"
+    "  --exclude-seen    eval, training's test pass, recommend: items a user has in the\n"
+    "                    training rows are not ranked (recommend then needs --data DIR)\n"
+    "  --task NAME       recommend with this retrieval task (when the model has several)\n"
     "  --help, --version\n";
 
 typedef struct {
@@ -65,7 +68,8 @@ typedef struct {
     const char *names[MAX_ARGS], *values[MAX_ARGS];
     int n_inputs, n_owned; /* names[0..n_owned) were allocated by --input */
     const char *user, *item;
-    int eval_users;
+    int eval_users, exclude_seen;
+    const char *task;
     int k, threads, reshuffle, order_file, skip_bad, fresh, quiet, profile, train_metrics, timings;
     int k_given, vectors, help, version;
 } Args;
@@ -112,6 +116,8 @@ enum {
     OPT_TIMINGS,
     OPT_VECTORS,
     OPT_VERSION,
+    OPT_EXCLUDE_SEEN,
+    OPT_TASK,
 };
 
 static const struct option long_options[] = {
@@ -138,6 +144,8 @@ static const struct option long_options[] = {
     {"train-metrics", no_argument, NULL, OPT_TRAIN_METRICS},
     {"timings", no_argument, NULL, OPT_TIMINGS},
     {"vectors", no_argument, NULL, OPT_VECTORS},
+    {"exclude-seen", no_argument, NULL, OPT_EXCLUDE_SEEN},
+    {"task", required_argument, NULL, OPT_TASK},
     {"output", required_argument, NULL, 'o'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
@@ -257,6 +265,12 @@ static int parse_args(int argc, char **argv, Args *a)
         case OPT_VECTORS:
             a->vectors = 1;
             break;
+        case OPT_EXCLUDE_SEEN:
+            a->exclude_seen = 1;
+            break;
+        case OPT_TASK:
+            a->task = v;
+            break;
         case 'h':
             a->help = 1;
             break;
@@ -368,15 +382,19 @@ static MtrRunOptions run_options(const Args *a, FILE *metrics, FILE *steps)
                            .timings = a->timings,
                            .step_log = steps,
                            .profile = a->profile ? stderr : NULL,
-                           .eval_users = a->eval_users};
+                           .eval_users = a->eval_users,
+                           .exclude_seen = a->exclude_seen};
 }
 
 static int print_results(const MtrModel *m, const MtrRunResult *r, int eval_only, MtrError *e)
 {
     ReportRow rows[64];
     size_t n = 0;
-    for (uint32_t i = 0; i < r->test.n && n < 60; i++)
-        rows[n++] = (ReportRow){r->test.entries[i].name, r->test.entries[i].value, NAN};
+    for (uint32_t i = 0; i < r->test.n && n < 60; i++) {
+        const MetricsEntry *b = metrics_report_find(&r->baseline, r->test.entries[i].name);
+        rows[n++] =
+            (ReportRow){r->test.entries[i].name, r->test.entries[i].value, b ? b->value : NAN};
+    }
     if (eval_only)
         printf("%s: %lld test rows, evaluation %.3f s\n", m->name, (long long)r->n_test,
                r->eval_seconds);
@@ -384,7 +402,7 @@ static int print_results(const MtrModel *m, const MtrRunResult *r, int eval_only
         printf("%s: %lld training rows, %lld test rows, %d epochs in %.2f s, evaluation %.3f s\n",
                m->name, (long long)r->n_train, (long long)r->n_test, r->epochs, r->train_seconds,
                r->eval_seconds);
-    if (report_table_print(stdout, rows, n, e) != MTR_OK) return -1;
+    if (report_table_print_titled(stdout, rows, n, "baseline", e) != MTR_OK) return -1;
     if (r->users_sampled > 0) {
         printf(
             "%lld of %lld test users sampled (%lld rows); 95%% confidence intervals over users:\n",
@@ -459,6 +477,11 @@ static int run_train(MtrModel *m, Args *a, int eval_only)
                 "mtrun: %llu test values are not in the vocabulary: they use the "
                 "out-of-vocabulary row\n",
                 (unsigned long long)r.test_oov);
+    if (r.unrankable)
+        fprintf(stderr,
+                "mtrun: warning: %lld test rows name an item that is not among the candidates: "
+                "they are counted as unrankable, in no retrieval metric\n",
+                (long long)r.unrankable);
     if (r.overlap)
         fprintf(stderr, "mtrun: warning: %llu test rows also appear in the training file\n",
                 (unsigned long long)r.overlap);
@@ -467,6 +490,7 @@ static int run_train(MtrModel *m, Args *a, int eval_only)
      * or because the table cannot be written, changes no file. */
     int failed = print_results(m, &r, eval_only, &e);
     metrics_report_free(&r.test);
+    metrics_report_free(&r.baseline);
     metrics_report_free(&r.test_ci95);
     if (!failed && !eval_only && a->out) failed = mtr_model_write(m, a->out, &e) != MTR_OK;
     if (!failed) failed = out_close(&metrics, 1, &e) | out_close(&steps, 1, &e);
@@ -585,8 +609,10 @@ static int run_cv(MtrModel *m, Args *a)
         if (rc == 0) print_error(&e);
         rc = 1;
     }
-    for (int f = 0; f < n; f++)
+    for (int f = 0; f < n; f++) {
         metrics_report_free(&res[f].test), metrics_report_free(&res[f].test_ci95);
+        metrics_report_free(&res[f].baseline);
+    }
     free(copy);
     return rc;
 }

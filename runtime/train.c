@@ -3,6 +3,8 @@
  * and eval_step over the test rows, feeding the metrics accumulators. */
 #include "mtr/run.h"
 
+#include "rankeval.h"
+
 #include "bind.h"
 #include "mtr/data.h"
 #include "mtr/exec.h"
@@ -451,15 +453,26 @@ static MtrStatus rows_by_user(const MtrModel *m, const Encoded *e, const uint32_
     return MTR_OK;
 }
 
+/* The training rows a test pass may leave out of each user's ranking. */
+typedef struct {
+    const Encoded *e;
+    const uint32_t *rows;
+    int64_t n;
+    int exclude;         /* leave them out (--exclude-seen) */
+    int64_t *unrankable; /* out: test rows whose item is not among the candidates */
+} Seen;
+
 /* Evaluates rows[0..n) of e: item embeddings once, then eval_step batch by
- * batch into the metrics accumulators; the report goes to *out. */
+ * batch into the metrics accumulators, then the per-user pass (with seen,
+ * whose training rows it may leave out); the report goes to *out. */
 static MtrStatus evaluate(const MtrModel *m, Runner *r, const Encoded *e, const uint32_t *rows,
-                          int64_t n_rows, int64_t batch, MetricsReport *out, double *seconds,
-                          FILE *progress, MtrError *err)
+                          int64_t n_rows, int64_t batch, const Seen *seen, MetricsReport *out,
+                          double *seconds, FILE *progress, MtrError *err)
 {
     Metrics ms;
     MtrStatus rc = metrics_init(&ms, m, n_rows, err);
     if (rc) return rc;
+    if (seen) seen->unrankable[0] = 0;
     double t0 = report_clock();
     ReportProgress prog = {0};
     if (progress) report_progress_init(&prog, progress, 0);
@@ -470,6 +483,22 @@ static MtrStatus evaluate(const MtrModel *m, Runner *r, const Encoded *e, const 
     if (rc == MTR_OK)
         rc = eval_rows(m, r, e, sorted ? sorted : rows, n_rows, batch, &all, 1,
                        progress ? &prog : NULL, t0, 0, n_rows, err);
+    /* The per-user pass (recall, ndcg, ...; top_k without seen items) */
+    RankevalInput in = {.s = r->s,
+                        .p_eval = r->p_eval,
+                        .feeds = &r->feeds[r->p_eval],
+                        .test = e,
+                        .test_rows = sorted ? sorted : rows,
+                        .n_test = n_rows,
+                        .train = seen ? seen->e : e,
+                        .train_rows = seen ? seen->rows : rows,
+                        .n_train = seen ? seen->n : n_rows,
+                        .batch = batch,
+                        .exclude_seen = seen && seen->exclude,
+                        .scorer = RANKEVAL_MODEL};
+    if (rc == MTR_OK && sorted) rc = rankeval_run(m, &in, &ms, err);
+    if (rc == MTR_OK && seen)
+        for (uint32_t t = 0; t < ms.n_tasks; t++) seen->unrankable[0] += ms.tasks[t].unrankable;
     free(sorted);
     if (progress) report_progress_clear(&prog);
     if (seconds) *seconds = report_clock() - t0;
@@ -607,6 +636,57 @@ done:
     return rc;
 }
 
+/* The baselines on the split's test rows: each ranking task predicts the mean
+ * of its label over the training rows; each retrieval task ranks items by
+ * their count in the training rows (rankeval.c). */
+static MtrStatus baseline(const MtrModel *m, Runner *r, const Split *sp, const MtrRunOptions *o,
+                          MetricsReport *out, MtrError *err)
+{
+    Metrics ms;
+    MtrStatus rc = metrics_init(&ms, m, sp->n_test, err);
+    if (rc) return rc;
+    float *pred = malloc((size_t)(sp->n_test > 0 ? sp->n_test : 1) * sizeof *pred);
+    float *label = malloc((size_t)(sp->n_test > 0 ? sp->n_test : 1) * sizeof *label);
+    if (!pred || !label) rc = mtr_fail(err, MTR_E_NOMEM, "out of memory for the baselines");
+    for (uint32_t t = 0; rc == MTR_OK && t < m->n_tasks; t++) {
+        int32_t lc = m->tasks[t].label_column;
+        if (ms.tasks[t].reads != MTR_OUT_PREDICTION || lc < 0 || !sp->enc_train.nums[lc] ||
+            !sp->enc_test.nums[lc])
+            continue;
+        double sum = 0.0;
+        int64_t n = 0;
+        for (int64_t i = 0; i < sp->n_train; i++) {
+            float y = sp->enc_train.nums[lc][sp->train_rows[i]];
+            if (!isnan(y)) sum += y, n++;
+        }
+        for (int64_t i = 0; i < sp->n_test; i++) {
+            pred[i] = n ? (float)(sum / (double)n) : 0.0f;
+            label[i] = sp->enc_test.nums[lc][sp->test_rows[i]];
+        }
+        rc = metrics_add(&ms, t, pred, label, sp->n_test, err);
+    }
+    uint32_t *sorted = NULL;
+    if (rc == MTR_OK) rc = rows_by_user(m, &sp->enc_test, sp->test_rows, sp->n_test, &sorted, err);
+    if (rc == MTR_OK && sorted) {
+        RankevalInput in = {.p_eval = r->p_eval,
+                            .feeds = &r->feeds[r->p_eval],
+                            .test = &sp->enc_test,
+                            .test_rows = sorted,
+                            .n_test = sp->n_test,
+                            .train = &sp->enc_train,
+                            .train_rows = sp->train_rows,
+                            .n_train = sp->n_train,
+                            .batch = 1,
+                            .exclude_seen = o->exclude_seen,
+                            .scorer = RANKEVAL_POPULARITY};
+        rc = rankeval_run(m, &in, &ms, err);
+    }
+    if (rc == MTR_OK) rc = metrics_report(&ms, out, err);
+    free(sorted), free(pred), free(label);
+    metrics_free(&ms);
+    return rc;
+}
+
 /* The test pass: all test rows, or with --eval-users a sample of users. */
 static MtrStatus evaluate_test(const MtrModel *m, Runner *r, const Split *sp, int64_t batch,
                                const MtrRunOptions *o, MtrRunResult *res, MtrError *err)
@@ -614,8 +694,11 @@ static MtrStatus evaluate_test(const MtrModel *m, Runner *r, const Split *sp, in
     if (o->eval_users > 0)
         return evaluate_users(m, r, &sp->enc_test, sp->test_rows, sp->n_test, batch, o, res, err);
     res->rows_sampled = sp->n_test;
-    return evaluate(m, r, &sp->enc_test, sp->test_rows, sp->n_test, batch, &res->test,
-                    &res->eval_seconds, o->progress, err);
+    Seen seen = {&sp->enc_train, sp->train_rows, sp->n_train, o->exclude_seen, &res->unrankable};
+    MtrStatus rc = evaluate(m, r, &sp->enc_test, sp->test_rows, sp->n_test, batch, &seen,
+                            &res->test, &res->eval_seconds, o->progress, err);
+    if (rc == MTR_OK && !o->no_baseline) rc = baseline(m, r, sp, o, &res->baseline, err);
+    return rc;
 }
 
 static void write_test_line(const MtrRunOptions *o, const MtrRunResult *res)
@@ -635,6 +718,11 @@ static void write_test_line(const MtrRunOptions *o, const MtrRunResult *res)
             report_json_num(&j, key, res->test_ci95.entries[i].value);
         }
     }
+    report_json_end(&j, "metrics", NULL);
+    if (res->baseline.n == 0) return;
+    report_json_begin(&j, o->metrics, "baseline");
+    if (o->fold > 0) report_json_int(&j, "fold", o->fold);
+    report_json_metrics(&j, &res->baseline);
     report_json_end(&j, "metrics", NULL);
 }
 
@@ -705,8 +793,9 @@ static MtrStatus run_fold(const MtrModel *m, Runner *r, Split *sp, const MtrRunO
             print_learned_weights(m, r, o->progress, e);
         }
         MetricsReport train_metrics = {0};
-        if (o->train_metrics && (rc = evaluate(m, r, &sp->enc_train, sp->train_rows, sp->n_train,
-                                               batch, &train_metrics, NULL, o->progress, err)))
+        if (o->train_metrics &&
+            (rc = evaluate(m, r, &sp->enc_train, sp->train_rows, sp->n_train, batch, NULL,
+                           &train_metrics, NULL, o->progress, err)))
             return rc;
         if (o->metrics) {
             ReportJson j;
@@ -819,7 +908,10 @@ MtrStatus mtr_run_train(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, 
     }
     split_free(m, &sp);
     mtr_data_free(ds);
-    if (rc != MTR_OK) metrics_report_free(&res->test); /* a failed run returns nothing to free */
+    if (rc != MTR_OK) { /* a failed run returns nothing to free */
+        metrics_report_free(&res->test);
+        metrics_report_free(&res->baseline);
+    }
     return rc;
 }
 

@@ -27,6 +27,8 @@ typedef struct {
     FILE *profile;        /* time every op during training and print a table here, or NULL */
     int64_t eval_users;   /* > 0: evaluate a seeded sample of this many test users, with
                            * 95% confidence intervals (see evaluate_users in train.c) */
+    int exclude_seen;     /* rank no item a user has in the training rows (rankeval.c) */
+    int no_baseline;      /* skip the baselines (sweep runs compute them once) */
 } MtrRunOptions;
 
 typedef struct {
@@ -47,6 +49,11 @@ typedef struct {
      * users and rows sampled out of all test users. */
     MetricsReport test_ci95;
     int64_t users_sampled, users_total, rows_sampled;
+    /* Baselines on the same split (names as in test): the training mean of each
+     * ranking task's label, the most popular training items for each retrieval
+     * task. Empty with no test rows. */
+    MetricsReport baseline;
+    int64_t unrankable; /* test rows whose item is not among the candidates */
 } MtrRunResult;
 
 /* Trains m on the options' data (building vocabularies and items from it),
