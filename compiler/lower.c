@@ -651,20 +651,27 @@ static int32_t lower_task_retrieval(Progs *P, const AstTask *t, int32_t task, Mt
     int32_t rank = graph_op(eval->g, OP_RETRIEVAL_RANK, r_in, NULL, 0, NULL, name);
     if (rank < 0 || lower_add_output(out, PROG_EVAL, MTR_OUT_RANK, task, rank, -1)) return -1;
 
-    if (!P->first_retrieval) return loss; /* recommend serves the first retrieval task */
+    /* recommend serves every retrieval task: the first under the names
+     * "recommend.*", the others under "<task>.recommend.*" (mtrun --task) */
+    int first = P->first_retrieval;
     P->first_retrieval = 0;
+    char prefix[200] = "";
+    if (!first) snprintf(prefix, sizeof prefix, "%s.", t->name);
     int32_t qr = lower_chain(rec, query);
     if (qr < 0) return -1;
     int32_t sc_in[] = {qr, state};
-    int32_t sc = graph_op(rec->g, OP_MATMUL, sc_in, bt, 0, NULL, "recommend.scores");
+    snprintf(name, sizeof name, "%srecommend.scores", prefix);
+    int32_t sc = graph_op(rec->g, OP_MATMUL, sc_in, bt, 0, NULL, name);
     if (sc < 0) return -1;
     MtrShape decl[2];
     decl[0] = (MtrShape){
         .rank = 2, .dtype = MTR_DT_I32, .dim = {dim_sym(L->sym_batch), dim_sym(L->sym_k)}};
     decl[1] = shape_mat(dim_sym(L->sym_batch), dim_sym(L->sym_k));
     int32_t k_in[] = {sc};
-    int32_t idx = graph_op(rec->g, OP_TOP_K, k_in, NULL, 0, decl, "recommend.index");
-    if (idx < 0 || module_rename(mod, idx + 1, "recommend.score")) return -1;
+    snprintf(name, sizeof name, "%srecommend.index", prefix);
+    int32_t idx = graph_op(rec->g, OP_TOP_K, k_in, NULL, 0, decl, name);
+    snprintf(name, sizeof name, "%srecommend.score", prefix);
+    if (idx < 0 || module_rename(mod, idx + 1, name)) return -1;
     out->present[PROG_RECOMMEND] = 1;
     out->present[PROG_EMBED_ITEMS] = 1;
     if (lower_add_output(out, PROG_RECOMMEND, MTR_OUT_TOP_INDEX, task, idx, -1) ||
@@ -680,7 +687,6 @@ static const TaskLowering task_lowerings[TASK_COUNT] = {
 #undef X
 };
 
-/* Lowers task t (number `task`): its own lowering, then its weighted loss. */
 /* Adds k to the task's increasing k list unless it is there (or the list is full). */
 static void merge_k(MtrTask *mt, int32_t k)
 {
@@ -691,6 +697,8 @@ static void merge_k(MtrTask *mt, int32_t k)
     mt->ks[at] = k;
     mt->n_ks++;
 }
+
+/* Lowers task t (number `task`): its own lowering, then its weighted loss. */
 
 static int32_t lower_task(Progs *P, const AstTask *t, int32_t task, MtrTask *mt)
 {

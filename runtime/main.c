@@ -26,7 +26,7 @@ static const char usage[] =
     "usage: mtrun MODEL [train] --data DIR [options] train, evaluate, print the results\n"
     "       mtrun MODEL eval --data DIR [options] evaluate a trained model\n"
     "       mtrun MODEL predict --user U --item I [--input NAME=VALUE]...\n"
-    "       mtrun MODEL recommend --user U [-k K]\n"
+    "       mtrun MODEL recommend --user U [-k K] [--task NAME] [--exclude-seen --data DIR]\n"
     "       mtrun MODEL predict --file ROWS.csv [-o OUT.csv]\n"
     "       mtrun MODEL recommend --file ROWS.csv [-k K] [-o OUT.csv]\n"
     "       mtrun MODEL cv --data DIR --folds u1,u2,... [options]\n"
@@ -645,6 +645,51 @@ static int serve_file(const MtrModel *m, const Args *a, int predict)
     return 0;
 }
 
+/* recommend for one query: with --task, by that retrieval task; with
+ * --exclude-seen, leaving out the items the user has in the training rows of
+ * --data (the same split as training: the model's seed and split). */
+static int run_recommend(MtrModel *m, Args *a)
+{
+    MtrError e = {0};
+    int32_t task = -1;
+    if (a->task) {
+        for (uint32_t t = 0; t < m->n_tasks; t++)
+            if (strcmp(m->tasks[t].name, a->task) == 0) task = (int32_t)t;
+        int p = mtr_model_program(m, MTR_PROG_RECOMMEND);
+        if (task < 0 || p < 0 || mtr_program_output(m, p, MTR_OUT_TOP_INDEX, task) < 0) {
+            fprintf(stderr, "mtrun: error: --task %s: the model has no retrieval task of that name",
+                    a->task);
+            const char *sep = " (it has: ";
+            for (uint32_t t = 0; p >= 0 && t < m->n_tasks; t++)
+                if (mtr_program_output(m, p, MTR_OUT_TOP_INDEX, (int32_t)t) >= 0) {
+                    fprintf(stderr, "%s%s", sep, m->tasks[t].name);
+                    sep = ", ";
+                }
+            fprintf(stderr, "%s\n", *sep == ',' ? ")" : "");
+            return 2;
+        }
+    }
+    uint8_t *seen = NULL;
+    if (a->exclude_seen) {
+        if (!a->data)
+            return bad("%s", "recommend --exclude-seen needs --data DIR (the training rows)");
+        if (!(seen = malloc(m->items.n ? m->items.n : 1))) return bad("%s", "out of memory");
+        MtrRunOptions o = run_options(a, NULL, NULL);
+        if (mtr_run_seen_items(m, &o, a->n_inputs, a->names, a->values, task, seen, &e)) {
+            print_error(&e);
+            free(seen);
+            return 1;
+        }
+    }
+    int rc = 0;
+    if (mtr_run_recommend_with(m, a->n_inputs, a->names, a->values, a->k, task, seen, stdout, &e)) {
+        print_error(&e);
+        rc = 1;
+    }
+    free(seen);
+    return rc;
+}
+
 /* Why a model file did not load, in the words a new user needs: a .mtr
  * source given to mtrun, or a command where the model should be. */
 static void explain_read_error(const char *path, const MtrError *e)
@@ -699,8 +744,9 @@ int main(int argc, char **argv)
     }
     /* The scripts' variable names the data folder when --data does not. */
     const char *cmd = a.command ? a.command : "train";
-    int needs_data =
-        strcmp(cmd, "train") == 0 || strcmp(cmd, "eval") == 0 || strcmp(cmd, "cv") == 0;
+    int needs_data = strcmp(cmd, "train") == 0 || strcmp(cmd, "eval") == 0 ||
+                     strcmp(cmd, "cv") == 0 || strcmp(cmd, "sweep") == 0 ||
+                     (strcmp(cmd, "recommend") == 0 && a.exclude_seen);
     if (!a.data && needs_data && getenv("MTR_DATA") && *getenv("MTR_DATA"))
         a.data = getenv("MTR_DATA");
     openblas_set_num_threads(a.threads);
@@ -746,13 +792,12 @@ int main(int argc, char **argv)
             mtr_model_print_info(m, stdout);
         } else if (serve && a.file) {
             rc = serve_file(m, &a, strcmp(cmd, "predict") == 0);
+        } else if (serve && strcmp(cmd, "recommend") == 0) {
+            add_user_item(m, &a);
+            rc = run_recommend(m, &a);
         } else if (serve) {
             add_user_item(m, &a);
-            MtrStatus st =
-                strcmp(cmd, "predict") == 0
-                    ? mtr_run_predict(m, a.n_inputs, a.names, a.values, stdout, &e)
-                    : mtr_run_recommend(m, a.n_inputs, a.names, a.values, a.k, stdout, &e);
-            if (st) {
+            if (mtr_run_predict(m, a.n_inputs, a.names, a.values, stdout, &e)) {
                 print_error(&e);
                 rc = 1;
             }

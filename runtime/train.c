@@ -1005,3 +1005,74 @@ MtrStatus mtr_run_cv(MtrModel *m, const MtrRunOptions *o, int n_folds, const cha
     mtr_data_free(ds);
     return rc;
 }
+
+MtrStatus mtr_run_seen_items(MtrModel *m, const MtrRunOptions *o, int n, const char *const *names,
+                             const char *const *values, int32_t task, uint8_t *seen, MtrError *err)
+{
+    memset(seen, 0, m->items.n);
+    if (!m->trained) return mtr_fail(err, MTR_E_STATE, "the model is not trained: train it first");
+    int32_t uc = rankeval_user_column(m);
+    const char *user = NULL;
+    for (int i = 0; uc >= 0 && i < n; i++)
+        if (strcmp(names[i], m->columns[uc].name) == 0) user = values[i];
+    if (!user)
+        return mtr_fail(err, MTR_E_ARG, "--exclude-seen needs the query's %s",
+                        uc >= 0 ? m->columns[uc].name : "user column");
+    /* The item key: the column whose true row the task's ranking reads. */
+    int p_eval = mtr_model_program(m, MTR_PROG_EVAL);
+    int32_t key = -1, key_ix = -1, uid = -1;
+    ProgramFeeds feeds;
+    MtrStatus rc = bind_feeds(m, p_eval, &feeds, err);
+    if (rc) return rc;
+    for (uint32_t t = 0; t < m->n_tasks && key < 0; t++) {
+        if (task >= 0 && (int32_t)t != task) continue;
+        int32_t rank = mtr_program_output(m, p_eval, MTR_OUT_RANK, (int32_t)t);
+        const MtrProgram *p = &m->programs[p_eval];
+        for (uint32_t i = 0; rank >= 0 && i < p->n_ops; i++) {
+            if (p->ops[i].kind != OP_RETRIEVAL_RANK || p->ops[i].out[0] != rank) continue;
+            for (uint32_t f = 0; f < feeds.n; f++)
+                if (feeds.feeds[f].tensor == p->ops[i].in[2] &&
+                    feeds.feeds[f].kind == FEED_TRUE_ROW)
+                    key = feeds.feeds[f].column;
+        }
+    }
+    bind_feeds_free(&feeds);
+    for (uint32_t k = 0; k < m->items.n_columns; k++)
+        if (m->items.columns[k] == key) key_ix = (int32_t)k;
+    if (key < 0 || key_ix < 0)
+        return mtr_fail(err, MTR_E_STATE, "the model has no retrieval task to recommend with");
+    for (uint32_t v = 0; v < m->n_vocabs && uid < 0; v++) {
+        if (m->vocabs[v].column != uc) continue;
+        MtrVocabIndex *ix;
+        if ((rc = mtr_vocab_index_new(&m->vocabs[v], &ix, err))) return rc;
+        uid = mtr_vocab_id(ix, user);
+        mtr_vocab_index_free(ix);
+    }
+    if (uid <= 0) return MTR_OK; /* an unknown user has seen nothing */
+    MtrDataset *ds = NULL;
+    Split sp;
+    if ((rc = data_load(m, o, 0, &ds, err))) return rc;
+    if ((rc = split_make(m, ds, o, &sp, err)) == MTR_OK) {
+        const int32_t *u = sp.enc_train.ids[uc], *kk = sp.enc_train.ids[key];
+        uint32_t n_keys = 0;
+        for (uint32_t v = 0; v < m->n_vocabs; v++)
+            if (m->vocabs[v].column == key) n_keys = m->vocabs[v].n + 1;
+        uint8_t *keys = u && kk ? calloc(n_keys ? n_keys : 1, 1) : NULL;
+        if (!keys) {
+            rc = mtr_fail(err, MTR_E_NOMEM, "out of memory");
+        } else {
+            for (int64_t i = 0; i < sp.n_train; i++) {
+                uint32_t row = sp.train_rows[i];
+                if (u[row] == uid && kk[row] >= 0 && (uint32_t)kk[row] < n_keys) keys[kk[row]] = 1;
+            }
+            for (uint32_t i = 0; i < m->items.n; i++) {
+                int32_t id = m->items.ids[key_ix][i];
+                seen[i] = id >= 0 && (uint32_t)id < n_keys && keys[id];
+            }
+        }
+        free(keys);
+        split_free(m, &sp);
+    }
+    mtr_data_free(ds);
+    return rc;
+}

@@ -81,6 +81,20 @@ MtrStatus mtr_run_predict(const MtrModel *m, int n, const char *const *names,
 MtrStatus mtr_run_recommend(const MtrModel *m, int n, const char *const *names,
                             const char *const *values, int k, FILE *out, MtrError *err);
 
+/* The same, served by retrieval task `task` (-1: the first), leaving out the
+ * items whose exclude[item] is set (may be NULL). Lists distinct item labels:
+ * fewer than k lines when fewer items remain. */
+MtrStatus mtr_run_recommend_with(const MtrModel *m, int n, const char *const *names,
+                                 const char *const *values, int k, int32_t task,
+                                 const uint8_t *exclude, FILE *out, MtrError *err);
+
+/* Flags, in seen[0..items), the items whose key the query row (names/values as
+ * for predict) has in the training rows of the options' data and split, for
+ * retrieval task `task` (-1: the first). */
+MtrStatus mtr_run_seen_items(MtrModel *m, const MtrRunOptions *o, int n, const char *const *names,
+                             const char *const *values, int32_t task, uint8_t *seen,
+                             MtrError *err);
+
 /* Predicts every ranking task for each row of a CSV/TSV file with a header
  * holding the input columns; writes CSV (the inputs, then one column per
  * ranking task). Unknown values use the out-of-vocabulary row and are counted
