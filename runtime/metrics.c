@@ -363,7 +363,7 @@ MtrStatus metrics_add(Metrics *ms, uint32_t task, const void *eval, const float 
         for (int64_t i = 0; i < rows; i++) {
             double rk = mt->rank_i32 ? (double)((const int32_t *)eval)[i]
                                      : (double)((const float *)eval)[i];
-            if (rk > (double)mt->n_items) {
+            if (mt->n_items > 0 && rk > (double)mt->n_items) {
                 mt->unrankable++;
                 continue;
             }

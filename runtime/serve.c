@@ -325,7 +325,7 @@ static int distinct_items(const MtrModel *m, const int32_t *idx, int64_t kb, int
         if (it < 0 || (uint32_t)it >= m->items.n || (exclude && exclude[it])) continue;
         int dup = 0;
         for (int j = 0; j < got && !dup; j++)
-            dup = strcmp(m->items.labels[out[j]], m->items.labels[it]) == 0;
+            dup = strcmp(m->items.labels[idx[out[j]]], m->items.labels[it]) == 0;
         if (!dup) out[got++] = (int32_t)i;
     }
     return got;
