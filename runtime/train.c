@@ -8,6 +8,7 @@
 #include "bind.h"
 #include "mtr/data.h"
 #include "mtr/exec.h"
+#include "mtr/knobs.h"
 #include "mtr/npy.h"
 #include "mtr/report.h"
 #include "mtr/rng.h"
@@ -1073,6 +1074,54 @@ MtrStatus mtr_run_seen_items(MtrModel *m, const MtrRunOptions *o, int n, const c
         free(keys);
         split_free(m, &sp);
     }
+    mtr_data_free(ds);
+    return rc;
+}
+
+MtrStatus mtr_run_sweep(MtrModel *m, const MtrRunOptions *o, int n_runs,
+                        const char *const *const *sets, const int *n_sets, MtrRunResult *results,
+                        MtrError *err)
+{
+    MtrDataset *ds = NULL;
+    Runner r = {0};
+    int64_t bound = -1;
+    for (int i = 0; i < n_runs; i++) memset(&results[i], 0, sizeof results[i]);
+    if (m->trained && !o->fresh)
+        return mtr_fail(err, MTR_E_STATE,
+                        "sweep trains fresh models: give it an untrained model "
+                        "(or --fresh)");
+    if (o->train_file || o->test_file)
+        return mtr_fail(err, MTR_E_ARG, "sweep splits the data itself: no --train/--test");
+    /* The data and vocabularies once, for every run. */
+    MtrStatus rc = data_load(m, o, 1, &ds, err);
+    for (int i = 0; i < n_runs && rc == MTR_OK; i++) {
+        for (int k = 0; k < n_sets[i] && rc == MTR_OK; k++)
+            rc = mtr_knob_assign(m, sets[i][k], err);
+        if (rc == MTR_OK && train_batch(m) <= 0)
+            rc = mtr_fail(err, MTR_E_ARG, "train.batch must be positive");
+        Split sp;
+        if (rc || (rc = split_make(m, ds, o, &sp, err))) break;
+        /* The arenas are bound once, again only when a setting changes the batch. */
+        int64_t batch = bound_batch(m, &sp);
+        if (batch != bound) {
+            if (bound >= 0) runner_free(&r);
+            rc = runner_new(m, batch, &r, err);
+            bound = rc == MTR_OK ? batch : -1;
+        } else {
+            for (uint32_t k = 0; k < m->n_knobs; k++)
+                mtr_session_set_knob(r.s, (int)k, m->knobs[k].value);
+        }
+        if (rc == MTR_OK) {
+            Rng init;
+            rng_seed(&init, (uint64_t)knob_int(m, MTR_KNOB_SEED, 42) ^ 0x5eed1a17ull);
+            mtr_session_init_params(r.s, &init);
+            if (o->init_dir) rc = load_init(m, r.s, o->init_dir, err);
+            results[i].skipped = ds->skipped;
+            if (rc == MTR_OK) rc = run_fold(m, &r, &sp, o, &results[i], err);
+        }
+        split_free(m, &sp);
+    }
+    if (bound >= 0) runner_free(&r);
     mtr_data_free(ds);
     return rc;
 }

@@ -71,6 +71,16 @@ MtrStatus mtr_run_eval(MtrModel *m, const MtrRunOptions *o, MtrRunResult *r, Mtr
 MtrStatus mtr_run_cv(MtrModel *m, const MtrRunOptions *o, int n_folds, const char *const *folds,
                      MtrRunResult *results, MtrError *err);
 
+/* The loss-weight question: n_runs fresh trainings on the options' data, read
+ * and given vocabularies once, run i with the knob assignments sets[i][0..
+ * n_sets[i]) ("KEY=VALUE") applied to m first (they stay applied: list every
+ * swept knob in every run). The arenas are bound once (again when a run
+ * changes the batch); each run's results equal those of the same single run.
+ * The caller frees every results[i].test and .baseline. */
+MtrStatus mtr_run_sweep(MtrModel *m, const MtrRunOptions *o, int n_runs,
+                        const char *const *const *sets, const int *n_sets, MtrRunResult *results,
+                        MtrError *err);
+
 /* Predicts every ranking task's output for one row whose input columns take
  * the given values (names[i] = values[i]). Writes "task value" lines to out.
  * Unknown values are an MTR_E_ARG error naming the column and the value. */
@@ -92,8 +102,7 @@ MtrStatus mtr_run_recommend_with(const MtrModel *m, int n, const char *const *na
  * for predict) has in the training rows of the options' data and split, for
  * retrieval task `task` (-1: the first). */
 MtrStatus mtr_run_seen_items(MtrModel *m, const MtrRunOptions *o, int n, const char *const *names,
-                             const char *const *values, int32_t task, uint8_t *seen,
-                             MtrError *err);
+                             const char *const *values, int32_t task, uint8_t *seen, MtrError *err);
 
 /* Predicts every ranking task for each row of a CSV/TSV file with a header
  * holding the input columns; writes CSV (the inputs, then one column per
