@@ -364,22 +364,30 @@ static void task_ranking(Gen *g)
     g->n_tasks++;
 }
 
+/* A retrieval task's metrics share one k list (at most 8 values): each chosen
+ * metric is written bare (the default list) or with the one list drawn. */
+#define GEN_RETRIEVAL_METRICS(X)                                                                   \
+    X("top_k") X("recall") X("ndcg") X("map") X("hit_rate") X("coverage")
+static const char *const retrieval_metric_names[] = {GEN_RETRIEVAL_METRICS(AS_STRING)};
+
 static void retrieval_metrics(Gen *g, void *ctx)
 {
     (void)ctx;
     put(g, "metrics");
     space(g);
-    if (chance(g, 25)) {
-        put(g, "top_k");
-        return;
+    int order[COUNT(retrieval_metric_names)], n_m = 0;
+    for (int i = 0; i < COUNT(retrieval_metric_names); i++)
+        if (chance(g, 30)) order[n_m++] = i;
+    if (n_m == 0) order[n_m++] = below(g, COUNT(retrieval_metric_names));
+    int bare = chance(g, 25), n = 1 + below(g, 8), ks[8], k = 0;
+    for (int i = 0; i < n; i++) ks[i] = k += 1 + below(g, 20);
+    for (int m = 0; m < n_m; m++) {
+        put(g, "%s%s", m ? ", " : "", retrieval_metric_names[order[m]]);
+        if (bare) continue;
+        put(g, "(");
+        for (int i = 0; i < n; i++) put(g, "%s%d", i ? ", " : "", ks[i]);
+        put(g, ")");
     }
-    int n = 1 + below(g, 8), k = 0;
-    put(g, "top_k(");
-    for (int i = 0; i < n; i++) {
-        k += 1 + below(g, 20);
-        put(g, "%s%d", i ? ", " : "", k);
-    }
-    put(g, ")");
 }
 
 /* ---- the train block */
