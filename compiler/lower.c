@@ -584,6 +584,42 @@ static int32_t lower_task_ranking(Progs *P, const AstTask *t, int32_t task, MtrT
     return loss; /* the runtime compares predictions with labels it read itself */
 }
 
+/* A retrieval task with options (temperature, logq, remove_accidental_hits):
+ * one inbatch_softmax_xent_opt over the query and candidate rows, the
+ * candidate's key ids and their logq, each option a knob of the task (those
+ * not written start off: temperature 1, logq 0, remove_accidental_hits 0). */
+static int32_t lower_retrieval_options(Progs *P, const AstTask *t, int32_t q, int32_t c)
+{
+    Lowerer *L = P->L;
+    Module *mod = L->mod;
+    char name[256];
+    const AstColumn *key = chain_column(t->args->next->chain);
+    if (!key) return module_fail(mod, "task '%s': its candidate reads no column", t->name), -1;
+    int32_t ids = column_input(P->train, key);
+    int32_t logq = module_tensorf(mod, MTR_ROLE_INPUT, shape_vec(dim_sym(L->sym_batch), MTR_DT_F32),
+                                  "logq.%s", key->name);
+    if (ids < 0 || logq < 0) return -1;
+    set_source(mod, logq, MTR_SRC_LOGQ, column_index(L->ast, key));
+    static const MtrKnobKind kinds[3] = {MTR_KNOB_TEMPERATURE, MTR_KNOB_LOGQ,
+                                         MTR_KNOB_ACCIDENTAL_HITS};
+    double values[3] = {t->temperature, t->logq, t->remove_hits};
+    int32_t knobs[MTR_MAX_IATTR] = {0};
+    for (int k = 0; k < 3; k++) {
+        snprintf(name, sizeof name, "%s.%s", t->name, mtr_knob_info(kinds[k])->name);
+        if ((knobs[k] = module_knob(mod, kinds[k], name, values[k])) < 0) return -1;
+    }
+    int32_t in[] = {q, c, ids, logq};
+    snprintf(name, sizeof name, "%s.loss", t->name);
+    int32_t loss = graph_op(P->train->g, OP_INBATCH_SOFTMAX_XENT_OPT, in, knobs, 0, NULL, name);
+    if (loss < 0) return -1;
+    static const char *const what[] = {"dquery_unit", "dcandidate_unit", "workspace"};
+    for (int k = 0; k < 3; k++) {
+        snprintf(name, sizeof name, "%s.%s", t->name, what[k]);
+        if (module_rename(mod, loss + 1 + k, name)) return -1;
+    }
+    return loss;
+}
+
 /* A retrieval task: in-batch softmax in training, ranks against every item in
  * evaluation, the item embeddings in embed_items, top k in recommend. */
 static int32_t lower_task_retrieval(Progs *P, const AstTask *t, int32_t task, MtrTask *mt)
@@ -604,14 +640,18 @@ static int32_t lower_task_retrieval(Progs *P, const AstTask *t, int32_t task, Mt
 
     int32_t q = lower_chain(train, query), c = lower_chain(train, cand);
     if (q < 0 || c < 0) return -1;
-    int32_t s_in[] = {q, c};
     int32_t bt[MTR_MAX_IATTR] = {0, 1};
-    snprintf(name, sizeof name, "%s.scores", t->name);
-    int32_t scores = graph_op(train->g, OP_MATMUL, s_in, bt, 0, NULL, name);
-    if (scores < 0) return -1;
-    int32_t x_in[] = {scores};
-    snprintf(name, sizeof name, "%s.loss", t->name);
-    int32_t loss = graph_op(train->g, ast_loss_info(t->loss)->op, x_in, NULL, 0, NULL, name);
+    int32_t loss =
+        t->has_temperature || t->logq || t->remove_hits ? lower_retrieval_options(P, t, q, c) : -1;
+    if (loss < 0 && !(t->has_temperature || t->logq || t->remove_hits)) {
+        int32_t s_in[] = {q, c};
+        snprintf(name, sizeof name, "%s.scores", t->name);
+        int32_t scores = graph_op(train->g, OP_MATMUL, s_in, bt, 0, NULL, name);
+        if (scores < 0) return -1;
+        int32_t x_in[] = {scores};
+        snprintf(name, sizeof name, "%s.loss", t->name);
+        loss = graph_op(train->g, ast_loss_info(t->loss)->op, x_in, NULL, 0, NULL, name);
+    }
     if (loss < 0) return -1;
 
     /* The candidate tower over every item, kept between programs. */

@@ -195,13 +195,26 @@ static MtrStatus split_random(const MtrModel *m, const MtrDataset *ds, Split *s,
     return rc;
 }
 
+/* The logq inputs of the split's rows, from its training rows' frequencies. */
+static MtrStatus split_logq(const MtrModel *m, Split *s, MtrError *err)
+{
+    MtrStatus rc = bind_logq(m, &s->enc_train, s->train_rows, s->n_train,
+                             s->shared ? &s->enc_train : &s->enc_test, err);
+    if (rc) split_free(m, s);
+    return rc;
+}
+
 static MtrStatus split_make(const MtrModel *m, const MtrDataset *ds, const MtrRunOptions *o,
                             Split *s, MtrError *err)
 {
-    if (!o->train_file && !o->test_file) return split_random(m, ds, s, err);
-    if (!o->train_file || !o->test_file)
+    MtrStatus rc;
+    if (!o->train_file && !o->test_file)
+        rc = split_random(m, ds, s, err);
+    else if (!o->train_file || !o->test_file)
         return mtr_fail(err, MTR_E_ARG, "--train and --test go together");
-    return split_given(m, ds, o, o->train_file, o->test_file, s, err);
+    else
+        rc = split_given(m, ds, o, o->train_file, o->test_file, s, err);
+    return rc ? rc : split_logq(m, s, err);
 }
 
 typedef struct {
@@ -987,6 +1000,7 @@ MtrStatus mtr_run_cv(MtrModel *m, const MtrRunOptions *o, int n_folds, const cha
             snprintf(train, n, "%s/%s.base", o->data_dir, folds[f]);
             snprintf(test, n, "%s/%s.test", o->data_dir, folds[f]);
             rc = split_given(m, ds, o, train, test, &sp, err);
+            if (rc == MTR_OK) rc = split_logq(m, &sp, err);
         }
         if (rc == MTR_OK) {
             Rng init;
