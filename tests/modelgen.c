@@ -390,6 +390,26 @@ static void retrieval_metrics(Gen *g, void *ctx)
     }
 }
 
+/* A retrieval task's options (docs/dsl.md, "Retrieval options"). */
+static void temperature_fn(Gen *g, void *ctx)
+{
+    (void)ctx;
+    static const char *const values[] = {"0.05", "0.5", "1", "2.5"};
+    put(g, "temperature %s", values[below(g, COUNT(values))]);
+}
+
+static void logq_fn(Gen *g, void *ctx)
+{
+    (void)ctx;
+    put(g, "logq");
+}
+
+static void hits_fn(Gen *g, void *ctx)
+{
+    (void)ctx;
+    put(g, "remove_accidental_hits");
+}
+
 /* ---- the train block */
 
 typedef struct {
@@ -499,7 +519,7 @@ static void task_retrieval(Gen *g)
     put(g, "task k%d =", g->n_tasks);
     space(g);
     put(g, "retrieval(t%d,%st%d)", q, chance(g, 50) ? " " : "", c);
-    ClauseFn fns[] = {retrieval_metrics, weight_fn};
+    ClauseFn fns[] = {retrieval_metrics, weight_fn, temperature_fn, logq_fn, hits_fn};
     clauses(g, fns, COUNT(fns), NULL);
     put(g, "\n");
     g->n_tasks++;
