@@ -719,6 +719,13 @@ static void write_test_line(const MtrRunOptions *o, const MtrRunResult *res)
 {
     if (!o->metrics) return;
     ReportJson j;
+    /* the baselines first, so that the test line stays the file's last */
+    if (res->baseline.n > 0) {
+        report_json_begin(&j, o->metrics, "baseline");
+        if (o->fold > 0) report_json_int(&j, "fold", o->fold);
+        report_json_metrics(&j, &res->baseline);
+        report_json_end(&j, "metrics", NULL);
+    }
     report_json_begin(&j, o->metrics, o->phase ? o->phase : "test");
     if (o->fold > 0) report_json_int(&j, "fold", o->fold);
     report_json_metrics(&j, &res->test);
@@ -732,11 +739,6 @@ static void write_test_line(const MtrRunOptions *o, const MtrRunResult *res)
             report_json_num(&j, key, res->test_ci95.entries[i].value);
         }
     }
-    report_json_end(&j, "metrics", NULL);
-    if (res->baseline.n == 0) return;
-    report_json_begin(&j, o->metrics, "baseline");
-    if (o->fold > 0) report_json_int(&j, "fold", o->fold);
-    report_json_metrics(&j, &res->baseline);
     report_json_end(&j, "metrics", NULL);
 }
 
