@@ -711,7 +711,8 @@ static MtrStatus evaluate_test(const MtrModel *m, Runner *r, const Split *sp, in
     Seen seen = {&sp->enc_train, sp->train_rows, sp->n_train, o->exclude_seen, &res->unrankable};
     MtrStatus rc = evaluate(m, r, &sp->enc_test, sp->test_rows, sp->n_test, batch, &seen,
                             &res->test, &res->eval_seconds, o->progress, err);
-    if (rc == MTR_OK && !o->no_baseline) rc = baseline(m, r, sp, o, &res->baseline, err);
+    if (rc == MTR_OK && !o->no_baseline && (rc = baseline(m, r, sp, o, &res->baseline, err)))
+        metrics_report_free(&res->test); /* a failed pass returns nothing to free */
     return rc;
 }
 
