@@ -825,9 +825,9 @@ static int run_sweep(MtrModel *m, Args *a)
                 for (int k = 0; k < n_keys - (a->seeds ? 1 : 0); k++) varied |= n_val[k] > 1;
                 for (int k = 0; k < n_keys - (a->seeds ? 1 : 0); k++)
                     if (!varied || n_val[k] > 1)
-                        at += (size_t)snprintf(label + at,
-                                               at < sizeof label ? sizeof label - at : 0, "%s%s",
-                                               at ? " " : "", run_sets[s * seeds][k]);
+                        at +=
+                            (size_t)snprintf(label + at, at < sizeof label ? sizeof label - at : 0,
+                                             "%s%s", at ? " " : "", run_sets[s * seeds][k]);
                 printf("%-36s", label);
                 for (uint32_t t = 0; t < n_tasks; t++) {
                     double v = mean[s * n_tasks + t];
