@@ -903,6 +903,11 @@ AstClause *ast_clause_weight(AstBuilder *b, AstSpan kw, AstValue *weight)
     return c;
 }
 
+AstClause *ast_clause_flag(AstBuilder *b, AstSpan kw, ClauseKind kind)
+{
+    return clause(b, kind, kw);
+}
+
 AstClause *ast_clause_add(AstBuilder *b, AstClause *list, AstClause *c)
 {
     (void)b;
@@ -916,13 +921,16 @@ static const char *const CLAUSE_NAMES[CLAUSE_COUNT] = {
     [CLAUSE_METRICS] = "metrics",
     [CLAUSE_WEIGHT] = "weight",
     [CLAUSE_SAMPLE] = "sample",
+    [CLAUSE_TEMPERATURE] = "temperature",
+    [CLAUSE_LOGQ] = "logq",
+    [CLAUSE_HITS] = "remove_accidental_hits",
 };
 
 /* `sample 0.1` and the other clauses written as a name and a value. */
 AstClause *ast_clause_option(AstBuilder *b, AstTok name, AstValue *value)
 {
-    static const char *const named[] = {"sample"};
-    static const ClauseKind kinds[] = {CLAUSE_SAMPLE};
+    static const char *const named[] = {"sample", "temperature"};
+    static const ClauseKind kinds[] = {CLAUSE_SAMPLE, CLAUSE_TEMPERATURE};
     int k = find_name(name.text, named, COUNT(named));
     if (k < 0) {
         /* a misspelt keyword clause (`los mse`) is suggested too */
@@ -961,6 +969,7 @@ void ast_task(AstBuilder *b, AstTok name, AstTok kind, AstSpan args_span, AstRef
     }
     const AstClause *seen[CLAUSE_COUNT] = {NULL};
     t->sample = 1.0;
+    t->temperature = 1.0;
     int ok = 1;
     for (AstClause *c = reverse_clauses(clauses); c; c = c->next) {
         if (seen[c->kind]) {
@@ -1008,6 +1017,23 @@ void ast_task(AstBuilder *b, AstTok name, AstTok kind, AstSpan args_span, AstRef
             t->sample = c->weight->num;
             t->sample_loc = c->weight->loc;
             t->has_sample = 1;
+            break;
+        case CLAUSE_TEMPERATURE:
+            if (!c->weight || !need_number(b, c->weight, "temperature")) {
+                ok = 0;
+                break;
+            }
+            t->temperature = c->weight->num;
+            t->temperature_loc = c->weight->loc;
+            t->has_temperature = 1;
+            break;
+        case CLAUSE_LOGQ:
+            t->logq = 1;
+            t->logq_loc = c->loc;
+            break;
+        case CLAUSE_HITS:
+            t->remove_hits = 1;
+            t->hits_loc = c->loc;
             break;
         case CLAUSE_COUNT:
             break;

@@ -259,6 +259,10 @@ typedef struct AstTask {
     double sample;   /* the share of training rows whose label it trains on; 1 when not written */
     Loc sample_loc;
     int has_sample;
+    /* retrieval options (docs/dsl.md): each a knob of the task */
+    double temperature; /* 1 when not written */
+    Loc temperature_loc, logq_loc, hits_loc;
+    int has_temperature, logq, remove_hits;
     struct AstTask *next;
 } AstTask;
 
@@ -350,7 +354,16 @@ typedef struct AstSource {
 } AstSource;
 
 /* One clause after a task: loss, metrics, weight, or a named option (sample). */
-typedef enum { CLAUSE_LOSS, CLAUSE_METRICS, CLAUSE_WEIGHT, CLAUSE_SAMPLE, CLAUSE_COUNT } ClauseKind;
+typedef enum {
+    CLAUSE_LOSS,
+    CLAUSE_METRICS,
+    CLAUSE_WEIGHT,
+    CLAUSE_SAMPLE,
+    CLAUSE_TEMPERATURE, /* retrieval: `temperature T` */
+    CLAUSE_LOGQ,        /* retrieval: `logq` */
+    CLAUSE_HITS,        /* retrieval: `remove_accidental_hits` */
+    CLAUSE_COUNT
+} ClauseKind;
 typedef struct AstClause {
     ClauseKind kind;
     Loc loc; /* the keyword */
@@ -441,6 +454,8 @@ AstMetric *ast_metric_add(AstBuilder *b, AstMetric *list, AstMetric *m);
 AstClause *ast_clause_loss(AstBuilder *b, AstSpan kw, AstTok loss);
 AstClause *ast_clause_metrics(AstBuilder *b, AstSpan kw, AstMetric *metrics);
 AstClause *ast_clause_weight(AstBuilder *b, AstSpan kw, AstValue *weight);
+/* A clause that is one keyword (`logq`, `remove_accidental_hits`). */
+AstClause *ast_clause_flag(AstBuilder *b, AstSpan kw, ClauseKind kind);
 AstClause *ast_clause_option(AstBuilder *b, AstTok name, AstValue *value);
 void ast_derived_label(AstBuilder *b, AstTok name, AstTok from, AstTok compare, AstValue *value);
 AstClause *ast_clause_add(AstBuilder *b, AstClause *list, AstClause *c);

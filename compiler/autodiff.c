@@ -339,6 +339,16 @@ int grad_inbatch_softmax_xent_qc(Graph *g, const MtrOp *op, const int32_t *dout,
     return 0;
 }
 
+int grad_inbatch_softmax_xent_opt(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs,
+                                  int32_t *din)
+{
+    if (needs[2] || needs[3]) {
+        module_fail(g->mod, "inbatch_softmax_xent_opt: keys and logq have no gradient");
+        return -1;
+    }
+    return grad_inbatch_softmax_xent_qc(g, op, dout, needs, din);
+}
+
 int grad_inbatch_softmax_xent_ids(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs,
                                   int32_t *din)
 {

@@ -748,6 +748,42 @@ static int32_t lower_task_ranking(Progs *P, const AstTask *t, int32_t task, MtrT
     return loss; /* the runtime compares predictions with labels it read itself */
 }
 
+/* A retrieval task with options (temperature, logq, remove_accidental_hits):
+ * one inbatch_softmax_xent_opt over the query and candidate rows, the
+ * candidate's key ids and their logq, each option a knob of the task (those
+ * not written start off: temperature 1, logq 0, remove_accidental_hits 0). */
+static int32_t lower_retrieval_options(Progs *P, const AstTask *t, int32_t q, int32_t c)
+{
+    Lowerer *L = P->L;
+    Module *mod = L->mod;
+    char name[256];
+    const AstColumn *key = chain_column(t->args->next->chain);
+    if (!key) return module_fail(mod, "task '%s': its candidate reads no column", t->name), -1;
+    int32_t ids = column_input(P->train, key);
+    int32_t logq = module_tensorf(mod, MTR_ROLE_INPUT, shape_vec(dim_sym(L->sym_batch), MTR_DT_F32),
+                                  "logq.%s", key->name);
+    if (ids < 0 || logq < 0) return -1;
+    set_source(mod, logq, MTR_SRC_LOGQ, column_index(L->ast, key));
+    static const MtrKnobKind kinds[3] = {MTR_KNOB_TEMPERATURE, MTR_KNOB_LOGQ,
+                                         MTR_KNOB_ACCIDENTAL_HITS};
+    double values[3] = {t->temperature, t->logq, t->remove_hits};
+    int32_t knobs[MTR_MAX_IATTR] = {0};
+    for (int k = 0; k < 3; k++) {
+        snprintf(name, sizeof name, "%s.%s", t->name, mtr_knob_info(kinds[k])->name);
+        if ((knobs[k] = module_knob(mod, kinds[k], name, values[k])) < 0) return -1;
+    }
+    int32_t in[] = {q, c, ids, logq};
+    snprintf(name, sizeof name, "%s.loss", t->name);
+    int32_t loss = graph_op(P->train->g, OP_INBATCH_SOFTMAX_XENT_OPT, in, knobs, 0, NULL, name);
+    if (loss < 0) return -1;
+    static const char *const what[] = {"dquery_unit", "dcandidate_unit", "workspace"};
+    for (int k = 0; k < 3; k++) {
+        snprintf(name, sizeof name, "%s.%s", t->name, what[k]);
+        if (module_rename(mod, loss + 1 + k, name)) return -1;
+    }
+    return loss;
+}
+
 /* A retrieval task: in-batch softmax in training, ranks against every item in
  * evaluation, the item embeddings in embed_items, top k in recommend. */
 static int32_t lower_task_retrieval(Progs *P, const AstTask *t, int32_t task, MtrTask *mt)
@@ -768,14 +804,18 @@ static int32_t lower_task_retrieval(Progs *P, const AstTask *t, int32_t task, Mt
 
     int32_t q = lower_chain(train, query), c = lower_chain(train, cand);
     if (q < 0 || c < 0) return -1;
-    int32_t s_in[] = {q, c};
     int32_t bt[MTR_MAX_IATTR] = {0, 1};
-    snprintf(name, sizeof name, "%s.scores", t->name);
-    int32_t scores = graph_op(train->g, OP_MATMUL, s_in, bt, 0, NULL, name);
-    if (scores < 0) return -1;
-    int32_t x_in[] = {scores};
-    snprintf(name, sizeof name, "%s.loss", t->name);
-    int32_t loss = graph_op(train->g, ast_loss_info(t->loss)->op, x_in, NULL, 0, NULL, name);
+    int32_t loss =
+        t->has_temperature || t->logq || t->remove_hits ? lower_retrieval_options(P, t, q, c) : -1;
+    if (loss < 0 && !(t->has_temperature || t->logq || t->remove_hits)) {
+        int32_t s_in[] = {q, c};
+        snprintf(name, sizeof name, "%s.scores", t->name);
+        int32_t scores = graph_op(train->g, OP_MATMUL, s_in, bt, 0, NULL, name);
+        if (scores < 0) return -1;
+        int32_t x_in[] = {scores};
+        snprintf(name, sizeof name, "%s.loss", t->name);
+        loss = graph_op(train->g, ast_loss_info(t->loss)->op, x_in, NULL, 0, NULL, name);
+    }
     if (loss < 0) return -1;
 
     /* The candidate tower over every item, kept between programs. */
@@ -815,20 +855,27 @@ static int32_t lower_task_retrieval(Progs *P, const AstTask *t, int32_t task, Mt
     int32_t rank = graph_op(eval->g, OP_RETRIEVAL_RANK, r_in, NULL, 0, NULL, name);
     if (rank < 0 || lower_add_output(out, PROG_EVAL, MTR_OUT_RANK, task, rank, -1)) return -1;
 
-    if (!P->first_retrieval) return loss; /* recommend serves the first retrieval task */
+    /* recommend serves every retrieval task: the first under the names
+     * "recommend.*", the others under "<task>.recommend.*" (mtrun --task) */
+    int first = P->first_retrieval;
     P->first_retrieval = 0;
+    char prefix[200] = "";
+    if (!first) snprintf(prefix, sizeof prefix, "%s.", t->name);
     int32_t qr = lower_chain(rec, query);
     if (qr < 0) return -1;
     int32_t sc_in[] = {qr, state};
-    int32_t sc = graph_op(rec->g, OP_MATMUL, sc_in, bt, 0, NULL, "recommend.scores");
+    snprintf(name, sizeof name, "%srecommend.scores", prefix);
+    int32_t sc = graph_op(rec->g, OP_MATMUL, sc_in, bt, 0, NULL, name);
     if (sc < 0) return -1;
     MtrShape decl[2];
     decl[0] = (MtrShape){
         .rank = 2, .dtype = MTR_DT_I32, .dim = {dim_sym(L->sym_batch), dim_sym(L->sym_k)}};
     decl[1] = shape_mat(dim_sym(L->sym_batch), dim_sym(L->sym_k));
     int32_t k_in[] = {sc};
-    int32_t idx = graph_op(rec->g, OP_TOP_K, k_in, NULL, 0, decl, "recommend.index");
-    if (idx < 0 || module_rename(mod, idx + 1, "recommend.score")) return -1;
+    snprintf(name, sizeof name, "%srecommend.index", prefix);
+    int32_t idx = graph_op(rec->g, OP_TOP_K, k_in, NULL, 0, decl, name);
+    snprintf(name, sizeof name, "%srecommend.score", prefix);
+    if (idx < 0 || module_rename(mod, idx + 1, name)) return -1;
     out->present[PROG_RECOMMEND] = 1;
     out->present[PROG_EMBED_ITEMS] = 1;
     if (lower_add_output(out, PROG_RECOMMEND, MTR_OUT_TOP_INDEX, task, idx, -1) ||
@@ -844,7 +891,19 @@ static const TaskLowering task_lowerings[TASK_COUNT] = {
 #undef X
 };
 
+/* Adds k to the task's increasing k list unless it is there (or the list is full). */
+static void merge_k(MtrTask *mt, int32_t k)
+{
+    uint32_t at = 0;
+    while (at < mt->n_ks && mt->ks[at] < k) at++;
+    if ((at < mt->n_ks && mt->ks[at] == k) || mt->n_ks >= MTR_MAX_KS) return;
+    memmove(&mt->ks[at + 1], &mt->ks[at], (mt->n_ks - at) * sizeof *mt->ks);
+    mt->ks[at] = k;
+    mt->n_ks++;
+}
+
 /* Lowers task t (number `task`): its own lowering, then its weighted loss. */
+
 static int32_t lower_task(Progs *P, const AstTask *t, int32_t task, MtrTask *mt)
 {
     char name[256];
@@ -959,8 +1018,9 @@ int lower_model(const AstModel *m, Module *mod, Lowered *out)
         for (const AstMetric *me = t->metrics; me; me = me->next) {
             mt.metrics |= 1u << me->kind;
             if (!mtr_metric_takes_k((unsigned)me->kind)) continue;
-            mt.n_ks = (uint32_t)me->n_ks;
-            for (int i = 0; i < me->n_ks && i < MTR_MAX_KS; i++) mt.ks[i] = (int32_t)me->ks[i];
+            /* A task's k-taking metrics share one list: the union of their k values
+             * (sema keeps it within MTR_MAX_KS). */
+            for (int i = 0; i < me->n_ks; i++) merge_k(&mt, (int32_t)me->ks[i]);
         }
         int32_t weighted = lower_task(&P, t, knob, &mt);
         if (weighted < 0 || module_task(mod, &mt) < 0) goto fail;

@@ -57,7 +57,7 @@ static void yyerror(YYLTYPE *lloc, AstBuilder *b, const char *msg);
 %token <tok> MODEL "'model'" INPUT "'input'" LABEL "'label'" TOWER "'tower'"
 %token <tok> HEAD "'head'" TASK "'task'" TRAIN "'train'" CONCAT "'concat'"
 %token <tok> LOSS "'loss'" METRICS "'metrics'" WEIGHT "'weight'" OPTIMIZER "'optimizer'"
-%token <tok> EXPERTS "'experts'" LIST "'list'"
+%token <tok> EXPERTS "'experts'" LIST "'list'" LOGQ "'logq'" HITS "'remove_accidental_hits'"
 %token <tok> ARROW "'->'" '(' ')' ',' '=' ':' '{' '}' '-'
 %token <tok> COMPARE "a comparison"
 %token <tok> NAME "a name" NUMBER "a number" STRING "a quoted string"
@@ -161,6 +161,8 @@ clause
     | METRICS metrics                           { $$ = ast_clause_metrics(b, @1, $2); }
     | WEIGHT value                              { $$ = ast_clause_weight(b, @1, $2); }
     | NAME value                                { $$ = ast_clause_option(b, $1, $2); }
+    | LOGQ                                      { $$ = ast_clause_flag(b, @1, CLAUSE_LOGQ); }
+    | HITS                                      { $$ = ast_clause_flag(b, @1, CLAUSE_HITS); }
     ;
 
 metrics

@@ -593,6 +593,49 @@ static void check_top_k(Sema *s, const AstMetric *m)
     }
 }
 
+/* temperature, logq and remove_accidental_hits shape an in-batch softmax: a
+ * retrieval task's only; a temperature is in its knob's range. */
+static void check_retrieval_options(Sema *s, const AstTask *t)
+{
+    int retrieval = ast_task_info(t->kind)->reads == MTR_OUT_RANK;
+    const char *kind = ast_task_info(t->kind)->name;
+    char rule[64];
+    if (t->has_temperature && !retrieval)
+        ERROR(s, t->temperature_loc, "temperature scales in-batch scores; a %s task has none",
+              kind);
+    else if (t->has_temperature &&
+             mtr_knob_check(MTR_KNOB_TEMPERATURE, t->temperature, rule, sizeof rule))
+        ERROR(s, t->temperature_loc, "temperature %s, found %g", rule, t->temperature);
+    if (t->logq && !retrieval)
+        ERROR(s, t->logq_loc, "logq corrects in-batch negatives; a %s task has none", kind);
+    if (t->remove_hits && !retrieval)
+        ERROR(s, t->hits_loc, "remove_accidental_hits masks in-batch negatives; a %s task has none",
+              kind);
+}
+
+/* A task's k-taking metrics share one list of cut-offs, the union of the k
+ * values they name (model.bin keeps one list per task): it must fit. */
+static void check_k_union(Sema *s, const AstTask *t)
+{
+    int64_t ks[MTR_MAX_KS];
+    int n = 0;
+    for (const AstMetric *m = t->metrics; m; m = m->next) {
+        if (!mtr_metric_takes_k((unsigned)m->kind)) continue;
+        for (int i = 0; i < m->n_ks; i++) {
+            int seen = 0;
+            for (int j = 0; j < n; j++) seen |= ks[j] == m->ks[i];
+            if (seen) continue;
+            if (n == MTR_MAX_KS) {
+                ERROR(s, m->k_locs[i],
+                      "a task's metrics share at most %d distinct k values; %lld is one more",
+                      MTR_MAX_KS, (long long)m->ks[i]);
+                return;
+            }
+            ks[n++] = m->ks[i];
+        }
+    }
+}
+
 static void check_retrieval(Sema *s, AstTask *t)
 {
     AstRef *q = t->args, *cand = t->args->next;
@@ -667,6 +710,7 @@ static void check_tasks(Sema *s)
                 }
             }
         }
+        check_k_union(s, t);
         if (t->has_weight && (!isfinite(t->weight) || t->weight < 0))
             ERROR(s, t->weight_loc, "weight must be a finite number >= 0, found %g", t->weight);
         char rule[64];
@@ -675,6 +719,7 @@ static void check_tasks(Sema *s)
         if (t->has_sample && ast_task_info(t->kind)->reads != MTR_OUT_PREDICTION)
             ERROR(s, t->sample_loc, "sample chooses rows of a label; a %s task has none",
                   ast_task_info(t->kind)->name);
+        check_retrieval_options(s, t);
     }
 }
 

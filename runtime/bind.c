@@ -141,8 +141,9 @@ void bind_encoded_free(const MtrModel *m, Encoded *e)
         if (e->ids) free(e->ids[c]);
         if (e->nums) free(e->nums[c]);
         if (e->true_row) free(e->true_row[c]);
+        if (e->logq) free(e->logq[c]);
     }
-    free(e->ids), free(e->nums), free(e->true_row);
+    free(e->ids), free(e->nums), free(e->true_row), free(e->logq);
     memset(e, 0, sizeof *e);
 }
 
@@ -317,10 +318,14 @@ MtrStatus bind_feeds(const MtrModel *m, int p, ProgramFeeds *out, MtrError *err)
                 if (!m->columns[c].is_item) goto bad;
                 f.kind = FEED_TRUE_ROW;
                 break;
+            case MTR_SRC_LOGQ:
+                if (!m->columns[c].lookup) goto bad;
+                f.kind = FEED_LOGQ;
+                break;
             default:
                 goto bad;
             }
-            uint8_t want = f.kind == FEED_NUMS ? MTR_DT_F32 : MTR_DT_I32;
+            uint8_t want = f.kind == FEED_NUMS || f.kind == FEED_LOGQ ? MTR_DT_F32 : MTR_DT_I32;
             /* a list is (rows, its length), a normalized number (rows, 1) */
             uint8_t rank = m->columns[c].feature && (m->columns[c].is_list ||
                                                      m->columns[c].feature == MTR_FEAT_NORMALIZE)
@@ -374,6 +379,12 @@ void bind_feed(MtrSession *s, const MtrModel *m, const ProgramFeeds *f, const En
             int32_t *d = dst;
             const int32_t *src = e->true_row[fd->column];
             for (int64_t r = 0; r < n; r++) d[r] = src[rows[r]];
+            break;
+        }
+        case FEED_LOGQ: {
+            float *d = dst;
+            const float *src = e->logq ? e->logq[fd->column] : NULL;
+            for (int64_t r = 0; r < n; r++) d[r] = src ? src[rows[r]] : 0.0f;
             break;
         }
         case FEED_ITEMS: {
@@ -534,4 +545,42 @@ MtrStatus bind_check_rows(const MtrModel *m, MtrTable *t, int skip_bad, uint64_t
     if (st == MTR_OK && skipped) *skipped += bad;
     free(keep);
     return st;
+}
+
+MtrStatus bind_logq(const MtrModel *m, Encoded *train, const uint32_t *rows, int64_t n,
+                    Encoded *test, MtrError *err)
+{
+    for (uint32_t c = 0; c < m->n_columns; c++) {
+        if (!column_used(m, (int32_t)c, MTR_SRC_LOGQ) || !train->ids || !train->ids[c]) continue;
+        const MtrVocab *v = vocab_of(m, (int32_t)c);
+        size_t ids = v ? (size_t)v->n + 1 : 1;
+        Encoded *both[2] = {train, test};
+        for (int k = 0; k < 2; k++) {
+            Encoded *e = both[k];
+            if (k == 1 && e == train) break;
+            if (!e->logq && !(e->logq = calloc(m->n_columns + 1, sizeof *e->logq)))
+                return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+            free(e->logq[c]);
+            if (!(e->logq[c] = malloc((e->n_rows ? e->n_rows : 1) * sizeof *e->logq[c])))
+                return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+        }
+        double *count = calloc(ids, sizeof *count);
+        if (!count) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+        for (int64_t i = 0; i < n; i++) {
+            int32_t id = train->ids[c][rows[i]];
+            if (id >= 0 && (size_t)id < ids) count[id] += 1.0;
+        }
+        double total = n > 0 ? (double)n : 1.0;
+        for (int k = 0; k < 2; k++) {
+            Encoded *e = both[k];
+            if (k == 1 && e == train) break;
+            for (uint64_t r = 0; r < e->n_rows; r++) {
+                int32_t id = e->ids && e->ids[c] ? e->ids[c][r] : -1;
+                double cnt = id >= 0 && (size_t)id < ids && count[id] > 0 ? count[id] : 1.0;
+                e->logq[c][r] = (float)log(cnt / total);
+            }
+        }
+        free(count);
+    }
+    return MTR_OK;
 }

@@ -16,10 +16,11 @@ typedef struct {
     int32_t **ids;      /* [column][row] vocabulary id (a list: [row * length + i]), or NULL */
     float **nums;       /* [column][row] value, or NULL */
     int32_t **true_row; /* [column][row] first item with that id (-1 none), or NULL */
+    float **logq;       /* [column][row] log of the id's share of the training rows, or NULL */
     uint64_t oov;       /* values that fell to row 0 */
 } Encoded;
 
-typedef enum { FEED_IDS, FEED_NUMS, FEED_TRUE_ROW, FEED_ITEMS } FeedKind;
+typedef enum { FEED_IDS, FEED_NUMS, FEED_TRUE_ROW, FEED_ITEMS, FEED_LOGQ } FeedKind;
 
 typedef struct {
     int32_t tensor;
@@ -48,6 +49,12 @@ MtrStatus bind_encode(const MtrModel *m, const MtrTable *t, const ProgramFeeds *
 MtrStatus bind_encode_ix(const MtrModel *m, const MtrTable *t, const ProgramFeeds *only,
                          MtrVocabIndex *const *ixs, Encoded *out, MtrError *err);
 void bind_encoded_free(const MtrModel *m, Encoded *e);
+
+/* Fills the logq of every column a program reads with source LOGQ, in train
+ * and in test (which may be train): log(count / n) of each row's id, counted
+ * over train's rows[0..n) (an id never seen there counts 1). */
+MtrStatus bind_logq(const MtrModel *m, Encoded *train, const uint32_t *rows, int64_t n,
+                    Encoded *test, MtrError *err);
 
 /* Lists program p's input tensors and their sources. */
 MtrStatus bind_feeds(const MtrModel *m, int p, ProgramFeeds *out, MtrError *err);

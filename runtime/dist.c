@@ -347,6 +347,8 @@ static const char *unsupported(const MtrOp *op)
     switch (op->kind) {
     case OP_INBATCH_SOFTMAX_XENT:
         return "the in-batch softmax over a (B,B) score matrix (a model compiled with -O0)";
+    case OP_INBATCH_SOFTMAX_XENT_OPT:
+        return "the in-batch softmax with temperature, logq or remove_accidental_hits";
     default:
         return NULL;
     }

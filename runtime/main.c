@@ -27,10 +27,11 @@ static const char usage[] =
     "usage: mtrun MODEL [train] --data DIR [options] train, evaluate, print the results\n"
     "       mtrun MODEL eval --data DIR [options] evaluate a trained model\n"
     "       mtrun MODEL predict --user U --item I [--input NAME=VALUE]...\n"
-    "       mtrun MODEL recommend --user U [-k K]\n"
+    "       mtrun MODEL recommend --user U [-k K] [--task NAME] [--exclude-seen --data DIR]\n"
     "       mtrun MODEL predict --file ROWS.csv [-o OUT.csv]\n"
     "       mtrun MODEL recommend --file ROWS.csv [-k K] [-o OUT.csv]\n"
     "       mtrun MODEL cv --data DIR --folds u1,u2,... [options]\n"
+    "       mtrun MODEL sweep --data DIR --set KEY=V1,V2,... [--seeds S1,S2,...] [options]\n"
     "       mtrun MODEL export DIR [--vectors [--data DIR]]\n"
     "       mtrun MODEL info | set KEY=VALUE... | import DIR [-o OUT]\n"
     "Options go anywhere, as --data DIR or --data=DIR. Without --data, training,\n"
@@ -56,6 +57,10 @@ static const char usage[] =
     "  --profile         time every op kind during training (printed on stderr)\n"
     "  --vectors         export: also the final item and query vectors (for an ANN index)\n"
     "  --eval-users N    evaluate a seeded sample of N test users, with 95% confidence intervals\n"
+    "  --exclude-seen    eval, training's test pass, recommend: items a user has in the\n"
+    "                    training rows are not ranked (recommend then needs --data DIR)\n"
+    "  --task NAME       recommend with this retrieval task (when the model has several)\n"
+    "  --seeds S1,S2,... sweep: train every setting once per seed (train.seed)\n"
     "  --help, --version\n";
 
 typedef struct {
@@ -66,7 +71,8 @@ typedef struct {
     const char *names[MAX_ARGS], *values[MAX_ARGS];
     int n_inputs, n_owned; /* names[0..n_owned) were allocated by --input */
     const char *user, *item;
-    int eval_users;
+    int eval_users, exclude_seen;
+    const char *task, *seeds;
     int k, threads, reshuffle, order_file, skip_bad, fresh, quiet, profile, train_metrics, timings;
     int k_given, vectors, help, version;
     const MtrDist *dist; /* this process's rank under mpirun (ranks.h) */
@@ -114,6 +120,9 @@ enum {
     OPT_TIMINGS,
     OPT_VECTORS,
     OPT_VERSION,
+    OPT_EXCLUDE_SEEN,
+    OPT_TASK,
+    OPT_SEEDS,
 };
 
 static const struct option long_options[] = {
@@ -140,6 +149,9 @@ static const struct option long_options[] = {
     {"train-metrics", no_argument, NULL, OPT_TRAIN_METRICS},
     {"timings", no_argument, NULL, OPT_TIMINGS},
     {"vectors", no_argument, NULL, OPT_VECTORS},
+    {"exclude-seen", no_argument, NULL, OPT_EXCLUDE_SEEN},
+    {"task", required_argument, NULL, OPT_TASK},
+    {"seeds", required_argument, NULL, OPT_SEEDS},
     {"output", required_argument, NULL, 'o'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
@@ -259,6 +271,15 @@ static int parse_args(int argc, char **argv, Args *a)
         case OPT_VECTORS:
             a->vectors = 1;
             break;
+        case OPT_EXCLUDE_SEEN:
+            a->exclude_seen = 1;
+            break;
+        case OPT_TASK:
+            a->task = v;
+            break;
+        case OPT_SEEDS:
+            a->seeds = v;
+            break;
         case 'h':
             a->help = 1;
             break;
@@ -371,15 +392,19 @@ static MtrRunOptions run_options(const Args *a, FILE *metrics, FILE *steps)
                            .step_log = steps,
                            .profile = a->profile ? stderr : NULL,
                            .eval_users = a->eval_users,
-                           .dist = a->dist};
+                           .dist = a->dist,
+                           .exclude_seen = a->exclude_seen};
 }
 
 static int print_results(const MtrModel *m, const MtrRunResult *r, int eval_only, MtrError *e)
 {
     ReportRow rows[64];
     size_t n = 0;
-    for (uint32_t i = 0; i < r->test.n && n < 60; i++)
-        rows[n++] = (ReportRow){r->test.entries[i].name, r->test.entries[i].value, NAN};
+    for (uint32_t i = 0; i < r->test.n && n < 60; i++) {
+        const MetricsEntry *b = metrics_report_find(&r->baseline, r->test.entries[i].name);
+        rows[n++] =
+            (ReportRow){r->test.entries[i].name, r->test.entries[i].value, b ? b->value : NAN};
+    }
     if (eval_only)
         printf("%s: %lld test rows, evaluation %.3f s\n", m->name, (long long)r->n_test,
                r->eval_seconds);
@@ -392,7 +417,7 @@ static int print_results(const MtrModel *m, const MtrRunResult *r, int eval_only
     if (!eval_only && r->best_epoch > 0)
         printf("early stopping: kept epoch %d of %d (validation %s %.4f)\n", r->best_epoch,
                r->epochs, r->best_metric, r->best_valid);
-    if (report_table_print(stdout, rows, n, e) != MTR_OK) return -1;
+    if (report_table_print_titled(stdout, rows, n, "baseline", e) != MTR_OK) return -1;
     if (r->users_sampled > 0) {
         printf(
             "%lld of %lld test users sampled (%lld rows); 95%% confidence intervals over users:\n",
@@ -472,6 +497,11 @@ static int run_train(MtrModel *m, Args *a, int eval_only)
                 "mtrun: %llu test values are not in the vocabulary: they use the "
                 "out-of-vocabulary row\n",
                 (unsigned long long)r.test_oov);
+    if (r.unrankable)
+        fprintf(stderr,
+                "mtrun: warning: %lld test rows name an item that is not among the candidates: "
+                "they are counted as unrankable, in no retrieval metric\n",
+                (long long)r.unrankable);
     if (r.overlap)
         fprintf(stderr, "mtrun: warning: %llu test rows also appear in the training file\n",
                 (unsigned long long)r.overlap);
@@ -480,6 +510,7 @@ static int run_train(MtrModel *m, Args *a, int eval_only)
      * or because the table cannot be written, changes no file. */
     int failed = print_results(m, &r, eval_only, &e);
     metrics_report_free(&r.test);
+    metrics_report_free(&r.baseline);
     metrics_report_free(&r.test_ci95);
     if (!failed && !eval_only && a->out) failed = mtr_model_write(m, a->out, &e) != MTR_OK;
     if (!failed) failed = out_close(&metrics, 1, &e) | out_close(&steps, 1, &e);
@@ -598,8 +629,10 @@ static int run_cv(MtrModel *m, Args *a)
         if (rc == 0) print_error(&e);
         rc = 1;
     }
-    for (int f = 0; f < n; f++)
+    for (int f = 0; f < n; f++) {
         metrics_report_free(&res[f].test), metrics_report_free(&res[f].test_ci95);
+        metrics_report_free(&res[f].baseline);
+    }
     free(copy);
     return rc;
 }
@@ -630,6 +663,280 @@ static int serve_file(const MtrModel *m, const Args *a, int predict)
                 "out-of-vocabulary row\n",
                 (unsigned long long)oov, a->file);
     return 0;
+}
+
+#define SWEEP_MAX_RUNS 256
+#define SWEEP_MAX_KEYS 16
+
+/* The metric a sweep compares a task by: its first metric (at its largest k),
+ * or its loss; *lower says whether lower is better. */
+static void sweep_metric(const MtrModel *m, uint32_t t, char *name, size_t cap, int *lower)
+{
+    const MtrTask *task = &m->tasks[t];
+    *lower = 1;
+    snprintf(name, cap, "loss");
+    for (unsigned k = 0; k < MTR_METRIC_COUNT; k++) {
+        if (!(task->metrics >> k & 1u)) continue;
+        if (mtr_metric_takes_k(k) && task->n_ks > 0)
+            snprintf(name, cap, "%s_%d", k == MTR_METRIC_TOP_K ? "top" : mtr_metric_name(k),
+                     (int)task->ks[task->n_ks - 1]);
+        else
+            snprintf(name, cap, "%s", mtr_metric_name(k));
+        *lower = k == MTR_METRIC_RMSE || k == MTR_METRIC_MAE || k == MTR_METRIC_MSE ||
+                 k == MTR_METRIC_LOG_LOSS;
+        return;
+    }
+}
+
+/* A task's value in a report: "<name>" or "<task>.<name>". */
+static double sweep_value(const MetricsReport *r, const char *task, const char *name)
+{
+    char full[METRICS_NAME_MAX * 2];
+    snprintf(full, sizeof full, "%s.%s", task, name);
+    const MetricsEntry *e = metrics_report_find(r, full);
+    if (!e) e = metrics_report_find(r, name);
+    return e ? e->value : NAN;
+}
+
+/* mtrun MODEL sweep: every combination of the --set lists (the first key
+ * varies slowest), each once per seed, in one process; one table of each
+ * setting's test metric per task, mean and spread over the seeds, the best
+ * setting per task marked; JSON lines of phase "sweep". */
+static int run_sweep(MtrModel *m, Args *a)
+{
+    MtrError e = {0};
+    if (!a->data) return bad("%s needs --data DIR", "sweep");
+    if (a->n_sets == 0) return bad("%s needs --set KEY=V1,V2,... (the values to try)", "sweep");
+    if (a->n_sets > SWEEP_MAX_KEYS) return bad("%s takes at most 16 --set lists", "sweep");
+    char *copy[SWEEP_MAX_KEYS + 1] = {0};
+    const char *key[SWEEP_MAX_KEYS + 1], *val[SWEEP_MAX_KEYS + 1][SWEEP_MAX_RUNS];
+    int n_val[SWEEP_MAX_KEYS + 1], n_keys = 0, rc = 0;
+    for (int i = 0; i <= a->n_sets && rc == 0; i++) {
+        const char *spec = i < a->n_sets ? a->sets[i] : a->seeds;
+        if (!spec) continue;
+        if (i == a->n_sets) {
+            copy[n_keys] = strdup(spec);
+            key[n_keys] = "train.seed";
+        } else {
+            const char *eq = strchr(spec, '=');
+            if (!eq || eq == spec || !eq[1]) {
+                rc = bad("sweep: --set takes KEY=V1,V2,..., found '%s'", spec);
+                break;
+            }
+            copy[n_keys] = strdup(spec);
+            if (copy[n_keys]) {
+                copy[n_keys][eq - spec] = '\0';
+                key[n_keys] = copy[n_keys];
+            }
+        }
+        if (!copy[n_keys]) {
+            rc = bad("%s", "out of memory");
+            break;
+        }
+        char *list = i == a->n_sets ? copy[n_keys] : copy[n_keys] + strlen(copy[n_keys]) + 1;
+        n_val[n_keys] = 0;
+        for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok && rc == 0;
+             tok = strtok_r(NULL, ",", &save)) {
+            if (n_val[n_keys] == SWEEP_MAX_RUNS)
+                rc = bad("sweep: %s has too many values", key[n_keys]);
+            else
+                val[n_keys][n_val[n_keys]++] = tok;
+        }
+        if (rc == 0 && n_val[n_keys] == 0) rc = bad("sweep: no values for %s", key[n_keys]);
+        n_keys++;
+    }
+    int n_runs = 1;
+    for (int k = 0; k < n_keys && rc == 0; k++) {
+        n_runs *= n_val[k];
+        if (n_runs > SWEEP_MAX_RUNS) rc = bad("sweep: more than %s runs", "256");
+    }
+    int seeds = a->seeds ? n_val[n_keys - 1] : 1;
+    int n_settings = n_runs / seeds;
+    char *text = NULL;
+    const char **sets = NULL, **run_sets[SWEEP_MAX_RUNS];
+    int n_sets[SWEEP_MAX_RUNS];
+    MtrRunResult *res = NULL;
+    OutFile metrics = {0};
+    if (rc == 0) {
+        text = malloc((size_t)n_runs * (size_t)n_keys * 320);
+        sets = malloc((size_t)n_runs * (size_t)n_keys * sizeof *sets);
+        res = calloc((size_t)n_runs, sizeof *res);
+        if (!text || !sets || !res) rc = bad("%s", "out of memory");
+    }
+    for (int i = 0; i < n_runs && rc == 0; i++) {
+        run_sets[i] = sets + (size_t)i * (size_t)n_keys;
+        n_sets[i] = n_keys;
+        for (int k = n_keys - 1, rest = i; k >= 0; k--) {
+            char *t = text + ((size_t)i * (size_t)n_keys + (size_t)k) * 320;
+            snprintf(t, 320, "%s=%s", key[k], val[k][rest % n_val[k]]);
+            rest /= n_val[k];
+            run_sets[i][k] = t;
+        }
+    }
+    /* Every assignment is checked on the model before any run trains. */
+    for (int i = 0; i < n_runs && rc == 0; i++)
+        for (int k = 0; k < n_keys && rc == 0; k++)
+            if (mtr_knob_assign(m, run_sets[i][k], &e)) {
+                print_error(&e);
+                rc = 2;
+            }
+    if (rc == 0 && out_open(&metrics, a->metrics, &e)) {
+        print_error(&e);
+        rc = 1;
+    }
+    if (rc == 0) {
+        MtrRunOptions o = run_options(a, NULL, NULL);
+        o.fresh = 1;
+        if (mtr_run_sweep(m, &o, n_runs, (const char *const *const *)run_sets, n_sets, res, &e)) {
+            print_error(&e);
+            rc = 1;
+        }
+    }
+    if (rc == 0) {
+        /* The table: one row per setting, one column per task. */
+        char names[64][METRICS_NAME_MAX];
+        int lower[64];
+        uint32_t n_tasks = m->n_tasks < 64 ? m->n_tasks : 64;
+        double *mean = calloc((size_t)n_settings * n_tasks + 1, sizeof *mean);
+        double *sd = calloc((size_t)n_settings * n_tasks + 1, sizeof *sd);
+        if (!mean || !sd) {
+            free(mean), free(sd);
+            rc = bad("%s", "out of memory");
+        }
+        for (uint32_t t = 0; rc == 0 && t < n_tasks; t++) {
+            sweep_metric(m, t, names[t], sizeof names[t], &lower[t]);
+            for (int s = 0; s < n_settings; s++) {
+                double sum = 0.0, sq = 0.0;
+                for (int r = 0; r < seeds; r++)
+                    sum += sweep_value(&res[s * seeds + r].test, m->tasks[t].name, names[t]);
+                double mu = sum / seeds;
+                for (int r = 0; r < seeds; r++) {
+                    double d =
+                        sweep_value(&res[s * seeds + r].test, m->tasks[t].name, names[t]) - mu;
+                    sq += d * d;
+                }
+                mean[s * n_tasks + t] = mu;
+                sd[s * n_tasks + t] = seeds > 1 ? sqrt(sq / (seeds - 1)) : 0.0;
+            }
+        }
+        if (rc == 0) {
+            printf("%s: sweep of %d settings x %d seed%s (%d runs); test metric per task, mean",
+                   m->name, n_settings, seeds, seeds == 1 ? "" : "s", n_runs);
+            printf(seeds > 1 ? " +- sd over seeds; * best\n" : "; * best\n");
+            printf("%-36s", "setting");
+            for (uint32_t t = 0; t < n_tasks; t++) {
+                char head[2 * METRICS_NAME_MAX];
+                snprintf(head, sizeof head, "%s %s", m->tasks[t].name, names[t]);
+                printf("  %22s", head);
+            }
+            printf("\n");
+            for (int s = 0; s < n_settings; s++) {
+                char label[400] = "";
+                size_t at = 0;
+                /* the keys that vary (all of them when none does) */
+                int varied = 0;
+                for (int k = 0; k < n_keys - (a->seeds ? 1 : 0); k++) varied |= n_val[k] > 1;
+                for (int k = 0; k < n_keys - (a->seeds ? 1 : 0); k++)
+                    if (!varied || n_val[k] > 1)
+                        at +=
+                            (size_t)snprintf(label + at, at < sizeof label ? sizeof label - at : 0,
+                                             "%s%s", at ? " " : "", run_sets[s * seeds][k]);
+                printf("%-36s", label);
+                for (uint32_t t = 0; t < n_tasks; t++) {
+                    double v = mean[s * n_tasks + t];
+                    int best = isfinite(v);
+                    for (int o = 0; o < n_settings && best; o++) {
+                        double w = mean[o * n_tasks + t];
+                        if (isfinite(w) && (lower[t] ? w < v : w > v)) best = 0;
+                    }
+                    char cell[64];
+                    if (seeds > 1)
+                        snprintf(cell, sizeof cell, "%.4f +- %.4f%s", v, sd[s * n_tasks + t],
+                                 best ? " *" : "  ");
+                    else
+                        snprintf(cell, sizeof cell, "%.4f%s", v, best ? " *" : "  ");
+                    printf("  %22s", cell);
+                }
+                printf("\n");
+            }
+            /* the baselines of the first seed's split */
+            printf("%-36s", "baseline");
+            for (uint32_t t = 0; t < n_tasks; t++) {
+                char cell[64];
+                snprintf(cell, sizeof cell, "%.4f  ",
+                         sweep_value(&res[0].baseline, m->tasks[t].name, names[t]));
+                printf("  %22s", cell);
+            }
+            printf("\n");
+        }
+        for (int i = 0; rc == 0 && metrics.f && i < n_runs; i++) {
+            ReportJson j;
+            report_json_begin(&j, metrics.f, "sweep");
+            for (int k = 0; k < n_keys; k++) {
+                const char *eq = strchr(run_sets[i][k], '=');
+                report_json_num(&j, key[k], strtod(eq + 1, NULL));
+            }
+            report_json_metrics(&j, &res[i].test);
+            report_json_end(&j, "metrics", NULL);
+        }
+        free(mean), free(sd);
+    }
+    if (metrics.f && out_close(&metrics, rc == 0, &e) && rc == 0) {
+        print_error(&e);
+        rc = 1;
+    }
+    for (int i = 0; res && i < n_runs; i++) {
+        metrics_report_free(&res[i].test);
+        metrics_report_free(&res[i].baseline);
+    }
+    free(res), free(sets), free(text);
+    for (int k = 0; k < n_keys; k++) free(copy[k]);
+    return rc;
+}
+
+/* recommend for one query: with --task, by that retrieval task; with
+ * --exclude-seen, leaving out the items the user has in the training rows of
+ * --data (the same split as training: the model's seed and split). */
+static int run_recommend(MtrModel *m, Args *a)
+{
+    MtrError e = {0};
+    int32_t task = -1;
+    if (a->task) {
+        for (uint32_t t = 0; t < m->n_tasks; t++)
+            if (strcmp(m->tasks[t].name, a->task) == 0) task = (int32_t)t;
+        int p = mtr_model_program(m, MTR_PROG_RECOMMEND);
+        if (task < 0 || p < 0 || mtr_program_output(m, p, MTR_OUT_TOP_INDEX, task) < 0) {
+            fprintf(stderr, "mtrun: error: --task %s: the model has no retrieval task of that name",
+                    a->task);
+            const char *sep = " (it has: ";
+            for (uint32_t t = 0; p >= 0 && t < m->n_tasks; t++)
+                if (mtr_program_output(m, p, MTR_OUT_TOP_INDEX, (int32_t)t) >= 0) {
+                    fprintf(stderr, "%s%s", sep, m->tasks[t].name);
+                    sep = ", ";
+                }
+            fprintf(stderr, "%s\n", *sep == ',' ? ")" : "");
+            return 2;
+        }
+    }
+    uint8_t *seen = NULL;
+    if (a->exclude_seen) {
+        if (!a->data)
+            return bad("%s", "recommend --exclude-seen needs --data DIR (the training rows)");
+        if (!(seen = malloc(m->items.n ? m->items.n : 1))) return bad("%s", "out of memory");
+        MtrRunOptions o = run_options(a, NULL, NULL);
+        if (mtr_run_seen_items(m, &o, a->n_inputs, a->names, a->values, task, seen, &e)) {
+            print_error(&e);
+            free(seen);
+            return 1;
+        }
+    }
+    int rc = 0;
+    if (mtr_run_recommend_with(m, a->n_inputs, a->names, a->values, a->k, task, seen, stdout, &e)) {
+        print_error(&e);
+        rc = 1;
+    }
+    free(seen);
+    return rc;
 }
 
 /* Why a model file did not load, in the words a new user needs: a .mtr
@@ -726,8 +1033,9 @@ static int run_main(int argc, char **argv, const MtrDist *dist)
     }
     /* The scripts' variable names the data folder when --data does not. */
     const char *cmd = a.command ? a.command : "train";
-    int needs_data =
-        strcmp(cmd, "train") == 0 || strcmp(cmd, "eval") == 0 || strcmp(cmd, "cv") == 0;
+    int needs_data = strcmp(cmd, "train") == 0 || strcmp(cmd, "eval") == 0 ||
+                     strcmp(cmd, "cv") == 0 || strcmp(cmd, "sweep") == 0 ||
+                     (strcmp(cmd, "recommend") == 0 && a.exclude_seen);
     if (!a.data && needs_data && getenv("MTR_DATA") && *getenv("MTR_DATA"))
         a.data = getenv("MTR_DATA");
     if ((rc = share_ranks(&a, dist, cmd))) {
@@ -756,7 +1064,8 @@ static int run_main(int argc, char **argv, const MtrDist *dist)
         for (int i = 0; i < a.n_owned; i++) free((char *)a.names[i]);
         return 1;
     }
-    for (int i = 0; i < a.n_sets && rc == 0; i++)
+    int sweep = strcmp(cmd, "sweep") == 0; /* its --set values are lists */
+    for (int i = 0; i < a.n_sets && rc == 0 && !sweep; i++)
         if (mtr_knob_assign(m, a.sets[i], &e)) {
             print_error(&e);
             rc = 2;
@@ -764,6 +1073,7 @@ static int run_main(int argc, char **argv, const MtrDist *dist)
     int serve = strcmp(cmd, "predict") == 0 || strcmp(cmd, "recommend") == 0;
     if (rc == 0 && a.k_given && strcmp(cmd, "recommend") != 0)
         rc = bad("-k is for recommend (how many items), not for %s", cmd);
+    if (rc == 0 && a.seeds && !sweep) rc = bad("--seeds is for sweep, not %s", cmd);
     if (rc == 0 && a.vectors && strcmp(cmd, "export") != 0)
         rc = bad("--vectors is for export (mtrun MODEL export DIR --vectors), not %s", cmd);
     if (rc == 0) {
@@ -771,19 +1081,20 @@ static int run_main(int argc, char **argv, const MtrDist *dist)
             rc = run_train(m, &a, 0);
         } else if (strcmp(cmd, "cv") == 0) {
             rc = run_cv(m, &a);
+        } else if (sweep) {
+            rc = run_sweep(m, &a);
         } else if (strcmp(cmd, "eval") == 0) {
             rc = run_train(m, &a, 1);
         } else if (strcmp(cmd, "info") == 0) {
             mtr_model_print_info(m, stdout);
         } else if (serve && a.file) {
             rc = serve_file(m, &a, strcmp(cmd, "predict") == 0);
+        } else if (serve && strcmp(cmd, "recommend") == 0) {
+            add_user_item(m, &a);
+            rc = run_recommend(m, &a);
         } else if (serve) {
             add_user_item(m, &a);
-            MtrStatus st =
-                strcmp(cmd, "predict") == 0
-                    ? mtr_run_predict(m, a.n_inputs, a.names, a.values, stdout, &e)
-                    : mtr_run_recommend(m, a.n_inputs, a.names, a.values, a.k, stdout, &e);
-            if (st) {
+            if (mtr_run_predict(m, a.n_inputs, a.names, a.values, stdout, &e)) {
                 print_error(&e);
                 rc = 1;
             }

@@ -5,6 +5,7 @@
 #include "mtr/metrics.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,6 +171,96 @@ double metrics_topk_value(const MetricsTopK *t, uint32_t i)
     return (double)t->hits[i] / (double)t->rows;
 }
 
+/* ---- per-user lists */
+
+MtrStatus metrics_lists_init(MetricsLists *l, const int32_t *ks, uint32_t n_ks, int32_t n_keys,
+                             int64_t catalogue, MtrError *err)
+{
+    metrics_lists_free(l);
+    l->n_ks = n_ks < MTR_MAX_KS ? n_ks : MTR_MAX_KS;
+    for (uint32_t i = 0; i < l->n_ks; i++) l->ks[i] = ks[i];
+    l->best = malloc((size_t)(n_keys > 0 ? n_keys : 1) * sizeof *l->best);
+    if (!l->best) {
+        metrics_lists_free(l);
+        return mtr_fail(err, MTR_E_NOMEM, "metrics: out of memory for %d item keys", n_keys);
+    }
+    l->n_keys = n_keys;
+    l->catalogue = catalogue;
+    metrics_lists_reset(l);
+    return MTR_OK;
+}
+
+void metrics_lists_free(MetricsLists *l)
+{
+    free(l->best);
+    memset(l, 0, sizeof *l);
+}
+
+void metrics_lists_reset(MetricsLists *l)
+{
+    l->users = 0;
+    for (uint32_t i = 0; i < MTR_MAX_KS; i++) l->recall[i] = l->ndcg[i] = l->map[i] = l->hit[i] = 0;
+    for (int32_t k = 0; k < l->n_keys; k++) l->best[k] = INT32_MAX;
+}
+
+void metrics_lists_add_user(MetricsLists *l, const int32_t *top, int32_t n_top, const int32_t *rel,
+                            int32_t n_rel)
+{
+    for (int32_t p = 0; p < n_top; p++)
+        if (top[p] >= 0 && top[p] < l->n_keys && p < l->best[top[p]]) l->best[top[p]] = p;
+    if (n_rel <= 0) return;
+    l->users++;
+    uint32_t i = 0;
+    int64_t hits = 0;
+    double dcg = 0.0, ap = 0.0;
+    /* Walk the list once; at each cut-off k, fold in what the first k gave. */
+    for (int32_t p = 0; i < l->n_ks; p++) {
+        while (i < l->n_ks && p == l->ks[i]) {
+            int64_t k = l->ks[i], ideal_n = n_rel < k ? n_rel : k;
+            double idcg = 0.0;
+            for (int64_t q = 1; q <= ideal_n; q++) idcg += 1.0 / log2((double)q + 1.0);
+            l->recall[i] += (double)hits / (double)n_rel;
+            l->ndcg[i] += dcg / idcg;
+            l->map[i] += ap / (double)ideal_n;
+            l->hit[i] += hits > 0;
+            i++;
+        }
+        if (i >= l->n_ks) break;
+        if (p >= n_top) continue; /* a list shorter than k: nothing more to find */
+        int relevant = 0;
+        for (int32_t r = 0; r < n_rel && !relevant; r++) relevant = rel[r] == top[p];
+        if (!relevant) continue;
+        hits++;
+        dcg += 1.0 / log2((double)p + 2.0);
+        ap += (double)hits / (double)(p + 1);
+    }
+}
+
+double metrics_lists_value(const MetricsLists *l, MtrMetric metric, uint32_t i)
+{
+    if (i >= l->n_ks) return NAN;
+    if (metric == MTR_METRIC_COVERAGE) {
+        if (l->catalogue <= 0 || !l->best) return NAN;
+        int64_t seen = 0;
+        for (int32_t k = 0; k < l->n_keys; k++) seen += l->best[k] < l->ks[i];
+        return (double)seen / (double)l->catalogue;
+    }
+    if (l->users == 0) return NAN;
+    double u = (double)l->users;
+    switch (metric) {
+    case MTR_METRIC_RECALL:
+        return l->recall[i] / u;
+    case MTR_METRIC_NDCG:
+        return l->ndcg[i] / u;
+    case MTR_METRIC_MAP:
+        return l->map[i] / u;
+    case MTR_METRIC_HIT_RATE:
+        return l->hit[i] / u;
+    default:
+        return NAN;
+    }
+}
+
 /* ---- per model */
 
 static int wants(const MetricsTask *mt, MtrMetric metric)
@@ -210,6 +301,7 @@ MtrStatus metrics_init(Metrics *ms, const MtrModel *m, int64_t rows, MtrError *e
         }
         metrics_regression_reset(&mt->reg);
         metrics_topk_init(&mt->topk, t->ks, t->n_ks);
+        mt->n_items = m->items.n;
         if (wants(mt, MTR_METRIC_AUC)) {
             MtrStatus st = metrics_auc_init(&mt->auc, rows, err);
             if (st != MTR_OK) {
@@ -228,7 +320,10 @@ int32_t metrics_task_tensor(const Metrics *ms, uint32_t task)
 
 void metrics_free(Metrics *ms)
 {
-    for (uint32_t i = 0; i < ms->n_tasks; i++) metrics_auc_free(&ms->tasks[i].auc);
+    for (uint32_t i = 0; i < ms->n_tasks; i++) {
+        metrics_auc_free(&ms->tasks[i].auc);
+        metrics_lists_free(&ms->tasks[i].lists);
+    }
     free(ms->tasks);
     memset(ms, 0, sizeof *ms);
 }
@@ -239,6 +334,8 @@ void metrics_reset(Metrics *ms)
         metrics_regression_reset(&ms->tasks[i].reg);
         metrics_auc_reset(&ms->tasks[i].auc);
         metrics_topk_reset(&ms->tasks[i].topk);
+        metrics_lists_reset(&ms->tasks[i].lists);
+        ms->tasks[i].unrankable = 0;
     }
 }
 
@@ -259,12 +356,23 @@ MtrStatus metrics_add(Metrics *ms, uint32_t task, const void *eval, const float 
         }
         metrics_regression_add(&mt->reg, eval, label, rows);
         return MTR_OK;
-    case MTR_OUT_RANK:
-        if (mt->rank_i32)
-            metrics_topk_add_i32(&mt->topk, eval, rows);
-        else
-            metrics_topk_add_f32(&mt->topk, eval, rows);
+    case MTR_OUT_RANK: {
+        /* A rank past the candidates is a row whose item is not among them:
+         * unrankable, counted apart rather than as a hit or a miss. */
+        int64_t kept = 0;
+        for (int64_t i = 0; i < rows; i++) {
+            double rk = mt->rank_i32 ? (double)((const int32_t *)eval)[i]
+                                     : (double)((const float *)eval)[i];
+            if (mt->n_items > 0 && rk > (double)mt->n_items) {
+                mt->unrankable++;
+                continue;
+            }
+            for (uint32_t j = 0; j < mt->topk.n_ks; j++) mt->topk.hits[j] += rk <= mt->topk.ks[j];
+            kept++;
+        }
+        mt->topk.rows += kept;
         return MTR_OK;
+    }
     default:
         return MTR_OK; /* a task with nothing to evaluate (no output its metrics read) */
     }
@@ -310,6 +418,20 @@ static uint32_t metric_entries(MetricsTask *mt, uint32_t task, MtrMetric k, cons
         }
         return n;
     }
+    case MTR_METRIC_RECALL:
+    case MTR_METRIC_NDCG:
+    case MTR_METRIC_MAP:
+    case MTR_METRIC_HIT_RATE:
+    case MTR_METRIC_COVERAGE: {
+        uint32_t n = 0;
+        for (uint32_t i = 0; i < mt->topk.n_ks; i++) {
+            Pending *p = &out[n++];
+            p->task = task;
+            snprintf(p->base, sizeof p->base, "%s_%d", mtr_metric_name(k), (int)mt->topk.ks[i]);
+            p->value = mt->lists.best ? metrics_lists_value(&mt->lists, k, i) : NAN;
+        }
+        return n;
+    }
     case MTR_METRIC_COUNT:
         return 0;
     }
@@ -320,7 +442,7 @@ static uint32_t metric_entries(MetricsTask *mt, uint32_t task, MtrMetric k, cons
 
 /* Lists the task's metrics in report order (the rows of metrics.def), or, when
  * it asks for none, its loss as "loss"; returns how many (at most
- * MTR_METRIC_COUNT + MTR_MAX_KS). */
+ * MTR_METRIC_COUNT * MTR_MAX_KS). */
 static uint32_t task_metrics(MetricsTask *mt, uint32_t task, Pending *out)
 {
     uint32_t n = 0;
@@ -332,7 +454,7 @@ static uint32_t task_metrics(MetricsTask *mt, uint32_t task, Pending *out)
     return n;
 }
 
-#define TASK_METRICS_MAX (MTR_METRIC_COUNT + MTR_MAX_KS)
+#define TASK_METRICS_MAX (MTR_METRIC_COUNT * MTR_MAX_KS)
 
 MtrStatus metrics_report(Metrics *ms, MetricsReport *out, MtrError *err)
 {

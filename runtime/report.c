@@ -214,7 +214,13 @@ static void table_cell(char out[48], double v)
 
 size_t report_table_format(char *buf, size_t cap, const ReportRow *rows, size_t n)
 {
-    static const char *const head[3] = {"metric", "value", "reference"};
+    return report_table_format_titled(buf, cap, rows, n, "reference");
+}
+
+size_t report_table_format_titled(char *buf, size_t cap, const ReportRow *rows, size_t n,
+                                  const char *ref_title)
+{
+    const char *const head[3] = {"metric", "value", ref_title};
     size_t w[3] = {strlen(head[0]), strlen(head[1]), strlen(head[2])};
     int with_ref = 0;
     char cell[48];
@@ -268,10 +274,16 @@ size_t report_table_format(char *buf, size_t cap, const ReportRow *rows, size_t 
 
 MtrStatus report_table_print(FILE *out, const ReportRow *rows, size_t n, MtrError *err)
 {
-    size_t len = report_table_format(NULL, 0, rows, n);
+    return report_table_print_titled(out, rows, n, "reference", err);
+}
+
+MtrStatus report_table_print_titled(FILE *out, const ReportRow *rows, size_t n,
+                                    const char *ref_title, MtrError *err)
+{
+    size_t len = report_table_format_titled(NULL, 0, rows, n, ref_title);
     char *text = malloc(len + 1);
     if (!text) return mtr_fail(err, MTR_E_NOMEM, "report: out of memory for the results table");
-    report_table_format(text, len + 1, rows, n);
+    report_table_format_titled(text, len + 1, rows, n, ref_title);
     errno = 0;
     size_t w = fwrite(text, 1, len, out);
     int bad = w != len || fflush(out) != 0;

@@ -40,6 +40,11 @@ static int writer(const MtrModel *m, int p, int32_t t)
 
 void serve_outputs(const MtrModel *m, ServeOutputs *o)
 {
+    serve_outputs_for(m, -1, o);
+}
+
+void serve_outputs_for(const MtrModel *m, int32_t task, ServeOutputs *o)
+{
     memset(o, 0, sizeof *o);
     o->predict = mtr_model_program(m, MTR_PROG_PREDICT);
     o->recommend = mtr_model_program(m, MTR_PROG_RECOMMEND);
@@ -56,10 +61,15 @@ void serve_outputs(const MtrModel *m, ServeOutputs *o)
     }
     if (o->recommend < 0) return;
     const MtrProgram *rec = &m->programs[o->recommend];
-    for (uint32_t i = 0; i < rec->n_outputs; i++) {
+    /* The first task's top k, or that of the task asked for. */
+    for (uint32_t i = 0; i < rec->n_outputs && o->index < 0; i++) {
         const MtrOutput *out = &rec->outputs[i];
-        if (out->role == MTR_OUT_TOP_INDEX) o->index = out->tensor, o->rec_task = out->task;
-        if (out->role == MTR_OUT_TOP_SCORE) o->score = out->tensor;
+        if (out->role == MTR_OUT_TOP_INDEX && (task < 0 || out->task == task))
+            o->index = out->tensor, o->rec_task = out->task;
+    }
+    for (uint32_t i = 0; i < rec->n_outputs && o->score < 0; i++) {
+        const MtrOutput *out = &rec->outputs[i];
+        if (out->role == MTR_OUT_TOP_SCORE && out->task == o->rec_task) o->score = out->tensor;
     }
     /* A model.bin can be valid and still lack them (it was edited): then
      * recommend is refused, never read out of bounds. */
@@ -308,23 +318,52 @@ MtrStatus mtr_run_predict(const MtrModel *m, int n, const char *const *names,
 MtrStatus mtr_run_recommend(const MtrModel *m, int n, const char *const *names,
                             const char *const *values, int k, FILE *out, MtrError *err)
 {
+    return mtr_run_recommend_with(m, n, names, values, k, -1, NULL, out, err);
+}
+
+/* Picks, from a row's ranking of all kb items (best first), the first k that
+ * are not excluded and whose label is not listed yet: out[0..returned). */
+static int distinct_items(const MtrModel *m, const int32_t *idx, int64_t kb, int k,
+                          const uint8_t *exclude, int32_t *out)
+{
+    int got = 0;
+    for (int64_t i = 0; i < kb && got < k; i++) {
+        int32_t it = idx[i];
+        if (it < 0 || (uint32_t)it >= m->items.n || (exclude && exclude[it])) continue;
+        int dup = 0;
+        for (int j = 0; j < got && !dup; j++)
+            dup = strcmp(m->items.labels[idx[out[j]]], m->items.labels[it]) == 0;
+        if (!dup) out[got++] = (int32_t)i;
+    }
+    return got;
+}
+
+MtrStatus mtr_run_recommend_with(const MtrModel *m, int n, const char *const *names,
+                                 const char *const *values, int k, int32_t task,
+                                 const uint8_t *exclude, FILE *out, MtrError *err)
+{
     ServeOutputs o;
-    serve_outputs(m, &o);
+    serve_outputs_for(m, task, &o);
     MtrStatus rc = serve_check_recommend(m, &o, k, err);
     if (rc) return rc;
     MtrTable t;
     ServeRun r;
-    rc = one_row(m, &o, o.recommend, n, names, values, k, &t, &r, err);
+    /* Rank every item, then list k distinct ones that are not excluded. */
+    int64_t kb = m->items.n;
+    int32_t *pick = malloc((size_t)k * sizeof *pick);
+    if (!pick) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+    rc = one_row(m, &o, o.recommend, n, names, values, kb, &t, &r, err);
     if (rc == MTR_OK) {
         serve_run(m, &r, 0, 1, m->programs[o.recommend].n_ops);
         const int32_t *idx = mtr_session_tensor(r.s, o.index);
         const float *score = mtr_session_tensor(r.s, o.score);
-        for (int i = 0; i < k; i++)
-            fprintf(out, "%d\t%.4f\t%s\n", i + 1, score[i],
-                    idx[i] >= 0 && (uint32_t)idx[i] < m->items.n ? m->items.labels[idx[i]] : "?");
+        int got = distinct_items(m, idx, kb, k, exclude, pick);
+        for (int i = 0; i < got; i++)
+            fprintf(out, "%d\t%.4f\t%s\n", i + 1, score[pick[i]], m->items.labels[idx[pick[i]]]);
     }
     serve_close(m, &r);
     mtr_table_free(&t);
+    free(pick);
     return rc;
 }
 
@@ -422,8 +461,11 @@ MtrStatus mtr_run_recommend_file(const MtrModel *m, const char *path, int k, FIL
     MtrTable t = {0};
     ServeRun f = {0};
     /* A (batch, items) score block per batch: 256 queries at a time. */
+    int64_t kb = m->items.n; /* every item ranked, k distinct ones listed */
+    int32_t *pick = malloc((size_t)k * sizeof *pick);
+    if (!pick) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
     rc = read_rows(path, &t, err);
-    if (rc == MTR_OK) rc = serve_open(m, &o, o.recommend, &t, 256, k, 0, &f, err);
+    if (rc == MTR_OK) rc = serve_open(m, &o, o.recommend, &t, 256, kb, 0, &f, err);
     if (rc == MTR_OK) {
         if (oov) *oov = f.e.oov;
         put_input_names(out, m, &f);
@@ -433,18 +475,19 @@ MtrStatus mtr_run_recommend_file(const MtrModel *m, const char *path, int k, FIL
             serve_run(m, &f, off, n, m->programs[o.recommend].n_ops);
             const int32_t *idx = mtr_session_tensor(f.s, o.index);
             const float *score = mtr_session_tensor(f.s, o.score);
-            for (int64_t r = 0; r < n; r++)
-                for (int i = 0; i < k; i++) {
-                    int32_t it = idx[r * k + i];
+            for (int64_t r = 0; r < n; r++) {
+                int got = distinct_items(m, idx + r * kb, kb, k, NULL, pick);
+                for (int i = 0; i < got; i++) {
                     put_inputs(out, m, &f, (uint64_t)(off + r));
                     fprintf(out, "%d,", i + 1);
-                    put_field(out,
-                              it >= 0 && (uint32_t)it < m->items.n ? m->items.labels[it] : "?");
-                    fprintf(out, ",%.4f\n", score[r * k + i]);
+                    put_field(out, m->items.labels[idx[r * kb + pick[i]]]);
+                    fprintf(out, ",%.4f\n", score[r * kb + pick[i]]);
                 }
+            }
         }
     }
     serve_close(m, &f);
     mtr_table_free(&t);
+    free(pick);
     return rc;
 }

@@ -26,6 +26,8 @@ typedef struct {
 } ServeOutputs;
 
 void serve_outputs(const MtrModel *m, ServeOutputs *o);
+/* The same, with recommend serving retrieval task `task` (-1: the first). */
+void serve_outputs_for(const MtrModel *m, int32_t task, ServeOutputs *o);
 
 /* Checks that m can recommend k items: it has the programs, it is trained,
  * and 1 <= k <= its item count. */

@@ -380,6 +380,25 @@ int shape_inbatch_softmax_xent_qc(const MtrShape *in, const int32_t *a, MtrShape
     return 0;
 }
 
+int shape_inbatch_softmax_xent_opt(const MtrShape *in, const int32_t *a, MtrShape *out, char *why,
+                                   size_t n)
+{
+    (void)a;
+    if (want(in, 0, 2, MTR_DT_F32, why, n) || same_as(in, 0, 1, why, n) ||
+        want(in, 2, 1, MTR_DT_I32, why, n) || want(in, 3, 1, MTR_DT_F32, why, n))
+        return -1;
+    if (dims_eq(in[1].dim[0], in[2].dim[0], "rows of candidates and of their keys", why, n) ||
+        dims_eq(in[1].dim[0], in[3].dim[0], "rows of candidates and of their logq", why, n))
+        return -1;
+    if (in[0].dim[1].sym >= 0 || in[0].dim[1].k > 4096)
+        return fail(why, n, "the embedding width must be a constant of at most 4096");
+    out[0] = scalar();
+    out[1] = in[0];
+    out[2] = in[1];
+    out[3] = matrix((MtrDim){-1, QC_ROWS + 2 * in[0].dim[1].k + 6}, in[0].dim[0]);
+    return 0;
+}
+
 int shape_inbatch_softmax_xent_ids(const MtrShape *in, const int32_t *a, MtrShape *out, char *why,
                                    size_t n)
 {

@@ -3,11 +3,14 @@
  * and eval_step over the test rows, feeding the metrics accumulators. */
 #include "mtr/run.h"
 
+#include "rankeval.h"
+
 #include "bind.h"
 #include "featurize.h"
 #include "mtr/control.h"
 #include "mtr/data.h"
 #include "mtr/exec.h"
+#include "mtr/knobs.h"
 #include "mtr/npy.h"
 #include "mtr/report.h"
 #include "mtr/rng.h"
@@ -199,13 +202,26 @@ static MtrStatus split_random(const MtrModel *m, const MtrDataset *ds, Split *s,
     return rc;
 }
 
+/* The logq inputs of the split's rows, from its training rows' frequencies. */
+static MtrStatus split_logq(const MtrModel *m, Split *s, MtrError *err)
+{
+    MtrStatus rc = bind_logq(m, &s->enc_train, s->train_rows, s->n_train,
+                             s->shared ? &s->enc_train : &s->enc_test, err);
+    if (rc) split_free(m, s);
+    return rc;
+}
+
 static MtrStatus split_make(const MtrModel *m, const MtrDataset *ds, const MtrRunOptions *o,
                             Split *s, MtrModel *adapt, MtrError *err)
 {
-    if (!o->train_file && !o->test_file) return split_random(m, ds, s, adapt, err);
-    if (!o->train_file || !o->test_file)
+    MtrStatus rc;
+    if (!o->train_file && !o->test_file)
+        rc = split_random(m, ds, s, adapt, err);
+    else if (!o->train_file || !o->test_file)
         return mtr_fail(err, MTR_E_ARG, "--train and --test go together");
-    return split_given(m, ds, o, o->train_file, o->test_file, s, adapt, err);
+    else
+        rc = split_given(m, ds, o, o->train_file, o->test_file, s, adapt, err);
+    return rc ? rc : split_logq(m, s, err);
 }
 
 typedef struct {
@@ -464,15 +480,26 @@ static MtrStatus rows_by_user(const MtrModel *m, const Encoded *e, const uint32_
     return MTR_OK;
 }
 
+/* The training rows a test pass may leave out of each user's ranking. */
+typedef struct {
+    const Encoded *e;
+    const uint32_t *rows;
+    int64_t n;
+    int exclude;         /* leave them out (--exclude-seen) */
+    int64_t *unrankable; /* out: test rows whose item is not among the candidates */
+} Seen;
+
 /* Evaluates rows[0..n) of e: item embeddings once, then eval_step batch by
- * batch into the metrics accumulators; the report goes to *out. */
+ * batch into the metrics accumulators, then the per-user pass (with seen,
+ * whose training rows it may leave out); the report goes to *out. */
 static MtrStatus evaluate(const MtrModel *m, Runner *r, const Encoded *e, const uint32_t *rows,
-                          int64_t n_rows, int64_t batch, MetricsReport *out, double *seconds,
-                          FILE *progress, MtrError *err)
+                          int64_t n_rows, int64_t batch, const Seen *seen, MetricsReport *out,
+                          double *seconds, FILE *progress, MtrError *err)
 {
     Metrics ms;
     MtrStatus rc = metrics_init(&ms, m, n_rows, err);
     if (rc) return rc;
+    if (seen) seen->unrankable[0] = 0;
     double t0 = report_clock();
     ReportProgress prog = {0};
     if (progress) report_progress_init(&prog, progress, 0);
@@ -485,8 +512,28 @@ static MtrStatus evaluate(const MtrModel *m, Runner *r, const Encoded *e, const 
     if (rc == MTR_OK)
         rc = eval_rows(m, r, e, (sorted ? sorted : rows) + lo, hi - lo, batch, &all, 1,
                        progress ? &prog : NULL, t0, 0, hi - lo, err);
-    free(sorted);
+    /* Ranks sum their shares' counts first; the per-user pass then runs on
+     * every rank over all the rows (a user's rows may straddle two shares), so
+     * that its recomputed top_k is counted once and every rank holds the same
+     * figures (early stopping decides alike). */
     if (rc == MTR_OK) rc = mtr_dist_metrics_sum(r->dist, &ms, err);
+    /* The per-user pass (recall, ndcg, ...; top_k without seen items) */
+    RankevalInput in = {.s = r->s,
+                        .p_eval = r->p_eval,
+                        .feeds = &r->feeds[r->p_eval],
+                        .test = e,
+                        .test_rows = sorted ? sorted : rows,
+                        .n_test = n_rows,
+                        .train = seen ? seen->e : e,
+                        .train_rows = seen ? seen->rows : rows,
+                        .n_train = seen ? seen->n : n_rows,
+                        .batch = batch,
+                        .exclude_seen = seen && seen->exclude,
+                        .scorer = RANKEVAL_MODEL};
+    if (rc == MTR_OK && sorted) rc = rankeval_run(m, &in, &ms, err);
+    if (rc == MTR_OK && seen)
+        for (uint32_t t = 0; t < ms.n_tasks; t++) seen->unrankable[0] += ms.tasks[t].unrankable;
+    free(sorted);
     if (progress) report_progress_clear(&prog);
     if (seconds) *seconds = report_clock() - t0;
     if (rc == MTR_OK) rc = metrics_report(&ms, out, err);
@@ -623,6 +670,57 @@ done:
     return rc;
 }
 
+/* The baselines on the split's test rows: each ranking task predicts the mean
+ * of its label over the training rows; each retrieval task ranks items by
+ * their count in the training rows (rankeval.c). */
+static MtrStatus baseline(const MtrModel *m, Runner *r, const Split *sp, const MtrRunOptions *o,
+                          MetricsReport *out, MtrError *err)
+{
+    Metrics ms;
+    MtrStatus rc = metrics_init(&ms, m, sp->n_test, err);
+    if (rc) return rc;
+    float *pred = malloc((size_t)(sp->n_test > 0 ? sp->n_test : 1) * sizeof *pred);
+    float *label = malloc((size_t)(sp->n_test > 0 ? sp->n_test : 1) * sizeof *label);
+    if (!pred || !label) rc = mtr_fail(err, MTR_E_NOMEM, "out of memory for the baselines");
+    for (uint32_t t = 0; rc == MTR_OK && t < m->n_tasks; t++) {
+        int32_t lc = m->tasks[t].label_column;
+        if (ms.tasks[t].reads != MTR_OUT_PREDICTION || lc < 0 || !sp->enc_train.nums[lc] ||
+            !sp->enc_test.nums[lc])
+            continue;
+        double sum = 0.0;
+        int64_t n = 0;
+        for (int64_t i = 0; i < sp->n_train; i++) {
+            float y = sp->enc_train.nums[lc][sp->train_rows[i]];
+            if (!isnan(y)) sum += y, n++;
+        }
+        for (int64_t i = 0; i < sp->n_test; i++) {
+            pred[i] = n ? (float)(sum / (double)n) : 0.0f;
+            label[i] = sp->enc_test.nums[lc][sp->test_rows[i]];
+        }
+        rc = metrics_add(&ms, t, pred, label, sp->n_test, err);
+    }
+    uint32_t *sorted = NULL;
+    if (rc == MTR_OK) rc = rows_by_user(m, &sp->enc_test, sp->test_rows, sp->n_test, &sorted, err);
+    if (rc == MTR_OK && sorted) {
+        RankevalInput in = {.p_eval = r->p_eval,
+                            .feeds = &r->feeds[r->p_eval],
+                            .test = &sp->enc_test,
+                            .test_rows = sorted,
+                            .n_test = sp->n_test,
+                            .train = &sp->enc_train,
+                            .train_rows = sp->train_rows,
+                            .n_train = sp->n_train,
+                            .batch = 1,
+                            .exclude_seen = o->exclude_seen,
+                            .scorer = RANKEVAL_POPULARITY};
+        rc = rankeval_run(m, &in, &ms, err);
+    }
+    if (rc == MTR_OK) rc = metrics_report(&ms, out, err);
+    free(sorted), free(pred), free(label);
+    metrics_free(&ms);
+    return rc;
+}
+
 /* The test pass: all test rows, or with --eval-users a sample of users. */
 static MtrStatus evaluate_test(const MtrModel *m, Runner *r, const Split *sp, int64_t batch,
                                const MtrRunOptions *o, MtrRunResult *res, MtrError *err)
@@ -630,14 +728,25 @@ static MtrStatus evaluate_test(const MtrModel *m, Runner *r, const Split *sp, in
     if (o->eval_users > 0)
         return evaluate_users(m, r, &sp->enc_test, sp->test_rows, sp->n_test, batch, o, res, err);
     res->rows_sampled = sp->n_test;
-    return evaluate(m, r, &sp->enc_test, sp->test_rows, sp->n_test, batch, &res->test,
-                    &res->eval_seconds, o->progress, err);
+    Seen seen = {&sp->enc_train, sp->train_rows, sp->n_train, o->exclude_seen, &res->unrankable};
+    MtrStatus rc = evaluate(m, r, &sp->enc_test, sp->test_rows, sp->n_test, batch, &seen,
+                            &res->test, &res->eval_seconds, o->progress, err);
+    if (rc == MTR_OK && !o->no_baseline && (rc = baseline(m, r, sp, o, &res->baseline, err)))
+        metrics_report_free(&res->test); /* a failed pass returns nothing to free */
+    return rc;
 }
 
 static void write_test_line(const MtrRunOptions *o, const MtrRunResult *res)
 {
     if (!o->metrics) return;
     ReportJson j;
+    /* the baselines first, so that the test line stays the file's last */
+    if (res->baseline.n > 0) {
+        report_json_begin(&j, o->metrics, "baseline");
+        if (o->fold > 0) report_json_int(&j, "fold", o->fold);
+        report_json_metrics(&j, &res->baseline);
+        report_json_end(&j, "metrics", NULL);
+    }
     report_json_begin(&j, o->metrics, o->phase ? o->phase : "test");
     if (o->fold > 0) report_json_int(&j, "fold", o->fold);
     if (res->best_epoch > 0) report_json_int(&j, "best_epoch", res->best_epoch);
@@ -662,7 +771,8 @@ static MtrStatus validate(const MtrModel *m, Runner *r, const Split *sp, const u
                           MtrError *err)
 {
     MetricsReport valid = {0};
-    MtrStatus rc = evaluate(m, r, &sp->enc_train, rows, n, batch, &valid, NULL, o->progress, err);
+    MtrStatus rc =
+        evaluate(m, r, &sp->enc_train, rows, n, batch, NULL, &valid, NULL, o->progress, err);
     if (rc) return rc;
     if (o->progress) {
         fprintf(o->progress, "validation after epoch %d:", e);
@@ -808,8 +918,9 @@ static MtrStatus run_fold_on(const MtrModel *m, Runner *r, Split *sp, const MtrR
             print_learned_weights(m, r, o->progress, e);
         }
         MetricsReport train_metrics = {0};
-        if (o->train_metrics && (rc = evaluate(m, r, &sp->enc_train, sp->train_rows, sp->n_train,
-                                               batch, &train_metrics, NULL, o->progress, err)))
+        if (o->train_metrics &&
+            (rc = evaluate(m, r, &sp->enc_train, sp->train_rows, sp->n_train, batch, NULL,
+                           &train_metrics, NULL, o->progress, err)))
             return rc;
         if (o->metrics) {
             ReportJson j;
@@ -933,7 +1044,10 @@ MtrStatus mtr_run_train(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, 
     }
     split_free(m, &sp);
     mtr_data_free(ds);
-    if (rc != MTR_OK) metrics_report_free(&res->test); /* a failed run returns nothing to free */
+    if (rc != MTR_OK) { /* a failed run returns nothing to free */
+        metrics_report_free(&res->test);
+        metrics_report_free(&res->baseline);
+    }
     return rc;
 }
 
@@ -1010,6 +1124,7 @@ MtrStatus mtr_run_cv(MtrModel *m, const MtrRunOptions *o, int n_folds, const cha
             snprintf(train, n, "%s/%s.base", o->data_dir, folds[f]);
             snprintf(test, n, "%s/%s.test", o->data_dir, folds[f]);
             rc = split_given(m, ds, o, train, test, &sp, m, err);
+            if (rc == MTR_OK) rc = split_logq(m, &sp, err);
         }
         if (rc == MTR_OK) {
             Rng init;
@@ -1026,6 +1141,125 @@ MtrStatus mtr_run_cv(MtrModel *m, const MtrRunOptions *o, int n_folds, const cha
         free(test);
     }
     runner_free(&r);
+    mtr_data_free(ds);
+    return rc;
+}
+
+MtrStatus mtr_run_seen_items(MtrModel *m, const MtrRunOptions *o, int n, const char *const *names,
+                             const char *const *values, int32_t task, uint8_t *seen, MtrError *err)
+{
+    memset(seen, 0, m->items.n);
+    if (!m->trained) return mtr_fail(err, MTR_E_STATE, "the model is not trained: train it first");
+    int32_t uc = rankeval_user_column(m);
+    const char *user = NULL;
+    for (int i = 0; uc >= 0 && i < n; i++)
+        if (strcmp(names[i], m->columns[uc].name) == 0) user = values[i];
+    if (!user)
+        return mtr_fail(err, MTR_E_ARG, "--exclude-seen needs the query's %s",
+                        uc >= 0 ? m->columns[uc].name : "user column");
+    /* The item key: the column whose true row the task's ranking reads. */
+    int p_eval = mtr_model_program(m, MTR_PROG_EVAL);
+    int32_t key = -1, key_ix = -1, uid = -1;
+    ProgramFeeds feeds;
+    MtrStatus rc = bind_feeds(m, p_eval, &feeds, err);
+    if (rc) return rc;
+    for (uint32_t t = 0; t < m->n_tasks && key < 0; t++) {
+        if (task >= 0 && (int32_t)t != task) continue;
+        int32_t rank = mtr_program_output(m, p_eval, MTR_OUT_RANK, (int32_t)t);
+        const MtrProgram *p = &m->programs[p_eval];
+        for (uint32_t i = 0; rank >= 0 && i < p->n_ops; i++) {
+            if (p->ops[i].kind != OP_RETRIEVAL_RANK || p->ops[i].out[0] != rank) continue;
+            for (uint32_t f = 0; f < feeds.n; f++)
+                if (feeds.feeds[f].tensor == p->ops[i].in[2] &&
+                    feeds.feeds[f].kind == FEED_TRUE_ROW)
+                    key = feeds.feeds[f].column;
+        }
+    }
+    bind_feeds_free(&feeds);
+    for (uint32_t k = 0; k < m->items.n_columns; k++)
+        if (m->items.columns[k] == key) key_ix = (int32_t)k;
+    if (key < 0 || key_ix < 0)
+        return mtr_fail(err, MTR_E_STATE, "the model has no retrieval task to recommend with");
+    for (uint32_t v = 0; v < m->n_vocabs && uid < 0; v++) {
+        if (m->vocabs[v].column != uc) continue;
+        MtrVocabIndex *ix;
+        if ((rc = mtr_vocab_index_new(&m->vocabs[v], &ix, err))) return rc;
+        uid = mtr_vocab_id(ix, user);
+        mtr_vocab_index_free(ix);
+    }
+    if (uid <= 0) return MTR_OK; /* an unknown user has seen nothing */
+    MtrDataset *ds = NULL;
+    Split sp;
+    if ((rc = data_load(m, o, 0, &ds, err))) return rc;
+    if ((rc = split_make(m, ds, o, &sp, NULL, err)) == MTR_OK) {
+        const int32_t *u = sp.enc_train.ids[uc], *kk = sp.enc_train.ids[key];
+        uint32_t n_keys = 0;
+        for (uint32_t v = 0; v < m->n_vocabs; v++)
+            if (m->vocabs[v].column == key) n_keys = m->vocabs[v].n + 1;
+        uint8_t *keys = u && kk ? calloc(n_keys ? n_keys : 1, 1) : NULL;
+        if (!keys) {
+            rc = mtr_fail(err, MTR_E_NOMEM, "out of memory");
+        } else {
+            for (int64_t i = 0; i < sp.n_train; i++) {
+                uint32_t row = sp.train_rows[i];
+                if (u[row] == uid && kk[row] >= 0 && (uint32_t)kk[row] < n_keys) keys[kk[row]] = 1;
+            }
+            for (uint32_t i = 0; i < m->items.n; i++) {
+                int32_t id = m->items.ids[key_ix][i];
+                seen[i] = id >= 0 && (uint32_t)id < n_keys && keys[id];
+            }
+        }
+        free(keys);
+        split_free(m, &sp);
+    }
+    mtr_data_free(ds);
+    return rc;
+}
+
+MtrStatus mtr_run_sweep(MtrModel *m, const MtrRunOptions *o, int n_runs,
+                        const char *const *const *sets, const int *n_sets, MtrRunResult *results,
+                        MtrError *err)
+{
+    MtrDataset *ds = NULL;
+    Runner r = {0};
+    int64_t bound = -1;
+    for (int i = 0; i < n_runs; i++) memset(&results[i], 0, sizeof results[i]);
+    if (m->trained && !o->fresh)
+        return mtr_fail(err, MTR_E_STATE,
+                        "sweep trains fresh models: give it an untrained model "
+                        "(or --fresh)");
+    if (o->train_file || o->test_file)
+        return mtr_fail(err, MTR_E_ARG, "sweep splits the data itself: no --train/--test");
+    /* The data and vocabularies once, for every run. */
+    MtrStatus rc = data_load(m, o, 1, &ds, err);
+    for (int i = 0; i < n_runs && rc == MTR_OK; i++) {
+        for (int k = 0; k < n_sets[i] && rc == MTR_OK; k++)
+            rc = mtr_knob_assign(m, sets[i][k], err);
+        if (rc == MTR_OK && train_batch(m) <= 0)
+            rc = mtr_fail(err, MTR_E_ARG, "train.batch must be positive");
+        Split sp;
+        if (rc || (rc = split_make(m, ds, o, &sp, m, err))) break;
+        /* The arenas are bound once, again only when a setting changes the batch. */
+        int64_t batch = bound_batch(m, &sp);
+        if (batch != bound) {
+            if (bound >= 0) runner_free(&r);
+            rc = runner_new(m, batch, &r, err);
+            bound = rc == MTR_OK ? batch : -1;
+        } else {
+            for (uint32_t k = 0; k < m->n_knobs; k++)
+                mtr_session_set_knob(r.s, (int)k, m->knobs[k].value);
+        }
+        if (rc == MTR_OK) {
+            Rng init;
+            rng_seed(&init, (uint64_t)knob_int(m, MTR_KNOB_SEED, 42) ^ 0x5eed1a17ull);
+            mtr_session_init_params(r.s, &init);
+            if (o->init_dir) rc = load_init(m, r.s, o->init_dir, err);
+            results[i].skipped = ds->skipped;
+            if (rc == MTR_OK) rc = run_fold(m, &r, &sp, o, &results[i], err);
+        }
+        split_free(m, &sp);
+    }
+    if (bound >= 0) runner_free(&r);
     mtr_data_free(ds);
     return rc;
 }

@@ -426,25 +426,54 @@ static void task_ranking(Gen *g)
     g->n_tasks++;
 }
 
+/* A retrieval task's metrics share one k list (at most 8 values): each chosen
+ * metric is written bare (the default list) or with the one list drawn. */
+#define GEN_RETRIEVAL_METRICS(X)                                                                   \
+    X("top_k") X("recall") X("ndcg") X("map") X("hit_rate") X("coverage")
+static const char *const retrieval_metric_names[] = {GEN_RETRIEVAL_METRICS(AS_STRING)};
+
 static void retrieval_metrics(Gen *g, void *ctx)
 {
     (void)ctx;
     put(g, "metrics");
     space(g);
-    if (chance(g, 25)) {
-        put(g, "top_k");
-        if (!g->watch[0]) snprintf(g->watch, sizeof g->watch, "k%d.top_10", g->n_tasks);
-        return;
+    int order[COUNT(retrieval_metric_names)], n_m = 0;
+    for (int i = 0; i < COUNT(retrieval_metric_names); i++)
+        if (chance(g, 30)) order[n_m++] = i;
+    if (n_m == 0) order[n_m++] = below(g, COUNT(retrieval_metric_names));
+    int bare = chance(g, 25), n = 1 + below(g, 8), ks[8], k = 0;
+    for (int i = 0; i < n; i++) ks[i] = k += 1 + below(g, 20);
+    for (int m = 0; m < n_m; m++) {
+        put(g, "%s%s", m ? ", " : "", retrieval_metric_names[order[m]]);
+        if (bare) continue;
+        put(g, "(");
+        for (int i = 0; i < n; i++) put(g, "%s%d", i ? ", " : "", ks[i]);
+        put(g, ")");
     }
-    int n = 1 + below(g, 8), k = 0;
-    put(g, "top_k(");
-    for (int i = 0; i < n; i++) {
-        k += 1 + below(g, 20);
-        put(g, "%s%d", i ? ", " : "", k);
-        if (!g->watch[0] && i == n - 1)
-            snprintf(g->watch, sizeof g->watch, "k%d.top_%d", g->n_tasks, k);
-    }
-    put(g, ")");
+    /* early_stop may watch top_k at its largest k */
+    for (int m = 0; m < n_m && !g->watch[0]; m++)
+        if (strcmp(retrieval_metric_names[order[m]], "top_k") == 0)
+            snprintf(g->watch, sizeof g->watch, "k%d.top_%d", g->n_tasks, bare ? 10 : ks[n - 1]);
+}
+
+/* A retrieval task's options (docs/dsl.md, "Retrieval options"). */
+static void temperature_fn(Gen *g, void *ctx)
+{
+    (void)ctx;
+    static const char *const values[] = {"0.05", "0.5", "1", "2.5"};
+    put(g, "temperature %s", values[below(g, COUNT(values))]);
+}
+
+static void logq_fn(Gen *g, void *ctx)
+{
+    (void)ctx;
+    put(g, "logq");
+}
+
+static void hits_fn(Gen *g, void *ctx)
+{
+    (void)ctx;
+    put(g, "remove_accidental_hits");
 }
 
 /* ---- the train block */
@@ -578,7 +607,7 @@ static void task_retrieval(Gen *g)
     put(g, "task k%d =", g->n_tasks);
     space(g);
     put(g, "retrieval(t%d,%st%d)", q, chance(g, 50) ? " " : "", c);
-    ClauseFn fns[] = {retrieval_metrics, weight_fn};
+    ClauseFn fns[] = {retrieval_metrics, weight_fn, temperature_fn, logq_fn, hits_fn};
     clauses(g, fns, COUNT(fns), NULL);
     put(g, "\n");
     g->n_tasks++;

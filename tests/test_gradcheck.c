@@ -270,6 +270,19 @@ static const GradCase cases[] = {
      0,
      {3, 0, 4, 1, 2},
      0},
+    /* the in-batch softmax with its options: temperature 0.5 (knob 0), logq and
+     * hit removal on (knob 1, the seed, is not 0); keys repeat (3), so a
+     * column is left out; the candidates of a key differ, the per-row form */
+    {"inbatch_softmax_xent_opt",
+     "inbatch_softmax_xent_opt T=0.5 logq hits",
+     {{IN_PARAM, 2, 5, 3, -1, -1.5f, 1.5f, 0, 0},
+      {IN_PARAM, 2, 5, 3, -1, -1.5f, 1.5f, 0, 0},
+      {IN_IDS, 1, 5, 1, -1, 0, 0, 0, 0},
+      {IN_LABEL, 1, 5, 1, -1, -3.0f, -1.0f, 0, 0}},
+     {0, 1, 1},
+     0.5,
+     {3, 0, 3, 1, 2},
+     0},
     /* x, gain and bias all differentiated; Keras's epsilon, rows of 5 whose
      * variance (about 1.3) keeps the normalisation far from its eps floor */
     /* with its mask fixed (a fixed seed, step and salt) dropout is linear: the

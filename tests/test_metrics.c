@@ -196,6 +196,45 @@ static void model_release(MtrModel *m)
     free(m);
 }
 
+/* Per-user lists on a case worked by hand (Microsoft Recommenders'
+ * definitions): two users with relevant keys, one without (coverage only). */
+static void test_lists_hand(void **state)
+{
+    (void)state;
+    MetricsLists l = {0};
+    const int32_t ks[] = {1, 3};
+    assert_int_equal(metrics_lists_init(&l, ks, 2, 10, 8, NULL), MTR_OK);
+    const int32_t a_top[] = {3, 1, 4}, a_rel[] = {1, 5};
+    const int32_t b_top[] = {5, 2, 9}, b_rel[] = {5};
+    const int32_t c_top[] = {7};
+    metrics_lists_add_user(&l, a_top, 3, a_rel, 2);
+    metrics_lists_add_user(&l, b_top, 3, b_rel, 1);
+    metrics_lists_add_user(&l, c_top, 1, NULL, 0);
+    assert_int_equal(l.users, 2);
+    /* k = 1: only user b's first key is relevant */
+    assert_close(metrics_lists_value(&l, MTR_METRIC_RECALL, 0), 0.5, 1e-12);
+    assert_close(metrics_lists_value(&l, MTR_METRIC_NDCG, 0), 0.5, 1e-12);
+    assert_close(metrics_lists_value(&l, MTR_METRIC_MAP, 0), 0.5, 1e-12);
+    assert_close(metrics_lists_value(&l, MTR_METRIC_HIT_RATE, 0), 0.5, 1e-12);
+    /* k = 3: user a finds key 1 at position 2 of 2 relevant keys */
+    double a_ndcg = (1.0 / log2(3.0)) / (1.0 + 1.0 / log2(3.0));
+    assert_close(metrics_lists_value(&l, MTR_METRIC_RECALL, 1), (0.5 + 1.0) / 2, 1e-12);
+    assert_close(metrics_lists_value(&l, MTR_METRIC_NDCG, 1), (a_ndcg + 1.0) / 2, 1e-12);
+    assert_close(metrics_lists_value(&l, MTR_METRIC_MAP, 1), (0.5 / 2 + 1.0) / 2, 1e-12);
+    assert_close(metrics_lists_value(&l, MTR_METRIC_HIT_RATE, 1), 1.0, 1e-12);
+    /* coverage over a catalogue of 8 keys: {3,5,7} in anyone's first 1, 7 keys in the first 3 */
+    assert_close(metrics_lists_value(&l, MTR_METRIC_COVERAGE, 0), 3.0 / 8, 1e-12);
+    assert_close(metrics_lists_value(&l, MTR_METRIC_COVERAGE, 1), 7.0 / 8, 1e-12);
+    /* a list shorter than k finds nothing past its end */
+    metrics_lists_reset(&l);
+    const int32_t short_top[] = {2}, short_rel[] = {2, 6};
+    metrics_lists_add_user(&l, short_top, 1, short_rel, 2);
+    assert_close(metrics_lists_value(&l, MTR_METRIC_RECALL, 1), 0.5, 1e-12);
+    assert_close(metrics_lists_value(&l, MTR_METRIC_MAP, 1), 0.5, 1e-12);
+    metrics_lists_free(&l);
+    assert_true(isnan(metrics_lists_value(&l, MTR_METRIC_RECALL, 0)));
+}
+
 static void test_report_names_single(void **state)
 {
     (void)state;
@@ -290,6 +329,7 @@ int main(void)
         cmocka_unit_test(test_auc_one_class_and_capacity),
         cmocka_unit_test(test_auc_brute_force),
         cmocka_unit_test(test_topk_boundaries),
+        cmocka_unit_test(test_lists_hand),
         cmocka_unit_test(test_report_names_single),
         cmocka_unit_test(test_report_names_shared),
     };

@@ -97,6 +97,49 @@ void metrics_topk_add_f32(MetricsTopK *t, const float *rank, int64_t rows);
 /* hits[i] / rows for ks[i]; NaN when no row was added. */
 double metrics_topk_value(const MetricsTopK *t, uint32_t i);
 
+/* ---- per-user lists: recall, ndcg, map, hit_rate and coverage at each k
+ *
+ * A user's list is the distinct item keys it is recommended, best first; its
+ * relevant set the distinct keys of its rankable test rows. As Microsoft
+ * Recommenders (python_evaluation) defines them, for each k and averaged over
+ * the users with at least one relevant key:
+ *   recall(k)    hits in the first k / relevant
+ *   ndcg(k)      binary gains: sum over hits at 1-based position p of
+ *                1 / log2(p + 1), over the same sum for min(relevant, k) hits
+ *                at the top
+ *   map(k)       the precision at each hit's position (hits so far / p), summed,
+ *                over min(relevant, k)
+ *   hit_rate(k)  1 when any of the first k is relevant
+ *   coverage(k)  the share of the catalogue's distinct keys found in anyone's
+ *                first k (not a mean over users)
+ * A test row whose item is not among the candidates is unrankable: it is in
+ * no relevant set and counted apart. */
+
+typedef struct {
+    uint32_t n_ks;
+    int32_t ks[MTR_MAX_KS];
+    int64_t users;
+    double recall[MTR_MAX_KS], ndcg[MTR_MAX_KS], map[MTR_MAX_KS], hit[MTR_MAX_KS];
+    int32_t n_keys;    /* key ids 0..n_keys-1 */
+    int64_t catalogue; /* distinct keys among the candidates */
+    int32_t *best;     /* [key] the best 0-based position it reached in a list; INT32_MAX none */
+} MetricsLists;
+
+/* Room for keys 0..n_keys-1 and a catalogue of `catalogue` distinct keys. On
+ * failure *l is left empty (safe to free). */
+MtrStatus metrics_lists_init(MetricsLists *l, const int32_t *ks, uint32_t n_ks, int32_t n_keys,
+                             int64_t catalogue, MtrError *err);
+void metrics_lists_free(MetricsLists *l);
+void metrics_lists_reset(MetricsLists *l);
+/* Adds one user: top[0..n_top) its list of distinct keys, best first (n_top
+ * at least the largest k, unless the catalogue is shorter); rel[0..n_rel) its
+ * relevant keys, distinct. A user with no relevant key counts nowhere but in
+ * coverage. */
+void metrics_lists_add_user(MetricsLists *l, const int32_t *top, int32_t n_top, const int32_t *rel,
+                            int32_t n_rel);
+/* The metric (MTR_METRIC_RECALL ... COVERAGE) at ks[i]; NaN with no users. */
+double metrics_lists_value(const MetricsLists *l, MtrMetric metric, uint32_t i);
+
 /* ---- one model's evaluation: an accumulator set per task */
 
 typedef struct {
@@ -107,6 +150,9 @@ typedef struct {
     MetricsRegression reg;
     MetricsAuc auc;
     MetricsTopK topk;
+    MetricsLists lists; /* filled by the per-user pass (rankeval.c), when it ran */
+    int64_t unrankable; /* test rows whose item is not among the candidates */
+    int64_t n_items;    /* candidates: a rank above this is an unrankable row */
 } MetricsTask;
 
 typedef struct {

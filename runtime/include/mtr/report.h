@@ -66,6 +66,11 @@ typedef struct {
 size_t report_table_format(char *buf, size_t cap, const ReportRow *rows, size_t n);
 /* Formats and writes the table; MTR_E_NOMEM or MTR_E_IO on failure. */
 MtrStatus report_table_print(FILE *out, const ReportRow *rows, size_t n, MtrError *err);
+/* The same with the third column titled ref_title ("baseline") instead. */
+size_t report_table_format_titled(char *buf, size_t cap, const ReportRow *rows, size_t n,
+                                  const char *ref_title);
+MtrStatus report_table_print_titled(FILE *out, const ReportRow *rows, size_t n,
+                                    const char *ref_title, MtrError *err);
 
 /* ---- progress */
 

@@ -29,6 +29,8 @@ typedef struct {
     int64_t eval_users;   /* > 0: evaluate a seeded sample of this many test users, with
                            * 95% confidence intervals (see evaluate_users in train.c) */
     const MtrDist *dist;  /* data-parallel ranks (mtr/dist.h), or NULL for one process */
+    int exclude_seen;     /* rank no item a user has in the training rows (rankeval.c) */
+    int no_baseline;      /* skip the baselines (sweep runs compute them once) */
 } MtrRunOptions;
 
 typedef struct {
@@ -54,6 +56,11 @@ typedef struct {
      * users and rows sampled out of all test users. */
     MetricsReport test_ci95;
     int64_t users_sampled, users_total, rows_sampled;
+    /* Baselines on the same split (names as in test): the training mean of each
+     * ranking task's label, the most popular training items for each retrieval
+     * task. Empty with no test rows. */
+    MetricsReport baseline;
+    int64_t unrankable; /* test rows whose item is not among the candidates */
 } MtrRunResult;
 
 /* Trains m on the options' data (building vocabularies and items from it),
@@ -71,6 +78,16 @@ MtrStatus mtr_run_eval(MtrModel *m, const MtrRunOptions *o, MtrRunResult *r, Mtr
 MtrStatus mtr_run_cv(MtrModel *m, const MtrRunOptions *o, int n_folds, const char *const *folds,
                      MtrRunResult *results, MtrError *err);
 
+/* The loss-weight question: n_runs fresh trainings on the options' data, read
+ * and given vocabularies once, run i with the knob assignments sets[i][0..
+ * n_sets[i]) ("KEY=VALUE") applied to m first (they stay applied: list every
+ * swept knob in every run). The arenas are bound once (again when a run
+ * changes the batch); each run's results equal those of the same single run.
+ * The caller frees every results[i].test and .baseline. */
+MtrStatus mtr_run_sweep(MtrModel *m, const MtrRunOptions *o, int n_runs,
+                        const char *const *const *sets, const int *n_sets, MtrRunResult *results,
+                        MtrError *err);
+
 /* Predicts every ranking task's output for one row whose input columns take
  * the given values (names[i] = values[i]). Writes "task value" lines to out.
  * Unknown values are an MTR_E_ARG error naming the column and the value. */
@@ -80,6 +97,19 @@ MtrStatus mtr_run_predict(const MtrModel *m, int n, const char *const *names,
 /* Prints the k best items for one query row (names/values as for predict). */
 MtrStatus mtr_run_recommend(const MtrModel *m, int n, const char *const *names,
                             const char *const *values, int k, FILE *out, MtrError *err);
+
+/* The same, served by retrieval task `task` (-1: the first), leaving out the
+ * items whose exclude[item] is set (may be NULL). Lists distinct item labels:
+ * fewer than k lines when fewer items remain. */
+MtrStatus mtr_run_recommend_with(const MtrModel *m, int n, const char *const *names,
+                                 const char *const *values, int k, int32_t task,
+                                 const uint8_t *exclude, FILE *out, MtrError *err);
+
+/* Flags, in seen[0..items), the items whose key the query row (names/values as
+ * for predict) has in the training rows of the options' data and split, for
+ * retrieval task `task` (-1: the first). */
+MtrStatus mtr_run_seen_items(MtrModel *m, const MtrRunOptions *o, int n, const char *const *names,
+                             const char *const *values, int32_t task, uint8_t *seen, MtrError *err);
 
 /* Predicts every ranking task for each row of a CSV/TSV file with a header
  * holding the input columns; writes CSV (the inputs, then one column per
