@@ -424,26 +424,17 @@ static int32_t lower_combine_sum(Ctx *x, const AstChain *c, const int32_t *t, in
     return fold(x, c, t, n, OP_ADD, "sum");
 }
 
-/* mix(E1, E2, ...): the blocks stacked along the experts axis, and a gate of
- * the chain's own over the blocks' input, dense(E) -> softmax, mixing them. */
+/* mix(E1, E2, ...): a gate of the chain's own over the blocks' input,
+ * dense(E) -> softmax over all E experts of the blocks, and each block's
+ * experts mixed by its columns of the gate, the blocks' mixes summed (no
+ * stacked copy of the experts). */
 static int32_t lower_mix(Ctx *x, const AstChain *c, const AstSource *src, const int32_t *t, int n)
 {
     Lowerer *L = x->L;
     char name[256];
-    int32_t h = t[0], e = 0;
+    int32_t e = 0;
     const AstChain *first = src->members->ref->chain;
-    int k = 0;
-    for (const AstSource *m = src->members; m; m = m->next, k++) {
-        int32_t ek = m->ref->chain->n_experts;
-        if (k > 0) {
-            int32_t in[] = {h, t[k]};
-            int32_t attr[MTR_MAX_IATTR] = {e, ek};
-            snprintf(name, sizeof name, "%s.experts", c->name);
-            if ((h = graph_op(x->g, OP_STACK, in, attr, 0, NULL, name)) < 0) return -1;
-        }
-        e += ek;
-    }
-    (void)n;
+    for (const AstSource *m = src->members; m; m = m->next) e += m->ref->chain->n_experts;
     /* the gate reads what the experts read */
     int32_t gin =
         first->combine ? lower_source(x, first, first->combine) : lower_ref(x, first->sources);
@@ -469,10 +460,32 @@ static int32_t lower_mix(Ctx *x, const AstChain *c, const AstSource *src, const 
     snprintf(name, sizeof name, "%s.gate%d", c->name, p->layer_tag);
     int32_t gate = pre < 0 ? -1 : graph_op(x->g, OP_SOFTMAX, s_in, NULL, 0, NULL, name);
     if (gate < 0) return -1;
-    int32_t m_in[] = {h, gate};
-    int32_t attr[MTR_MAX_IATTR] = {e};
-    snprintf(name, sizeof name, "%s.mix%d", c->name, p->layer_tag);
-    return graph_op(x->g, OP_MIX, m_in, attr, 0, NULL, name);
+    int32_t y = -1, at = 0, k = 0;
+    for (const AstSource *m = src->members; m && k < n; m = m->next, k++) {
+        int32_t ek = m->ref->chain->n_experts;
+        int32_t m_in[] = {t[k], gate};
+        int32_t attr[MTR_MAX_IATTR] = {ek, at, e};
+        int last = !m->next || k + 1 == n;
+        /* the last op gives the tensor the chain reads, named as a plain mix */
+        if (last && k == 0)
+            snprintf(name, sizeof name, "%s.mix%d", c->name, p->layer_tag);
+        else
+            snprintf(name, sizeof name, "%s.mix%d.%d", c->name, p->layer_tag, k + 1);
+        int32_t part = graph_op(x->g, OP_MIX, m_in, attr, 0, NULL, name);
+        if (part < 0) return -1;
+        if (k > 0) {
+            int32_t a_in[] = {y, part};
+            if (last)
+                snprintf(name, sizeof name, "%s.mix%d", c->name, p->layer_tag);
+            else
+                snprintf(name, sizeof name, "%s.mix%d.sum%d", c->name, p->layer_tag, k);
+            part = graph_op(x->g, OP_ADD, a_in, NULL, 0, NULL, name);
+            if (part < 0) return -1;
+        }
+        y = part;
+        at += ek;
+    }
+    return y;
 }
 
 static int32_t lower_combine_product(Ctx *x, const AstChain *c, const int32_t *t, int n)

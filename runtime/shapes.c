@@ -745,10 +745,13 @@ int shape_expert_dense_grad(const MtrShape *in, const int32_t *a, MtrShape *out,
 
 int shape_mix(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
 {
-    int32_t e = a[0];
+    int32_t e = a[0], first = a[1], gates = a[2] ? a[2] : a[0];
     if (want_experts(in, 0, e, why, n) || want(in, 1, 2, MTR_DT_F32, why, n)) return -1;
+    if (first < 0 || gates < 1 || first > gates - e)
+        return fail(why, n, "experts %d from gate column %d do not fit %d gate columns", e, first,
+                    gates);
     if (dims_eq(in[1].dim[0], in[0].dim[1], "gate rows and expert rows", why, n) ||
-        dims_eq(in[1].dim[1], (MtrDim){-1, e}, "gate columns and experts", why, n))
+        dims_eq(in[1].dim[1], (MtrDim){-1, gates}, "gate columns and experts", why, n))
         return -1;
     out[0] = matrix(in[0].dim[1], in[0].dim[2]);
     return 0;

@@ -149,6 +149,9 @@ static const GradCase cases[] = {
      {0},
      0},
     {"mix", "mix", {P3(3, 4, 5), P2(4, 3)}, {3}, 0, {0}, 0},
+    /* one block of a gate that mixes several: experts 2..3 of 5 gate columns,
+     * the other columns' gradient 0 */
+    {"mix", "mix of gate columns 2..3 of 5", {P3(2, 4, 3), P2(4, 5)}, {2, 2, 5}, 0, {0}, 0},
     {"stack", "stack", {P3(2, 4, 3), P3(1, 4, 3)}, {2, 1}, 0, {0}, 0},
     {"sum_squares", "sum_squares", {P2(4, 3)}, {0}, 0, {0}, 0},
     {"sum_squares", "sum_squares of experts", {P3(2, 3, 2)}, {0}, 0, {0}, 0},

@@ -51,39 +51,52 @@ void kernel_expert_dense_grad(const KernelCall *call)
     }
 }
 
-/* mix(ex (E,B,W), gate (B,E)) -> y (B,W) = sum_e gate_be ex_eb, summed in expert order */
+/* The gate columns of a mix: iattr2 of them (0: as many as experts), of
+ * which this block's experts read iattr1 onwards. */
+static void mix_gate_cols(const KernelCall *call, int64_t *first, int64_t *cols)
+{
+    *first = call->iattr[1];
+    *cols = call->iattr[2] ? call->iattr[2] : call->iattr[0];
+}
+
+/* mix(ex (E,B,W), gate (B,G)) -> y (B,W) = sum_e gate_b,first+e ex_eb, summed in expert order */
 void kernel_mix(const KernelCall *call)
 {
-    int64_t e_n = call->iattr[0];
+    int64_t e_n = call->iattr[0], first, g_n;
+    mix_gate_cols(call, &first, &g_n);
     int64_t w = call->out_shape[0].cols, bsz = call->out_shape[0].rows;
     const float *ex = call->in[0], *gate = call->in[1];
     float *y = call->out[0];
     for (int64_t r = 0; r < bsz; r++)
         for (int64_t j = 0; j < w; j++) {
             float s = 0.0f;
-            for (int64_t e = 0; e < e_n; e++) s += gate[r * e_n + e] * ex[(e * bsz + r) * w + j];
+            for (int64_t e = 0; e < e_n; e++)
+                s += gate[r * g_n + first + e] * ex[(e * bsz + r) * w + j];
             y[r * w + j] = s;
         }
 }
 
-/* mix_grad(dy (B,W), ex, gate) -> dex_eb = gate_be dy_b, dgate_be = ex_eb . dy_b */
+/* mix_grad(dy (B,W), ex, gate) -> dex_eb = gate_b,first+e dy_b, dgate_b,first+e = ex_eb . dy_b
+ * (the gate's other columns 0) */
 void kernel_mix_grad(const KernelCall *call)
 {
-    int64_t e_n = call->iattr[0];
+    int64_t e_n = call->iattr[0], first, g_n;
+    mix_gate_cols(call, &first, &g_n);
     int64_t w = call->in_shape[0].cols, bsz = call->in_shape[0].rows;
     const float *dy = call->in[0], *ex = call->in[1], *gate = call->in[2];
     float *dex = call->out[0], *dgate = call->out[1];
+    if (g_n != e_n) memset(dgate, 0, (size_t)(bsz * g_n) * sizeof *dgate);
     for (int64_t e = 0; e < e_n; e++)
         for (int64_t r = 0; r < bsz; r++) {
             const float *exr = ex + (e * bsz + r) * w, *dyr = dy + r * w;
             float *dexr = dex + (e * bsz + r) * w;
-            float g = gate[r * e_n + e];
+            float g = gate[r * g_n + first + e];
             double dot = 0.0;
             for (int64_t j = 0; j < w; j++) {
                 dexr[j] = g * dyr[j];
                 dot += (double)exr[j] * dyr[j];
             }
-            dgate[r * e_n + e] = (float)dot;
+            dgate[r * g_n + first + e] = (float)dot;
         }
 }
 
