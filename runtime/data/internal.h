@@ -20,6 +20,12 @@
  * ISO-8859-1; a UTF-8 byte-order mark is dropped. Errors (MTR_E_DATA): the file
  * is missing or unreadable, empty, or holds a NUL byte. */
 MtrStatus text_load(const char *path, char **buf, size_t *len, MtrError *err);
+/* The same for part `part` of `parts` of the file (mtr_data_part; the whole
+ * file when parts <= 1); a part after the first is preceded by the file's
+ * first line when header is set. An empty part is no error. The part's bytes
+ * decide UTF-8 or ISO-8859-1 on their own. */
+MtrStatus text_load_part(const char *path, int part, int parts, int header, char **buf,
+                         size_t *len, MtrError *err);
 /* Returns 1 when s[0..n) is well-formed UTF-8. */
 int text_is_utf8(const char *s, size_t n);
 /* Converts ISO-8859-1 bytes s[0..n) to a fresh NUL-terminated UTF-8 buffer
@@ -138,6 +144,16 @@ MtrStatus movielens_open_latest(MtrDataset *ds, const MtrDataOptions *opt, MtrEr
 /* Reads one ratings file of ds's MovieLens format, joining movie_title from ds->items. */
 MtrStatus movielens_read_ratings(const char *path, const MtrDataset *ds, const MtrDataOptions *opt,
                                  MtrTable *out, uint64_t *skipped, MtrError *err);
+
+/* ---- gather.c */
+
+/* Replaces *t, this rank's rows of the interactions, by every rank's rows in
+ * rank order, coded as one process reading the whole file would code them
+ * (each column's values in first-seen order); *skipped, this rank's skipped
+ * records, becomes the sum over ranks. header: the file starts with a header
+ * line (which parts after the first repeat). A collective: every rank calls it. */
+MtrStatus table_gather(const MtrDist *d, MtrTable *t, int header, uint64_t *skipped,
+                       MtrError *err);
 
 /* ---- dataset.c */
 

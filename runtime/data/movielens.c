@@ -57,12 +57,13 @@ static void source_close(Source *s)
 }
 
 /* Loads path and, for a header layout, finds the needed columns in the header. */
-static MtrStatus source_open(Source *s, const char *path, const Layout *lay, MtrError *err)
+static MtrStatus source_open(Source *s, const char *path, const Layout *lay, int part, int parts,
+                             MtrError *err)
 {
     size_t len;
     memset(s, 0, sizeof *s);
     s->path = path;
-    MtrStatus st = text_load(path, &s->buf, &len, err);
+    MtrStatus st = text_load_part(path, part, parts, lay->header, &s->buf, &len, err);
     if (st) return st;
     csv_init(&s->r, s->buf, len, lay->sep, lay->quotes);
     if (!lay->header) {
@@ -166,7 +167,7 @@ static MtrStatus read_items(const char *path, const Layout *lay, int skip_bad, M
     char genres[512];
     Source s;
     TableBuilder b;
-    MtrStatus st = source_open(&s, path, lay, err);
+    MtrStatus st = source_open(&s, path, lay, 0, 1, err);
     if (st) {
         source_close(&s);
         return st;
@@ -204,7 +205,8 @@ static MtrStatus read_items(const char *path, const Layout *lay, int skip_bad, M
 
 /* Reads a ratings file, joining each row's movie_title from items by movie_id. */
 static MtrStatus read_ratings(const char *path, const Layout *lay, const MtrTable *items,
-                              int skip_bad, MtrTable *out, uint64_t *skipped, MtrError *err)
+                              int skip_bad, int part, int parts, MtrTable *out, uint64_t *skipped,
+                              MtrError *err)
 {
     static const char *const names[] = {"user_id", "movie_id", "movie_title", "user_rating",
                                         "timestamp"};
@@ -240,7 +242,7 @@ static MtrStatus read_ratings(const char *path, const Layout *lay, const MtrTabl
         if ((st = hash_insert(&ids, hash_string(v, strlen(v)), c, err))) goto done;
     }
 
-    if ((st = source_open(&s, path, lay, err))) goto done;
+    if ((st = source_open(&s, path, lay, part, parts, err))) goto done;
     if ((st = table_begin(&b, path, C_N, names, err))) goto done;
     int rc;
     while ((rc = source_next(&s, skip_bad, skipped, &st, err)) == 1) {
@@ -278,7 +280,7 @@ static MtrStatus read_ratings(const char *path, const Layout *lay, const MtrTabl
             (st = table_push_codes(&b, codes, s.r.rec_line, err)))
             break;
     }
-    if (!st && b.t.n_rows == 0)
+    if (!st && b.t.n_rows == 0 && parts <= 1)
         st = mtr_fail(err, MTR_E_DATA, "%s: no ratings%s", path,
                       *skipped ? " (every record was malformed)" : "");
 done:
@@ -342,7 +344,7 @@ static MtrStatus read_users(const char *path, int is_1m, int skip_bad, MtrTable 
     static const Layout USERS_1M = {"::", 0, 0, 5, {0}, {0}, 0};
     Source s;
     TableBuilder b;
-    MtrStatus st = source_open(&s, path, is_1m ? &USERS_1M : &USERS_100K, err);
+    MtrStatus st = source_open(&s, path, is_1m ? &USERS_1M : &USERS_100K, 0, 1, err);
     if (st) {
         source_close(&s);
         return st;
@@ -423,6 +425,7 @@ static MtrStatus open_pair(MtrDataset *ds, const MtrDataOptions *opt, const char
     char *ratings = dataset_path(ds->dir, ratings_name);
     char *users = users_name ? dataset_path(ds->dir, users_name) : NULL;
     MtrStatus st = MTR_OK;
+    uint64_t skipped = 0; /* the ratings' (summed over the ranks' parts) */
     FILE *uf = users ? fopen(users, "rb") : NULL;
     if (uf) fclose(uf);
     if (!items || !ratings || (users_name && !users))
@@ -430,9 +433,12 @@ static MtrStatus open_pair(MtrDataset *ds, const MtrDataOptions *opt, const char
     else if (!(st = read_items(items, items_lay, opt->skip_bad, &ds->items, &ds->skipped, err)) &&
              (!uf || !(st = read_users(users, items_lay == &ITEMS_1M, opt->skip_bad, &ds->users,
                                        &ds->skipped, err))) &&
-             !(st = read_ratings(ratings, ratings_lay, &ds->items, opt->skip_bad, &ds->ratings,
-                                 &ds->skipped, err)))
+             !(st = read_ratings(ratings, ratings_lay, &ds->items, opt->skip_bad,
+                                 opt->dist ? opt->dist->rank : 0, opt->dist ? opt->dist->size : 1,
+                                 &ds->ratings, &skipped, err)) &&
+             !(st = table_gather(opt->dist, &ds->ratings, ratings_lay->header, &skipped, err)))
         st = join_sides(&ds->ratings, ds, &ds->side_missing, err);
+    ds->skipped += skipped;
     free(items);
     free(ratings);
     free(users);
@@ -463,7 +469,7 @@ MtrStatus movielens_read_ratings(const char *path, const MtrDataset *ds, const M
     const Layout *lay = strcmp(ds->format, "movielens-100k") == 0 ? &RATINGS_100K
                         : strcmp(ds->format, "movielens-1m") == 0 ? &RATINGS_1M
                                                                   : &RATINGS_LATEST;
-    MtrStatus st = read_ratings(path, lay, &ds->items, opt->skip_bad, out, skipped, err);
+    MtrStatus st = read_ratings(path, lay, &ds->items, opt->skip_bad, 0, 1, out, skipped, err);
     if (!st && (st = join_sides(out, ds, NULL, err))) mtr_table_free(out);
     return st;
 }
