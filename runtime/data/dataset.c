@@ -137,7 +137,7 @@ static MtrStatus join_begin(Join *j, const MtrTable *items, const char *const *i
 static MtrStatus read_generic(const char *path, const char *fallback_sep, int skip_bad,
                               const MtrTable *items, const char *const *item_cols, int part,
                               int parts, MtrTable *out, uint64_t *skipped, const char **sep_out,
-                              MtrError *err)
+                              uint64_t *part_lines, MtrError *err)
 {
     char *buf;
     size_t len;
@@ -238,6 +238,8 @@ static MtrStatus read_generic(const char *path, const char *fallback_sep, int sk
         goto done;
     }
     table_finish(&b, out);
+    /* the part's newlines, less the header line a part after the first repeats */
+    if (part_lines) *part_lines = r.line - 1 - (part > 0);
     goto done;
 nomem:
     st = mtr_fail(err, MTR_E_NOMEM, "%s: out of memory", path);
@@ -391,7 +393,7 @@ static MtrStatus read_users_file(MtrDataset *ds, const MtrDataOptions *opt, MtrE
         if (!p) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
         if (is_file(p))
             st = read_generic(p, ",", opt->skip_bad, NULL, NULL, 0, 1, &ds->users, &ds->skipped,
-                              NULL, err);
+                              NULL, NULL, err);
         free(p);
     }
     return st;
@@ -422,19 +424,19 @@ static MtrStatus open_generic(MtrDataset *ds, const char *file, const MtrDataOpt
     /* the items first, so that the interactions can join item columns they lack */
     if (items) {
         st = read_generic(items, ",", opt->skip_bad, NULL, NULL, 0, 1, &ds->items, &ds->skipped,
-                          NULL, err);
+                          NULL, NULL, err);
         for (size_t c = 0; !st && opt->item_columns && opt->item_columns[c]; c++)
             if (table_column_index(&ds->items, opt->item_columns[c]) < 0)
                 st = mtr_fail(err, MTR_E_DATA, "%s: no column '%s' (an item column)", items,
                               opt->item_columns[c]);
     }
     const char *sep = ",";
-    uint64_t skipped = 0; /* the interactions' (summed over the ranks' parts) */
+    uint64_t skipped = 0, part_lines = 0; /* the interactions' (summed over the ranks' parts) */
     if (!st)
         st = read_generic(path, ",", opt->skip_bad, items ? &ds->items : NULL, opt->item_columns,
                           opt->dist ? opt->dist->rank : 0, opt->dist ? opt->dist->size : 1,
-                          &ds->ratings, &skipped, &sep, err);
-    if (!st) st = table_gather(opt->dist, &ds->ratings, 1, &skipped, err);
+                          &ds->ratings, &skipped, &sep, &part_lines, err);
+    if (!st) st = table_gather(opt->dist, &ds->ratings, 1, part_lines, &skipped, err);
     ds->skipped += skipped;
     if (!st) ds->format = sep[0] == '\t' ? "tsv" : "csv";
     if (!st && !items)
@@ -513,7 +515,7 @@ MtrStatus mtr_data_read_interactions(const char *path, const MtrDataset *ds,
         st = movielens_read_ratings(path, ds, opt, out, &n_skipped, err);
     else
         st = read_generic(path, strcmp(ds->format, "tsv") == 0 ? "\t" : ",", opt->skip_bad,
-                          &ds->items, opt->item_columns, 0, 1, out, &n_skipped, NULL, err);
+                          &ds->items, opt->item_columns, 0, 1, out, &n_skipped, NULL, NULL, err);
     if (!st && strncmp(ds->format, "movielens", 9) != 0 &&
         (st = join_users(out, &ds->users, NULL, err)))
         mtr_table_free(out);

@@ -43,7 +43,8 @@ static MtrStatus pack(const MtrTable *t, char **out, uint64_t *bytes, MtrError *
     return MTR_OK;
 }
 
-MtrStatus table_gather(const MtrDist *d, MtrTable *t, int header, uint64_t *skipped, MtrError *err)
+MtrStatus table_gather(const MtrDist *d, MtrTable *t, int header, uint64_t part_lines,
+                       uint64_t *skipped, MtrError *err)
 {
     if (!d || d->size <= 1) return MTR_OK;
     int n = d->size;
@@ -63,11 +64,9 @@ MtrStatus table_gather(const MtrDist *d, MtrTable *t, int header, uint64_t *skip
     MtrStatus st = MTR_OK;
     if (!heads || !bytes || !map || !codes) goto nomem;
     /* a part's rows count their lines from the part's start, after the header
-     * line that a part after the first repeats: the lines up to its last row
-     * are added to the next parts' (a part's trailing blank lines or skipped
-     * records are not counted, so later line numbers may then be low) */
-    uint32_t hdr = header && d->rank > 0;
-    mine.lines = t->n_rows ? t->lines[t->n_rows - 1] - hdr : 0;
+     * line that a part after the first repeats; the lines of the parts before
+     * it are added below */
+    mine.lines = part_lines;
     if ((st = pack(t, &blob, &mine.bytes, err))) goto done;
     d->allgather(d->ctx, &mine, sizeof mine, heads);
     uint64_t total = 0, rows = 0;

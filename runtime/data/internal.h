@@ -151,9 +151,11 @@ MtrStatus movielens_read_ratings(const char *path, const MtrDataset *ds, const M
  * rank order, coded as one process reading the whole file would code them
  * (each column's values in first-seen order); *skipped, this rank's skipped
  * records, becomes the sum over ranks. header: the file starts with a header
- * line (which parts after the first repeat). A collective: every rank calls it. */
-MtrStatus table_gather(const MtrDist *d, MtrTable *t, int header, uint64_t *skipped,
-                       MtrError *err);
+ * line (which parts after the first repeat); part_lines: the newlines of this
+ * rank's part (the repeated header's not counted), so that every row gets the
+ * line of the whole file it came from. A collective: every rank calls it. */
+MtrStatus table_gather(const MtrDist *d, MtrTable *t, int header, uint64_t part_lines,
+                       uint64_t *skipped, MtrError *err);
 
 /* ---- dataset.c */
 

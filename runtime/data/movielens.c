@@ -206,7 +206,7 @@ static MtrStatus read_items(const char *path, const Layout *lay, int skip_bad, M
 /* Reads a ratings file, joining each row's movie_title from items by movie_id. */
 static MtrStatus read_ratings(const char *path, const Layout *lay, const MtrTable *items,
                               int skip_bad, int part, int parts, MtrTable *out, uint64_t *skipped,
-                              MtrError *err)
+                              uint64_t *part_lines, MtrError *err)
 {
     static const char *const names[] = {"user_id", "movie_id", "movie_title", "user_rating",
                                         "timestamp"};
@@ -283,6 +283,8 @@ static MtrStatus read_ratings(const char *path, const Layout *lay, const MtrTabl
     if (!st && b.t.n_rows == 0 && parts <= 1)
         st = mtr_fail(err, MTR_E_DATA, "%s: no ratings%s", path,
                       *skipped ? " (every record was malformed)" : "");
+    /* the part's newlines, less the header line a part after the first repeats */
+    if (!st && part_lines) *part_lines = s.r.line - 1 - (part > 0 && lay->header);
 done:
     if (st)
         table_abort(&b);
@@ -425,7 +427,7 @@ static MtrStatus open_pair(MtrDataset *ds, const MtrDataOptions *opt, const char
     char *ratings = dataset_path(ds->dir, ratings_name);
     char *users = users_name ? dataset_path(ds->dir, users_name) : NULL;
     MtrStatus st = MTR_OK;
-    uint64_t skipped = 0; /* the ratings' (summed over the ranks' parts) */
+    uint64_t skipped = 0, part_lines = 0; /* the ratings' (summed over the ranks' parts) */
     FILE *uf = users ? fopen(users, "rb") : NULL;
     if (uf) fclose(uf);
     if (!items || !ratings || (users_name && !users))
@@ -435,8 +437,9 @@ static MtrStatus open_pair(MtrDataset *ds, const MtrDataOptions *opt, const char
                                        &ds->skipped, err))) &&
              !(st = read_ratings(ratings, ratings_lay, &ds->items, opt->skip_bad,
                                  opt->dist ? opt->dist->rank : 0, opt->dist ? opt->dist->size : 1,
-                                 &ds->ratings, &skipped, err)) &&
-             !(st = table_gather(opt->dist, &ds->ratings, ratings_lay->header, &skipped, err)))
+                                 &ds->ratings, &skipped, &part_lines, err)) &&
+             !(st = table_gather(opt->dist, &ds->ratings, ratings_lay->header, part_lines, &skipped,
+                                 err)))
         st = join_sides(&ds->ratings, ds, &ds->side_missing, err);
     ds->skipped += skipped;
     free(items);
@@ -469,7 +472,8 @@ MtrStatus movielens_read_ratings(const char *path, const MtrDataset *ds, const M
     const Layout *lay = strcmp(ds->format, "movielens-100k") == 0 ? &RATINGS_100K
                         : strcmp(ds->format, "movielens-1m") == 0 ? &RATINGS_1M
                                                                   : &RATINGS_LATEST;
-    MtrStatus st = read_ratings(path, lay, &ds->items, opt->skip_bad, 0, 1, out, skipped, err);
+    MtrStatus st =
+        read_ratings(path, lay, &ds->items, opt->skip_bad, 0, 1, out, skipped, NULL, err);
     if (!st && (st = join_sides(out, ds, NULL, err))) mtr_table_free(out);
     return st;
 }
