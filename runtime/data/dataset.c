@@ -135,13 +135,14 @@ static MtrStatus join_begin(Join *j, const MtrTable *items, const char *const *i
  * keys items does not have) fail, or are counted in *skipped under skip_bad.
  * *sep_out (may be NULL) gets the separator used. */
 static MtrStatus read_generic(const char *path, const char *fallback_sep, int skip_bad,
-                              const MtrTable *items, const char *const *item_cols, int part,
-                              int parts, MtrTable *out, uint64_t *skipped, const char **sep_out,
-                              uint64_t *part_lines, MtrError *err)
+                              const MtrTable *items, const char *const *item_cols,
+                              const MtrDist *dist, MtrTable *out, uint64_t *skipped,
+                              const char **sep_out, MtrError *err)
 {
     char *buf;
     size_t len;
-    MtrStatus st = text_load_part(path, part, parts, 1, &buf, &len, err);
+    uint32_t first_line;
+    MtrStatus st = text_load_part(path, dist, 1, &buf, &len, &first_line, err);
     if (st) return st;
     const char *sep = generic_sep(path, buf, len, fallback_sep);
     if (sep_out) *sep_out = sep;
@@ -167,6 +168,7 @@ static MtrStatus read_generic(const char *path, const char *fallback_sep, int sk
         goto done;
     }
     uint32_t n_cols = r.n_fields;
+    if (first_line) r.line = first_line; /* a rank's part: lines of the whole file */
     for (uint32_t c = 0; c < n_cols; c++) {
         if (r.lens[c] == 0) {
             st =
@@ -233,13 +235,11 @@ static MtrStatus read_generic(const char *path, const char *fallback_sep, int sk
         }
         (*skipped)++;
     }
-    if (b.t.n_rows == 0 && parts <= 1) {
+    if (b.t.n_rows == 0 && !dist) {
         st = mtr_fail(err, MTR_E_DATA, "%s: no records after the header", path);
         goto done;
     }
     table_finish(&b, out);
-    /* the part's newlines, less the header line a part after the first repeats */
-    if (part_lines) *part_lines = r.line - 1 - (part > 0);
     goto done;
 nomem:
     st = mtr_fail(err, MTR_E_NOMEM, "%s: out of memory", path);
@@ -392,8 +392,8 @@ static MtrStatus read_users_file(MtrDataset *ds, const MtrDataOptions *opt, MtrE
         char *p = dataset_path(ds->dir, names[i]);
         if (!p) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
         if (is_file(p))
-            st = read_generic(p, ",", opt->skip_bad, NULL, NULL, 0, 1, &ds->users, &ds->skipped,
-                              NULL, NULL, err);
+            st = read_generic(p, ",", opt->skip_bad, NULL, NULL, NULL, &ds->users, &ds->skipped,
+                              NULL, err);
         free(p);
     }
     return st;
@@ -423,20 +423,19 @@ static MtrStatus open_generic(MtrDataset *ds, const char *file, const MtrDataOpt
     }
     /* the items first, so that the interactions can join item columns they lack */
     if (items) {
-        st = read_generic(items, ",", opt->skip_bad, NULL, NULL, 0, 1, &ds->items, &ds->skipped,
-                          NULL, NULL, err);
+        st = read_generic(items, ",", opt->skip_bad, NULL, NULL, NULL, &ds->items, &ds->skipped,
+                          NULL, err);
         for (size_t c = 0; !st && opt->item_columns && opt->item_columns[c]; c++)
             if (table_column_index(&ds->items, opt->item_columns[c]) < 0)
                 st = mtr_fail(err, MTR_E_DATA, "%s: no column '%s' (an item column)", items,
                               opt->item_columns[c]);
     }
     const char *sep = ",";
-    uint64_t skipped = 0, part_lines = 0; /* the interactions' (summed over the ranks' parts) */
+    uint64_t skipped = 0; /* the interactions' (summed over the ranks' parts) */
     if (!st)
         st = read_generic(path, ",", opt->skip_bad, items ? &ds->items : NULL, opt->item_columns,
-                          opt->dist ? opt->dist->rank : 0, opt->dist ? opt->dist->size : 1,
-                          &ds->ratings, &skipped, &sep, &part_lines, err);
-    if (!st) st = table_gather(opt->dist, &ds->ratings, 1, part_lines, &skipped, err);
+                          opt->dist, &ds->ratings, &skipped, &sep, err);
+    if (!st) st = table_gather(opt->dist, &ds->ratings, &skipped, err);
     ds->skipped += skipped;
     if (!st) ds->format = sep[0] == '\t' ? "tsv" : "csv";
     if (!st && !items)
@@ -515,7 +514,7 @@ MtrStatus mtr_data_read_interactions(const char *path, const MtrDataset *ds,
         st = movielens_read_ratings(path, ds, opt, out, &n_skipped, err);
     else
         st = read_generic(path, strcmp(ds->format, "tsv") == 0 ? "\t" : ",", opt->skip_bad,
-                          &ds->items, opt->item_columns, 0, 1, out, &n_skipped, NULL, NULL, err);
+                          &ds->items, opt->item_columns, NULL, out, &n_skipped, NULL, err);
     if (!st && strncmp(ds->format, "movielens", 9) != 0 &&
         (st = join_users(out, &ds->users, NULL, err)))
         mtr_table_free(out);

@@ -12,8 +12,8 @@
 
 /* What a rank tells the others before its rows. */
 typedef struct {
-    uint64_t n_rows, bytes, skipped, lines;
-    uint32_t n_columns, first_line;
+    uint64_t n_rows, bytes, skipped;
+    uint32_t n_columns, pad;
 } PartHead;
 
 /* Lays t out as: n_values per column, codes column by column, lines, then
@@ -43,16 +43,11 @@ static MtrStatus pack(const MtrTable *t, char **out, uint64_t *bytes, MtrError *
     return MTR_OK;
 }
 
-MtrStatus table_gather(const MtrDist *d, MtrTable *t, int header, uint64_t part_lines,
-                       uint64_t *skipped, MtrError *err)
+MtrStatus table_gather(const MtrDist *d, MtrTable *t, uint64_t *skipped, MtrError *err)
 {
     if (!d || d->size <= 1) return MTR_OK;
     int n = d->size;
-    PartHead mine = {.n_rows = t->n_rows,
-                     .skipped = *skipped,
-                     .lines = 0,
-                     .n_columns = t->n_columns,
-                     .first_line = 0};
+    PartHead mine = {.n_rows = t->n_rows, .skipped = *skipped, .n_columns = t->n_columns, .pad = 0};
     char *blob = NULL, *all = NULL;
     PartHead *heads = calloc((size_t)n, sizeof *heads);
     size_t *bytes = calloc((size_t)n, sizeof *bytes);
@@ -63,10 +58,6 @@ MtrStatus table_gather(const MtrDist *d, MtrTable *t, int header, uint64_t part_
     memset(&b, 0, sizeof b);
     MtrStatus st = MTR_OK;
     if (!heads || !bytes || !map || !codes) goto nomem;
-    /* a part's rows count their lines from the part's start, after the header
-     * line that a part after the first repeats; the lines of the parts before
-     * it are added below */
-    mine.lines = part_lines;
     if ((st = pack(t, &blob, &mine.bytes, err))) goto done;
     d->allgather(d->ctx, &mine, sizeof mine, heads);
     uint64_t total = 0, rows = 0;
@@ -81,8 +72,7 @@ MtrStatus table_gather(const MtrDist *d, MtrTable *t, int header, uint64_t part_
         rows += heads[r].n_rows;
     }
     if (rows == 0) {
-        st = mtr_fail(err, MTR_E_DATA, "%s: no records%s", t->path,
-                      header ? " after the header" : "");
+        st = mtr_fail(err, MTR_E_DATA, "%s: no records", t->path);
         goto done;
     }
     if (rows >= UINT32_MAX) {
@@ -107,7 +97,7 @@ MtrStatus table_gather(const MtrDist *d, MtrTable *t, int header, uint64_t part_
     if (!(b.t.lines = malloc(rows * sizeof *b.t.lines))) goto nomem;
 
     const char *p = all;
-    uint64_t line0 = 0, sum_skipped = 0;
+    uint64_t sum_skipped = 0;
     for (int r = 0; r < n; r++) {
         const PartHead *h = &heads[r];
         const uint32_t *nv = (const uint32_t *)p;
@@ -123,13 +113,10 @@ MtrStatus table_gather(const MtrDist *d, MtrTable *t, int header, uint64_t part_
                 s += len + 1;
             }
         }
-        uint64_t skip_head = header && r > 0;
         for (uint64_t i = 0; i < h->n_rows; i++) {
             for (uint32_t c = 0; c < h->n_columns; c++) codes[c] = map[c][cd[c * h->n_rows + i]];
-            if ((st = table_push_codes(&b, codes, (uint32_t)(line0 + ln[i] - skip_head), err)))
-                goto done;
+            if ((st = table_push_codes(&b, codes, ln[i], err))) goto done;
         }
-        line0 += h->lines;
         sum_skipped += h->skipped;
         p += h->bytes;
     }

@@ -251,12 +251,13 @@ static MtrStatus read_span(FILE *f, const char *path, uint64_t lo, uint64_t hi, 
     return MTR_OK;
 }
 
-MtrStatus text_load_part(const char *path, int part, int parts, int header, char **buf, size_t *len,
-                         MtrError *err)
+MtrStatus text_load_part(const char *path, const MtrDist *d, int header, char **buf, size_t *len,
+                         uint32_t *first_line, MtrError *err)
 {
-    if (parts <= 1) return text_load(path, buf, len, err);
+    *first_line = 0;
+    if (!d || d->size <= 1) return text_load(path, buf, len, err);
     uint64_t lo, hi, head = 0;
-    MtrStatus st = mtr_data_part(path, part, parts, &lo, &hi, err);
+    MtrStatus st = mtr_data_part(path, d->rank, d->size, &lo, &hi, err);
     if (st) return st;
     FILE *f = fopen(path, "rb");
     if (!f) return mtr_fail(err, MTR_E_DATA, "%s: cannot open: %s", path, strerror(errno));
@@ -274,18 +275,37 @@ MtrStatus text_load_part(const char *path, int part, int parts, int header, char
     }
     size_t n = (size_t)(head + hi - lo);
     b[n] = '\0';
+    /* the line of the whole file the part starts on: the newlines of the
+     * parts before it, summed (every rank counts its own) */
+    uint64_t mine = 0, *all = malloc((size_t)d->size * sizeof *all);
+    if (!all) {
+        free(b);
+        st = mtr_fail(err, MTR_E_NOMEM, "%s: out of memory reading the file", path);
+        goto out;
+    }
+    for (const char *p = b + head; (p = memchr(p, '\n', (size_t)(b + n - p))); p++) mine++;
+    d->allgather(d->ctx, &mine, sizeof mine, all);
+    uint64_t line = 1;
+    for (int r = 0; r < d->rank; r++) line += all[r];
+    free(all);
+    if (line >= UINT32_MAX) {
+        free(b);
+        st = mtr_fail(err, MTR_E_DATA, "%s: too many lines", path);
+        goto out;
+    }
+    if (lo > 0) *first_line = (uint32_t)line;
     if (memchr(b, '\0', n)) {
         free(b);
         st = mtr_fail(err, MTR_E_DATA, "%s: a NUL byte in a text file", path);
         goto out;
     }
     if (!text_is_utf8(b, n)) {
-        char *d;
+        char *dec;
         size_t dn;
-        st = text_latin1_to_utf8(b, n, &d, &dn, err);
+        st = text_latin1_to_utf8(b, n, &dec, &dn, err);
         free(b);
         if (st) goto out;
-        b = d;
+        b = dec;
         n = dn;
     } else if (n >= 3 && memcmp(b, "\xEF\xBB\xBF", 3) == 0) {
         memmove(b, b + 3, n - 3 + 1);
