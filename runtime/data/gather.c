@@ -60,15 +60,14 @@ MtrStatus table_gather(const MtrDist *d, MtrTable *t, uint64_t *skipped, MtrErro
     if (!heads || !bytes || !map || !codes) goto nomem;
     if ((st = pack(t, &blob, &mine.bytes, err))) goto done;
     d->allgather(d->ctx, &mine, sizeof mine, heads);
-    uint64_t total = 0, rows = 0;
+    uint64_t most = 0, rows = 0;
     for (int r = 0; r < n; r++) {
         if (heads[r].n_columns != t->n_columns) {
             st = mtr_fail(err, MTR_E_DATA, "%s: rank %d read %u columns, rank %d read %u", t->path,
                           r, heads[r].n_columns, d->rank, t->n_columns);
             goto done;
         }
-        bytes[r] = (size_t)heads[r].bytes;
-        total += heads[r].bytes;
+        most = heads[r].bytes > most ? heads[r].bytes : most;
         rows += heads[r].n_rows;
     }
     if (rows == 0) {
@@ -79,11 +78,6 @@ MtrStatus table_gather(const MtrDist *d, MtrTable *t, uint64_t *skipped, MtrErro
         st = mtr_fail(err, MTR_E_DATA, "%s: too many rows", t->path);
         goto done;
     }
-    if (!(all = malloc(total ? total : 1))) goto nomem;
-    d->allgatherv(d->ctx, blob, bytes, all);
-    free(blob);
-    blob = NULL;
-
     /* the table anew, from every part in rank order */
     const char **names = malloc((t->n_columns ? t->n_columns : 1) * sizeof *names);
     if (!names) goto nomem;
@@ -95,11 +89,17 @@ MtrStatus table_gather(const MtrDist *d, MtrTable *t, uint64_t *skipped, MtrErro
     for (uint32_t c = 0; !st && c < t->n_columns; c++)
         if (!(b.t.columns[c].codes = malloc(rows * sizeof *b.t.columns[c].codes))) goto nomem;
     if (!(b.t.lines = malloc(rows * sizeof *b.t.lines))) goto nomem;
+    if (!(all = malloc(most ? most : 1))) goto nomem;
+    mtr_table_free(t); /* its rows are in blob */
 
-    const char *p = all;
+    /* one rank's rows at a time (an allgatherv where only that rank sends),
+     * so that a rank holds one part besides its own, not all of them */
     uint64_t sum_skipped = 0;
     for (int r = 0; r < n; r++) {
         const PartHead *h = &heads[r];
+        for (int k = 0; k < n; k++) bytes[k] = k == r ? (size_t)h->bytes : 0;
+        d->allgatherv(d->ctx, blob, bytes, all);
+        const char *p = all;
         const uint32_t *nv = (const uint32_t *)p;
         const uint32_t *cd = nv + h->n_columns;
         const uint32_t *ln = cd + (uint64_t)h->n_columns * h->n_rows;
@@ -118,14 +118,15 @@ MtrStatus table_gather(const MtrDist *d, MtrTable *t, uint64_t *skipped, MtrErro
             if ((st = table_push_codes(&b, codes, ln[i], err))) goto done;
         }
         sum_skipped += h->skipped;
-        p += h->bytes;
     }
-    mtr_table_free(t);
     table_finish(&b, t);
     *skipped = sum_skipped;
     goto done;
 nomem:
-    st = mtr_fail(err, MTR_E_NOMEM, "%s: out of memory gathering the interactions' rows", t->path);
+    st = mtr_fail(err, MTR_E_NOMEM, "%s: out of memory gathering the interactions' rows",
+                  b.t.path  ? b.t.path
+                  : t->path ? t->path
+                            : "the interactions");
 done:
     if (st) table_abort(&b);
     for (uint32_t c = 0; map && c < nc; c++) free(map[c]);
