@@ -218,8 +218,9 @@ static MtrStatus part_start(FILE *f, const char *path, uint64_t size, int k, int
     if (k >= parts) return *out = size, MTR_OK;
     uint64_t p = (uint64_t)parts, q = (uint64_t)k;
     uint64_t off = size / p * q + size % p * q / p; /* floor(size * k / parts), no overflow */
-    if (off == 0) return *out = 0, MTR_OK;
-    return next_line(f, path, size, off - 1, out, err);
+    /* an offset of 0 (a file of fewer bytes than parts) counts as 1, so that
+     * the first part always holds the first line (a header) */
+    return next_line(f, path, size, off ? off - 1 : 0, out, err);
 }
 
 MtrStatus mtr_data_part(const char *path, int part, int parts, uint64_t *lo, uint64_t *hi,
