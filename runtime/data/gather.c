@@ -29,8 +29,8 @@ static MtrStatus pack(const MtrTable *t, char **out, uint64_t *bytes, MtrError *
     uint32_t *u = (uint32_t *)b;
     for (uint32_t c = 0; c < t->n_columns; c++) *u++ = t->columns[c].n_values;
     for (uint32_t c = 0; c < t->n_columns; c++, u += t->n_rows)
-        memcpy(u, t->columns[c].codes, t->n_rows * 4);
-    memcpy(u, t->lines, t->n_rows * 4);
+        if (t->n_rows) memcpy(u, t->columns[c].codes, t->n_rows * 4); /* an empty part: NULL */
+    if (t->n_rows) memcpy(u, t->lines, t->n_rows * 4);
     char *s = (char *)(u + t->n_rows);
     for (uint32_t c = 0; c < t->n_columns; c++)
         for (uint32_t v = 0; v < t->columns[c].n_values; v++) {
