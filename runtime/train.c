@@ -119,7 +119,10 @@ static MtrStatus data_load(MtrModel *m, const MtrRunOptions *o, int build_vocab,
 {
     const char **item_cols = bind_item_columns(m);
     if (!item_cols) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
-    MtrDataOptions dopt = {.skip_bad = o->skip_bad, .item_columns = item_cols};
+    /* under ranks, each reads its part of the interactions (mtr/data.h) */
+    MtrDataOptions dopt = {.skip_bad = o->skip_bad,
+                           .item_columns = item_cols,
+                           .dist = o->dist && o->dist->size > 1 ? o->dist : NULL};
     MtrStatus rc = mtr_data_open(o->data_dir, &dopt, ds, err);
     if (rc == MTR_OK) rc = bind_check_rows(m, &(*ds)->ratings, o->skip_bad, &(*ds)->skipped, err);
     if (rc && *ds) {

@@ -3,7 +3,9 @@
 # same command on 2 and 3 ranks (3: uneven shares of every batch) against one
 # process, on a small synthetic log (bench/synth) with the tutorial's joint
 # model, an ESMM model (AUC metrics, bce losses) and an MMoE model (dropout),
-# and on ml-100k when MTR_DATA names it (one epoch):
+# and on ml-100k when MTR_DATA names it (one epoch); each rank reads only its
+# byte range of the interactions file, checked with lookup(min_count),
+# normalize and discretize on a CRLF file, and a bad record's line:
 #   - every loss of every --step-log line equals the single process's to 1e-5
 #     relative (the dense gradients' partial sums round differently, so the
 #     last bits differ, and training carries the difference on);
@@ -156,6 +158,59 @@ fi
 grep -q "cannot write" "$tmp/failed.out" || fail "the failing rank's message is missing"
 [ ! -e "$tmp/failed.jsonl" ] || fail "a failed job left its metrics file"
 echo "  ok   a failing rank stops the job with its message and leaves no file"
+
+# Each rank reads only its byte range of the interactions file (cut at whole
+# lines, so with 2 and 3 ranks the cuts fall mid-line): the vocabularies (with
+# min_count, which needs the counts of the whole file), the statistics of
+# normalize and discretize, the split and the batches must still be the single
+# process's. A CSV with CRLF line ends, a blank line and no final newline.
+mkdir -p "$tmp/feat"
+awk -F, 'NR == 1 { printf "%s,when\r\n", $0; next }
+  NR == 500 { printf "\r\n" }
+  { printf "%s,%d\r\n", $0, (NR * 37) % 1000 }' "$tmp/syn/interactions.csv" |
+  head -c -2 >"$tmp/feat/interactions.csv"
+cp "$tmp/syn/items.csv" "$tmp/feat/items.csv"
+cat >"$tmp/feat.mtr" <<'EOF'
+model feat
+input user_id     : string
+input movie_title : string
+input when        : float
+label user_rating : float
+tower user  = concat(user_id -> lookup(min_count = 12) -> embedding(8), when -> normalize, when -> discretize(10) -> embedding(2)) -> dense(8)
+tower movie = movie_title -> lookup -> embedding(8)
+head rating = concat(user, movie) -> dense(1)
+task rating = ranking(rating, user_rating) loss mse metrics rmse
+task retrieval = retrieval(user, movie) metrics top_k(10)
+EOF
+"$bin/mtrc" "$tmp/feat.mtr" -o "$tmp/feat.m"
+args=(--set train.batch=1024 --set train.epochs=1)
+run feat-1 1 "$tmp/feat.m" "$tmp/feat" "${args[@]}"
+for n in 2 3; do
+  run "feat-$n" "$n" "$tmp/feat.m" "$tmp/feat" "${args[@]}"
+  compare feat-1 "feat-$n" 1e-5 || fail "features with min_count on $n ranks differ from one process"
+  # the metrics table (the other lines have the times and the file's name)
+  cmp -s <(grep '^ ' "$tmp/feat-1.out") <(grep '^ ' "$tmp/feat-$n.out") ||
+    fail "$n ranks printed other results: $(diff "$tmp/feat-1.out" "$tmp/feat-$n.out")"
+  echo "  ok   features and min_count, each rank reading its byte range: $n ranks agree"
+done
+
+# A malformed record near the end is in the last rank's range: that rank
+# reports it with its line in the whole file, as one process does.
+cp -r "$tmp/feat" "$tmp/badrec"
+printf '\r\nu1,i2\r\nu1,i2,3,4\r\n' >>"$tmp/badrec/interactions.csv"
+if "$bin/mtrun" "$tmp/feat.m" --data "$tmp/badrec" --quiet >"$tmp/bad-1.out" 2>&1; then
+  fail "a bad record was accepted"
+fi
+want="$(grep -o 'interactions.csv:[0-9]*:' "$tmp/bad-1.out" | head -1)"
+[ -n "$want" ] || fail "one process named no line: $(cat "$tmp/bad-1.out")"
+for n in 2 3; do
+  if "${mpi[@]}" -np "$n" "$bin/mtrun" "$tmp/feat.m" --data "$tmp/badrec" --threads 1 --quiet \
+    >"$tmp/bad-$n.out" 2>&1; then
+    fail "a bad record was accepted on $n ranks"
+  fi
+  grep -qF "$want" "$tmp/bad-$n.out" || fail "$n ranks did not report $want: $(cat "$tmp/bad-$n.out")"
+done
+echo "  ok   a malformed record in a later rank's range is reported at its line of the file"
 
 if [ -n "${MTR_DATA:-}" ] && [ -f "$MTR_DATA/u.data" ]; then
   args=(--set train.epochs=1)

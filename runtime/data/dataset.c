@@ -135,12 +135,14 @@ static MtrStatus join_begin(Join *j, const MtrTable *items, const char *const *i
  * keys items does not have) fail, or are counted in *skipped under skip_bad.
  * *sep_out (may be NULL) gets the separator used. */
 static MtrStatus read_generic(const char *path, const char *fallback_sep, int skip_bad,
-                              const MtrTable *items, const char *const *item_cols, MtrTable *out,
-                              uint64_t *skipped, const char **sep_out, MtrError *err)
+                              const MtrTable *items, const char *const *item_cols,
+                              const MtrDist *dist, MtrTable *out, uint64_t *skipped,
+                              const char **sep_out, MtrError *err)
 {
     char *buf;
     size_t len;
-    MtrStatus st = text_load(path, &buf, &len, err);
+    uint32_t first_line;
+    MtrStatus st = text_load_part(path, dist, 1, &buf, &len, &first_line, err);
     if (st) return st;
     const char *sep = generic_sep(path, buf, len, fallback_sep);
     if (sep_out) *sep_out = sep;
@@ -166,6 +168,7 @@ static MtrStatus read_generic(const char *path, const char *fallback_sep, int sk
         goto done;
     }
     uint32_t n_cols = r.n_fields;
+    if (first_line) r.line = first_line; /* a rank's part: lines of the whole file */
     for (uint32_t c = 0; c < n_cols; c++) {
         if (r.lens[c] == 0) {
             st =
@@ -232,7 +235,7 @@ static MtrStatus read_generic(const char *path, const char *fallback_sep, int sk
         }
         (*skipped)++;
     }
-    if (b.t.n_rows == 0) {
+    if (b.t.n_rows == 0 && !dist) {
         st = mtr_fail(err, MTR_E_DATA, "%s: no records after the header", path);
         goto done;
     }
@@ -389,8 +392,8 @@ static MtrStatus read_users_file(MtrDataset *ds, const MtrDataOptions *opt, MtrE
         char *p = dataset_path(ds->dir, names[i]);
         if (!p) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
         if (is_file(p))
-            st = read_generic(p, ",", opt->skip_bad, NULL, NULL, &ds->users, &ds->skipped, NULL,
-                              err);
+            st = read_generic(p, ",", opt->skip_bad, NULL, NULL, NULL, &ds->users, &ds->skipped,
+                              NULL, err);
         free(p);
     }
     return st;
@@ -420,17 +423,20 @@ static MtrStatus open_generic(MtrDataset *ds, const char *file, const MtrDataOpt
     }
     /* the items first, so that the interactions can join item columns they lack */
     if (items) {
-        st = read_generic(items, ",", opt->skip_bad, NULL, NULL, &ds->items, &ds->skipped, NULL,
-                          err);
+        st = read_generic(items, ",", opt->skip_bad, NULL, NULL, NULL, &ds->items, &ds->skipped,
+                          NULL, err);
         for (size_t c = 0; !st && opt->item_columns && opt->item_columns[c]; c++)
             if (table_column_index(&ds->items, opt->item_columns[c]) < 0)
                 st = mtr_fail(err, MTR_E_DATA, "%s: no column '%s' (an item column)", items,
                               opt->item_columns[c]);
     }
     const char *sep = ",";
+    uint64_t skipped = 0; /* the interactions' (summed over the ranks' parts) */
     if (!st)
         st = read_generic(path, ",", opt->skip_bad, items ? &ds->items : NULL, opt->item_columns,
-                          &ds->ratings, &ds->skipped, &sep, err);
+                          opt->dist, &ds->ratings, &skipped, &sep, err);
+    if (!st) st = table_gather(opt->dist, &ds->ratings, &skipped, err);
+    ds->skipped += skipped;
     if (!st) ds->format = sep[0] == '\t' ? "tsv" : "csv";
     if (!st && !items)
         st = items_from_interactions(&ds->ratings, opt->item_columns, &ds->items, err);
@@ -447,7 +453,7 @@ static MtrStatus open_generic(MtrDataset *ds, const char *file, const MtrDataOpt
  * and the line of a malformed record. */
 MtrStatus mtr_data_open(const char *dir, const MtrDataOptions *opt, MtrDataset **out, MtrError *err)
 {
-    static const MtrDataOptions defaults = {0, NULL};
+    static const MtrDataOptions defaults = {0, NULL, NULL};
     if (!opt) opt = &defaults;
     *out = NULL;
     struct stat s;
@@ -499,7 +505,7 @@ MtrStatus mtr_data_read_interactions(const char *path, const MtrDataset *ds,
                                      const MtrDataOptions *opt, MtrTable *out, uint64_t *skipped,
                                      MtrError *err)
 {
-    static const MtrDataOptions defaults = {0, NULL};
+    static const MtrDataOptions defaults = {0, NULL, NULL};
     uint64_t n_skipped = 0;
     if (!opt) opt = &defaults;
     memset(out, 0, sizeof *out);
@@ -508,7 +514,7 @@ MtrStatus mtr_data_read_interactions(const char *path, const MtrDataset *ds,
         st = movielens_read_ratings(path, ds, opt, out, &n_skipped, err);
     else
         st = read_generic(path, strcmp(ds->format, "tsv") == 0 ? "\t" : ",", opt->skip_bad,
-                          &ds->items, opt->item_columns, out, &n_skipped, NULL, err);
+                          &ds->items, opt->item_columns, NULL, out, &n_skipped, NULL, err);
     if (!st && strncmp(ds->format, "movielens", 9) != 0 &&
         (st = join_users(out, &ds->users, NULL, err)))
         mtr_table_free(out);

@@ -20,6 +20,15 @@
  * ISO-8859-1; a UTF-8 byte-order mark is dropped. Errors (MTR_E_DATA): the file
  * is missing or unreadable, empty, or holds a NUL byte. */
 MtrStatus text_load(const char *path, char **buf, size_t *len, MtrError *err);
+/* The same for this rank's part of the file under d (mtr_data_part; the
+ * whole file for a NULL d or one rank); a part after the first is preceded by
+ * the file's first line when header is set. An empty part is no error. The
+ * part's bytes decide UTF-8 or ISO-8859-1 on their own. *first_line gets the
+ * line of the whole file the part's own bytes start on (0: the buffer starts
+ * the file), for the reader to number its records from there. A collective
+ * under d (the ranks count the lines before them). */
+MtrStatus text_load_part(const char *path, const MtrDist *d, int header, char **buf, size_t *len,
+                         uint32_t *first_line, MtrError *err);
 /* Returns 1 when s[0..n) is well-formed UTF-8. */
 int text_is_utf8(const char *s, size_t n);
 /* Converts ISO-8859-1 bytes s[0..n) to a fresh NUL-terminated UTF-8 buffer
@@ -138,6 +147,15 @@ MtrStatus movielens_open_latest(MtrDataset *ds, const MtrDataOptions *opt, MtrEr
 /* Reads one ratings file of ds's MovieLens format, joining movie_title from ds->items. */
 MtrStatus movielens_read_ratings(const char *path, const MtrDataset *ds, const MtrDataOptions *opt,
                                  MtrTable *out, uint64_t *skipped, MtrError *err);
+
+/* ---- gather.c */
+
+/* Replaces *t, this rank's rows of the interactions, by every rank's rows in
+ * rank order, coded as one process reading the whole file would code them
+ * (each column's values in first-seen order); *skipped, this rank's skipped
+ * records, becomes the sum over ranks. The rows keep the lines of the whole
+ * file their reader gave them. A collective: every rank calls it. */
+MtrStatus table_gather(const MtrDist *d, MtrTable *t, uint64_t *skipped, MtrError *err);
 
 /* ---- dataset.c */
 

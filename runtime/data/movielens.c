@@ -57,15 +57,18 @@ static void source_close(Source *s)
 }
 
 /* Loads path and, for a header layout, finds the needed columns in the header. */
-static MtrStatus source_open(Source *s, const char *path, const Layout *lay, MtrError *err)
+static MtrStatus source_open(Source *s, const char *path, const Layout *lay, const MtrDist *dist,
+                             MtrError *err)
 {
     size_t len;
+    uint32_t first_line;
     memset(s, 0, sizeof *s);
     s->path = path;
-    MtrStatus st = text_load(path, &s->buf, &len, err);
+    MtrStatus st = text_load_part(path, dist, lay->header, &s->buf, &len, &first_line, err);
     if (st) return st;
     csv_init(&s->r, s->buf, len, lay->sep, lay->quotes);
     if (!lay->header) {
+        if (first_line) s->r.line = first_line; /* a rank's part: lines of the whole file */
         s->n_fields = lay->n_fields;
         memcpy(s->pos, lay->pos, sizeof s->pos);
         return MTR_OK;
@@ -77,6 +80,7 @@ static MtrStatus source_open(Source *s, const char *path, const Layout *lay, Mtr
         return dataset_bad_record(err, path, s->r.rec_line, s->r.error, s->r.buf + s->r.rec_start,
                                   s->r.rec_end - s->r.rec_start);
     s->n_fields = s->r.n_fields;
+    if (first_line) s->r.line = first_line;
     for (int k = 0; k < R_N; k++) {
         s->pos[k] = -1;
         for (uint32_t f = 0; lay->names[k] && f < s->r.n_fields && s->pos[k] < 0; f++)
@@ -166,7 +170,7 @@ static MtrStatus read_items(const char *path, const Layout *lay, int skip_bad, M
     char genres[512];
     Source s;
     TableBuilder b;
-    MtrStatus st = source_open(&s, path, lay, err);
+    MtrStatus st = source_open(&s, path, lay, NULL, err);
     if (st) {
         source_close(&s);
         return st;
@@ -204,7 +208,8 @@ static MtrStatus read_items(const char *path, const Layout *lay, int skip_bad, M
 
 /* Reads a ratings file, joining each row's movie_title from items by movie_id. */
 static MtrStatus read_ratings(const char *path, const Layout *lay, const MtrTable *items,
-                              int skip_bad, MtrTable *out, uint64_t *skipped, MtrError *err)
+                              int skip_bad, const MtrDist *dist, MtrTable *out, uint64_t *skipped,
+                              MtrError *err)
 {
     static const char *const names[] = {"user_id", "movie_id", "movie_title", "user_rating",
                                         "timestamp"};
@@ -240,7 +245,7 @@ static MtrStatus read_ratings(const char *path, const Layout *lay, const MtrTabl
         if ((st = hash_insert(&ids, hash_string(v, strlen(v)), c, err))) goto done;
     }
 
-    if ((st = source_open(&s, path, lay, err))) goto done;
+    if ((st = source_open(&s, path, lay, dist, err))) goto done;
     if ((st = table_begin(&b, path, C_N, names, err))) goto done;
     int rc;
     while ((rc = source_next(&s, skip_bad, skipped, &st, err)) == 1) {
@@ -278,7 +283,7 @@ static MtrStatus read_ratings(const char *path, const Layout *lay, const MtrTabl
             (st = table_push_codes(&b, codes, s.r.rec_line, err)))
             break;
     }
-    if (!st && b.t.n_rows == 0)
+    if (!st && b.t.n_rows == 0 && !dist)
         st = mtr_fail(err, MTR_E_DATA, "%s: no ratings%s", path,
                       *skipped ? " (every record was malformed)" : "");
 done:
@@ -342,7 +347,7 @@ static MtrStatus read_users(const char *path, int is_1m, int skip_bad, MtrTable 
     static const Layout USERS_1M = {"::", 0, 0, 5, {0}, {0}, 0};
     Source s;
     TableBuilder b;
-    MtrStatus st = source_open(&s, path, is_1m ? &USERS_1M : &USERS_100K, err);
+    MtrStatus st = source_open(&s, path, is_1m ? &USERS_1M : &USERS_100K, NULL, err);
     if (st) {
         source_close(&s);
         return st;
@@ -423,6 +428,7 @@ static MtrStatus open_pair(MtrDataset *ds, const MtrDataOptions *opt, const char
     char *ratings = dataset_path(ds->dir, ratings_name);
     char *users = users_name ? dataset_path(ds->dir, users_name) : NULL;
     MtrStatus st = MTR_OK;
+    uint64_t skipped = 0; /* the ratings' (summed over the ranks' parts) */
     FILE *uf = users ? fopen(users, "rb") : NULL;
     if (uf) fclose(uf);
     if (!items || !ratings || (users_name && !users))
@@ -430,9 +436,11 @@ static MtrStatus open_pair(MtrDataset *ds, const MtrDataOptions *opt, const char
     else if (!(st = read_items(items, items_lay, opt->skip_bad, &ds->items, &ds->skipped, err)) &&
              (!uf || !(st = read_users(users, items_lay == &ITEMS_1M, opt->skip_bad, &ds->users,
                                        &ds->skipped, err))) &&
-             !(st = read_ratings(ratings, ratings_lay, &ds->items, opt->skip_bad, &ds->ratings,
-                                 &ds->skipped, err)))
+             !(st = read_ratings(ratings, ratings_lay, &ds->items, opt->skip_bad, opt->dist,
+                                 &ds->ratings, &skipped, err)) &&
+             !(st = table_gather(opt->dist, &ds->ratings, &skipped, err)))
         st = join_sides(&ds->ratings, ds, &ds->side_missing, err);
+    ds->skipped += skipped;
     free(items);
     free(ratings);
     free(users);
@@ -463,7 +471,7 @@ MtrStatus movielens_read_ratings(const char *path, const MtrDataset *ds, const M
     const Layout *lay = strcmp(ds->format, "movielens-100k") == 0 ? &RATINGS_100K
                         : strcmp(ds->format, "movielens-1m") == 0 ? &RATINGS_1M
                                                                   : &RATINGS_LATEST;
-    MtrStatus st = read_ratings(path, lay, &ds->items, opt->skip_bad, out, skipped, err);
+    MtrStatus st = read_ratings(path, lay, &ds->items, opt->skip_bad, NULL, out, skipped, err);
     if (!st && (st = join_sides(out, ds, NULL, err))) mtr_table_free(out);
     return st;
 }

@@ -185,3 +185,136 @@ int text_parse_number(const char *s, float *out)
     *out = (float)d;
     return 1;
 }
+
+/* The byte after the first newline at or after byte pos of f (size bytes),
+ * or size when there is none. */
+static MtrStatus next_line(FILE *f, const char *path, uint64_t size, uint64_t pos, uint64_t *out,
+                           MtrError *err)
+{
+    if (fseeko(f, (off_t)pos, SEEK_SET) != 0)
+        return mtr_fail(err, MTR_E_DATA, "%s: cannot seek: %s", path, strerror(errno));
+    char chunk[4096];
+    for (;;) {
+        size_t r = fread(chunk, 1, sizeof chunk, f);
+        const char *nl = r ? memchr(chunk, '\n', r) : NULL;
+        if (nl) return *out = pos + (uint64_t)(nl - chunk) + 1, MTR_OK;
+        if (r < sizeof chunk) {
+            if (ferror(f)) return mtr_fail(err, MTR_E_DATA, "%s: cannot read the file", path);
+            return *out = size, MTR_OK;
+        }
+        pos += r;
+    }
+}
+
+/* The start of part k of `parts` of a file of `size` bytes: 0 for the first
+ * part, size past the last, else the start of the first line that begins at
+ * or after byte k * size / parts (the byte after the first newline at or after
+ * the byte before it). Starts never decrease with k, so the parts cut the file
+ * into whole lines, each in exactly one part. */
+static MtrStatus part_start(FILE *f, const char *path, uint64_t size, int k, int parts,
+                            uint64_t *out, MtrError *err)
+{
+    if (k <= 0) return *out = 0, MTR_OK;
+    if (k >= parts) return *out = size, MTR_OK;
+    uint64_t p = (uint64_t)parts, q = (uint64_t)k;
+    uint64_t off = size / p * q + size % p * q / p; /* floor(size * k / parts), no overflow */
+    /* an offset of 0 (a file of fewer bytes than parts) counts as 1, so that
+     * the first part always holds the first line (a header) */
+    return next_line(f, path, size, off ? off - 1 : 0, out, err);
+}
+
+MtrStatus mtr_data_part(const char *path, int part, int parts, uint64_t *lo, uint64_t *hi,
+                        MtrError *err)
+{
+    if (parts < 1 || part < 0 || part >= parts)
+        return mtr_fail(err, MTR_E_ARG, "%s: no part %d of %d", path, part, parts);
+    FILE *f = fopen(path, "rb");
+    if (!f) return mtr_fail(err, MTR_E_DATA, "%s: cannot open: %s", path, strerror(errno));
+    MtrStatus st = MTR_OK;
+    uint64_t size = 0;
+    if (fseeko(f, 0, SEEK_END) != 0 || ftello(f) < 0)
+        st = mtr_fail(err, MTR_E_DATA, "%s: cannot seek: %s", path, strerror(errno));
+    else
+        size = (uint64_t)ftello(f);
+    if (!st) st = part_start(f, path, size, part, parts, lo, err);
+    if (!st) st = part_start(f, path, size, part + 1, parts, hi, err);
+    fclose(f);
+    return st;
+}
+
+/* Reads bytes [lo, hi) of f into b + n (cap bytes there at least). */
+static MtrStatus read_span(FILE *f, const char *path, uint64_t lo, uint64_t hi, char *b,
+                           MtrError *err)
+{
+    if (hi <= lo) return MTR_OK;
+    if (fseeko(f, (off_t)lo, SEEK_SET) != 0 || fread(b, 1, (size_t)(hi - lo), f) != hi - lo)
+        return mtr_fail(err, MTR_E_DATA, "%s: cannot read the file", path);
+    return MTR_OK;
+}
+
+MtrStatus text_load_part(const char *path, const MtrDist *d, int header, char **buf, size_t *len,
+                         uint32_t *first_line, MtrError *err)
+{
+    *first_line = 0;
+    if (!d || d->size <= 1) return text_load(path, buf, len, err);
+    uint64_t lo, hi, head = 0;
+    MtrStatus st = mtr_data_part(path, d->rank, d->size, &lo, &hi, err);
+    if (st) return st;
+    FILE *f = fopen(path, "rb");
+    if (!f) return mtr_fail(err, MTR_E_DATA, "%s: cannot open: %s", path, strerror(errno));
+    /* a part after the first starts with the file's header line, when it has one */
+    if (header && lo > 0 && (st = next_line(f, path, lo, 0, &head, err))) goto out;
+    char *b = malloc((size_t)(head + hi - lo) + 1);
+    if (!b) {
+        st = mtr_fail(err, MTR_E_NOMEM, "%s: out of memory reading the file", path);
+        goto out;
+    }
+    if ((st = read_span(f, path, 0, head, b, err)) ||
+        (st = read_span(f, path, lo, hi, b + head, err))) {
+        free(b);
+        goto out;
+    }
+    size_t n = (size_t)(head + hi - lo);
+    b[n] = '\0';
+    /* the line of the whole file the part starts on: the newlines of the
+     * parts before it, summed (every rank counts its own) */
+    uint64_t mine = 0, *all = malloc((size_t)d->size * sizeof *all);
+    if (!all) {
+        free(b);
+        st = mtr_fail(err, MTR_E_NOMEM, "%s: out of memory reading the file", path);
+        goto out;
+    }
+    for (const char *p = b + head; (p = memchr(p, '\n', (size_t)(b + n - p))); p++) mine++;
+    d->allgather(d->ctx, &mine, sizeof mine, all);
+    uint64_t line = 1;
+    for (int r = 0; r < d->rank; r++) line += all[r];
+    free(all);
+    if (line >= UINT32_MAX) {
+        free(b);
+        st = mtr_fail(err, MTR_E_DATA, "%s: too many lines", path);
+        goto out;
+    }
+    if (lo > 0) *first_line = (uint32_t)line;
+    if (memchr(b, '\0', n)) {
+        free(b);
+        st = mtr_fail(err, MTR_E_DATA, "%s: a NUL byte in a text file", path);
+        goto out;
+    }
+    if (!text_is_utf8(b, n)) {
+        char *dec;
+        size_t dn;
+        st = text_latin1_to_utf8(b, n, &dec, &dn, err);
+        free(b);
+        if (st) goto out;
+        b = dec;
+        n = dn;
+    } else if (n >= 3 && memcmp(b, "\xEF\xBB\xBF", 3) == 0) {
+        memmove(b, b + 3, n - 3 + 1);
+        n -= 3;
+    }
+    *buf = b;
+    *len = n;
+out:
+    fclose(f);
+    return st;
+}

@@ -5,6 +5,7 @@
 #ifndef MTR_DATA_H
 #define MTR_DATA_H
 
+#include "mtr/dist.h"
 #include "mtr/model.h"
 #include "mtr/status.h"
 
@@ -48,7 +49,20 @@ typedef struct {
      * Without an items file, the items are the distinct combinations of these
      * columns in the interactions, in first-seen order. NULL-terminated. */
     const char *const *item_columns;
+    /* Under data-parallel ranks (NULL or one rank: the whole file): each rank
+     * reads only its part of the interactions file (mtr_data_part), and the
+     * ranks' rows are then gathered into the table one process would read
+     * (docs/distributed.md, "Reading data at scale"). Side and item files are
+     * read whole. */
+    const MtrDist *dist;
 } MtrDataOptions;
+
+/* Part `part` of `parts` of the file at path, in bytes [*lo, *hi): cut at
+ * whole lines (a part starts at the first line that begins at or after byte
+ * part * size / parts), so that every line lies in exactly one part; a part
+ * may be empty. Reads only the bytes around the cuts. */
+MtrStatus mtr_data_part(const char *path, int part, int parts, uint64_t *lo, uint64_t *hi,
+                        MtrError *err);
 
 /* Reads the data folder `dir`, recognising its format by the files in it. */
 MtrStatus mtr_data_open(const char *dir, const MtrDataOptions *opt, MtrDataset **out,
