@@ -320,9 +320,10 @@ static void add_input(Args *a, const char *column, const char **value)
     *value = NULL;
 }
 
-/* --user and --item name the usual two inputs: --user the first input that is
- * not an item attribute, --item the first item attribute, or, in a model with
- * no retrieval task (so no item attributes), the next input after the user's. */
+/* --user and --item name the usual two inputs: --user the column the compiler
+ * marked as the user (else the first input that is not an item attribute), --item the first item
+ * attribute, or, in a model with no retrieval task (so no item attributes), the next input after
+ * the user's. */
 static void add_user_item(const MtrModel *m, Args *a)
 {
     int32_t user = -1, item = -1, second = -1;
@@ -338,6 +339,11 @@ static void add_user_item(const MtrModel *m, Args *a)
         }
     }
     if (item < 0) item = second;
+    if (mtr_model_user_column(m) >= 0) { /* the compiler's choice, when it made one */
+        int32_t u = mtr_model_user_column(m);
+        if (item == u) item = user != u ? user : second;
+        user = u;
+    }
     if (user >= 0) add_input(a, m->columns[user].name, &a->user);
     if (item >= 0) add_input(a, m->columns[item].name, &a->item);
 }
