@@ -1048,7 +1048,20 @@ static int run_main(int argc, char **argv, const MtrDist *dist)
         for (int i = 0; i < a.n_owned; i++) free((char *)a.names[i]);
         return rc;
     }
-    openblas_set_num_threads(a.threads);
+    /* OpenBLAS gets --threads too, unless MTR_BLAS_THREADS says otherwise
+     * (1 to 256; OPENBLAS_NUM_THREADS itself is overridden, and is what
+     * mtr_memlimit_reexec sets): the products' threads apart from the pool's. */
+    const char *blas_env = getenv("MTR_BLAS_THREADS");
+    int blas = a.threads;
+    if (blas_env && *blas_env) {
+        int n;
+        if (parse_int(blas_env, &n) || n <= 0 || n > 256) {
+            for (int i = 0; i < a.n_owned; i++) free((char *)a.names[i]);
+            return bad("MTR_BLAS_THREADS takes a number from 1 to 256, found '%s'", blas_env);
+        }
+        blas = n;
+    }
+    openblas_set_num_threads(blas);
     if (a.threads > 1) {
         if (pool_start(a.threads))
             fprintf(stderr, "mtrun: warning: could not start %d threads; using one\n", a.threads);
