@@ -8,7 +8,8 @@
  * MODEL.bin: e.g. `mtrc models/movielens.mtr -o m.bin` (or `-O0` for the dense
  * embedding updates). Batch 8192, 2000 titles and items, ids uniform, ratings
  * 1..5; the user column defaults to user_id. Threads: $MTR_THREADS (default 1)
- * for the pool and OpenBLAS. Needs some 4 GiB at 10M rows. */
+ * for the pool and OpenBLAS ($MTR_BLAS_THREADS, when set, for OpenBLAS). Needs some 4 GiB at 10M
+ * rows. */
 #include "mtr/exec.h"
 #include "mtr/model.h"
 #include "mtr/ops.h"
@@ -104,7 +105,8 @@ int main(int argc, char **argv)
     const char *user_col = argc > 2 ? argv[2] : "user_id";
     int threads = getenv("MTR_THREADS") ? atoi(getenv("MTR_THREADS")) : 1;
     if (threads < 1) threads = 1;
-    openblas_set_num_threads(threads);
+    int blas = getenv("MTR_BLAS_THREADS") ? atoi(getenv("MTR_BLAS_THREADS")) : threads;
+    openblas_set_num_threads(blas < 1 ? threads : blas);
     pool_start(threads);
     MtrModel *m = NULL;
     MtrError err = {0};

@@ -311,6 +311,8 @@ typedef struct {
     AstChain *chains;
     AstTask *tasks;
     AstTrain train;
+    /* sema: the model column that names a row's user (mark_user), or NULL */
+    const char *user_column;
 } AstModel;
 
 /* ---- the parser's side ------------------------------------------------- */

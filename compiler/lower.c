@@ -666,7 +666,13 @@ static int add_columns(Lowerer *L)
         if (c->looked_up) mc.vocab_sym = module_symbol(L->mod, MTR_SYM_VOCAB, index, c->name);
         if (module_column(L->mod, &mc) < 0) return -1;
     }
-    return add_feature_columns(L);
+    if (add_feature_columns(L) < 0) return -1;
+    if (L->ast->user_column) { /* sema's choice (mark_user) */
+        int32_t u = mtr_model_find_column(L->mod->m, L->ast->user_column);
+        MtrColumn *uc = u >= 0 ? &L->mod->m->columns[u] : NULL;
+        if (uc && uc->lookup && !uc->is_item && !uc->is_label) uc->is_user = 1;
+    }
+    return 0;
 }
 
 /* A model-wide knob, named by its row. */

@@ -764,6 +764,39 @@ static void mark_items(Sema *s)
     }
 }
 
+/* The first single-id lookup chain c reads, depth first in source order: the
+ * model column of its ids, or NULL. depth bounds the walk (chains read only
+ * earlier chains, so there are no cycles; this is belt and braces). */
+static const char *first_id_column(const AstChain *c, int depth)
+{
+    if (!c || depth > 64) return NULL;
+    const AstFeature *f = &c->feat;
+    if (f->column && f->kind == FEAT_LOOKUP && !f->is_list && !f->column->is_label) return f->name;
+    for (const AstRef *r = c->sources; r; r = r->next) {
+        const char *name = first_id_column(r->chain, depth + 1);
+        if (name) return name;
+    }
+    return NULL;
+}
+
+/* The column that names a row's user (the runtime orders test rows by it,
+ * samples --eval-users by it, ranks per user and excludes seen items by it):
+ * the first id column of the query tower of the first retrieval task; for a
+ * model without retrieval, the first id column the first ranking task's head
+ * reads (source order, depth first). NULL when there is none. */
+static void mark_user(Sema *s)
+{
+    const AstTask *first = NULL;
+    for (const AstTask *t = s->m->tasks; t; t = t->next)
+        if (t->kind == TASK_RETRIEVAL && t->args && t->args->chain) {
+            s->m->user_column = first_id_column(t->args->chain, 0);
+            return;
+        }
+    for (const AstTask *t = s->m->tasks; t && !first; t = t->next)
+        if (t->args && t->args->chain) first = t;
+    s->m->user_column = first ? first_id_column(first->args->chain, 0) : NULL;
+}
+
 /* ---- train -------------------------------------------------------------- */
 
 /* The options of each optimizer (optimizer_options.def). */
@@ -1038,6 +1071,7 @@ int sema_check(AstModel *m, Pool *pool, Diag *diag)
     check_tasks(&s);
     check_samples(&s);
     mark_items(&s);
+    mark_user(&s);
     check_train(&s);
     return s.errors;
 }

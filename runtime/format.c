@@ -295,7 +295,8 @@ static void enc_columns_tasks(Enc *e, const MtrModel *m)
         put_i32(b, c->vocab_sym);
         put_i32(b, c->derived_from);
         put_u8(b, c->compare);
-        buf_put(b, zeros, 3);
+        put_u8(b, c->is_user);
+        buf_put(b, zeros, 2);
         put_f32(b, c->threshold);
     }
     enc_features(b, m);
@@ -763,9 +764,16 @@ static int dec_columns(Rd *r)
         if (rd_i32(r, &c->vocab_sym) || check_id(r, at, c->vocab_sym, m->n_symbols, 1, "symbol"))
             return -1;
         at = r->pos;
-        if (rd_i32(r, &c->derived_from) || rd_u8(r, &c->compare) || rd_zero(r, 3) ||
-            rd_f32(r, &c->threshold))
+        if (rd_i32(r, &c->derived_from) || rd_u8(r, &c->compare) || rd_u8(r, &c->is_user) ||
+            rd_zero(r, 2) || rd_f32(r, &c->threshold))
             return -1;
+        if (c->is_user > 1 || (c->is_user && (!c->lookup || c->is_label || c->is_item)))
+            return bad_at(r, at + 5, "column '%s' names the user but is not a looked-up input",
+                          c->name);
+        for (uint32_t k = 0; c->is_user && k < i; k++)
+            if (m->columns[k].is_user)
+                return bad_at(r, at + 5, "columns '%s' and '%s' both name the user",
+                              m->columns[k].name, c->name);
         if (c->derived_from < -1 || c->derived_from >= (int32_t)n || c->derived_from == (int32_t)i)
             return bad_at(r, at, "column '%s' is derived from column %d", c->name, c->derived_from);
         if ((c->derived_from >= 0) != (c->compare != MTR_CMP_NONE) ||

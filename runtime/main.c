@@ -320,9 +320,10 @@ static void add_input(Args *a, const char *column, const char **value)
     *value = NULL;
 }
 
-/* --user and --item name the usual two inputs: --user the first input that is
- * not an item attribute, --item the first item attribute, or, in a model with
- * no retrieval task (so no item attributes), the next input after the user's. */
+/* --user and --item name the usual two inputs: --user the column the compiler
+ * marked as the user (else the first input that is not an item attribute), --item the first item
+ * attribute, or, in a model with no retrieval task (so no item attributes), the next input after
+ * the user's. */
 static void add_user_item(const MtrModel *m, Args *a)
 {
     int32_t user = -1, item = -1, second = -1;
@@ -338,6 +339,11 @@ static void add_user_item(const MtrModel *m, Args *a)
         }
     }
     if (item < 0) item = second;
+    if (mtr_model_user_column(m) >= 0) { /* the compiler's choice, when it made one */
+        int32_t u = mtr_model_user_column(m);
+        if (item == u) item = user != u ? user : second;
+        user = u;
+    }
     if (user >= 0) add_input(a, m->columns[user].name, &a->user);
     if (item >= 0) add_input(a, m->columns[item].name, &a->item);
 }
@@ -1042,7 +1048,20 @@ static int run_main(int argc, char **argv, const MtrDist *dist)
         for (int i = 0; i < a.n_owned; i++) free((char *)a.names[i]);
         return rc;
     }
-    openblas_set_num_threads(a.threads);
+    /* OpenBLAS gets --threads too, unless MTR_BLAS_THREADS says otherwise
+     * (1 to 256; OPENBLAS_NUM_THREADS itself is overridden, and is what
+     * mtr_memlimit_reexec sets): the products' threads apart from the pool's. */
+    const char *blas_env = getenv("MTR_BLAS_THREADS");
+    int blas = a.threads;
+    if (blas_env && *blas_env) {
+        int n;
+        if (parse_int(blas_env, &n) || n <= 0 || n > 256) {
+            for (int i = 0; i < a.n_owned; i++) free((char *)a.names[i]);
+            return bad("MTR_BLAS_THREADS takes a number from 1 to 256, found '%s'", blas_env);
+        }
+        blas = n;
+    }
+    openblas_set_num_threads(blas);
     if (a.threads > 1) {
         if (pool_start(a.threads))
             fprintf(stderr, "mtrun: warning: could not start %d threads; using one\n", a.threads);

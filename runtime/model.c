@@ -90,6 +90,13 @@ int mtr_model_find_column(const MtrModel *m, const char *name)
     return -1;
 }
 
+int mtr_model_user_column(const MtrModel *m)
+{
+    for (uint32_t i = 0; i < m->n_columns; i++)
+        if (m->columns[i].is_user) return (int)i;
+    return -1;
+}
+
 int mtr_model_find_tensor(const MtrModel *m, const char *name)
 {
     for (uint32_t i = 0; i < m->n_tensors; i++)

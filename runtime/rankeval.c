@@ -13,12 +13,12 @@
 
 int32_t rankeval_user_column(const MtrModel *m)
 {
-    for (uint32_t c = 0; c < m->n_columns; c++) {
-        const MtrColumn *col = &m->columns[c];
-        if (col->lookup && !col->is_label && !col->is_item) return (int32_t)c;
-    }
-    return -1;
+    return mtr_model_user_column(m);
 }
+
+const char *rankeval_no_user =
+    "the model names no user column (its retrieval query tower looks up no id; or model.bin "
+    "was compiled before mtrc recorded the user: compile the .mtr again)";
 
 static int wants_lists(const MtrTask *t)
 {
@@ -299,7 +299,14 @@ static MtrStatus run_task(const MtrModel *m, const RankevalInput *in, MetricsTas
 MtrStatus rankeval_run(const MtrModel *m, const RankevalInput *in, Metrics *ms, MtrError *err)
 {
     int32_t uc = rankeval_user_column(m);
-    if (uc < 0 || !in->test->ids || !in->test->ids[uc]) return MTR_OK;
+    if (uc < 0) {
+        for (uint32_t t = 0; t < ms->n_tasks; t++)
+            if (rankeval_wanted(ms, t, in))
+                return mtr_fail(err, MTR_E_ARG, "per-user metrics of task '%s': %s",
+                                ms->tasks[t].task->name, rankeval_no_user);
+        return MTR_OK;
+    }
+    if (!in->test->ids || !in->test->ids[uc]) return MTR_OK;
     for (uint32_t t = 0; t < ms->n_tasks; t++) {
         if (!rankeval_wanted(ms, t, in)) continue;
         RankTask rt;

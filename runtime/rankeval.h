@@ -33,6 +33,8 @@ typedef struct {
 /* The looked-up column that names a row's user (the query's id), or -1: the
  * first looked-up input that is neither a label nor an item attribute. */
 int32_t rankeval_user_column(const MtrModel *m);
+/* Why a model without a user column cannot be evaluated per user. */
+extern const char *rankeval_no_user;
 
 /* Whether task t of ms needs the per-user pass: it asks for a per-user
  * metric, or in->exclude_seen, or the scorer is popularity. */

@@ -84,6 +84,8 @@ static MtrStatus count_overlap(const MtrModel *m, const Split *s, uint64_t *out,
         else if (!m->columns[c].is_item && a < 0)
             a = (int32_t)c;
     }
+    int32_t u = mtr_model_user_column(m);
+    if (u >= 0 && s->enc_train.ids[u] && s->enc_test.ids[u]) a = u;
     if (a < 0 || b < 0) return MTR_OK;
     int64_t nb = 1;
     for (uint32_t v = 0; v < m->n_vocabs; v++)
@@ -533,7 +535,7 @@ static MtrStatus evaluate(const MtrModel *m, Runner *r, const Encoded *e, const 
                         .batch = batch,
                         .exclude_seen = seen && seen->exclude,
                         .scorer = RANKEVAL_MODEL};
-    if (rc == MTR_OK && sorted) rc = rankeval_run(m, &in, &ms, err);
+    if (rc == MTR_OK && (sorted || eval_user_column(m) < 0)) rc = rankeval_run(m, &in, &ms, err);
     if (rc == MTR_OK && seen)
         for (uint32_t t = 0; t < ms.n_tasks; t++) seen->unrankable[0] += ms.tasks[t].unrankable;
     free(sorted);
@@ -544,16 +546,12 @@ static MtrStatus evaluate(const MtrModel *m, Runner *r, const Encoded *e, const 
     return rc;
 }
 
-/* The column that names a test row's user, for --eval-users: the first
- * looked-up input column that is neither a label nor an item attribute (the
- * query's id, user_id in the tutorial); -1 if there is none. */
+/* The column that names a test row's user, for --eval-users and the order by
+ * user: the one the compiler marked (is_user: the first retrieval task's query
+ * id, user_id in the tutorial); -1 if there is none. */
 static int32_t eval_user_column(const MtrModel *m)
 {
-    for (uint32_t c = 0; c < m->n_columns; c++) {
-        const MtrColumn *col = &m->columns[c];
-        if (col->lookup && !col->is_label && !col->is_item) return (int32_t)c;
-    }
-    return -1;
+    return mtr_model_user_column(m);
 }
 
 /* Groups of users the confidence intervals are computed from. */
@@ -585,9 +583,7 @@ static MtrStatus evaluate_users(const MtrModel *m, Runner *r, const Encoded *e,
                                 const MtrRunOptions *o, MtrRunResult *res, MtrError *err)
 {
     int32_t col = eval_user_column(m);
-    if (col < 0)
-        return mtr_fail(err, MTR_E_ARG,
-                        "--eval-users needs a looked-up input column naming the user");
+    if (col < 0) return mtr_fail(err, MTR_E_ARG, "--eval-users: %s", rankeval_no_user);
     const int32_t *uid = e->ids[col];
     int32_t max_id = 0;
     for (int64_t i = 0; i < n_rows; i++) max_id = uid[rows[i]] > max_id ? uid[rows[i]] : max_id;
@@ -1158,8 +1154,9 @@ MtrStatus mtr_run_seen_items(MtrModel *m, const MtrRunOptions *o, int n, const c
     for (int i = 0; uc >= 0 && i < n; i++)
         if (strcmp(names[i], m->columns[uc].name) == 0) user = values[i];
     if (!user)
-        return mtr_fail(err, MTR_E_ARG, "--exclude-seen needs the query's %s",
-                        uc >= 0 ? m->columns[uc].name : "user column");
+        return uc >= 0 ? mtr_fail(err, MTR_E_ARG, "--exclude-seen needs the query's %s",
+                                  m->columns[uc].name)
+                       : mtr_fail(err, MTR_E_ARG, "--exclude-seen: %s", rankeval_no_user);
     /* The item key: the column whose true row the task's ranking reads. */
     int p_eval = mtr_model_program(m, MTR_PROG_EVAL);
     int32_t key = -1, key_ix = -1, uid = -1;

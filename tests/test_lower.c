@@ -420,6 +420,60 @@ static void test_rewrite_dense_over_ids(void **state)
     assert_int_equal(train_ops_of(mixed, 1, OP_CONCAT), 1);
 }
 
+/* The name of the column compiled text marks as the user, or NULL. */
+static char *user_of(const char *text)
+{
+    Pool *pool = pool_new();
+    Diag *diag = diag_new(stderr);
+    assert_non_null(pool);
+    assert_non_null(diag);
+    AstModel *ast = frontend_parse("user.mtr", text, strlen(text), pool, diag);
+    assert_non_null(ast);
+    MtrModel *m = emit_model(ast, stderr);
+    assert_non_null(m);
+    int u = mtr_model_user_column(m);
+    int n = 0;
+    for (uint32_t c = 0; c < m->n_columns; c++) n += m->columns[c].is_user;
+    assert_int_equal(n, u >= 0);
+    char *name = u >= 0 ? strdup(m->columns[u].name) : NULL;
+    mtr_model_free(m);
+    diag_free(diag);
+    pool_free(pool);
+    return name;
+}
+
+/* The user is a fact of the model, not of the column order: the query tower's
+ * id in a retrieval model whose first looked-up input is a side feature (g),
+ * even with the item declared first; the first id the first ranking task's
+ * head reads in a ranking-only model; none when no id is looked up. */
+static void test_user_column(void **state)
+{
+    (void)state;
+    static const char retrieval[] =
+        "model a\ninput i : string\ninput g : string\ninput u : string\nlabel y : float\n"
+        "tower ge = g -> lookup -> embedding(4)\n"
+        "tower q = concat(u -> lookup -> embedding(4), ge) -> dense(4)\n"
+        "tower c = i -> lookup -> embedding(4)\n"
+        "head h = concat(ge, q, c) -> dense(1)\n"
+        "task t = ranking(h, y)\ntask r = retrieval(q, c)\n";
+    static const char ranking[] =
+        "model b\ninput g : string\ninput u : string\nlabel y : float\n"
+        "tower ue = u -> lookup -> embedding(4)\ntower ge = g -> lookup -> embedding(4)\n"
+        "head h = concat(ue, ge) -> dense(1)\ntask t = ranking(h, y)\n";
+    static const char hashed[] = "model c\ninput u : string\nlabel y : float\n"
+                                 "tower ue = u -> hash(64) -> embedding(4)\n"
+                                 "head h = ue -> dense(1)\ntask t = ranking(h, y)\n";
+    char *name = user_of(retrieval);
+    assert_non_null(name);
+    assert_string_equal(name, "u");
+    free(name);
+    name = user_of(ranking);
+    assert_non_null(name);
+    assert_string_equal(name, "u");
+    free(name);
+    assert_null(user_of(hashed));
+}
+
 /* weight auto: a log-variance parameter per such task, its loss weighted by
  * uncertainty(), and the parameter listed as the task's LOG_VARIANCE output. */
 static void test_weight_auto(void **state)
@@ -519,6 +573,7 @@ int main(void)
         cmocka_unit_test(test_rewrite_dense_over_ids),
         cmocka_unit_test(test_dropout_train_only),
         cmocka_unit_test(test_weight_auto),
+        cmocka_unit_test(test_user_column),
         cmocka_unit_test(test_l2_penalties),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -152,6 +152,7 @@ typedef struct {
     uint8_t is_label;  /* a label (target) rather than a feature */
     uint8_t lookup;    /* looked up in a vocabulary built from the data */
     uint8_t is_item;   /* an attribute of the candidate item (read from the items file) */
+    uint8_t is_user;   /* names a row's user (at most one column; the compiler chooses) */
     int32_t vocab_sym; /* the symbol bound to its vocabulary's row count, or -1 */
     /* A derived label: 1 where column derived_from compares (compare, an
      * MtrCompare) with threshold, 0 where not, missing where it is missing;
@@ -291,6 +292,9 @@ int mtr_model_find_knob(const MtrModel *m, const char *name);
 int mtr_model_find_symbol(const MtrModel *m, const char *name);
 int mtr_model_find_column(const MtrModel *m, const char *name);
 int mtr_model_find_tensor(const MtrModel *m, const char *name);
+/* The column the compiler marked as naming a row's user (is_user), or -1:
+ * a model without one, or a file written before mtrc recorded it. */
+int mtr_model_user_column(const MtrModel *m);
 
 /* Lookups by id and role, what the runtime uses; return the index or -1. */
 int mtr_model_program(const MtrModel *m, MtrProgramKind kind);
