@@ -263,6 +263,10 @@ typedef struct AstTask {
     double temperature; /* 1 when not written */
     Loc temperature_loc, logq_loc, hits_loc;
     int has_temperature, logq, remove_hits;
+    int64_t negatives; /* mixed negatives per batch (`negatives N`), 0 when not written */
+    double popularity; /* their sampler's exponent (`popularity A`), 0: uniform */
+    Loc negatives_loc, popularity_loc;
+    int has_popularity;
     struct AstTask *next;
 } AstTask;
 
@@ -362,6 +366,8 @@ typedef enum {
     CLAUSE_TEMPERATURE, /* retrieval: `temperature T` */
     CLAUSE_LOGQ,        /* retrieval: `logq` */
     CLAUSE_HITS,        /* retrieval: `remove_accidental_hits` */
+    CLAUSE_NEGATIVES,   /* retrieval: `negatives N` */
+    CLAUSE_POPULARITY,  /* retrieval: `popularity A` after negatives */
     CLAUSE_COUNT
 } ClauseKind;
 typedef struct AstClause {

@@ -611,6 +611,16 @@ static void check_retrieval_options(Sema *s, const AstTask *t)
     if (t->remove_hits && !retrieval)
         ERROR(s, t->hits_loc, "remove_accidental_hits masks in-batch negatives; a %s task has none",
               kind);
+    if (t->negatives && !retrieval)
+        ERROR(s, t->negatives_loc,
+              "negatives are sampled for an in-batch softmax; a %s task has none", kind);
+    if (t->has_popularity && !t->negatives)
+        ERROR(s, t->popularity_loc,
+              "popularity shapes the sampler of mixed negatives: write "
+              "`negatives N popularity A`");
+    else if (t->has_popularity &&
+             mtr_knob_check(MTR_KNOB_POPULARITY, t->popularity, rule, sizeof rule))
+        ERROR(s, t->popularity_loc, "popularity %s, found %g", rule, t->popularity);
 }
 
 /* A task's k-taking metrics share one list of cut-offs, the union of the k

@@ -322,10 +322,17 @@ MtrStatus bind_feeds(const MtrModel *m, int p, ProgramFeeds *out, MtrError *err)
                 if (!m->columns[c].lookup) goto bad;
                 f.kind = FEED_LOGQ;
                 break;
+            case MTR_SRC_NEGATIVES:
+            case MTR_SRC_NEG_LOGQ:
+                if (!m->columns[c].lookup || m->columns[c].feature) goto bad;
+                f.kind = ten->source == MTR_SRC_NEGATIVES ? FEED_NEG_IDS : FEED_NEG_LOGQ;
+                break;
             default:
                 goto bad;
             }
-            uint8_t want = f.kind == FEED_NUMS || f.kind == FEED_LOGQ ? MTR_DT_F32 : MTR_DT_I32;
+            uint8_t want = f.kind == FEED_NUMS || f.kind == FEED_LOGQ || f.kind == FEED_NEG_LOGQ
+                               ? MTR_DT_F32
+                               : MTR_DT_I32;
             /* a list is (rows, its length), a normalized number (rows, 1) */
             uint8_t rank = m->columns[c].feature && (m->columns[c].is_list ||
                                                      m->columns[c].feature == MTR_FEAT_NORMALIZE)
@@ -402,6 +409,9 @@ void bind_feed(MtrSession *s, const MtrModel *m, const ProgramFeeds *f, const En
                     memcpy(d, m->items.ids[k], (size_t)m->items.n * sizeof *d);
             break;
         }
+        case FEED_NEG_IDS: /* drawn per step by the sampler (negatives.h) */
+        case FEED_NEG_LOGQ:
+            break;
         }
     }
 }

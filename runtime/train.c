@@ -6,6 +6,7 @@
 #include "rankeval.h"
 
 #include "bind.h"
+#include "negatives.h"
 #include "featurize.h"
 #include "mtr/control.h"
 #include "mtr/data.h"
@@ -230,10 +231,12 @@ typedef struct {
     int p_train, p_eval, p_items;
     int32_t loss, *task_loss;
     const MtrProgram *train; /* train_step, whose gradient outputs the step log reads */
-    int32_t *sampled; /* per task with a sample knob: its label input in train_step, else -1 */
-    float *labels;    /* one batch of labels, for the metrics */
-    double *task_sum; /* each task's loss summed over an epoch */
-    Control ctl;      /* schedule, clipping, early stopping (control.c) */
+    int32_t *sampled;  /* per task with a sample knob: its label input in train_step, else -1 */
+    float *labels;     /* one batch of labels, for the metrics */
+    double *task_sum;  /* each task's loss summed over an epoch */
+    Control ctl;       /* schedule, clipping, early stopping (control.c) */
+    Negatives *neg;    /* mixed negatives' samplers, or NULL */
+    uint64_t neg_step; /* train steps of this run so far: the samplers' stream */
 
     int64_t batch;       /* the most rows the session is bound for */
     const MtrDist *dist; /* data-parallel ranks: each evaluates a share of the rows */
@@ -244,6 +247,7 @@ static void runner_free(Runner *r)
     for (int i = 0; i < 8; i++) bind_feeds_free(&r->feeds[i]);
     mtr_session_free(r->s);
     control_free(&r->ctl);
+    negatives_free(r->neg);
     free(r->task_loss);
     free(r->sampled);
     free(r->labels);
@@ -801,6 +805,7 @@ static void train_step(const MtrModel *m, Runner *r, DistStep *dist, const MtrRu
     int64_t lo, hi;
     mtr_dist_rows(dist ? o->dist : NULL, n, &lo, &hi);
     bind_feed(r->s, m, &r->feeds[r->p_train], e, rows + lo, hi - lo);
+    negatives_fill(r->neg, r->s, seed, r->neg_step++);
     mask_samples(m, r, rows + lo, hi - lo, seed);
     if (dist) {
         control_step_begin(&r->ctl, r->s);
@@ -867,6 +872,12 @@ static MtrStatus run_fold_on(const MtrModel *m, Runner *r, Split *sp, const MtrR
     const uint32_t *valid_rows = sp->train_rows + sp->n_train;
     res->n_train = sp->n_train;
     res->n_valid = n_valid;
+    negatives_free(r->neg);
+    r->neg = NULL;
+    r->neg_step = 0;
+    if ((rc = negatives_new(m, r->p_train, &sp->enc_train, sp->train_rows, sp->n_train, &r->neg,
+                            err)))
+        return rc;
     MtrArenaSizes sz = mtr_session_sizes(r->s);
     res->step_arena = sz.step_arena, res->param_arena = sz.param_arena;
     res->step_unshared = sz.step_unshared;
