@@ -908,6 +908,18 @@ AstClause *ast_clause_flag(AstBuilder *b, AstSpan kw, ClauseKind kind)
     return clause(b, kind, kw);
 }
 
+AstClause *ast_clause_logq_counts(AstBuilder *b, AstSpan kw, AstTok key, AstTok column)
+{
+    if (strcmp(key.text, "counts") != 0) {
+        diag_error(b->diag, key.loc, "logq takes one option, counts = COLUMN, found '%s'",
+                   key.text);
+        return NULL;
+    }
+    AstClause *c = clause(b, CLAUSE_LOGQ, kw);
+    if (c) c->loss = column; /* the counts column's name */
+    return c;
+}
+
 AstClause *ast_clause_add(AstBuilder *b, AstClause *list, AstClause *c)
 {
     (void)b;
@@ -1033,6 +1045,7 @@ void ast_task(AstBuilder *b, AstTok name, AstTok kind, AstSpan args_span, AstRef
         case CLAUSE_LOGQ:
             t->logq = 1;
             t->logq_loc = c->loc;
+            if (c->loss.text) t->logq_counts = c->loss.text, t->logq_counts_loc = c->loss.loc;
             break;
         case CLAUSE_HITS:
             t->remove_hits = 1;

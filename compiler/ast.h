@@ -267,6 +267,9 @@ typedef struct AstTask {
     double popularity; /* their sampler's exponent (`popularity A`), 0: uniform */
     Loc negatives_loc, popularity_loc;
     int has_popularity;
+    const char *logq_counts; /* `logq(counts = COLUMN)`: the column's name, else NULL */
+    Loc logq_counts_loc;
+    const struct AstColumn *logq_column; /* sema: that column */
     struct AstTask *next;
 } AstTask;
 
@@ -462,6 +465,8 @@ AstClause *ast_clause_metrics(AstBuilder *b, AstSpan kw, AstMetric *metrics);
 AstClause *ast_clause_weight(AstBuilder *b, AstSpan kw, AstValue *weight);
 /* A clause that is one keyword (`logq`, `remove_accidental_hits`). */
 AstClause *ast_clause_flag(AstBuilder *b, AstSpan kw, ClauseKind kind);
+/* `logq(counts = COLUMN)`: key must be `counts`; the column is kept in the clause's loss token. */
+AstClause *ast_clause_logq_counts(AstBuilder *b, AstSpan kw, AstTok key, AstTok column);
 AstClause *ast_clause_option(AstBuilder *b, AstTok name, AstValue *value);
 void ast_derived_label(AstBuilder *b, AstTok name, AstTok from, AstTok compare, AstValue *value);
 AstClause *ast_clause_add(AstBuilder *b, AstClause *list, AstClause *c);

@@ -813,7 +813,10 @@ static int32_t lower_retrieval_options(Progs *P, const AstTask *t, int32_t q, in
     int32_t logq = module_tensorf(mod, MTR_ROLE_INPUT, shape_vec(dim_sym(L->sym_batch), MTR_DT_F32),
                                   "logq.%s", key->name);
     if (ids < 0 || logq < 0) return -1;
-    set_source(mod, logq, MTR_SRC_LOGQ, column_index(L->ast, key));
+    if (t->logq_column) /* logq(counts = COLUMN): the probabilities from that column */
+        set_source(mod, logq, MTR_SRC_LOGQ_COUNTS, column_index(L->ast, t->logq_column));
+    else
+        set_source(mod, logq, MTR_SRC_LOGQ, column_index(L->ast, key));
     static const MtrKnobKind kinds[3] = {MTR_KNOB_TEMPERATURE, MTR_KNOB_LOGQ,
                                          MTR_KNOB_ACCIDENTAL_HITS};
     double values[3] = {t->temperature, t->logq, t->remove_hits};
