@@ -908,6 +908,18 @@ AstClause *ast_clause_flag(AstBuilder *b, AstSpan kw, ClauseKind kind)
     return clause(b, kind, kw);
 }
 
+AstClause *ast_clause_logq_counts(AstBuilder *b, AstSpan kw, AstTok key, AstTok column)
+{
+    if (strcmp(key.text, "counts") != 0) {
+        diag_error(b->diag, key.loc, "logq takes one option, counts = COLUMN, found '%s'",
+                   key.text);
+        return NULL;
+    }
+    AstClause *c = clause(b, CLAUSE_LOGQ, kw);
+    if (c) c->loss = column; /* the counts column's name */
+    return c;
+}
+
 AstClause *ast_clause_add(AstBuilder *b, AstClause *list, AstClause *c)
 {
     (void)b;
@@ -924,13 +936,16 @@ static const char *const CLAUSE_NAMES[CLAUSE_COUNT] = {
     [CLAUSE_TEMPERATURE] = "temperature",
     [CLAUSE_LOGQ] = "logq",
     [CLAUSE_HITS] = "remove_accidental_hits",
+    [CLAUSE_NEGATIVES] = "negatives",
+    [CLAUSE_POPULARITY] = "popularity",
 };
 
 /* `sample 0.1` and the other clauses written as a name and a value. */
 AstClause *ast_clause_option(AstBuilder *b, AstTok name, AstValue *value)
 {
-    static const char *const named[] = {"sample", "temperature"};
-    static const ClauseKind kinds[] = {CLAUSE_SAMPLE, CLAUSE_TEMPERATURE};
+    static const char *const named[] = {"sample", "temperature", "negatives", "popularity"};
+    static const ClauseKind kinds[] = {CLAUSE_SAMPLE, CLAUSE_TEMPERATURE, CLAUSE_NEGATIVES,
+                                       CLAUSE_POPULARITY};
     int k = find_name(name.text, named, COUNT(named));
     if (k < 0) {
         /* a misspelt keyword clause (`los mse`) is suggested too */
@@ -1030,10 +1045,36 @@ void ast_task(AstBuilder *b, AstTok name, AstTok kind, AstSpan args_span, AstRef
         case CLAUSE_LOGQ:
             t->logq = 1;
             t->logq_loc = c->loc;
+            if (c->loss.text) t->logq_counts = c->loss.text, t->logq_counts_loc = c->loss.loc;
             break;
         case CLAUSE_HITS:
             t->remove_hits = 1;
             t->hits_loc = c->loc;
+            break;
+        case CLAUSE_NEGATIVES:
+            if (!c->weight || !need_number(b, c->weight, "negatives")) {
+                ok = 0;
+                break;
+            }
+            if (!(c->weight->num >= 1 && c->weight->num <= 1048576) ||
+                c->weight->num != (double)(int64_t)c->weight->num) {
+                diag_error(b->diag, c->weight->loc,
+                           "negatives takes a whole number from 1 to 1048576, found %g",
+                           c->weight->num);
+                ok = 0;
+                break;
+            }
+            t->negatives = (int64_t)c->weight->num;
+            t->negatives_loc = c->weight->loc;
+            break;
+        case CLAUSE_POPULARITY:
+            if (!c->weight || !need_number(b, c->weight, "popularity")) {
+                ok = 0;
+                break;
+            }
+            t->popularity = c->weight->num;
+            t->popularity_loc = c->weight->loc;
+            t->has_popularity = 1;
             break;
         case CLAUSE_COUNT:
             break;

@@ -263,6 +263,13 @@ typedef struct AstTask {
     double temperature; /* 1 when not written */
     Loc temperature_loc, logq_loc, hits_loc;
     int has_temperature, logq, remove_hits;
+    int64_t negatives; /* mixed negatives per batch (`negatives N`), 0 when not written */
+    double popularity; /* their sampler's exponent (`popularity A`), 0: uniform */
+    Loc negatives_loc, popularity_loc;
+    int has_popularity;
+    const char *logq_counts; /* `logq(counts = COLUMN)`: the column's name, else NULL */
+    Loc logq_counts_loc;
+    const struct AstColumn *logq_column; /* sema: that column */
     struct AstTask *next;
 } AstTask;
 
@@ -364,6 +371,8 @@ typedef enum {
     CLAUSE_TEMPERATURE, /* retrieval: `temperature T` */
     CLAUSE_LOGQ,        /* retrieval: `logq` */
     CLAUSE_HITS,        /* retrieval: `remove_accidental_hits` */
+    CLAUSE_NEGATIVES,   /* retrieval: `negatives N` */
+    CLAUSE_POPULARITY,  /* retrieval: `popularity A` after negatives */
     CLAUSE_COUNT
 } ClauseKind;
 typedef struct AstClause {
@@ -458,6 +467,8 @@ AstClause *ast_clause_metrics(AstBuilder *b, AstSpan kw, AstMetric *metrics);
 AstClause *ast_clause_weight(AstBuilder *b, AstSpan kw, AstValue *weight);
 /* A clause that is one keyword (`logq`, `remove_accidental_hits`). */
 AstClause *ast_clause_flag(AstBuilder *b, AstSpan kw, ClauseKind kind);
+/* `logq(counts = COLUMN)`: key must be `counts`; the column is kept in the clause's loss token. */
+AstClause *ast_clause_logq_counts(AstBuilder *b, AstSpan kw, AstTok key, AstTok column);
 AstClause *ast_clause_option(AstBuilder *b, AstTok name, AstValue *value);
 void ast_derived_label(AstBuilder *b, AstTok name, AstTok from, AstTok compare, AstValue *value);
 AstClause *ast_clause_add(AstBuilder *b, AstClause *list, AstClause *c);

@@ -349,6 +349,27 @@ int grad_inbatch_softmax_xent_opt(Graph *g, const MtrOp *op, const int32_t *dout
     return grad_inbatch_softmax_xent_qc(g, op, dout, needs, din);
 }
 
+int grad_inbatch_softmax_xent_mixed(Graph *g, const MtrOp *op, const int32_t *dout,
+                                    const int *needs, int32_t *din)
+{
+    if (needs[2] || needs[3] || needs[5] || needs[6]) {
+        module_fail(g->mod, "inbatch_softmax_xent_mixed: keys and logq have no gradient");
+        return -1;
+    }
+    for (int k = 1; k < 6; k++)
+        if (dout[k] >= 0) {
+            module_fail(g->mod, "inbatch_softmax_xent_mixed: only its loss is differentiable");
+            return -1;
+        }
+    /* dq, dc, dn: the op's unit gradients times dloss */
+    static const int of[3][2] = {{0, 1}, {1, 2}, {4, 3}};
+    for (int i = 0; i < 3; i++)
+        if (needs[of[i][0]] && (din[of[i][0]] = op1(g, OP_SCALE, op->out[of[i][1]], dout[0], NULL,
+                                                    op->in[of[i][0]])) < 0)
+            return -1;
+    return 0;
+}
+
 int grad_inbatch_softmax_xent_ids(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs,
                                   int32_t *din)
 {

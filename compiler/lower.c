@@ -767,6 +767,56 @@ static int32_t lower_task_ranking(Progs *P, const AstTask *t, int32_t task, MtrT
     return loss; /* the runtime compares predictions with labels it read itself */
 }
 
+/* Mixed negatives (`negatives N`): the runtime feeds train_step N sampled
+ * vocabulary ids of the candidate's key column (source negatives) and the log
+ * of their sampling probability (negatives_logq); the candidate tower is
+ * lowered a second time over those N rows, sharing its parameters, and
+ * inbatch_softmax_xent_mixed scores them beside the batch's candidates. The
+ * tower may read only its key column: the runtime knows no other column of
+ * an item it did not read from a row. */
+static int32_t lower_mixed_negatives(Progs *P, const AstTask *t, int32_t q, int32_t c, int32_t ids,
+                                     int32_t logq, int32_t *knobs)
+{
+    Lowerer *L = P->L;
+    Module *mod = L->mod;
+    char name[256];
+    const AstChain *cand = t->args->next->chain;
+    const AstColumn *key = chain_column(cand);
+    Ctx neg;
+    ctx_init(&neg, L, P->train->g, L->sym_batch, MTR_SRC_NEGATIVES);
+    neg.rows = dim_const((int32_t)t->negatives);
+    int32_t nc = lower_chain(&neg, cand);
+    if (nc < 0) return -1;
+    if (neg.n_feat || neg.n_columns != 1 || neg.column[0] != key)
+        return module_fail(mod,
+                           "task '%s': negatives need a candidate tower that reads only its "
+                           "key column '%s'",
+                           t->name, key->name),
+               -1;
+    int32_t nkey = neg.column_in[0];
+    int32_t nlogq =
+        module_tensorf(mod, MTR_ROLE_INPUT, shape_vec(dim_const((int32_t)t->negatives), MTR_DT_F32),
+                       "negatives_logq.%s", key->name);
+    if (nlogq < 0) return -1;
+    set_source(mod, nlogq, MTR_SRC_NEG_LOGQ, column_index(L->ast, key));
+    snprintf(name, sizeof name, "%s.negatives", t->name);
+    if ((knobs[3] = module_knob(mod, MTR_KNOB_NEGATIVES, name, (double)t->negatives)) < 0)
+        return -1;
+    snprintf(name, sizeof name, "%s.popularity", t->name);
+    if ((knobs[4] = module_knob(mod, MTR_KNOB_POPULARITY, name, t->popularity)) < 0) return -1;
+    int32_t in[] = {q, c, ids, logq, nc, nkey, nlogq};
+    snprintf(name, sizeof name, "%s.loss", t->name);
+    int32_t loss = graph_op(P->train->g, OP_INBATCH_SOFTMAX_XENT_MIXED, in, knobs, 0, NULL, name);
+    if (loss < 0) return -1;
+    static const char *const what[] = {"dquery_unit", "dcandidate_unit", "dnegative_unit",
+                                       "workspace", "negatives_workspace"};
+    for (int k = 0; k < 5; k++) {
+        snprintf(name, sizeof name, "%s.%s", t->name, what[k]);
+        if (module_rename(mod, loss + 1 + k, name)) return -1;
+    }
+    return loss;
+}
+
 /* A retrieval task with options (temperature, logq, remove_accidental_hits):
  * one inbatch_softmax_xent_opt over the query and candidate rows, the
  * candidate's key ids and their logq, each option a knob of the task (those
@@ -782,7 +832,10 @@ static int32_t lower_retrieval_options(Progs *P, const AstTask *t, int32_t q, in
     int32_t logq = module_tensorf(mod, MTR_ROLE_INPUT, shape_vec(dim_sym(L->sym_batch), MTR_DT_F32),
                                   "logq.%s", key->name);
     if (ids < 0 || logq < 0) return -1;
-    set_source(mod, logq, MTR_SRC_LOGQ, column_index(L->ast, key));
+    if (t->logq_column) /* logq(counts = COLUMN): the probabilities from that column */
+        set_source(mod, logq, MTR_SRC_LOGQ_COUNTS, column_index(L->ast, t->logq_column));
+    else
+        set_source(mod, logq, MTR_SRC_LOGQ, column_index(L->ast, key));
     static const MtrKnobKind kinds[3] = {MTR_KNOB_TEMPERATURE, MTR_KNOB_LOGQ,
                                          MTR_KNOB_ACCIDENTAL_HITS};
     double values[3] = {t->temperature, t->logq, t->remove_hits};
@@ -791,6 +844,7 @@ static int32_t lower_retrieval_options(Progs *P, const AstTask *t, int32_t q, in
         snprintf(name, sizeof name, "%s.%s", t->name, mtr_knob_info(kinds[k])->name);
         if ((knobs[k] = module_knob(mod, kinds[k], name, values[k])) < 0) return -1;
     }
+    if (t->negatives) return lower_mixed_negatives(P, t, q, c, ids, logq, knobs);
     int32_t in[] = {q, c, ids, logq};
     snprintf(name, sizeof name, "%s.loss", t->name);
     int32_t loss = graph_op(P->train->g, OP_INBATCH_SOFTMAX_XENT_OPT, in, knobs, 0, NULL, name);
@@ -824,9 +878,10 @@ static int32_t lower_task_retrieval(Progs *P, const AstTask *t, int32_t task, Mt
     int32_t q = lower_chain(train, query), c = lower_chain(train, cand);
     if (q < 0 || c < 0) return -1;
     int32_t bt[MTR_MAX_IATTR] = {0, 1};
-    int32_t loss =
-        t->has_temperature || t->logq || t->remove_hits ? lower_retrieval_options(P, t, q, c) : -1;
-    if (loss < 0 && !(t->has_temperature || t->logq || t->remove_hits)) {
+    int32_t loss = t->has_temperature || t->logq || t->remove_hits || t->negatives
+                       ? lower_retrieval_options(P, t, q, c)
+                       : -1;
+    if (loss < 0 && !(t->has_temperature || t->logq || t->remove_hits || t->negatives)) {
         int32_t s_in[] = {q, c};
         snprintf(name, sizeof name, "%s.scores", t->name);
         int32_t scores = graph_op(train->g, OP_MATMUL, s_in, bt, 0, NULL, name);

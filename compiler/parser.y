@@ -162,6 +162,7 @@ clause
     | WEIGHT value                              { $$ = ast_clause_weight(b, @1, $2); }
     | NAME value                                { $$ = ast_clause_option(b, $1, $2); }
     | LOGQ                                      { $$ = ast_clause_flag(b, @1, CLAUSE_LOGQ); }
+    | LOGQ '(' NAME '=' NAME ')'                { $$ = ast_clause_logq_counts(b, @1, $3, $5); }
     | HITS                                      { $$ = ast_clause_flag(b, @1, CLAUSE_HITS); }
     ;
 

@@ -608,9 +608,35 @@ static void check_retrieval_options(Sema *s, const AstTask *t)
         ERROR(s, t->temperature_loc, "temperature %s, found %g", rule, t->temperature);
     if (t->logq && !retrieval)
         ERROR(s, t->logq_loc, "logq corrects in-batch negatives; a %s task has none", kind);
+    if (t->logq_counts && retrieval) {
+        /* logq(counts = COLUMN): a number column of the data, each row's count of its item */
+        AstRef r = {.name = t->logq_counts, .loc = t->logq_counts_loc};
+        const Symbol *sym = resolve(s, &r, "column");
+        if (sym && sym->kind != SYM_COLUMN)
+            ERROR(s, r.loc, "'%s' is %s %s; logq(counts = ...) names a column", r.name,
+                  article(sort_of(sym)), sort_of(sym));
+        else if (sym && (sym->column->type == TY_STRING || sym->column->is_label ||
+                         sym->column->is_list || sym->column->from_name))
+            ERROR(s, r.loc,
+                  "'%s' is not a number input; logq(counts = ...) names an input column of "
+                  "each row's item count (float or int)",
+                  r.name);
+        else if (sym)
+            ((AstTask *)t)->logq_column = sym->column;
+    }
     if (t->remove_hits && !retrieval)
         ERROR(s, t->hits_loc, "remove_accidental_hits masks in-batch negatives; a %s task has none",
               kind);
+    if (t->negatives && !retrieval)
+        ERROR(s, t->negatives_loc,
+              "negatives are sampled for an in-batch softmax; a %s task has none", kind);
+    if (t->has_popularity && !t->negatives)
+        ERROR(s, t->popularity_loc,
+              "popularity shapes the sampler of mixed negatives: write "
+              "`negatives N popularity A`");
+    else if (t->has_popularity &&
+             mtr_knob_check(MTR_KNOB_POPULARITY, t->popularity, rule, sizeof rule))
+        ERROR(s, t->popularity_loc, "popularity %s, found %g", rule, t->popularity);
 }
 
 /* A task's k-taking metrics share one list of cut-offs, the union of the k

@@ -203,7 +203,8 @@ MtrStatus bind_encode_ix(const MtrModel *m, const MtrTable *t, const ProgramFeed
         const MtrColumn *col = &m->columns[c];
         int needed = only ? fed(only, (int32_t)c)
                           : column_used(m, (int32_t)c, MTR_SRC_COLUMN) || col->is_label ||
-                                column_used(m, (int32_t)c, MTR_SRC_TRUE_ROW);
+                                column_used(m, (int32_t)c, MTR_SRC_TRUE_ROW) ||
+                                column_used(m, (int32_t)c, MTR_SRC_LOGQ_COUNTS);
         if (!needed) continue;
         if (col->derived_from >= 0) { /* made below from the column it compares */
             if (!(e->nums[c] = malloc(rows * sizeof *e->nums[c])))
@@ -322,10 +323,23 @@ MtrStatus bind_feeds(const MtrModel *m, int p, ProgramFeeds *out, MtrError *err)
                 if (!m->columns[c].lookup) goto bad;
                 f.kind = FEED_LOGQ;
                 break;
+            case MTR_SRC_LOGQ_COUNTS:
+                if (m->columns[c].lookup || m->columns[c].feature || m->columns[c].is_list ||
+                    m->columns[c].type == MTR_COL_STRING)
+                    goto bad;
+                f.kind = FEED_LOGQ;
+                break;
+            case MTR_SRC_NEGATIVES:
+            case MTR_SRC_NEG_LOGQ:
+                if (!m->columns[c].lookup || m->columns[c].feature) goto bad;
+                f.kind = ten->source == MTR_SRC_NEGATIVES ? FEED_NEG_IDS : FEED_NEG_LOGQ;
+                break;
             default:
                 goto bad;
             }
-            uint8_t want = f.kind == FEED_NUMS || f.kind == FEED_LOGQ ? MTR_DT_F32 : MTR_DT_I32;
+            uint8_t want = f.kind == FEED_NUMS || f.kind == FEED_LOGQ || f.kind == FEED_NEG_LOGQ
+                               ? MTR_DT_F32
+                               : MTR_DT_I32;
             /* a list is (rows, its length), a normalized number (rows, 1) */
             uint8_t rank = m->columns[c].feature && (m->columns[c].is_list ||
                                                      m->columns[c].feature == MTR_FEAT_NORMALIZE)
@@ -402,6 +416,9 @@ void bind_feed(MtrSession *s, const MtrModel *m, const ProgramFeeds *f, const En
                     memcpy(d, m->items.ids[k], (size_t)m->items.n * sizeof *d);
             break;
         }
+        case FEED_NEG_IDS: /* drawn per step by the sampler (negatives.h) */
+        case FEED_NEG_LOGQ:
+            break;
         }
     }
 }
@@ -547,9 +564,72 @@ MtrStatus bind_check_rows(const MtrModel *m, MtrTable *t, int skip_bad, uint64_t
     return st;
 }
 
+/* The key column of the items whose counts column c holds: the ids input of
+ * the in-batch softmax that reads c's logq_counts input; -1 if none. */
+static int32_t counts_key(const MtrModel *m, int32_t c)
+{
+    for (uint32_t p = 0; p < m->n_programs; p++)
+        for (uint32_t i = 0; i < m->programs[p].n_ops; i++) {
+            const MtrOp *op = &m->programs[p].ops[i];
+            if (op->kind != OP_INBATCH_SOFTMAX_XENT_OPT &&
+                op->kind != OP_INBATCH_SOFTMAX_XENT_MIXED)
+                continue;
+            const MtrTensor *lq = &m->tensors[op->in[3]];
+            if (lq->source == MTR_SRC_LOGQ_COUNTS && lq->source_column == c)
+                return m->tensors[op->in[2]].source_column;
+        }
+    return -1;
+}
+
+/* logq(counts = COLUMN): each row's logq is log(count / total), total the sum
+ * over the distinct items of the training rows of each one's count (its
+ * first training row's value); a count <= 0 counts as 1. */
+static MtrStatus bind_logq_counts(const MtrModel *m, Encoded *train, const uint32_t *rows,
+                                  int64_t n, Encoded *test, MtrError *err)
+{
+    for (uint32_t c = 0; c < m->n_columns; c++) {
+        if (!column_used(m, (int32_t)c, MTR_SRC_LOGQ_COUNTS)) continue;
+        int32_t k = counts_key(m, (int32_t)c);
+        const MtrVocab *v = k >= 0 ? vocab_of(m, k) : NULL;
+        if (!v || !train->ids || !train->ids[k] || !train->nums || !train->nums[c])
+            return mtr_fail(err, MTR_E_STATE, "logq(counts = %s): no item ids or counts to read",
+                            m->columns[c].name);
+        size_t ids = (size_t)v->n + 1;
+        char *seen = calloc(ids, 1);
+        if (!seen) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+        double total = 0.0;
+        for (int64_t i = 0; i < n; i++) {
+            int32_t id = train->ids[k][rows[i]];
+            if (id < 0 || (size_t)id >= ids || seen[id]) continue;
+            seen[id] = 1;
+            float cnt = train->nums[c][rows[i]];
+            total += cnt > 0 ? cnt : 1.0;
+        }
+        free(seen);
+        if (total <= 0) total = 1.0;
+        Encoded *both[2] = {train, test};
+        for (int j = 0; j < 2; j++) {
+            Encoded *e = both[j];
+            if (j == 1 && e == train) break;
+            if (!e->logq && !(e->logq = calloc(m->n_columns + 1, sizeof *e->logq)))
+                return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+            free(e->logq[c]);
+            if (!(e->logq[c] = malloc((e->n_rows ? e->n_rows : 1) * sizeof *e->logq[c])))
+                return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+            for (uint64_t r = 0; r < e->n_rows; r++) {
+                float cnt = e->nums && e->nums[c] ? e->nums[c][r] : 1.0f;
+                e->logq[c][r] = (float)log((cnt > 0 ? cnt : 1.0) / total);
+            }
+        }
+    }
+    return MTR_OK;
+}
+
 MtrStatus bind_logq(const MtrModel *m, Encoded *train, const uint32_t *rows, int64_t n,
                     Encoded *test, MtrError *err)
 {
+    MtrStatus rc = bind_logq_counts(m, train, rows, n, test, err);
+    if (rc) return rc;
     for (uint32_t c = 0; c < m->n_columns; c++) {
         if (!column_used(m, (int32_t)c, MTR_SRC_LOGQ) || !train->ids || !train->ids[c]) continue;
         const MtrVocab *v = vocab_of(m, (int32_t)c);

@@ -20,7 +20,17 @@ typedef struct {
     uint64_t oov;       /* values that fell to row 0 */
 } Encoded;
 
-typedef enum { FEED_IDS, FEED_NUMS, FEED_TRUE_ROW, FEED_ITEMS, FEED_LOGQ } FeedKind;
+/* FEED_NEG_IDS and FEED_NEG_LOGQ (mixed negatives) are filled by the sampler
+ * (negatives.h) each step, not by bind_feed. */
+typedef enum {
+    FEED_IDS,
+    FEED_NUMS,
+    FEED_TRUE_ROW,
+    FEED_ITEMS,
+    FEED_LOGQ,
+    FEED_NEG_IDS,
+    FEED_NEG_LOGQ
+} FeedKind;
 
 typedef struct {
     int32_t tensor;

@@ -349,6 +349,8 @@ static const char *unsupported(const MtrOp *op)
         return "the in-batch softmax over a (B,B) score matrix (a model compiled with -O0)";
     case OP_INBATCH_SOFTMAX_XENT_OPT:
         return "the in-batch softmax with temperature, logq or remove_accidental_hits";
+    case OP_INBATCH_SOFTMAX_XENT_MIXED:
+        return "the in-batch softmax with mixed negatives (negatives N)";
     default:
         return NULL;
     }

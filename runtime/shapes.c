@@ -399,6 +399,24 @@ int shape_inbatch_softmax_xent_opt(const MtrShape *in, const int32_t *a, MtrShap
     return 0;
 }
 
+int shape_inbatch_softmax_xent_mixed(const MtrShape *in, const int32_t *a, MtrShape *out, char *why,
+                                     size_t n)
+{
+    if (shape_inbatch_softmax_xent_opt(in, a, out, why, n)) return -1;
+    if (want(in, 4, 2, MTR_DT_F32, why, n) || want(in, 5, 1, MTR_DT_I32, why, n) ||
+        want(in, 6, 1, MTR_DT_F32, why, n))
+        return -1;
+    if (dims_eq(in[0].dim[1], in[4].dim[1], "widths of queries and of negatives", why, n) ||
+        dims_eq(in[4].dim[0], in[5].dim[0], "rows of negatives and of their keys", why, n) ||
+        dims_eq(in[4].dim[0], in[6].dim[0], "rows of negatives and of their logq", why, n) ||
+        dims_eq(in[0].dim[0], in[1].dim[0], "rows of queries and of candidates", why, n))
+        return -1;
+    out[3] = in[4];
+    out[4] = matrix((MtrDim){-1, QC_ROWS}, in[0].dim[0]);
+    out[5] = matrix((MtrDim){-1, QC_ROWS}, in[4].dim[0]);
+    return 0;
+}
+
 int shape_inbatch_softmax_xent_ids(const MtrShape *in, const int32_t *a, MtrShape *out, char *why,
                                    size_t n)
 {

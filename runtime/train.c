@@ -6,6 +6,7 @@
 #include "rankeval.h"
 
 #include "bind.h"
+#include "negatives.h"
 #include "featurize.h"
 #include "mtr/control.h"
 #include "mtr/data.h"
@@ -235,10 +236,12 @@ typedef struct {
     int p_train, p_eval, p_items;
     int32_t loss, *task_loss;
     const MtrProgram *train; /* train_step, whose gradient outputs the step log reads */
-    int32_t *sampled; /* per task with a sample knob: its label input in train_step, else -1 */
-    float *labels;    /* one batch of labels, for the metrics */
-    double *task_sum; /* each task's loss summed over an epoch */
-    Control ctl;      /* schedule, clipping, early stopping (control.c) */
+    int32_t *sampled;  /* per task with a sample knob: its label input in train_step, else -1 */
+    float *labels;     /* one batch of labels, for the metrics */
+    double *task_sum;  /* each task's loss summed over an epoch */
+    Control ctl;       /* schedule, clipping, early stopping (control.c) */
+    Negatives *neg;    /* mixed negatives' samplers, or NULL */
+    uint64_t neg_step; /* train steps of this run so far: the samplers' stream */
 
     int64_t batch;       /* the most rows the session is bound for */
     const MtrDist *dist; /* data-parallel ranks: each evaluates a share of the rows */
@@ -249,6 +252,7 @@ static void runner_free(Runner *r)
     for (int i = 0; i < 8; i++) bind_feeds_free(&r->feeds[i]);
     mtr_session_free(r->s);
     control_free(&r->ctl);
+    negatives_free(r->neg);
     free(r->task_loss);
     free(r->sampled);
     free(r->labels);
@@ -578,9 +582,22 @@ static double t975(int df)
  * sum/rows over groups: se^2 = (1 - m/M) G/(G-1) sum_g (S_g - v n_g)^2 / N^2,
  * m of M users sampled, N rows; rmse takes it on the mean square and then
  * se_rmse = se_msq / (2 rmse); auc gets none (NaN). Half-width t_{G-1} se. */
+/* How a metric of this base name ("recall_100") is estimated from groups: 0 a
+ * mean over rows, 1 a mean over users (the per-user metrics), 2 none (auc,
+ * coverage: not a mean of anything the groups share out). */
+static int ci_kind(const char *base)
+{
+    static const char *const per_user[] = {"recall_", "ndcg_", "map_", "hit_rate_"};
+    if (strcmp(base, "auc") == 0 || strncmp(base, "coverage_", 9) == 0) return 2;
+    for (size_t i = 0; i < sizeof per_user / sizeof *per_user; i++)
+        if (strncmp(base, per_user[i], strlen(per_user[i])) == 0) return 1;
+    return 0;
+}
+
 static MtrStatus evaluate_users(const MtrModel *m, Runner *r, const Encoded *e,
                                 const uint32_t *rows, int64_t n_rows, int64_t batch,
-                                const MtrRunOptions *o, MtrRunResult *res, MtrError *err)
+                                const Seen *seen, const MtrRunOptions *o, MtrRunResult *res,
+                                MtrError *err)
 {
     int32_t col = eval_user_column(m);
     if (col < 0) return mtr_fail(err, MTR_E_ARG, "--eval-users: %s", rankeval_no_user);
@@ -634,6 +651,24 @@ static MtrStatus evaluate_users(const MtrModel *m, Runner *r, const Encoded *e,
         rc = eval_rows(m, r, e, picked + grows[g], grows[g + 1] - grows[g], batch, pair, 2,
                        o->progress ? &prog : NULL, t0, grows[g], n, err);
     }
+    /* the per-user pass (recall, ndcg, ...) over each group's users and over
+     * all the sampled ones: a user's rows are together in picked */
+    for (int g = 0; g <= groups && rc == MTR_OK; g++) {
+        int64_t lo = g < groups ? grows[g] : 0, hi = g < groups ? grows[g + 1] : n;
+        RankevalInput in = {.s = r->s,
+                            .p_eval = r->p_eval,
+                            .feeds = &r->feeds[r->p_eval],
+                            .test = e,
+                            .test_rows = picked + lo,
+                            .n_test = hi - lo,
+                            .train = seen ? seen->e : e,
+                            .train_rows = seen ? seen->rows : rows,
+                            .n_train = seen ? seen->n : n_rows,
+                            .batch = batch,
+                            .exclude_seen = seen && seen->exclude,
+                            .scorer = RANKEVAL_MODEL};
+        if (hi > lo) rc = rankeval_run(m, &in, &ms[g], err);
+    }
     if (o->progress) report_progress_clear(&prog);
     res->eval_seconds = report_clock() - t0;
     if (rc == MTR_OK) rc = metrics_report(&ms[groups], &res->test, err);
@@ -646,16 +681,20 @@ static MtrStatus evaluate_users(const MtrModel *m, Runner *r, const Encoded *e,
         const char *dot = strrchr(name, '.');
         const char *base = dot ? dot + 1 : name;
         double v = res->test.entries[i].value, ci = NAN;
-        int square = strcmp(base, "rmse") == 0;
-        if (groups >= 2 && n > 0 && strcmp(base, "auc") != 0 && isfinite(v)) {
+        int square = strcmp(base, "rmse") == 0, kind = ci_kind(base);
+        /* a per-user metric weighs each group by its users, the others by rows */
+        double total_w = kind == 1 ? (double)sampled : (double)n;
+        if (groups >= 2 && n > 0 && kind != 2 && isfinite(v)) {
             double center = square ? v * v : v, ss = 0.0;
             for (int g = 0; g < groups; g++) {
-                double vg = gr[g].entries[i].value, ng = (double)(grows[g + 1] - grows[g]);
+                double vg = gr[g].entries[i].value;
+                double ng = kind == 1 ? (double)(sampled / groups + (g < sampled % groups))
+                                      : (double)(grows[g + 1] - grows[g]);
                 if (isnan(vg)) vg = 0.0, ng = 0.0;
                 double sg = (square ? vg * vg : vg) * ng;
                 ss += (sg - center * ng) * (sg - center * ng);
             }
-            double se = sqrt(fpc * (double)groups / (groups - 1.0) * ss) / (double)n;
+            double se = sqrt(fpc * (double)groups / (groups - 1.0) * ss) / total_w;
             if (square) se = v > 0 ? se / (2.0 * v) : 0.0;
             ci = t975(groups - 1) * se;
         }
@@ -724,10 +763,11 @@ static MtrStatus baseline(const MtrModel *m, Runner *r, const Split *sp, const M
 static MtrStatus evaluate_test(const MtrModel *m, Runner *r, const Split *sp, int64_t batch,
                                const MtrRunOptions *o, MtrRunResult *res, MtrError *err)
 {
-    if (o->eval_users > 0)
-        return evaluate_users(m, r, &sp->enc_test, sp->test_rows, sp->n_test, batch, o, res, err);
-    res->rows_sampled = sp->n_test;
     Seen seen = {&sp->enc_train, sp->train_rows, sp->n_train, o->exclude_seen, &res->unrankable};
+    if (o->eval_users > 0)
+        return evaluate_users(m, r, &sp->enc_test, sp->test_rows, sp->n_test, batch, &seen, o, res,
+                              err);
+    res->rows_sampled = sp->n_test;
     MtrStatus rc = evaluate(m, r, &sp->enc_test, sp->test_rows, sp->n_test, batch, &seen,
                             &res->test, &res->eval_seconds, o->progress, err);
     if (rc == MTR_OK && !o->no_baseline && (rc = baseline(m, r, sp, o, &res->baseline, err)))
@@ -800,6 +840,7 @@ static void train_step(const MtrModel *m, Runner *r, DistStep *dist, const MtrRu
     int64_t lo, hi;
     mtr_dist_rows(dist ? o->dist : NULL, n, &lo, &hi);
     bind_feed(r->s, m, &r->feeds[r->p_train], e, rows + lo, hi - lo);
+    negatives_fill(r->neg, r->s, seed, r->neg_step++);
     mask_samples(m, r, rows + lo, hi - lo, seed);
     if (dist) {
         control_step_begin(&r->ctl, r->s);
@@ -866,6 +907,12 @@ static MtrStatus run_fold_on(const MtrModel *m, Runner *r, Split *sp, const MtrR
     const uint32_t *valid_rows = sp->train_rows + sp->n_train;
     res->n_train = sp->n_train;
     res->n_valid = n_valid;
+    negatives_free(r->neg);
+    r->neg = NULL;
+    r->neg_step = 0;
+    if ((rc = negatives_new(m, r->p_train, &sp->enc_train, sp->train_rows, sp->n_train, &r->neg,
+                            err)))
+        return rc;
     MtrArenaSizes sz = mtr_session_sizes(r->s);
     res->step_arena = sz.step_arena, res->param_arena = sz.param_arena;
     res->step_unshared = sz.step_unshared;

@@ -36,6 +36,8 @@ typedef struct {
     int n_user, n_item, n_labels, n_towers, n_heads, n_tasks;
     char label_type[MAX_NAMES][8];
     int tower_width[MAX_NAMES], tower_side[MAX_NAMES]; /* side: 0 query, 1 item */
+    int tower_key[MAX_NAMES]; /* the one input column a tower reads, or -1 (mixed negatives) */
+    int source_key;           /* tower_source's: its towers' common tower_key, or -1 */
     int head_width[MAX_NAMES];
     int task_named[MAX_NAMES]; /* a task took head i's name */
     char watch[32];            /* a task's metric that early_stop may watch, or "" */
@@ -203,6 +205,7 @@ static int tower_source(Gen *g, int side)
     if (n == 1 || chance(g, 40)) {
         int t = pick[below(g, n)];
         put(g, "t%d", t);
+        g->source_key = g->tower_key[t];
         return g->tower_width[t];
     }
     int k = 2 + below(g, n - 1 < 3 ? n - 1 : 3), width = 0;
@@ -211,6 +214,8 @@ static int tower_source(Gen *g, int side)
         int t = pick[below(g, n)]; /* a tower may appear twice */
         put(g, "%st%d", i ? ", " : "", t);
         width += g->tower_width[t];
+        if (i == 0) g->source_key = g->tower_key[t];
+        if (g->source_key != g->tower_key[t]) g->source_key = -1;
     }
     put(g, ")");
     return width;
@@ -278,7 +283,7 @@ static int tower(Gen *g, int side, int want)
     int t = g->n_towers;
     put(g, "tower t%d =", t);
     space(g);
-    int w;
+    int w, key = -1;
     int inputs = side ? g->n_item : g->n_user;
     int have = 0;
     for (int i = 0; i < t; i++) have += g->tower_side[i] == side;
@@ -286,7 +291,8 @@ static int tower(Gen *g, int side, int want)
         w = feature_concat(g);
         w = stages_after(g, w, 2, want);
     } else if (have == 0 || chance(g, 50)) {
-        put(g, "%s%d", side ? "i" : "u", below(g, inputs));
+        key = below(g, inputs);
+        put(g, "%s%d", side ? "i" : "u", key);
         space(g);
         put(g, "->");
         space(g);
@@ -299,10 +305,12 @@ static int tower(Gen *g, int side, int want)
         w = stages_after(g, w, 2, want);
     } else {
         w = tower_source(g, side);
+        key = g->source_key;
         /* a concatenation may stand alone; a single tower needs a stage */
         w = stages_after(g, w, 2, want > 0 ? want : 0);
     }
     put(g, "\n");
+    g->tower_key[t] = key;
     g->tower_width[t] = w;
     g->tower_side[t] = side;
     g->n_towers++;
@@ -476,6 +484,16 @@ static void hits_fn(Gen *g, void *ctx)
     put(g, "remove_accidental_hits");
 }
 
+/* Mixed negatives, when the candidate tower (ctx) reads one column only. */
+static void negatives_fn(Gen *g, void *ctx)
+{
+    int c = *(const int *)ctx;
+    if (g->tower_key[c] < 0) return;
+    static const char *const values[] = {"0", "0.5", "0.75", "1"};
+    put(g, "negatives %d", 1 + below(g, 64));
+    if (chance(g, 50)) put(g, " popularity %s", values[below(g, COUNT(values))]);
+}
+
 /* ---- the train block */
 
 typedef struct {
@@ -607,8 +625,8 @@ static void task_retrieval(Gen *g)
     put(g, "task k%d =", g->n_tasks);
     space(g);
     put(g, "retrieval(t%d,%st%d)", q, chance(g, 50) ? " " : "", c);
-    ClauseFn fns[] = {retrieval_metrics, weight_fn, temperature_fn, logq_fn, hits_fn};
-    clauses(g, fns, COUNT(fns), NULL);
+    ClauseFn fns[] = {retrieval_metrics, weight_fn, temperature_fn, logq_fn, hits_fn, negatives_fn};
+    clauses(g, fns, COUNT(fns), &c);
     put(g, "\n");
     g->n_tasks++;
 }

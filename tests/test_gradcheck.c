@@ -286,6 +286,22 @@ static const GradCase cases[] = {
      0.5,
      {3, 0, 3, 1, 2},
      0},
+    /* mixed negatives: the same options, 4 sampled rows (all used: knob 1, the
+     * seed, is above 4) whose keys repeat the batch's, so hit removal masks
+     * some of them; q, c and the negatives' rows all differentiated */
+    {"inbatch_softmax_xent_mixed",
+     "inbatch_softmax_xent_mixed T=0.5 logq hits U=4",
+     {{IN_PARAM, 2, 5, 3, -1, -1.5f, 1.5f, 0, 0},
+      {IN_PARAM, 2, 5, 3, -1, -1.5f, 1.5f, 0, 0},
+      {IN_IDS, 1, 5, 1, -1, 0, 0, 0, 0},
+      {IN_LABEL, 1, 5, 1, -1, -3.0f, -1.0f, 0, 0},
+      {IN_PARAM, 2, 4, 3, -1, -1.5f, 1.5f, 0, 0},
+      {IN_IDS, 1, 4, 1, -1, 0, 0, 0, 0},
+      {IN_LABEL, 1, 4, 1, -1, -6.0f, -2.0f, 0, 0}},
+     {0, 1, 1, 1, 0},
+     0.5,
+     {3, 0, 3, 1, 2},
+     0},
     /* x, gain and bias all differentiated; Keras's epsilon, rows of 5 whose
      * variance (about 1.3) keeps the normalisation far from its eps floor */
     /* with its mask fixed (a fixed seed, step and salt) dropout is linear: the
@@ -372,7 +388,7 @@ static int build_case(const GradCase *gc, OpKind kind, Built *b)
     module_knob(&mod, MTR_KNOB_WEIGHT, "case.weight", 1.0);
     module_knob(&mod, MTR_KNOB_SEED, "case.seed", CASE_SEED);
 
-    int32_t in[MTR_MAX_IN] = {-1, -1, -1, -1, -1};
+    int32_t in[MTR_MAX_IN] = {-1, -1, -1, -1, -1, -1, -1};
     for (int i = 0; i < info->n_in; i++) {
         const CaseInput *ci = &gc->in[i];
         b->input[i] = -1;

@@ -5,8 +5,8 @@
 
 #include <stdint.h>
 
-#define MTR_MAX_IN    6 /* the widest op (adam_update_rows) reads six tensors */
-#define MTR_MAX_OUT   4 /* inbatch_softmax_xent_qc: loss, two gradients, scratch */
+#define MTR_MAX_IN    7 /* the widest op (inbatch_softmax_xent_mixed) reads seven tensors */
+#define MTR_MAX_OUT   6 /* inbatch_softmax_xent_mixed: loss, three gradients, two scratches */
 #define MTR_MAX_IATTR 8
 #define MTR_MAX_FATTR 2
 

@@ -1,0 +1,236 @@
+/* Tests for runtime/kernels/retrieval_mixed.c, the in-batch softmax with mixed
+ * negatives: against a plain reference (every row over the batch's columns and
+ * the used negatives, in double) for each combination of temperature, logq and
+ * accidental-hit removal, with negatives whose keys repeat the batch's and
+ * rows past U that must be ignored, in tiles smaller than the batch; a
+ * hand-computed case (the loss a negative adds, with and without its logQ
+ * term); hit removal of a negative carrying the positive's key; and U = 0
+ * equal to inbatch_softmax_xent_opt. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "kernels/kern.h"
+#include "mtr/rng.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    double t;
+    int logq, hits;
+    int64_t u; /* negatives used */
+} Opts;
+
+/* Runs the kernel with tiles of `rows` query rows; nn negative rows. */
+static float run_mixed(const float *q, const float *c, const int32_t *key, const float *logq,
+                       int64_t b, int64_t d, const float *nv, const int32_t *nkey,
+                       const float *nlogq, int64_t nn, Opts o, int64_t rows, float *dq, float *dc,
+                       float *dn)
+{
+    float *work = calloc((size_t)(rows * b), sizeof *work);
+    float *nwork = calloc((size_t)(rows * nn + 1), sizeof *nwork);
+    float loss = 0.0f;
+    double knobs[5] = {o.t, o.logq, o.hits, (double)o.u, 0.0};
+    KernelCall call = {0};
+    call.in[0] = (void *)q, call.in[1] = (void *)c, call.in[2] = (void *)key;
+    call.in[3] = (void *)logq, call.in[4] = (void *)nv, call.in[5] = (void *)nkey;
+    call.in[6] = (void *)nlogq;
+    call.in_shape[0] = (KShape){b, d}, call.in_shape[1] = (KShape){b, d};
+    call.in_shape[2] = (KShape){b, 1}, call.in_shape[3] = (KShape){b, 1};
+    call.in_shape[4] = (KShape){nn, d}, call.in_shape[5] = (KShape){nn, 1};
+    call.in_shape[6] = (KShape){nn, 1};
+    call.out[0] = &loss, call.out[1] = dq, call.out[2] = dc, call.out[3] = dn;
+    call.out[4] = work, call.out[5] = nwork;
+    call.out_shape[0] = (KShape){1, 1}, call.out_shape[1] = (KShape){b, d};
+    call.out_shape[2] = (KShape){b, d}, call.out_shape[3] = (KShape){nn, d};
+    call.out_shape[4] = (KShape){rows, b}, call.out_shape[5] = (KShape){rows, nn};
+    for (int k = 0; k < 5; k++) call.iattr[k] = k;
+    call.knobs = knobs;
+    kernel_inbatch_softmax_xent_mixed(&call);
+    free(work), free(nwork);
+    return loss;
+}
+
+/* The plain form over the b + u columns: column j of the batch or u of the
+ * negatives left out of row i when H and its key is key_i (j != i). */
+static double reference(const float *q, const float *c, const int32_t *key, const float *logq,
+                        int64_t b, int64_t d, const float *nv, const int32_t *nkey,
+                        const float *nlogq, int64_t nn, Opts o, double *dq, double *dc, double *dn)
+{
+    int64_t m = b + o.u;
+    double loss = 0.0, *s = calloc((size_t)m, sizeof *s), *p = calloc((size_t)m, sizeof *p);
+    memset(dq, 0, (size_t)(b * d) * sizeof *dq);
+    memset(dc, 0, (size_t)(b * d) * sizeof *dc);
+    memset(dn, 0, (size_t)(nn * d) * sizeof *dn);
+    for (int64_t i = 0; i < b; i++) {
+        double mx = -INFINITY, z = 0.0;
+        for (int64_t j = 0; j < m; j++) {
+            const float *v = j < b ? c + j * d : nv + (j - b) * d;
+            double dot = 0.0;
+            for (int64_t k = 0; k < d; k++) dot += (double)q[i * d + k] * v[k];
+            s[j] = dot / o.t - (o.logq ? (j < b ? logq[j] : nlogq[j - b]) : 0.0);
+            int out = o.hits && j != i && (j < b ? key[j] : nkey[j - b]) == key[i];
+            p[j] = out ? -1.0 : 0.0;
+            if (!out && s[j] > mx) mx = s[j];
+        }
+        for (int64_t j = 0; j < m; j++) {
+            p[j] = p[j] < 0 ? 0.0 : exp(s[j] - mx);
+            z += p[j];
+        }
+        loss += mx + log(z) - s[i];
+        for (int64_t j = 0; j < m; j++) {
+            p[j] = p[j] / z - (j == i);
+            const float *v = j < b ? c + j * d : nv + (j - b) * d;
+            double *dv = j < b ? dc + j * d : dn + (j - b) * d;
+            for (int64_t k = 0; k < d; k++) {
+                dq[i * d + k] += p[j] * v[k] / o.t;
+                dv[k] += p[j] * q[i * d + k] / o.t;
+            }
+        }
+    }
+    free(s), free(p);
+    return loss;
+}
+
+static void expect_near(double got, double want, double tol, const char *what, int at)
+{
+    if (!(fabs(got - want) <= tol * (1.0 + fabs(want)))) {
+        print_error("%s[%d]: %.9g, want %.9g\n", what, at, got, want);
+        fail();
+    }
+}
+
+enum { B = 9, D = 4, N = 6 };
+static const int32_t keys[B] = {3, 1, 3, 2, 1, 3, 5, 7, 2};
+static const int32_t nkeys[N] = {8, 3, 9, 1, 11, 12};
+
+static void fill(Rng *r, float *x, int n, float lo, float hi)
+{
+    for (int i = 0; i < n; i++) x[i] = lo + (hi - lo) * rng_float(r);
+}
+
+static void test_against_reference(void **state)
+{
+    (void)state;
+    Rng r;
+    rng_seed(&r, 17);
+    float q[B * D], c[B * D], logq[B], nv[N * D], nlogq[N];
+    fill(&r, q, B * D, -1, 1), fill(&r, c, B * D, -1, 1), fill(&r, logq, B, -3, -1);
+    fill(&r, nv, N * D, -1, 1), fill(&r, nlogq, N, -6, -2);
+    float dq[B * D], dc[B * D], dn[N * D];
+    double rq[B * D], rc[B * D], rn[N * D];
+    for (int t = 0; t < 2; t++)
+        for (int l = 0; l < 2; l++)
+            for (int h = 0; h < 2; h++)
+                for (int64_t u = 0; u <= N; u += 3) {
+                    Opts o = {t ? 0.3 : 1.0, l, h, u};
+                    float loss =
+                        run_mixed(q, c, keys, logq, B, D, nv, nkeys, nlogq, N, o, 4, dq, dc, dn);
+                    double want =
+                        reference(q, c, keys, logq, B, D, nv, nkeys, nlogq, N, o, rq, rc, rn);
+                    expect_near(loss, want, 2e-6, "loss", (int)u);
+                    for (int i = 0; i < B * D; i++) {
+                        expect_near(dq[i], rq[i], 2e-5, "dq", i);
+                        expect_near(dc[i], rc[i], 2e-5, "dc", i);
+                    }
+                    for (int i = 0; i < N * D; i++) expect_near(dn[i], rn[i], 2e-5, "dn", i);
+                }
+}
+
+/* By hand: D = 1, queries 1 and 2, candidates 1 and 0, one negative of vector
+ * 1 and probability 1/2. Without it the loss is [log(e + 1) - 1] + log(e^2 + 1);
+ * the negative adds e^1 and e^2 to the rows' sums, and with logq on (the
+ * batch's logq 0) its score rises by log 2, adding 2e and 2e^2. */
+static void test_hand_computed(void **state)
+{
+    (void)state;
+    const float q[2] = {1, 2}, c[2] = {1, 0}, logq[2] = {0, 0}, nv[1] = {1};
+    const float nlogq[1] = {(float)log(0.5)};
+    const int32_t key[2] = {1, 2}, nkey[1] = {3};
+    float dq[2], dc[2], dn[1];
+    double e = exp(1.0), e2 = exp(2.0);
+    double none = log(e + 1) - 1 + log(e2 + 1);
+    double plain = log(2 * e + 1) - 1 + log(2 * e2 + 1);
+    double corrected = log(3 * e + 1) - 1 + log(3 * e2 + 1);
+    float l0 =
+        run_mixed(q, c, key, logq, 2, 1, nv, nkey, nlogq, 1, (Opts){1, 0, 0, 0}, 256, dq, dc, dn);
+    float l1 =
+        run_mixed(q, c, key, logq, 2, 1, nv, nkey, nlogq, 1, (Opts){1, 0, 0, 1}, 256, dq, dc, dn);
+    float l2 =
+        run_mixed(q, c, key, logq, 2, 1, nv, nkey, nlogq, 1, (Opts){1, 1, 0, 1}, 256, dq, dc, dn);
+    expect_near(l0, none, 1e-6, "no negative", 0);
+    expect_near(l1 - l0, plain - none, 1e-5, "the negative's change", 0);
+    expect_near(l1 - l0, log((2 * e + 1) / (e + 1)) + log((2 * e2 + 1) / (e2 + 1)), 1e-5,
+                "the change by hand", 0);
+    expect_near(l2, corrected, 1e-6, "with logq", 0);
+    /* the negative's gradient: its softmax shares times the queries */
+    double want_dn = e / (2 * e + 1) * 1 + e2 / (2 * e2 + 1) * 2;
+    run_mixed(q, c, key, logq, 2, 1, nv, nkey, nlogq, 1, (Opts){1, 0, 0, 1}, 256, dq, dc, dn);
+    expect_near(dn[0], want_dn, 1e-5, "dn", 0);
+}
+
+/* A negative with row 0's key is an accidental hit of row 0: under H row 0's
+ * loss is as without it, while row 1 still counts it. */
+static void test_hits_mask_negatives(void **state)
+{
+    (void)state;
+    const float q[2] = {1, 2}, c[2] = {1, 0}, logq[2] = {0, 0}, nv[1] = {1}, nlogq[1] = {0};
+    const int32_t key[2] = {1, 2}, nkey[1] = {1};
+    float dq[2], dc[2], dn[1];
+    double e = exp(1.0), e2 = exp(2.0);
+    float l =
+        run_mixed(q, c, key, logq, 2, 1, nv, nkey, nlogq, 1, (Opts){1, 0, 1, 1}, 256, dq, dc, dn);
+    expect_near(l, log(e + 1) - 1 + log(2 * e2 + 1), 1e-6, "masked", 0);
+    expect_near(dn[0], e2 / (2 * e2 + 1) * 2, 1e-5, "dn masked", 0);
+}
+
+/* With no negative used it is inbatch_softmax_xent_opt. */
+static void test_none_is_opt(void **state)
+{
+    (void)state;
+    Rng r;
+    rng_seed(&r, 3);
+    float q[B * D], c[B * D], logq[B], nv[N * D], nlogq[N];
+    fill(&r, q, B * D, -1, 1), fill(&r, c, B * D, -1, 1), fill(&r, logq, B, -3, -1);
+    fill(&r, nv, N * D, -1, 1), fill(&r, nlogq, N, -6, -2);
+    float dq[B * D], dc[B * D], dn[N * D], oq[B * D], oc[B * D];
+    int64_t orows = 256 + 2 * D + 6;
+    float *work = calloc((size_t)(orows * B), sizeof *work);
+    float oloss = 0.0f;
+    double knobs[3] = {0.5, 1, 1};
+    KernelCall call = {0};
+    call.in[0] = q, call.in[1] = c, call.in[2] = (void *)keys, call.in[3] = logq;
+    call.in_shape[0] = (KShape){B, D}, call.in_shape[1] = (KShape){B, D};
+    call.in_shape[2] = (KShape){B, 1}, call.in_shape[3] = (KShape){B, 1};
+    call.out[0] = &oloss, call.out[1] = oq, call.out[2] = oc, call.out[3] = work;
+    call.out_shape[0] = (KShape){1, 1}, call.out_shape[1] = (KShape){B, D};
+    call.out_shape[2] = (KShape){B, D}, call.out_shape[3] = (KShape){orows, B};
+    call.iattr[0] = 0, call.iattr[1] = 1, call.iattr[2] = 2;
+    call.knobs = knobs;
+    kernel_inbatch_softmax_xent_opt(&call);
+    free(work);
+    float loss = run_mixed(q, c, keys, logq, B, D, nv, nkeys, nlogq, N, (Opts){0.5, 1, 1, 0}, 256,
+                           dq, dc, dn);
+    expect_near(loss, oloss, 1e-5, "loss", 0);
+    for (int i = 0; i < B * D; i++) {
+        expect_near(dq[i], oq[i], 1e-4, "dq", i);
+        expect_near(dc[i], oc[i], 1e-4, "dc", i);
+    }
+    for (int i = 0; i < N * D; i++) expect_near(dn[i], 0.0, 0, "dn", i);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_against_reference),
+        cmocka_unit_test(test_hand_computed),
+        cmocka_unit_test(test_hits_mask_negatives),
+        cmocka_unit_test(test_none_is_opt),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
