@@ -94,6 +94,44 @@ if "$mtrun" "$tmp/f.bin" --data "$d" $set_small --quiet -o "$tmp/ft.bin" --metri
     --input user_occupation_text=artist --input raw_user_age=22 >"$tmp/cold.out" 2>&1 ||
     fail "cold start: $(cat "$tmp/cold.out")"
   has "$tmp/cold.out" "Movie" "cold start: items recommended"
+  # a known user's and an item's features come from model.bin
+  "$mtrun" "$tmp/ft.bin" predict --user 3 --item "Movie Alpha Part 1 (1951)" \
+    --input timestamp=880000500 >"$tmp/known.out" 2>&1 || fail "predict, known user: $(cat "$tmp/known.out")"
+  has "$tmp/known.out" "rating" "predict, known user: a rating"
+  "$mtrun" "$tmp/ft.bin" recommend --user 3 -k 3 >"$tmp/krec.out" 2>&1 ||
+    fail "recommend, known user: $(cat "$tmp/krec.out")"
+  has "$tmp/krec.out" "Movie" "recommend, known user: items"
+  # user 3 is F, an artist, 18 (u.user above): the same as given by --input
+  "$mtrun" "$tmp/ft.bin" recommend --user 3 -k 3 --input user_gender=F \
+    --input user_occupation_text=artist --input raw_user_age=18 >"$tmp/krec2.out" 2>&1
+  checks=$((checks + 1))
+  cmp -s "$tmp/krec.out" "$tmp/krec2.out" || fail "stored features differ from the same ones given"
+  "$mtrun" "$tmp/ft.bin" recommend --user 3 -k 3 --input user_gender=M \
+    --input user_occupation_text=writer --input raw_user_age=60 >"$tmp/krec3.out" 2>&1
+  checks=$((checks + 1))
+  ! cmp -s "$tmp/krec.out" "$tmp/krec3.out" || fail "--input does not override stored features"
+  if "$mtrun" "$tmp/ft.bin" recommend --user newcomer -k 3 --input user_gender=F >"$tmp/cold2.out" 2>&1; then
+    fail "cold start without its features succeeded"
+  fi
+  has "$tmp/cold2.out" "user_occupation_text" "cold start: the missing feature is named"
+  if "$mtrun" "$tmp/ft.bin" predict --user 3 --item "Movie Alpha Part 1 (1951)" >"$tmp/nots2.out" 2>&1; then
+    fail "predict without timestamp succeeded (known user)"
+  fi
+  has "$tmp/nots2.out" "a value for 'timestamp' is needed" "predict: the per-row feature is named"
+  printf 'user_id,movie_title,timestamp,user_gender\n3,Movie Alpha Part 1 (1951),880000500,\nnewcomer,Movie Beta Part 2 (1952),880000500,F\n' >"$tmp/rows.csv"
+  "$mtrun" "$tmp/ft.bin" predict --file "$tmp/rows.csv" >"$tmp/pf.out" 2>&1 || fail "predict --file: $(cat "$tmp/pf.out")"
+  has "$tmp/pf.out" "user_gender,user_occupation_text,raw_user_age" "predict --file: the feature columns"
+  has "$tmp/pf.out" "3,F,artist,18,Movie Alpha Part 1 (1951),"  "predict --file: a known user's features filled"
+  has "$tmp/pf.out" "newcomer,F,,," "predict --file: a cold start's given feature"
+  printf 'user_id,user_gender,user_occupation_text,raw_user_age\nnewcomer,F,artist,22\n3,,,\n' >"$tmp/q.csv"
+  "$mtrun" "$tmp/ft.bin" recommend --file "$tmp/q.csv" -k 3 >"$tmp/rf.out" 2>&1 || fail "recommend --file: $(cat "$tmp/rf.out")"
+  has "$tmp/rf.out" "newcomer,F,artist,22,1," "recommend --file: cold start"
+  has "$tmp/rf.out" "3,F,artist,18,1," "recommend --file: empty cells filled"
+  printf 'user_id,movie_title\n3,Movie Alpha Part 1 (1951)\n' >"$tmp/nots.csv"
+  if "$mtrun" "$tmp/ft.bin" predict --file "$tmp/nots.csv" >"$tmp/pf2.out" 2>&1; then
+    fail "predict --file without timestamp succeeded"
+  fi
+  has "$tmp/pf2.out" "'timestamp'" "predict --file: the per-row feature is named"
 else
   fail "features model does not train: $(tail -3 "$tmp/train.out")"
 fi
