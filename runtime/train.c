@@ -120,7 +120,10 @@ static MtrStatus data_load(MtrModel *m, const MtrRunOptions *o, int build_vocab,
 {
     const char **item_cols = bind_item_columns(m);
     if (!item_cols) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
-    MtrDataOptions dopt = {.skip_bad = o->skip_bad, .item_columns = item_cols};
+    MtrDataOptions dopt = {.skip_bad = o->skip_bad,
+                           .item_columns = item_cols,
+                           .items_file = o->items_file,
+                           .users_file = o->users_file};
     MtrStatus rc = mtr_data_open(o->data_dir, &dopt, ds, err);
     if (rc == MTR_OK) rc = bind_check_rows(m, &(*ds)->ratings, o->skip_bad, &(*ds)->skipped, err);
     if (rc && *ds) {
@@ -143,7 +146,10 @@ static MtrStatus split_given(const MtrModel *m, const MtrDataset *ds, const MtrR
 {
     const char **item_cols = bind_item_columns(m);
     if (!item_cols) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
-    MtrDataOptions dopt = {.skip_bad = o->skip_bad, .item_columns = item_cols};
+    MtrDataOptions dopt = {.skip_bad = o->skip_bad,
+                           .item_columns = item_cols,
+                           .items_file = o->items_file,
+                           .users_file = o->users_file};
     uint64_t sk1 = 0, sk2 = 0;
     memset(s, 0, sizeof *s);
     s->given = 1;

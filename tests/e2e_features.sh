@@ -8,7 +8,8 @@
 #       a cold-start user given by features, and names a per-row feature that
 #       nobody gave; the same seed gives the same bytes;
 #   (c) a 1M-format folder (users.dat with occupation codes), a latest-format
-#       folder (movies.csv genres) and a generic CSV with users.csv train a
+#       folder (movies.csv genres) and a generic CSV with users.csv (or
+#       --users FILE, --items FILE) train a
 #       model reading their side columns;
 #   (d) mistakes: a list without pooling, tokens over a float, normalize over
 #       a string: mtrc says so.
@@ -232,6 +233,27 @@ EOF
 "$mtrun" "$tmp/generic.bin" --data "$g" --quiet >"$tmp/g.out" 2>&1 || fail "generic folder: $(cat "$tmp/g.out")"
 has "$tmp/g.out" "rmse" "generic folder trains"
 has "$tmp/g.out" "side table lacks" "generic folder: the user missing from users.csv is reported"
+
+# --users FILE / --items FILE: side tables from elsewhere, as TSV
+g2="$tmp/generic2"
+mkdir -p "$g2"
+cp "$g/interactions.csv" "$g2/"
+printf 'user_id\tage\tuser_gender\nu0\t20\tF\nu1\t31\tM\nu2\t44\tF\nu3\t25\tM\nu4\t52\tF\n' >"$tmp/people.tsv"
+printf 'movie_title\nm0\nm1\nm2\nm3\nm9\n' >"$tmp/films.csv"
+"$mtrun" "$tmp/generic.bin" --data "$g2" --users "$tmp/people.tsv" --items "$tmp/films.csv" --quiet \
+  -o "$tmp/g2.bin" >"$tmp/g2.out" 2>&1 || fail "--users/--items: $(cat "$tmp/g2.out")"
+has "$tmp/g2.out" "rmse" "--users/--items: trains"
+hasnt "$tmp/g2.out" "side table lacks" "--users: every user found"
+"$mtrun" "$tmp/g2.bin" predict --user u4 --item m1 --input when=100 >"$tmp/g2p.out" 2>&1 ||
+  fail "--users: predict for a known user: $(cat "$tmp/g2p.out")"
+has "$tmp/g2p.out" "rating" "--users: predict with the stored age and gender"
+if "$mtrun" "$tmp/generic.bin" --data "$g2" --quiet >"$tmp/g3.out" 2>&1; then
+  fail "without --users, the folder has no age column, and yet it trained"
+fi
+if "$mtrun" "$tmp/generic.bin" --data "$d" --users "$tmp/people.tsv" --quiet >"$tmp/g4.out" 2>&1; then
+  fail "--users with a MovieLens folder was accepted"
+fi
+has "$tmp/g4.out" "--users and --items" "--users with MovieLens: said why"
 
 # ---- (d) mistakes
 bad() { # bad WHAT TEXT EXPECTED

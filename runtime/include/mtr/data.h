@@ -48,6 +48,9 @@ typedef struct {
      * Without an items file, the items are the distinct combinations of these
      * columns in the interactions, in first-seen order. NULL-terminated. */
     const char *const *item_columns;
+    /* Generic files only: the item and user side tables (CSV or TSV) to read
+     * instead of the folder's items.csv and users.csv, or NULL. */
+    const char *items_file, *users_file;
 } MtrDataOptions;
 
 /* Reads the data folder `dir`, recognising its format by the files in it. */
