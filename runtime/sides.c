@@ -103,7 +103,7 @@ nomem:
     return mtr_fail(err, MTR_E_NOMEM, "out of memory");
 }
 
-MtrStatus sides_learn(MtrModel *m, const MtrTable *t, MtrError *err)
+MtrStatus sides_learn(MtrModel *m, const MtrTable *t, const MtrTable *items, MtrError *err)
 {
     sides_free(m);
     int32_t user = -1, item = -1;
@@ -114,7 +114,9 @@ MtrStatus sides_learn(MtrModel *m, const MtrTable *t, MtrError *err)
         if (!col->is_item && user < 0) user = (int32_t)c;
     }
     MtrStatus rc = user >= 0 ? learn_one(m, t, user, err) : MTR_OK;
-    if (rc == MTR_OK && item >= 0) rc = learn_one(m, t, item, err);
+    /* every candidate item, also one no training row rates */
+    if (items && item >= 0 && !mtr_table_column(items, m->columns[item].name)) items = NULL;
+    if (rc == MTR_OK && item >= 0) rc = learn_one(m, items ? items : t, item, err);
     return rc;
 }
 

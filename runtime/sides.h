@@ -11,8 +11,9 @@
 /* Replaces m's side tables with those of t: for the user key (the first input
  * data column that is not an item attribute) and the item key (the first item
  * attribute), the other input data columns of the same side whose value is a
- * function of the key in every row of t. */
-MtrStatus sides_learn(MtrModel *m, const MtrTable *t, MtrError *err);
+ * function of the key in every row of t (for the item key, of items, the
+ * candidate items, when it has the key column; items may be NULL). */
+MtrStatus sides_learn(MtrModel *m, const MtrTable *t, const MtrTable *items, MtrError *err);
 
 /* A copy of t in *out with the columns the model holds filled in: for each
  * side table whose key t has, the side's columns t lacks (a column t has

@@ -161,7 +161,7 @@ static MtrStatus split_given(const MtrModel *m, const MtrDataset *ds, const MtrR
     s->skipped = sk1 + sk2;
     /* features learn their statistics from the training rows only */
     if (rc == MTR_OK && adapt) rc = features_adapt(adapt, &s->train_file, NULL, 0, err);
-    if (rc == MTR_OK && adapt) rc = sides_learn(adapt, &s->train_file, err);
+    if (rc == MTR_OK && adapt) rc = sides_learn(adapt, &s->train_file, &ds->items, err);
     if (rc == MTR_OK) rc = bind_encode(m, &s->train_file, NULL, &s->enc_train, err);
     if (rc == MTR_OK) rc = bind_encode(m, &s->test_file, NULL, &s->enc_test, err);
     if (rc == MTR_OK) {
@@ -201,7 +201,7 @@ static MtrStatus split_random(const MtrModel *m, const MtrDataset *ds, Split *s,
     }
     if (rc == MTR_OK && adapt)
         rc = features_adapt(adapt, &ds->ratings, all, (uint64_t)s->n_train, err);
-    if (rc == MTR_OK && adapt) rc = sides_learn(adapt, &ds->ratings, err);
+    if (rc == MTR_OK && adapt) rc = sides_learn(adapt, &ds->ratings, &ds->items, err);
     if (rc == MTR_OK) rc = bind_encode(m, &ds->ratings, NULL, &s->enc_train, err);
     s->enc_test = s->enc_train;
     s->shared = 1;
