@@ -190,15 +190,19 @@ MtrStatus serve_bind(const MtrModel *m, int p, const MtrTable *t, int64_t batch,
                      MtrVocabIndex *const *ixs, MtrSession *s, ServeRun *r, MtrError *err)
 {
     memset(r, 0, sizeof *r);
-    r->t = &r->filled;
+    r->t = t;
     r->p = p;
     r->s = s;
     if (!m->trained) return mtr_fail(err, MTR_E_STATE, "the model is not trained: train it first");
     if (t->n_rows == 0) return mtr_fail(err, MTR_E_ARG, "%s: no rows", t->path);
     MtrStatus rc = bind_feeds(m, p, &r->feeds, err);
-    if (rc == MTR_OK) rc = sides_fill(m, t, (flags & SERVE_STRICT) != 0, &r->filled, err);
-    if (rc == MTR_OK) rc = needed_columns(m, &r->feeds, &r->filled, err);
-    t = &r->filled;
+    /* a copy only when the model holds features to fill in */
+    if (rc == MTR_OK && m->n_sides) {
+        rc = sides_fill(m, t, (flags & SERVE_STRICT) != 0, &r->filled, err);
+        t = &r->filled;
+    }
+    r->t = t;
+    if (rc == MTR_OK) rc = needed_columns(m, &r->feeds, t, err);
     if (rc == MTR_OK) rc = bind_encode_ix(m, t, &r->feeds, ixs, &r->e, err);
     if (rc == MTR_OK && (flags & SERVE_STRICT) && r->e.oov) rc = unknown_value(m, r, err);
     if (rc) return rc;

@@ -37,7 +37,7 @@ MtrStatus serve_check_recommend(const MtrModel *m, const ServeOutputs *o, int64_
  * batches of up to `batch` rows (and, for recommend, with the item vectors
  * computed). */
 typedef struct {
-    const MtrTable *t; /* the rows, with the features the model holds filled in (filled) */
+    const MtrTable *t; /* the rows (borrowed), or filled: with the model's features filled in */
     MtrTable filled;
     int p;
     Encoded e;
