@@ -236,9 +236,11 @@ static void test_two_ranks_as_threads(void **state)
     }
     for (int r = 0; r < 2; r++) {
         metrics_report_free(&two[r].res.test);
+        metrics_report_free(&two[r].res.baseline);
         mtr_model_free(two[r].m);
     }
     metrics_report_free(&one.res.test);
+    metrics_report_free(&one.res.baseline);
     mtr_model_free(one.m);
     free(csv);
     free(data);
