@@ -118,6 +118,10 @@ static int32_t sole_id_input(const Graph *g, int32_t t, int only_one, char *why,
     for (int i = 0; i < n_inputs; i++) {
         const MtrTensor *ten = &m->tensors[inputs[i]];
         int32_t c = ten->source_column;
+        /* Never a feature column: lookup(min_count = N) maps every rare value
+         * to the one out-of-vocabulary id, whose rows then differ in their
+         * side columns, so grouping rows by it would not be exact. A plain
+         * lookup's vocabulary holds every value of the training folder. */
         if (ten->dtype != MTR_DT_I32 || ten->rank != 1 || c < 0 || (uint32_t)c >= m->n_columns ||
             m->columns[c].feature)
             continue;
@@ -138,7 +142,14 @@ static int32_t sole_id_input(const Graph *g, int32_t t, int only_one, char *why,
         if (j == best || (dc >= 0 && (strcmp(cname, kname) == 0 || side_of(kname, cname))))
             continue;
         size_t used = strlen(why);
-        snprintf(why + used, why_cap - used, "%s'%s'", used ? ", " : "", cname);
+        int32_t sc = m->tensors[inputs[j]].source_column;
+        const MtrColumn *jc = sc >= 0 && (uint32_t)sc < m->n_columns ? &m->columns[sc] : NULL;
+        if (jc && jc->feature == MTR_FEAT_LOOKUP && jc->feature_arg > 1)
+            snprintf(why + used, why_cap - used,
+                     "%s'%s' (lookup(min_count = %d): its rare values share one id)",
+                     used ? ", " : "", cname, (int)jc->feature_arg);
+        else
+            snprintf(why + used, why_cap - used, "%s'%s'", used ? ", " : "", cname);
     }
     return -1;
 }

@@ -281,6 +281,21 @@ static void enc_features(Buf *b, const MtrModel *m)
     }
 }
 
+/* After the features: the side tables (docs/format.md, "sides"). */
+static void enc_sides(Enc *e, Buf *b, const MtrModel *m)
+{
+    put_u32(b, m->n_sides);
+    for (uint32_t s = 0; s < m->n_sides; s++) {
+        const MtrSideTable *st = &m->sides[s];
+        put_i32(b, st->key);
+        put_u32(b, st->n_columns);
+        for (uint32_t c = 0; c < st->n_columns; c++) put_i32(b, st->columns[c]);
+        put_u32(b, st->n_rows);
+        for (uint64_t i = 0; i < (uint64_t)st->n_rows * (1 + st->n_columns); i++)
+            put_str(e, b, st->values[i]);
+    }
+}
+
 static void enc_columns_tasks(Enc *e, const MtrModel *m)
 {
     Buf *b = &e->sec[SEC_COLUMNS];
@@ -300,6 +315,7 @@ static void enc_columns_tasks(Enc *e, const MtrModel *m)
         put_f32(b, c->threshold);
     }
     enc_features(b, m);
+    if (m->n_sides) enc_sides(e, b, m);
     b = &e->sec[SEC_TASKS];
     put_u32(b, m->n_tasks);
     for (uint32_t i = 0; i < m->n_tasks; i++) {
@@ -743,6 +759,46 @@ static int dec_features(Rd *r)
     return 0;
 }
 
+/* The side tables after the features (none in a file from before them). */
+static int dec_sides(Rd *r)
+{
+    MtrModel *m = r->m;
+    uint32_t n = 0;
+    if (r->end - r->pos >= 4 && rd_u32(r, &n)) return -1;
+    if (need(r, n, 12, "side tables")) return -1;
+    if (n && !(m->sides = calloc(n, sizeof *m->sides))) return nomem(r);
+    for (uint32_t s = 0; s < n; s++) {
+        MtrSideTable *st = &m->sides[s];
+        m->n_sides = s + 1;
+        size_t at = r->pos;
+        if (rd_i32(r, &st->key) || rd_u32(r, &st->n_columns)) return -1;
+        if (st->key < 0 || (uint32_t)st->key >= m->n_columns || st->n_columns == 0 ||
+            st->n_columns >= m->n_columns)
+            return bad_at(r, at, "side table %u has key %d and %u columns", s, st->key,
+                          st->n_columns);
+        if (need(r, st->n_columns, 4, "side columns")) return -1;
+        if (!(st->columns = malloc(st->n_columns * sizeof *st->columns))) return nomem(r);
+        for (uint32_t c = 0; c < st->n_columns; c++) {
+            at = r->pos;
+            if (rd_i32(r, &st->columns[c])) return -1;
+            int32_t col = st->columns[c];
+            if (col < 0 || (uint32_t)col >= m->n_columns || col == st->key ||
+                m->columns[col].is_label || m->columns[col].feature)
+                return bad_at(r, at, "side table %u names column %d", s, col);
+        }
+        at = r->pos;
+        uint32_t rows;
+        if (rd_u32(r, &rows)) return -1;
+        uint64_t total = (uint64_t)rows * (1 + st->n_columns);
+        if (need(r, total, 4, "side values")) return -1;
+        if (total && !(st->values = calloc((size_t)total, sizeof *st->values))) return nomem(r);
+        st->n_rows = rows;
+        for (uint64_t i = 0; i < total; i++)
+            if (rd_str(r, &st->values[i])) return -1;
+    }
+    return 0;
+}
+
 static int dec_columns(Rd *r)
 {
     MtrModel *m = r->m;
@@ -796,6 +852,7 @@ static int dec_columns(Rd *r)
                 m->columns[i].name, m->columns[from].name);
     }
     if (dec_features(r)) return -1;
+    if (dec_sides(r)) return -1;
     if (finish(r)) return -1;
     /* The symbols, read before the columns, name their column only when their
      * kind is per column; their printed names are made now. */

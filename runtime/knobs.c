@@ -214,5 +214,13 @@ void mtr_model_print_info(const MtrModel *m, FILE *out)
                     m->vocabs[v].n);
         }
         fprintf(out, "items: %u\n", m->items.n);
+        /* what serving fills in from the key alone (sides.c) */
+        for (uint32_t i = 0; i < m->n_sides; i++) {
+            const MtrSideTable *st = &m->sides[i];
+            fprintf(out, "%s features kept: %u, with", m->columns[st->key].name, st->n_rows);
+            for (uint32_t c = 0; c < st->n_columns; c++)
+                fprintf(out, "%s %s", c ? "," : "", m->columns[st->columns[c]].name);
+            fputc('\n', out);
+        }
     }
 }

@@ -45,6 +45,8 @@ static const char usage[] =
     "  --timings         add each epoch's wall time (\"seconds\") to the JSON lines\n"
     "  --step-log FILE   write one JSON line per training step\n"
     "  --train F --test F  train and test on given files instead of a random split\n"
+    "  --users FILE      generic data: the user side table (CSV/TSV), instead of users.csv\n"
+    "  --items FILE      generic data: the candidate items (CSV/TSV), instead of items.csv\n"
     "  --order file      batches in the training file's order (default: seeded shuffle)\n"
     "  --reshuffle       a new batch order each epoch\n"
     "  --skip-bad        skip malformed records (counted) instead of failing\n"
@@ -65,7 +67,7 @@ static const char usage[] =
 
 typedef struct {
     const char *model, *command, *data, *out, *metrics, *step_log, *train, *test, *folds, *dir,
-        *file, *init;
+        *file, *init, *users_file, *items_file;
     const char *sets[MAX_ARGS];
     int n_sets;
     const char *names[MAX_ARGS], *values[MAX_ARGS];
@@ -105,6 +107,8 @@ enum {
     OPT_FILE,
     OPT_INIT,
     OPT_USER,
+    OPT_USERS,
+    OPT_ITEMS,
     OPT_ITEM,
     OPT_SET,
     OPT_INPUT,
@@ -135,6 +139,8 @@ static const struct option long_options[] = {
     {"file", required_argument, NULL, OPT_FILE},
     {"init", required_argument, NULL, OPT_INIT},
     {"user", required_argument, NULL, OPT_USER},
+    {"users", required_argument, NULL, OPT_USERS},
+    {"items", required_argument, NULL, OPT_ITEMS},
     {"item", required_argument, NULL, OPT_ITEM},
     {"set", required_argument, NULL, OPT_SET},
     {"input", required_argument, NULL, OPT_INPUT},
@@ -210,6 +216,12 @@ static int parse_args(int argc, char **argv, Args *a)
             break;
         case OPT_USER:
             a->user = v;
+            break;
+        case OPT_USERS:
+            a->users_file = v;
+            break;
+        case OPT_ITEMS:
+            a->items_file = v;
             break;
         case OPT_ITEM:
             a->item = v;
@@ -387,6 +399,8 @@ static MtrRunOptions run_options(const Args *a, FILE *metrics, FILE *steps)
                            .train_file = a->train,
                            .test_file = a->test,
                            .skip_bad = a->skip_bad,
+                           .users_file = a->users_file,
+                           .items_file = a->items_file,
                            .reshuffle = a->reshuffle,
                            .order_file = a->order_file,
                            .fresh = a->fresh,

@@ -2,6 +2,7 @@
  * In: nothing (mtrc and format.c fill the structs). Out: a MtrModel that owns
  * every string and array it points to (see mtr/model.h). */
 #include "mtr/model.h"
+#include "sides.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -48,6 +49,7 @@ void mtr_model_free(MtrModel *m)
             free(m->columns[i].item_lists);
         }
     free(m->columns);
+    sides_free(m);
     if (m->tasks)
         for (uint32_t i = 0; i < m->n_tasks; i++) {
             free(m->tasks[i].name);

@@ -4,6 +4,7 @@
 #include "mtr/run.h"
 
 #include "serve.h"
+#include "sides.h"
 
 #include <stdio.h>
 
@@ -167,6 +168,24 @@ MtrStatus serve_session(const MtrModel *m, const ServeOutputs *o, int p, int64_t
     return rc;
 }
 
+/* An error naming the first data column the program reads that t lacks. */
+static MtrStatus needed_columns(const MtrModel *m, const ProgramFeeds *feeds, const MtrTable *t,
+                                MtrError *err)
+{
+    for (uint32_t f = 0; f < feeds->n; f++) {
+        const MtrColumn *col = &m->columns[feeds->feeds[f].column];
+        /* a feature is computed from its data column, which is what is given */
+        const char *need = col->feature ? m->columns[col->feature_of].name : col->name;
+        if (feeds->feeds[f].kind != FEED_ITEMS && !mtr_table_column(t, need))
+            return mtr_fail(err, MTR_E_DATA,
+                            "a value for '%s' is needed: the rows have no column '%s' and the "
+                            "model does not hold it for them (--input %s=VALUE, or a column of "
+                            "--file)",
+                            need, need, need);
+    }
+    return MTR_OK;
+}
+
 MtrStatus serve_bind(const MtrModel *m, int p, const MtrTable *t, int64_t batch, unsigned flags,
                      MtrVocabIndex *const *ixs, MtrSession *s, ServeRun *r, MtrError *err)
 {
@@ -177,6 +196,13 @@ MtrStatus serve_bind(const MtrModel *m, int p, const MtrTable *t, int64_t batch,
     if (!m->trained) return mtr_fail(err, MTR_E_STATE, "the model is not trained: train it first");
     if (t->n_rows == 0) return mtr_fail(err, MTR_E_ARG, "%s: no rows", t->path);
     MtrStatus rc = bind_feeds(m, p, &r->feeds, err);
+    /* a copy only when the model holds features to fill in */
+    if (rc == MTR_OK && m->n_sides) {
+        rc = sides_fill(m, t, (flags & SERVE_STRICT) != 0, &r->filled, err);
+        t = &r->filled;
+    }
+    r->t = t;
+    if (rc == MTR_OK) rc = needed_columns(m, &r->feeds, t, err);
     if (rc == MTR_OK) rc = bind_encode_ix(m, t, &r->feeds, ixs, &r->e, err);
     if (rc == MTR_OK && (flags & SERVE_STRICT) && r->e.oov) rc = unknown_value(m, r, err);
     if (rc) return rc;
@@ -207,6 +233,7 @@ void serve_close(const MtrModel *m, ServeRun *r)
     if (r->own_session) mtr_session_free(r->s);
     bind_encoded_free(m, &r->e);
     bind_feeds_free(&r->feeds);
+    mtr_table_free(&r->filled);
     free(r->rows);
     memset(r, 0, sizeof *r);
 }
@@ -275,21 +302,7 @@ static MtrStatus one_row(const MtrModel *m, const ServeOutputs *o, int p, int n,
     for (int i = 0; i < n; i++)
         if (mtr_model_find_column(m, names[i]) < 0)
             return mtr_fail(err, MTR_E_ARG, "the model has no input column '%s'", names[i]);
-    ProgramFeeds feeds;
-    MtrStatus rc = bind_feeds(m, p, &feeds, err);
-    for (uint32_t f = 0; rc == MTR_OK && f < feeds.n; f++) {
-        const MtrColumn *col = &m->columns[feeds.feeds[f].column];
-        /* a feature is computed from its data column, which is what is given */
-        const char *need = col->feature ? m->columns[col->feature_of].name : col->name;
-        int given = 0;
-        for (int i = 0; i < n; i++) given |= strcmp(names[i], need) == 0;
-        if (feeds.feeds[f].kind != FEED_ITEMS && !given)
-            rc = mtr_fail(err, MTR_E_ARG, "a value for '%s' is needed (--input %s=VALUE)", need,
-                          need);
-    }
-    if (rc == MTR_OK) bind_feeds_free(&feeds);
-    if (rc == MTR_OK)
-        rc = mtr_table_from_values("the command line", (uint32_t)n, names, 1, values, t, err);
+    MtrStatus rc = mtr_table_from_values("the command line", (uint32_t)n, names, 1, values, t, err);
     if (rc == MTR_OK) rc = serve_open(m, o, p, t, 1, k, SERVE_STRICT, r, err);
     return rc;
 }
@@ -396,12 +409,32 @@ static MtrStatus read_rows(const char *path, MtrTable *t, MtrError *err)
     return rc;
 }
 
+/* The data column that feed i of f reads (a feature's own data column), or
+ * NULL when it is an item feed or an earlier feed reads it too. */
+static const char *feed_name(const MtrModel *m, const ServeRun *f, uint32_t i)
+{
+    if (f->feeds.feeds[i].kind == FEED_ITEMS) return NULL;
+    const MtrColumn *col = &m->columns[f->feeds.feeds[i].column];
+    return col->feature ? m->columns[col->feature_of].name : col->name;
+}
+
+static const char *feed_column(const MtrModel *m, const ServeRun *f, uint32_t i)
+{
+    const char *name = feed_name(m, f, i);
+    for (uint32_t j = 0; name && j < i; j++) {
+        const char *other = feed_name(m, f, j);
+        if (other && strcmp(other, name) == 0) return NULL;
+    }
+    return name;
+}
+
 /* Writes row r's values of the columns the program reads, each followed by a comma. */
 static void put_inputs(FILE *out, const MtrModel *m, const ServeRun *f, uint64_t r)
 {
     for (uint32_t i = 0; i < f->feeds.n; i++) {
-        if (f->feeds.feeds[i].kind == FEED_ITEMS) continue;
-        const MtrDataColumn *c = mtr_table_column(f->t, m->columns[f->feeds.feeds[i].column].name);
+        const char *name = feed_column(m, f, i);
+        if (!name) continue;
+        const MtrDataColumn *c = mtr_table_column(f->t, name);
         put_field(out, c->values[c->codes[r]]);
         fputc(',', out);
     }
@@ -410,8 +443,9 @@ static void put_inputs(FILE *out, const MtrModel *m, const ServeRun *f, uint64_t
 static void put_input_names(FILE *out, const MtrModel *m, const ServeRun *f)
 {
     for (uint32_t i = 0; i < f->feeds.n; i++) {
-        if (f->feeds.feeds[i].kind == FEED_ITEMS) continue;
-        put_field(out, m->columns[f->feeds.feeds[i].column].name);
+        const char *name = feed_column(m, f, i);
+        if (!name) continue;
+        put_field(out, name);
         fputc(',', out);
     }
 }

@@ -37,7 +37,8 @@ MtrStatus serve_check_recommend(const MtrModel *m, const ServeOutputs *o, int64_
  * batches of up to `batch` rows (and, for recommend, with the item vectors
  * computed). */
 typedef struct {
-    const MtrTable *t; /* borrowed */
+    const MtrTable *t; /* the rows (borrowed), or filled: with the model's features filled in */
+    MtrTable filled;
     int p;
     Encoded e;
     ProgramFeeds feeds;
@@ -60,7 +61,10 @@ MtrStatus serve_session(const MtrModel *m, const ServeOutputs *o, int p, int64_t
 
 /* Encodes t for program p (ixs: ready vocabulary indexes per column, or NULL)
  * to run in session s (borrowed, from serve_session with batch >= `batch`).
- * t must hold every input column p reads; extra columns are ignored. */
+ * The features the model holds for t's user and item (its side tables) are
+ * filled in where t lacks their columns; then t must hold every other input
+ * column p reads (an error names the first one missing); extra columns are
+ * ignored. */
 MtrStatus serve_bind(const MtrModel *m, int p, const MtrTable *t, int64_t batch, unsigned flags,
                      MtrVocabIndex *const *ixs, MtrSession *s, ServeRun *r, MtrError *err);
 

@@ -8,6 +8,7 @@
 #include "bind.h"
 #include "negatives.h"
 #include "featurize.h"
+#include "sides.h"
 #include "mtr/control.h"
 #include "mtr/data.h"
 #include "mtr/exec.h"
@@ -125,7 +126,9 @@ static MtrStatus data_load(MtrModel *m, const MtrRunOptions *o, int build_vocab,
     /* under ranks, each reads its part of the interactions (mtr/data.h) */
     MtrDataOptions dopt = {.skip_bad = o->skip_bad,
                            .item_columns = item_cols,
-                           .dist = o->dist && o->dist->size > 1 ? o->dist : NULL};
+                           .dist = o->dist && o->dist->size > 1 ? o->dist : NULL,
+                           .items_file = o->items_file,
+                           .users_file = o->users_file};
     MtrStatus rc = mtr_data_open(o->data_dir, &dopt, ds, err);
     if (rc == MTR_OK) rc = bind_check_rows(m, &(*ds)->ratings, o->skip_bad, &(*ds)->skipped, err);
     if (rc && *ds) {
@@ -148,7 +151,10 @@ static MtrStatus split_given(const MtrModel *m, const MtrDataset *ds, const MtrR
 {
     const char **item_cols = bind_item_columns(m);
     if (!item_cols) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
-    MtrDataOptions dopt = {.skip_bad = o->skip_bad, .item_columns = item_cols};
+    MtrDataOptions dopt = {.skip_bad = o->skip_bad,
+                           .item_columns = item_cols,
+                           .items_file = o->items_file,
+                           .users_file = o->users_file};
     uint64_t sk1 = 0, sk2 = 0;
     memset(s, 0, sizeof *s);
     s->given = 1;
@@ -160,6 +166,7 @@ static MtrStatus split_given(const MtrModel *m, const MtrDataset *ds, const MtrR
     s->skipped = sk1 + sk2;
     /* features learn their statistics from the training rows only */
     if (rc == MTR_OK && adapt) rc = features_adapt(adapt, &s->train_file, NULL, 0, err);
+    if (rc == MTR_OK && adapt) rc = sides_learn(adapt, &s->train_file, &ds->items, err);
     if (rc == MTR_OK) rc = bind_encode(m, &s->train_file, NULL, &s->enc_train, err);
     if (rc == MTR_OK) rc = bind_encode(m, &s->test_file, NULL, &s->enc_test, err);
     if (rc == MTR_OK) {
@@ -199,6 +206,7 @@ static MtrStatus split_random(const MtrModel *m, const MtrDataset *ds, Split *s,
     }
     if (rc == MTR_OK && adapt)
         rc = features_adapt(adapt, &ds->ratings, all, (uint64_t)s->n_train, err);
+    if (rc == MTR_OK && adapt) rc = sides_learn(adapt, &ds->ratings, &ds->items, err);
     if (rc == MTR_OK) rc = bind_encode(m, &ds->ratings, NULL, &s->enc_train, err);
     s->enc_test = s->enc_train;
     s->shared = 1;

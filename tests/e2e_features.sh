@@ -8,7 +8,8 @@
 #       a cold-start user given by features, and names a per-row feature that
 #       nobody gave; the same seed gives the same bytes;
 #   (c) a 1M-format folder (users.dat with occupation codes), a latest-format
-#       folder (movies.csv genres) and a generic CSV with users.csv train a
+#       folder (movies.csv genres) and a generic CSV with users.csv (or
+#       --users FILE, --items FILE) train a
 #       model reading their side columns;
 #   (d) mistakes: a list without pooling, tokens over a float, normalize over
 #       a string: mtrc says so.
@@ -94,9 +95,77 @@ if "$mtrun" "$tmp/f.bin" --data "$d" $set_small --quiet -o "$tmp/ft.bin" --metri
     --input user_occupation_text=artist --input raw_user_age=22 >"$tmp/cold.out" 2>&1 ||
     fail "cold start: $(cat "$tmp/cold.out")"
   has "$tmp/cold.out" "Movie" "cold start: items recommended"
+  # a known user's and an item's features come from model.bin
+  "$mtrun" "$tmp/ft.bin" predict --user 3 --item "Movie Alpha Part 1 (1951)" \
+    --input timestamp=880000500 >"$tmp/known.out" 2>&1 || fail "predict, known user: $(cat "$tmp/known.out")"
+  has "$tmp/known.out" "rating" "predict, known user: a rating"
+  "$mtrun" "$tmp/ft.bin" recommend --user 3 -k 3 >"$tmp/krec.out" 2>&1 ||
+    fail "recommend, known user: $(cat "$tmp/krec.out")"
+  has "$tmp/krec.out" "Movie" "recommend, known user: items"
+  # user 3 is F, an artist, 18 (u.user above): the same as given by --input
+  "$mtrun" "$tmp/ft.bin" recommend --user 3 -k 3 --input user_gender=F \
+    --input user_occupation_text=artist --input raw_user_age=18 >"$tmp/krec2.out" 2>&1
+  checks=$((checks + 1))
+  cmp -s "$tmp/krec.out" "$tmp/krec2.out" || fail "stored features differ from the same ones given"
+  "$mtrun" "$tmp/ft.bin" recommend --user 3 -k 3 --input user_gender=M \
+    --input user_occupation_text=writer --input raw_user_age=60 >"$tmp/krec3.out" 2>&1
+  checks=$((checks + 1))
+  ! cmp -s "$tmp/krec.out" "$tmp/krec3.out" || fail "--input does not override stored features"
+  if "$mtrun" "$tmp/ft.bin" recommend --user newcomer -k 3 --input user_gender=F >"$tmp/cold2.out" 2>&1; then
+    fail "cold start without its features succeeded"
+  fi
+  has "$tmp/cold2.out" "user_occupation_text" "cold start: the missing feature is named"
+  if "$mtrun" "$tmp/ft.bin" predict --user 3 --item "Movie Alpha Part 1 (1951)" >"$tmp/nots2.out" 2>&1; then
+    fail "predict without timestamp succeeded (known user)"
+  fi
+  has "$tmp/nots2.out" "a value for 'timestamp' is needed" "predict: the per-row feature is named"
+  printf 'user_id,movie_title,timestamp,user_gender\n3,Movie Alpha Part 1 (1951),880000500,\nnewcomer,Movie Beta Part 2 (1952),880000500,F\n' >"$tmp/rows.csv"
+  "$mtrun" "$tmp/ft.bin" predict --file "$tmp/rows.csv" >"$tmp/pf.out" 2>&1 || fail "predict --file: $(cat "$tmp/pf.out")"
+  has "$tmp/pf.out" "user_gender,user_occupation_text,raw_user_age" "predict --file: the feature columns"
+  has "$tmp/pf.out" "3,F,artist,18,Movie Alpha Part 1 (1951),"  "predict --file: a known user's features filled"
+  has "$tmp/pf.out" "newcomer,F,,," "predict --file: a cold start's given feature"
+  printf 'user_id,user_gender,user_occupation_text,raw_user_age\nnewcomer,F,artist,22\n3,,,\n' >"$tmp/q.csv"
+  "$mtrun" "$tmp/ft.bin" recommend --file "$tmp/q.csv" -k 3 >"$tmp/rf.out" 2>&1 || fail "recommend --file: $(cat "$tmp/rf.out")"
+  has "$tmp/rf.out" "newcomer,F,artist,22,1," "recommend --file: cold start"
+  has "$tmp/rf.out" "3,F,artist,18,1," "recommend --file: empty cells filled"
+  printf 'user_id,movie_title\n3,Movie Alpha Part 1 (1951)\n' >"$tmp/nots.csv"
+  if "$mtrun" "$tmp/ft.bin" predict --file "$tmp/nots.csv" >"$tmp/pf2.out" 2>&1; then
+    fail "predict --file without timestamp succeeded"
+  fi
+  has "$tmp/pf2.out" "'timestamp'" "predict --file: the per-row feature is named"
 else
   fail "features model does not train: $(tail -3 "$tmp/train.out")"
 fi
+
+# ---- (b2) a retrieval key looked up with min_count: its rare ids share the
+# out-of-vocabulary id while their side features differ, so rows are never
+# grouped by it; the compiled loss is the plain (-O0) one
+cat >"$tmp/mc.mtr" <<'EOF'
+model mc
+input user_id      : string
+input movie_title  : string
+input user_gender  : string
+label user_rating  : float
+tower user  = concat(user_id -> lookup(min_count = 20) -> embedding(8), user_gender -> lookup -> embedding(2)) -> dense(8)
+tower movie = movie_title -> lookup -> embedding(8) -> dense(8)
+task retrieval = retrieval(user, movie) metrics top_k(5)
+train { batch 64 epochs 2 }
+EOF
+"$mtrc" "$tmp/mc.mtr" -o "$tmp/mc.bin" 2>"$tmp/mc.err" || fail "min_count model: $(cat "$tmp/mc.err")"
+has "$tmp/mc.err" "lookup(min_count = 20)" "min_count key: the note says why"
+"$mtrc" --dump graph "$tmp/mc.mtr" >"$tmp/mc.graph" 2>/dev/null
+has "$tmp/mc.graph" "inbatch_softmax_xent_qc(" "min_count key: blocked form"
+hasnt "$tmp/mc.graph" "inbatch_softmax_xent_ids(" "min_count key: not grouped by ids"
+"$mtrc" -O0 "$tmp/mc.mtr" -o "$tmp/mc0.bin" 2>/dev/null
+"$mtrun" "$tmp/mc.bin" --data "$d" --quiet --metrics "$tmp/mc.jsonl" >/dev/null 2>&1 || fail "min_count model does not train"
+"$mtrun" "$tmp/mc0.bin" --data "$d" --quiet --metrics "$tmp/mc0.jsonl" >/dev/null 2>&1 || fail "min_count model (-O0) does not train"
+checks=$((checks + 1))
+python3 - "$tmp/mc.jsonl" "$tmp/mc0.jsonl" <<'PY' || fail "min_count key: the loss differs from the plain form's"
+import json, sys
+a, b = ([json.loads(l)["loss"] for l in open(p) if '"train"' in l] for p in sys.argv[1:3])
+assert len(a) == len(b) == 2, (a, b)
+assert all(abs(x - y) <= 1e-4 * max(1.0, abs(y)) for x, y in zip(a, b)), (a, b)
+PY
 
 # ---- (c) other formats
 cat >"$tmp/side.mtr" <<'EOF'
@@ -164,6 +233,27 @@ EOF
 "$mtrun" "$tmp/generic.bin" --data "$g" --quiet >"$tmp/g.out" 2>&1 || fail "generic folder: $(cat "$tmp/g.out")"
 has "$tmp/g.out" "rmse" "generic folder trains"
 has "$tmp/g.out" "side table lacks" "generic folder: the user missing from users.csv is reported"
+
+# --users FILE / --items FILE: side tables from elsewhere, as TSV
+g2="$tmp/generic2"
+mkdir -p "$g2"
+cp "$g/interactions.csv" "$g2/"
+printf 'user_id\tage\tuser_gender\nu0\t20\tF\nu1\t31\tM\nu2\t44\tF\nu3\t25\tM\nu4\t52\tF\n' >"$tmp/people.tsv"
+printf 'movie_title\nm0\nm1\nm2\nm3\nm9\n' >"$tmp/films.csv"
+"$mtrun" "$tmp/generic.bin" --data "$g2" --users "$tmp/people.tsv" --items "$tmp/films.csv" --quiet \
+  -o "$tmp/g2.bin" >"$tmp/g2.out" 2>&1 || fail "--users/--items: $(cat "$tmp/g2.out")"
+has "$tmp/g2.out" "rmse" "--users/--items: trains"
+hasnt "$tmp/g2.out" "side table lacks" "--users: every user found"
+"$mtrun" "$tmp/g2.bin" predict --user u4 --item m1 --input when=100 >"$tmp/g2p.out" 2>&1 ||
+  fail "--users: predict for a known user: $(cat "$tmp/g2p.out")"
+has "$tmp/g2p.out" "rating" "--users: predict with the stored age and gender"
+if "$mtrun" "$tmp/generic.bin" --data "$g2" --quiet >"$tmp/g3.out" 2>&1; then
+  fail "without --users, the folder has no age column, and yet it trained"
+fi
+if "$mtrun" "$tmp/generic.bin" --data "$d" --users "$tmp/people.tsv" --quiet >"$tmp/g4.out" 2>&1; then
+  fail "--users with a MovieLens folder was accepted"
+fi
+has "$tmp/g4.out" "--users and --items" "--users with MovieLens: said why"
 
 # ---- (d) mistakes
 bad() { # bad WHAT TEXT EXPECTED

@@ -175,7 +175,7 @@ static void test_100k_small(void **state)
     char want[512];
     snprintf(want, sizeof want, "%s:2: unknown movie id (found '9')", split);
     assert_string_equal(err.msg, want);
-    MtrDataOptions skip = {1, NULL, NULL};
+    MtrDataOptions skip = {.skip_bad = 1};
     assert_int_equal(mtr_data_read_interactions(split, ds, &skip, &t, &skipped, &err), MTR_OK);
     assert_int_equal(skipped, 1);
     assert_int_equal(t.n_rows, 2);
@@ -268,7 +268,7 @@ static void test_100k_skip_bad(void **state)
         "1|B|||u|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0\n" /* duplicate id */
         "2|C|||u\n"                                       /* too few fields */
         "4|D|||u|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0\n");
-    MtrDataOptions opt = {1, NULL, NULL};
+    MtrDataOptions opt = {.skip_bad = 1};
     MtrDataset *ds = open_ok(dir, &opt);
     assert_int_equal(ds->skipped, 6);
     assert_int_equal(ds->items.n_rows, 2);
@@ -434,7 +434,7 @@ static void test_latest_small(void **state)
     put(dir, "movies.csv",
         "movieId,title,genres\n1,\"Toy Story,Comedy\n11,Heat,Action\n"
         "14,\"X\"y,Comedy\n");
-    MtrDataOptions opt = {1, NULL, NULL};
+    MtrDataOptions opt = {.skip_bad = 1};
     put(dir, "ratings.csv", "userId,movieId,rating,timestamp\n1,11,4.0,964982703\n");
     ds = open_ok(dir, &opt);
     assert_int_equal(ds->skipped, 2);
@@ -492,7 +492,7 @@ static void test_generic_with_items(void **state)
         "u1,i2,-3e-1,plain\r\n");
     put(dir, "items.csv", "item,title\ni1,One\ni2,\"Two, Too\"\ni3,Three\ni3,Three\n");
     static const char *const item_cols[] = {"item", "title", NULL};
-    MtrDataOptions opt = {0, item_cols, NULL};
+    MtrDataOptions opt = {.item_columns = item_cols};
     MtrDataset *ds = open_ok(dir, &opt);
     assert_string_equal(ds->format, "csv");
     assert_int_equal(ds->ratings.n_rows, 3);
@@ -528,7 +528,7 @@ static void test_generic_with_items(void **state)
     snprintf(want, sizeof want, "%s:3: item 'i7' is not in %s/items.csv (found 'u9,i7,1,')", split,
              dir);
     assert_string_equal(err.msg, want);
-    MtrDataOptions skip = {1, item_cols, NULL};
+    MtrDataOptions skip = {.skip_bad = 1, .item_columns = item_cols};
     uint64_t skipped = 0;
     assert_int_equal(mtr_data_read_interactions(split, ds, &skip, &t, &skipped, &err), MTR_OK);
     assert_int_equal(skipped, 1);
@@ -542,7 +542,7 @@ static void test_generic_with_items(void **state)
     /* without a shared column there is nothing to join by */
     put(dir, "items.csv", "id,title\ni1,One\n");
     static const char *const title_only[] = {"title", NULL};
-    MtrDataOptions no_key = {0, title_only, NULL};
+    MtrDataOptions no_key = {.item_columns = title_only};
     expect_error(dir, &no_key, MTR_E_DATA,
                  "%s/interactions.csv: no column 'title', and no column shared with "
                  "%s/items.csv to join it by",
@@ -554,7 +554,7 @@ static void test_generic_with_items(void **state)
 
     /* the items file must have the item columns */
     static const char *const bad_cols[] = {"item", "genre", NULL};
-    MtrDataOptions bad = {0, bad_cols, NULL};
+    MtrDataOptions bad = {.item_columns = bad_cols};
     expect_error(dir, &bad, MTR_E_DATA, "%s/items.csv: no column 'genre' (an item column)", dir);
     tu_rmtree(dir);
     free(dir);
@@ -573,7 +573,7 @@ static void test_generic_without_items(void **state)
         "b\tm2\tg1\t1\n");
     put(dir, "notes.txt", "not data\n");
     static const char *const cols[] = {"movie", "genre", NULL};
-    MtrDataOptions opt = {0, cols, NULL};
+    MtrDataOptions opt = {.item_columns = cols};
     MtrDataset *ds = open_ok(dir, &opt);
     assert_string_equal(ds->format, "tsv");
     assert_int_equal(ds->ratings.n_rows, 5);
@@ -604,7 +604,7 @@ static void test_generic_without_items(void **state)
     assert_int_equal(ds->items.n_rows, 0);
     mtr_data_free(ds);
     static const char *const missing[] = {"movie", "year", NULL};
-    MtrDataOptions bad = {0, missing, NULL};
+    MtrDataOptions bad = {.item_columns = missing};
     expect_error(p, &bad, MTR_E_DATA, "%s: no column 'year' (an item column)", p);
 
     /* a second candidate file makes the folder ambiguous; interactions.* wins */
@@ -909,7 +909,7 @@ static void test_fuzz(void **state)
         tu_write_file(p, d, n);
         free(p);
         free(d);
-        MtrDataOptions opt = {it % 2, NULL, NULL};
+        MtrDataOptions opt = {.skip_bad = it % 2};
         loaded[0] += fuzz_one(dir, &opt);
     }
     char *p = tu_path(dir, "u.data");
@@ -927,7 +927,7 @@ static void test_fuzz(void **state)
         tu_write_file(f, d, n);
         free(f);
         free(d);
-        MtrDataOptions opt = {it % 2, item_cols, NULL};
+        MtrDataOptions opt = {.skip_bad = it % 2, .item_columns = item_cols};
         loaded[1] += fuzz_one(dir, &opt);
     }
     p = tu_path(dir, "interactions.csv");
@@ -950,7 +950,7 @@ static void test_fuzz(void **state)
         tu_write_file(f, d, n);
         free(f);
         free(d);
-        MtrDataOptions opt = {it % 2, NULL, NULL};
+        MtrDataOptions opt = {.skip_bad = it % 2};
         loaded[2] += fuzz_one(dir, &opt);
     }
     print_message("fuzz: %d/400 100K, %d/400 CSV, %d/200 1M mutants loaded\n", loaded[0], loaded[1],

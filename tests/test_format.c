@@ -570,6 +570,61 @@ static void test_roundtrip_trained(void **state)
     roundtrip(1);
 }
 
+/* A side table (format.md, "sides") survives a round trip; one naming a
+ * label is refused; a file without one reads as none. */
+static void test_sides(void **state)
+{
+    (void)state;
+    MtrModel *m = build_model(1);
+    uint8_t *plain, *buf, *buf2;
+    size_t plain_len, len, len2;
+    encode(m, &plain, &plain_len);
+    m->sides = calloc(1, sizeof *m->sides);
+    m->n_sides = 1;
+    MtrSideTable *st = &m->sides[0];
+    st->key = 0;
+    st->n_columns = 1;
+    st->columns = malloc(sizeof *st->columns);
+    st->columns[0] = 1;
+    st->n_rows = 2;
+    st->values = calloc(4, sizeof *st->values);
+    const char *vals[] = {"u1", "Alpha", "u2", ""};
+    for (int i = 0; i < 4; i++) st->values[i] = strdup(vals[i]);
+    encode(m, &buf, &len);
+    assert_true(len > plain_len);
+    MtrModel *back = NULL;
+    MtrError err = {0};
+    if (mtr_model_decode(buf, len, "model.bin", &back, &err) != MTR_OK) fail_msg("%s", err.msg);
+    assert_int_equal(back->n_sides, 1);
+    assert_int_equal(back->sides[0].key, 0);
+    assert_int_equal(back->sides[0].n_rows, 2);
+    assert_int_equal(back->sides[0].columns[0], 1);
+    for (int i = 0; i < 4; i++) assert_string_equal(back->sides[0].values[i], vals[i]);
+    encode(back, &buf2, &len2);
+    assert_int_equal(len, len2);
+    assert_memory_equal(buf, buf2, len);
+    free(buf2);
+    mtr_model_free(back);
+    back = NULL;
+    for (size_t n = 0; n < len; n++) { /* every cut refused, never read past */
+        uint8_t *cut = malloc(n ? n : 1);
+        memcpy(cut, buf, n);
+        expect_refused(cut, n, NULL);
+        free(cut);
+    }
+    free(buf);
+    st->columns[0] = mtr_model_find_column(m, "user_rating"); /* a label */
+    encode(m, &buf, &len);
+    expect_refused(buf, len, "side table 0 names column");
+    free(buf);
+    if (mtr_model_decode(plain, plain_len, "model.bin", &back, &err) != MTR_OK)
+        fail_msg("%s", err.msg);
+    assert_int_equal(back->n_sides, 0);
+    mtr_model_free(back);
+    free(plain);
+    mtr_model_free(m);
+}
+
 static void test_truncation(void **state)
 {
     (void)state;
@@ -985,6 +1040,7 @@ int main(void)
         cmocka_unit_test(test_tensor_elems),
         cmocka_unit_test(test_roundtrip_untrained),
         cmocka_unit_test(test_roundtrip_trained),
+        cmocka_unit_test(test_sides),
         cmocka_unit_test(test_truncation),
         cmocka_unit_test(test_header_and_table_bit_flips),
         cmocka_unit_test(test_random_bit_flips),

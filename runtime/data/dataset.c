@@ -387,6 +387,9 @@ static MtrStatus join_users(MtrTable *t, const MtrTable *users, uint64_t *missin
 static MtrStatus read_users_file(MtrDataset *ds, const MtrDataOptions *opt, MtrError *err)
 {
     static const char *const names[] = {"users.csv", "users.tsv"};
+    if (opt->users_file)
+        return read_generic(opt->users_file, ",", opt->skip_bad, NULL, NULL, NULL, &ds->users,
+                            &ds->skipped, NULL, err);
     MtrStatus st = MTR_OK;
     for (size_t i = 0; i < 2 && st == MTR_OK && !ds->users.n_columns; i++) {
         char *p = dataset_path(ds->dir, names[i]);
@@ -404,11 +407,19 @@ static MtrStatus open_generic(MtrDataset *ds, const char *file, const MtrDataOpt
 {
     char *path = NULL, *items = NULL;
     MtrStatus st = MTR_OK;
+    if (opt->items_file && !(items = strdup(opt->items_file)))
+        return mtr_fail(err, MTR_E_NOMEM, "out of memory");
     if (file) {
         path = strdup(file);
-        if (!path) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+        if (!path) {
+            free(items);
+            return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+        }
     } else {
-        if ((st = find_interactions(ds->dir, &path, err))) return st;
+        if ((st = find_interactions(ds->dir, &path, err))) {
+            free(items);
+            return st;
+        }
         static const char *const names[] = {"items.csv", "items.tsv"};
         for (size_t i = 0; i < 2 && !items; i++) {
             if (!(items = dataset_path(ds->dir, names[i]))) {
@@ -440,7 +451,7 @@ static MtrStatus open_generic(MtrDataset *ds, const char *file, const MtrDataOpt
     if (!st) ds->format = sep[0] == '\t' ? "tsv" : "csv";
     if (!st && !items)
         st = items_from_interactions(&ds->ratings, opt->item_columns, &ds->items, err);
-    if (!st && !file && !(st = read_users_file(ds, opt, err)))
+    if (!st && (!file || opt->users_file) && !(st = read_users_file(ds, opt, err)))
         st = join_users(&ds->ratings, &ds->users, &ds->side_missing, err);
     free(path);
     free(items);
@@ -453,7 +464,7 @@ static MtrStatus open_generic(MtrDataset *ds, const char *file, const MtrDataOpt
  * and the line of a malformed record. */
 MtrStatus mtr_data_open(const char *dir, const MtrDataOptions *opt, MtrDataset **out, MtrError *err)
 {
-    static const MtrDataOptions defaults = {0, NULL, NULL};
+    static const MtrDataOptions defaults = {0};
     if (!opt) opt = &defaults;
     *out = NULL;
     struct stat s;
@@ -475,8 +486,15 @@ MtrStatus mtr_data_open(const char *dir, const MtrDataOptions *opt, MtrDataset *
         char *p1m = dataset_path(dir, "ratings.dat");
         char *pl1 = dataset_path(dir, "ratings.csv");
         char *pl2 = dataset_path(dir, "movies.csv");
+        int movielens = p100k && p1m && pl1 && pl2 &&
+                        (is_file(p100k) || is_file(p1m) || (is_file(pl1) && is_file(pl2)));
         if (!p100k || !p1m || !pl1 || !pl2)
             st = mtr_fail(err, MTR_E_NOMEM, "out of memory");
+        else if (movielens && (opt->users_file || opt->items_file))
+            st = mtr_fail(err, MTR_E_ARG,
+                          "%s: --users and --items name the side tables of generic CSV or TSV "
+                          "data; a MovieLens folder has its own (u.user, users.dat, u.item, ...)",
+                          dir);
         else if (is_file(p100k))
             st = movielens_open_100k(ds, opt, err);
         else if (is_file(p1m))
@@ -505,7 +523,7 @@ MtrStatus mtr_data_read_interactions(const char *path, const MtrDataset *ds,
                                      const MtrDataOptions *opt, MtrTable *out, uint64_t *skipped,
                                      MtrError *err)
 {
-    static const MtrDataOptions defaults = {0, NULL, NULL};
+    static const MtrDataOptions defaults = {0};
     uint64_t n_skipped = 0;
     if (!opt) opt = &defaults;
     memset(out, 0, sizeof *out);

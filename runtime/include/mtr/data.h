@@ -55,6 +55,9 @@ typedef struct {
      * (docs/distributed.md, "Reading data at scale"). Side and item files are
      * read whole. */
     const MtrDist *dist;
+    /* Generic files only: the item and user side tables (CSV or TSV) to read
+     * instead of the folder's items.csv and users.csv, or NULL. */
+    const char *items_file, *users_file;
 } MtrDataOptions;
 
 /* Part `part` of `parts` of the file at path, in bytes [*lo, *hi): cut at

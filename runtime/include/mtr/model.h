@@ -231,6 +231,19 @@ typedef struct {
     int32_t **ids;      /* ids[c][i]: item i's vocabulary id in columns[c] */
 } MtrItems;
 
+/* A side table kept from the training rows (sides.c): for each distinct value
+ * of column key (the user id, or the item), the values of the data columns
+ * that are a function of it (a user's age and gender, an item's genres), so
+ * that serving fills them from the key alone. values[r * (1 + n_columns)] is
+ * row r's key, then its columns' values in order. */
+typedef struct {
+    int32_t key;
+    uint32_t n_columns;
+    int32_t *columns;
+    uint32_t n_rows;
+    char **values;
+} MtrSideTable;
+
 /* A size symbol: its kind and, for a per-column kind, the column. */
 typedef struct {
     uint8_t kind; /* MtrSymbolKind */
@@ -260,6 +273,8 @@ typedef struct MtrModel {
     uint32_t n_vocabs;
     MtrVocab *vocabs;
     MtrItems items;
+    uint32_t n_sides; /* side tables kept from the training rows, or 0 */
+    MtrSideTable *sides;
 } MtrModel;
 
 /* Allocates an empty model; returns NULL when out of memory. */

@@ -12,8 +12,9 @@
 
 typedef struct {
     const char *data_dir;
-    const char *train_file, *test_file; /* a given split; NULL for the seeded random one */
-    int skip_bad;                       /* skip and count malformed records */
+    const char *train_file, *test_file;  /* a given split; NULL for the seeded random one */
+    int skip_bad;                        /* skip and count malformed records */
+    const char *items_file, *users_file; /* generic data: side tables given by --items, --users */
     int reshuffle;        /* a new batch order every epoch (default: one fixed order) */
     int order_file;       /* batches are consecutive training rows in file order */
     int fresh;            /* initialise parameters even if the model holds some */
