@@ -256,31 +256,16 @@ static int32_t lower_stage_embedding(const StageCtx *sc, int32_t h)
 
 /* A feature's other stages are computed from the data before the program
  * runs (runtime/featurize.c): in the graph they pass their input on. */
-static int32_t lower_stage_tokens(const StageCtx *sc, int32_t h)
+static int32_t lower_stage_on_host(const StageCtx *sc, int32_t h)
 {
     (void)sc;
     return h;
 }
-static int32_t lower_stage_hash(const StageCtx *sc, int32_t h)
-{
-    (void)sc;
-    return h;
-}
-static int32_t lower_stage_discretize(const StageCtx *sc, int32_t h)
-{
-    (void)sc;
-    return h;
-}
-static int32_t lower_stage_bucketize(const StageCtx *sc, int32_t h)
-{
-    (void)sc;
-    return h;
-}
-static int32_t lower_stage_normalize(const StageCtx *sc, int32_t h)
-{
-    (void)sc;
-    return h;
-}
+#define lower_stage_tokens     lower_stage_on_host
+#define lower_stage_hash       lower_stage_on_host
+#define lower_stage_discretize lower_stage_on_host
+#define lower_stage_bucketize  lower_stage_on_host
+#define lower_stage_normalize  lower_stage_on_host
 
 /* dense in an experts block: each expert's kernel (E,I,H) and bias (E,H), one
  * batched product over the block's input (B,I) or its (E,B,I) experts */

@@ -380,6 +380,20 @@ int shape_inbatch_softmax_xent_qc(const MtrShape *in, const int32_t *a, MtrShape
     return 0;
 }
 
+/* The outputs of a fused softmax that keeps per_width x D floats a query in its
+ * workspace: loss, dq, dc and the workspace, for a constant D of at most 4096. */
+static int fused_softmax_outputs(const MtrShape *in, int32_t per_width, MtrShape *out, char *why,
+                                 size_t n)
+{
+    if (in[0].dim[1].sym >= 0 || in[0].dim[1].k > 4096)
+        return fail(why, n, "the embedding width must be a constant of at most 4096");
+    out[0] = scalar();
+    out[1] = in[0];
+    out[2] = in[1];
+    out[3] = matrix((MtrDim){-1, QC_ROWS + per_width * in[0].dim[1].k + 6}, in[0].dim[0]);
+    return 0;
+}
+
 int shape_inbatch_softmax_xent_opt(const MtrShape *in, const int32_t *a, MtrShape *out, char *why,
                                    size_t n)
 {
@@ -390,13 +404,7 @@ int shape_inbatch_softmax_xent_opt(const MtrShape *in, const int32_t *a, MtrShap
     if (dims_eq(in[1].dim[0], in[2].dim[0], "rows of candidates and of their keys", why, n) ||
         dims_eq(in[1].dim[0], in[3].dim[0], "rows of candidates and of their logq", why, n))
         return -1;
-    if (in[0].dim[1].sym >= 0 || in[0].dim[1].k > 4096)
-        return fail(why, n, "the embedding width must be a constant of at most 4096");
-    out[0] = scalar();
-    out[1] = in[0];
-    out[2] = in[1];
-    out[3] = matrix((MtrDim){-1, QC_ROWS + 2 * in[0].dim[1].k + 6}, in[0].dim[0]);
-    return 0;
+    return fused_softmax_outputs(in, 2, out, why, n);
 }
 
 int shape_inbatch_softmax_xent_mixed(const MtrShape *in, const int32_t *a, MtrShape *out, char *why,
@@ -427,13 +435,7 @@ int shape_inbatch_softmax_xent_ids(const MtrShape *in, const int32_t *a, MtrShap
     if (dims_eq(in[0].dim[0], in[2].dim[0], "rows of queries and of their ids", why, n) ||
         dims_eq(in[1].dim[0], in[3].dim[0], "rows of candidates and of their ids", why, n))
         return -1;
-    if (in[0].dim[1].sym >= 0 || in[0].dim[1].k > 4096)
-        return fail(why, n, "the embedding width must be a constant of at most 4096");
-    out[0] = scalar();
-    out[1] = in[0];
-    out[2] = in[1];
-    out[3] = matrix((MtrDim){-1, QC_ROWS + 6 * in[0].dim[1].k + 6}, in[0].dim[0]);
-    return 0;
+    return fused_softmax_outputs(in, 6, out, why, n);
 }
 
 int shape_scale(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
