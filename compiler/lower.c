@@ -446,11 +446,12 @@ static int32_t lower_mix(Ctx *x, const AstChain *c, const AstSource *src, const 
     int32_t gate = pre < 0 ? -1 : graph_op(x->g, OP_SOFTMAX, s_in, NULL, 0, NULL, name);
     if (gate < 0) return -1;
     int32_t y = -1, at = 0, k = 0;
-    for (const AstSource *m = src->members; m && k < n; m = m->next, k++) {
+    (void)n; /* t holds one block per member */
+    for (const AstSource *m = src->members; m; m = m->next, k++) {
         int32_t ek = m->ref->chain->n_experts;
         int32_t m_in[] = {t[k], gate};
         int32_t attr[MTR_MAX_IATTR] = {ek, at, e};
-        int last = !m->next || k + 1 == n;
+        int last = !m->next;
         /* the last op gives the tensor the chain reads, named as a plain mix */
         if (last && k == 0)
             snprintf(name, sizeof name, "%s.mix%d", c->name, p->layer_tag);
