@@ -97,6 +97,13 @@ static int64_t rows_named(const int32_t *idx, int64_t b)
     return n;
 }
 
+/* Runs part over the rows idx names, shared among the pool by their elements. */
+static void run_rows(const KernelCall *call, PoolFn part)
+{
+    RowsJob job = {call, rows_named(call->in[2], call->in_shape[2].rows)};
+    pool_run(part, &job, pool_parts(job.n * call->in_shape[0].cols, 1 << 16));
+}
+
 static void sgd_rows_part(void *ctx, int part, int parts)
 {
     const RowsJob *job = ctx;
@@ -140,15 +147,13 @@ static void adagrad_rows_part(void *ctx, int part, int parts)
 /* sgd_update_rows(param, rows, idx): param[idx[k]] -= lr rows[k]. */
 void kernel_sgd_update_rows(const KernelCall *call)
 {
-    RowsJob job = {call, rows_named(call->in[2], call->in_shape[2].rows)};
-    pool_run(sgd_rows_part, &job, pool_parts(job.n * call->in_shape[0].cols, 1 << 16));
+    run_rows(call, sgd_rows_part);
 }
 
 /* adagrad_update_rows(param, rows, idx, accum): adagrad_update on rows idx[k]. */
 void kernel_adagrad_update_rows(const KernelCall *call)
 {
-    RowsJob job = {call, rows_named(call->in[2], call->in_shape[2].rows)};
-    pool_run(adagrad_rows_part, &job, pool_parts(job.n * call->in_shape[0].cols, 1 << 16));
+    run_rows(call, adagrad_rows_part);
 }
 
 static void adam_rows_part(void *ctx, int part, int parts)
@@ -185,6 +190,5 @@ static void adam_rows_part(void *ctx, int part, int parts)
  * arithmetic on rows idx[k] only. */
 void kernel_adam_update_rows(const KernelCall *call)
 {
-    RowsJob job = {call, rows_named(call->in[2], call->in_shape[2].rows)};
-    pool_run(adam_rows_part, &job, pool_parts(job.n * call->in_shape[0].cols, 1 << 16));
+    run_rows(call, adam_rows_part);
 }
