@@ -126,19 +126,29 @@ double control_lr_factor(const Control *c, int64_t t)
     }
 }
 
+static int is_gradient(const MtrOutput *o)
+{
+    return o->role == MTR_OUT_GRADIENT || o->role == MTR_OUT_GRADIENT_ROWS;
+}
+
+/* Output g is a gradient whose buffer no earlier output lists (a buffer
+ * listed twice counts once). */
+static int gradient_buffer(const MtrProgram *prog, uint32_t g)
+{
+    if (!is_gradient(&prog->outputs[g])) return 0;
+    for (uint32_t h = 0; h < g; h++)
+        if (prog->outputs[h].tensor == prog->outputs[g].tensor && is_gradient(&prog->outputs[h]))
+            return 0;
+    return 1;
+}
+
 double control_clip(const MtrModel *m, MtrSession *s, int p_train, int64_t rows, double max_norm)
 {
     const MtrProgram *prog = &m->programs[p_train];
     double sq = 0;
     for (uint32_t g = 0; g < prog->n_outputs; g++) {
         const MtrOutput *o = &prog->outputs[g];
-        if (o->role != MTR_OUT_GRADIENT && o->role != MTR_OUT_GRADIENT_ROWS) continue;
-        int seen = 0; /* a buffer listed twice counts once */
-        for (uint32_t h = 0; h < g && !seen; h++)
-            seen = prog->outputs[h].tensor == o->tensor &&
-                   (prog->outputs[h].role == MTR_OUT_GRADIENT ||
-                    prog->outputs[h].role == MTR_OUT_GRADIENT_ROWS);
-        if (seen) continue;
+        if (!gradient_buffer(prog, g)) continue;
         const float *d = mtr_session_tensor(s, o->tensor);
         int64_t n = mtr_session_tensor_elems(s, o->tensor, rows);
         for (int64_t e = 0; e < n; e++) sq += (double)d[e] * d[e];
@@ -148,13 +158,7 @@ double control_clip(const MtrModel *m, MtrSession *s, int p_train, int64_t rows,
     float scale = (float)(max_norm / norm);
     for (uint32_t g = 0; g < prog->n_outputs; g++) {
         const MtrOutput *o = &prog->outputs[g];
-        if (o->role != MTR_OUT_GRADIENT && o->role != MTR_OUT_GRADIENT_ROWS) continue;
-        int seen = 0;
-        for (uint32_t h = 0; h < g && !seen; h++)
-            seen = prog->outputs[h].tensor == o->tensor &&
-                   (prog->outputs[h].role == MTR_OUT_GRADIENT ||
-                    prog->outputs[h].role == MTR_OUT_GRADIENT_ROWS);
-        if (seen) continue;
+        if (!gradient_buffer(prog, g)) continue;
         float *d = mtr_session_tensor(s, o->tensor);
         int64_t n = mtr_session_tensor_elems(s, o->tensor, rows);
         for (int64_t e = 0; e < n; e++) d[e] *= scale;
