@@ -193,18 +193,16 @@ void control_run_step(Control *c, MtrSession *s, int64_t rows)
     }
 }
 
-const char *control_target_name(const Control *c, const MetricsReport *r)
+void control_target_name(const Control *c, const MetricsReport *r, char *name, size_t cap)
 {
-    static char name[METRICS_NAME_MAX + 8];
     char base[32];
     if (mtr_metric_takes_k((unsigned)c->metric))
         snprintf(base, sizeof base, "top_%d", (int)c->k);
     else
         snprintf(base, sizeof base, "%s", mtr_metric_name((unsigned)c->metric));
     /* the report prefixes a name that two tasks report with the task */
-    snprintf(name, sizeof name, "%s.%s", c->m->tasks[c->task].name, base);
-    if (r && !metrics_report_find(r, name)) snprintf(name, sizeof name, "%s", base);
-    return name;
+    snprintf(name, cap, "%s.%s", c->m->tasks[c->task].name, base);
+    if (r && !metrics_report_find(r, name)) snprintf(name, cap, "%s", base);
 }
 
 /* Copies every parameter and optimizer state into (to_copy) or out of the copy. */
@@ -226,7 +224,7 @@ static void transfer(Control *c, MtrSession *s, int to_copy)
 int control_epoch_end(Control *c, MtrSession *s, int e, const MetricsReport *valid)
 {
     if (!c->early) return 0;
-    snprintf(c->name, sizeof c->name, "%s", control_target_name(c, valid));
+    control_target_name(c, valid, c->name, sizeof c->name);
     const MetricsEntry *en = metrics_report_find(valid, c->name);
     double v = en ? en->value : NAN;
     int better = !isnan(v) && (isnan(c->best) || (c->lower_better ? v < c->best : v > c->best));

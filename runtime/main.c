@@ -52,7 +52,7 @@ static const char usage[] =
     "  --skip-bad        skip malformed records (counted) instead of failing\n"
     "  --init DIR        start from the parameters in DIR (<tensor>.npy, as export writes)\n"
     "  --fresh           start from new parameters even if the model holds some\n"
-    "  --threads N       threads for kernels and matrix products\n"
+    "  --threads N       threads for kernels and matrix products; sweep: runs at once\n"
     "                    (default: $MTR_THREADS, else the cores)\n"
     "  --quiet           no progress output\n"
     "  --train-metrics   also evaluate the training rows after each epoch (a full pass)\n"
@@ -807,6 +807,7 @@ static int run_sweep(MtrModel *m, Args *a)
     if (rc == 0) {
         MtrRunOptions o = run_options(a, NULL, NULL);
         o.fresh = 1;
+        o.sweep_workers = a->threads;
         if (mtr_run_sweep(m, &o, n_runs, (const char *const *const *)run_sets, n_sets, res, &e)) {
             print_error(&e);
             rc = 1;
@@ -1066,7 +1067,10 @@ static int run_main(int argc, char **argv, const MtrDist *dist)
      * (1 to 256; OPENBLAS_NUM_THREADS itself is overridden, and is what
      * mtr_memlimit_reexec sets): the products' threads apart from the pool's. */
     const char *blas_env = getenv("MTR_BLAS_THREADS");
-    int blas = a.threads;
+    /* A sweep spends --threads on runs side by side instead, each with one
+     * kernel thread and one OpenBLAS thread (runtime/sweep.c). */
+    int runs_side_by_side = strcmp(cmd, "sweep") == 0;
+    int blas = runs_side_by_side ? 1 : a.threads;
     if (blas_env && *blas_env) {
         int n;
         if (parse_int(blas_env, &n) || n <= 0 || n > 256) {
@@ -1076,7 +1080,7 @@ static int run_main(int argc, char **argv, const MtrDist *dist)
         blas = n;
     }
     openblas_set_num_threads(blas);
-    if (a.threads > 1) {
+    if (a.threads > 1 && !runs_side_by_side) {
         if (pool_start(a.threads))
             fprintf(stderr, "mtrun: warning: could not start %d threads; using one\n", a.threads);
         atexit(pool_stop);

@@ -2,6 +2,7 @@
 #define _DEFAULT_SOURCE 1 /* MAP_ANONYMOUS, MAP_NORESERVE */
 #include "mtr/memlimit.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -59,4 +60,25 @@ MtrStatus mtr_memlimit_check_blas(int threads, size_t arenas, MtrError *err)
                     "its buffers (%d thread%s); raise the limit to at least %zu MiB",
                     (size_t)rl.rlim_cur / mib, used / mib, (arenas + mib - 1) / mib, need / mib,
                     threads, threads == 1 ? "" : "s", (used + need) / mib + 16);
+}
+
+int mtr_memlimit_runs(int want, size_t per_run, int blas_threads)
+{
+    struct rlimit rl;
+    if (want <= 1 || !limited(&rl)) return want < 1 ? 1 : want;
+    if (blas_threads < 1) blas_threads = 1;
+    for (int w = want; w > 1; w--) {
+        /* the first run's arenas are in place; its OpenBLAS buffers are not */
+        size_t more = (size_t)(w - 1), buffers = (size_t)w * (size_t)blas_threads;
+        if (per_run > SIZE_MAX / more || buffers > SIZE_MAX / MTR_BLAS_BUFFER_BYTES) continue;
+        size_t need = more * per_run, blas = buffers * MTR_BLAS_BUFFER_BYTES;
+        if (need > SIZE_MAX - blas) continue;
+        need += blas;
+        void *p = mmap(NULL, need, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p != MAP_FAILED) {
+            munmap(p, need);
+            return w;
+        }
+    }
+    return 1;
 }

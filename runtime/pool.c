@@ -26,6 +26,9 @@ static struct {
 
 static int worker_index[POOL_MAX];
 
+/* Set in a thread that runs every part itself (pool_solo). */
+static _Thread_local int solo;
+
 static void *worker(void *arg)
 {
     int me = *(int *)arg;
@@ -82,14 +85,19 @@ int pool_start(int threads)
     return 0;
 }
 
+void pool_solo(int on)
+{
+    solo = on;
+}
+
 int pool_threads(void)
 {
-    return pool.threads;
+    return solo ? 1 : pool.threads;
 }
 
 void pool_run(PoolFn fn, void *ctx, int parts)
 {
-    if (parts > pool.threads) parts = pool.threads;
+    if (parts > pool_threads()) parts = pool_threads();
     if (parts <= 1) {
         fn(ctx, 0, 1);
         return;
@@ -121,7 +129,8 @@ void pool_rows(int64_t n, int64_t align, int part, int parts, int64_t *lo, int64
 
 int pool_parts(int64_t work, int64_t min_per_part)
 {
-    int64_t p = min_per_part > 0 ? work / min_per_part : pool.threads;
+    int threads = pool_threads();
+    int64_t p = min_per_part > 0 ? work / min_per_part : threads;
     if (p < 1) return 1;
-    return p < pool.threads ? (int)p : pool.threads;
+    return p < threads ? (int)p : threads;
 }

@@ -4,6 +4,7 @@
 #include "mtr/run.h"
 
 #include "rankeval.h"
+#include "train.h"
 
 #include "bind.h"
 #include "negatives.h"
@@ -950,6 +951,9 @@ static MtrStatus run_fold_on(const MtrModel *m, Runner *r, Split *sp, const MtrR
                                 "try a smaller optimizer.lr (nothing was saved)",
                                 loss, e, (long long)b + 1);
             }
+            if (o->stop && o->stop(o->stop_ctx))
+                return mtr_fail(err, MTR_E_STATE, "stopped at epoch %d, batch %lld", e,
+                                (long long)b + 1);
             loss_sum += loss;
             for (uint32_t t = 0; t < m->n_tasks; t++)
                 r->task_sum[t] += *(float *)mtr_session_tensor(r->s, r->task_loss[t]);
@@ -1271,50 +1275,100 @@ MtrStatus mtr_run_seen_items(MtrModel *m, const MtrRunOptions *o, int n, const c
     return rc;
 }
 
-MtrStatus mtr_run_sweep(MtrModel *m, const MtrRunOptions *o, int n_runs,
-                        const char *const *const *sets, const int *n_sets, MtrRunResult *results,
-                        MtrError *err)
+/* ---- one run of a sweep at a time (train.h; the driver is sweep.c) */
+
+struct TrainSlot {
+    const MtrModel *m; /* the model r is bound for */
+    Runner r;
+    int64_t bound; /* the batch r is bound for, or -1 */
+    Split sp;
+    int split; /* sp holds a split */
+};
+
+MtrStatus train_data_load(MtrModel *m, const MtrRunOptions *o, MtrDataset **ds, MtrError *err)
 {
-    MtrDataset *ds = NULL;
-    Runner r = {0};
-    int64_t bound = -1;
-    for (int i = 0; i < n_runs; i++) memset(&results[i], 0, sizeof results[i]);
-    if (m->trained && !o->fresh)
-        return mtr_fail(err, MTR_E_STATE,
-                        "sweep trains fresh models: give it an untrained model "
-                        "(or --fresh)");
-    if (o->train_file || o->test_file)
-        return mtr_fail(err, MTR_E_ARG, "sweep splits the data itself: no --train/--test");
-    /* The data and vocabularies once, for every run. */
-    MtrStatus rc = data_load(m, o, 1, &ds, err);
-    for (int i = 0; i < n_runs && rc == MTR_OK; i++) {
-        for (int k = 0; k < n_sets[i] && rc == MTR_OK; k++)
-            rc = mtr_knob_assign(m, sets[i][k], err);
-        if (rc == MTR_OK && train_batch(m) <= 0)
-            rc = mtr_fail(err, MTR_E_ARG, "train.batch must be positive");
-        Split sp;
-        if (rc || (rc = split_make(m, ds, o, &sp, m, err))) break;
-        /* The arenas are bound once, again only when a setting changes the batch. */
-        int64_t batch = bound_batch(m, &sp);
-        if (batch != bound) {
-            if (bound >= 0) runner_free(&r);
-            rc = runner_new(m, batch, &r, err);
-            bound = rc == MTR_OK ? batch : -1;
-        } else {
-            for (uint32_t k = 0; k < m->n_knobs; k++)
-                mtr_session_set_knob(r.s, (int)k, m->knobs[k].value);
-        }
-        if (rc == MTR_OK) {
-            Rng init;
-            rng_seed(&init, (uint64_t)knob_int(m, MTR_KNOB_SEED, 42) ^ 0x5eed1a17ull);
-            mtr_session_init_params(r.s, &init);
-            if (o->init_dir) rc = load_init(m, r.s, o->init_dir, err);
-            results[i].skipped = ds->skipped;
-            if (rc == MTR_OK) rc = run_fold(m, &r, &sp, o, &results[i], err);
-        }
-        split_free(m, &sp);
+    return data_load(m, o, 1, ds, err);
+}
+
+TrainSlot *train_slot_new(void)
+{
+    TrainSlot *t = calloc(1, sizeof *t);
+    if (t) t->bound = -1;
+    return t;
+}
+
+void train_slot_free(TrainSlot *t)
+{
+    if (!t) return;
+    if (t->split) split_free(t->m, &t->sp);
+    if (t->bound >= 0) runner_free(&t->r);
+    free(t);
+}
+
+MtrStatus train_slot_prepare(TrainSlot *t, MtrModel *m, const MtrDataset *ds,
+                             const MtrRunOptions *o, MtrError *err)
+{
+    if (t->split) split_free(t->m, &t->sp);
+    t->split = 0;
+    if (t->bound >= 0 && t->m != m) {
+        runner_free(&t->r);
+        t->bound = -1;
     }
-    if (bound >= 0) runner_free(&r);
-    mtr_data_free(ds);
+    t->m = m;
+    if (train_batch(m) <= 0) return mtr_fail(err, MTR_E_ARG, "train.batch must be positive");
+    MtrStatus rc = split_make(m, ds, o, &t->sp, m, err);
+    if (rc) return rc;
+    t->split = 1;
+    /* The arenas are bound once, again only when a setting changes the batch. */
+    int64_t batch = bound_batch(m, &t->sp);
+    if (batch != t->bound) {
+        if (t->bound >= 0) runner_free(&t->r);
+        rc = runner_new(m, batch, &t->r, err);
+        t->bound = rc == MTR_OK ? batch : -1;
+    } else {
+        for (uint32_t k = 0; k < m->n_knobs; k++)
+            mtr_session_set_knob(t->r.s, (int)k, m->knobs[k].value);
+    }
+    return rc;
+}
+
+/* The bytes of an encoded table's columns. */
+static size_t encoded_bytes(const MtrModel *m, const Encoded *e)
+{
+    size_t n = 0, rows = (size_t)e->n_rows;
+    for (uint32_t c = 0; c < m->n_columns; c++) {
+        size_t width = m->columns[c].is_list && m->columns[c].max_len ? m->columns[c].max_len : 1;
+        if (e->ids && e->ids[c]) n += rows * width * sizeof(int32_t);
+        if (e->nums && e->nums[c]) n += rows * sizeof(float);
+        if (e->true_row && e->true_row[c]) n += rows * sizeof(int32_t);
+        if (e->logq && e->logq[c]) n += rows * sizeof(float);
+    }
+    return n;
+}
+
+size_t train_slot_bytes(const TrainSlot *t)
+{
+    if (t->bound < 0 || !t->split) return 0;
+    MtrArenaSizes sz = mtr_session_sizes(t->r.s);
+    size_t n = sz.step_arena + 2 * sz.param_arena; /* early stopping keeps a copy */
+    n += encoded_bytes(t->m, &t->sp.enc_train);
+    if (!t->sp.shared) n += encoded_bytes(t->m, &t->sp.enc_test);
+    return n + (size_t)(t->sp.n_train + t->sp.n_test) * sizeof(uint32_t);
+}
+
+MtrStatus train_slot_run(TrainSlot *t, const MtrDataset *ds, const MtrRunOptions *o,
+                         MtrRunResult *res, MtrError *err)
+{
+    if (!t->split || t->bound < 0)
+        return mtr_fail(err, MTR_E_STATE, "the run was not prepared"); /* a caller's bug */
+    const MtrModel *m = t->m;
+    Rng init;
+    rng_seed(&init, (uint64_t)knob_int(m, MTR_KNOB_SEED, 42) ^ 0x5eed1a17ull);
+    mtr_session_init_params(t->r.s, &init);
+    MtrStatus rc = o->init_dir ? load_init(m, t->r.s, o->init_dir, err) : MTR_OK;
+    res->skipped = ds->skipped;
+    if (rc == MTR_OK) rc = run_fold(m, &t->r, &t->sp, o, res, err);
+    split_free(m, &t->sp);
+    t->split = 0;
     return rc;
 }

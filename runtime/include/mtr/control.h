@@ -22,6 +22,7 @@
 #include "mtr/metrics.h"
 #include "mtr/model.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define CONTROL_MAX_LR 2
@@ -75,8 +76,9 @@ void control_clip_gradients(Control *c, MtrSession *s, int64_t rows);
 double control_clip(const MtrModel *m, MtrSession *s, int p_train, int64_t rows, double max_norm);
 
 /* The name of the watched metric in a report of this model ("rmse" or
- * "<task>.rmse"), for messages. */
-const char *control_target_name(const Control *c, const MetricsReport *r);
+ * "<task>.rmse"), for messages, into name[0..cap) (a buffer of the caller's:
+ * runs training at once each have their own). */
+void control_target_name(const Control *c, const MetricsReport *r, char *name, size_t cap);
 
 /* After epoch e's validation report: keeps the parameters when the watched
  * metric improved. Returns 1 when training should stop (patience ran out). */

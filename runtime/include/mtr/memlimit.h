@@ -36,4 +36,11 @@ int mtr_memlimit_default_threads(int cores);
  * only for the message. */
 MtrStatus mtr_memlimit_check_blas(int threads, size_t arenas, MtrError *err);
 
+/* How many of `want` runs can train at once (a sweep): the address space left
+ * under the limit must hold per_run more bytes (arenas, encoded rows, a
+ * thread's stack) for every run beyond one whose arenas are in place, and
+ * the OpenBLAS buffers of blas_threads threads for every run. `want` when
+ * there is no limit; at least 1. */
+int mtr_memlimit_runs(int want, size_t per_run, int blas_threads);
+
 #endif

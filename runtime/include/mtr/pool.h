@@ -3,7 +3,8 @@
  * before any kernel runs; without it every part runs on the caller. A part's
  * rows depend only on the number of parts, so a run is byte-identical to itself
  * at a given thread count. Calls to pool_run must not overlap (kernels run one
- * at a time). */
+ * at a time), except from threads that pool_solo took off the pool (a sweep's
+ * runs training side by side). */
 #ifndef MTR_POOL_H
 #define MTR_POOL_H
 
@@ -20,7 +21,13 @@ int pool_start(int threads);
 /* Stops and joins the workers. */
 void pool_stop(void);
 
-/* The pool's thread count (1 when not started). */
+/* With on, the calling thread runs every part of its kernels itself, as if
+ * the pool had one thread, and never touches the shared pool (so that several
+ * threads can run kernels at once, each with results those of one thread);
+ * off gives it the pool back. Per thread; off in a new thread. */
+void pool_solo(int on);
+
+/* The pool's thread count (1 when not started, or in a solo thread). */
 int pool_threads(void);
 
 /* Runs fn(ctx, p, parts) for every p in [0, parts), part p on thread p (part 0

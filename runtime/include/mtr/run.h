@@ -15,23 +15,27 @@ typedef struct {
     const char *train_file, *test_file;  /* a given split; NULL for the seeded random one */
     int skip_bad;                        /* skip and count malformed records */
     const char *items_file, *users_file; /* generic data: side tables given by --items, --users */
-    int reshuffle;        /* a new batch order every epoch (default: one fixed order) */
-    int order_file;       /* batches are consecutive training rows in file order */
-    int fresh;            /* initialise parameters even if the model holds some */
-    const char *init_dir; /* start from the parameters of an export folder, or NULL */
-    int train_metrics;    /* evaluate the training rows after each epoch too (costs a pass) */
-    FILE *progress;       /* progress bar / epoch lines, or NULL for silence */
-    FILE *metrics;        /* JSON lines, or NULL */
-    int timings;          /* add each epoch's "seconds" to them (then runs differ byte-wise) */
-    FILE *step_log;       /* one JSON line per training step, or NULL */
-    const char *phase;    /* the "phase" of the test line ("test" by default) */
-    int fold;             /* > 0: added to JSON lines as "fold" */
-    FILE *profile;        /* time every op during training and print a table here, or NULL */
-    int64_t eval_users;   /* > 0: evaluate a seeded sample of this many test users, with
-                           * 95% confidence intervals (see evaluate_users in train.c) */
-    const MtrDist *dist;  /* data-parallel ranks (mtr/dist.h), or NULL for one process */
-    int exclude_seen;     /* rank no item a user has in the training rows (rankeval.c) */
-    int no_baseline;      /* skip the baselines (sweep runs compute them once) */
+    int reshuffle;          /* a new batch order every epoch (default: one fixed order) */
+    int order_file;         /* batches are consecutive training rows in file order */
+    int fresh;              /* initialise parameters even if the model holds some */
+    const char *init_dir;   /* start from the parameters of an export folder, or NULL */
+    int train_metrics;      /* evaluate the training rows after each epoch too (costs a pass) */
+    FILE *progress;         /* progress bar / epoch lines, or NULL for silence */
+    FILE *metrics;          /* JSON lines, or NULL */
+    int timings;            /* add each epoch's "seconds" to them (then runs differ byte-wise) */
+    FILE *step_log;         /* one JSON line per training step, or NULL */
+    const char *phase;      /* the "phase" of the test line ("test" by default) */
+    int fold;               /* > 0: added to JSON lines as "fold" */
+    FILE *profile;          /* time every op during training and print a table here, or NULL */
+    int64_t eval_users;     /* > 0: evaluate a seeded sample of this many test users, with
+                             * 95% confidence intervals (see evaluate_users in train.c) */
+    const MtrDist *dist;    /* data-parallel ranks (mtr/dist.h), or NULL for one process */
+    int exclude_seen;       /* rank no item a user has in the training rows (rankeval.c) */
+    int no_baseline;        /* skip the baselines (sweep runs compute them once) */
+    int (*stop)(void *ctx); /* asked after every training step, or NULL: nonzero stops the
+                             * run with MTR_E_STATE (a sweep's run after a failed one) */
+    void *stop_ctx;
+    int sweep_workers; /* sweep: the most runs trained at once (below 2: one at a time) */
 } MtrRunOptions;
 
 typedef struct {
@@ -81,10 +85,18 @@ MtrStatus mtr_run_cv(MtrModel *m, const MtrRunOptions *o, int n_folds, const cha
 
 /* The loss-weight question: n_runs fresh trainings on the options' data, read
  * and given vocabularies once, run i with the knob assignments sets[i][0..
- * n_sets[i]) ("KEY=VALUE") applied to m first (they stay applied: list every
- * swept knob in every run). The arenas are bound once (again when a run
- * changes the batch); each run's results equal those of the same single run.
- * The caller frees every results[i].test and .baseline. */
+ * n_sets[i]) ("KEY=VALUE") applied to m's knobs as they are on entry. Up to
+ * o->sweep_workers runs train at once (sweep.c), fewer when a memory limit
+ * does not hold their arenas (said on o->progress); each has its own copy of
+ * what a run changes in the model (knobs, feature statistics, side tables),
+ * split, session and arenas, bound once per worker (again when a run changes
+ * the batch), and runs its kernels on one thread: its results are those of
+ * the same single run with one kernel thread (and OpenBLAS's threads as the
+ * caller set them: mtrun sets one), whichever other runs train beside it.
+ * o->progress and o->profile show each run's lines in run order (held back
+ * while earlier runs train); o->metrics and o->step_log are not written. The
+ * first run that fails (in run order) stops the runs after it and its error
+ * is returned. The caller frees every results[i].test and .baseline. */
 MtrStatus mtr_run_sweep(MtrModel *m, const MtrRunOptions *o, int n_runs,
                         const char *const *const *sets, const int *n_sets, MtrRunResult *results,
                         MtrError *err);
