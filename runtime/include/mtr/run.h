@@ -15,27 +15,30 @@ typedef struct {
     const char *train_file, *test_file;  /* a given split; NULL for the seeded random one */
     int skip_bad;                        /* skip and count malformed records */
     const char *items_file, *users_file; /* generic data: side tables given by --items, --users */
-    int reshuffle;          /* a new batch order every epoch (default: one fixed order) */
-    int order_file;         /* batches are consecutive training rows in file order */
-    int fresh;              /* initialise parameters even if the model holds some */
-    const char *init_dir;   /* start from the parameters of an export folder, or NULL */
-    int train_metrics;      /* evaluate the training rows after each epoch too (costs a pass) */
-    FILE *progress;         /* progress bar / epoch lines, or NULL for silence */
-    FILE *metrics;          /* JSON lines, or NULL */
-    int timings;            /* add each epoch's "seconds" to them (then runs differ byte-wise) */
-    FILE *step_log;         /* one JSON line per training step, or NULL */
-    const char *phase;      /* the "phase" of the test line ("test" by default) */
-    int fold;               /* > 0: added to JSON lines as "fold" */
-    FILE *profile;          /* time every op during training and print a table here, or NULL */
-    int64_t eval_users;     /* > 0: evaluate a seeded sample of this many test users, with
-                             * 95% confidence intervals (see evaluate_users in train.c) */
-    const MtrDist *dist;    /* data-parallel ranks (mtr/dist.h), or NULL for one process */
-    int exclude_seen;       /* rank no item a user has in the training rows (rankeval.c) */
-    int no_baseline;        /* skip the baselines (sweep runs compute them once) */
-    int (*stop)(void *ctx); /* asked after every training step, or NULL: nonzero stops the
-                             * run with MTR_E_STATE (a sweep's run after a failed one) */
+    int reshuffle;        /* a new batch order every epoch (default: one fixed order) */
+    int order_file;       /* batches are consecutive training rows in file order */
+    int fresh;            /* initialise parameters even if the model holds some */
+    const char *init_dir; /* start from the parameters of an export folder, or NULL */
+    int train_metrics;    /* evaluate the training rows after each epoch too (costs a pass) */
+    FILE *progress;       /* progress bar / epoch lines, or NULL for silence */
+    FILE *metrics;        /* JSON lines, or NULL */
+    int timings;          /* add each epoch's "seconds" to them (then runs differ byte-wise) */
+    FILE *step_log;       /* one JSON line per training step, or NULL */
+    const char *phase;    /* the "phase" of the test line ("test" by default) */
+    int fold;             /* > 0: added to JSON lines as "fold" */
+    FILE *profile;        /* time every op during training and print a table here, or NULL */
+    int64_t eval_users;   /* > 0: evaluate a seeded sample of this many test users, with
+                           * 95% confidence intervals (see evaluate_users in train.c) */
+    const MtrDist *dist;  /* data-parallel ranks (mtr/dist.h), or NULL for one process */
+    int exclude_seen;     /* rank no item a user has in the training rows (rankeval.c) */
+    int no_baseline;      /* skip the baselines (sweep runs compute them once) */
+
+    /* A sweep's (sweep.c): the most runs trained at once (below 2: one at a
+     * time), and the hook asked after every training step (or NULL) whose
+     * nonzero answer stops the run with MTR_E_STATE. */
+    int sweep_workers;
+    int (*stop)(void *ctx);
     void *stop_ctx;
-    int sweep_workers; /* sweep: the most runs trained at once (below 2: one at a time) */
 } MtrRunOptions;
 
 typedef struct {
