@@ -197,8 +197,10 @@ static void *work(void *arg)
 
 /* ---- the sweep */
 
-/* The address space a thread's stack takes (by default). */
-static size_t stack_bytes(void)
+/* The address space a worker thread takes beyond its run's own memory: its
+ * stack (by default) and the arena glibc's malloc reserves for a thread's
+ * allocations (64 MiB on 64-bit systems). */
+static size_t thread_bytes(void)
 {
     pthread_attr_t a;
     size_t n = 8u << 20;
@@ -206,7 +208,7 @@ static size_t stack_bytes(void)
         if (pthread_attr_getstacksize(&a, &n) != 0) n = 8u << 20;
         pthread_attr_destroy(&a);
     }
-    return n;
+    return n + ((size_t)64 << 20);
 }
 
 MtrStatus mtr_run_sweep(MtrModel *m, const MtrRunOptions *o, int n_runs,
@@ -264,7 +266,7 @@ MtrStatus mtr_run_sweep(MtrModel *m, const MtrRunOptions *o, int n_runs,
             sw.next = n_runs;
             w[0].prepared = -1;
         } else {
-            size_t per_run = train_slot_bytes(w[0].slot) + stack_bytes();
+            size_t per_run = train_slot_bytes(w[0].slot) + thread_bytes();
             at_once = mtr_memlimit_runs(want, per_run, openblas_get_num_threads());
             if (at_once < want && o->progress)
                 fprintf(o->progress,

@@ -4,6 +4,7 @@
 # 400 MB, training, eval, predict, recommend and info each end within 60 s:
 # exit 0, or exit 1 with "out of memory" and, when it is OpenBLAS's buffers
 # that do not fit, the limit and what to raise it to. A generous limit trains.
+# A sweep runs fewer runs at once when the limit does not hold all it asks for.
 # Skipped (77) in the sanitizer build: ASan needs an unlimited address space.
 set -euo pipefail
 
@@ -69,6 +70,19 @@ rc=0
   --set train.epochs=1) >/dev/null 2>"$tmp/err" || rc=$?
 checks=$((checks + 1))
 [ "$rc" = 0 ] || fail "training under 1 GB: exit $rc: $(head -c 300 "$tmp/err")"
+
+# A sweep asked for four runs at once under a limit that holds fewer trains
+# fewer at once, says so, and prints the table of one at a time.
+sweep=("$tmp/m.bin" sweep --data "$data" --set train.epochs=1 --set rating.weight=0.5,1 --seeds 1,2)
+"$mtrun" "${sweep[@]}" --threads 1 --quiet >"$tmp/sweep1.out"
+rc=0
+(ulimit -v $((400 * 1024)) && exec timeout -s KILL "$limit_s" "$mtrun" "${sweep[@]}" --threads 4) \
+  >"$tmp/sweep4.out" 2>"$tmp/err" || rc=$?
+checks=$((checks + 1))
+[ "$rc" = 0 ] || fail "a sweep under 400 MB: exit $rc: $(head -c 300 "$tmp/err")"
+grep -q "holds [123] runs\? at once of the 4 asked for" "$tmp/err" ||
+  fail "a sweep under 400 MB: no note of fewer runs at once: $(grep -v '^epoch\|^run' "$tmp/err" | head -c 300)"
+cmp -s "$tmp/sweep1.out" "$tmp/sweep4.out" || fail "a sweep under 400 MB printed another table"
 
 echo "e2e_memlimit: $checks runs: $done_ok finished, $errors refused with a clear error"
 if [ "$failures" -gt 0 ]; then
