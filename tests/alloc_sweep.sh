@@ -6,7 +6,8 @@
 #   tests/alloc_sweep.sh full|short [COMMAND...]
 #
 # For each command -- mtrc -o on every model in models/, and on a small
-# generated data set: training with -o and --metrics, eval, cv, set, predict, predict
+# generated data set: training with -o and --metrics, eval, cv, sweep (one
+# run at a time: the counts are those of one thread), set, predict, predict
 # --file -o, recommend, recommend --file -o, export, import -o -- it counts
 # the allocations of a clean run (tests/failalloc.c), then runs it again with
 # allocation N failing, for every N (full) or about 40 spread over the range
@@ -159,7 +160,7 @@ sweep() {
 
 names=()
 for m in "$src"/models/*.mtr; do names+=("mtrc:$(basename "$m" .mtr)"); done
-names+=(train eval cv set predict predict-file recommend recommend-file export import)
+names+=(train eval cv sweep set predict predict-file recommend recommend-file export import)
 [ $# -gt 0 ] && names=("$@")
 for name in "${names[@]}"; do
   with_export=0
@@ -170,6 +171,8 @@ for name in "${names[@]}"; do
   eval) cmd=("$mtrun" model.bin eval --data "$data" --quiet --metrics out.csv) ;;
   cv) cmd=("$mtrun" "$tmp/model.bin" cv --data "$tmp/cv" --folds u1 --quiet --set train.epochs=1
     --metrics out.csv) ;;
+  sweep) cmd=("$mtrun" "$tmp/model.bin" sweep --data "$data" --quiet --threads 1
+    --set train.epochs=1 --set rating.weight=0.5,1 --metrics out.csv) ;;
   set) cmd=("$mtrun" model.bin set rating.weight=0.5 train.epochs=2) ;;
   predict) cmd=("$mtrun" model.bin predict --user user_01 --item item_g1_1) ;;
   predict-file) cmd=("$mtrun" model.bin predict --file "$tmp/rows.csv" -o out.csv) ;;

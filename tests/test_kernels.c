@@ -15,6 +15,7 @@
 #include "mtr/rng.h"
 
 #include <float.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -1336,6 +1337,75 @@ static void test_row_kernels_threads(void **state)
     free(x), free(x2), free(bias), free(table), free(ids);
 }
 
+/* pool_solo: threads running kernels side by side (a sweep's runs), each off
+ * the started pool, get the bytes of one thread, while the pool stays the
+ * caller's. (Without it their pool_run calls would share the pool's one
+ * generation of work: parts lost to the other caller, or a hang.) */
+typedef struct {
+    float *q, *c;
+    int64_t b, d, rows;
+    float loss, *dq, *dc, *work;
+    int threads_seen, parts_seen;
+} SoloJob;
+
+static void count_parts(void *ctx, int part, int parts)
+{
+    SoloJob *j = ctx;
+    j->parts_seen += part == 0 ? parts : 100; /* a part beyond 0 would be another thread's */
+}
+
+static void *solo_softmax(void *arg)
+{
+    SoloJob *j = arg;
+    pool_solo(1);
+    j->threads_seen = pool_threads();
+    pool_run(count_parts, j, 3);
+    KernelCall f = {0};
+    f.in[0] = j->q, f.in[1] = j->c;
+    f.in_shape[0] = f.in_shape[1] = shp(j->b, j->d);
+    f.out[0] = &j->loss, f.out[1] = j->dq, f.out[2] = j->dc, f.out[3] = j->work;
+    f.out_shape[0] = shp(1, 1);
+    f.out_shape[1] = f.out_shape[2] = shp(j->b, j->d);
+    f.out_shape[3] = shp(j->rows, j->b);
+    kernel_inbatch_softmax_xent_qc(&f);
+    return NULL;
+}
+
+static void test_pool_solo(void **state)
+{
+    (void)state;
+    const int64_t b = 700, d = 16, rows = 32;
+    Rng r;
+    rng_seed(&r, 23);
+    float *q = fbuf((size_t)(b * d)), *c = fbuf((size_t)(b * d));
+    fill_uniform(&r, q, (size_t)(b * d), -1.0f, 1.0f);
+    fill_uniform(&r, c, (size_t)(b * d), -1.0f, 1.0f);
+    SoloJob job[3];
+    for (int k = 0; k < 3; k++) {
+        job[k] = (SoloJob){.q = q, .c = c, .b = b, .d = d, .rows = rows};
+        job[k].dq = fbuf((size_t)(b * d)), job[k].dc = fbuf((size_t)(b * d));
+        job[k].work = fbuf((size_t)(rows * b));
+    }
+    solo_softmax(&job[0]); /* no pool: one thread */
+    pool_solo(0);
+    assert_int_equal(pool_start(3), 0);
+    pthread_t t[2];
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(pthread_create(&t[k], NULL, solo_softmax, &job[1 + k]), 0);
+    for (int k = 0; k < 2; k++) assert_int_equal(pthread_join(t[k], NULL), 0);
+    assert_int_equal(pool_threads(), 3); /* the caller keeps the pool */
+    pool_stop();
+    for (int k = 1; k < 3; k++) {
+        assert_int_equal(job[k].threads_seen, 1);
+        assert_int_equal(job[k].parts_seen, 1);
+        assert_memory_equal(&job[k].loss, &job[0].loss, sizeof job[0].loss);
+        assert_memory_equal(job[k].dq, job[0].dq, (size_t)(b * d) * sizeof *job[0].dq);
+        assert_memory_equal(job[k].dc, job[0].dc, (size_t)(b * d) * sizeof *job[0].dc);
+    }
+    for (int k = 0; k < 3; k++) free(job[k].dq), free(job[k].dc), free(job[k].work);
+    free(q), free(c);
+}
+
 /* ---- normalization, dropout and the row-wise activations
  *
  * These checks also print the worst error seen as a fraction of its tolerance. */
@@ -1788,6 +1858,7 @@ int main(void)
         cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_fused_inbatch_softmax_threads_repeat),
         cmocka_unit_test(test_row_kernels_threads),
+        cmocka_unit_test(test_pool_solo),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
