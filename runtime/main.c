@@ -718,6 +718,13 @@ static double sweep_value(const MetricsReport *r, const char *task, const char *
     return e ? e->value : NAN;
 }
 
+/* Out of memory: an error (exit 1), not a usage error. */
+static int no_memory(void)
+{
+    fprintf(stderr, "mtrun: error: out of memory\n");
+    return 1;
+}
+
 /* mtrun MODEL sweep: every combination of the --set lists (the first key
  * varies slowest), each once per seed, in one process; one table of each
  * setting's test metric per task, mean and spread over the seeds, the best
@@ -750,7 +757,7 @@ static int run_sweep(MtrModel *m, Args *a)
             }
         }
         if (!copy[n_keys]) {
-            rc = bad("%s", "out of memory");
+            rc = no_memory();
             break;
         }
         char *list = i == a->n_sets ? copy[n_keys] : copy[n_keys] + strlen(copy[n_keys]) + 1;
@@ -781,7 +788,7 @@ static int run_sweep(MtrModel *m, Args *a)
         text = malloc((size_t)n_runs * (size_t)n_keys * 320);
         sets = malloc((size_t)n_runs * (size_t)n_keys * sizeof *sets);
         res = calloc((size_t)n_runs, sizeof *res);
-        if (!text || !sets || !res) rc = bad("%s", "out of memory");
+        if (!text || !sets || !res) rc = no_memory();
     }
     for (int i = 0; i < n_runs && rc == 0; i++) {
         run_sets[i] = sets + (size_t)i * (size_t)n_keys;
@@ -820,10 +827,7 @@ static int run_sweep(MtrModel *m, Args *a)
         uint32_t n_tasks = m->n_tasks < 64 ? m->n_tasks : 64;
         double *mean = calloc((size_t)n_settings * n_tasks + 1, sizeof *mean);
         double *sd = calloc((size_t)n_settings * n_tasks + 1, sizeof *sd);
-        if (!mean || !sd) {
-            free(mean), free(sd);
-            rc = bad("%s", "out of memory");
-        }
+        if (!mean || !sd) rc = no_memory(); /* both freed below */
         for (uint32_t t = 0; rc == 0 && t < n_tasks; t++) {
             sweep_metric(m, t, names[t], sizeof names[t], &lower[t]);
             for (int s = 0; s < n_settings; s++) {
