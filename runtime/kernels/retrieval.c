@@ -40,6 +40,24 @@ typedef struct {
 /* Queries of at most this width are packed, so that equal ones are scored once. */
 #define RANK_PACK_D 256
 
+/* Counts the scores of row[0..n) above hi (*above) and at or above lo (*reached).
+ * Compiled for AVX-512 and AVX2 as well as the baseline, chosen at load time:
+ * integer counts of float comparisons, the same on any vector width. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(MTR_NO_CLONES)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+static void
+count_band(const float *row, int64_t n, float lo, float hi, int32_t *above, int32_t *reached)
+{
+    int32_t a = 0, r = 0;
+    for (int64_t j = 0; j < n; j++) {
+        a += row[j] > hi;
+        r += row[j] >= lo;
+    }
+    *above = a;
+    *reached = r;
+}
+
 /* The queries of one part, RANK_QB at a time (each part has its own tiles on
  * its own stack; a query's rank does not depend on the split). Within a tile,
  * a query equal to the one before it (bit for bit: the same user, when the
@@ -53,7 +71,8 @@ static void rank_part(void *ctx, int part, int parts)
     pool_rows(job->b, RANK_QB, part, parts, &lo, &hi);
     float tile[RANK_QB * RANK_NB];
     float packed[RANK_QB * RANK_PACK_D];
-    double truth[RANK_QB], tol[RANK_QB];
+    double truth[RANK_QB];
+    float hi_s[RANK_QB], lo_s[RANK_QB]; /* each query's band, in float */
     int64_t count[RANK_QB];
     int32_t which[RANK_QB]; /* the row of the tile's scores each query reads */
     for (int64_t q0 = lo; q0 < hi; q0 += RANK_QB) {
@@ -64,7 +83,10 @@ static void rank_part(void *ctx, int part, int parts)
             int32_t t = job->true_row[q0 + i];
             count[i] = t >= 0 && t < n ? 0 : -1; /* -1: a miss, never counted */
             truth[i] = count[i] == 0 ? dot_exact(q, items + (int64_t)t * d, d) : 0.0;
-            tol[i] = 2.0 * job->gamma * norm2(q, d) * job->xmax * 1.01 + 4.0 * FLT_MIN;
+            double tol = 2.0 * job->gamma * norm2(q, d) * job->xmax * 1.01 + 4.0 * FLT_MIN;
+            /* float bounds rounded outwards: the band only widens */
+            hi_s[i] = nextafterf((float)(truth[i] + tol), INFINITY);
+            lo_s[i] = nextafterf((float)(truth[i] - tol), -INFINITY);
             if (d <= RANK_PACK_D) {
                 if (nd > 0 && memcmp(packed + (nd - 1) * d, q, (size_t)d * sizeof *q) == 0) {
                     which[i] = (int32_t)(nd - 1);
@@ -85,19 +107,18 @@ static void rank_part(void *ctx, int part, int parts)
             for (int64_t i = 0; i < qb; i++) {
                 if (count[i] < 0) continue;
                 const float *srow = tile + (int64_t)which[i] * nb;
-                /* float bounds rounded outwards: the band only widens */
-                float hi_s = nextafterf((float)(truth[i] + tol[i]), INFINITY);
-                float lo_s = nextafterf((float)(truth[i] - tol[i]), -INFINITY);
-                int32_t above = 0, reached = 0;
-                for (int64_t j = 0; j < nb; j++) {
-                    above += srow[j] > hi_s;
-                    reached += srow[j] >= lo_s;
-                }
+                float band_hi = hi_s[i], band_lo = lo_s[i];
+                int32_t above, reached;
+                count_band(srow, nb, band_lo, band_hi, &above, &reached);
+                /* The true item scores its own truth, never above it: when it is
+                 * the band's only item here, nothing needs scoring again. */
+                int64_t t = job->true_row[q0 + i] - j0;
+                int self = t >= 0 && t < nb && srow[t] >= band_lo && srow[t] <= band_hi;
                 int64_t c = above;
-                if (reached > above) {
+                if (reached - above > self) {
                     const float *q = query + (q0 + i) * d;
                     for (int64_t j = 0; j < nb; j++) {
-                        if (srow[j] >= lo_s && srow[j] <= hi_s)
+                        if (srow[j] >= band_lo && srow[j] <= band_hi)
                             c += dot_exact(q, items + (j0 + j) * d, d) > truth[i];
                     }
                 }
