@@ -249,6 +249,13 @@ int grad_bias_add(Graph *g, const MtrOp *op, const int32_t *dout, const int *nee
     return 0;
 }
 
+int grad_bias_relu(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
+{
+    /* dx = dy * (y > 0), db = its column sums, from one bias_relu_grad (y the output) */
+    int32_t in[] = {dout[0], op->out[0]};
+    return multi_grad(g, op, OP_BIAS_RELU_GRAD, in, NULL, 2, needs, din);
+}
+
 /* An activation: dx = act_grad(dy, y), y being the forward output. */
 static int act_grad(Graph *g, OpKind k, const MtrOp *op, const int32_t *dout, const int *needs,
                     int32_t *din)
