@@ -7,6 +7,22 @@
 
 #include <cblas.h>
 
+/* c = a b^T for a (M,1) and b (N,1) (either stored as a row or a column: with one
+ * inner extent a transpose only changes the stride): an outer product, as the
+ * backward of a layer with one output makes it. sgemm would clear c and then add
+ * the products into it; the loop writes 0 + a_i b_j, the same bits (-0 included),
+ * in one pass. */
+static void outer_rows(const KernelCall *call, int64_t lo, int64_t hi)
+{
+    const float *a = call->in[0], *b = call->in[1];
+    float *c = call->out[0];
+    int64_t n = call->out_shape[0].cols;
+    for (int64_t i = lo; i < hi; i++) {
+        float ai = a[i];
+        for (int64_t j = 0; j < n; j++) c[i * n + j] = 0.0f + ai * b[j];
+    }
+}
+
 /* matmul(a, b) -> c = op(a) op(b), op = transpose when iattr0 / iattr1 is set.
  * Gradient: da = dc op(b)^T (transposed back if a was), db = op(a)^T dc. */
 void kernel_matmul(const KernelCall *call)
@@ -20,6 +36,10 @@ void kernel_matmul(const KernelCall *call)
     if (m == 0 || n == 0) return;
     if (k == 0) {
         memset(c, 0, (size_t)(m * n) * sizeof *c);
+        return;
+    }
+    if (k == 1) {
+        kern_rows(call, m, n, 1, outer_rows);
         return;
     }
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
