@@ -328,6 +328,20 @@ int rewrite_bias_relu(Graph *g)
         j--;
         done++;
     }
+    /* a bias_relu over the last part of a dense layer over ids: one pass */
+    for (uint32_t j = 0; j < g->n_ops; j++) {
+        if (g->ops[j].kind != OP_BIAS_RELU) continue;
+        int32_t pre = g->ops[j].in[0];
+        int64_t i = writer(g, pre);
+        if (i < 0 || g->ops[i].kind != OP_DENSE_IDS_ACC || readers(g, pre) != 1) continue;
+        MtrOp f = g->ops[i];
+        f.kind = OP_DENSE_IDS_ACC_BIAS_RELU;
+        f.in[4] = g->ops[j].in[1];
+        f.out[0] = g->ops[j].out[0];
+        g->ops[i] = f;
+        drop_op(g, j);
+        j--;
+    }
     return done;
 }
 

@@ -34,7 +34,8 @@ int rewrite_dense_over_ids(Graph *g);
  * becomes, with that bias_add, one bias_relu (in the bias_add's place, writing
  * the relu's tensor), whose backward is one bias_relu_grad: relu_grad and the
  * bias's sum_rows in one pass. The same bits; a (B,H) pass fewer each way.
- * Returns how many were fused. */
+ * A bias_relu whose input only a dense_ids_acc writes and only it reads joins
+ * that op too (dense_ids_acc_bias_relu). Returns how many relus were fused. */
 int rewrite_bias_relu(Graph *g);
 
 /* After the updates are appended: every sgd_update or adagrad_update whose

@@ -873,3 +873,11 @@ int shape_bias_relu_grad(const MtrShape *in, const int32_t *a, MtrShape *out, ch
     out[1] = vector(in[0].dim[1], MTR_DT_F32);
     return 0;
 }
+
+/* dense_ids_acc_bias_relu(base, x, w, ids, b (H)): dense_ids_acc's, and a bias per column. */
+int shape_dense_ids_acc_bias_relu(const MtrShape *in, const int32_t *a, MtrShape *out, char *why,
+                                  size_t n)
+{
+    if (shape_dense_ids_acc(in, a, out, why, n) || want(in, 4, 1, MTR_DT_F32, why, n)) return -1;
+    return dims_eq(out[0].dim[1], in[4].dim[0], "columns and bias length", why, n);
+}

@@ -98,9 +98,48 @@ static void add_products(const KernelCall *call, int64_t lo, int64_t hi)
     }
 }
 
+/* Each row gets relu(base row + its id's product + b): dense_ids_acc_bias_relu,
+ * whose inputs are base, x, w, ids, b; the sums in bias_add's order. Compiled
+ * for AVX-512 and AVX2 as well, chosen at load time: the same IEEE operations
+ * (nothing contracted), the same bits. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(MTR_NO_CLONES)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+static void
+add_products_bias_relu(const KernelCall *call, int64_t lo, int64_t hi)
+{
+    int64_t b = call->in_shape[1].rows, d = call->in_shape[1].cols, h = call->in_shape[2].cols;
+    IdsWork w = ids_work(call->out[1], b, d, h, 0);
+    const float *base = call->in[0]; /* (B,H), may be y */
+    const float *bias = call->in[4]; /* (H) */
+    float *y = call->out[0];         /* (B,H) */
+    for (int64_t i = lo; i < hi; i++) {
+        const float *p = w.p + (int64_t)w.group[i] * h;
+        for (int64_t j = 0; j < h; j++) {
+            float v = (base[i * h + j] + p[j]) + bias[j];
+            y[i * h + j] = v > 0.0f ? v : 0.0f;
+        }
+    }
+}
+
+/* y = relu(y + b) on every row: the plain form's bias and relu after its product. */
+static void bias_relu_in_place(const KernelCall *call, int64_t lo, int64_t hi)
+{
+    const float *bias = call->in[4]; /* (H) */
+    float *y = call->out[0];         /* (B,H) */
+    int64_t h = call->in_shape[2].cols;
+    for (int64_t i = lo; i < hi; i++) {
+        for (int64_t j = 0; j < h; j++) {
+            float v = y[i * h + j] + bias[j];
+            y[i * h + j] = v > 0.0f ? v : 0.0f;
+        }
+    }
+}
+
 /* y (+)= x w[first..first+D): Xd (distinct rows) times that part of w, then
- * each row gets its id's product (added to its base row for dense_ids_acc). */
-static void dense_ids_run(const KernelCall *call, int at)
+ * each row gets its id's product (added to its base row for dense_ids_acc, and
+ * then the bias and relu for dense_ids_acc_bias_relu, when relu is set). */
+static void dense_ids_run(const KernelCall *call, int at, int relu)
 {
     const float *x = call->in[at];         /* (B,D) */
     const float *wt = call->in[at + 1];    /* (K,H) */
@@ -115,6 +154,7 @@ static void dense_ids_run(const KernelCall *call, int at)
         if (at && y != call->in[0]) memcpy(y, call->in[0], (size_t)(b * h) * sizeof *y);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)b, (int)h, (int)d, 1.0f, x,
                     (int)d, wt + (int64_t)call->iattr[0] * h, (int)h, at ? 1.0f : 0.0f, y, (int)h);
+        if (relu) kern_rows(call, b, h, 1, bias_relu_in_place);
         return;
     }
     for (int64_t g = 0; g < n; g++)
@@ -124,17 +164,22 @@ static void dense_ids_run(const KernelCall *call, int at)
     else
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)h, (int)d, 1.0f, w.xd,
                     (int)d, wt + (int64_t)call->iattr[0] * h, (int)h, 0.0f, w.p, (int)h);
-    kern_rows(call, b, h, 1, at ? add_products : copy_products);
+    kern_rows(call, b, h, 1, relu ? add_products_bias_relu : at ? add_products : copy_products);
 }
 
 void kernel_dense_ids(const KernelCall *call)
 {
-    dense_ids_run(call, 0);
+    dense_ids_run(call, 0, 0);
 }
 
 void kernel_dense_ids_acc(const KernelCall *call)
 {
-    dense_ids_run(call, 1);
+    dense_ids_run(call, 1, 0);
+}
+
+void kernel_dense_ids_acc_bias_relu(const KernelCall *call)
+{
+    dense_ids_run(call, 1, 1);
 }
 
 /* S = dy summed by id (in batch order, from zero), then dw's part = Xd^T S and
