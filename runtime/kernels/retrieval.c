@@ -23,8 +23,9 @@ static double norm2(const float *x, int64_t d)
     return sqrt(dot_exact(x, x, d));
 }
 
-/* retrieval_rank tiles: RANK_QB queries x RANK_NB items of sgemm scores on the
- * stack (128 KiB, and as much for the packed queries); kernels do not allocate. */
+/* retrieval_rank tiles: RANK_QB x RANK_NB floats of sgemm scores on the stack
+ * (128 KiB, and as much for the packed queries; kernels do not allocate): a
+ * block of at most RANK_QB queries, its distinct ones times as many items as fit. */
 #define RANK_QB 128
 #define RANK_NB 256
 
@@ -100,8 +101,12 @@ static void rank_part(void *ctx, int part, int parts)
         }
         const float *qsrc = d <= RANK_PACK_D ? packed : query + q0 * d;
         if (d > RANK_PACK_D) nd = qb;
-        for (int64_t j0 = 0; j0 < n; j0 += RANK_NB) {
-            int64_t nb = n - j0 < RANK_NB ? n - j0 : RANK_NB;
+        /* as many items a block as the tile holds for the distinct queries: with
+         * a user's rows together, few products of many items each (the scores
+         * only screen; the count is exact whatever the blocks) */
+        int64_t step = RANK_QB * RANK_NB / (nd > 0 ? nd : 1);
+        for (int64_t j0 = 0; j0 < n; j0 += step) {
+            int64_t nb = n - j0 < step ? n - j0 : step;
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nd, (int)nb, (int)d, 1.0f,
                         qsrc, (int)d, items + j0 * d, (int)d, 0.0f, tile, (int)nb);
             for (int64_t i = 0; i < qb; i++) {
