@@ -23,11 +23,16 @@ static double norm2(const float *x, int64_t d)
     return sqrt(dot_exact(x, x, d));
 }
 
-/* retrieval_rank tiles: RANK_QB x RANK_NB floats of sgemm scores on the stack
- * (128 KiB, and as much for the packed queries; kernels do not allocate): a
- * block of at most RANK_QB queries, its distinct ones times as many items as fit. */
-#define RANK_QB 128
-#define RANK_NB 256
+/* retrieval_rank tiles, on the stack (kernels do not allocate; some 250 KiB in
+ * all): a tile is up to RANK_ROWS queries with at most RANK_DISTINCT distinct
+ * ones, whose scores are made RANK_TILE floats at a time (as many items as fit).
+ * With the rows sorted by user, a tile holds dozens of users, so the items are
+ * packed for sgemm once per tile, not once per hundred rows. The pool splits
+ * the rows at multiples of RANK_QB. */
+#define RANK_QB       128
+#define RANK_ROWS     2048
+#define RANK_DISTINCT 64
+#define RANK_TILE     (RANK_DISTINCT * 512)
 
 /* One retrieval_rank call's operands, shared by its parts. */
 typedef struct {
@@ -59,7 +64,7 @@ count_band(const float *row, int64_t n, float lo, float hi, int32_t *above, int3
     *reached = r;
 }
 
-/* The queries of one part, RANK_QB at a time (each part has its own tiles on
+/* The queries of one part, a tile at a time (each part has its own tiles on
  * its own stack; a query's rank does not depend on the split). Within a tile,
  * a query equal to the one before it (bit for bit: the same user, when the
  * rows come sorted by user) reuses its scores, so the products are made once
@@ -68,19 +73,23 @@ static void rank_part(void *ctx, int part, int parts)
 {
     const RankJob *job = ctx;
     const float *query = job->query, *items = job->items;
-    int64_t d = job->d, n = job->n, lo, hi;
+    int64_t d = job->d, n = job->n, lo, hi, qb;
+    int pack = d <= RANK_PACK_D; /* else every row is its own query */
     pool_rows(job->b, RANK_QB, part, parts, &lo, &hi);
-    float tile[RANK_QB * RANK_NB];
-    float packed[RANK_QB * RANK_PACK_D];
-    double truth[RANK_QB];
-    float hi_s[RANK_QB], lo_s[RANK_QB]; /* each query's band, in float */
-    int64_t count[RANK_QB];
-    int32_t which[RANK_QB]; /* the row of the tile's scores each query reads */
-    for (int64_t q0 = lo; q0 < hi; q0 += RANK_QB) {
-        int64_t qb = hi - q0 < RANK_QB ? hi - q0 : RANK_QB;
+    float tile[RANK_TILE];
+    float packed[RANK_DISTINCT * RANK_PACK_D];
+    double truth[RANK_ROWS];
+    float hi_s[RANK_ROWS], lo_s[RANK_ROWS]; /* each query's band, in float */
+    int64_t count[RANK_ROWS];
+    int32_t which[RANK_ROWS]; /* the row of the tile's scores each query reads */
+    for (int64_t q0 = lo; q0 < hi; q0 += qb) {
         int64_t nd = 0; /* distinct queries, packed when d allows */
-        for (int64_t i = 0; i < qb; i++) {
+        for (qb = 0; q0 + qb < hi && qb < RANK_ROWS; qb++) {
+            int64_t i = qb;
             const float *q = query + (q0 + i) * d;
+            int same =
+                pack && nd > 0 && memcmp(packed + (nd - 1) * d, q, (size_t)d * sizeof *q) == 0;
+            if (!same && nd == RANK_DISTINCT) break;
             int32_t t = job->true_row[q0 + i];
             count[i] = t >= 0 && t < n ? 0 : -1; /* -1: a miss, never counted */
             truth[i] = count[i] == 0 ? dot_exact(q, items + (int64_t)t * d, d) : 0.0;
@@ -88,23 +97,13 @@ static void rank_part(void *ctx, int part, int parts)
             /* float bounds rounded outwards: the band only widens */
             hi_s[i] = nextafterf((float)(truth[i] + tol), INFINITY);
             lo_s[i] = nextafterf((float)(truth[i] - tol), -INFINITY);
-            if (d <= RANK_PACK_D) {
-                if (nd > 0 && memcmp(packed + (nd - 1) * d, q, (size_t)d * sizeof *q) == 0) {
-                    which[i] = (int32_t)(nd - 1);
-                } else {
-                    memcpy(packed + nd * d, q, (size_t)d * sizeof *q);
-                    which[i] = (int32_t)nd++;
-                }
-            } else {
-                which[i] = (int32_t)i;
-            }
+            if (!same && pack) memcpy(packed + nd * d, q, (size_t)d * sizeof *q);
+            which[i] = (int32_t)(same ? nd - 1 : nd++);
         }
-        const float *qsrc = d <= RANK_PACK_D ? packed : query + q0 * d;
-        if (d > RANK_PACK_D) nd = qb;
-        /* as many items a block as the tile holds for the distinct queries: with
-         * a user's rows together, few products of many items each (the scores
-         * only screen; the count is exact whatever the blocks) */
-        int64_t step = RANK_QB * RANK_NB / (nd > 0 ? nd : 1);
+        const float *qsrc = pack ? packed : query + q0 * d;
+        /* as many items a block as the tile holds for the distinct queries (the
+         * scores only screen; the count is exact whatever the blocks) */
+        int64_t step = RANK_TILE / nd;
         for (int64_t j0 = 0; j0 < n; j0 += step) {
             int64_t nb = n - j0 < step ? n - j0 : step;
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nd, (int)nb, (int)d, 1.0f,
