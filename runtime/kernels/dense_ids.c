@@ -182,6 +182,23 @@ void kernel_dense_ids_acc_bias_relu(const KernelCall *call)
     dense_ids_run(call, 1, 1);
 }
 
+/* s[group[r]] += dy[r] for every row r, in batch order: dy streams through once
+ * while the sums (n rows of H, a few hundred KiB at the tutorial's sizes) stay
+ * in cache. Compiled for AVX-512 and AVX2 as well, chosen at load time: the
+ * same float additions in the same order, the same bits. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(MTR_NO_CLONES)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+static void
+sum_by_group(const float *dy, const int32_t *group, int64_t b, int64_t h, float *s)
+{
+    for (int64_t r = 0; r < b; r++) {
+        float *sg = s + (int64_t)group[r] * h;
+        const float *src = dy + r * h;
+        for (int64_t j = 0; j < h; j++) sg[j] += src[j];
+    }
+}
+
 /* S = dy summed by id (in batch order, from zero), then dw's part = Xd^T S and
  * dXd = S w_part^T, which goes to each group's first row. */
 void kernel_dense_ids_grad(const KernelCall *call)
@@ -206,14 +223,8 @@ void kernel_dense_ids_grad(const KernelCall *call)
                     (int)h, wt + first * h, (int)h, 0.0f, dx, (int)d);
         return;
     }
-    /* in batch order: dy streams through once while the sums (n rows of H,
-     * a few hundred KiB at the tutorial's sizes) stay in cache */
     memset(w.p, 0, (size_t)(n * h) * sizeof *w.p);
-    for (int64_t r = 0; r < b; r++) {
-        float *s = w.p + (int64_t)w.group[r] * h;
-        const float *src = dy + (int64_t)r * h;
-        for (int64_t j = 0; j < h; j++) s[j] += src[j];
-    }
+    sum_by_group(dy, w.group, b, h, w.p);
     for (int64_t g = 0; g < n; g++)
         memcpy(w.xd + g * d, x + (int64_t)w.first_row[g] * d, (size_t)d * sizeof *x);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, (int)h, (int)n, 1.0f, w.xd, (int)d,
