@@ -216,8 +216,8 @@ static void list_user(const MtrModel *m, const RankevalInput *in, const RankTask
 /* 1 + the listed keys other than key ranking before item t (score st). The list
  * is sorted by before() when its scores hold no NaN: then those ranking before t
  * are a prefix, found by bisection, less key's own entry if it lies in it. */
-static int64_t rank_in_list(const Scratch *s, const int32_t *item_key, int32_t key, float st,
-                            int32_t t)
+static int64_t rank_in_list(const Scratch *s, const int32_t *item_key, int32_t n_keys, int32_t key,
+                            float st, int32_t t)
 {
     const Scored *o = s->order;
     if (!s->finite || st != st) {
@@ -234,7 +234,7 @@ static int64_t rank_in_list(const Scratch *s, const int32_t *item_key, int32_t k
         else
             hi = mid;
     }
-    int own = key >= 0 && s->stamp[key] == s->listed && s->where[key] < lo;
+    int own = key >= 0 && key < n_keys && s->stamp[key] == s->listed && s->where[key] < lo;
     return 1 + lo - own;
 }
 
@@ -258,7 +258,7 @@ static void rank_user(const MtrModel *m, const RankevalInput *in, const RankTask
         }
         int32_t key = item_key[t];
         if (redo_topk) {
-            int64_t rank = rank_in_list(s, item_key, key, s->scores[t], t);
+            int64_t rank = rank_in_list(s, item_key, rt->n_keys, key, s->scores[t], t);
             for (uint32_t i = 0; i < mt->topk.n_ks; i++) mt->topk.hits[i] += rank <= mt->topk.ks[i];
             mt->topk.rows++;
         }
