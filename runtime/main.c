@@ -1062,15 +1062,11 @@ static int run_main(int argc, char **argv, const MtrDist *dist)
         for (int i = 0; i < a.n_owned; i++) free((char *)a.names[i]);
         return rc;
     }
-    /* OpenBLAS runs on one thread unless MTR_BLAS_THREADS says otherwise (1 to
-     * 256; OPENBLAS_NUM_THREADS itself is overridden, and is what
-     * mtr_memlimit_reexec sets): the pool splits the large products into row
-     * parts itself (kernel_matmul), as it does the fused softmax and the
-     * ranking, and its workers sleep between kernels where OpenBLAS's spin on
-     * the same cores (on a shared 2-core machine, --threads 2 with OpenBLAS on
-     * two threads was the slowest setting measured). */
+    /* OpenBLAS gets --threads too, unless MTR_BLAS_THREADS says otherwise
+     * (1 to 256; OPENBLAS_NUM_THREADS itself is overridden, and is what
+     * mtr_memlimit_reexec sets): the products' threads apart from the pool's. */
     const char *blas_env = getenv("MTR_BLAS_THREADS");
-    int blas = 1;
+    int blas = a.threads;
     if (blas_env && *blas_env) {
         int n;
         if (parse_int(blas_env, &n) || n <= 0 || n > 256) {
