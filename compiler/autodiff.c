@@ -249,6 +249,27 @@ int grad_bias_add(Graph *g, const MtrOp *op, const int32_t *dout, const int *nee
     return 0;
 }
 
+int grad_bias_relu(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs, int32_t *din)
+{
+    /* dx = dy * (y > 0), db = its column sums, from one bias_relu_grad (y the output) */
+    int32_t in[] = {dout[0], op->out[0]};
+    return multi_grad(g, op, OP_BIAS_RELU_GRAD, in, NULL, 2, needs, din);
+}
+
+int grad_dense_ids_acc_bias_relu(Graph *g, const MtrOp *op, const int32_t *dout, const int *needs,
+                                 int32_t *din)
+{
+    /* dpre, db from bias_relu_grad (y the output); dbase, dx, dw from dpre as for dense_ids_acc */
+    char name[300];
+    snprintf(name, sizeof name, "d%s.pre", g->mod->m->tensors[op->out[0]].name);
+    int32_t in[] = {dout[0], op->out[0]};
+    if (graph_op(g, OP_BIAS_RELU_GRAD, in, NULL, 0, NULL, name) < 0) return -1;
+    int32_t dpre = g->ops[g->n_ops - 1].out[0], db = g->ops[g->n_ops - 1].out[1];
+    if (module_rename(g->mod, db, dname(g, op->in[4], name, sizeof name))) return -1;
+    if (needs[4]) din[4] = db;
+    return grad_dense_ids_acc(g, op, &dpre, needs, din);
+}
+
 /* An activation: dx = act_grad(dy, y), y being the forward output. */
 static int act_grad(Graph *g, OpKind k, const MtrOp *op, const int32_t *dout, const int *needs,
                     int32_t *din)

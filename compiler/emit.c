@@ -107,6 +107,8 @@ MtrModel *emit_model_opts(const AstModel *ast, const EmitOptions *opts, FILE *er
         if ((p == PROG_TRAIN || p == PROG_EVAL || p == PROG_PREDICT) && l.present[p] &&
             rewrite_dense_over_ids(&l.prog[p]) < 0)
             rc = -1;
+    for (int p = 0; p < PROG_COUNT && rc == 0 && opts->rewrite; p++)
+        if (l.present[p]) rewrite_bias_relu(&l.prog[p]);
     if (rc == 0) rc = autodiff_backward(train, l.loss, &grads, &n_grads);
     if (rc == 0) rc = autodiff_updates(train, &l, grads, n_grads);
     int32_t lazy = rc == 0 ? l.knob_of[MTR_KNOB_LAZY] : -1;

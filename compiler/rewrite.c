@@ -1,4 +1,6 @@
-/* Rewrite: fusing the in-batch softmax with the score product that feeds it.
+/* Rewrites: fusing the in-batch softmax with the score product that feeds it
+ * (below), a dense layer over a concat of id functions (rewrite_dense_over_ids),
+ * bias_add and relu (rewrite_bias_relu), the sparse embedding updates.
  *
  *   scores = matmul(q, c; 0, 1)            (B,B)
  *   loss, dunit = inbatch_softmax_xent(scores)
@@ -305,6 +307,40 @@ int rewrite_dense_over_ids(Graph *g)
         }
         j += k - 1;
         done++;
+    }
+    return done;
+}
+
+int rewrite_bias_relu(Graph *g)
+{
+    int done = 0;
+    for (uint32_t j = 0; j < g->n_ops; j++) {
+        if (g->ops[j].kind != OP_RELU) continue;
+        int32_t pre = g->ops[j].in[0];
+        int64_t i = writer(g, pre);
+        if (i < 0 || g->ops[i].kind != OP_BIAS_ADD || readers(g, pre) != 1) continue;
+        /* bias_add's place and inputs, relu's output (so its readers keep it) */
+        MtrOp f = g->ops[i];
+        f.kind = OP_BIAS_RELU;
+        f.out[0] = g->ops[j].out[0];
+        g->ops[i] = f;
+        drop_op(g, j);
+        j--;
+        done++;
+    }
+    /* a bias_relu over the last part of a dense layer over ids: one pass */
+    for (uint32_t j = 0; j < g->n_ops; j++) {
+        if (g->ops[j].kind != OP_BIAS_RELU) continue;
+        int32_t pre = g->ops[j].in[0];
+        int64_t i = writer(g, pre);
+        if (i < 0 || g->ops[i].kind != OP_DENSE_IDS_ACC || readers(g, pre) != 1) continue;
+        MtrOp f = g->ops[i];
+        f.kind = OP_DENSE_IDS_ACC_BIAS_RELU;
+        f.in[4] = g->ops[j].in[1];
+        f.out[0] = g->ops[j].out[0];
+        g->ops[i] = f;
+        drop_op(g, j);
+        j--;
     }
     return done;
 }

@@ -30,6 +30,14 @@ int rewrite_fuse_inbatch_softmax_notes(Graph *g, FILE *notes);
  * with g->mod->why set. */
 int rewrite_dense_over_ids(Graph *g);
 
+/* Before autodiff: every relu that is the only reader of a bias_add's output
+ * becomes, with that bias_add, one bias_relu (in the bias_add's place, writing
+ * the relu's tensor), whose backward is one bias_relu_grad: relu_grad and the
+ * bias's sum_rows in one pass. The same bits; a (B,H) pass fewer each way.
+ * A bias_relu whose input only a dense_ids_acc writes and only it reads joins
+ * that op too (dense_ids_acc_bias_relu). Returns how many relus were fused. */
+int rewrite_bias_relu(Graph *g);
+
 /* After the updates are appended: every sgd_update or adagrad_update whose
  * gradient is only a scatter_add into its own table (an embedding's) gets the
  * gradient as embedding_grad's (distinct ids, their rows) and becomes

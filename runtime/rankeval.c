@@ -97,9 +97,13 @@ typedef struct {
     int32_t *seen_start, *seen; /* CSR by user id of the keys in the training rows */
     int32_t n_users;
     float *pop;     /* [key] training count (popularity scorer) */
-    Scored *order;  /* (N) */
+    Scored *order;  /* (N): the list, best first, each key once in [0, kept) */
     float *scores;  /* (N) */
     int64_t *stamp; /* [key] the last user group that listed it */
+    int32_t *where; /* [key] its place in the list, valid when stamp[key] == listed */
+    int64_t listed; /* the group whose list order[0, kept) is */
+    int32_t kept;
+    int finite; /* no NaN in the listed scores: the list is sorted by before() */
     int32_t *top, *rel;
     uint32_t *first; /* a chunk of groups' first rows */
     int64_t *gstart; /* their start in test_rows */
@@ -108,7 +112,7 @@ typedef struct {
 static void scratch_free(Scratch *s)
 {
     free(s->seen_start), free(s->seen), free(s->pop), free(s->order), free(s->scores);
-    free(s->stamp), free(s->top), free(s->rel), free(s->first), free(s->gstart);
+    free(s->stamp), free(s->where), free(s->top), free(s->rel), free(s->first), free(s->gstart);
     memset(s, 0, sizeof *s);
 }
 
@@ -137,11 +141,13 @@ static MtrStatus scratch_new(const MtrModel *m, const RankevalInput *in, const R
     s->order = malloc(n * sizeof *s->order);
     s->scores = malloc(n * sizeof *s->scores);
     s->stamp = malloc((size_t)rt->n_keys * sizeof *s->stamp);
+    s->where = malloc((size_t)rt->n_keys * sizeof *s->where);
     s->top = malloc((size_t)(kmax > 0 ? kmax : 1) * sizeof *s->top);
     s->rel = malloc((size_t)most_rows * sizeof *s->rel);
     s->first = malloc((size_t)batch * sizeof *s->first);
     s->gstart = malloc((size_t)(batch + 1) * sizeof *s->gstart);
-    if (!s->order || !s->scores || !s->stamp || !s->top || !s->rel || !s->first || !s->gstart)
+    if (!s->order || !s->scores || !s->stamp || !s->where || !s->top || !s->rel || !s->first ||
+        !s->gstart)
         goto nomem;
     for (int32_t k = 0; k < rt->n_keys; k++) s->stamp[k] = -1;
     const int32_t *tu = in->train->ids ? in->train->ids[uc] : NULL;
@@ -180,16 +186,17 @@ nomem:
     return mtr_fail(err, MTR_E_NOMEM, "out of memory for the per-user evaluation");
 }
 
-/* One user group: rows test_rows[g0..g1), scores in s->scores. */
-static void rank_user(const MtrModel *m, const RankevalInput *in, const RankTask *rt,
-                      MetricsTask *mt, Scratch *s, int64_t group, int64_t g0, int64_t g1,
-                      int32_t user, int32_t kmax, int redo_topk)
+/* Lists group's items from s->scores: best first, each key once (at its best
+ * item), in s->order[0, s->kept). */
+static void list_user(const MtrModel *m, const RankevalInput *in, const RankTask *rt, Scratch *s,
+                      int64_t group, int32_t user)
 {
     const int32_t *item_key = m->items.ids[rt->key_ix];
-    const int32_t *true_row = in->test->true_row[rt->key_col];
     int32_t n = 0;
+    s->finite = 1;
     for (uint32_t i = 0; i < m->items.n; i++) {
         if (in->exclude_seen && seen_has(s, user, item_key[i])) continue;
+        s->finite &= s->scores[i] == s->scores[i];
         s->order[n++] = (Scored){s->scores[i], (int32_t)i};
     }
     qsort(s->order, (size_t)n, sizeof *s->order, scored_cmp);
@@ -199,8 +206,46 @@ static void rank_user(const MtrModel *m, const RankevalInput *in, const RankTask
         int32_t key = item_key[s->order[j].item];
         if (key < 0 || key >= rt->n_keys || s->stamp[key] == group) continue;
         s->stamp[key] = group;
+        s->where[key] = kept;
         s->order[kept++] = s->order[j];
     }
+    s->kept = kept;
+    s->listed = group;
+}
+
+/* 1 + the listed keys other than key ranking before item t (score st). The list
+ * is sorted by before() when its scores hold no NaN: then those ranking before t
+ * are a prefix, found by bisection, less key's own entry if it lies in it. */
+static int64_t rank_in_list(const Scratch *s, const int32_t *item_key, int32_t n_keys, int32_t key,
+                            float st, int32_t t)
+{
+    const Scored *o = s->order;
+    if (!s->finite || st != st) {
+        int64_t rank = 1;
+        for (int32_t j = 0; j < s->kept; j++)
+            rank += item_key[o[j].item] != key && before(o[j].score, o[j].item, st, t);
+        return rank;
+    }
+    int32_t lo = 0, hi = s->kept;
+    while (lo < hi) {
+        int32_t mid = lo + (hi - lo) / 2;
+        if (before(o[mid].score, o[mid].item, st, t))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    int own = key >= 0 && key < n_keys && s->stamp[key] == s->listed && s->where[key] < lo;
+    return 1 + lo - own;
+}
+
+/* One user group: rows test_rows[g0..g1), its list in s->order (list_user). */
+static void rank_user(const MtrModel *m, const RankevalInput *in, const RankTask *rt,
+                      MetricsTask *mt, Scratch *s, int64_t g0, int64_t g1, int32_t user,
+                      int32_t kmax, int redo_topk)
+{
+    const int32_t *item_key = m->items.ids[rt->key_ix];
+    const int32_t *true_row = in->test->true_row[rt->key_col];
+    int32_t kept = s->kept;
     int32_t n_top = kept < kmax ? kept : kmax;
     for (int32_t j = 0; j < n_top; j++) s->top[j] = item_key[s->order[j].item];
     int32_t n_rel = 0;
@@ -213,11 +258,7 @@ static void rank_user(const MtrModel *m, const RankevalInput *in, const RankTask
         }
         int32_t key = item_key[t];
         if (redo_topk) {
-            /* 1 + the listed keys (other than its own) ranking before it */
-            int64_t rank = 1;
-            for (int32_t j = 0; j < kept; j++)
-                rank += item_key[s->order[j].item] != key &&
-                        before(s->order[j].score, s->order[j].item, s->scores[t], t);
+            int64_t rank = rank_in_list(s, item_key, rt->n_keys, key, s->scores[t], t);
             for (uint32_t i = 0; i < mt->topk.n_ks; i++) mt->topk.hits[i] += rank <= mt->topk.ks[i];
             mt->topk.rows++;
         }
@@ -275,11 +316,13 @@ static MtrStatus run_task(const MtrModel *m, const RankevalInput *in, MetricsTas
             x = mtr_session_tensor(in->s, rt->items);
         }
         for (int64_t g = 0; g < nb; g++, group++) {
-            if (in->scorer == RANKEVAL_POPULARITY) {
+            /* popularity gives every user the same list, unless each leaves out its own items */
+            int same = in->scorer == RANKEVAL_POPULARITY && !in->exclude_seen && group > 0;
+            if (!same && in->scorer == RANKEVAL_POPULARITY) {
                 const int32_t *key = m->items.ids[rt->key_ix];
                 for (uint32_t i = 0; i < m->items.n; i++)
                     s.scores[i] = key[i] >= 0 && key[i] < rt->n_keys ? s.pop[key[i]] : 0.0f;
-            } else {
+            } else if (!same) {
                 const float *qg = q + g * rt->d;
                 for (uint32_t i = 0; i < m->items.n; i++) {
                     const float *xi = x + (int64_t)i * rt->d;
@@ -288,7 +331,8 @@ static MtrStatus run_task(const MtrModel *m, const RankevalInput *in, MetricsTas
                     s.scores[i] = (float)acc;
                 }
             }
-            rank_user(m, in, rt, mt, &s, group, s.gstart[g], s.gstart[g + 1], uid[s.first[g]], kmax,
+            if (!same) list_user(m, in, rt, &s, group, uid[s.first[g]]);
+            rank_user(m, in, rt, mt, &s, s.gstart[g], s.gstart[g + 1], uid[s.first[g]], kmax,
                       redo_topk);
         }
     }

@@ -857,3 +857,27 @@ int shape_dense_ids_grad(const MtrShape *in, const int32_t *a, MtrShape *out, ch
     out[2] = matrix(in[1].dim[0], (MtrDim){-1, in[2].dim[1].k + 2 * in[1].dim[1].k + 4});
     return 0;
 }
+
+/* bias_relu(x (B,H), b (H)) -> (B,H), as bias_add. */
+int shape_bias_relu(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    return shape_bias_add(in, a, out, why, n);
+}
+
+/* bias_relu_grad(dy (B,H), y (B,H)) -> dx (B,H), db (H). */
+int shape_bias_relu_grad(const MtrShape *in, const int32_t *a, MtrShape *out, char *why, size_t n)
+{
+    (void)a;
+    if (want(in, 0, 2, MTR_DT_F32, why, n) || same_as(in, 0, 1, why, n)) return -1;
+    out[0] = in[0];
+    out[1] = vector(in[0].dim[1], MTR_DT_F32);
+    return 0;
+}
+
+/* dense_ids_acc_bias_relu(base, x, w, ids, b (H)): dense_ids_acc's, and a bias per column. */
+int shape_dense_ids_acc_bias_relu(const MtrShape *in, const int32_t *a, MtrShape *out, char *why,
+                                  size_t n)
+{
+    if (shape_dense_ids_acc(in, a, out, why, n) || want(in, 4, 1, MTR_DT_F32, why, n)) return -1;
+    return dims_eq(out[0].dim[1], in[4].dim[0], "columns and bias length", why, n);
+}

@@ -1132,7 +1132,9 @@ MtrStatus mtr_run_eval(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, M
         rc = mtr_session_load_params(r.s, m, err);
         if (rc == MTR_OK && sp.n_test == 0)
             rc = mtr_fail(err, MTR_E_DATA, "no test rows to evaluate");
+        mtr_session_profile(r.s, o->profile != NULL); /* eval --profile: the pass's ops */
         if (rc == MTR_OK) rc = evaluate_test(m, &r, &sp, train_batch(m), o, res, err);
+        if (rc == MTR_OK && o->profile) print_profile(r.s, o->profile, res);
         if (rc == MTR_OK) write_test_line(o, res);
         runner_free(&r);
     }

@@ -411,13 +411,50 @@ static void test_rewrite_dense_over_ids(void **state)
                                 "head h = concat(q, c) -> dense(6, relu) -> dense(1)\n"
                                 "task t = ranking(h, y)\n";
     assert_int_equal(train_ops_of(three, 1, OP_DENSE_IDS), 1);
-    assert_int_equal(train_ops_of(three, 1, OP_DENSE_IDS_ACC), 2);
+    /* the last part's op also takes the layer's bias and relu (test_rewrite_bias_relu) */
+    assert_int_equal(train_ops_of(three, 1, OP_DENSE_IDS_ACC), 1);
+    assert_int_equal(train_ops_of(three, 1, OP_DENSE_IDS_ACC_BIAS_RELU), 1);
     assert_int_equal(train_ops_of(three, 1, OP_DENSE_IDS_GRAD), 3);
     assert_int_equal(train_ops_of(three, 1, OP_CONCAT), 0);
     assert_int_equal(train_ops_of(three, 0, OP_DENSE_IDS), 0);
     assert_int_equal(
         train_ops_of(mixed, 1, OP_DENSE_IDS) + train_ops_of(mixed, 1, OP_DENSE_IDS_ACC), 2);
     assert_int_equal(train_ops_of(mixed, 1, OP_CONCAT), 1);
+}
+
+/* relu over a bias_add that nothing else reads becomes bias_relu (its backward
+ * one bias_relu_grad in place of relu_grad and the bias's sum_rows), and joins
+ * the dense_ids_acc before it when that is the layer's product (the head's
+ * first layer: dense_ids_acc_bias_relu); a bias_add without relu stays, and
+ * -O0 keeps the plain ops. */
+static void test_rewrite_bias_relu(void **state)
+{
+    (void)state;
+    static const char two[] = "model a\ninput u : string\ninput i : string\nlabel y : float\n"
+                              "tower ue = u -> lookup -> embedding(4) -> dense(5, relu)\n"
+                              "tower c = i -> lookup -> embedding(4)\n"
+                              "head h = concat(ue, c) -> dense(6, relu) -> dense(1)\n"
+                              "task t = ranking(h, y)\n";
+    static const char tanh_head[] = "model b\ninput u : string\ninput i : string\nlabel y : float\n"
+                                    "tower ue = u -> lookup -> embedding(4)\n"
+                                    "tower c = i -> lookup -> embedding(4)\n"
+                                    "head h = concat(ue, c) -> dense(6, tanh) -> dense(1)\n"
+                                    "task t = ranking(h, y)\n";
+    assert_int_equal(train_ops_of(two, 1, OP_BIAS_RELU), 1); /* the tower's layer */
+    assert_int_equal(train_ops_of(two, 1, OP_DENSE_IDS_ACC_BIAS_RELU), 1);
+    assert_int_equal(train_ops_of(two, 1, OP_DENSE_IDS_ACC), 0);
+    assert_int_equal(train_ops_of(two, 1, OP_BIAS_RELU_GRAD), 2);
+    assert_int_equal(train_ops_of(two, 1, OP_RELU), 0);
+    assert_int_equal(train_ops_of(two, 1, OP_RELU_GRAD), 0);
+    assert_int_equal(train_ops_of(two, 1, OP_BIAS_ADD), 1); /* the last dense layer's */
+    assert_int_equal(train_ops_of(two, 1, OP_SUM_ROWS), 1);
+    assert_int_equal(train_ops_of(two, 0, OP_BIAS_RELU), 0);
+    assert_int_equal(train_ops_of(two, 0, OP_RELU), 2);
+    assert_int_equal(train_ops_of(two, 0, OP_SUM_ROWS), 3);
+    assert_int_equal(train_ops_of(two, 0, OP_DENSE_IDS_ACC_BIAS_RELU), 0);
+    assert_int_equal(train_ops_of(tanh_head, 1, OP_BIAS_RELU), 0);
+    assert_int_equal(train_ops_of(tanh_head, 1, OP_DENSE_IDS_ACC_BIAS_RELU), 0);
+    assert_int_equal(train_ops_of(tanh_head, 1, OP_DENSE_IDS_ACC), 1);
 }
 
 /* The name of the column compiled text marks as the user, or NULL. */
@@ -571,6 +608,7 @@ int main(void)
         cmocka_unit_test(test_rewrite_choice),
         cmocka_unit_test(test_rewrite_rowwise_stages),
         cmocka_unit_test(test_rewrite_dense_over_ids),
+        cmocka_unit_test(test_rewrite_bias_relu),
         cmocka_unit_test(test_dropout_train_only),
         cmocka_unit_test(test_weight_auto),
         cmocka_unit_test(test_user_column),

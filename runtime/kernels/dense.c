@@ -5,7 +5,56 @@
  * Loops are plain C that gcc -O3 vectorises; sums accumulate in double. */
 #include "kernels/kern.h"
 
+#include "mtr/pool.h"
+
 #include <cblas.h>
+
+/* c = a b^T for a (M,1) and b (N,1) (either stored as a row or a column: with one
+ * inner extent a transpose only changes the stride): an outer product, as the
+ * backward of a layer with one output makes it. sgemm would clear c and then add
+ * the products into it; the loop writes 0 + a_i b_j, the same bits (-0 included),
+ * in one pass. */
+static void outer_rows(const KernelCall *call, int64_t lo, int64_t hi)
+{
+    const float *a = call->in[0], *b = call->in[1];
+    float *c = call->out[0];
+    int64_t n = call->out_shape[0].cols;
+    for (int64_t i = lo; i < hi; i++) {
+        float ai = a[i];
+        for (int64_t j = 0; j < n; j++) c[i * n + j] = 0.0f + ai * b[j];
+    }
+}
+
+/* The least multiply-adds worth a part of a product of its own on the pool
+ * (some 20 microseconds of sgemm). */
+#define MATMUL_MIN_PART (1 << 21)
+
+/* Rows [lo, hi) of c = op(a) op(b): op(a)'s rows are a's rows, or a's columns
+ * when transposed (same leading dimension, shifted start). */
+static void matmul_rows(const KernelCall *call, int64_t lo, int64_t hi)
+{
+    const float *a = call->in[0], *b = call->in[1];
+    float *c = call->out[0];
+    int ta = call->iattr[0] != 0, tb = call->iattr[1] != 0;
+    int64_t n = call->out_shape[0].cols, k = ta ? call->in_shape[0].rows : call->in_shape[0].cols;
+    int64_t lda = call->in_shape[0].cols;
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                (int)(hi - lo), (int)n, (int)k, 1.0f, a + (ta ? lo : lo * lda), (int)lda, b,
+                (int)call->in_shape[1].cols, 0.0f, c + lo * n, (int)n);
+}
+
+typedef struct {
+    const KernelCall *call;
+    int64_t m;
+} MatmulJob;
+
+static void matmul_part(void *ctx, int part, int parts)
+{
+    const MatmulJob *job = ctx;
+    int64_t lo, hi;
+    pool_rows(job->m, 16, part, parts, &lo, &hi);
+    if (lo < hi) matmul_rows(job->call, lo, hi);
+}
 
 /* matmul(a, b) -> c = op(a) op(b), op = transpose when iattr0 / iattr1 is set.
  * Gradient: da = dc op(b)^T (transposed back if a was), db = op(a)^T dc. */
@@ -22,9 +71,27 @@ void kernel_matmul(const KernelCall *call)
         memset(c, 0, (size_t)(m * n) * sizeof *c);
         return;
     }
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                (int)m, (int)n, (int)k, 1.0f, a, (int)call->in_shape[0].cols, b,
-                (int)call->in_shape[1].cols, 0.0f, c, (int)n);
+    if (k == 1) {
+        kern_rows(call, m, n, 1, outer_rows);
+        return;
+    }
+    /* A large product's rows are split into parts on the runtime's pool, each
+     * one sgemm on one OpenBLAS thread: every element is summed as a whole
+     * product sums it (the inner extent is never split), and the pool's
+     * workers sleep between kernels, where OpenBLAS's spin. */
+    int parts = pool_parts(m * n * k, MATMUL_MIN_PART);
+    if (parts > m / 16) parts = (int)(m / 16);
+    if (parts <= 1) {
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                    (int)m, (int)n, (int)k, 1.0f, a, (int)call->in_shape[0].cols, b,
+                    (int)call->in_shape[1].cols, 0.0f, c, (int)n);
+        return;
+    }
+    MatmulJob job = {call, m};
+    int blas = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    pool_run(matmul_part, &job, parts);
+    openblas_set_num_threads(blas);
 }
 
 /* bias_add(x, b) -> x + b on every row. Gradient: dx = dy, db = sum_rows(dy). */

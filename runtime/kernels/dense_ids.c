@@ -98,9 +98,48 @@ static void add_products(const KernelCall *call, int64_t lo, int64_t hi)
     }
 }
 
+/* Each row gets relu(base row + its id's product + b): dense_ids_acc_bias_relu,
+ * whose inputs are base, x, w, ids, b; the sums in bias_add's order. Compiled
+ * for AVX-512 and AVX2 as well, chosen at load time: the same IEEE operations
+ * (nothing contracted), the same bits. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(MTR_NO_CLONES)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+static void
+add_products_bias_relu(const KernelCall *call, int64_t lo, int64_t hi)
+{
+    int64_t b = call->in_shape[1].rows, d = call->in_shape[1].cols, h = call->in_shape[2].cols;
+    IdsWork w = ids_work(call->out[1], b, d, h, 0);
+    const float *base = call->in[0]; /* (B,H), may be y */
+    const float *bias = call->in[4]; /* (H) */
+    float *y = call->out[0];         /* (B,H) */
+    for (int64_t i = lo; i < hi; i++) {
+        const float *p = w.p + (int64_t)w.group[i] * h;
+        for (int64_t j = 0; j < h; j++) {
+            float v = (base[i * h + j] + p[j]) + bias[j];
+            y[i * h + j] = v > 0.0f ? v : 0.0f;
+        }
+    }
+}
+
+/* y = relu(y + b) on every row: the plain form's bias and relu after its product. */
+static void bias_relu_in_place(const KernelCall *call, int64_t lo, int64_t hi)
+{
+    const float *bias = call->in[4]; /* (H) */
+    float *y = call->out[0];         /* (B,H) */
+    int64_t h = call->in_shape[2].cols;
+    for (int64_t i = lo; i < hi; i++) {
+        for (int64_t j = 0; j < h; j++) {
+            float v = y[i * h + j] + bias[j];
+            y[i * h + j] = v > 0.0f ? v : 0.0f;
+        }
+    }
+}
+
 /* y (+)= x w[first..first+D): Xd (distinct rows) times that part of w, then
- * each row gets its id's product (added to its base row for dense_ids_acc). */
-static void dense_ids_run(const KernelCall *call, int at)
+ * each row gets its id's product (added to its base row for dense_ids_acc, and
+ * then the bias and relu for dense_ids_acc_bias_relu, when relu is set). */
+static void dense_ids_run(const KernelCall *call, int at, int relu)
 {
     const float *x = call->in[at];         /* (B,D) */
     const float *wt = call->in[at + 1];    /* (K,H) */
@@ -115,6 +154,7 @@ static void dense_ids_run(const KernelCall *call, int at)
         if (at && y != call->in[0]) memcpy(y, call->in[0], (size_t)(b * h) * sizeof *y);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)b, (int)h, (int)d, 1.0f, x,
                     (int)d, wt + (int64_t)call->iattr[0] * h, (int)h, at ? 1.0f : 0.0f, y, (int)h);
+        if (relu) kern_rows(call, b, h, 1, bias_relu_in_place);
         return;
     }
     for (int64_t g = 0; g < n; g++)
@@ -124,17 +164,39 @@ static void dense_ids_run(const KernelCall *call, int at)
     else
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)h, (int)d, 1.0f, w.xd,
                     (int)d, wt + (int64_t)call->iattr[0] * h, (int)h, 0.0f, w.p, (int)h);
-    kern_rows(call, b, h, 1, at ? add_products : copy_products);
+    kern_rows(call, b, h, 1, relu ? add_products_bias_relu : at ? add_products : copy_products);
 }
 
 void kernel_dense_ids(const KernelCall *call)
 {
-    dense_ids_run(call, 0);
+    dense_ids_run(call, 0, 0);
 }
 
 void kernel_dense_ids_acc(const KernelCall *call)
 {
-    dense_ids_run(call, 1);
+    dense_ids_run(call, 1, 0);
+}
+
+void kernel_dense_ids_acc_bias_relu(const KernelCall *call)
+{
+    dense_ids_run(call, 1, 1);
+}
+
+/* s[group[r]] += dy[r] for every row r, in batch order: dy streams through once
+ * while the sums (n rows of H, a few hundred KiB at the tutorial's sizes) stay
+ * in cache. Compiled for AVX-512 and AVX2 as well, chosen at load time: the
+ * same float additions in the same order, the same bits. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(MTR_NO_CLONES)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+static void
+sum_by_group(const float *dy, const int32_t *group, int64_t b, int64_t h, float *s)
+{
+    for (int64_t r = 0; r < b; r++) {
+        float *sg = s + (int64_t)group[r] * h;
+        const float *src = dy + r * h;
+        for (int64_t j = 0; j < h; j++) sg[j] += src[j];
+    }
 }
 
 /* S = dy summed by id (in batch order, from zero), then dw's part = Xd^T S and
@@ -161,15 +223,8 @@ void kernel_dense_ids_grad(const KernelCall *call)
                     (int)h, wt + first * h, (int)h, 0.0f, dx, (int)d);
         return;
     }
-    /* in id order, so each sum stays in cache while its rows are added (in
-     * batch order within an id: the same sums as a pass in batch order) */
     memset(w.p, 0, (size_t)(n * h) * sizeof *w.p);
-    for (int64_t i = 0; i < b; i++) {
-        int32_t r = w.sorted[i];
-        float *s = w.p + (int64_t)w.group[r] * h;
-        const float *src = dy + (int64_t)r * h;
-        for (int64_t j = 0; j < h; j++) s[j] += src[j];
-    }
+    sum_by_group(dy, w.group, b, h, w.p);
     for (int64_t g = 0; g < n; g++)
         memcpy(w.xd + g * d, x + (int64_t)w.first_row[g] * d, (size_t)d * sizeof *x);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, (int)h, (int)n, 1.0f, w.xd, (int)d,

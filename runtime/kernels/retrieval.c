@@ -23,10 +23,16 @@ static double norm2(const float *x, int64_t d)
     return sqrt(dot_exact(x, x, d));
 }
 
-/* retrieval_rank tiles: RANK_QB queries x RANK_NB items of sgemm scores on the
- * stack (128 KiB, and as much for the packed queries); kernels do not allocate. */
-#define RANK_QB 128
-#define RANK_NB 256
+/* retrieval_rank tiles, on the stack (kernels do not allocate; some 250 KiB in
+ * all): a tile is up to RANK_ROWS queries with at most RANK_DISTINCT distinct
+ * ones, whose scores are made RANK_TILE floats at a time (as many items as fit).
+ * With the rows sorted by user, a tile holds dozens of users, so the items are
+ * packed for sgemm once per tile, not once per hundred rows. The pool splits
+ * the rows at multiples of RANK_QB. */
+#define RANK_QB       128
+#define RANK_ROWS     2048
+#define RANK_DISTINCT 64
+#define RANK_TILE     (RANK_DISTINCT * 512)
 
 /* One retrieval_rank call's operands, shared by its parts. */
 typedef struct {
@@ -40,7 +46,25 @@ typedef struct {
 /* Queries of at most this width are packed, so that equal ones are scored once. */
 #define RANK_PACK_D 256
 
-/* The queries of one part, RANK_QB at a time (each part has its own tiles on
+/* Counts the scores of row[0..n) above hi (*above) and at or above lo (*reached).
+ * Compiled for AVX-512 and AVX2 as well as the baseline, chosen at load time:
+ * integer counts of float comparisons, the same on any vector width. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(MTR_NO_CLONES)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+static void
+count_band(const float *row, int64_t n, float lo, float hi, int32_t *above, int32_t *reached)
+{
+    int32_t a = 0, r = 0;
+    for (int64_t j = 0; j < n; j++) {
+        a += row[j] > hi;
+        r += row[j] >= lo;
+    }
+    *above = a;
+    *reached = r;
+}
+
+/* The queries of one part, a tile at a time (each part has its own tiles on
  * its own stack; a query's rank does not depend on the split). Within a tile,
  * a query equal to the one before it (bit for bit: the same user, when the
  * rows come sorted by user) reuses its scores, so the products are made once
@@ -49,55 +73,56 @@ static void rank_part(void *ctx, int part, int parts)
 {
     const RankJob *job = ctx;
     const float *query = job->query, *items = job->items;
-    int64_t d = job->d, n = job->n, lo, hi;
+    int64_t d = job->d, n = job->n, lo, hi, qb;
+    int pack = d <= RANK_PACK_D; /* else every row is its own query */
     pool_rows(job->b, RANK_QB, part, parts, &lo, &hi);
-    float tile[RANK_QB * RANK_NB];
-    float packed[RANK_QB * RANK_PACK_D];
-    double truth[RANK_QB], tol[RANK_QB];
-    int64_t count[RANK_QB];
-    int32_t which[RANK_QB]; /* the row of the tile's scores each query reads */
-    for (int64_t q0 = lo; q0 < hi; q0 += RANK_QB) {
-        int64_t qb = hi - q0 < RANK_QB ? hi - q0 : RANK_QB;
+    float tile[RANK_TILE];
+    float packed[RANK_DISTINCT * RANK_PACK_D];
+    double truth[RANK_ROWS];
+    float hi_s[RANK_ROWS], lo_s[RANK_ROWS]; /* each query's band, in float */
+    int64_t count[RANK_ROWS];
+    int32_t which[RANK_ROWS]; /* the row of the tile's scores each query reads */
+    for (int64_t q0 = lo; q0 < hi; q0 += qb) {
         int64_t nd = 0; /* distinct queries, packed when d allows */
-        for (int64_t i = 0; i < qb; i++) {
+        for (qb = 0; q0 + qb < hi && qb < RANK_ROWS; qb++) {
+            int64_t i = qb;
             const float *q = query + (q0 + i) * d;
+            int same =
+                pack && nd > 0 && memcmp(packed + (nd - 1) * d, q, (size_t)d * sizeof *q) == 0;
+            if (!same && nd == RANK_DISTINCT) break;
             int32_t t = job->true_row[q0 + i];
             count[i] = t >= 0 && t < n ? 0 : -1; /* -1: a miss, never counted */
             truth[i] = count[i] == 0 ? dot_exact(q, items + (int64_t)t * d, d) : 0.0;
-            tol[i] = 2.0 * job->gamma * norm2(q, d) * job->xmax * 1.01 + 4.0 * FLT_MIN;
-            if (d <= RANK_PACK_D) {
-                if (nd > 0 && memcmp(packed + (nd - 1) * d, q, (size_t)d * sizeof *q) == 0) {
-                    which[i] = (int32_t)(nd - 1);
-                } else {
-                    memcpy(packed + nd * d, q, (size_t)d * sizeof *q);
-                    which[i] = (int32_t)nd++;
-                }
-            } else {
-                which[i] = (int32_t)i;
-            }
+            double tol = 2.0 * job->gamma * norm2(q, d) * job->xmax * 1.01 + 4.0 * FLT_MIN;
+            /* float bounds rounded outwards: the band only widens */
+            hi_s[i] = nextafterf((float)(truth[i] + tol), INFINITY);
+            lo_s[i] = nextafterf((float)(truth[i] - tol), -INFINITY);
+            if (!same && pack) memcpy(packed + nd * d, q, (size_t)d * sizeof *q);
+            which[i] = (int32_t)(same ? nd - 1 : nd++);
         }
-        const float *qsrc = d <= RANK_PACK_D ? packed : query + q0 * d;
-        if (d > RANK_PACK_D) nd = qb;
-        for (int64_t j0 = 0; j0 < n; j0 += RANK_NB) {
-            int64_t nb = n - j0 < RANK_NB ? n - j0 : RANK_NB;
+        const float *qsrc = pack ? packed : query + q0 * d;
+        /* as many items a block as the tile holds for the distinct queries (the
+         * scores only screen; the count is exact whatever the blocks) */
+        int64_t step = RANK_TILE / nd;
+        for (int64_t j0 = 0; j0 < n; j0 += step) {
+            int64_t nb = n - j0 < step ? n - j0 : step;
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nd, (int)nb, (int)d, 1.0f,
                         qsrc, (int)d, items + j0 * d, (int)d, 0.0f, tile, (int)nb);
             for (int64_t i = 0; i < qb; i++) {
                 if (count[i] < 0) continue;
                 const float *srow = tile + (int64_t)which[i] * nb;
-                /* float bounds rounded outwards: the band only widens */
-                float hi_s = nextafterf((float)(truth[i] + tol[i]), INFINITY);
-                float lo_s = nextafterf((float)(truth[i] - tol[i]), -INFINITY);
-                int32_t above = 0, reached = 0;
-                for (int64_t j = 0; j < nb; j++) {
-                    above += srow[j] > hi_s;
-                    reached += srow[j] >= lo_s;
-                }
+                float band_hi = hi_s[i], band_lo = lo_s[i];
+                int32_t above, reached;
+                count_band(srow, nb, band_lo, band_hi, &above, &reached);
+                /* The true item scores its own truth, never above it: when it is
+                 * the band's only item here, nothing needs scoring again. */
+                int64_t t = job->true_row[q0 + i] - j0;
+                int self = t >= 0 && t < nb && srow[t] >= band_lo && srow[t] <= band_hi;
                 int64_t c = above;
-                if (reached > above) {
+                if (reached - above > self) {
                     const float *q = query + (q0 + i) * d;
                     for (int64_t j = 0; j < nb; j++) {
-                        if (srow[j] >= lo_s && srow[j] <= hi_s)
+                        if (srow[j] >= band_lo && srow[j] <= band_hi)
                             c += dot_exact(q, items + (j0 + j) * d, d) > truth[i];
                     }
                 }
