@@ -4,7 +4,7 @@
  * tile of query rows at a time by sgemm: the tile's scores against the batch
  * in work, against the negatives in nwork. The per-row form, exact however
  * keys repeat. */
-#include "kernels/kern.h"
+#include "kernels/xent.h"
 
 #include <cblas.h>
 
@@ -33,6 +33,30 @@ void kernel_inbatch_softmax_xent_mixed(const KernelCall *call)
     memset(dq, 0, (size_t)(b * d) * sizeof *dq);
     *loss = 0.0f;
     if (b == 0 || d == 0 || rows <= 0) return;
+    GroupCall gc = {
+        .q = q,
+        .c = c,
+        .logq = logq,
+        .n = nv,
+        .nlogq = nlogq,
+        .key = key,
+        .nkey = nkey,
+        .b = b,
+        .d = d,
+        .u = u,
+        .t = t,
+        .use_logq = use_logq,
+        .hits = hits,
+        .space = {work, nwork},
+        .space_floats = {kern_numel(call->out_shape[4]), kern_numel(call->out_shape[5])},
+        .loss = loss,
+        .dq = dq,
+        .dc = dc,
+        .dn = dn};
+    if (retrieval_grouped(&gc) == 0) return;
+    memset(dc, 0, (size_t)(b * d) * sizeof *dc);
+    memset(dn, 0, (size_t)(nn * d) * sizeof *dn);
+    memset(dq, 0, (size_t)(b * d) * sizeof *dq);
     float inv_t = (float)(1.0 / t);
     double total = 0.0;
     for (int64_t r0 = 0; r0 < b; r0 += rows) {
