@@ -1,9 +1,11 @@
 /* The in-batch softmax with mixed negatives (Yang et al. 2020): the batch's
  * candidates and U sampled items, shared by every row, in one softmax per
- * query row, with the retrieval options of inbatch_softmax_xent_opt. Made a
- * tile of query rows at a time by sgemm: the tile's scores against the batch
- * in work, against the negatives in nwork. The per-row form, exact however
- * keys repeat. */
+ * query row, with the retrieval options of inbatch_softmax_xent_opt. On the
+ * batch's distinct queries, candidates and negatives (retrieval_group.c, the
+ * negatives extra columns of the fused softmax) when work and nwork hold its
+ * buffers; else the per-row form below: a tile of query rows at a time by
+ * sgemm, the tile's scores against the batch in work, against the negatives
+ * in nwork. */
 #include "kernels/xent.h"
 
 #include <cblas.h>

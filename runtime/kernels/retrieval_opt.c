@@ -1,8 +1,10 @@
 /* The in-batch softmax with a retrieval task's options (temperature, logQ
  * correction, accidental-hit removal): the loss and its unit gradients, made
- * a tile of query rows at a time by sgemm, so no (B,B) score matrix exists.
- * Apart from the options it computes what inbatch_softmax_xent_qc does; with
- * T = 1, logq off and hit removal off the two agree to rounding. */
+ * a tile of query rows at a time by sgemm, so no (B,B) score matrix exists:
+ * on the batch's distinct queries and candidates (retrieval_group.c) when the
+ * workspace holds their buffers, else row by row (per_row). Apart from the
+ * options it computes what inbatch_softmax_xent_qc does; with T = 1, logq off
+ * and hit removal off the two agree to rounding. */
 #include "kernels/xent.h"
 
 #include <cblas.h>
