@@ -124,8 +124,8 @@ typedef struct {
     int64_t d;
 } Hits;
 
-/* Calls fn(h, g, arg) for each column group that row i leaves out copies of:
- * those of its key (its own group among them). */
+/* Runs body with g each column group that row i leaves out copies of: those
+ * of its key (its own group among them, of which it keeps its own copy). */
 #define EACH_LEFT_OUT(h, i, g, body)                                                               \
     do {                                                                                           \
         int32_t g0_ = (h)->ca[i], k_ = (h)->key[i];                                                \

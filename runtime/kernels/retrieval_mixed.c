@@ -55,10 +55,7 @@ void kernel_inbatch_softmax_xent_mixed(const KernelCall *call)
         .dq = dq,
         .dc = dc,
         .dn = dn};
-    if (retrieval_grouped(&gc) == 0) return;
-    memset(dc, 0, (size_t)(b * d) * sizeof *dc);
-    memset(dn, 0, (size_t)(nn * d) * sizeof *dn);
-    memset(dq, 0, (size_t)(b * d) * sizeof *dq);
+    if (retrieval_grouped(&gc) == 0) return; /* 1: it wrote nothing */
     float inv_t = (float)(1.0 / t);
     double total = 0.0;
     for (int64_t r0 = 0; r0 < b; r0 += rows) {
