@@ -270,6 +270,41 @@ int main(void)
     fu.out_shape[3] = (KShape){wrows, b};
     t = median_time(kernel_inbatch_softmax_xent_ids, &fu);
     printf("inbatch_softmax_xent_ids B=8192: %8.2f ms  (the same on distinct ids)\n", 1e3 * t);
+
+    /* The retrieval options (temperature 0.5, logq, accidental-hit removal)
+     * and 256 mixed negatives on the same batch, workspaces as the shape
+     * rules give them. */
+    enum { NEG = 256 };
+    float *logq = malloc((size_t)b * sizeof *logq), *nv = malloc((size_t)(NEG * d) * sizeof *nv);
+    float *nlogq = malloc(NEG * sizeof *nlogq), *dn = malloc((size_t)(NEG * d) * sizeof *dn);
+    float *nwork = malloc((size_t)(rows * NEG) * sizeof *nwork);
+    int32_t *nkey = malloc(NEG * sizeof *nkey);
+    if (!logq || !nv || !nlogq || !dn || !nwork || !nkey) return 1;
+    for (int64_t i = 0; i < b; i++) logq[i] = -7.0f; /* a uniform item's log probability */
+    for (int64_t v = 0; v < NEG; v++) {
+        nkey[v] = (int32_t)rng_below(&r, 1664);
+        memcpy(nv + v * d, tm + nkey[v] * d, (size_t)d * sizeof *nv);
+        nlogq[v] = -7.4f;
+    }
+    double knobs[5] = {0.5, 1.0, 1.0, NEG, 0.0};
+    KernelCall op = fu;
+    op.in[2] = cid, op.in[3] = logq;
+    op.out_shape[3] = (KShape){rows + 2 * d + 6, b};
+    op.iattr[0] = 0, op.iattr[1] = 1, op.iattr[2] = 2;
+    op.knobs = knobs;
+    t = median_time(kernel_inbatch_softmax_xent_opt, &op);
+    printf("inbatch_softmax_xent_opt B=8192: %8.2f ms  (temperature, logq, hit removal)\n",
+           1e3 * t);
+    KernelCall mx = op;
+    mx.in[4] = nv, mx.in[5] = nkey, mx.in[6] = nlogq;
+    mx.in_shape[4] = (KShape){NEG, d}, mx.in_shape[5] = mx.in_shape[6] = (KShape){NEG, 1};
+    mx.out[3] = dn, mx.out[4] = work, mx.out[5] = nwork;
+    mx.out_shape[3] = (KShape){NEG, d}, mx.out_shape[4] = (KShape){rows, b};
+    mx.out_shape[5] = (KShape){rows, NEG};
+    mx.iattr[3] = 3, mx.iattr[4] = 4;
+    t = median_time(kernel_inbatch_softmax_xent_mixed, &mx);
+    printf("inbatch_softmax_xent_mixed B=8192: %6.2f ms  (the same with 256 negatives)\n", 1e3 * t);
+    free(logq), free(nv), free(nlogq), free(dn), free(nwork), free(nkey);
     free(dq), free(dc), free(work), free(qid), free(cid), free(tu), free(tm);
 
     const int64_t nq = 20000, ni = 1682;

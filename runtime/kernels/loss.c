@@ -2,7 +2,7 @@
  * binary cross-entropy on logits, in-batch softmax cross-entropy (the retrieval
  * loss, and the hot spot of training), and loss_weight, which scales a loss by
  * a knob read at run time. Losses are accumulated in double. */
-#include "kernels/kern.h"
+#include "kernels/xent.h"
 
 #include "mtr/pool.h"
 
@@ -122,9 +122,6 @@ void kernel_bce_prob_grad(const KernelCall *call)
  * without reassociating float sums (gcc will not do that by itself). */
 #define XENT_LANES 8
 
-/* The most parts a fused softmax is split into. */
-#define POOL_MAX_PARTS 64
-
 /* inbatch_softmax_xent(s) -> loss = sum_i [logsumexp(s_i) - s_ii] (row i's true
  * item is column i) and dunit = softmax(s) - I, the gradient of the loss for
  * dloss = 1 (the backward scales it by dloss). Row by row: the max, the diagonal
@@ -174,15 +171,6 @@ void kernel_loss_weight(const KernelCall *call)
  * the number of parts only. */
 #define XENT_TILE_FLOATS (256 * 1024) /* 1 MiB of scores: half a core's L2 */
 
-typedef struct {
-    const float *qd, *cd, *qw, *cw, *qn, *cn;
-    int64_t nq, nc, d, rows; /* rows: the tile's rows */
-    float *g, *h;            /* (nq,D) and (nc,D) */
-    float *space;            /* the parts' (rows,nc) tiles, one after another */
-    float *hparts;           /* after them, (nc,D) of H for each part but the first */
-    double lse[POOL_MAX_PARTS];
-} XentJob;
-
 /* Weighted sum of p[0..n) (w NULL: unweighted) in double, in XENT_LANES lanes. */
 static double lane_sum(const float *p, const float *w, int64_t n)
 {
@@ -228,18 +216,26 @@ static void xent_part(void *ctx, int part, int parts)
     float *tile = job->space + part * job->rows * nc;
     float *h = part == 0 ? job->h : job->hparts + (part - 1) * nc * d;
     double lse = 0.0;
+    float alpha = job->alpha != 0.0f ? job->alpha : 1.0f;
     int first = 1;
     for (int64_t a0 = lo; a0 < hi; a0 += job->rows) {
         int64_t n = hi - a0 < job->rows ? hi - a0 : job->rows;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nc, (int)d, 1.0f,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nc, (int)d, alpha,
                     job->qd + a0 * d, (int)d, job->cd, (int)d, 0.0f, tile, (int)nc);
         for (int64_t i = 0; i < n; i++) {
-            double w = job->qn ? (double)job->qn[a0 + i] : 1.0;
-            lse += w * softmax_row(tile + i * nc, nc, job->cn);
+            float *row = tile + i * nc;
+            if (job->shift)
+                for (int64_t j = 0; j < nc; j++) row[j] -= job->shift[j];
+            double l = softmax_row(row, nc, job->cn);
+            if (job->row)
+                lse += job->row(job, a0 + i, row, l);
+            else
+                lse += (job->qn ? (double)job->qn[a0 + i] : 1.0) * l;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)d, (int)nc, 1.0f, tile,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)d, (int)nc, alpha, tile,
                     (int)nc, job->cw, (int)d, 0.0f, job->g + a0 * d, (int)d);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nc, (int)d, (int)n, 1.0f, tile,
+        if (job->mask) job->mask(job, a0, n, tile);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nc, (int)d, (int)n, alpha, tile,
                     (int)nc, job->qw + a0 * d, (int)d, first ? 0.0f : 1.0f, h, (int)d);
         first = 0;
     }
@@ -250,7 +246,7 @@ static void xent_part(void *ctx, int part, int parts)
 /* Runs the job on `space` (space_floats floats): chooses the parts and the
  * tile's rows that fit, runs the parts, and sums H and the lse in part order.
  * Returns sum_a qn_a log Z_a. */
-static double xent_run(XentJob *job, float *space, int64_t space_floats)
+double xent_run(XentJob *job, float *space, int64_t space_floats)
 {
     int64_t nc = job->nc, d = job->d;
     int parts = pool_parts(job->nq * nc, 1 << 16); /* 64k scores: ~0.1 ms a part */
@@ -319,7 +315,7 @@ void kernel_inbatch_softmax_xent_qc(const KernelCall *call)
 
 /* Sorts rows 0..n-1 by key (int32 ids; negative ones count as 0), stably, by
  * four 8-bit passes of LSD radix; order receives the rows, tmp is scratch. */
-static void sort_by_id(const int32_t *key, int64_t n, int32_t *order, int32_t *tmp)
+void xent_sort_by_id(const int32_t *key, int64_t n, int32_t *order, int32_t *tmp)
 {
     for (int64_t i = 0; i < n; i++) order[i] = (int32_t)i;
     for (int shift = 0; shift < 32; shift += 8) {
@@ -344,7 +340,7 @@ static void sort_by_id(const int32_t *key, int64_t n, int32_t *order, int32_t *t
 static int64_t distinct_rows(const float *x, const int32_t *id, int64_t n, int64_t d,
                              int32_t *group, float *count, float *xd, int32_t *order, int32_t *tmp)
 {
-    sort_by_id(id, n, order, tmp);
+    xent_sort_by_id(id, n, order, tmp);
     int64_t g = -1;
     int32_t last = 0;
     for (int64_t i = 0; i < n; i++) {

@@ -1,10 +1,12 @@
 /* The in-batch softmax with mixed negatives (Yang et al. 2020): the batch's
  * candidates and U sampled items, shared by every row, in one softmax per
- * query row, with the retrieval options of inbatch_softmax_xent_opt. Made a
- * tile of query rows at a time by sgemm: the tile's scores against the batch
- * in work, against the negatives in nwork. The per-row form, exact however
- * keys repeat. */
-#include "kernels/kern.h"
+ * query row, with the retrieval options of inbatch_softmax_xent_opt. On the
+ * batch's distinct queries, candidates and negatives (retrieval_group.c, the
+ * negatives extra columns of the fused softmax) when work and nwork hold its
+ * buffers; else the per-row form below: a tile of query rows at a time by
+ * sgemm, the tile's scores against the batch in work, against the negatives
+ * in nwork. */
+#include "kernels/xent.h"
 
 #include <cblas.h>
 
@@ -33,6 +35,27 @@ void kernel_inbatch_softmax_xent_mixed(const KernelCall *call)
     memset(dq, 0, (size_t)(b * d) * sizeof *dq);
     *loss = 0.0f;
     if (b == 0 || d == 0 || rows <= 0) return;
+    GroupCall gc = {
+        .q = q,
+        .c = c,
+        .logq = logq,
+        .n = nv,
+        .nlogq = nlogq,
+        .key = key,
+        .nkey = nkey,
+        .b = b,
+        .d = d,
+        .u = u,
+        .t = t,
+        .use_logq = use_logq,
+        .hits = hits,
+        .space = {work, nwork},
+        .space_floats = {kern_numel(call->out_shape[4]), kern_numel(call->out_shape[5])},
+        .loss = loss,
+        .dq = dq,
+        .dc = dc,
+        .dn = dn};
+    if (retrieval_grouped(&gc) == 0) return; /* 1: it wrote nothing */
     float inv_t = (float)(1.0 / t);
     double total = 0.0;
     for (int64_t r0 = 0; r0 < b; r0 += rows) {

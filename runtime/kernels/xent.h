@@ -1,0 +1,78 @@
+/* The fused in-batch softmax's core, shared by the kernels of loss.c (the
+ * _qc and _ids forms) and of retrieval_opt.c and retrieval_mixed.c (the
+ * retrieval options and mixed negatives, through retrieval_group.c): the
+ * blocked, threaded softmax product over distinct rows and columns, and the
+ * radix sort that groups rows by id. Private to runtime/kernels. */
+#ifndef MTR_XENT_H
+#define MTR_XENT_H
+
+#include "kernels/kern.h"
+
+/* The most parts a fused softmax is split into. */
+#define POOL_MAX_PARTS 64
+
+typedef struct XentJob XentJob;
+
+/* A row hook (see XentJob.row): called once per row a of Q, in the part that
+ * owns a, with e = that row's softmax (normalised by Z_a, the column weights
+ * cn applied in Z_a only) and lse = log Z_a; returns the row's share of the
+ * job's total (the default is qn_a lse). It may write qw's row a, which the
+ * part reads after it. */
+typedef double (*XentRowFn)(const XentJob *job, int64_t a, const float *e, double lse);
+
+/* A tile hook (see XentJob.mask): called with the tile's rows a0..a0+n-1 of
+ * softmax after G is made from them and before H is: it may change them, so
+ * that H = alpha T^T qw is made with its own weights. */
+typedef void (*XentTileFn)(const XentJob *job, int64_t a0, int64_t n, float *tile);
+
+/* The fused in-batch softmax (loss.c): rows Q (nq,D) score columns C (nc,D)
+ * as alpha Q_a . C_j - shift_j (shift NULL: none; alpha 0 means 1); column j
+ * weighs cn_j (NULL: 1), row a weighs qn_a (NULL: 1). With Z_a = sum_j cn_j
+ * e^(s_aj) and E_aj = e^(s_aj) / Z_a:
+ *   total = sum_a qn_a log Z_a,  g = alpha E cw,  h = alpha E^T qw
+ * (the hooks may change the total's terms and H's weights). */
+struct XentJob {
+    const float *qd, *cd, *qw, *cw, *qn, *cn;
+    const float *shift;      /* (nc) subtracted from each score, or NULL */
+    float alpha;             /* the scores' (and g's, h's) scale; 0: 1 */
+    XentRowFn row;           /* or NULL */
+    XentTileFn mask;         /* or NULL */
+    void *ctx;               /* the hook's */
+    int64_t nq, nc, d, rows; /* rows: the tile's rows */
+    float *g, *h;            /* (nq,D) and (nc,D) */
+    float *space;            /* the parts' (rows,nc) tiles, one after another */
+    float *hparts;           /* after them, (nc,D) of H for each part but the first */
+    double lse[POOL_MAX_PARTS];
+};
+
+/* Runs the job on `space` (space_floats floats, at least nc): chooses the
+ * parts and the tile's rows that fit, runs the parts, and sums H and the
+ * totals in part order. Returns the total. */
+double xent_run(XentJob *job, float *space, int64_t space_floats);
+
+/* Sorts rows 0..n-1 by key (int32 ids; negative ones count as 0), stably;
+ * order receives the rows, tmp is scratch (n each). */
+void xent_sort_by_id(const int32_t *key, int64_t n, int32_t *order, int32_t *tmp);
+
+/* The retrieval softmax with options on distinct rows (retrieval_group.c):
+ * queries q (B,D) grouped by their bytes, candidates c (B,D) by key, bytes
+ * and logq, and the first u rows of n (N,D) (the mixed negatives, nkey, nlogq)
+ * likewise, as extra columns shared by the batch; the scores as
+ * inbatch_softmax_xent_opt and _mixed define them. Carves its buffers from
+ * the two spaces given (either may be empty); returns 0 when done (loss, dq,
+ * dc and dn written), 1 when they are too small for this batch's groups
+ * (nothing written: the caller computes it row by row). */
+typedef struct {
+    const float *q, *c, *logq, *n, *nlogq;
+    const int32_t *key, *nkey;
+    int64_t b, d, u; /* u: the negatives used */
+    double t;
+    int use_logq, hits;
+    float *space[2];
+    int64_t space_floats[2];
+    float *loss, *dq, *dc, *dn;
+} GroupCall;
+
+int retrieval_grouped(const GroupCall *gc);
+
+#endif
