@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "kernels/kern.h"
+#include "retrieval_ref.h"
 #include "mtr/rng.h"
 
 #include <math.h>
@@ -21,106 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    double t;
-    int logq, hits;
-    int64_t u; /* negatives used */
-} Opts;
+typedef RetrievalOpts Opts;
 
 enum { B = 40, D = 5, N = 10, USERS = 6, ITEMS = 7 };
-
-/* The plain form over the b + u columns (u = 0: inbatch_softmax_xent_opt's). */
-static double reference(const float *q, const float *c, const int32_t *key, const float *logq,
-                        int64_t b, int64_t d, const float *nv, const int32_t *nkey,
-                        const float *nlogq, int64_t nn, Opts o, double *dq, double *dc, double *dn)
-{
-    int64_t m = b + o.u;
-    double loss = 0.0, *s = calloc((size_t)m, sizeof *s), *p = calloc((size_t)m, sizeof *p);
-    memset(dq, 0, (size_t)(b * d) * sizeof *dq);
-    memset(dc, 0, (size_t)(b * d) * sizeof *dc);
-    memset(dn, 0, (size_t)(nn * d) * sizeof *dn);
-    for (int64_t i = 0; i < b; i++) {
-        double mx = -INFINITY, z = 0.0;
-        for (int64_t j = 0; j < m; j++) {
-            const float *v = j < b ? c + j * d : nv + (j - b) * d;
-            double dot = 0.0;
-            for (int64_t k = 0; k < d; k++) dot += (double)q[i * d + k] * v[k];
-            s[j] = dot / o.t - (o.logq ? (j < b ? logq[j] : nlogq[j - b]) : 0.0);
-            int out = o.hits && j != i && (j < b ? key[j] : nkey[j - b]) == key[i];
-            p[j] = out ? -1.0 : 0.0;
-            if (!out && s[j] > mx) mx = s[j];
-        }
-        for (int64_t j = 0; j < m; j++) {
-            p[j] = p[j] < 0 ? 0.0 : exp(s[j] - mx);
-            z += p[j];
-        }
-        loss += mx + log(z) - s[i];
-        for (int64_t j = 0; j < m; j++) {
-            p[j] = p[j] / z - (j == i);
-            const float *v = j < b ? c + j * d : nv + (j - b) * d;
-            double *dv = j < b ? dc + j * d : dn + (j - b) * d;
-            for (int64_t k = 0; k < d; k++) {
-                dq[i * d + k] += p[j] * v[k] / o.t;
-                dv[k] += p[j] * q[i * d + k] / o.t;
-            }
-        }
-    }
-    free(s), free(p);
-    return loss;
-}
-
-/* inbatch_softmax_xent_opt with a workspace of `rows` rows of b (the shape
- * rule gives 256 + 2D + 6). */
-static float run_opt(const float *q, const float *c, const int32_t *key, const float *logq,
-                     int64_t b, int64_t d, Opts o, int64_t rows, float *dq, float *dc)
-{
-    float *work = calloc((size_t)(rows * b), sizeof *work);
-    float loss = 0.0f;
-    double knobs[3] = {o.t, o.logq, o.hits};
-    KernelCall call = {0};
-    call.in[0] = (void *)q, call.in[1] = (void *)c, call.in[2] = (void *)key;
-    call.in[3] = (void *)logq;
-    call.in_shape[0] = (KShape){b, d}, call.in_shape[1] = (KShape){b, d};
-    call.in_shape[2] = (KShape){b, 1}, call.in_shape[3] = (KShape){b, 1};
-    call.out[0] = &loss, call.out[1] = dq, call.out[2] = dc, call.out[3] = work;
-    call.out_shape[0] = (KShape){1, 1}, call.out_shape[1] = (KShape){b, d};
-    call.out_shape[2] = (KShape){b, d}, call.out_shape[3] = (KShape){rows, b};
-    call.iattr[0] = 0, call.iattr[1] = 1, call.iattr[2] = 2;
-    call.knobs = knobs;
-    kernel_inbatch_softmax_xent_opt(&call);
-    free(work);
-    return loss;
-}
-
-/* inbatch_softmax_xent_mixed with workspaces of `rows` rows (the shape rule gives 256). */
-static float run_mixed(const float *q, const float *c, const int32_t *key, const float *logq,
-                       int64_t b, int64_t d, const float *nv, const int32_t *nkey,
-                       const float *nlogq, int64_t nn, Opts o, int64_t rows, float *dq, float *dc,
-                       float *dn)
-{
-    float *work = calloc((size_t)(rows * b), sizeof *work);
-    float *nwork = calloc((size_t)(rows * nn + 1), sizeof *nwork);
-    float loss = 0.0f;
-    double knobs[5] = {o.t, o.logq, o.hits, (double)o.u, 0.0};
-    KernelCall call = {0};
-    call.in[0] = (void *)q, call.in[1] = (void *)c, call.in[2] = (void *)key;
-    call.in[3] = (void *)logq, call.in[4] = (void *)nv, call.in[5] = (void *)nkey;
-    call.in[6] = (void *)nlogq;
-    call.in_shape[0] = (KShape){b, d}, call.in_shape[1] = (KShape){b, d};
-    call.in_shape[2] = (KShape){b, 1}, call.in_shape[3] = (KShape){b, 1};
-    call.in_shape[4] = (KShape){nn, d}, call.in_shape[5] = (KShape){nn, 1};
-    call.in_shape[6] = (KShape){nn, 1};
-    call.out[0] = &loss, call.out[1] = dq, call.out[2] = dc, call.out[3] = dn;
-    call.out[4] = work, call.out[5] = nwork;
-    call.out_shape[0] = (KShape){1, 1}, call.out_shape[1] = (KShape){b, d};
-    call.out_shape[2] = (KShape){b, d}, call.out_shape[3] = (KShape){nn, d};
-    call.out_shape[4] = (KShape){rows, b}, call.out_shape[5] = (KShape){rows, nn};
-    for (int k = 0; k < 5; k++) call.iattr[k] = k;
-    call.knobs = knobs;
-    kernel_inbatch_softmax_xent_mixed(&call);
-    free(work), free(nwork);
-    return loss;
-}
 
 static void expect_near(double got, double want, double tol, const char *what, int at)
 {
@@ -186,14 +90,14 @@ static void check_batch(const Batch *x, double tol)
                     for (int form = 0; form < 3; form++) {
                         Opts o = {t ? 0.4 : 1.0, l, h, u};
                         if (form == 2 && u > 0) continue;
-                        double want = reference(x->q, x->c, x->key, x->logq, B, D, x->nv, x->nkey,
-                                                x->nlogq, N, o, rq, rc, rn);
+                        double want = retrieval_reference(x->q, x->c, x->key, x->logq, B, D, x->nv,
+                                                          x->nkey, x->nlogq, N, o, rq, rc, rn);
                         int64_t rows = form == 1 ? 2 : 256;
-                        float loss = form == 2
-                                         ? run_opt(x->q, x->c, x->key, x->logq, B, D, o,
-                                                   256 + 2 * D + 6, dq, dc)
-                                         : run_mixed(x->q, x->c, x->key, x->logq, B, D, x->nv,
-                                                     x->nkey, x->nlogq, N, o, rows, dq, dc, dn);
+                        float loss = form == 2 ? retrieval_run_opt(x->q, x->c, x->key, x->logq, B,
+                                                                   D, o, 256 + 2 * D + 6, dq, dc)
+                                               : retrieval_run_mixed(x->q, x->c, x->key, x->logq, B,
+                                                                     D, x->nv, x->nkey, x->nlogq, N,
+                                                                     o, rows, dq, dc, dn);
                         int at = (int)(((t * 2 + l) * 2 + h) * 100 + u * 10 + form);
                         /* the loss sums B rows' scores, each rounded in float */
                         expect_near(loss, want, tol, "loss", at);
@@ -240,8 +144,8 @@ static void test_one_pair(void **state)
     }
     check_batch(&x, 2e-5);
     float dq[B * D], dc[B * D];
-    float loss =
-        run_opt(x.q, x.c, x.key, x.logq, B, D, (Opts){1.0, 0, 1, 0}, 256 + 2 * D + 6, dq, dc);
+    float loss = retrieval_run_opt(x.q, x.c, x.key, x.logq, B, D, (Opts){1.0, 0, 1, 0},
+                                   256 + 2 * D + 6, dq, dc);
     expect_near(loss, 0.0, 1e-5, "one pair, hits removed", 0);
 }
 

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "kernels/kern.h"
+#include "retrieval_ref.h"
 #include "mtr/rng.h"
 
 #include <math.h>
@@ -20,82 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    double t;
-    int logq, hits;
-    int64_t u; /* negatives used */
-} Opts;
-
-/* Runs the kernel with tiles of `rows` query rows; nn negative rows. */
-static float run_mixed(const float *q, const float *c, const int32_t *key, const float *logq,
-                       int64_t b, int64_t d, const float *nv, const int32_t *nkey,
-                       const float *nlogq, int64_t nn, Opts o, int64_t rows, float *dq, float *dc,
-                       float *dn)
-{
-    float *work = calloc((size_t)(rows * b), sizeof *work);
-    float *nwork = calloc((size_t)(rows * nn + 1), sizeof *nwork);
-    float loss = 0.0f;
-    double knobs[5] = {o.t, o.logq, o.hits, (double)o.u, 0.0};
-    KernelCall call = {0};
-    call.in[0] = (void *)q, call.in[1] = (void *)c, call.in[2] = (void *)key;
-    call.in[3] = (void *)logq, call.in[4] = (void *)nv, call.in[5] = (void *)nkey;
-    call.in[6] = (void *)nlogq;
-    call.in_shape[0] = (KShape){b, d}, call.in_shape[1] = (KShape){b, d};
-    call.in_shape[2] = (KShape){b, 1}, call.in_shape[3] = (KShape){b, 1};
-    call.in_shape[4] = (KShape){nn, d}, call.in_shape[5] = (KShape){nn, 1};
-    call.in_shape[6] = (KShape){nn, 1};
-    call.out[0] = &loss, call.out[1] = dq, call.out[2] = dc, call.out[3] = dn;
-    call.out[4] = work, call.out[5] = nwork;
-    call.out_shape[0] = (KShape){1, 1}, call.out_shape[1] = (KShape){b, d};
-    call.out_shape[2] = (KShape){b, d}, call.out_shape[3] = (KShape){nn, d};
-    call.out_shape[4] = (KShape){rows, b}, call.out_shape[5] = (KShape){rows, nn};
-    for (int k = 0; k < 5; k++) call.iattr[k] = k;
-    call.knobs = knobs;
-    kernel_inbatch_softmax_xent_mixed(&call);
-    free(work), free(nwork);
-    return loss;
-}
-
-/* The plain form over the b + u columns: column j of the batch or u of the
- * negatives left out of row i when H and its key is key_i (j != i). */
-static double reference(const float *q, const float *c, const int32_t *key, const float *logq,
-                        int64_t b, int64_t d, const float *nv, const int32_t *nkey,
-                        const float *nlogq, int64_t nn, Opts o, double *dq, double *dc, double *dn)
-{
-    int64_t m = b + o.u;
-    double loss = 0.0, *s = calloc((size_t)m, sizeof *s), *p = calloc((size_t)m, sizeof *p);
-    memset(dq, 0, (size_t)(b * d) * sizeof *dq);
-    memset(dc, 0, (size_t)(b * d) * sizeof *dc);
-    memset(dn, 0, (size_t)(nn * d) * sizeof *dn);
-    for (int64_t i = 0; i < b; i++) {
-        double mx = -INFINITY, z = 0.0;
-        for (int64_t j = 0; j < m; j++) {
-            const float *v = j < b ? c + j * d : nv + (j - b) * d;
-            double dot = 0.0;
-            for (int64_t k = 0; k < d; k++) dot += (double)q[i * d + k] * v[k];
-            s[j] = dot / o.t - (o.logq ? (j < b ? logq[j] : nlogq[j - b]) : 0.0);
-            int out = o.hits && j != i && (j < b ? key[j] : nkey[j - b]) == key[i];
-            p[j] = out ? -1.0 : 0.0;
-            if (!out && s[j] > mx) mx = s[j];
-        }
-        for (int64_t j = 0; j < m; j++) {
-            p[j] = p[j] < 0 ? 0.0 : exp(s[j] - mx);
-            z += p[j];
-        }
-        loss += mx + log(z) - s[i];
-        for (int64_t j = 0; j < m; j++) {
-            p[j] = p[j] / z - (j == i);
-            const float *v = j < b ? c + j * d : nv + (j - b) * d;
-            double *dv = j < b ? dc + j * d : dn + (j - b) * d;
-            for (int64_t k = 0; k < d; k++) {
-                dq[i * d + k] += p[j] * v[k] / o.t;
-                dv[k] += p[j] * q[i * d + k] / o.t;
-            }
-        }
-    }
-    free(s), free(p);
-    return loss;
-}
+typedef RetrievalOpts Opts;
 
 static void expect_near(double got, double want, double tol, const char *what, int at)
 {
@@ -129,10 +55,10 @@ static void test_against_reference(void **state)
             for (int h = 0; h < 2; h++)
                 for (int64_t u = 0; u <= N; u += 3) {
                     Opts o = {t ? 0.3 : 1.0, l, h, u};
-                    float loss =
-                        run_mixed(q, c, keys, logq, B, D, nv, nkeys, nlogq, N, o, 4, dq, dc, dn);
-                    double want =
-                        reference(q, c, keys, logq, B, D, nv, nkeys, nlogq, N, o, rq, rc, rn);
+                    float loss = retrieval_run_mixed(q, c, keys, logq, B, D, nv, nkeys, nlogq, N, o,
+                                                     4, dq, dc, dn);
+                    double want = retrieval_reference(q, c, keys, logq, B, D, nv, nkeys, nlogq, N,
+                                                      o, rq, rc, rn);
                     expect_near(loss, want, 2e-6, "loss", (int)u);
                     for (int i = 0; i < B * D; i++) {
                         expect_near(dq[i], rq[i], 2e-5, "dq", i);
@@ -157,12 +83,12 @@ static void test_hand_computed(void **state)
     double none = log(e + 1) - 1 + log(e2 + 1);
     double plain = log(2 * e + 1) - 1 + log(2 * e2 + 1);
     double corrected = log(3 * e + 1) - 1 + log(3 * e2 + 1);
-    float l0 =
-        run_mixed(q, c, key, logq, 2, 1, nv, nkey, nlogq, 1, (Opts){1, 0, 0, 0}, 256, dq, dc, dn);
-    float l1 =
-        run_mixed(q, c, key, logq, 2, 1, nv, nkey, nlogq, 1, (Opts){1, 0, 0, 1}, 256, dq, dc, dn);
-    float l2 =
-        run_mixed(q, c, key, logq, 2, 1, nv, nkey, nlogq, 1, (Opts){1, 1, 0, 1}, 256, dq, dc, dn);
+    float l0 = retrieval_run_mixed(q, c, key, logq, 2, 1, nv, nkey, nlogq, 1, (Opts){1, 0, 0, 0},
+                                   256, dq, dc, dn);
+    float l1 = retrieval_run_mixed(q, c, key, logq, 2, 1, nv, nkey, nlogq, 1, (Opts){1, 0, 0, 1},
+                                   256, dq, dc, dn);
+    float l2 = retrieval_run_mixed(q, c, key, logq, 2, 1, nv, nkey, nlogq, 1, (Opts){1, 1, 0, 1},
+                                   256, dq, dc, dn);
     expect_near(l0, none, 1e-6, "no negative", 0);
     expect_near(l1 - l0, plain - none, 1e-5, "the negative's change", 0);
     expect_near(l1 - l0, log((2 * e + 1) / (e + 1)) + log((2 * e2 + 1) / (e2 + 1)), 1e-5,
@@ -170,7 +96,8 @@ static void test_hand_computed(void **state)
     expect_near(l2, corrected, 1e-6, "with logq", 0);
     /* the negative's gradient: its softmax shares times the queries */
     double want_dn = e / (2 * e + 1) * 1 + e2 / (2 * e2 + 1) * 2;
-    run_mixed(q, c, key, logq, 2, 1, nv, nkey, nlogq, 1, (Opts){1, 0, 0, 1}, 256, dq, dc, dn);
+    retrieval_run_mixed(q, c, key, logq, 2, 1, nv, nkey, nlogq, 1, (Opts){1, 0, 0, 1}, 256, dq, dc,
+                        dn);
     expect_near(dn[0], want_dn, 1e-5, "dn", 0);
 }
 
@@ -183,8 +110,8 @@ static void test_hits_mask_negatives(void **state)
     const int32_t key[2] = {1, 2}, nkey[1] = {1};
     float dq[2], dc[2], dn[1];
     double e = exp(1.0), e2 = exp(2.0);
-    float l =
-        run_mixed(q, c, key, logq, 2, 1, nv, nkey, nlogq, 1, (Opts){1, 0, 1, 1}, 256, dq, dc, dn);
+    float l = retrieval_run_mixed(q, c, key, logq, 2, 1, nv, nkey, nlogq, 1, (Opts){1, 0, 1, 1},
+                                  256, dq, dc, dn);
     expect_near(l, log(e + 1) - 1 + log(2 * e2 + 1), 1e-6, "masked", 0);
     expect_near(dn[0], e2 / (2 * e2 + 1) * 2, 1e-5, "dn masked", 0);
 }
@@ -214,8 +141,8 @@ static void test_none_is_opt(void **state)
     call.knobs = knobs;
     kernel_inbatch_softmax_xent_opt(&call);
     free(work);
-    float loss = run_mixed(q, c, keys, logq, B, D, nv, nkeys, nlogq, N, (Opts){0.5, 1, 1, 0}, 256,
-                           dq, dc, dn);
+    float loss = retrieval_run_mixed(q, c, keys, logq, B, D, nv, nkeys, nlogq, N,
+                                     (Opts){0.5, 1, 1, 0}, 256, dq, dc, dn);
     expect_near(loss, oloss, 1e-5, "loss", 0);
     for (int i = 0; i < B * D; i++) {
         expect_near(dq[i], oq[i], 1e-4, "dq", i);

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "kernels/kern.h"
+#include "retrieval_ref.h"
 #include "mtr/rng.h"
 
 #include <math.h>
@@ -20,33 +21,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The options as the kernel reads them: knobs 0, 1, 2. */
-typedef struct {
-    double t;
-    int logq, hits;
-} Opts;
+/* The options as the kernel reads them: knobs 0, 1, 2 (no negatives). */
+typedef RetrievalOpts Opts;
 
 /* Runs the kernel; work sized as its shape rule says (R = 256 rows). */
 static float run_opt(const float *q, const float *c, const int32_t *key, const float *logq,
                      int64_t b, int64_t d, Opts o, float *dq, float *dc)
 {
-    int64_t rows = 256 + 2 * d + 6;
-    float *work = calloc((size_t)(rows * b), sizeof *work);
-    float loss = 0.0f;
-    double knobs[3] = {o.t, o.logq, o.hits};
-    KernelCall call = {0};
-    call.in[0] = (void *)q, call.in[1] = (void *)c, call.in[2] = (void *)key;
-    call.in[3] = (void *)logq;
-    call.in_shape[0] = (KShape){b, d}, call.in_shape[1] = (KShape){b, d};
-    call.in_shape[2] = (KShape){b, 1}, call.in_shape[3] = (KShape){b, 1};
-    call.out[0] = &loss, call.out[1] = dq, call.out[2] = dc, call.out[3] = work;
-    call.out_shape[0] = (KShape){1, 1}, call.out_shape[1] = (KShape){b, d};
-    call.out_shape[2] = (KShape){b, d}, call.out_shape[3] = (KShape){rows, b};
-    call.iattr[0] = 0, call.iattr[1] = 1, call.iattr[2] = 2;
-    call.knobs = knobs;
-    kernel_inbatch_softmax_xent_opt(&call);
-    free(work);
-    return loss;
+    return retrieval_run_opt(q, c, key, logq, b, d, o, 256 + 2 * d + 6, dq, dc);
 }
 
 /* The plain form: s_ij = q_i.c_j / T - L logq_j, column j left out of row i
@@ -54,35 +36,7 @@ static float run_opt(const float *q, const float *c, const int32_t *key, const f
 static double reference(const float *q, const float *c, const int32_t *key, const float *logq,
                         int64_t b, int64_t d, Opts o, double *dq, double *dc)
 {
-    double loss = 0.0;
-    double *s = calloc((size_t)b, sizeof *s), *p = calloc((size_t)b, sizeof *p);
-    memset(dq, 0, (size_t)(b * d) * sizeof *dq);
-    memset(dc, 0, (size_t)(b * d) * sizeof *dc);
-    for (int64_t i = 0; i < b; i++) {
-        double m = -INFINITY, z = 0.0;
-        for (int64_t j = 0; j < b; j++) {
-            double dot = 0.0;
-            for (int64_t k = 0; k < d; k++) dot += (double)q[i * d + k] * c[j * d + k];
-            s[j] = dot / o.t - (o.logq ? logq[j] : 0.0);
-            int out = o.hits && j != i && key[j] == key[i];
-            if (!out && s[j] > m) m = s[j];
-        }
-        for (int64_t j = 0; j < b; j++) {
-            int out = o.hits && j != i && key[j] == key[i];
-            p[j] = out ? 0.0 : exp(s[j] - m);
-            z += p[j];
-        }
-        loss += m + log(z) - s[i];
-        for (int64_t j = 0; j < b; j++) {
-            p[j] = p[j] / z - (j == i);
-            for (int64_t k = 0; k < d; k++) {
-                dq[i * d + k] += p[j] * c[j * d + k] / o.t;
-                dc[j * d + k] += p[j] * q[i * d + k] / o.t;
-            }
-        }
-    }
-    free(s), free(p);
-    return loss;
+    return retrieval_reference(q, c, key, logq, b, d, NULL, NULL, NULL, 0, o, dq, dc, NULL);
 }
 
 static void expect_near(double got, double want, double tol, const char *what, int at)
@@ -138,7 +92,7 @@ static void test_against_reference(void **state)
         for (int t = 0; t < 2; t++)
             for (int l = 0; l < 2; l++)
                 for (int h = 0; h < 2; h++)
-                    check_case(q, c, keys, logq, B, D, (Opts){t ? 0.3 : 1.0, l, h});
+                    check_case(q, c, keys, logq, B, D, (Opts){t ? 0.3 : 1.0, l, h, 0});
     }
 }
 
@@ -154,8 +108,8 @@ static void test_hits_match_plain(void **state)
     for (int i = 0; i < B; i++) distinct[i] = 10 + i;
     make_batch(&r, q, c, logq, 0);
     float a_q[B * D], a_c[B * D], b_q[B * D], b_c[B * D], qc_q[B * D], qc_c[B * D];
-    float la = run_opt(q, c, distinct, logq, B, D, (Opts){1.0, 0, 0}, a_q, a_c);
-    float lb = run_opt(q, c, distinct, logq, B, D, (Opts){1.0, 0, 1}, b_q, b_c);
+    float la = run_opt(q, c, distinct, logq, B, D, (Opts){1.0, 0, 0, 0}, a_q, a_c);
+    float lb = run_opt(q, c, distinct, logq, B, D, (Opts){1.0, 0, 1, 0}, b_q, b_c);
     /* equal up to rounding: with removal on, a row's own column is added back apart */
     expect_near(la, lb, 1e-6, "loss with removal", 0);
     for (int i = 0; i < B * D; i++) {
@@ -202,7 +156,7 @@ static double popular_rise(int logq_sign)
         for (int j = 0; j < N; j++) count += key[j] == key[i];
         logq[i] = (float)(logq_sign * log(count / (double)N));
     }
-    run_opt(q, c, key, logq, N, W, (Opts){1.0, logq_sign != 0, 0}, dq, dc);
+    run_opt(q, c, key, logq, N, W, (Opts){1.0, logq_sign != 0, 0, 0}, dq, dc);
     double g = 0.0;
     for (int i = 0; i < N; i++)
         if (key[i] == 0) g += dc[i * W + W - 1];
