@@ -323,3 +323,41 @@ done:
     free(parts), free(mine), free(at), free(grp), free(req), free(ids), free(send), free(recv);
     return st;
 }
+
+MtrStatus rowshare_gather_all(RowShare *rs, const MtrModel *m, const Encoded *local, Encoded *out,
+                              MtrError *err)
+{
+    const MtrDist *d = rs->d;
+    uint64_t n = rowshare_rows(rs);
+    size_t cols = m->n_columns + 1;
+    memset(out, 0, sizeof *out);
+    out->n_rows = n;
+    out->oov = local->oov;
+    Part *parts = calloc(4 * cols, sizeof *parts);
+    out->ids = calloc(cols, sizeof *out->ids);
+    out->nums = calloc(cols, sizeof *out->nums);
+    out->true_row = calloc(cols, sizeof *out->true_row);
+    if (local->logq) out->logq = calloc(cols, sizeof *out->logq);
+    MtrStatus st = MTR_OK;
+    if (!parts || !out->ids || !out->nums || !out->true_row || (local->logq && !out->logq)) {
+        st = mtr_fail(err, MTR_E_NOMEM, "out of memory gathering %llu rows", (unsigned long long)n);
+        goto done;
+    }
+    int np = parts_of(m, local, out, parts);
+    for (int k = 0; k < np && !st; k++) {
+        size_t w = parts[k].width * 4;
+        if (!(*parts[k].dst = malloc((n ? n : 1) * w))) {
+            st = mtr_fail(err, MTR_E_NOMEM, "out of memory gathering %llu rows",
+                          (unsigned long long)n);
+            break;
+        }
+        for (int r = 0; r < d->size; r++)
+            rs->send[r] = (size_t)(rs->offsets[r + 1] - rs->offsets[r]) * w;
+        d->allgatherv(d->ctx, *parts[k].src, rs->send, *parts[k].dst);
+        rs->sent += (double)rs->send[d->rank] * (d->size - 1);
+    }
+done:
+    if (st) bind_encoded_free(m, out);
+    free(parts);
+    return st;
+}

@@ -55,4 +55,10 @@ MtrStatus rowshare_summary(RowShare *rs, const MtrTable *local, const uint32_t *
 MtrStatus rowshare_fetch(RowShare *rs, const MtrModel *m, const Encoded *local,
                          const uint32_t *want, int64_t n, Encoded *out, MtrError *err);
 
+/* Fills *out (freed with bind_encoded_free) with every rank's rows, in
+ * global id order: one all-gather of each encoded column, straight into out
+ * (the ranks' rows are consecutive global ids in rank order). A collective. */
+MtrStatus rowshare_gather_all(RowShare *rs, const MtrModel *m, const Encoded *local, Encoded *out,
+                              MtrError *err);
+
 #endif

@@ -251,6 +251,17 @@ static MtrStatus data_share(MtrModel *m, MtrDataset *ds, int build_vocab, uint64
     return bind_vocabularies(m, &view, err);
 }
 
+static void debug_mem(const char *where)
+{
+    if (!getenv("MTR_DEBUG_MEM")) return;
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM", 5) || !strncmp(line, "VmRSS", 5))
+            fprintf(stderr, "[%d] %s: %s", getpid(), where, line);
+    if (f) fclose(f);
+}
+
 /* Reads the data folder; with build_vocab the vocabularies and items come
  * from it (training), otherwise the model's own are kept (a trained model).
  * With loc (not NULL), rows may stay on their rank (rows_can_stay): then
@@ -936,14 +947,11 @@ static MtrStatus evaluate_test(const MtrModel *m, Runner *r, Split *sp, int64_t 
     if (!sp->rs) return evaluate_test_on(m, r, sp, batch, o, res, err);
     bind_encoded_free(m, &sp->epoch); /* the training's rows are done with */
     bind_encoded_free(m, &sp->valid);
-    int64_t n = (int64_t)rowshare_rows(sp->rs);
-    uint32_t *all = iota(n), *at = NULL;
     Encoded every = {0};
-    MtrStatus rc = all ? rows_fetch(m, sp, all, n, &every, &at, err)
-                       : mtr_fail(err, MTR_E_NOMEM, "out of memory");
-    free(all);
-    free(at);
+    MtrStatus rc = rowshare_gather_all(sp->rs, m, &sp->enc_train, &every, err);
     if (rc) return rc;
+    bind_encoded_free(m, &sp->enc_train); /* nothing reads this rank's own rows after */
+    sp->enc_test = sp->enc_train;
     Split whole = *sp;
     whole.enc_train = whole.enc_test = every;
     whole.rs = NULL;
@@ -1046,17 +1054,23 @@ static int64_t train_step(const MtrModel *m, Runner *r, DistStep *dist, const Mt
     return hi - lo;
 }
 
-/* This rank's shares of every batch of the epoch (the training rows in their
- * order for this epoch), fetched from the ranks that hold them into
- * sp->epoch, in the order the steps feed them: one all-to-all an epoch,
- * rather than one a step, so that a step waits on nothing new. */
-static MtrStatus fetch_epoch(const MtrModel *m, Split *sp, const MtrDist *d, int64_t batch,
-                             int64_t n_batches, MtrError *err)
+/* Global rows of the batches one fetch_window brings (about): enough that
+ * the all-to-alls are few (one an epoch up to 1M training rows), few enough
+ * that a rank's window stays small whatever the data's size. */
+#define FETCH_WINDOW_ROWS (1 << 20)
+
+/* This rank's shares of batches [b0, b1) of the epoch (the training rows in
+ * their order for this epoch), fetched from the ranks that hold them into
+ * sp->epoch, in the order the steps feed them: one all-to-all a window of
+ * batches rather than one a step. */
+static MtrStatus fetch_window(const MtrModel *m, Split *sp, const MtrDist *d, int64_t batch,
+                              int64_t b0, int64_t b1, MtrError *err)
 {
-    uint32_t *want = malloc((size_t)(sp->n_train > 0 ? sp->n_train : 1) * sizeof *want);
+    int64_t most = (b1 - b0) * batch < sp->n_train ? (b1 - b0) * batch : sp->n_train;
+    uint32_t *want = malloc((size_t)(most > 0 ? most : 1) * sizeof *want);
     if (!want) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
     int64_t k = 0;
-    for (int64_t b = 0; b < n_batches; b++) {
+    for (int64_t b = b0; b < b1; b++) {
         int64_t off = b * batch, n = sp->n_train - off < batch ? sp->n_train - off : batch, lo, hi;
         mtr_dist_rows(d, n, &lo, &hi);
         memcpy(want + k, sp->train_rows + off + lo, (size_t)(hi - lo) * sizeof *want);
@@ -1065,9 +1079,9 @@ static MtrStatus fetch_epoch(const MtrModel *m, Split *sp, const MtrDist *d, int
     MtrStatus rc = rows_fetch(m, sp, want, k, &sp->epoch, &sp->epoch_at, err);
     free(want);
     if (rc == MTR_OK && getenv("MTR_DEBUG_ROWS"))
-        fprintf(stderr, "rank %d: %llu rows held, %lld fetched for the epoch, of %llu\n", d->rank,
-                (unsigned long long)sp->enc_train.n_rows, (long long)k,
-                (unsigned long long)rowshare_rows(sp->rs));
+        fprintf(stderr, "rank %d: %llu rows held, %lld fetched for batches %lld-%lld, of %llu\n",
+                d->rank, (unsigned long long)sp->enc_train.n_rows, (long long)k, (long long)b0 + 1,
+                (long long)b1, (unsigned long long)rowshare_rows(sp->rs));
     return rc;
 }
 
@@ -1150,17 +1164,23 @@ static MtrStatus run_fold_on(const MtrModel *m, Runner *r, Split *sp, const MtrR
     int64_t n_batches = (sp->n_train + batch - 1) / batch, step = 0;
     control_free(&r->ctl);
     if ((rc = control_init(&r->ctl, m, r->s, r->p_train, epochs, n_batches, err))) return rc;
-    double t_train = report_clock();
+    double t_train = report_clock(), rows_sent = rowshare_sent(sp->rs);
+    int64_t steps = 0;
     int ran = 0;
     for (int e = 1; e <= epochs; e++) {
         if (o->reshuffle && e > 1 && !o->order_file)
             rng_shuffle_u32(&order, sp->train_rows, (uint64_t)sp->n_train);
         double t0 = report_clock(), loss_sum = 0;
         memset(r->task_sum, 0, m->n_tasks * sizeof *r->task_sum);
-        if (sp->rs && (rc = fetch_epoch(m, sp, o->dist, batch, n_batches, err))) return rc;
-        int64_t fed = 0; /* rows of sp->epoch fed so far */
+        int64_t fed = 0, window = FETCH_WINDOW_ROWS / batch; /* rows of sp->epoch fed so far */
+        window = window < 1 ? 1 : window;
         for (int64_t b = 0; b < n_batches; b++) {
             int64_t off = b * batch, n = sp->n_train - off < batch ? sp->n_train - off : batch;
+            if (sp->rs && b % window == 0) {
+                int64_t b1 = b + window < n_batches ? b + window : n_batches;
+                if ((rc = fetch_window(m, sp, o->dist, batch, b, b1, err))) return rc;
+                fed = 0;
+            }
             fed += train_step(m, r, dist, o, sp->rs ? &sp->epoch : &sp->enc_train,
                               sp->rs ? sp->epoch_at + fed : NULL, sp->train_rows + off, n, seed);
             double loss = *(float *)mtr_session_tensor(r->s, r->loss);
@@ -1172,6 +1192,7 @@ static MtrStatus run_fold_on(const MtrModel *m, Runner *r, Split *sp, const MtrR
                                 loss, e, (long long)b + 1);
             }
             loss_sum += loss;
+            steps++;
             for (uint32_t t = 0; t < m->n_tasks; t++)
                 r->task_sum[t] += *(float *)mtr_session_tensor(r->s, r->task_loss[t]);
             if (o->step_log) log_step(m, r, o->step_log, o->fold, ++step, e, n, loss);
@@ -1242,7 +1263,12 @@ static MtrStatus run_fold_on(const MtrModel *m, Runner *r, Split *sp, const MtrR
     if (res->best_epoch > 0) snprintf(res->best_metric, sizeof res->best_metric, "%s", r->ctl.name);
     res->train_seconds = report_clock() - t_train;
     if (o->profile) print_profile(r->s, o->profile, res);
+    debug_mem("trained");
+    if (sp->rs && o->progress && steps > 0)
+        fprintf(o->progress, "rank %d: %.0f bytes of encoded training rows sent per step\n",
+                o->dist->rank, (rowshare_sent(sp->rs) - rows_sent) / (double)steps);
     if (sp->n_test > 0) rc = evaluate_test(m, r, sp, batch, o, res, err);
+    debug_mem("evaluated");
     if (rc == MTR_OK) write_test_line(o, res);
     return rc;
 }
@@ -1306,6 +1332,7 @@ MtrStatus mtr_run_train(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, 
     Local loc;
     MtrStatus rc = data_load(m, o, !keep, &loc, &ds, err);
     if (rc) return rc;
+    debug_mem("data_load");
     res->skipped = ds->skipped;
     res->side_missing = ds->side_missing;
     if ((rc = split_make(m, ds, o, &sp, keep ? NULL : m, &loc, err))) {
@@ -1313,7 +1340,9 @@ MtrStatus mtr_run_train(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, 
         local_free(&loc);
         return rc;
     }
+    debug_mem("split");
     if ((rc = runner_new(m, bound_batch(m, &sp), &r, err)) == MTR_OK) {
+        debug_mem("runner");
         r.dist = o->dist;
         if (keep) {
             rc = mtr_session_load_params(r.s, m, err);
