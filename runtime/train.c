@@ -251,17 +251,6 @@ static MtrStatus data_share(MtrModel *m, MtrDataset *ds, int build_vocab, uint64
     return bind_vocabularies(m, &view, err);
 }
 
-static void debug_mem(const char *where)
-{
-    if (!getenv("MTR_DEBUG_MEM")) return;
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmHWM", 5) || !strncmp(line, "VmRSS", 5))
-            fprintf(stderr, "[%d] %s: %s", getpid(), where, line);
-    if (f) fclose(f);
-}
-
 /* Reads the data folder; with build_vocab the vocabularies and items come
  * from it (training), otherwise the model's own are kept (a trained model).
  * With loc (not NULL), rows may stay on their rank (rows_can_stay): then
@@ -1263,12 +1252,10 @@ static MtrStatus run_fold_on(const MtrModel *m, Runner *r, Split *sp, const MtrR
     if (res->best_epoch > 0) snprintf(res->best_metric, sizeof res->best_metric, "%s", r->ctl.name);
     res->train_seconds = report_clock() - t_train;
     if (o->profile) print_profile(r->s, o->profile, res);
-    debug_mem("trained");
     if (sp->rs && o->progress && steps > 0)
         fprintf(o->progress, "rank %d: %.0f bytes of encoded training rows sent per step\n",
                 o->dist->rank, (rowshare_sent(sp->rs) - rows_sent) / (double)steps);
     if (sp->n_test > 0) rc = evaluate_test(m, r, sp, batch, o, res, err);
-    debug_mem("evaluated");
     if (rc == MTR_OK) write_test_line(o, res);
     return rc;
 }
@@ -1332,7 +1319,6 @@ MtrStatus mtr_run_train(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, 
     Local loc;
     MtrStatus rc = data_load(m, o, !keep, &loc, &ds, err);
     if (rc) return rc;
-    debug_mem("data_load");
     res->skipped = ds->skipped;
     res->side_missing = ds->side_missing;
     if ((rc = split_make(m, ds, o, &sp, keep ? NULL : m, &loc, err))) {
@@ -1340,9 +1326,7 @@ MtrStatus mtr_run_train(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, 
         local_free(&loc);
         return rc;
     }
-    debug_mem("split");
     if ((rc = runner_new(m, bound_batch(m, &sp), &r, err)) == MTR_OK) {
-        debug_mem("runner");
         r.dist = o->dist;
         if (keep) {
             rc = mtr_session_load_params(r.s, m, err);
