@@ -227,43 +227,32 @@ static int parts_of(const MtrModel *m, const Encoded *local, Encoded *out, Part 
     return n;
 }
 
-MtrStatus rowshare_fetch(RowShare *rs, const MtrModel *m, const Encoded *local,
-                         const uint32_t *want, int64_t n, Encoded *out, MtrError *err)
+/* Fills every part's dst (room for n rows, allocated) with the rows of
+ * global ids want[0..n) from the ranks that hold them (their parts' src,
+ * n_local rows). A collective. */
+static MtrStatus fetch(RowShare *rs, const Part *parts, int np, uint64_t n_local,
+                       const uint32_t *want, int64_t n, MtrError *err)
 {
     const MtrDist *d = rs->d;
     int size = d->size, me = d->rank;
     uint64_t lo = rowshare_offset(rs);
-    memset(out, 0, sizeof *out);
-    out->n_rows = (uint64_t)n;
-    out->oov = local->oov;
-    size_t nrows = (size_t)(n > 0 ? n : 1), cols = m->n_columns + 1;
-    Part *parts = calloc(4 * cols, sizeof *parts);
-    out->ids = calloc(cols, sizeof *out->ids);
-    out->nums = calloc(cols, sizeof *out->nums);
-    out->true_row = calloc(cols, sizeof *out->true_row);
-    if (local->logq) out->logq = calloc(cols, sizeof *out->logq);
+    size_t nrows = (size_t)(n > 0 ? n : 1);
     int64_t *mine = calloc((size_t)size, sizeof *mine), *at = calloc((size_t)size, sizeof *at);
     uint32_t *grp = malloc(nrows * sizeof *grp), *req = malloc(nrows * sizeof *req);
     uint32_t *ids = NULL, *send = NULL, *recv = NULL;
     MtrStatus st = MTR_OK;
-    if (!parts || !out->ids || !out->nums || !out->true_row || (local->logq && !out->logq) ||
-        !mine || !at || !grp || !req)
-        goto nomem;
-    int np = parts_of(m, local, out, parts);
+    if (!mine || !at || !grp || !req) goto nomem;
     size_t rb = 0; /* 4-byte values a row */
-    for (int k = 0; k < np; k++) {
-        rb += parts[k].width;
-        if (!(*parts[k].dst = malloc(nrows * parts[k].width * 4))) goto nomem;
-    }
+    for (int k = 0; k < np; k++) rb += parts[k].width;
     /* the wanted ids grouped by the rank that holds them, in order within each */
     for (int64_t i = 0; i < n; i++) {
-        int r = 0;
-        while (r + 1 < size && want[i] >= rs->offsets[r + 1]) r++;
         if (want[i] >= rs->offsets[size]) {
             st = mtr_fail(err, MTR_E_STATE, "row %u is beyond the ranks' %llu rows", want[i],
                           (unsigned long long)rs->offsets[size]);
             goto done;
         }
+        int r = 0;
+        while (r + 1 < size && want[i] >= rs->offsets[r + 1]) r++;
         mine[r]++;
     }
     for (int r = 1; r < size; r++) at[r] = at[r - 1] + mine[r - 1];
@@ -277,7 +266,7 @@ MtrStatus rowshare_fetch(RowShare *rs, const MtrModel *m, const Encoded *local,
     int64_t asked = 0; /* rows the others want from this rank */
     for (int q = 0; q < size; q++) asked += rs->counts[q * size + me];
     if (!(ids = malloc((size_t)(asked > 0 ? asked : 1) * sizeof *ids)) ||
-        !(send = malloc((size_t)(asked > 0 ? asked : 1) * rb * 4)) ||
+        !(send = malloc((size_t)(asked > 0 ? asked : 1) * (rb ? rb : 1) * 4)) ||
         !(recv = malloc(nrows * (rb ? rb : 1) * 4)))
         goto nomem;
     /* the requests: ids to their holders */
@@ -291,7 +280,7 @@ MtrStatus rowshare_fetch(RowShare *rs, const MtrModel *m, const Encoded *local,
     uint32_t *o = send;
     for (int64_t i = 0; i < asked; i++) {
         uint64_t row = ids[i] - lo;
-        if (ids[i] < lo || row >= local->n_rows) {
+        if (ids[i] < lo || row >= n_local) {
             st = mtr_fail(err, MTR_E_STATE, "row %u was asked of the wrong rank", ids[i]);
             goto done;
         }
@@ -319,9 +308,43 @@ nomem:
     st =
         mtr_fail(err, MTR_E_NOMEM, "out of memory fetching %lld rows from the ranks", (long long)n);
 done:
-    if (st) bind_encoded_free(m, out);
-    free(parts), free(mine), free(at), free(grp), free(req), free(ids), free(send), free(recv);
+    free(mine), free(at), free(grp), free(req), free(ids), free(send), free(recv);
     return st;
+}
+
+MtrStatus rowshare_fetch(RowShare *rs, const MtrModel *m, const Encoded *local,
+                         const uint32_t *want, int64_t n, Encoded *out, MtrError *err)
+{
+    memset(out, 0, sizeof *out);
+    out->n_rows = (uint64_t)n;
+    out->oov = local->oov;
+    size_t nrows = (size_t)(n > 0 ? n : 1), cols = m->n_columns + 1;
+    Part *parts = calloc(4 * cols, sizeof *parts);
+    out->ids = calloc(cols, sizeof *out->ids);
+    out->nums = calloc(cols, sizeof *out->nums);
+    out->true_row = calloc(cols, sizeof *out->true_row);
+    if (local->logq) out->logq = calloc(cols, sizeof *out->logq);
+    MtrStatus st = MTR_OK;
+    if (!parts || !out->ids || !out->nums || !out->true_row || (local->logq && !out->logq)) {
+        st = mtr_fail(err, MTR_E_NOMEM, "out of memory fetching %lld rows", (long long)n);
+    } else {
+        int np = parts_of(m, local, out, parts);
+        for (int k = 0; k < np && !st; k++)
+            if (!(*parts[k].dst = malloc(nrows * parts[k].width * 4)))
+                st = mtr_fail(err, MTR_E_NOMEM, "out of memory fetching %lld rows", (long long)n);
+        if (!st) st = fetch(rs, parts, np, local->n_rows, want, n, err);
+    }
+    if (st) bind_encoded_free(m, out);
+    free(parts);
+    return st;
+}
+
+MtrStatus rowshare_fetch_ids(RowShare *rs, const int32_t *local, uint64_t n_local,
+                             const uint32_t *want, int64_t n, int32_t *out, MtrError *err)
+{
+    void *src = (void *)(uintptr_t)local, *dst = out;
+    Part one = {&src, &dst, 1};
+    return fetch(rs, &one, 1, n_local, want, n, err);
 }
 
 MtrStatus rowshare_gather_all(RowShare *rs, const MtrModel *m, const Encoded *local, Encoded *out,

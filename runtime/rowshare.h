@@ -55,6 +55,11 @@ MtrStatus rowshare_summary(RowShare *rs, const MtrTable *local, const uint32_t *
 MtrStatus rowshare_fetch(RowShare *rs, const MtrModel *m, const Encoded *local,
                          const uint32_t *want, int64_t n, Encoded *out, MtrError *err);
 
+/* The same for one column of ids: out[i] = the id of global row want[i],
+ * local[0..n_local) this rank's rows' ids. A collective. */
+MtrStatus rowshare_fetch_ids(RowShare *rs, const int32_t *local, uint64_t n_local,
+                             const uint32_t *want, int64_t n, int32_t *out, MtrError *err);
+
 /* Fills *out (freed with bind_encoded_free) with every rank's rows, in
  * global id order: one all-gather of each encoded column, straight into out
  * (the ranks' rows are consecutive global ids in rank order). A collective. */

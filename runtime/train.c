@@ -926,6 +926,150 @@ static MtrStatus baseline(const MtrModel *m, Runner *r, const Split *sp, const M
 static MtrStatus evaluate_test_on(const MtrModel *m, Runner *r, const Split *sp, int64_t batch,
                                   const MtrRunOptions *o, MtrRunResult *res, MtrError *err);
 
+/* Whether the test pass can be split by test rows while the rows stay on
+ * their rank: no per-user metric, no --exclude-seen, no --eval-users (each
+ * needs every row of a user, or its training rows, on one rank). */
+static int split_eval_ok(const MtrModel *m, const MtrRunOptions *o)
+{
+    if (o->eval_users > 0 || o->exclude_seen) return 0;
+    for (uint32_t t = 0; t < m->n_tasks; t++)
+        if (rankeval_lists(&m->tasks[t])) return 0;
+    return 1;
+}
+
+/* The baselines of evaluate_split, on this rank's share (e, rows at[0..n)) of
+ * the test rows ordered by user: a ranking task's mean label is the ranks'
+ * sums of their training rows' labels added in rank order (the single
+ * process adds them in the seeded order: the mean may differ in its last
+ * bits); popularity counts the ranks' own training rows and sums the counts
+ * (whole numbers: exact). The metrics' counts are then summed. */
+static MtrStatus baseline_split(const MtrModel *m, Runner *r, const Split *sp, const Encoded *e,
+                                const uint32_t *at, int64_t n, int by_user, MetricsReport *out,
+                                MtrError *err)
+{
+    const MtrDist *d = r->dist;
+    uint64_t off = rowshare_offset(sp->rs), n_local = sp->enc_train.n_rows;
+    Metrics ms;
+    MtrStatus rc = metrics_init(&ms, m, sp->n_test, err);
+    if (rc) return rc;
+    uint32_t *mine = malloc((size_t)(n_local ? n_local : 1) * sizeof *mine); /* local rows */
+    uint8_t *is_train = calloc(n_local ? n_local : 1, 1);
+    float *pred = malloc((size_t)(n > 0 ? n : 1) * sizeof *pred);
+    float *label = malloc((size_t)(n > 0 ? n : 1) * sizeof *label);
+    double sums[2], *all = malloc(2 * (size_t)d->size * sizeof *all);
+    int64_t k = 0;
+    if (!mine || !is_train || !pred || !label || !all)
+        rc = mtr_fail(err, MTR_E_NOMEM, "out of memory for the baselines");
+    for (int64_t i = 0; rc == MTR_OK && i < sp->n_train; i++)
+        if (sp->train_rows[i] >= off && sp->train_rows[i] - off < n_local)
+            is_train[sp->train_rows[i] - off] = 1;
+    for (uint64_t i = 0; rc == MTR_OK && i < n_local; i++)
+        if (is_train[i]) mine[k++] = (uint32_t)i;
+    for (uint32_t t = 0; rc == MTR_OK && t < m->n_tasks; t++) {
+        int32_t lc = m->tasks[t].label_column;
+        if (ms.tasks[t].reads != MTR_OUT_PREDICTION || lc < 0 || !sp->enc_train.nums[lc] ||
+            !e->nums[lc])
+            continue;
+        sums[0] = sums[1] = 0.0;
+        for (int64_t i = 0; i < k; i++) {
+            float y = sp->enc_train.nums[lc][mine[i]];
+            if (!isnan(y)) sums[0] += y, sums[1] += 1.0;
+        }
+        d->allgather(d->ctx, sums, sizeof sums, all);
+        double sum = 0.0, rows = 0.0;
+        for (int q = 0; q < d->size; q++) sum += all[2 * q], rows += all[2 * q + 1];
+        for (int64_t i = 0; i < n; i++) {
+            pred[i] = rows > 0 ? (float)(sum / rows) : 0.0f;
+            label[i] = e->nums[lc][at[i]];
+        }
+        rc = metrics_add(&ms, t, pred, label, n, err);
+    }
+    if (rc == MTR_OK && by_user) {
+        RankevalInput in = {.p_eval = r->p_eval,
+                            .feeds = &r->feeds[r->p_eval],
+                            .test = e,
+                            .test_rows = at,
+                            .n_test = n,
+                            .train = &sp->enc_train,
+                            .train_rows = mine,
+                            .n_train = k,
+                            .batch = 1,
+                            .exclude_seen = 0,
+                            .scorer = RANKEVAL_POPULARITY,
+                            .dist = d};
+        rc = rankeval_run(m, &in, &ms, err);
+    }
+    if (rc == MTR_OK) rc = mtr_dist_metrics_sum(d, &ms, err);
+    if (rc == MTR_OK) rc = metrics_report(&ms, out, err);
+    free(mine), free(is_train), free(pred), free(label), free(all);
+    metrics_free(&ms);
+    return rc;
+}
+
+/* The test pass split by test rows while the rows stay on their rank
+ * (split_eval_ok): every rank fetches the user of every test row (4 bytes a
+ * row) to order them by user as one process does, then only its share of
+ * them; the metrics' counts are summed over the ranks. */
+static MtrStatus evaluate_split(const MtrModel *m, Runner *r, Split *sp, int64_t batch,
+                                const MtrRunOptions *o, MtrRunResult *res, MtrError *err)
+{
+    int64_t n = sp->n_test, lo, hi;
+    int32_t col = eval_user_column(m);
+    int by_user = col >= 0 && sp->enc_train.ids && sp->enc_train.ids[col] && n > 0;
+    uint32_t *order = malloc((size_t)(n > 0 ? n : 1) * sizeof *order), *at = NULL;
+    int32_t *uid = by_user ? malloc((size_t)n * sizeof *uid) : NULL;
+    Encoded share = {0};
+    MtrStatus rc = order && (uid || !by_user)
+                       ? MTR_OK
+                       : mtr_fail(err, MTR_E_NOMEM, "out of memory ordering the test rows");
+    if (rc == MTR_OK && by_user)
+        rc = rowshare_fetch_ids(sp->rs, sp->enc_train.ids[col], sp->enc_train.n_rows, sp->test_rows,
+                                n, uid, err);
+    if (rc == MTR_OK && by_user) { /* by user, stably, by counting (rows_by_user) */
+        int32_t max_id = 0;
+        for (int64_t i = 0; i < n; i++) max_id = uid[i] > max_id ? uid[i] : max_id;
+        int64_t *start = calloc((size_t)max_id + 2, sizeof *start);
+        if (!start) {
+            rc = mtr_fail(err, MTR_E_NOMEM, "out of memory ordering the test rows");
+        } else {
+            for (int64_t i = 0; i < n; i++) start[(uid[i] < 0 ? 0 : uid[i]) + 1]++;
+            for (int32_t u = 0; u <= max_id; u++) start[u + 1] += start[u];
+            for (int64_t i = 0; i < n; i++)
+                order[start[uid[i] < 0 ? 0 : uid[i]]++] = sp->test_rows[i];
+            free(start);
+        }
+    } else if (rc == MTR_OK) {
+        memcpy(order, sp->test_rows, (size_t)n * sizeof *order);
+    }
+    free(uid);
+    mtr_dist_rows(r->dist, n, &lo, &hi);
+    if (rc == MTR_OK) rc = rows_fetch(m, sp, order + lo, hi - lo, &share, &at, err);
+    free(order);
+    Metrics ms;
+    if (rc == MTR_OK && (rc = metrics_init(&ms, m, n, err)) == MTR_OK) {
+        double t0 = report_clock();
+        ReportProgress prog = {0};
+        if (o->progress) report_progress_init(&prog, o->progress, 0);
+        embed_items(m, r, &share);
+        Metrics *all = &ms;
+        rc = eval_rows(m, r, &share, at, hi - lo, batch, &all, 1, o->progress ? &prog : NULL, t0, 0,
+                       hi - lo, err);
+        if (rc == MTR_OK) rc = mtr_dist_metrics_sum(r->dist, &ms, err);
+        if (o->progress) report_progress_clear(&prog);
+        res->eval_seconds = report_clock() - t0;
+        res->rows_sampled = n;
+        res->unrankable = 0;
+        if (rc == MTR_OK) rc = metrics_report(&ms, &res->test, err);
+        metrics_free(&ms);
+    }
+    if (rc == MTR_OK && !o->no_baseline &&
+        (rc = baseline_split(m, r, sp, &share, at, hi - lo, by_user, &res->baseline, err)))
+        metrics_report_free(&res->test);
+    bind_encoded_free(m, &share);
+    free(at);
+    return rc;
+}
+
 /* The test pass: all test rows, or with --eval-users a sample of users. When
  * the rows stay on their rank, every rank first fetches every row's encoded
  * columns (not the text, not the coded table): the per-user pass and the
@@ -936,6 +1080,8 @@ static MtrStatus evaluate_test(const MtrModel *m, Runner *r, Split *sp, int64_t 
     if (!sp->rs) return evaluate_test_on(m, r, sp, batch, o, res, err);
     bind_encoded_free(m, &sp->epoch); /* the training's rows are done with */
     bind_encoded_free(m, &sp->valid);
+    if (split_eval_ok(m, o) && !getenv("MTR_DIST_EVAL_GATHER"))
+        return evaluate_split(m, r, sp, batch, o, res, err);
     Encoded every = {0};
     MtrStatus rc = rowshare_gather_all(sp->rs, m, &sp->enc_train, &every, err);
     if (rc) return rc;
