@@ -1190,9 +1190,10 @@ static int64_t train_step(const MtrModel *m, Runner *r, DistStep *dist, const Mt
 }
 
 /* Global rows of the batches one fetch_window brings (about): enough that
- * the all-to-alls are few (one an epoch up to 1M training rows), few enough
- * that a rank's window stays small whatever the data's size. */
-#define FETCH_WINDOW_ROWS (1 << 20)
+ * the all-to-alls are few (32 batches of 8,192 rows a window), few enough
+ * that a rank's window (and the fetch's buffers, about three times its rows)
+ * stays small whatever the data's size. */
+#define FETCH_WINDOW_ROWS (1 << 18)
 
 /* This rank's shares of batches [b0, b1) of the epoch (the training rows in
  * their order for this epoch), fetched from the ranks that hold them into
@@ -1472,6 +1473,7 @@ MtrStatus mtr_run_train(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, 
         local_free(&loc);
         return rc;
     }
+    if (sp.rs) mtr_table_free(&ds->ratings); /* encoded: this rank's text table is done with */
     if ((rc = runner_new(m, bound_batch(m, &sp), &r, err)) == MTR_OK) {
         r.dist = o->dist;
         if (keep) {
@@ -1513,6 +1515,7 @@ MtrStatus mtr_run_eval(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, M
         local_free(&loc);
         return rc;
     }
+    if (sp.rs) mtr_table_free(&ds->ratings); /* encoded: this rank's text table is done with */
     res->n_train = sp.n_train;
     res->n_test = sp.n_test;
     res->test_oov = sp.enc_test.oov;
