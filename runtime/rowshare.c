@@ -91,7 +91,7 @@ double rowshare_sent(const RowShare *rs)
 
 /* This rank's part of the summary: per column its number of values (u64),
  * then per column and value its rows and training rows (u64 each), then the
- * values, NUL-terminated. */
+ * values, NUL-terminated, then zeros to a multiple of 8 bytes. */
 static char *pack_summary(const MtrTable *t, const uint8_t *train, size_t *bytes)
 {
     size_t n = (size_t)t->n_columns * 8;
@@ -100,6 +100,7 @@ static char *pack_summary(const MtrTable *t, const uint8_t *train, size_t *bytes
         for (uint32_t v = 0; v < t->columns[c].n_values; v++)
             n += strlen(t->columns[c].values[v]) + 1;
     }
+    n = (n + 7) / 8 * 8; /* the next rank's part starts aligned for its counts */
     char *b = calloc(n ? n : 1, 1);
     if (!b) return NULL;
     uint64_t *u = (uint64_t *)b;
