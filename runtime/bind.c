@@ -130,7 +130,7 @@ MtrStatus bind_vocabularies(MtrModel *m, const MtrDataset *ds, MtrError *err)
 }
 
 /* The values a row of column c holds in a program's input: a list's length, else 1. */
-static size_t column_width(const MtrColumn *col)
+size_t bind_column_width(const MtrColumn *col)
 {
     return col->feature && col->is_list && col->max_len ? col->max_len : 1;
 }
@@ -221,7 +221,7 @@ MtrStatus bind_encode_ix(const MtrModel *m, const MtrTable *t, const ProgramFeed
             if (col->feature == MTR_FEAT_NORMALIZE)
                 e->nums[c] = malloc(rows * sizeof *e->nums[c]);
             else
-                e->ids[c] = malloc(rows * column_width(col) * sizeof *e->ids[c]);
+                e->ids[c] = malloc(rows * bind_column_width(col) * sizeof *e->ids[c]);
             if (!e->nums[c] && !e->ids[c]) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
             if (v && (rc = mtr_vocab_index_new(v, &ix, err))) return rc;
             rc =
@@ -346,7 +346,7 @@ MtrStatus bind_feeds(const MtrModel *m, int p, ProgramFeeds *out, MtrError *err)
                                ? 2
                                : 1;
             if (ten->dtype != want || ten->rank != rank) goto bad;
-            f.width = (int32_t)column_width(&m->columns[c]);
+            f.width = (int32_t)bind_column_width(&m->columns[c]);
             out->feeds[out->n++] = f;
             continue;
         bad:
@@ -441,7 +441,7 @@ MtrStatus bind_sizes(const MtrModel *m, int64_t batch, int64_t k, int64_t *value
             values[i] = k;
             break;
         case MTR_SYM_LIST:
-            values[i] = (int64_t)column_width(&m->columns[sym->column]);
+            values[i] = (int64_t)bind_column_width(&m->columns[sym->column]);
             break;
         case MTR_SYM_VOCAB: {
             const MtrVocab *v = vocab_of(m, sym->column);

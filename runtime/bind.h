@@ -59,6 +59,8 @@ MtrStatus bind_encode(const MtrModel *m, const MtrTable *t, const ProgramFeeds *
 MtrStatus bind_encode_ix(const MtrModel *m, const MtrTable *t, const ProgramFeeds *only,
                          MtrVocabIndex *const *ixs, Encoded *out, MtrError *err);
 void bind_encoded_free(const MtrModel *m, Encoded *e);
+/* The values a row of column col holds in Encoded.ids: a list's length, else 1. */
+size_t bind_column_width(const MtrColumn *col);
 
 /* Fills the logq of every column a program reads with source LOGQ, in train
  * and in test (which may be train): log(count / n) of each row's id, counted

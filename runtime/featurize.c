@@ -147,8 +147,11 @@ static uint64_t *value_counts(const MtrDataColumn *dc, const MtrTable *t, const 
 {
     uint64_t *cnt = calloc(dc->n_values + 1, sizeof *cnt);
     if (!cnt) return NULL;
+    if (t->counts) { /* a summary table (rowshare.c): the counts of rows held elsewhere */
+        memcpy(cnt, t->counts[dc - t->columns], dc->n_values * sizeof *cnt);
+        return cnt;
+    }
     for (uint64_t i = 0; i < n; i++) cnt[dc->codes[rows ? rows[i] : i]]++;
-    (void)t;
     return cnt;
 }
 

@@ -29,6 +29,11 @@ static int wants_lists(const MtrTask *t)
     return 0;
 }
 
+int rankeval_lists(const MtrTask *t)
+{
+    return wants_lists(t);
+}
+
 int rankeval_wanted(const Metrics *ms, uint32_t t, const RankevalInput *in)
 {
     if (t >= ms->n_tasks || ms->tasks[t].reads != MTR_OUT_RANK) return 0;
@@ -157,6 +162,18 @@ static MtrStatus scratch_new(const MtrModel *m, const RankevalInput *in, const R
         for (int64_t i = 0; tk && i < in->n_train; i++) {
             int32_t k = tk[in->train_rows[i]];
             if (k >= 0 && k < rt->n_keys) s->pop[k] += 1.0f;
+        }
+        if (in->dist && in->dist->size > 1) { /* whole counts: exact in any order below 2^24 */
+            const MtrDist *d = in->dist;
+            float *all = malloc((size_t)rt->n_keys * (size_t)d->size * sizeof *all);
+            if (!all) goto nomem;
+            d->allgather(d->ctx, s->pop, (size_t)rt->n_keys * sizeof *s->pop, all);
+            for (int32_t k = 0; k < rt->n_keys; k++) {
+                float v = 0.0f;
+                for (int r = 0; r < d->size; r++) v += all[(int64_t)r * rt->n_keys + k];
+                s->pop[k] = v;
+            }
+            free(all);
         }
     }
     if (in->exclude_seen && tu && tk) {

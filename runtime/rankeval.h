@@ -8,6 +8,7 @@
 #define MTR_RANKEVAL_H
 
 #include "bind.h"
+#include "mtr/dist.h"
 #include "mtr/metrics.h"
 
 typedef enum {
@@ -28,6 +29,10 @@ typedef struct {
     int64_t batch;    /* rows the session is bound for */
     int exclude_seen; /* leave out the items each user has in the training rows */
     RankevalScorer scorer;
+    /* Ranks whose training rows are split among them (rowshare.h), or NULL:
+     * the popularity scorer's counts are then summed over the ranks, every
+     * rank calling the pass with its own train rows (a collective). */
+    const MtrDist *dist;
 } RankevalInput;
 
 /* The looked-up column that names a row's user (the query's id), or -1: the
@@ -39,6 +44,9 @@ extern const char *rankeval_no_user;
 /* Whether task t of ms needs the per-user pass: it asks for a per-user
  * metric, or in->exclude_seen, or the scorer is popularity. */
 int rankeval_wanted(const Metrics *ms, uint32_t t, const RankevalInput *in);
+/* Whether task t asks for a per-user metric (recall, ndcg, map, hit_rate,
+ * coverage), which needs every test row of a user on one rank. */
+int rankeval_lists(const MtrTask *t);
 
 /* Runs the pass for every retrieval task of m that wants it, filling ms
  * (lists, and top_k counts when items are excluded or popularity scores).

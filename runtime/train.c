@@ -8,6 +8,7 @@
 
 #include "bind.h"
 #include "negatives.h"
+#include "rowshare.h"
 #include "featurize.h"
 #include "sides.h"
 #include "mtr/control.h"
@@ -19,6 +20,7 @@
 #include "mtr/rng.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -34,7 +36,30 @@ typedef struct {
     uint32_t *train_rows, *test_rows;
     int64_t n_train, n_test;
     uint64_t skipped;
+    /* Rows that stay on their rank (rowshare.h), or NULL: enc_train then
+     * holds only this rank's rows, while train_rows and test_rows are global
+     * ids; whatever reads rows fetches them (rows_fetch). Borrowed. */
+    RowShare *rs;
+    Encoded epoch, valid;          /* with rs: this rank's rows of an epoch, the validation rows */
+    uint32_t *epoch_at, *valid_at; /* 0, 1, ...: their rows in those tables */
 } Split;
+
+/* Under ranks whose rows stay on their rank: the sharing and the summary
+ * table the vocabularies and the features' statistics are learned from. */
+typedef struct {
+    RowShare *rs;
+    MtrTable sum;            /* counts over every row */
+    uint64_t **train_counts; /* the same over the training rows */
+} Local;
+
+static void local_free(Local *l)
+{
+    for (uint32_t c = 0; l->train_counts && c < l->sum.n_columns; c++) free(l->train_counts[c]);
+    free(l->train_counts);
+    mtr_table_free(&l->sum);
+    rowshare_free(l->rs);
+    memset(l, 0, sizeof *l);
+}
 
 /* The value of the model's knob of this kind, or the fallback when it has none. */
 static double knob(const MtrModel *m, MtrKnobKind kind, double fallback)
@@ -58,6 +83,10 @@ static void split_free(const MtrModel *m, Split *s)
     }
     free(s->train_rows);
     free(s->test_rows);
+    bind_encoded_free(m, &s->epoch);
+    bind_encoded_free(m, &s->valid);
+    free(s->epoch_at);
+    free(s->valid_at);
     memset(s, 0, sizeof *s);
 }
 
@@ -66,6 +95,23 @@ static uint32_t *iota(int64_t n)
     uint32_t *r = malloc((size_t)(n ? n : 1) * sizeof *r);
     for (int64_t i = 0; r && i < n; i++) r[i] = (uint32_t)i;
     return r;
+}
+
+/* The split's rows of global ids rows[0..n) as a table of their own (*e, in
+ * that order, replacing what it held; *at, 0..n-1, the rows to feed them by),
+ * fetched from the ranks that hold them (sp->rs). A collective. */
+static MtrStatus rows_fetch(const MtrModel *m, const Split *sp, const uint32_t *rows, int64_t n,
+                            Encoded *e, uint32_t **at, MtrError *err)
+{
+    bind_encoded_free(m, e);
+    free(*at);
+    *at = NULL;
+    MtrStatus rc = rowshare_fetch(sp->rs, m, &sp->enc_train, rows, n, e, err);
+    if (rc == MTR_OK && !(*at = iota(n))) {
+        bind_encoded_free(m, e);
+        rc = mtr_fail(err, MTR_E_NOMEM, "out of memory");
+    }
+    return rc;
 }
 
 static int cmp_i64(const void *x, const void *y)
@@ -117,28 +163,130 @@ static MtrStatus count_overlap(const MtrModel *m, const Split *s, uint64_t *out,
     return MTR_OK;
 }
 
+/* The seeded split's order of n rows: every row shuffled once; the first
+ * *n_train of them train. NULL when out of memory. */
+static uint32_t *split_order(const MtrModel *m, int64_t n, int64_t *n_train)
+{
+    uint32_t *all = iota(n);
+    if (!all) return NULL;
+    Rng r;
+    rng_seed(&r, (uint64_t)knob_int(m, MTR_KNOB_SEED, 42));
+    rng_shuffle_u32(&r, all, (uint64_t)n);
+    *n_train = (int64_t)llround(knob(m, MTR_KNOB_SPLIT, 0.8) * (double)n);
+    if (*n_train > n) *n_train = n;
+    return all;
+}
+
+/* Whether the rows may stay on their rank (rowshare.h) in this run: ranks, a
+ * seeded split of the folder, no input that counts ids over the training rows
+ * (logq, sampled negatives), and MTR_DIST_GATHER unset (which gathers every
+ * row to every rank, as before, for comparison). */
+static int rows_can_stay(const MtrModel *m, const MtrRunOptions *o)
+{
+    if (!o->dist || o->dist->size <= 1 || o->train_file || o->test_file) return 0;
+    const char *g = getenv("MTR_DIST_GATHER");
+    if (g && *g && strcmp(g, "0") != 0) return 0;
+    for (uint32_t t = 0; t < m->n_tensors; t++) {
+        const MtrTensor *ten = &m->tensors[t];
+        if (ten->role != MTR_ROLE_INPUT) continue;
+        switch ((MtrSource)ten->source) {
+        case MTR_SRC_LOGQ:
+        case MTR_SRC_LOGQ_COUNTS:
+        case MTR_SRC_NEGATIVES:
+        case MTR_SRC_NEG_LOGQ:
+            return 0;
+        default:
+            break;
+        }
+    }
+    return 1;
+}
+
+/* Whether a side table would be learned from the interactions' rows (not
+ * from the items file): some column is a function of its key on this rank's
+ * rows (a column that is one on every row is one on each rank's). */
+static MtrStatus sides_from_rows(MtrModel *m, const MtrDataset *ds, int *any, MtrError *err)
+{
+    *any = 0;
+    MtrStatus rc = sides_learn(m, &ds->ratings, &ds->items, err);
+    for (uint32_t i = 0; rc == MTR_OK && i < m->n_sides; i++) {
+        const MtrColumn *key = &m->columns[m->sides[i].key];
+        if (!key->is_item || !mtr_table_column(&ds->items, key->name)) *any = 1;
+    }
+    sides_free(m);
+    return rc;
+}
+
+/* Under ranks whose rows stay: every rank's counters summed, the global row
+ * ids, and (to build vocabularies) the summary table with its training
+ * counts; or, when a side table must be learned from rows of several columns
+ * together, every row gathered after all (loc->rs stays NULL). */
+static MtrStatus data_share(MtrModel *m, MtrDataset *ds, int build_vocab, uint64_t dropped,
+                            Local *loc, const MtrDist *d, MtrError *err)
+{
+    uint64_t totals[3] = {dropped, ds->side_missing, 0};
+    int any = 0;
+    MtrStatus rc = build_vocab ? sides_from_rows(m, ds, &any, err) : MTR_OK;
+    totals[2] = (uint64_t)any;
+    if (rc == MTR_OK) rc = rowshare_new(d, ds->ratings.n_rows, totals, 3, &loc->rs, err);
+    if (rc) return rc;
+    ds->skipped += totals[0];
+    ds->side_missing = totals[1];
+    if (totals[2]) { /* gathered: the rows' sums are the whole table's already */
+        uint64_t none = 0;
+        rowshare_free(loc->rs);
+        loc->rs = NULL;
+        ds->rows_local = 0;
+        return mtr_data_gather(d, ds, &none, err);
+    }
+    if (!build_vocab) return MTR_OK;
+    int64_t n = (int64_t)rowshare_rows(loc->rs), n_train = 0;
+    uint32_t *order = split_order(m, n, &n_train);
+    if (!order) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+    rc = rowshare_summary(loc->rs, &ds->ratings, order, (uint64_t)n_train, &loc->sum,
+                          &loc->train_counts, err);
+    free(order);
+    if (rc) return rc;
+    MtrDataset view = *ds; /* the vocabularies from every rank's values and counts */
+    view.ratings = loc->sum;
+    return bind_vocabularies(m, &view, err);
+}
+
 /* Reads the data folder; with build_vocab the vocabularies and items come
- * from it (training), otherwise the model's own are kept (a trained model). */
-static MtrStatus data_load(MtrModel *m, const MtrRunOptions *o, int build_vocab, MtrDataset **ds,
-                           MtrError *err)
+ * from it (training), otherwise the model's own are kept (a trained model).
+ * With loc (not NULL), rows may stay on their rank (rows_can_stay): then
+ * ds->ratings holds this rank's rows only and loc->rs shares them. */
+static MtrStatus data_load(MtrModel *m, const MtrRunOptions *o, int build_vocab, Local *loc,
+                           MtrDataset **ds, MtrError *err)
 {
     const char **item_cols = bind_item_columns(m);
     if (!item_cols) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+    if (loc) memset(loc, 0, sizeof *loc);
     /* under ranks, each reads its part of the interactions (mtr/data.h) */
     MtrDataOptions dopt = {.skip_bad = o->skip_bad,
                            .item_columns = item_cols,
                            .dist = o->dist && o->dist->size > 1 ? o->dist : NULL,
+                           .keep_local = loc && rows_can_stay(m, o),
                            .items_file = o->items_file,
                            .users_file = o->users_file};
     MtrStatus rc = mtr_data_open(o->data_dir, &dopt, ds, err);
+    uint64_t before = rc == MTR_OK ? (*ds)->skipped : 0;
     if (rc == MTR_OK) rc = bind_check_rows(m, &(*ds)->ratings, o->skip_bad, &(*ds)->skipped, err);
+    if (rc == MTR_OK && (*ds)->rows_local) {
+        uint64_t dropped = (*ds)->skipped - before; /* this rank's, summed over the ranks */
+        (*ds)->skipped = before;
+        rc = data_share(m, *ds, build_vocab, dropped, loc, o->dist, err);
+        if (rc == MTR_OK && loc->rs) build_vocab = 0; /* built from the summary */
+    }
     if (rc && *ds) {
         mtr_data_free(*ds);
         *ds = NULL;
+        if (loc) local_free(loc);
     }
     if (rc == MTR_OK && build_vocab && (rc = bind_vocabularies(m, *ds, err))) {
         mtr_data_free(*ds);
         *ds = NULL;
+        if (loc) local_free(loc);
     }
     free(item_cols);
     return rc;
@@ -186,18 +334,14 @@ static MtrStatus split_given(const MtrModel *m, const MtrDataset *ds, const MtrR
 /* The seeded split: every row shuffled once, the first train.split share
  * trains (and, with adapt, gives the features their statistics). */
 static MtrStatus split_random(const MtrModel *m, const MtrDataset *ds, Split *s, MtrModel *adapt,
-                              MtrError *err)
+                              Local *loc, MtrError *err)
 {
     memset(s, 0, sizeof *s);
     int64_t n = (int64_t)ds->ratings.n_rows;
-    uint32_t *all = iota(n);
+    if (loc && loc->rs) n = (int64_t)rowshare_rows(loc->rs); /* global row ids */
+    uint32_t *all = split_order(m, n, &s->n_train);
     MtrStatus rc = all ? MTR_OK : mtr_fail(err, MTR_E_NOMEM, "out of memory");
     if (rc == MTR_OK) {
-        Rng r;
-        rng_seed(&r, (uint64_t)knob_int(m, MTR_KNOB_SEED, 42));
-        rng_shuffle_u32(&r, all, (uint64_t)n);
-        s->n_train = (int64_t)llround(knob(m, MTR_KNOB_SPLIT, 0.8) * (double)n);
-        if (s->n_train > n) s->n_train = n;
         s->n_test = n - s->n_train;
         s->train_rows = all;
         s->test_rows = iota(s->n_test);
@@ -205,10 +349,21 @@ static MtrStatus split_random(const MtrModel *m, const MtrDataset *ds, Split *s,
         for (int64_t i = 0; rc == MTR_OK && i < s->n_test; i++)
             s->test_rows[i] = all[s->n_train + i];
     }
-    if (rc == MTR_OK && adapt)
-        rc = features_adapt(adapt, &ds->ratings, all, (uint64_t)s->n_train, err);
-    if (rc == MTR_OK && adapt) rc = sides_learn(adapt, &ds->ratings, &ds->items, err);
+    if (loc && loc->rs) { /* learned from the summary: its training counts, its values */
+        uint64_t **every = loc->sum.counts;
+        loc->sum.counts = loc->train_counts;
+        if (rc == MTR_OK && adapt && loc->train_counts)
+            rc = features_adapt(adapt, &loc->sum, NULL, 0, err);
+        loc->sum.counts = every;
+        if (rc == MTR_OK && adapt) rc = sides_learn(adapt, &loc->sum, &ds->items, err);
+        s->rs = loc->rs;
+    } else {
+        if (rc == MTR_OK && adapt)
+            rc = features_adapt(adapt, &ds->ratings, all, (uint64_t)s->n_train, err);
+        if (rc == MTR_OK && adapt) rc = sides_learn(adapt, &ds->ratings, &ds->items, err);
+    }
     if (rc == MTR_OK) rc = bind_encode(m, &ds->ratings, NULL, &s->enc_train, err);
+    if (rc == MTR_OK && s->rs) rowshare_sum(s->rs, &s->enc_train.oov, 1);
     s->enc_test = s->enc_train;
     s->shared = 1;
     if (rc == MTR_OK && s->n_train == 0)
@@ -227,16 +382,17 @@ static MtrStatus split_logq(const MtrModel *m, Split *s, MtrError *err)
 }
 
 static MtrStatus split_make(const MtrModel *m, const MtrDataset *ds, const MtrRunOptions *o,
-                            Split *s, MtrModel *adapt, MtrError *err)
+                            Split *s, MtrModel *adapt, Local *loc, MtrError *err)
 {
     MtrStatus rc;
     if (!o->train_file && !o->test_file)
-        rc = split_random(m, ds, s, adapt, err);
+        rc = split_random(m, ds, s, adapt, loc, err);
     else if (!o->train_file || !o->test_file)
         return mtr_fail(err, MTR_E_ARG, "--train and --test go together");
     else
         rc = split_given(m, ds, o, o->train_file, o->test_file, s, adapt, err);
-    return rc ? rc : split_logq(m, s, err);
+    /* rows stay only for models without logq inputs (rows_can_stay) */
+    return rc || s->rs ? rc : split_logq(m, s, err);
 }
 
 typedef struct {
@@ -768,9 +924,180 @@ static MtrStatus baseline(const MtrModel *m, Runner *r, const Split *sp, const M
     return rc;
 }
 
-/* The test pass: all test rows, or with --eval-users a sample of users. */
-static MtrStatus evaluate_test(const MtrModel *m, Runner *r, const Split *sp, int64_t batch,
+static MtrStatus evaluate_test_on(const MtrModel *m, Runner *r, const Split *sp, int64_t batch,
+                                  const MtrRunOptions *o, MtrRunResult *res, MtrError *err);
+
+/* Whether the test pass can be split by test rows while the rows stay on
+ * their rank: no per-user metric, no --exclude-seen, no --eval-users (each
+ * needs every row of a user, or its training rows, on one rank). */
+static int split_eval_ok(const MtrModel *m, const MtrRunOptions *o)
+{
+    if (o->eval_users > 0 || o->exclude_seen) return 0;
+    for (uint32_t t = 0; t < m->n_tasks; t++)
+        if (rankeval_lists(&m->tasks[t])) return 0;
+    return 1;
+}
+
+/* The baselines of evaluate_split, on this rank's share (e, rows at[0..n)) of
+ * the test rows ordered by user: a ranking task's mean label is the ranks'
+ * sums of their training rows' labels added in rank order (the single
+ * process adds them in the seeded order: the mean may differ in its last
+ * bits); popularity counts the ranks' own training rows and sums the counts
+ * (whole numbers: exact). The metrics' counts are then summed. */
+static MtrStatus baseline_split(const MtrModel *m, Runner *r, const Split *sp, const Encoded *e,
+                                const uint32_t *at, int64_t n, int by_user, MetricsReport *out,
+                                MtrError *err)
+{
+    const MtrDist *d = r->dist;
+    uint64_t off = rowshare_offset(sp->rs), n_local = sp->enc_train.n_rows;
+    Metrics ms;
+    MtrStatus rc = metrics_init(&ms, m, sp->n_test, err);
+    if (rc) return rc;
+    uint32_t *mine = malloc((size_t)(n_local ? n_local : 1) * sizeof *mine); /* local rows */
+    uint8_t *is_train = calloc(n_local ? n_local : 1, 1);
+    float *pred = malloc((size_t)(n > 0 ? n : 1) * sizeof *pred);
+    float *label = malloc((size_t)(n > 0 ? n : 1) * sizeof *label);
+    double sums[2], *all = malloc(2 * (size_t)d->size * sizeof *all);
+    int64_t k = 0;
+    if (!mine || !is_train || !pred || !label || !all)
+        rc = mtr_fail(err, MTR_E_NOMEM, "out of memory for the baselines");
+    for (int64_t i = 0; rc == MTR_OK && i < sp->n_train; i++)
+        if (sp->train_rows[i] >= off && sp->train_rows[i] - off < n_local)
+            is_train[sp->train_rows[i] - off] = 1;
+    for (uint64_t i = 0; rc == MTR_OK && i < n_local; i++)
+        if (is_train[i]) mine[k++] = (uint32_t)i;
+    for (uint32_t t = 0; rc == MTR_OK && t < m->n_tasks; t++) {
+        int32_t lc = m->tasks[t].label_column;
+        if (ms.tasks[t].reads != MTR_OUT_PREDICTION || lc < 0 || !sp->enc_train.nums[lc] ||
+            !e->nums[lc])
+            continue;
+        sums[0] = sums[1] = 0.0;
+        for (int64_t i = 0; i < k; i++) {
+            float y = sp->enc_train.nums[lc][mine[i]];
+            if (!isnan(y)) sums[0] += y, sums[1] += 1.0;
+        }
+        d->allgather(d->ctx, sums, sizeof sums, all);
+        double sum = 0.0, rows = 0.0;
+        for (int q = 0; q < d->size; q++) sum += all[2 * q], rows += all[2 * q + 1];
+        for (int64_t i = 0; i < n; i++) {
+            pred[i] = rows > 0 ? (float)(sum / rows) : 0.0f;
+            label[i] = e->nums[lc][at[i]];
+        }
+        rc = metrics_add(&ms, t, pred, label, n, err);
+    }
+    if (rc == MTR_OK && by_user) {
+        RankevalInput in = {.p_eval = r->p_eval,
+                            .feeds = &r->feeds[r->p_eval],
+                            .test = e,
+                            .test_rows = at,
+                            .n_test = n,
+                            .train = &sp->enc_train,
+                            .train_rows = mine,
+                            .n_train = k,
+                            .batch = 1,
+                            .exclude_seen = 0,
+                            .scorer = RANKEVAL_POPULARITY,
+                            .dist = d};
+        rc = rankeval_run(m, &in, &ms, err);
+    }
+    if (rc == MTR_OK) rc = mtr_dist_metrics_sum(d, &ms, err);
+    if (rc == MTR_OK) rc = metrics_report(&ms, out, err);
+    free(mine), free(is_train), free(pred), free(label), free(all);
+    metrics_free(&ms);
+    return rc;
+}
+
+/* The test pass split by test rows while the rows stay on their rank
+ * (split_eval_ok): every rank fetches the user of every test row (4 bytes a
+ * row) to order them by user as one process does, then only its share of
+ * them; the metrics' counts are summed over the ranks. */
+static MtrStatus evaluate_split(const MtrModel *m, Runner *r, Split *sp, int64_t batch,
+                                const MtrRunOptions *o, MtrRunResult *res, MtrError *err)
+{
+    int64_t n = sp->n_test, lo, hi;
+    int32_t col = eval_user_column(m);
+    int by_user = col >= 0 && sp->enc_train.ids && sp->enc_train.ids[col] && n > 0;
+    uint32_t *order = malloc((size_t)(n > 0 ? n : 1) * sizeof *order), *at = NULL;
+    int32_t *uid = by_user ? malloc((size_t)n * sizeof *uid) : NULL;
+    Encoded share = {0};
+    MtrStatus rc = order && (uid || !by_user)
+                       ? MTR_OK
+                       : mtr_fail(err, MTR_E_NOMEM, "out of memory ordering the test rows");
+    if (rc == MTR_OK && by_user)
+        rc = rowshare_fetch_ids(sp->rs, sp->enc_train.ids[col], sp->enc_train.n_rows, sp->test_rows,
+                                n, uid, err);
+    if (rc == MTR_OK && by_user) { /* by user, stably, by counting (rows_by_user) */
+        int32_t max_id = 0;
+        for (int64_t i = 0; i < n; i++) max_id = uid[i] > max_id ? uid[i] : max_id;
+        int64_t *start = calloc((size_t)max_id + 2, sizeof *start);
+        if (!start) {
+            rc = mtr_fail(err, MTR_E_NOMEM, "out of memory ordering the test rows");
+        } else {
+            for (int64_t i = 0; i < n; i++) start[(uid[i] < 0 ? 0 : uid[i]) + 1]++;
+            for (int32_t u = 0; u <= max_id; u++) start[u + 1] += start[u];
+            for (int64_t i = 0; i < n; i++)
+                order[start[uid[i] < 0 ? 0 : uid[i]]++] = sp->test_rows[i];
+            free(start);
+        }
+    } else if (rc == MTR_OK) {
+        memcpy(order, sp->test_rows, (size_t)n * sizeof *order);
+    }
+    free(uid);
+    mtr_dist_rows(r->dist, n, &lo, &hi);
+    if (rc == MTR_OK) rc = rows_fetch(m, sp, order + lo, hi - lo, &share, &at, err);
+    free(order);
+    Metrics ms;
+    if (rc == MTR_OK && (rc = metrics_init(&ms, m, n, err)) == MTR_OK) {
+        double t0 = report_clock();
+        ReportProgress prog = {0};
+        if (o->progress) report_progress_init(&prog, o->progress, 0);
+        embed_items(m, r, &share);
+        Metrics *all = &ms;
+        rc = eval_rows(m, r, &share, at, hi - lo, batch, &all, 1, o->progress ? &prog : NULL, t0, 0,
+                       hi - lo, err);
+        if (rc == MTR_OK) rc = mtr_dist_metrics_sum(r->dist, &ms, err);
+        if (o->progress) report_progress_clear(&prog);
+        res->eval_seconds = report_clock() - t0;
+        res->rows_sampled = n;
+        res->unrankable = 0;
+        if (rc == MTR_OK) rc = metrics_report(&ms, &res->test, err);
+        metrics_free(&ms);
+    }
+    if (rc == MTR_OK && !o->no_baseline &&
+        (rc = baseline_split(m, r, sp, &share, at, hi - lo, by_user, &res->baseline, err)))
+        metrics_report_free(&res->test);
+    bind_encoded_free(m, &share);
+    free(at);
+    return rc;
+}
+
+/* The test pass: all test rows, or with --eval-users a sample of users. When
+ * the rows stay on their rank, every rank first fetches every row's encoded
+ * columns (not the text, not the coded table): the per-user pass and the
+ * baselines read all of the test and training rows on every rank. */
+static MtrStatus evaluate_test(const MtrModel *m, Runner *r, Split *sp, int64_t batch,
                                const MtrRunOptions *o, MtrRunResult *res, MtrError *err)
+{
+    if (!sp->rs) return evaluate_test_on(m, r, sp, batch, o, res, err);
+    bind_encoded_free(m, &sp->epoch); /* the training's rows are done with */
+    bind_encoded_free(m, &sp->valid);
+    if (split_eval_ok(m, o) && !getenv("MTR_DIST_EVAL_GATHER"))
+        return evaluate_split(m, r, sp, batch, o, res, err);
+    Encoded every = {0};
+    MtrStatus rc = rowshare_gather_all(sp->rs, m, &sp->enc_train, &every, err);
+    if (rc) return rc;
+    bind_encoded_free(m, &sp->enc_train); /* nothing reads this rank's own rows after */
+    sp->enc_test = sp->enc_train;
+    Split whole = *sp;
+    whole.enc_train = whole.enc_test = every;
+    whole.rs = NULL;
+    rc = evaluate_test_on(m, r, &whole, batch, o, res, err);
+    bind_encoded_free(m, &every);
+    return rc;
+}
+
+static MtrStatus evaluate_test_on(const MtrModel *m, Runner *r, const Split *sp, int64_t batch,
+                                  const MtrRunOptions *o, MtrRunResult *res, MtrError *err)
 {
     Seen seen = {&sp->enc_train, sp->train_rows, sp->n_train, o->exclude_seen, &res->unrankable};
     if (o->eval_users > 0)
@@ -814,13 +1141,12 @@ static void write_test_line(const MtrRunOptions *o, const MtrRunResult *res)
 
 /* After epoch e: the validation rows' metrics, printed and written as phase
  * "valid"; *stop when early stopping's patience ran out. */
-static MtrStatus validate(const MtrModel *m, Runner *r, const Split *sp, const uint32_t *rows,
+static MtrStatus validate(const MtrModel *m, Runner *r, const Encoded *enc, const uint32_t *rows,
                           int64_t n, int64_t batch, const MtrRunOptions *o, int e, int *stop,
                           MtrError *err)
 {
     MetricsReport valid = {0};
-    MtrStatus rc =
-        evaluate(m, r, &sp->enc_train, rows, n, batch, NULL, &valid, NULL, o->progress, err);
+    MtrStatus rc = evaluate(m, r, enc, rows, n, batch, NULL, &valid, NULL, o->progress, err);
     if (rc) return rc;
     if (o->progress) {
         fprintf(o->progress, "validation after epoch %d:", e);
@@ -842,13 +1168,15 @@ static MtrStatus validate(const MtrModel *m, Runner *r, const Split *sp, const u
 }
 
 /* One training step over rows[0..n): this rank's share of them under data
- * parallelism (mtr/dist.h), else all of them. */
-static void train_step(const MtrModel *m, Runner *r, DistStep *dist, const MtrRunOptions *o,
-                       const Encoded *e, const uint32_t *rows, int64_t n, uint64_t seed)
+ * parallelism (mtr/dist.h), else all of them. Returns the rows it fed. */
+static int64_t train_step(const MtrModel *m, Runner *r, DistStep *dist, const MtrRunOptions *o,
+                          const Encoded *e, const uint32_t *fed, const uint32_t *rows, int64_t n,
+                          uint64_t seed)
 {
     int64_t lo, hi;
     mtr_dist_rows(dist ? o->dist : NULL, n, &lo, &hi);
-    bind_feed(r->s, m, &r->feeds[r->p_train], e, rows + lo, hi - lo);
+    /* fed: the share's rows in e when e holds only this rank's (rows_fetch) */
+    bind_feed(r->s, m, &r->feeds[r->p_train], e, fed ? fed : rows + lo, hi - lo);
     negatives_fill(r->neg, r->s, seed, r->neg_step++);
     mask_samples(m, r, rows + lo, hi - lo, seed);
     if (dist) {
@@ -859,6 +1187,39 @@ static void train_step(const MtrModel *m, Runner *r, DistStep *dist, const MtrRu
     } else {
         control_run_step(&r->ctl, r->s, n);
     }
+    return hi - lo;
+}
+
+/* Global rows of the batches one fetch_window brings (about): enough that
+ * the all-to-alls are few (32 batches of 8,192 rows a window), few enough
+ * that a rank's window (and the fetch's buffers, about three times its rows)
+ * stays small whatever the data's size. */
+#define FETCH_WINDOW_ROWS (1 << 18)
+
+/* This rank's shares of batches [b0, b1) of the epoch (the training rows in
+ * their order for this epoch), fetched from the ranks that hold them into
+ * sp->epoch, in the order the steps feed them: one all-to-all a window of
+ * batches rather than one a step. */
+static MtrStatus fetch_window(const MtrModel *m, Split *sp, const MtrDist *d, int64_t batch,
+                              int64_t b0, int64_t b1, MtrError *err)
+{
+    int64_t most = (b1 - b0) * batch < sp->n_train ? (b1 - b0) * batch : sp->n_train;
+    uint32_t *want = malloc((size_t)(most > 0 ? most : 1) * sizeof *want);
+    if (!want) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+    int64_t k = 0;
+    for (int64_t b = b0; b < b1; b++) {
+        int64_t off = b * batch, n = sp->n_train - off < batch ? sp->n_train - off : batch, lo, hi;
+        mtr_dist_rows(d, n, &lo, &hi);
+        memcpy(want + k, sp->train_rows + off + lo, (size_t)(hi - lo) * sizeof *want);
+        k += hi - lo;
+    }
+    MtrStatus rc = rows_fetch(m, sp, want, k, &sp->epoch, &sp->epoch_at, err);
+    free(want);
+    if (rc == MTR_OK && getenv("MTR_DEBUG_ROWS"))
+        fprintf(stderr, "rank %d: %llu rows held, %lld fetched for batches %lld-%lld, of %llu\n",
+                d->rank, (unsigned long long)sp->enc_train.n_rows, (long long)k, (long long)b0 + 1,
+                (long long)b1, (unsigned long long)rowshare_rows(sp->rs));
+    return rc;
 }
 
 static MtrStatus run_fold_on(const MtrModel *m, Runner *r, Split *sp, const MtrRunOptions *o,
@@ -914,8 +1275,15 @@ static MtrStatus run_fold_on(const MtrModel *m, Runner *r, Split *sp, const MtrR
         return rc;
     sp->n_train -= n_valid;
     const uint32_t *valid_rows = sp->train_rows + sp->n_train;
+    const Encoded *valid_enc = &sp->enc_train;
     res->n_train = sp->n_train;
     res->n_valid = n_valid;
+    if (sp->rs && n_valid > 0) { /* the validation rows, fetched once */
+        if ((rc = rows_fetch(m, sp, valid_rows, n_valid, &sp->valid, &sp->valid_at, err)))
+            return rc;
+        valid_rows = sp->valid_at;
+        valid_enc = &sp->valid;
+    }
     negatives_free(r->neg);
     r->neg = NULL;
     r->neg_step = 0;
@@ -933,16 +1301,25 @@ static MtrStatus run_fold_on(const MtrModel *m, Runner *r, Split *sp, const MtrR
     int64_t n_batches = (sp->n_train + batch - 1) / batch, step = 0;
     control_free(&r->ctl);
     if ((rc = control_init(&r->ctl, m, r->s, r->p_train, epochs, n_batches, err))) return rc;
-    double t_train = report_clock();
+    double t_train = report_clock(), rows_sent = rowshare_sent(sp->rs);
+    int64_t steps = 0;
     int ran = 0;
     for (int e = 1; e <= epochs; e++) {
         if (o->reshuffle && e > 1 && !o->order_file)
             rng_shuffle_u32(&order, sp->train_rows, (uint64_t)sp->n_train);
         double t0 = report_clock(), loss_sum = 0;
         memset(r->task_sum, 0, m->n_tasks * sizeof *r->task_sum);
+        int64_t fed = 0, window = FETCH_WINDOW_ROWS / batch; /* rows of sp->epoch fed so far */
+        window = window < 1 ? 1 : window;
         for (int64_t b = 0; b < n_batches; b++) {
             int64_t off = b * batch, n = sp->n_train - off < batch ? sp->n_train - off : batch;
-            train_step(m, r, dist, o, &sp->enc_train, sp->train_rows + off, n, seed);
+            if (sp->rs && b % window == 0) {
+                int64_t b1 = b + window < n_batches ? b + window : n_batches;
+                if ((rc = fetch_window(m, sp, o->dist, batch, b, b1, err))) return rc;
+                fed = 0;
+            }
+            fed += train_step(m, r, dist, o, sp->rs ? &sp->epoch : &sp->enc_train,
+                              sp->rs ? sp->epoch_at + fed : NULL, sp->train_rows + off, n, seed);
             double loss = *(float *)mtr_session_tensor(r->s, r->loss);
             if (!isfinite(loss)) {
                 if (o->progress && prog.tty) fputc('\n', o->progress);
@@ -955,6 +1332,7 @@ static MtrStatus run_fold_on(const MtrModel *m, Runner *r, Split *sp, const MtrR
                 return mtr_fail(err, MTR_E_STATE, "stopped at epoch %d, batch %lld", e,
                                 (long long)b + 1);
             loss_sum += loss;
+            steps++;
             for (uint32_t t = 0; t < m->n_tasks; t++)
                 r->task_sum[t] += *(float *)mtr_session_tensor(r->s, r->task_loss[t]);
             if (o->step_log) log_step(m, r, o->step_log, o->fold, ++step, e, n, loss);
@@ -976,10 +1354,17 @@ static MtrStatus run_fold_on(const MtrModel *m, Runner *r, Split *sp, const MtrR
             print_learned_weights(m, r, o->progress, e);
         }
         MetricsReport train_metrics = {0};
-        if (o->train_metrics &&
-            (rc = evaluate(m, r, &sp->enc_train, sp->train_rows, sp->n_train, batch, NULL,
-                           &train_metrics, NULL, o->progress, err)))
+        if (o->train_metrics && sp->rs) { /* every training row, fetched for the pass */
+            if ((rc = rows_fetch(m, sp, sp->train_rows, sp->n_train, &sp->epoch, &sp->epoch_at,
+                                 err)) ||
+                (rc = evaluate(m, r, &sp->epoch, sp->epoch_at, sp->n_train, batch, NULL,
+                               &train_metrics, NULL, o->progress, err)))
+                return rc;
+        } else if (o->train_metrics &&
+                   (rc = evaluate(m, r, &sp->enc_train, sp->train_rows, sp->n_train, batch, NULL,
+                                  &train_metrics, NULL, o->progress, err))) {
             return rc;
+        }
         if (o->metrics) {
             ReportJson j;
             char key[300];
@@ -1007,7 +1392,8 @@ static MtrStatus run_fold_on(const MtrModel *m, Runner *r, Split *sp, const MtrR
         ran = e;
         if (n_valid > 0) {
             int stop = 0;
-            if ((rc = validate(m, r, sp, valid_rows, n_valid, batch, o, e, &stop, err))) return rc;
+            if ((rc = validate(m, r, valid_enc, valid_rows, n_valid, batch, o, e, &stop, err)))
+                return rc;
             if (stop) break;
         }
     }
@@ -1017,6 +1403,9 @@ static MtrStatus run_fold_on(const MtrModel *m, Runner *r, Split *sp, const MtrR
     if (res->best_epoch > 0) snprintf(res->best_metric, sizeof res->best_metric, "%s", r->ctl.name);
     res->train_seconds = report_clock() - t_train;
     if (o->profile) print_profile(r->s, o->profile, res);
+    if (sp->rs && o->progress && steps > 0)
+        fprintf(o->progress, "rank %d: %.0f bytes of encoded training rows sent per step\n",
+                o->dist->rank, (rowshare_sent(sp->rs) - rows_sent) / (double)steps);
     if (sp->n_test > 0) rc = evaluate_test(m, r, sp, batch, o, res, err);
     if (rc == MTR_OK) write_test_line(o, res);
     return rc;
@@ -1078,14 +1467,17 @@ MtrStatus mtr_run_train(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, 
     /* Training a trained model continues from its parameters, which need its
      * vocabularies: rebuilding them from the data could change the sizes. */
     int keep = m->trained && !o->fresh && !o->init_dir;
-    MtrStatus rc = data_load(m, o, !keep, &ds, err);
+    Local loc;
+    MtrStatus rc = data_load(m, o, !keep, &loc, &ds, err);
     if (rc) return rc;
     res->skipped = ds->skipped;
     res->side_missing = ds->side_missing;
-    if ((rc = split_make(m, ds, o, &sp, keep ? NULL : m, err))) {
+    if ((rc = split_make(m, ds, o, &sp, keep ? NULL : m, &loc, err))) {
         mtr_data_free(ds);
+        local_free(&loc);
         return rc;
     }
+    if (sp.rs) mtr_table_free(&ds->ratings); /* encoded: this rank's text table is done with */
     if ((rc = runner_new(m, bound_batch(m, &sp), &r, err)) == MTR_OK) {
         r.dist = o->dist;
         if (keep) {
@@ -1102,6 +1494,7 @@ MtrStatus mtr_run_train(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, 
     }
     split_free(m, &sp);
     mtr_data_free(ds);
+    local_free(&loc);
     if (rc != MTR_OK) { /* a failed run returns nothing to free */
         metrics_report_free(&res->test);
         metrics_report_free(&res->baseline);
@@ -1118,12 +1511,15 @@ MtrStatus mtr_run_eval(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, M
     if (!m->trained)
         return mtr_fail(err, MTR_E_STATE, "the model is not trained: run training first");
     if (train_batch(m) <= 0) return mtr_fail(err, MTR_E_ARG, "train.batch must be positive");
-    MtrStatus rc = data_load(m, o, 0, &ds, err);
+    Local loc;
+    MtrStatus rc = data_load(m, o, 0, &loc, &ds, err);
     if (rc) return rc;
-    if ((rc = split_make(m, ds, o, &sp, NULL, err))) {
+    if ((rc = split_make(m, ds, o, &sp, NULL, &loc, err))) {
         mtr_data_free(ds);
+        local_free(&loc);
         return rc;
     }
+    if (sp.rs) mtr_table_free(&ds->ratings); /* encoded: this rank's text table is done with */
     res->n_train = sp.n_train;
     res->n_test = sp.n_test;
     res->test_oov = sp.enc_test.oov;
@@ -1140,6 +1536,7 @@ MtrStatus mtr_run_eval(MtrModel *m, const MtrRunOptions *o, MtrRunResult *res, M
     }
     split_free(m, &sp);
     mtr_data_free(ds);
+    local_free(&loc);
     return rc;
 }
 
@@ -1152,7 +1549,7 @@ MtrStatus mtr_run_cv(MtrModel *m, const MtrRunOptions *o, int n_folds, const cha
     if (train_batch(m) <= 0) return mtr_fail(err, MTR_E_ARG, "train.batch must be positive");
     /* Vocabularies from the whole folder, so every fold shares them and the
      * arenas bound once serve every fold. */
-    MtrStatus rc = data_load(m, o, 1, &ds, err);
+    MtrStatus rc = data_load(m, o, 1, NULL, &ds, err);
     if (rc) return rc;
     if ((rc = runner_new(m, train_batch(m), &r, err))) {
         mtr_data_free(ds);
@@ -1251,8 +1648,8 @@ MtrStatus mtr_run_seen_items(MtrModel *m, const MtrRunOptions *o, int n, const c
     if (uid <= 0) return MTR_OK; /* an unknown user has seen nothing */
     MtrDataset *ds = NULL;
     Split sp;
-    if ((rc = data_load(m, o, 0, &ds, err))) return rc;
-    if ((rc = split_make(m, ds, o, &sp, NULL, err)) == MTR_OK) {
+    if ((rc = data_load(m, o, 0, NULL, &ds, err))) return rc;
+    if ((rc = split_make(m, ds, o, &sp, NULL, NULL, err)) == MTR_OK) {
         const int32_t *u = sp.enc_train.ids[uc], *kk = sp.enc_train.ids[key];
         uint32_t n_keys = 0;
         for (uint32_t v = 0; v < m->n_vocabs; v++)
@@ -1289,7 +1686,7 @@ struct TrainSlot {
 
 MtrStatus train_data_load(MtrModel *m, const MtrRunOptions *o, MtrDataset **ds, MtrError *err)
 {
-    return data_load(m, o, 1, ds, err);
+    return data_load(m, o, 1, NULL, ds, err);
 }
 
 TrainSlot *train_slot_new(void)
@@ -1318,7 +1715,7 @@ MtrStatus train_slot_prepare(TrainSlot *t, MtrModel *m, const MtrDataset *ds,
     }
     t->m = m;
     if (train_batch(m) <= 0) return mtr_fail(err, MTR_E_ARG, "train.batch must be positive");
-    MtrStatus rc = split_make(m, ds, o, &t->sp, m, err);
+    MtrStatus rc = split_make(m, ds, o, &t->sp, m, NULL, err);
     if (rc) return rc;
     t->split = 1;
     /* The arenas are bound once, again only when a setting changes the batch. */

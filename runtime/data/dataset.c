@@ -446,7 +446,12 @@ static MtrStatus open_generic(MtrDataset *ds, const char *file, const MtrDataOpt
     if (!st)
         st = read_generic(path, ",", opt->skip_bad, items ? &ds->items : NULL, opt->item_columns,
                           opt->dist, &ds->ratings, &skipped, &sep, err);
-    if (!st) st = table_gather(opt->dist, &ds->ratings, &skipped, err);
+    if (!st && opt->keep_local && items) {
+        st = table_keep_local(opt->dist, &ds->ratings, &skipped, err);
+        ds->rows_local = opt->dist && opt->dist->size > 1;
+    } else if (!st) {
+        st = table_gather(opt->dist, &ds->ratings, &skipped, err);
+    }
     ds->skipped += skipped;
     if (!st) ds->format = sep[0] == '\t' ? "tsv" : "csv";
     if (!st && !items)

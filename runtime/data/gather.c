@@ -138,3 +138,33 @@ done:
     free(all);
     return st;
 }
+
+MtrStatus table_keep_local(const MtrDist *d, MtrTable *t, uint64_t *skipped, MtrError *err)
+{
+    if (!d || d->size <= 1) return MTR_OK;
+    PartHead mine = {.n_rows = t->n_rows, .skipped = *skipped, .n_columns = t->n_columns, .pad = 0};
+    PartHead *heads = calloc((size_t)d->size, sizeof *heads);
+    if (!heads) return mtr_fail(err, MTR_E_NOMEM, "%s: out of memory", t->path);
+    d->allgather(d->ctx, &mine, sizeof mine, heads);
+    uint64_t rows = 0, sum_skipped = 0;
+    MtrStatus st = MTR_OK;
+    for (int r = 0; r < d->size && !st; r++) {
+        if (heads[r].n_columns != t->n_columns)
+            st = mtr_fail(err, MTR_E_DATA, "%s: rank %d read %u columns, rank %d read %u", t->path,
+                          r, heads[r].n_columns, d->rank, t->n_columns);
+        rows += heads[r].n_rows;
+        sum_skipped += heads[r].skipped;
+    }
+    free(heads);
+    if (!st && rows == 0) st = mtr_fail(err, MTR_E_DATA, "%s: no records", t->path);
+    if (!st && rows >= UINT32_MAX) st = mtr_fail(err, MTR_E_DATA, "%s: too many rows", t->path);
+    if (!st) *skipped = sum_skipped;
+    return st;
+}
+
+MtrStatus mtr_data_gather(const MtrDist *d, MtrDataset *ds, uint64_t *skipped, MtrError *err)
+{
+    MtrStatus st = table_gather(d, &ds->ratings, skipped, err);
+    if (st == MTR_OK) ds->rows_local = 0;
+    return st;
+}

@@ -156,6 +156,11 @@ MtrStatus movielens_read_ratings(const char *path, const MtrDataset *ds, const M
  * records, becomes the sum over ranks. The rows keep the lines of the whole
  * file their reader gave them. A collective: every rank calls it. */
 MtrStatus table_gather(const MtrDist *d, MtrTable *t, uint64_t *skipped, MtrError *err);
+/* Keeps *t, this rank's rows, where it is (rows stay on their rank,
+ * runtime/rowshare.c): checks that every rank read the same columns and that
+ * the ranks hold a record in all, and sums *skipped over the ranks. A
+ * collective. */
+MtrStatus table_keep_local(const MtrDist *d, MtrTable *t, uint64_t *skipped, MtrError *err);
 
 /* ---- dataset.c */
 

@@ -438,8 +438,10 @@ static MtrStatus open_pair(MtrDataset *ds, const MtrDataOptions *opt, const char
                                        &ds->skipped, err))) &&
              !(st = read_ratings(ratings, ratings_lay, &ds->items, opt->skip_bad, opt->dist,
                                  &ds->ratings, &skipped, err)) &&
-             !(st = table_gather(opt->dist, &ds->ratings, &skipped, err)))
+             !(st = opt->keep_local ? table_keep_local(opt->dist, &ds->ratings, &skipped, err)
+                                    : table_gather(opt->dist, &ds->ratings, &skipped, err)))
         st = join_sides(&ds->ratings, ds, &ds->side_missing, err);
+    ds->rows_local = !st && opt->keep_local && opt->dist && opt->dist->size > 1;
     ds->skipped += skipped;
     free(items);
     free(ratings);

@@ -211,7 +211,9 @@ void mtr_table_free(MtrTable *t)
         free(col->values);
         free(col->codes);
         free(col->name);
+        if (t->counts) free(t->counts[c]);
     }
+    free(t->counts);
     free(t->columns);
     free(t->lines);
     free(t->path);

@@ -26,6 +26,10 @@ typedef struct {
     uint32_t n_columns;
     MtrDataColumn *columns;
     uint32_t *lines; /* lines[row]: the 1-based line the row was read from */
+    /* A summary table (runtime/rowshare.c) holds no rows (n_rows 0), only each
+     * column's values and counts[c][v], the rows of some larger table that
+     * have value v; the features count values by it. NULL for a table of rows. */
+    uint64_t **counts;
 } MtrTable;
 
 /* MovieLens columns carry TFDS's names: user_id, movie_id, movie_title,
@@ -41,6 +45,10 @@ typedef struct MtrDataset {
     uint64_t skipped;      /* malformed records skipped under skip_bad */
     MtrTable users;        /* the user side table (u.user, users.dat, users.csv), or empty */
     uint64_t side_missing; /* interactions whose key a side table lacks (features missing) */
+    /* Under ranks with MtrDataOptions.keep_local: ratings holds only this
+     * rank's rows (its part of the file), side_missing counts only them, and
+     * skipped is already summed over the ranks. */
+    int rows_local;
 } MtrDataset;
 
 typedef struct {
@@ -55,6 +63,10 @@ typedef struct {
      * (docs/distributed.md, "Reading data at scale"). Side and item files are
      * read whole. */
     const MtrDist *dist;
+    /* With dist: leave each rank's rows on that rank (MtrDataset.rows_local)
+     * instead of gathering them, unless the items must be derived from the
+     * interactions (no items file), which needs every row. */
+    int keep_local;
     /* Generic files only: the item and user side tables (CSV or TSV) to read
      * instead of the folder's items.csv and users.csv, or NULL. */
     const char *items_file, *users_file;
@@ -70,6 +82,11 @@ MtrStatus mtr_data_part(const char *path, int part, int parts, uint64_t *lo, uin
 /* Reads the data folder `dir`, recognising its format by the files in it. */
 MtrStatus mtr_data_open(const char *dir, const MtrDataOptions *opt, MtrDataset **out,
                         MtrError *err);
+
+/* Gathers every rank's rows of ds->ratings (rows_local) into the table one
+ * process reads; *skipped, a count of this rank's, becomes the ranks' sum. A
+ * collective. */
+MtrStatus mtr_data_gather(const MtrDist *d, MtrDataset *ds, uint64_t *skipped, MtrError *err);
 
 /* Reads one interactions file (for --train / --test) in any format the readers
  * know, joining item attributes (e.g. movie_title by movie_id) from ds->items. */
