@@ -101,6 +101,8 @@ typedef struct {
     float *scores;  /* (N) */
     int64_t *stamp; /* [key] the last user group that listed it */
     int32_t *top, *rel;
+    int32_t *kpos;   /* [key] its place in the popularity ranking's kept list, or -1 */
+    int32_t n_kept;  /* that list's length (order[0..n_kept)) */
     uint32_t *first; /* a chunk of groups' first rows */
     int64_t *gstart; /* their start in test_rows */
 } Scratch;
@@ -109,6 +111,7 @@ static void scratch_free(Scratch *s)
 {
     free(s->seen_start), free(s->seen), free(s->pop), free(s->order), free(s->scores);
     free(s->stamp), free(s->top), free(s->rel), free(s->first), free(s->gstart);
+    free(s->kpos);
     memset(s, 0, sizeof *s);
 }
 
@@ -148,6 +151,7 @@ static MtrStatus scratch_new(const MtrModel *m, const RankevalInput *in, const R
     const int32_t *tk = in->train->ids ? in->train->ids[rt->key_col] : NULL;
     if (in->scorer == RANKEVAL_POPULARITY) {
         if (!(s->pop = calloc((size_t)rt->n_keys, sizeof *s->pop))) goto nomem;
+        if (!(s->kpos = malloc((size_t)rt->n_keys * sizeof *s->kpos))) goto nomem;
         for (int64_t i = 0; tk && i < in->n_train; i++) {
             int32_t k = tk[in->train_rows[i]];
             if (k >= 0 && k < rt->n_keys) s->pop[k] += 1.0f;
@@ -180,20 +184,11 @@ nomem:
     return mtr_fail(err, MTR_E_NOMEM, "out of memory for the per-user evaluation");
 }
 
-/* One user group: rows test_rows[g0..g1), scores in s->scores. */
-static void rank_user(const MtrModel *m, const RankevalInput *in, const RankTask *rt,
-                      MetricsTask *mt, Scratch *s, int64_t group, int64_t g0, int64_t g1,
-                      int32_t user, int32_t kmax, int redo_topk)
+/* Each key once, at its best item: the kept entries of order[0..n) move to
+ * its front, in order; returns their number. */
+static int32_t keep_keys(const RankTask *rt, const int32_t *item_key, Scratch *s, int32_t n,
+                         int64_t group)
 {
-    const int32_t *item_key = m->items.ids[rt->key_ix];
-    const int32_t *true_row = in->test->true_row[rt->key_col];
-    int32_t n = 0;
-    for (uint32_t i = 0; i < m->items.n; i++) {
-        if (in->exclude_seen && seen_has(s, user, item_key[i])) continue;
-        s->order[n++] = (Scored){s->scores[i], (int32_t)i};
-    }
-    qsort(s->order, (size_t)n, sizeof *s->order, scored_cmp);
-    /* Each key once, at its best item; the kept entries move to the front. */
     int32_t kept = 0;
     for (int32_t j = 0; j < n; j++) {
         int32_t key = item_key[s->order[j].item];
@@ -201,8 +196,74 @@ static void rank_user(const MtrModel *m, const RankevalInput *in, const RankTask
         s->stamp[key] = group;
         s->order[kept++] = s->order[j];
     }
-    int32_t n_top = kept < kmax ? kept : kmax;
-    for (int32_t j = 0; j < n_top; j++) s->top[j] = item_key[s->order[j].item];
+    return kept;
+}
+
+/* Popularity scores are the same for every user, so the items are ranked
+ * once (order[0..n_kept): each key at its best item, kpos[key] its place), and
+ * a user's list is that ranking without the user's own keys (excluding a key
+ * drops all its items, so what is kept of the rest does not change). */
+static void popular_ranking(const MtrModel *m, const RankTask *rt, Scratch *s)
+{
+    const int32_t *item_key = m->items.ids[rt->key_ix];
+    for (uint32_t i = 0; i < m->items.n; i++) s->order[i] = (Scored){s->scores[i], (int32_t)i};
+    qsort(s->order, m->items.n, sizeof *s->order, scored_cmp);
+    s->n_kept = keep_keys(rt, item_key, s, (int32_t)m->items.n, -3);
+    for (int32_t k = 0; k < rt->n_keys; k++) s->kpos[k] = -1, s->stamp[k] = -1;
+    for (int32_t j = 0; j < s->n_kept; j++) s->kpos[item_key[s->order[j].item]] = j;
+}
+
+/* The keys other than `key` (item t's) in the user's popularity list that rank
+ * before item t: the kept entries before it (a prefix, found by bisection),
+ * less its own key's and the user's excluded keys' entries among them. */
+static int64_t popular_before(const RankevalInput *in, const RankTask *rt, const Scratch *s,
+                              int32_t user, int32_t key, int32_t t)
+{
+    int32_t lo = 0, hi = s->n_kept;
+    while (lo < hi) {
+        int32_t mid = lo + (hi - lo) / 2;
+        if (before(s->order[mid].score, s->order[mid].item, s->scores[t], t))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    int64_t n = lo;
+    if (key >= 0 && key < rt->n_keys && s->kpos[key] >= 0 && s->kpos[key] < lo) n--;
+    if (in->exclude_seen && s->seen && user >= 0 && user < s->n_users) {
+        for (int32_t i = s->seen_start[user]; i < s->seen_start[user + 1]; i++) {
+            int32_t k = s->seen[i];
+            if (i > s->seen_start[user] && k == s->seen[i - 1]) continue; /* sorted: once each */
+            if (k != key && k >= 0 && k < rt->n_keys && s->kpos[k] >= 0 && s->kpos[k] < lo) n--;
+        }
+    }
+    return n;
+}
+
+/* One user group: rows test_rows[g0..g1), scores in s->scores. */
+static void rank_user(const MtrModel *m, const RankevalInput *in, const RankTask *rt,
+                      MetricsTask *mt, Scratch *s, int64_t group, int64_t g0, int64_t g1,
+                      int32_t user, int32_t kmax, int redo_topk)
+{
+    const int32_t *item_key = m->items.ids[rt->key_ix];
+    const int32_t *true_row = in->test->true_row[rt->key_col];
+    int popular = in->scorer == RANKEVAL_POPULARITY;
+    int32_t kept = 0, n_top = 0;
+    if (popular) { /* the one ranking, without the user's own keys */
+        for (int32_t j = 0; j < s->n_kept && n_top < kmax; j++) {
+            int32_t key = item_key[s->order[j].item];
+            if (!(in->exclude_seen && seen_has(s, user, key))) s->top[n_top++] = key;
+        }
+    } else {
+        int32_t n = 0;
+        for (uint32_t i = 0; i < m->items.n; i++) {
+            if (in->exclude_seen && seen_has(s, user, item_key[i])) continue;
+            s->order[n++] = (Scored){s->scores[i], (int32_t)i};
+        }
+        qsort(s->order, (size_t)n, sizeof *s->order, scored_cmp);
+        kept = keep_keys(rt, item_key, s, n, group);
+        n_top = kept < kmax ? kept : kmax;
+        for (int32_t j = 0; j < n_top; j++) s->top[j] = item_key[s->order[j].item];
+    }
     int32_t n_rel = 0;
     for (int64_t r = g0; r < g1; r++) {
         uint32_t row = in->test_rows[r];
@@ -215,9 +276,13 @@ static void rank_user(const MtrModel *m, const RankevalInput *in, const RankTask
         if (redo_topk) {
             /* 1 + the listed keys (other than its own) ranking before it */
             int64_t rank = 1;
-            for (int32_t j = 0; j < kept; j++)
-                rank += item_key[s->order[j].item] != key &&
-                        before(s->order[j].score, s->order[j].item, s->scores[t], t);
+            if (popular) {
+                rank += popular_before(in, rt, s, user, key, t);
+            } else {
+                for (int32_t j = 0; j < kept; j++)
+                    rank += item_key[s->order[j].item] != key &&
+                            before(s->order[j].score, s->order[j].item, s->scores[t], t);
+            }
             for (uint32_t i = 0; i < mt->topk.n_ks; i++) mt->topk.hits[i] += rank <= mt->topk.ks[i];
             mt->topk.rows++;
         }
@@ -254,6 +319,12 @@ static MtrStatus run_task(const MtrModel *m, const RankevalInput *in, MetricsTas
         metrics_topk_reset(&mt->topk);
         mt->unrankable = 0;
     }
+    if (in->scorer == RANKEVAL_POPULARITY) {
+        const int32_t *key = m->items.ids[rt->key_ix];
+        for (uint32_t i = 0; i < m->items.n; i++)
+            s.scores[i] = key[i] >= 0 && key[i] < rt->n_keys ? s.pop[key[i]] : 0.0f;
+        popular_ranking(m, rt, &s);
+    }
     const int32_t *uid = in->test->ids[uc];
     int64_t batch = in->batch > 0 ? in->batch : 1, group = 0;
     for (int64_t r = 0; rc == MTR_OK && r < in->n_test;) {
@@ -275,11 +346,7 @@ static MtrStatus run_task(const MtrModel *m, const RankevalInput *in, MetricsTas
             x = mtr_session_tensor(in->s, rt->items);
         }
         for (int64_t g = 0; g < nb; g++, group++) {
-            if (in->scorer == RANKEVAL_POPULARITY) {
-                const int32_t *key = m->items.ids[rt->key_ix];
-                for (uint32_t i = 0; i < m->items.n; i++)
-                    s.scores[i] = key[i] >= 0 && key[i] < rt->n_keys ? s.pop[key[i]] : 0.0f;
-            } else {
+            if (in->scorer != RANKEVAL_POPULARITY) {
                 const float *qg = q + g * rt->d;
                 for (uint32_t i = 0; i < m->items.n; i++) {
                     const float *xi = x + (int64_t)i * rt->d;
