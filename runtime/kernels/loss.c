@@ -171,8 +171,13 @@ void kernel_loss_weight(const KernelCall *call)
  * the number of parts only. */
 #define XENT_TILE_FLOATS (256 * 1024) /* 1 MiB of scores: half a core's L2 */
 
-/* Weighted sum of p[0..n) (w NULL: unweighted) in double, in XENT_LANES lanes. */
-static double lane_sum(const float *p, const float *w, int64_t n)
+/* Weighted sum of p[0..n) (w NULL: unweighted) in double, in XENT_LANES lanes.
+ * Inlined into softmax_row, so that each of its clones sums on its own vectors. */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline double
+lane_sum(const float *p, const float *w, int64_t n)
 {
     double acc[XENT_LANES] = {0.0};
     int64_t j = 0;
