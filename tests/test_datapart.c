@@ -11,6 +11,7 @@
 
 #include "mtr/data.h"
 #include "testutil.h"
+#include "thread_ranks.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -85,19 +86,10 @@ static void test_parts(void **state)
     free(dir);
 }
 
-/* ---- ranks as threads: every collective meets at a barrier */
-
-#define MAX_RANKS 4
+/* ---- ranks as threads (thread_ranks.h) */
 
 typedef struct {
-    pthread_barrier_t bar;
-    const void *send[MAX_RANKS];
-    int n;
-} Meeting;
-
-typedef struct {
-    Meeting *meet;
-    int rank;
+    RankSeat seat;
     const char *dir;
     MtrDataOptions opt;
     MtrDist dist;
@@ -105,28 +97,6 @@ typedef struct {
     MtrStatus st;
     MtrError err;
 } Seat;
-
-static void meet_allgather(void *ctx, const void *mine, size_t n, void *all)
-{
-    Seat *s = ctx;
-    s->meet->send[s->rank] = mine;
-    pthread_barrier_wait(&s->meet->bar);
-    for (int r = 0; r < s->meet->n; r++) memcpy((char *)all + r * n, s->meet->send[r], n);
-    pthread_barrier_wait(&s->meet->bar);
-}
-
-static void meet_allgatherv(void *ctx, const void *mine, const size_t *bytes, void *all)
-{
-    Seat *s = ctx;
-    s->meet->send[s->rank] = mine;
-    pthread_barrier_wait(&s->meet->bar);
-    size_t at = 0;
-    for (int r = 0; r < s->meet->n; r++) {
-        memcpy((char *)all + at, s->meet->send[r], bytes[r]);
-        at += bytes[r];
-    }
-    pthread_barrier_wait(&s->meet->bar);
-}
 
 static void *open_job(void *arg)
 {
@@ -156,22 +126,18 @@ static void check_ranks(const char *dir, const MtrDataOptions *opt, int n)
     MtrDataset *one = NULL;
     MtrError err;
     assert_int_equal(mtr_data_open(dir, opt, &one, &err), MTR_OK);
-    Meeting meet = {.n = n};
-    pthread_barrier_init(&meet.bar, NULL, (unsigned)n);
-    Seat seats[MAX_RANKS];
-    pthread_t th[MAX_RANKS];
+    RankMeeting meet;
+    rank_meeting_open(&meet, n);
+    Seat seats[THREAD_RANKS_MAX];
+    pthread_t th[THREAD_RANKS_MAX];
     for (int r = 0; r < n; r++) {
-        seats[r] = (Seat){.meet = &meet, .rank = r, .dir = dir, .opt = *opt};
-        seats[r].dist = (MtrDist){.rank = r,
-                                  .size = n,
-                                  .ctx = &seats[r],
-                                  .allgather = meet_allgather,
-                                  .allgatherv = meet_allgatherv};
+        seats[r] = (Seat){.seat = {&meet, r}, .dir = dir, .opt = *opt};
+        seats[r].dist = rank_dist(&seats[r].seat);
         seats[r].opt.dist = &seats[r].dist;
         assert_int_equal(pthread_create(&th[r], NULL, open_job, &seats[r]), 0);
     }
     for (int r = 0; r < n; r++) pthread_join(th[r], NULL);
-    pthread_barrier_destroy(&meet.bar);
+    rank_meeting_close(&meet);
     for (int r = 0; r < n; r++) {
         if (seats[r].st) fprintf(stderr, "rank %d: %s\n", r, seats[r].err.msg);
         assert_int_equal(seats[r].st, MTR_OK);
@@ -211,7 +177,7 @@ static void test_gather_generic(void **state)
         put(dir, "ratings.csv", texts[i]);
         put(dir, "users.csv", "user,age\nu1,20\nu2,30\nu3,40\n");
         MtrDataOptions opt = {.skip_bad = 1, .item_columns = item_cols, .dist = NULL};
-        for (int n = 2; n <= MAX_RANKS; n++) check_ranks(dir, &opt, n);
+        for (int n = 2; n <= THREAD_RANKS_MAX; n++) check_ranks(dir, &opt, n);
         tu_rmtree(dir);
         free(dir);
     }
@@ -235,7 +201,7 @@ static void test_gather_100k(void **state)
         "465|Jungle|01-Jan-1994||http://x|0|0|1|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0\n"
         "474|Strange|01-Jan-1963||http://x|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|1\n");
     MtrDataOptions opt = {.skip_bad = 0, .item_columns = NULL, .dist = NULL};
-    for (int n = 2; n <= MAX_RANKS; n++) check_ranks(dir, &opt, n);
+    for (int n = 2; n <= THREAD_RANKS_MAX; n++) check_ranks(dir, &opt, n);
     tu_rmtree(dir);
     free(dir);
 }

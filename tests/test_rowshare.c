@@ -11,68 +11,14 @@
 #include <cmocka.h>
 
 #include "rowshare.h"
+#include "thread_ranks.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_RANKS 4
-
-/* ---- ranks as threads: every collective meets at a barrier, each rank
- * publishes what it sends, then copies what it receives */
-
-typedef struct {
-    pthread_barrier_t bar;
-    int size;
-    const void *send[MAX_RANKS];
-    const size_t *bytes[MAX_RANKS];
-} Meeting;
-
-typedef struct {
-    Meeting *meet;
-    int rank;
-} Seat;
-
-static void meet_allgather(void *ctx, const void *mine, size_t n, void *all)
-{
-    Seat *s = ctx;
-    s->meet->send[s->rank] = mine;
-    pthread_barrier_wait(&s->meet->bar);
-    for (int r = 0; r < s->meet->size; r++) memcpy((char *)all + r * n, s->meet->send[r], n);
-    pthread_barrier_wait(&s->meet->bar);
-}
-
-static void meet_allgatherv(void *ctx, const void *mine, const size_t *bytes, void *all)
-{
-    Seat *s = ctx;
-    s->meet->send[s->rank] = mine;
-    pthread_barrier_wait(&s->meet->bar);
-    size_t at = 0;
-    for (int r = 0; r < s->meet->size; r++) {
-        memcpy((char *)all + at, s->meet->send[r], bytes[r]);
-        at += bytes[r];
-    }
-    pthread_barrier_wait(&s->meet->bar);
-}
-
-static void meet_alltoallv(void *ctx, const void *send, const size_t *send_bytes, void *recv,
-                           const size_t *recv_bytes)
-{
-    Seat *s = ctx;
-    s->meet->send[s->rank] = send;
-    s->meet->bytes[s->rank] = send_bytes;
-    pthread_barrier_wait(&s->meet->bar);
-    size_t at = 0;
-    for (int r = 0; r < s->meet->size; r++) {
-        size_t off = 0;
-        for (int k = 0; k < s->rank; k++) off += s->meet->bytes[r][k];
-        assert_int_equal(s->meet->bytes[r][s->rank], recv_bytes[r]);
-        memcpy((char *)recv + at, (const char *)s->meet->send[r] + off, recv_bytes[r]);
-        at += recv_bytes[r];
-    }
-    pthread_barrier_wait(&s->meet->bar);
-}
+#define MAX_RANKS THREAD_RANKS_MAX
 
 /* ---- the data: ROWS rows of two columns, row g = (user "u<g*7 % 13>", item
  * "i<g*5 % 9>"), cut into the ranks' consecutive parts of uneven sizes */
@@ -128,7 +74,7 @@ static MtrModel *two_columns(void)
 
 typedef struct {
     MtrDist d;
-    Seat seat;
+    RankSeat seat;
     int size;
     uint64_t lo, hi; /* this rank's rows */
     const MtrTable *whole;
@@ -239,8 +185,8 @@ static void run_ranks(int size)
     MtrTable whole;
     table_of(0, ROWS, &whole);
     MtrModel *m = two_columns();
-    Meeting meet = {.size = size};
-    pthread_barrier_init(&meet.bar, NULL, (unsigned)size);
+    RankMeeting meet;
+    rank_meeting_open(&meet, size);
     Rank rk[MAX_RANKS];
     pthread_t th[MAX_RANKS];
     /* uneven parts, the last rank's empty at 4 ranks */
@@ -253,17 +199,12 @@ static void run_ranks(int size)
                        .hi = cuts[size][r + 1],
                        .whole = &whole,
                        .m = m};
-        rk[r].d = (MtrDist){.rank = r,
-                            .size = size,
-                            .ctx = &rk[r].seat,
-                            .allgather = meet_allgather,
-                            .allgatherv = meet_allgatherv,
-                            .alltoallv = meet_alltoallv};
+        rk[r].d = rank_dist(&rk[r].seat);
     }
     for (int r = 0; r < size; r++)
         assert_int_equal(pthread_create(&th[r], NULL, rank_main, &rk[r]), 0);
     for (int r = 0; r < size; r++) pthread_join(th[r], NULL);
-    pthread_barrier_destroy(&meet.bar);
+    rank_meeting_close(&meet);
     mtr_table_free(&whole);
     free(m->columns);
     free(m);
