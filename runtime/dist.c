@@ -45,6 +45,9 @@ struct DistStep {
     float *c, *qd, *qn, *qw, *cd, *cn, *cw, *g, *h, *dcp, *recv, *tile;
     int32_t *cid, *qa, *ca;
     size_t *rbytes;
+    /* the softmax with options or mixed negatives, run whole on every rank:
+     * the global batch's queries, candidates' logq, dq, dc and workspace */
+    float *wq, *wlogq, *wdq, *wdc, *wwork;
     float *drop;         /* the global batch's rows of the widest dropout input */
     const void **params; /* every parameter's storage, to tell a penalty on one */
     uint32_t n_params;
@@ -247,6 +250,36 @@ static void split_xent(DistStep *st, const KernelCall *call, int with_ids)
     *(float *)call->out[0] = (float)total;
 }
 
+/* The softmax with options (op 92) or mixed negatives (op 93) runs whole on
+ * every rank, as one process runs it: each rank gathers the global batch's
+ * queries, candidates, keys and logq (B rows, small), runs the kernel over them
+ * (the same bits as one process) and keeps its own rows of dq and dc. The loss
+ * and the negatives' gradient, the same on every rank, count on rank 0 only,
+ * since the ranks' partial losses and gradients are summed afterwards. The
+ * negatives are the same on every rank: drawn from the global counts with the
+ * step's seed. */
+static void whole_xent(DistStep *st, KernelFn fn, const KernelCall *call, int mixed)
+{
+    int64_t w = call->in_shape[0].cols, b = st->global, lo = st->lo, nl = st->hi - st->lo;
+    int work = mixed ? 4 : 3;
+    gather_rows(st, call->in[0], w, sizeof(float), st->wq);
+    gather_rows(st, call->in[1], w, sizeof(float), st->c);
+    gather_rows(st, call->in[2], 1, sizeof(int32_t), st->cid);
+    gather_rows(st, call->in[3], 1, sizeof(float), st->wlogq);
+    KernelCall g = *call;
+    g.in[0] = st->wq, g.in[1] = st->c, g.in[2] = st->cid, g.in[3] = st->wlogq;
+    for (int k = 0; k < 4; k++) g.in_shape[k].rows = b;
+    g.out[1] = st->wdq, g.out[2] = st->wdc, g.out[work] = st->wwork;
+    g.out_shape[1].rows = g.out_shape[2].rows = b;
+    g.out_shape[work].cols = b;
+    fn(&g);
+    memcpy(call->out[1], st->wdq + lo * w, (size_t)(nl * w) * sizeof(float));
+    memcpy(call->out[2], st->wdc + lo * w, (size_t)(nl * w) * sizeof(float));
+    if (st->d->rank == 0) return;
+    *(float *)call->out[0] = 0.0f;
+    if (mixed) memset(call->out[3], 0, (size_t)kern_numel(call->out_shape[3]) * sizeof(float));
+}
+
 /* Dropout draws its mask by element index over the global batch: this rank's
  * rows (of each leading block, e.g. each expert) go where they sit in the
  * global tensor, the kernel runs over all of it, and they come back. */
@@ -325,6 +358,12 @@ static void hook(void *ctx, OpKind kind, KernelFn fn, const KernelCall *call)
         (void)fn;
         split_xent(st, call, 1);
         return;
+    case OP_INBATCH_SOFTMAX_XENT_OPT:
+        whole_xent(st, fn, call, 0);
+        return;
+    case OP_INBATCH_SOFTMAX_XENT_MIXED:
+        whole_xent(st, fn, call, 1);
+        return;
     case OP_DROPOUT:
     case OP_DROPOUT_GRAD:
         global_dropout(st, fn, call);
@@ -347,10 +386,6 @@ static const char *unsupported(const MtrOp *op)
     switch (op->kind) {
     case OP_INBATCH_SOFTMAX_XENT:
         return "the in-batch softmax over a (B,B) score matrix (a model compiled with -O0)";
-    case OP_INBATCH_SOFTMAX_XENT_OPT:
-        return "the in-batch softmax with temperature, logq or remove_accidental_hits";
-    case OP_INBATCH_SOFTMAX_XENT_MIXED:
-        return "the in-batch softmax with mixed negatives (negatives N)";
     default:
         return NULL;
     }
@@ -364,6 +399,7 @@ void mtr_dist_step_free(DistStep *st)
     free(st->c), free(st->qd), free(st->qn), free(st->qw), free(st->cd), free(st->cn);
     free(st->cw), free(st->g), free(st->h), free(st->dcp), free(st->recv), free(st->tile);
     free(st->cid), free(st->qa), free(st->ca), free(st->rbytes), free(st->drop), free(st->params);
+    free(st->wq), free(st->wlogq), free(st->wdq), free(st->wdc), free(st->wwork);
     free(st);
 }
 
@@ -419,12 +455,21 @@ MtrStatus mtr_dist_step_new(const MtrDist *d, const MtrModel *m, MtrSession *s, 
             break;
         }
     }
+    int64_t whole_w = 0, whole_work = 0; /* widest op 92/93, and its largest workspace */
     for (uint32_t i = 0; i < prog->update_at; i++) {
         const MtrOp *op = &prog->ops[i];
-        if (op->kind != OP_INBATCH_SOFTMAX_XENT_QC && op->kind != OP_INBATCH_SOFTMAX_XENT_IDS)
+        int whole =
+            op->kind == OP_INBATCH_SOFTMAX_XENT_OPT || op->kind == OP_INBATCH_SOFTMAX_XENT_MIXED;
+        if (op->kind != OP_INBATCH_SOFTMAX_XENT_QC && op->kind != OP_INBATCH_SOFTMAX_XENT_IDS &&
+            !whole)
             continue;
         int64_t w = mtr_session_tensor_elems(s, op->in[0], 1);
         xw = w > xw ? w : xw;
+        if (!whole) continue;
+        int32_t work = op->out[op->kind == OP_INBATCH_SOFTMAX_XENT_MIXED ? 4 : 3];
+        int64_t n = mtr_session_tensor_elems(s, work, batch);
+        whole_w = w > whole_w ? w : whole_w;
+        whole_work = n > whole_work ? n : whole_work;
     }
     int64_t drop = 0;
     for (uint32_t i = 0; i < prog->update_at; i++) {
@@ -460,6 +505,14 @@ MtrStatus mtr_dist_step_new(const MtrDist *d, const MtrModel *m, MtrSession *s, 
             !st->qn || !st->cn || !st->cid || !st->qa || !st->ca || !st->rbytes || !st->recv ||
             !st->tile)
             goto nomem;
+    }
+    if (whole_w > 0) {
+        st->wq = alloc_n(batch * whole_w, sizeof(float));
+        st->wdq = alloc_n(batch * whole_w, sizeof(float));
+        st->wdc = alloc_n(batch * whole_w, sizeof(float));
+        st->wlogq = alloc_n(batch, sizeof(float));
+        st->wwork = alloc_n(whole_work, sizeof(float));
+        if (!st->wq || !st->wdq || !st->wdc || !st->wlogq || !st->wwork) goto nomem;
     }
     *out = st;
     return MTR_OK;

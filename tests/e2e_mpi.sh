@@ -2,7 +2,8 @@
 # End-to-end: data-parallel training under mpirun (docs/distributed.md). The
 # same command on 2 and 3 ranks (3: uneven shares of every batch) against one
 # process, on a small synthetic log (bench/synth) with the tutorial's joint
-# model, an ESMM model (AUC metrics, bce losses) and an MMoE model (dropout),
+# model, an ESMM model (AUC metrics, bce losses), an MMoE model (dropout) and a
+# model with the retrieval options and mixed negatives,
 # and on ml-100k when MTR_DATA names it (one epoch); each rank reads only its
 # byte range of the interactions file, checked with lookup(min_count),
 # normalize and discretize on a CRLF file, and a bad record's line:
@@ -144,6 +145,32 @@ for model in movielens esmm mmoe; do
   same "$model-3" "$model-3b"
   echo "  ok   $model, synthetic log: two runs on 3 ranks are byte-identical"
 done
+
+# The retrieval options' softmax (op 92: temperature, logq, hit removal) and the
+# mixed negatives' (op 93), which run whole on every rank (docs/distributed.md).
+cat >"$tmp/opts.mtr" <<'EOF'
+model opts
+input user_id     : string
+input movie_title : string
+tower user  = user_id     -> lookup -> embedding(16)
+tower movie = movie_title -> lookup -> embedding(16)
+task options = retrieval(user, movie) metrics top_k(10, 100) temperature 0.5 logq remove_accidental_hits
+task mixed   = retrieval(user, movie) metrics top_k(10, 100) negatives 64 popularity 0.5 logq
+train {
+  optimizer adagrad(lr = 0.1)
+}
+EOF
+"$bin/mtrc" "$tmp/opts.mtr" -o "$tmp/opts.m"
+args=(--set train.batch=2048 --set train.epochs=2)
+run opts-1 1 "$tmp/opts.m" "$tmp/syn" "${args[@]}"
+for n in 2 3; do
+  run "opts-$n" "$n" "$tmp/opts.m" "$tmp/syn" "${args[@]}"
+  compare opts-1 "opts-$n" 1e-5 || fail "retrieval options and negatives on $n ranks differ from one process"
+  echo "  ok   retrieval options and mixed negatives: $n ranks agree with one process"
+done
+run opts-2b 2 "$tmp/opts.m" "$tmp/syn" "${args[@]}"
+same opts-2 opts-2b
+echo "  ok   retrieval options and mixed negatives: two runs on 2 ranks are byte-identical"
 
 # rank 0 prints the table, the others nothing
 grep -q '^top_100' "$tmp/movielens-2.out" || fail "rank 0 printed no metrics table"

@@ -12,6 +12,7 @@
 #include "mtr/knobs.h"
 #include "mtr/run.h"
 #include "testutil.h"
+#include "thread_ranks.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -90,57 +91,7 @@ static void test_metrics_sum(void **state)
     metrics_auc_free(&t.auc);
 }
 
-/* ---- two ranks as two threads: every collective meets at a barrier, each
- * rank publishes what it sends, then copies what it receives. */
-
-typedef struct {
-    pthread_barrier_t bar;
-    const void *send[2];
-    const size_t *bytes[2]; /* per-destination byte counts (alltoallv) or NULL */
-    size_t n[2];
-} Meeting;
-
-typedef struct {
-    Meeting *meet;
-    int rank;
-} Seat;
-
-static void meet_allgather(void *ctx, const void *mine, size_t n, void *all)
-{
-    Seat *s = ctx;
-    s->meet->send[s->rank] = mine;
-    pthread_barrier_wait(&s->meet->bar);
-    for (int r = 0; r < 2; r++) memcpy((char *)all + r * n, s->meet->send[r], n);
-    pthread_barrier_wait(&s->meet->bar);
-}
-
-static void meet_allgatherv(void *ctx, const void *mine, const size_t *bytes, void *all)
-{
-    Seat *s = ctx;
-    s->meet->send[s->rank] = mine;
-    pthread_barrier_wait(&s->meet->bar);
-    memcpy(all, s->meet->send[0], bytes[0]);
-    memcpy((char *)all + bytes[0], s->meet->send[1], bytes[1]);
-    pthread_barrier_wait(&s->meet->bar);
-}
-
-static void meet_alltoallv(void *ctx, const void *send, const size_t *send_bytes, void *recv,
-                           const size_t *recv_bytes)
-{
-    Seat *s = ctx;
-    s->meet->send[s->rank] = send;
-    s->meet->bytes[s->rank] = send_bytes;
-    pthread_barrier_wait(&s->meet->bar);
-    size_t at = 0;
-    for (int r = 0; r < 2; r++) {
-        size_t off = 0; /* rank r's bytes for this rank start after those for lower ranks */
-        for (int k = 0; k < s->rank; k++) off += s->meet->bytes[r][k];
-        assert_int_equal(s->meet->bytes[r][s->rank], recv_bytes[r]);
-        memcpy((char *)recv + at, (const char *)s->meet->send[r] + off, recv_bytes[r]);
-        at += recv_bytes[r];
-    }
-    pthread_barrier_wait(&s->meet->bar);
-}
+/* ---- two ranks as two threads (thread_ranks.h) */
 
 typedef struct {
     MtrModel *m;
@@ -157,24 +108,27 @@ static void *train_job(void *arg)
     return NULL;
 }
 
-static MtrModel *joint_model(void)
+/* A model compiled from models/NAME, or from `text` when given, with batches of
+ * 500 rows and 2 epochs. */
+static MtrModel *small_model(const char *name, const char *text)
 {
-    char *path = tu_path(tu_source_dir(), "models/movielens.mtr");
-    char *text = tu_read_file(path, NULL);
+    char *path = tu_path(tu_source_dir(), name), *file = NULL;
+    if (!text) text = file = tu_read_file(path, NULL);
     assert_non_null(text);
-    MtrModel *m = tu_compile("movielens.mtr", text);
+    MtrModel *m = tu_compile(name, text);
     assert_non_null(m);
     MtrError err = {0};
     assert_int_equal(mtr_knob_assign(m, "train.batch=500", &err), MTR_OK);
     assert_int_equal(mtr_knob_assign(m, "train.epochs=2", &err), MTR_OK);
-    free(text);
+    free(file);
     free(path);
     return m;
 }
 
-static void test_two_ranks_as_threads(void **state)
+/* Trains the model on 1,999 generated rows as one process and as two ranks
+ * played by threads, and checks the ranks against the process. */
+static void two_ranks_agree(const char *name, const char *text)
 {
-    (void)state;
     char *dir = tu_tmpdir();
     /* 1,999 rows (the last batch 499: uneven shares), 120 users, 80 items */
     size_t cap = 64 * 2000, len = 0;
@@ -190,28 +144,23 @@ static void test_two_ranks_as_threads(void **state)
     char *data = tu_path(dir, "interactions.csv");
     assert_int_equal(tu_write_file(data, csv, len), 0);
 
-    Job one = {.m = joint_model(), .o = {.data_dir = dir}};
+    Job one = {.m = small_model(name, text), .o = {.data_dir = dir}};
     train_job(&one);
     assert_int_equal(one.rc, MTR_OK);
 
-    Meeting meet;
-    pthread_barrier_init(&meet.bar, NULL, 2);
-    Seat seats[2] = {{&meet, 0}, {&meet, 1}};
+    RankMeeting meet;
+    rank_meeting_open(&meet, 2);
+    RankSeat seats[2] = {{&meet, 0}, {&meet, 1}};
     MtrDist d[2];
     Job two[2];
     pthread_t th[2];
     for (int r = 0; r < 2; r++) {
-        d[r] = (MtrDist){.rank = r,
-                         .size = 2,
-                         .ctx = &seats[r],
-                         .allgather = meet_allgather,
-                         .allgatherv = meet_allgatherv,
-                         .alltoallv = meet_alltoallv};
-        two[r] = (Job){.m = joint_model(), .o = {.data_dir = dir, .dist = &d[r]}};
+        d[r] = rank_dist(&seats[r]);
+        two[r] = (Job){.m = small_model(name, text), .o = {.data_dir = dir, .dist = &d[r]}};
         assert_int_equal(pthread_create(&th[r], NULL, train_job, &two[r]), 0);
     }
     for (int r = 0; r < 2; r++) pthread_join(th[r], NULL);
-    pthread_barrier_destroy(&meet.bar);
+    rank_meeting_close(&meet);
 
     for (int r = 0; r < 2; r++) {
         assert_int_equal(two[r].rc, MTR_OK);
@@ -248,12 +197,37 @@ static void test_two_ranks_as_threads(void **state)
     free(dir);
 }
 
+static void test_two_ranks_as_threads(void **state)
+{
+    (void)state;
+    two_ranks_agree("models/movielens.mtr", NULL);
+}
+
+/* The softmax with options (op 92) and with mixed negatives (op 93), which
+ * run whole on every rank. */
+static void test_two_ranks_retrieval_options(void **state)
+{
+    (void)state;
+    two_ranks_agree("options.mtr",
+                    "model options\n"
+                    "input user_id : string\n"
+                    "input movie_title : string\n"
+                    "tower user = user_id -> lookup -> embedding(8)\n"
+                    "tower movie = movie_title -> lookup -> embedding(8)\n"
+                    "task options = retrieval(user, movie) metrics top_k(10) temperature 0.5 "
+                    "logq remove_accidental_hits\n"
+                    "task mixed = retrieval(user, movie) metrics top_k(10) negatives 16 "
+                    "popularity 0.5 logq\n"
+                    "train {\n  optimizer adagrad(lr = 0.1)\n}\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rows_shares),
         cmocka_unit_test(test_metrics_sum),
         cmocka_unit_test(test_two_ranks_as_threads),
+        cmocka_unit_test(test_two_ranks_retrieval_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
