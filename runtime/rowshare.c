@@ -313,20 +313,34 @@ done:
     return st;
 }
 
-MtrStatus rowshare_fetch(RowShare *rs, const MtrModel *m, const Encoded *local,
-                         const uint32_t *want, int64_t n, Encoded *out, MtrError *err)
+/* Sets out up as an encoded table of n rows with local's columns (their
+ * buffers not yet allocated) and returns its parts, or NULL when out of
+ * memory (out then holds what bind_encoded_free frees). */
+static Part *encoded_shell(const MtrModel *m, const Encoded *local, uint64_t n, Encoded *out)
 {
+    size_t cols = m->n_columns + 1;
     memset(out, 0, sizeof *out);
-    out->n_rows = (uint64_t)n;
+    out->n_rows = n;
     out->oov = local->oov;
-    size_t nrows = (size_t)(n > 0 ? n : 1), cols = m->n_columns + 1;
     Part *parts = calloc(4 * cols, sizeof *parts);
     out->ids = calloc(cols, sizeof *out->ids);
     out->nums = calloc(cols, sizeof *out->nums);
     out->true_row = calloc(cols, sizeof *out->true_row);
     if (local->logq) out->logq = calloc(cols, sizeof *out->logq);
-    MtrStatus st = MTR_OK;
     if (!parts || !out->ids || !out->nums || !out->true_row || (local->logq && !out->logq)) {
+        free(parts);
+        return NULL;
+    }
+    return parts;
+}
+
+MtrStatus rowshare_fetch(RowShare *rs, const MtrModel *m, const Encoded *local,
+                         const uint32_t *want, int64_t n, Encoded *out, MtrError *err)
+{
+    size_t nrows = (size_t)(n > 0 ? n : 1);
+    Part *parts = encoded_shell(m, local, (uint64_t)n, out);
+    MtrStatus st = MTR_OK;
+    if (!parts) {
         st = mtr_fail(err, MTR_E_NOMEM, "out of memory fetching %lld rows", (long long)n);
     } else {
         int np = parts_of(m, local, out, parts);
@@ -353,17 +367,9 @@ MtrStatus rowshare_gather_all(RowShare *rs, const MtrModel *m, const Encoded *lo
 {
     const MtrDist *d = rs->d;
     uint64_t n = rowshare_rows(rs);
-    size_t cols = m->n_columns + 1;
-    memset(out, 0, sizeof *out);
-    out->n_rows = n;
-    out->oov = local->oov;
-    Part *parts = calloc(4 * cols, sizeof *parts);
-    out->ids = calloc(cols, sizeof *out->ids);
-    out->nums = calloc(cols, sizeof *out->nums);
-    out->true_row = calloc(cols, sizeof *out->true_row);
-    if (local->logq) out->logq = calloc(cols, sizeof *out->logq);
+    Part *parts = encoded_shell(m, local, n, out);
     MtrStatus st = MTR_OK;
-    if (!parts || !out->ids || !out->nums || !out->true_row || (local->logq && !out->logq)) {
+    if (!parts) {
         st = mtr_fail(err, MTR_E_NOMEM, "out of memory gathering %llu rows", (unsigned long long)n);
         goto done;
     }
