@@ -132,22 +132,9 @@ same() {
   cmp -s "$tmp/$1.bin" "$tmp/$2.bin" || fail "$1 and $2 saved different models"
 }
 
-for model in movielens esmm mmoe; do
-  "$bin/mtrc" "$src/models/$model.mtr" -o "$tmp/$model.m"
-  args=(--set train.batch=2048 --set train.epochs=2)
-  run "$model-1" 1 "$tmp/$model.m" "$tmp/syn" "${args[@]}"
-  for n in 2 3; do
-    run "$model-$n" "$n" "$tmp/$model.m" "$tmp/syn" "${args[@]}"
-    compare "$model-1" "$model-$n" 1e-5 || fail "$model on $n ranks differs from one process"
-    echo "  ok   $model, synthetic log: $n ranks agree with one process"
-  done
-  run "$model-3b" 3 "$tmp/$model.m" "$tmp/syn" "${args[@]}"
-  same "$model-3" "$model-3b"
-  echo "  ok   $model, synthetic log: two runs on 3 ranks are byte-identical"
-done
-
-# The retrieval options' softmax (op 92: temperature, logq, hit removal) and the
-# mixed negatives' (op 93), which run whole on every rank (docs/distributed.md).
+# The models: the joint one, ESMM, MMoE, and one with the retrieval options'
+# softmax (op 92: temperature, logq, hit removal) and the mixed negatives' (op
+# 93), which run whole on every rank (docs/distributed.md).
 cat >"$tmp/opts.mtr" <<'EOF'
 model opts
 input user_id     : string
@@ -160,17 +147,20 @@ train {
   optimizer adagrad(lr = 0.1)
 }
 EOF
-"$bin/mtrc" "$tmp/opts.mtr" -o "$tmp/opts.m"
-args=(--set train.batch=2048 --set train.epochs=2)
-run opts-1 1 "$tmp/opts.m" "$tmp/syn" "${args[@]}"
-for n in 2 3; do
-  run "opts-$n" "$n" "$tmp/opts.m" "$tmp/syn" "${args[@]}"
-  compare opts-1 "opts-$n" 1e-5 || fail "retrieval options and negatives on $n ranks differ from one process"
-  echo "  ok   retrieval options and mixed negatives: $n ranks agree with one process"
+for spec in "$src"/models/{movielens,esmm,mmoe}.mtr "$tmp/opts.mtr"; do
+  model="$(basename "$spec" .mtr)"
+  "$bin/mtrc" "$spec" -o "$tmp/$model.m"
+  args=(--set train.batch=2048 --set train.epochs=2)
+  run "$model-1" 1 "$tmp/$model.m" "$tmp/syn" "${args[@]}"
+  for n in 2 3; do
+    run "$model-$n" "$n" "$tmp/$model.m" "$tmp/syn" "${args[@]}"
+    compare "$model-1" "$model-$n" 1e-5 || fail "$model on $n ranks differs from one process"
+    echo "  ok   $model, synthetic log: $n ranks agree with one process"
+  done
+  run "$model-3b" 3 "$tmp/$model.m" "$tmp/syn" "${args[@]}"
+  same "$model-3" "$model-3b"
+  echo "  ok   $model, synthetic log: two runs on 3 ranks are byte-identical"
 done
-run opts-2b 2 "$tmp/opts.m" "$tmp/syn" "${args[@]}"
-same opts-2 opts-2b
-echo "  ok   retrieval options and mixed negatives: two runs on 2 ranks are byte-identical"
 
 # rank 0 prints the table, the others nothing
 grep -q '^top_100' "$tmp/movielens-2.out" || fail "rank 0 printed no metrics table"
