@@ -46,8 +46,9 @@ struct DistStep {
     int32_t *cid, *qa, *ca;
     size_t *rbytes;
     /* the softmax with options or mixed negatives, run whole on every rank:
-     * the global batch's queries, candidates' logq, dq, dc and workspace */
-    float *wq, *wlogq, *wdq, *wdc, *wwork;
+     * the global batch's queries, candidates, their keys and logq, dq, dc and workspace */
+    float *wq, *wc, *wlogq, *wdq, *wdc, *wwork;
+    int32_t *wkey;
     float *drop;         /* the global batch's rows of the widest dropout input */
     const void **params; /* every parameter's storage, to tell a penalty on one */
     uint32_t n_params;
@@ -263,11 +264,11 @@ static void whole_xent(DistStep *st, KernelFn fn, const KernelCall *call, int mi
     int64_t w = call->in_shape[0].cols, b = st->global, lo = st->lo, nl = st->hi - st->lo;
     int work = mixed ? 4 : 3;
     gather_rows(st, call->in[0], w, sizeof(float), st->wq);
-    gather_rows(st, call->in[1], w, sizeof(float), st->c);
-    gather_rows(st, call->in[2], 1, sizeof(int32_t), st->cid);
+    gather_rows(st, call->in[1], w, sizeof(float), st->wc);
+    gather_rows(st, call->in[2], 1, sizeof(int32_t), st->wkey);
     gather_rows(st, call->in[3], 1, sizeof(float), st->wlogq);
     KernelCall g = *call;
-    g.in[0] = st->wq, g.in[1] = st->c, g.in[2] = st->cid, g.in[3] = st->wlogq;
+    g.in[0] = st->wq, g.in[1] = st->wc, g.in[2] = st->wkey, g.in[3] = st->wlogq;
     for (int k = 0; k < 4; k++) g.in_shape[k].rows = b;
     g.out[1] = st->wdq, g.out[2] = st->wdc, g.out[work] = st->wwork;
     g.out_shape[1].rows = g.out_shape[2].rows = b;
@@ -399,7 +400,8 @@ void mtr_dist_step_free(DistStep *st)
     free(st->c), free(st->qd), free(st->qn), free(st->qw), free(st->cd), free(st->cn);
     free(st->cw), free(st->g), free(st->h), free(st->dcp), free(st->recv), free(st->tile);
     free(st->cid), free(st->qa), free(st->ca), free(st->rbytes), free(st->drop), free(st->params);
-    free(st->wq), free(st->wlogq), free(st->wdq), free(st->wdc), free(st->wwork);
+    free(st->wq), free(st->wc), free(st->wkey), free(st->wlogq), free(st->wdq), free(st->wdc);
+    free(st->wwork);
     free(st);
 }
 
@@ -464,8 +466,10 @@ MtrStatus mtr_dist_step_new(const MtrDist *d, const MtrModel *m, MtrSession *s, 
             !whole)
             continue;
         int64_t w = mtr_session_tensor_elems(s, op->in[0], 1);
-        xw = w > xw ? w : xw;
-        if (!whole) continue;
+        if (!whole) {
+            xw = w > xw ? w : xw;
+            continue;
+        }
         int32_t work = op->out[op->kind == OP_INBATCH_SOFTMAX_XENT_MIXED ? 4 : 3];
         int64_t n = mtr_session_tensor_elems(s, work, batch);
         whole_w = w > whole_w ? w : whole_w;
@@ -508,11 +512,14 @@ MtrStatus mtr_dist_step_new(const MtrDist *d, const MtrModel *m, MtrSession *s, 
     }
     if (whole_w > 0) {
         st->wq = alloc_n(batch * whole_w, sizeof(float));
+        st->wc = alloc_n(batch * whole_w, sizeof(float));
+        st->wkey = alloc_n(batch, sizeof(int32_t));
         st->wdq = alloc_n(batch * whole_w, sizeof(float));
         st->wdc = alloc_n(batch * whole_w, sizeof(float));
         st->wlogq = alloc_n(batch, sizeof(float));
         st->wwork = alloc_n(whole_work, sizeof(float));
-        if (!st->wq || !st->wdq || !st->wdc || !st->wlogq || !st->wwork) goto nomem;
+        if (!st->wq || !st->wc || !st->wkey || !st->wdq || !st->wdc || !st->wlogq || !st->wwork)
+            goto nomem;
     }
     *out = st;
     return MTR_OK;
