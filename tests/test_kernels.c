@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "kernels/kern.h"
+#include "kernels/xent.h"
 #include "mtr/pool.h"
 #include "mtr/rng.h"
 
@@ -615,8 +616,9 @@ static void test_gather_scatter_out_of_range(void **state)
  * in double, on rows that are a function of their id (x = table[id]), with few
  * distinct ids (the grouped form) or many (the plain one); and dense_ids_grad:
  * dw against x^T dy, and dx summed over each id's rows against dy w^T summed
- * likewise (what reaches the table), with 0 on every row but each id's first. */
-static void check_dense_ids(int64_t b, int64_t vocab, int acc)
+ * likewise (what reaches the table), with 0 on every row but each id's first
+ * where the backward groups (n <= 3B/4). Returns n, the distinct ids. */
+static int64_t check_dense_ids(int64_t b, int64_t vocab, int acc)
 {
     const int64_t d = 3, h = 5, k = 8, first = 2;
     Rng r;
@@ -635,6 +637,13 @@ static void check_dense_ids(int64_t b, int64_t vocab, int acc)
         ids[i] = (int32_t)rng_below(&r, (uint64_t)vocab);
         memcpy(x + i * d, table + (int64_t)ids[i] * d, (size_t)d * sizeof *x);
     }
+    int64_t n = 0;
+    for (int64_t v = 0; v < vocab; v++)
+        for (int64_t i = 0; i < b; i++)
+            if (ids[i] == v) {
+                n++;
+                break;
+            }
     KernelCall c = {0};
     int at = acc ? 1 : 0;
     if (acc) c.in[0] = base, c.in_shape[0] = shp(b, h);
@@ -683,12 +692,13 @@ static void check_dense_ids(int64_t b, int64_t vocab, int acc)
             assert_true(fabs(want - got) <= 1e-4 * (1 + fabs(want)));
         }
         /* grouped: only the id's first row carries its gradient */
-        for (int64_t i = 0; 2 * vocab <= b && i < b; i++)
+        for (int64_t i = 0; 4 * n <= 3 * b && i < b; i++)
             if (ids[i] == v && i != seen)
                 for (int64_t q = 0; q < d; q++) assert_true(dx[i * d + q] == 0.0f);
     }
     free(table), free(x), free(w), free(base), free(y), free(dy), free(dx), free(dw), free(work);
     free(ids);
+    return n;
 }
 
 static void test_dense_ids(void **state)
@@ -697,6 +707,9 @@ static void test_dense_ids(void **state)
     for (int acc = 0; acc < 2; acc++) {
         check_dense_ids(40, 6, acc);    /* few ids: grouped */
         check_dense_ids(40, 1000, acc); /* mostly distinct: the plain product */
+        /* between: the forward's plain product, the backward's grouped one */
+        int64_t n = check_dense_ids(40, 50, acc);
+        assert_true(2 * n > 40 && 4 * n <= 3 * 40);
     }
     assert_int_equal(pool_start(2), 0);
     check_dense_ids(3000, 300, 0); /* grouped, the copy split across the pool */
@@ -1161,14 +1174,15 @@ static void test_fast_exp_accuracy(void **state)
  * blocked one on random rows, the distinct-id one on rows gathered from small
  * tables, so that ids repeat (the grouping it relies on) and rows with equal
  * ids are equal. Block sizes smaller than the batch exercise several blocks. */
-static void check_fused_xent(int64_t b, int64_t vq, int64_t vc, int64_t rows, uint64_t seed)
+static void check_fused_xent_d(int64_t b, int64_t vq, int64_t vc, int64_t rows, uint64_t seed,
+                               int64_t d)
 {
-    const int64_t d = 5;
     Rng r;
     rng_seed(&r, seed);
     float *tq = fbuf((size_t)(vq * d)), *tc = fbuf((size_t)(vc * d));
-    fill_uniform(&r, tq, (size_t)(vq * d), -1.5f, 1.5f);
-    fill_uniform(&r, tc, (size_t)(vc * d), -1.5f, 1.5f);
+    float span = 1.5f * sqrtf(5.0f / (float)d); /* scores of the same spread whatever D */
+    fill_uniform(&r, tq, (size_t)(vq * d), -span, span);
+    fill_uniform(&r, tc, (size_t)(vc * d), -span, span);
     int32_t *qid = calloc((size_t)b, sizeof *qid), *cid = calloc((size_t)b, sizeof *cid);
     float *q = fbuf((size_t)(b * d)), *c = fbuf((size_t)(b * d)), *s = fbuf((size_t)(b * b));
     float *want_q = fbuf((size_t)(b * d)), *want_c = fbuf((size_t)(b * d));
@@ -1230,6 +1244,108 @@ static void check_fused_xent(int64_t b, int64_t vq, int64_t vc, int64_t rows, ui
         free(dq), free(dc), free(work);
     }
     free(tq), free(tc), free(qid), free(cid), free(q), free(c), free(s), free(want_q), free(want_c);
+}
+
+/* Each case with D = 5 (sgemm's products) and D = 32, 64 (the AVX-512 ones
+ * where the CPU has them; sgemm's too, switched to). */
+static void check_fused_xent(int64_t b, int64_t vq, int64_t vc, int64_t rows, uint64_t seed)
+{
+    check_fused_xent_d(b, vq, vc, rows, seed, 5);
+    for (int fast = 0; fast < 2; fast++) {
+        xent_fast_enable(fast);
+        check_fused_xent_d(b, vq, vc, rows, seed, 32);
+        check_fused_xent_d(b, vq, vc, rows + 64, seed, 64);
+    }
+    xent_fast_enable(1);
+}
+
+/* The AVX-512 tile products against the same products in double, on shapes
+ * with partial blocks of rows (8), columns (32 and 8) and several slices of
+ * D (32). */
+static void test_xent_fast_products(void **state)
+{
+    (void)state;
+    if (!xent_fast_usable(32)) {
+        print_message("no AVX-512 here: the tile products are sgemm's\n");
+        return;
+    }
+    assert_false(xent_fast_usable(16));
+    const int64_t ns[] = {1, 7, 8, 9, 64}, ncs[] = {1, 31, 32, 33, 100}, ds[] = {32, 64, 96};
+    Rng r;
+    rng_seed(&r, 21);
+    for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
+        for (size_t b = 0; b < sizeof ncs / sizeof *ncs; b++)
+            for (size_t e = 0; e < sizeof ds / sizeof *ds; e++) {
+                int64_t n = ns[a], nc = ncs[b], d = ds[e];
+                float alpha = (a + b) % 2 ? 0.5f : 1.0f;
+                float *q = fbuf((size_t)(n * d)), *c = fbuf((size_t)(nc * d));
+                float *ct = fbuf((size_t)xent_panels_floats(nc, d)), *t = fbuf((size_t)(n * nc));
+                float *g = fbuf((size_t)(n * d)), *h = fbuf((size_t)(nc * d));
+                fill_uniform(&r, q, (size_t)(n * d), -1.0f, 1.0f);
+                fill_uniform(&r, c, (size_t)(nc * d), -1.0f, 1.0f);
+                fill_uniform(&r, h, (size_t)(nc * d), -1.0f, 1.0f);
+                xent_panels(c, nc, d, ct);
+                xent_fast_scores(q, n, ct, nc, d, alpha, t);
+                for (int64_t i = 0; i < n; i++)
+                    for (int64_t j = 0; j < nc; j++) {
+                        double dot = 0;
+                        for (int64_t k = 0; k < d; k++) dot += (double)q[i * d + k] * c[j * d + k];
+                        expect_close(t[i * nc + j], alpha * dot, 1e-5, 1e-5, "tile score",
+                                     (size_t)(i * nc + j));
+                    }
+                xent_fast_g(t, n, nc, c, d, alpha, g);
+                for (int64_t i = 0; i < n; i++)
+                    for (int64_t k = 0; k < d; k++) {
+                        double sum = 0;
+                        for (int64_t j = 0; j < nc; j++)
+                            sum += (double)t[i * nc + j] * c[j * d + k];
+                        expect_close(g[i * d + k], alpha * sum, 1e-5, 1e-5, "tile g",
+                                     (size_t)(i * d + k));
+                    }
+                int add = (int)(b % 2);
+                float *h0 = fbuf((size_t)(nc * d));
+                memcpy(h0, h, (size_t)(nc * d) * sizeof *h);
+                xent_fast_h(t, n, nc, q, d, alpha, add, h);
+                for (int64_t j = 0; j < nc; j++)
+                    for (int64_t k = 0; k < d; k++) {
+                        double sum = add ? h0[j * d + k] : 0.0;
+                        for (int64_t i = 0; i < n; i++)
+                            sum += (double)alpha * t[i * nc + j] * q[i * d + k];
+                        expect_close(h[j * d + k], sum, 1e-5, 1e-5, "tile h", (size_t)(j * d + k));
+                    }
+                free(q), free(c), free(ct), free(t), free(g), free(h), free(h0);
+            }
+}
+
+/* The AVX-512 exp (the fast softmax's) against double exp on a grid over
+ * [-87, 88] (normal results), and at its ends: 0 below the float range and
+ * at -inf, infinity above it, NaN kept. */
+static void test_xent_fast_exp(void **state)
+{
+    (void)state;
+    if (!xent_fast_usable(32)) {
+        print_message("no AVX-512 here: the softmax uses kern_expf\n");
+        return;
+    }
+    enum { N = 1 << 20 };
+    float *x = fbuf(N), *y = fbuf(N);
+    for (int i = 0; i < N; i++) x[i] = -87.0f + 175.0f * (float)i / (float)(N - 1);
+    xent_fast_exp(x, N, y);
+    double worst = 0.0;
+    for (int i = 0; i < N; i++) {
+        double want = exp((double)x[i]), rel = fabs(y[i] - want) / want;
+        if (rel > worst) worst = rel;
+        if (!(rel < 2.5e-7)) fail_msg("fast exp(%.9g) = %.9g, want %.9g", x[i], y[i], want);
+    }
+    print_message("fast exp: max relative error %.3g on [-87, 88]\n", worst);
+    const float ends[] = {-104.0f, -1e30f, -INFINITY, 89.0f, INFINITY, NAN, 0.0f};
+    float got[7];
+    xent_fast_exp(ends, 7, got);
+    for (int i = 0; i < 3; i++) assert_true(got[i] == 0.0f);
+    assert_true(isinf(got[3]) && got[3] > 0 && isinf(got[4]));
+    assert_true(isnan(got[5]));
+    assert_true(got[6] == 1.0f);
+    free(x), free(y);
 }
 
 static void test_fused_inbatch_softmax(void **state)
@@ -1857,6 +1973,8 @@ int main(void)
         cmocka_unit_test(test_gelu),
         cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_fused_inbatch_softmax_threads_repeat),
+        cmocka_unit_test(test_xent_fast_products),
+        cmocka_unit_test(test_xent_fast_exp),
         cmocka_unit_test(test_row_kernels_threads),
         cmocka_unit_test(test_pool_solo),
     };

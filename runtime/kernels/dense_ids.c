@@ -64,14 +64,23 @@ static int64_t group_ids(const int32_t *ids, int64_t b, IdsWork *w)
     return g + 1;
 }
 
-/* Whether the distinct ids are few enough for the grouped form to pay: it
- * makes n products and copies B rows, the plain form makes B products (which
- * cost several copies each). With most ids distinct (uniform ids over a large
- * vocabulary) the kernels fall back to the plain product on every row: the
- * same result up to rounding, and the same bytes at a given thread count. */
+/* Whether the distinct ids are few enough for the grouped form to pay. The
+ * forward makes n products and copies B rows against B products (which cost
+ * several copies each): it pays up to n = B/2. The backward sums dy by group
+ * (one pass over it) and makes its two products over n rows, where the plain
+ * form's two products each pack all of dy: it pays further, measured up to
+ * n = 3B/4 (the users of bench/scale.sh 10m, n = 0.55 B: a third less
+ * time). With most ids distinct (uniform ids over a large vocabulary) the
+ * kernels fall back to the plain product on every row: the same result up to
+ * rounding, and the same bytes at a given thread count. */
 static int few_ids(int64_t n, int64_t b)
 {
     return 2 * n <= b;
+}
+
+static int few_ids_backward(int64_t n, int64_t b)
+{
+    return 4 * n <= 3 * b;
 }
 
 /* Each row gets its id's product: dense_ids, whose inputs are x, w, ids. */
@@ -216,7 +225,7 @@ void kernel_dense_ids_grad(const KernelCall *call)
     memset(dw, 0, (size_t)(k * h) * sizeof *dw);
     if (b == 0 || h == 0 || d == 0) return;
     int64_t n = group_ids(ids, b, &w);
-    if (!few_ids(n, b)) {
+    if (!few_ids_backward(n, b)) {
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, (int)h, (int)b, 1.0f, x,
                     (int)d, dy, (int)h, 0.0f, dw + first * h, (int)h);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)d, (int)h, 1.0f, dy,

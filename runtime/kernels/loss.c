@@ -165,7 +165,10 @@ void kernel_loss_weight(const KernelCall *call)
  * stays in cache (XENT_TILE_FLOATS), exponentiated in place (kern_expf, with
  * each row's max taken first), and multiplied back by two more sgemm calls,
  * G's rows written and H accumulated; so the cost is the three products plus
- * one exp per score, and no (nq,nc) matrix exists. The rows are split into
+ * one exp per score, and no (nq,nc) matrix exists. Where the CPU has AVX-512
+ * and D is a multiple of 32, the three products and the softmax are
+ * xent_avx512.c's instead, which read C from panels made once per call (a
+ * third less time at D = 32: sgemm repacked C for every tile). The rows are split into
  * parts run on the thread pool: each part has its own tile and (after the
  * first) its own H, summed in part order afterwards, so the result depends on
  * the number of parts only. */
@@ -225,23 +228,33 @@ static void xent_part(void *ctx, int part, int parts)
     int first = 1;
     for (int64_t a0 = lo; a0 < hi; a0 += job->rows) {
         int64_t n = hi - a0 < job->rows ? hi - a0 : job->rows;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nc, (int)d, alpha,
-                    job->qd + a0 * d, (int)d, job->cd, (int)d, 0.0f, tile, (int)nc);
+        if (job->panels)
+            xent_fast_scores(job->qd + a0 * d, n, job->panels, nc, d, alpha, tile);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nc, (int)d, alpha,
+                        job->qd + a0 * d, (int)d, job->cd, (int)d, 0.0f, tile, (int)nc);
         for (int64_t i = 0; i < n; i++) {
             float *row = tile + i * nc;
             if (job->shift)
                 for (int64_t j = 0; j < nc; j++) row[j] -= job->shift[j];
-            double l = softmax_row(row, nc, job->cn);
+            double l =
+                job->panels ? xent_fast_softmax(row, nc, job->cn) : softmax_row(row, nc, job->cn);
             if (job->row)
                 lse += job->row(job, a0 + i, row, l);
             else
                 lse += (job->qn ? (double)job->qn[a0 + i] : 1.0) * l;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)d, (int)nc, alpha, tile,
-                    (int)nc, job->cw, (int)d, 0.0f, job->g + a0 * d, (int)d);
+        if (job->panels)
+            xent_fast_g(tile, n, nc, job->cw, d, alpha, job->g + a0 * d);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)d, (int)nc, alpha,
+                        tile, (int)nc, job->cw, (int)d, 0.0f, job->g + a0 * d, (int)d);
         if (job->mask) job->mask(job, a0, n, tile);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nc, (int)d, (int)n, alpha, tile,
-                    (int)nc, job->qw + a0 * d, (int)d, first ? 0.0f : 1.0f, h, (int)d);
+        if (job->panels)
+            xent_fast_h(tile, n, nc, job->qw + a0 * d, d, alpha, !first, h);
+        else
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nc, (int)d, (int)n, alpha,
+                        tile, (int)nc, job->qw + a0 * d, (int)d, first ? 0.0f : 1.0f, h, (int)d);
         first = 0;
     }
     if (first) memset(h, 0, (size_t)(nc * d) * sizeof *h);
@@ -257,6 +270,11 @@ double xent_run(XentJob *job, float *space, int64_t space_floats)
     int parts = pool_parts(job->nq * nc, 1 << 16); /* 64k scores: ~0.1 ms a part */
     if (parts > POOL_MAX_PARTS) parts = POOL_MAX_PARTS;
     int64_t rows = 0;
+    /* C in panels for the AVX-512 products, when there is room for it and
+     * still a tile of 8 rows (their block) */
+    int64_t ct_floats = xent_fast_usable(d) ? xent_panels_floats(nc, d) : 0;
+    if (space_floats < ct_floats + 8 * nc) ct_floats = 0;
+    space_floats -= ct_floats;
     for (; parts >= 1; parts--) {
         /* each part: rows * nc of tile, and nc * d of H after the first */
         int64_t avail = (space_floats - (int64_t)(parts - 1) * nc * d) / parts;
@@ -271,6 +289,11 @@ double xent_run(XentJob *job, float *space, int64_t space_floats)
     job->rows = rows;
     job->space = space;
     job->hparts = space + parts * rows * nc;
+    job->panels = NULL;
+    if (ct_floats) {
+        job->panels = job->hparts + (int64_t)(parts - 1) * nc * d;
+        xent_panels(job->cd, nc, d, job->panels);
+    }
     int blas = openblas_get_num_threads();
     if (parts > 1) openblas_set_num_threads(1);
     pool_run(xent_part, job, parts);

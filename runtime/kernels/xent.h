@@ -2,7 +2,8 @@
  * _qc and _ids forms) and of retrieval_opt.c and retrieval_mixed.c (the
  * retrieval options and mixed negatives, through retrieval_group.c): the
  * blocked, threaded softmax product over distinct rows and columns, and the
- * radix sort that groups rows by id. Private to runtime/kernels. */
+ * radix sort that groups rows by id. Private to runtime/kernels, and to
+ * runtime/dist.c, whose split softmax runs xent_run on its own rows. */
 #ifndef MTR_XENT_H
 #define MTR_XENT_H
 
@@ -42,6 +43,8 @@ struct XentJob {
     float *g, *h;            /* (nq,D) and (nc,D) */
     float *space;            /* the parts' (rows,nc) tiles, one after another */
     float *hparts;           /* after them, (nc,D) of H for each part but the first */
+    float *panels;           /* after them, C in panels (xent_panels) when the
+                              * tiles use xent_avx512.c's products, else NULL */
     double lse[POOL_MAX_PARTS];
 };
 
@@ -49,6 +52,26 @@ struct XentJob {
  * parts and the tile's rows that fit, runs the parts, and sums H and the
  * totals in part order. Returns the total. */
 double xent_run(XentJob *job, float *space, int64_t space_floats);
+
+/* The tile products of xent_avx512.c, which xent_run uses when the CPU has
+ * AVX-512 and D is a multiple of 32 (else sgemm): scores tile = alpha Q C^T
+ * from C in panels (each 32 columns of C^T, D x 32, the last padded with
+ * zeros), g = alpha tile W (W (nc,D)), h = alpha tile^T W (W (n,D)), added to
+ * h when add is set. */
+int xent_fast_usable(int64_t d);
+void xent_fast_enable(int on); /* tests: 0 makes xent_run use sgemm */
+int64_t xent_panels_floats(int64_t nc, int64_t d);
+void xent_panels(const float *c, int64_t nc, int64_t d, float *panels);
+void xent_fast_scores(const float *q, int64_t n, const float *panels, int64_t nc, int64_t d,
+                      float alpha, float *tile);
+/* softmax_row's work with AVX-512 (row becomes its softmax, cn weighs Z's
+ * terms; returns log Z), and its exp alone (for the tests). */
+double xent_fast_softmax(float *row, int64_t nc, const float *cn);
+void xent_fast_exp(const float *x, int64_t n, float *y);
+void xent_fast_g(const float *tile, int64_t n, int64_t nc, const float *w, int64_t d, float alpha,
+                 float *g);
+void xent_fast_h(const float *tile, int64_t n, int64_t nc, const float *w, int64_t d, float alpha,
+                 int add, float *h);
 
 /* Sorts rows 0..n-1 by key (int32 ids; negative ones count as 0), stably;
  * order receives the rows, tmp is scratch (n each). */
