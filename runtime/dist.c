@@ -7,8 +7,8 @@
 #include "mtr/dist.h"
 
 #include "kernels/kern.h"
+#include "kernels/xent.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,7 +128,8 @@ static void rescale_mean(DistStep *st, const KernelCall *call)
     for (int64_t i = 0; i < m; i++) out[i] *= k;
 }
 
-/* Rows of the scores tile the in-batch softmax makes at a time. */
+/* The split softmax's room for xent_run (its tiles, H's parts, C's panels), in
+ * rows of the global batch. */
 #define XENT_TILE_ROWS 64
 
 static int cmp_u64(const void *x, const void *y)
@@ -188,34 +189,19 @@ static void split_xent(DistStep *st, const KernelCall *call, int with_ids)
         group_rows(st->c, with_ids ? st->cid : NULL, b, w, st->keys, st->ca, st->cn, st->cd);
     for (int64_t a = 0; a < nq * w; a++) st->qw[a] = st->qn[a / w] * st->qd[a];
     for (int64_t m = 0; m < nc * w; m++) st->cw[m] = st->cn[m / w] * st->cd[m];
-    double total = 0.0;
-    /* a tile of at most 1 MiB of scores, so that it stays in cache between passes */
-    int64_t tr = (256 * 1024) / (nc > 0 ? nc : 1);
-    tr = tr < 1 ? 1 : tr > XENT_TILE_ROWS ? XENT_TILE_ROWS : tr;
-    for (int64_t a0 = 0; a0 < nq; a0 += tr) {
-        int64_t r = nq - a0 < tr ? nq - a0 : tr;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)r, (int)nc, (int)w, 1.0f,
-                    st->qd + a0 * w, (int)w, st->cd, (int)w, 0.0f, st->tile, (int)nc);
-        for (int64_t i = 0; i < r; i++) {
-            float *row = st->tile + i * nc;
-            float mx = kern_row_max(row, nc);
-            for (int64_t j = 0; j < nc; j++) row[j] = kern_expf(row[j] - mx);
-            double lane[8] = {0};
-            int64_t j = 0;
-            for (; j + 8 <= nc; j += 8)
-                for (int k = 0; k < 8; k++) lane[k] += (double)st->cn[j + k] * row[j + k];
-            double z = 0.0;
-            for (; j < nc; j++) z += (double)st->cn[j] * row[j];
-            for (int k = 0; k < 8; k++) z += lane[k];
-            float inv = (float)(1.0 / z);
-            for (j = 0; j < nc; j++) row[j] *= inv;
-            total += (double)st->qn[a0 + i] * ((double)mx + log(z));
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)r, (int)w, (int)nc, 1.0f,
-                    st->tile, (int)nc, st->cw, (int)w, 0.0f, st->g + a0 * w, (int)w);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nc, (int)w, (int)r, 1.0f,
-                    st->tile, (int)nc, st->qw + a0 * w, (int)w, a0 ? 1.0f : 0.0f, st->h, (int)w);
-    }
+    /* the kernels' fused softmax (kernels/xent.h) on this rank's distinct rows */
+    XentJob job = {.qd = st->qd,
+                   .cd = st->cd,
+                   .qw = st->qw,
+                   .cw = st->cw,
+                   .qn = st->qn,
+                   .cn = st->cn,
+                   .nq = nq,
+                   .nc = nc,
+                   .d = w,
+                   .g = st->g,
+                   .h = st->h};
+    double total = nc > 0 ? xent_run(&job, st->tile, XENT_TILE_ROWS * b) : 0.0;
     float *dq = call->out[1], *dc = call->out[2];
     for (int64_t i = 0; i < nl; i++) {
         const float *qi = q + i * w, *ci = st->c + (lo + i) * w, *gi = st->g + st->qa[i] * w;
