@@ -1067,14 +1067,16 @@ static int run_main(int argc, char **argv, const MtrDist *dist)
         for (int i = 0; i < a.n_owned; i++) free((char *)a.names[i]);
         return rc;
     }
-    /* OpenBLAS gets --threads too, unless MTR_BLAS_THREADS says otherwise
-     * (1 to 256; OPENBLAS_NUM_THREADS itself is overridden, and is what
-     * mtr_memlimit_reexec sets): the products' threads apart from the pool's. */
+    /* OpenBLAS gets one thread unless MTR_BLAS_THREADS says otherwise (1 to
+     * 256; OPENBLAS_NUM_THREADS itself is overridden, and is what
+     * mtr_memlimit_reexec sets): the kernels split every large product on the
+     * pool themselves (kern_sgemm), whose workers sleep between kernels where
+     * OpenBLAS's spin and take a core from the next kernel's parts. A sweep
+     * spends --threads on runs side by side, each with one kernel thread and
+     * one OpenBLAS thread (runtime/sweep.c). */
     const char *blas_env = getenv("MTR_BLAS_THREADS");
-    /* A sweep spends --threads on runs side by side instead, each with one
-     * kernel thread and one OpenBLAS thread (runtime/sweep.c). */
     int runs_side_by_side = strcmp(cmd, "sweep") == 0;
-    int blas = runs_side_by_side ? 1 : a.threads;
+    int blas = 1;
     if (blas_env && *blas_env) {
         int n;
         if (parse_int(blas_env, &n) || n <= 0 || n > 256) {

@@ -1246,6 +1246,47 @@ static void check_fused_xent_d(int64_t b, int64_t vq, int64_t vc, int64_t rows, 
     free(tq), free(tc), free(qid), free(cid), free(q), free(c), free(s), free(want_q), free(want_c);
 }
 
+/* kern_sgemm against the product in double, split on the pool by rows (a
+ * tall product) and by columns (a short, wide one), every transpose, with
+ * alpha and beta, and the same bytes again on a second call. */
+static void test_kern_sgemm(void **state)
+{
+    (void)state;
+    const int64_t shapes[][3] = {{3000, 40, 64}, {8, 8192, 96}, {5, 7, 3}};
+    Rng r;
+    rng_seed(&r, 31);
+    assert_int_equal(pool_start(3), 0);
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (int t = 0; t < 4; t++) {
+            int ta = t & 1, tb = t >> 1;
+            int64_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+            int64_t lda = ta ? m : k, ldb = tb ? k : n;
+            float *a = fbuf((size_t)(m * k)), *b = fbuf((size_t)(k * n));
+            float *c = fbuf((size_t)(m * n)), *c0 = fbuf((size_t)(m * n));
+            float *again = fbuf((size_t)(m * n));
+            fill_uniform(&r, a, (size_t)(m * k), -1.0f, 1.0f);
+            fill_uniform(&r, b, (size_t)(k * n), -1.0f, 1.0f);
+            fill_uniform(&r, c0, (size_t)(m * n), -1.0f, 1.0f);
+            float beta = (float)(t % 2);
+            memcpy(c, c0, (size_t)(m * n) * sizeof *c);
+            memcpy(again, c0, (size_t)(m * n) * sizeof *c);
+            kern_sgemm(ta, tb, m, n, k, 0.5f, a, lda, b, ldb, beta, c, n);
+            kern_sgemm(ta, tb, m, n, k, 0.5f, a, lda, b, ldb, beta, again, n);
+            assert_memory_equal(c, again, (size_t)(m * n) * sizeof *c);
+            for (int64_t i = 0; i < m; i++)
+                for (int64_t j = 0; j < n; j++) {
+                    double sum = 0.0;
+                    for (int64_t q = 0; q < k; q++)
+                        sum += (double)(ta ? a[q * lda + i] : a[i * lda + q]) *
+                               (tb ? b[j * ldb + q] : b[q * ldb + j]);
+                    double want = 0.5 * sum + beta * c0[i * n + j];
+                    expect_close(c[i * n + j], want, 1e-5, 1e-5, "kern_sgemm", (size_t)(i * n + j));
+                }
+            free(a), free(b), free(c), free(c0), free(again);
+        }
+    pool_stop();
+}
+
 /* Each case with D = 5 (sgemm's products) and D = 32, 64 (the AVX-512 ones
  * where the CPU has them; sgemm's too, switched to). */
 static void check_fused_xent(int64_t b, int64_t vq, int64_t vc, int64_t rows, uint64_t seed)
@@ -1974,6 +2015,7 @@ int main(void)
         cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_fused_inbatch_softmax_threads_repeat),
         cmocka_unit_test(test_xent_fast_products),
+        cmocka_unit_test(test_kern_sgemm),
         cmocka_unit_test(test_xent_fast_exp),
         cmocka_unit_test(test_row_kernels_threads),
         cmocka_unit_test(test_pool_solo),

@@ -25,37 +25,6 @@ static void outer_rows(const KernelCall *call, int64_t lo, int64_t hi)
     }
 }
 
-/* The least multiply-adds worth a part of a product of its own on the pool
- * (some 20 microseconds of sgemm). */
-#define MATMUL_MIN_PART (1 << 21)
-
-/* Rows [lo, hi) of c = op(a) op(b): op(a)'s rows are a's rows, or a's columns
- * when transposed (same leading dimension, shifted start). */
-static void matmul_rows(const KernelCall *call, int64_t lo, int64_t hi)
-{
-    const float *a = call->in[0], *b = call->in[1];
-    float *c = call->out[0];
-    int ta = call->iattr[0] != 0, tb = call->iattr[1] != 0;
-    int64_t n = call->out_shape[0].cols, k = ta ? call->in_shape[0].rows : call->in_shape[0].cols;
-    int64_t lda = call->in_shape[0].cols;
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                (int)(hi - lo), (int)n, (int)k, 1.0f, a + (ta ? lo : lo * lda), (int)lda, b,
-                (int)call->in_shape[1].cols, 0.0f, c + lo * n, (int)n);
-}
-
-typedef struct {
-    const KernelCall *call;
-    int64_t m;
-} MatmulJob;
-
-static void matmul_part(void *ctx, int part, int parts)
-{
-    const MatmulJob *job = ctx;
-    int64_t lo, hi;
-    pool_rows(job->m, 16, part, parts, &lo, &hi);
-    if (lo < hi) matmul_rows(job->call, lo, hi);
-}
-
 /* matmul(a, b) -> c = op(a) op(b), op = transpose when iattr0 / iattr1 is set.
  * Gradient: da = dc op(b)^T (transposed back if a was), db = op(a)^T dc. */
 void kernel_matmul(const KernelCall *call)
@@ -75,23 +44,8 @@ void kernel_matmul(const KernelCall *call)
         kern_rows(call, m, n, 1, outer_rows);
         return;
     }
-    /* A large product's rows are split into parts on the runtime's pool, each
-     * one sgemm on one OpenBLAS thread: every element is summed as a whole
-     * product sums it (the inner extent is never split), and the pool's
-     * workers sleep between kernels, where OpenBLAS's spin. */
-    int parts = pool_parts(m * n * k, MATMUL_MIN_PART);
-    if (parts > m / 16) parts = (int)(m / 16);
-    if (parts <= 1) {
-        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                    (int)m, (int)n, (int)k, 1.0f, a, (int)call->in_shape[0].cols, b,
-                    (int)call->in_shape[1].cols, 0.0f, c, (int)n);
-        return;
-    }
-    MatmulJob job = {call, m};
-    int blas = openblas_get_num_threads();
-    openblas_set_num_threads(1);
-    pool_run(matmul_part, &job, parts);
-    openblas_set_num_threads(blas);
+    kern_sgemm(ta, tb, m, n, k, 1.0f, a, call->in_shape[0].cols, b, call->in_shape[1].cols, 0.0f, c,
+               n);
 }
 
 /* bias_add(x, b) -> x + b on every row. Gradient: dx = dy, db = sum_rows(dy). */

@@ -6,8 +6,6 @@
  * ids (B); the part of w used is rows first..first+D (iattr0). */
 #include "kernels/kern.h"
 
-#include <cblas.h>
-
 /* The work's layout, B rows of floats: a (B,D) block for the distinct rows of
  * x, a (B,H) block (the distinct products forward; the summed dy backward), in
  * the backward a second (B,D) block, then four int32 vectors: each row's
@@ -161,8 +159,8 @@ static void dense_ids_run(const KernelCall *call, int at, int relu)
     int64_t n = group_ids(ids, b, &w);
     if (d > 0 && !few_ids(n, b)) {
         if (at && y != call->in[0]) memcpy(y, call->in[0], (size_t)(b * h) * sizeof *y);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)b, (int)h, (int)d, 1.0f, x,
-                    (int)d, wt + (int64_t)call->iattr[0] * h, (int)h, at ? 1.0f : 0.0f, y, (int)h);
+        kern_sgemm(0, 0, b, h, d, 1.0f, x, d, wt + (int64_t)call->iattr[0] * h, h, at ? 1.0f : 0.0f,
+                   y, h);
         if (relu) kern_rows(call, b, h, 1, bias_relu_in_place);
         return;
     }
@@ -171,8 +169,7 @@ static void dense_ids_run(const KernelCall *call, int at, int relu)
     if (d == 0)
         memset(w.p, 0, (size_t)(n * h) * sizeof *w.p);
     else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)h, (int)d, 1.0f, w.xd,
-                    (int)d, wt + (int64_t)call->iattr[0] * h, (int)h, 0.0f, w.p, (int)h);
+        kern_sgemm(0, 0, n, h, d, 1.0f, w.xd, d, wt + (int64_t)call->iattr[0] * h, h, 0.0f, w.p, h);
     kern_rows(call, b, h, 1, relu ? add_products_bias_relu : at ? add_products : copy_products);
 }
 
@@ -226,20 +223,16 @@ void kernel_dense_ids_grad(const KernelCall *call)
     if (b == 0 || h == 0 || d == 0) return;
     int64_t n = group_ids(ids, b, &w);
     if (!few_ids_backward(n, b)) {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, (int)h, (int)b, 1.0f, x,
-                    (int)d, dy, (int)h, 0.0f, dw + first * h, (int)h);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)d, (int)h, 1.0f, dy,
-                    (int)h, wt + first * h, (int)h, 0.0f, dx, (int)d);
+        kern_sgemm(1, 0, d, h, b, 1.0f, x, d, dy, h, 0.0f, dw + first * h, h);
+        kern_sgemm(0, 1, b, d, h, 1.0f, dy, h, wt + first * h, h, 0.0f, dx, d);
         return;
     }
     memset(w.p, 0, (size_t)(n * h) * sizeof *w.p);
     sum_by_group(dy, w.group, b, h, w.p);
     for (int64_t g = 0; g < n; g++)
         memcpy(w.xd + g * d, x + (int64_t)w.first_row[g] * d, (size_t)d * sizeof *x);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, (int)h, (int)n, 1.0f, w.xd, (int)d,
-                w.p, (int)h, 0.0f, dw + first * h, (int)h);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)d, (int)h, 1.0f, w.p, (int)h,
-                wt + first * h, (int)h, 0.0f, w.dxd, (int)d);
+    kern_sgemm(1, 0, d, h, n, 1.0f, w.xd, d, w.p, h, 0.0f, dw + first * h, h);
+    kern_sgemm(0, 1, n, d, h, 1.0f, w.p, h, wt + first * h, h, 0.0f, w.dxd, d);
     for (int64_t g = 0; g < n; g++)
         memcpy(dx + (int64_t)w.first_row[g] * d, w.dxd + g * d, (size_t)d * sizeof *dx);
 }

@@ -4,7 +4,6 @@
  * the kernels get E from iattr0 (they see the leading axes folded). */
 #include "kern.h"
 
-#include <cblas.h>
 #include <string.h>
 
 /* expert_dense(x, w (E,I,H), b (E,H)) -> y (E,B,H) = x(_e) w_e + b_e */
@@ -19,9 +18,8 @@ void kernel_expert_dense(const KernelCall *call)
     for (int64_t e = 0; e < e_n; e++) {
         float *ye = y + e * bsz * h;
         for (int64_t r = 0; r < bsz; r++) memcpy(ye + r * h, b + e * h, (size_t)h * sizeof *b);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)bsz, (int)h, (int)in, 1.0f,
-                    x + (shared ? 0 : e * bsz * in), (int)in, w + e * in * h, (int)h, 1.0f, ye,
-                    (int)h);
+        kern_sgemm(0, 0, bsz, h, in, 1.0f, x + (shared ? 0 : e * bsz * in), in, w + e * in * h, h,
+                   1.0f, ye, h);
     }
 }
 
@@ -38,16 +36,14 @@ void kernel_expert_dense_grad(const KernelCall *call)
     for (int64_t e = 0; e < e_n; e++) {
         const float *dye = dy + e * bsz * h;
         const float *xe = x + (shared ? 0 : e * bsz * in);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)in, (int)h, (int)bsz, 1.0f, xe,
-                    (int)in, dye, (int)h, 0.0f, dw + e * in * h, (int)h);
+        kern_sgemm(1, 0, in, h, bsz, 1.0f, xe, in, dye, h, 0.0f, dw + e * in * h, h);
         for (int64_t j = 0; j < h; j++) {
             double s = 0.0;
             for (int64_t r = 0; r < bsz; r++) s += dye[r * h + j];
             db[e * h + j] = (float)s;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)bsz, (int)in, (int)h, 1.0f, dye,
-                    (int)h, w + e * in * h, (int)h, shared && e > 0 ? 1.0f : 0.0f,
-                    dx + (shared ? 0 : e * bsz * in), (int)in);
+        kern_sgemm(0, 1, bsz, in, h, 1.0f, dye, h, w + e * in * h, h, shared && e > 0 ? 1.0f : 0.0f,
+                   dx + (shared ? 0 : e * bsz * in), in);
     }
 }
 
