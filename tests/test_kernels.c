@@ -478,6 +478,44 @@ static void test_mse_bce(void **state)
     check_loss_grad(kernel_bce_logits, kernel_bce_logits_grad, pred, bin, B, "bce_logits_grad fd");
 }
 
+/* mean_rows, as dist.c sets it: two shares of a batch (one label missing),
+ * each dividing by the whole batch's labelled rows, give the whole call's
+ * gradient bit for bit and its loss as the sum of theirs. */
+static void test_mean_rows(void **state)
+{
+    (void)state;
+    enum { B = 11, CUT = 4 };
+    Rng r;
+    rng_seed(&r, 16);
+    float pred[B], label[B], bin[B];
+    fill_uniform(&r, pred, B, -3, 3);
+    fill_uniform(&r, label, B, 1, 5);
+    for (int i = 0; i < B; i++) bin[i] = (float)(rng_next(&r) & 1);
+    label[2] = bin[2] = NAN;
+    const Kern losses[] = {kernel_mse, kernel_bce_logits},
+               grads[] = {kernel_mse_grad, kernel_bce_logits_grad};
+    for (int k = 0; k < 2; k++) {
+        const float *y = k ? bin : label;
+        float whole[B], share[B], loss[2], dloss = 0.7f;
+        run_loss_grad(grads[k], pred, y, dloss, whole, B);
+        float all = run_loss(losses[k], pred, y, B);
+        for (int part = 0; part < 2; part++) {
+            int64_t lo = part ? CUT : 0, n = part ? B - CUT : CUT;
+            KernelCall call = {0};
+            call.mean_rows = B - 1;
+            call.in[0] = pred + lo, call.in_shape[0] = shp(n, 1);
+            call.in[1] = (void *)(y + lo), call.in_shape[1] = shp(n, 1);
+            call.in[2] = &dloss, call.in_shape[2] = shp(1, 1);
+            call.out[0] = share + lo, call.out_shape[0] = shp(n, 1);
+            grads[k](&call);
+            call.out[0] = &loss[part], call.out_shape[0] = shp(1, 1);
+            losses[k](&call);
+        }
+        assert_memory_equal(share, whole, sizeof whole);
+        expect_close(loss[0] + loss[1], all, 0, 1e-6, k ? "bce shares" : "mse shares", 0);
+    }
+}
+
 static float run_xent(const float *s, float *dunit, int64_t b)
 {
     float loss = NAN;
@@ -2016,6 +2054,7 @@ int main(void)
         cmocka_unit_test(test_fused_inbatch_softmax_threads_repeat),
         cmocka_unit_test(test_xent_fast_products),
         cmocka_unit_test(test_kern_sgemm),
+        cmocka_unit_test(test_mean_rows),
         cmocka_unit_test(test_xent_fast_exp),
         cmocka_unit_test(test_row_kernels_threads),
         cmocka_unit_test(test_pool_solo),

@@ -11,9 +11,11 @@
 /* mse(pred, label) -> mean_i (pred_i - label_i)^2.
  * Gradient: mse_grad(pred, label, dloss) = 2 (pred - label) / B * dloss. */
 /* The rows whose label is present: a missing label is NaN, and its row is
- * left out of the loss and its gradient (the mean is over the others). */
-static int64_t labelled(const float *label, int64_t b)
+ * left out of the loss and its gradient (the mean is over the others); or
+ * the count the call gives (call->mean_rows). */
+static int64_t labelled(const KernelCall *call, const float *label, int64_t b)
 {
+    if (call->mean_rows > 0) return call->mean_rows;
     int64_t n = 0;
     for (int64_t i = 0; i < b; i++) n += !isnan(label[i]);
     return n;
@@ -31,7 +33,7 @@ void kernel_mse(const KernelCall *call)
         double d = (double)pred[i] - label[i];
         acc += d * d;
     }
-    int64_t n = labelled(label, b);
+    int64_t n = labelled(call, label, b);
     *loss = n > 0 ? (float)(acc / (double)n) : 0.0f;
 }
 
@@ -41,7 +43,7 @@ void kernel_mse_grad(const KernelCall *call)
     const float *label = call->in[1];          /* (B) */
     float dloss = *(const float *)call->in[2]; /* () */
     float *dpred = call->out[0];               /* (B,1) */
-    int64_t b = call->in_shape[0].rows, n = labelled(label, b);
+    int64_t b = call->in_shape[0].rows, n = labelled(call, label, b);
     float k = n > 0 ? (float)(2.0 * dloss / (double)n) : 0.0f;
     for (int64_t i = 0; i < b; i++) dpred[i] = isnan(label[i]) ? 0.0f : k * (pred[i] - label[i]);
 }
@@ -61,7 +63,7 @@ void kernel_bce_logits(const KernelCall *call)
         double x = logit[i], y = label[i];
         acc += (x > 0.0 ? x : 0.0) - x * y + log1p(exp(-fabs(x)));
     }
-    int64_t n = labelled(label, b);
+    int64_t n = labelled(call, label, b);
     *loss = n > 0 ? (float)(acc / (double)n) : 0.0f;
 }
 
@@ -71,7 +73,7 @@ void kernel_bce_logits_grad(const KernelCall *call)
     const float *label = call->in[1];          /* (B) */
     float dloss = *(const float *)call->in[2]; /* () */
     float *dlogit = call->out[0];              /* (B,1) */
-    int64_t b = call->in_shape[0].rows, n = labelled(label, b);
+    int64_t b = call->in_shape[0].rows, n = labelled(call, label, b);
     float k = n > 0 ? (float)((double)dloss / (double)n) : 0.0f;
     for (int64_t i = 0; i < b; i++) {
         float x = logit[i];
@@ -97,7 +99,7 @@ void kernel_bce_prob(const KernelCall *call)
         double q = p[i] < PROB_LO ? PROB_LO : p[i] > 1 - PROB_LO ? 1 - PROB_LO : (double)p[i];
         acc -= label[i] * log(q) + (1.0 - label[i]) * log(1.0 - q);
     }
-    int64_t n = labelled(label, b);
+    int64_t n = labelled(call, label, b);
     *loss = n > 0 ? (float)(acc / (double)n) : 0.0f;
 }
 
@@ -108,7 +110,7 @@ void kernel_bce_prob_grad(const KernelCall *call)
     const float *p = call->in[0], *label = call->in[1];
     float dloss = *(const float *)call->in[2];
     float *dp = call->out[0];
-    int64_t b = call->in_shape[0].rows, n = labelled(label, b);
+    int64_t b = call->in_shape[0].rows, n = labelled(call, label, b);
     double k = n > 0 ? (double)dloss / (double)n : 0.0;
     for (int64_t i = 0; i < b; i++) {
         double q = p[i];

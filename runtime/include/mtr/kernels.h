@@ -25,6 +25,9 @@ typedef struct {
     int32_t iattr[MTR_MAX_IATTR];
     float fattr[MTR_MAX_FATTR];
     const double *knobs; /* the run's knob values, indexed by knob id */
+    int64_t mean_rows;   /* the rows a mean loss divides by; 0: the call's labelled
+                          * rows (dist.c gives the global batch's, so that each
+                          * rank's rows get the single process's bits) */
 } KernelCall;
 
 typedef void (*KernelFn)(const KernelCall *call);
