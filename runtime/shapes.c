@@ -4,6 +4,7 @@
 #include "mtr/shapes.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -159,7 +160,9 @@ int shape_concat(const MtrShape *in, const int32_t *iattr, MtrShape *out, char *
     if (dims_eq(in[0].dim[0], in[1].dim[0], "rows of the two inputs", why, n)) return -1;
     if (in[0].dim[1].sym != in[1].dim[1].sym)
         return fail(why, n, "columns of different symbols cannot be added");
-    MtrDim c = {in[0].dim[1].sym, in[0].dim[1].k + in[1].dim[1].k};
+    int64_t width = (int64_t)in[0].dim[1].k + in[1].dim[1].k;
+    if (width > INT32_MAX) return fail(why, n, "columns %lld: too wide", (long long)width);
+    MtrDim c = {in[0].dim[1].sym, (int32_t)width};
     out[0] = matrix(in[0].dim[0], c);
     return 0;
 }
@@ -188,8 +191,8 @@ int shape_slice_cols(const MtrShape *in, const int32_t *iattr, MtrShape *out, ch
     if (want(in, 0, 2, MTR_DT_F32, why, n)) return -1;
     if (in[0].dim[1].sym >= 0) return fail(why, n, "slice of a symbolic width");
     if (iattr[0] < 0 || iattr[1] <= 0 || (int64_t)iattr[0] + iattr[1] > in[0].dim[1].k)
-        return fail(why, n, "columns %d..%d outside a width of %d", iattr[0], iattr[0] + iattr[1],
-                    in[0].dim[1].k);
+        return fail(why, n, "columns %d..%lld outside a width of %d", iattr[0],
+                    (long long)iattr[0] + iattr[1], in[0].dim[1].k);
     out[0] = matrix(in[0].dim[0], (MtrDim){-1, iattr[1]});
     return 0;
 }
