@@ -435,16 +435,22 @@ static void check_loss_grad(Kern loss, Kern grad, const float *pred, const float
     free(p);
 }
 
+/* The losses' inputs: predictions in [-3, 3], ratings in [1, 5], 0/1 labels. */
+static void fill_loss_inputs(uint64_t seed, float *pred, float *label, float *bin, int b)
+{
+    Rng r;
+    rng_seed(&r, seed);
+    fill_uniform(&r, pred, (size_t)b, -3, 3);
+    fill_uniform(&r, label, (size_t)b, 1, 5);
+    for (int i = 0; i < b; i++) bin[i] = (float)(rng_next(&r) & 1);
+}
+
 static void test_mse_bce(void **state)
 {
     (void)state;
     enum { B = 11 };
-    Rng r;
-    rng_seed(&r, 6);
     float pred[B], label[B], bin[B];
-    fill_uniform(&r, pred, B, -3, 3);
-    fill_uniform(&r, label, B, 1, 5);
-    for (int i = 0; i < B; i++) bin[i] = (float)(rng_next(&r) & 1);
+    fill_loss_inputs(6, pred, label, bin, B);
     pred[0] = 40.0f; /* bce's stable form far out in both tails */
     pred[1] = -40.0f;
 
@@ -485,12 +491,8 @@ static void test_mean_rows(void **state)
 {
     (void)state;
     enum { B = 11, CUT = 4 };
-    Rng r;
-    rng_seed(&r, 16);
     float pred[B], label[B], bin[B];
-    fill_uniform(&r, pred, B, -3, 3);
-    fill_uniform(&r, label, B, 1, 5);
-    for (int i = 0; i < B; i++) bin[i] = (float)(rng_next(&r) & 1);
+    fill_loss_inputs(16, pred, label, bin, B);
     label[2] = bin[2] = NAN;
     const Kern losses[] = {kernel_mse, kernel_bce_logits},
                grads[] = {kernel_mse_grad, kernel_bce_logits_grad};
