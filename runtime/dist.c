@@ -139,35 +139,20 @@ static int cmp_u64(const void *x, const void *y)
     return (a > b) - (a < b);
 }
 
-/* Groups rows 0..n-1 of x (n, w) by id, as the distinct-id kernel does
- * (negative ids count as 0; id NULL: each row its own group), groups in
- * increasing id order: group[row], each group's count and first row. Returns
- * the number of groups. keys is scratch of n entries. */
+/* Groups rows 0..n-1 of x (n, w) by id as the distinct-id kernel does
+ * (xent_distinct_rows), or with id NULL each row its own group: group[row],
+ * each group's count and first row. Returns the number of groups. keys is
+ * scratch of n entries. */
 static int64_t group_rows(const float *x, const int32_t *id, int64_t n, int64_t w, uint64_t *keys,
                           int32_t *group, float *count, float *xd)
 {
-    if (!id) {
-        for (int64_t i = 0; i < n; i++) group[i] = (int32_t)i, count[i] = 1.0f;
-        memcpy(xd, x, (size_t)(n * w) * sizeof *xd);
-        return n;
+    if (id) {
+        int32_t *order = (int32_t *)keys; /* n int32 each, in the n uint64 */
+        return xent_distinct_rows(x, id, n, w, group, count, xd, order, order + n);
     }
-    for (int64_t i = 0; i < n; i++)
-        keys[i] = (uint64_t)(uint32_t)(id[i] < 0 ? 0 : id[i]) << 32 | (uint64_t)i;
-    qsort(keys, (size_t)n, sizeof *keys, cmp_u64);
-    int64_t g = -1;
-    uint64_t last = 0;
-    for (int64_t k = 0; k < n; k++) {
-        int64_t row = (int64_t)(keys[k] & 0xffffffffu);
-        if (g < 0 || keys[k] >> 32 != last) {
-            g++;
-            last = keys[k] >> 32;
-            count[g] = 0.0f;
-            memcpy(xd + g * w, x + row * w, (size_t)w * sizeof *xd);
-        }
-        count[g] += 1.0f;
-        group[row] = (int32_t)g;
-    }
-    return g + 1;
+    for (int64_t i = 0; i < n; i++) group[i] = (int32_t)i, count[i] = 1.0f;
+    memcpy(xd, x, (size_t)(n * w) * sizeof *xd);
+    return n;
 }
 
 /* The in-batch softmax of the global batch, split by query rows: every rank
@@ -188,8 +173,8 @@ static void split_xent(DistStep *st, const KernelCall *call, int with_ids)
         group_rows(q, with_ids ? call->in[2] : NULL, nl, w, st->keys, st->qa, st->qn, st->qd);
     int64_t nc =
         group_rows(st->c, with_ids ? st->cid : NULL, b, w, st->keys, st->ca, st->cn, st->cd);
-    for (int64_t a = 0; a < nq * w; a++) st->qw[a] = st->qn[a / w] * st->qd[a];
-    for (int64_t m = 0; m < nc * w; m++) st->cw[m] = st->cn[m / w] * st->cd[m];
+    xent_weigh(st->qd, st->qn, nq, w, st->qw);
+    xent_weigh(st->cd, st->cn, nc, w, st->cw);
     /* the kernels' fused softmax (kernels/xent.h) on this rank's distinct rows */
     XentJob job = {.qd = st->qd,
                    .cd = st->cd,

@@ -126,21 +126,8 @@ static void test_none_is_opt(void **state)
     fill(&r, q, B * D, -1, 1), fill(&r, c, B * D, -1, 1), fill(&r, logq, B, -3, -1);
     fill(&r, nv, N * D, -1, 1), fill(&r, nlogq, N, -6, -2);
     float dq[B * D], dc[B * D], dn[N * D], oq[B * D], oc[B * D];
-    int64_t orows = 256 + 2 * D + 6;
-    float *work = calloc((size_t)(orows * B), sizeof *work);
-    float oloss = 0.0f;
-    double knobs[3] = {0.5, 1, 1};
-    KernelCall call = {0};
-    call.in[0] = q, call.in[1] = c, call.in[2] = (void *)keys, call.in[3] = logq;
-    call.in_shape[0] = (KShape){B, D}, call.in_shape[1] = (KShape){B, D};
-    call.in_shape[2] = (KShape){B, 1}, call.in_shape[3] = (KShape){B, 1};
-    call.out[0] = &oloss, call.out[1] = oq, call.out[2] = oc, call.out[3] = work;
-    call.out_shape[0] = (KShape){1, 1}, call.out_shape[1] = (KShape){B, D};
-    call.out_shape[2] = (KShape){B, D}, call.out_shape[3] = (KShape){orows, B};
-    call.iattr[0] = 0, call.iattr[1] = 1, call.iattr[2] = 2;
-    call.knobs = knobs;
-    kernel_inbatch_softmax_xent_opt(&call);
-    free(work);
+    float oloss =
+        retrieval_run_opt(q, c, keys, logq, B, D, (Opts){0.5, 1, 1, 0}, 256 + 2 * D + 6, oq, oc);
     float loss = retrieval_run_mixed(q, c, keys, logq, B, D, nv, nkeys, nlogq, N,
                                      (Opts){0.5, 1, 1, 0}, 256, dq, dc, dn);
     expect_near(loss, oloss, 1e-5, "loss", 0);

@@ -364,11 +364,14 @@ void xent_sort_by_id(const int32_t *key, int64_t n, int32_t *order, int32_t *tmp
     }
 }
 
-/* Groups rows by id: for each row its group (group[row]), for each group its
- * count and its embedding (the first row's), returning the number of groups,
- * which come in increasing id order. */
-static int64_t distinct_rows(const float *x, const int32_t *id, int64_t n, int64_t d,
-                             int32_t *group, float *count, float *xd, int32_t *order, int32_t *tmp)
+void xent_weigh(const float *x, const float *count, int64_t n, int64_t d, float *w)
+{
+    for (int64_t a = 0; a < n; a++)
+        for (int64_t k = 0; k < d; k++) w[a * d + k] = count[a] * x[a * d + k];
+}
+
+int64_t xent_distinct_rows(const float *x, const int32_t *id, int64_t n, int64_t d, int32_t *group,
+                           float *count, float *xd, int32_t *order, int32_t *tmp)
 {
     xent_sort_by_id(id, n, order, tmp);
     int64_t g = -1;
@@ -417,12 +420,10 @@ void kernel_inbatch_softmax_xent_ids(const KernelCall *call)
     int32_t *tmp = (int32_t *)(vec + 3 * b);
     float *qn = vec + 4 * b, *cn = vec + 5 * b;
 
-    int64_t nq = distinct_rows(q, qid, b, d, qa, qn, qd, order, tmp);
-    int64_t nc = distinct_rows(c, cid, b, d, ca, cn, cd, order, tmp);
-    for (int64_t a = 0; a < nq; a++)
-        for (int64_t k = 0; k < d; k++) qw[a * d + k] = qn[a] * qd[a * d + k];
-    for (int64_t m = 0; m < nc; m++)
-        for (int64_t k = 0; k < d; k++) cw[m * d + k] = cn[m] * cd[m * d + k];
+    int64_t nq = xent_distinct_rows(q, qid, b, d, qa, qn, qd, order, tmp);
+    int64_t nc = xent_distinct_rows(c, cid, b, d, ca, cn, cd, order, tmp);
+    xent_weigh(qd, qn, nq, d, qw);
+    xent_weigh(cd, cn, nc, d, cw);
 
     XentJob job = {.qd = qd,
                    .cd = cd,

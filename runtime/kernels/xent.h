@@ -73,6 +73,16 @@ void xent_fast_g(const float *tile, int64_t n, int64_t nc, const float *w, int64
 void xent_fast_h(const float *tile, int64_t n, int64_t nc, const float *w, int64_t d, float alpha,
                  int add, float *h);
 
+/* Groups rows by id: for each row its group (group[row]), for each group its
+ * count and its embedding (the first row's), returning the number of groups,
+ * which come in increasing id order (negative ids count as 0). order and tmp
+ * are scratch, n each. */
+int64_t xent_distinct_rows(const float *x, const int32_t *id, int64_t n, int64_t d, int32_t *group,
+                           float *count, float *xd, int32_t *order, int32_t *tmp);
+
+/* w = each row of x (n, d) times its count: the rows' weights in G and H. */
+void xent_weigh(const float *x, const float *count, int64_t n, int64_t d, float *w);
+
 /* Sorts rows 0..n-1 by key (int32 ids; negative ones count as 0), stably;
  * order receives the rows, tmp is scratch (n each). */
 void xent_sort_by_id(const int32_t *key, int64_t n, int32_t *order, int32_t *tmp);
