@@ -2,7 +2,7 @@
  * products and the row softmax.
  *
  * With D = 32 the products are thin (a 64-row tile times 32 columns, or 32
- * rows times the tile), and sgemm spends as much time packing its operands
+ * rows times the tile), and sgemm spends half as long packing its operands
  * (the same candidates again for every tile) and clearing its output as it
  * does multiplying. These kernels read the operands where they lie: the
  * candidates once per call in panels of 32 columns for the scores, the tile
