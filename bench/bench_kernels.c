@@ -1,8 +1,11 @@
 /* Kernel benchmark (prints figures, never passes or fails): the median wall time
  * of the training hot spots at the tutorial's sizes — in-batch softmax
  * cross-entropy at B = 8192, the B x B score matmul (8192 x 8192 x 32), and
- * retrieval_rank over 20000 queries x 1682 items x D = 32.
+ * retrieval_rank over 20000 queries x 1682 items x D = 32, and the rating
+ * head's second layer (8192 x 256 times 256 x 128) forward and backward by
+ * tiles.h's products and by OpenBLAS's.
  * Build: link against libmtr (kernels) and OpenBLAS; run with no arguments. */
+#include "kernels/tiles.h"
 #include "mtr/kernels.h"
 #include "mtr/pool.h"
 #include "mtr/rng.h"
@@ -201,6 +204,54 @@ static void embedding_steps(Rng *r)
            t[1][0] / t[0][0]);
 }
 
+/* The rating head's second dense layer at batch 8192, 256 -> 128 units: its
+ * forward product and the two of its backward, as kernel_matmul makes them,
+ * by tiles.h (where the CPU has AVX-512) and by OpenBLAS alone, one thread.
+ * The two run in turn REPEATS times and each prints its median. */
+static void dense_layer_products(Rng *r)
+{
+    const int64_t b = 8192, in = 256, out = 128;
+    float *x = random_floats(r, (size_t)(b * in), 0.0f, 1.0f);
+    float *w = random_floats(r, (size_t)(in * out), -0.1f, 0.1f);
+    float *dy = random_floats(r, (size_t)(b * out), -0.01f, 0.01f);
+    float *y = random_floats(r, (size_t)(b * out), 0.0f, 1.0f);
+    float *dx = random_floats(r, (size_t)(b * in), 0.0f, 1.0f);
+    float *dw = random_floats(r, (size_t)(in * out), 0.0f, 1.0f);
+    /* forward y = x w, dx = dy w^T, dw = x^T dy */
+    KernelCall calls[3];
+    memset(calls, 0, sizeof calls);
+    const char *names[3] = {"y = x w", "dx = dy w^T", "dw = x^T dy"};
+    calls[0].in[0] = x, calls[0].in_shape[0] = (KShape){b, in};
+    calls[0].in[1] = w, calls[0].in_shape[1] = (KShape){in, out};
+    calls[0].out[0] = y, calls[0].out_shape[0] = (KShape){b, out};
+    calls[1].in[0] = dy, calls[1].in_shape[0] = (KShape){b, out};
+    calls[1].in[1] = w, calls[1].in_shape[1] = (KShape){in, out}, calls[1].iattr[1] = 1;
+    calls[1].out[0] = dx, calls[1].out_shape[0] = (KShape){b, in};
+    calls[2].in[0] = x, calls[2].in_shape[0] = (KShape){b, in}, calls[2].iattr[0] = 1;
+    calls[2].in[1] = dy, calls[2].in_shape[1] = (KShape){b, out};
+    calls[2].out[0] = dw, calls[2].out_shape[0] = (KShape){in, out};
+    double flops = 2.0 * (double)(b * in * out);
+    for (int c = 0; c < 3; c++) {
+        double t[2][REPEATS];
+        for (int i = 0; i < REPEATS; i++)
+            for (int tiled = 0; tiled < 2; tiled++) {
+                tiles_enable(tiled);
+                double t0 = now();
+                kernel_matmul(&calls[c]);
+                t[tiled][i] = now() - t0;
+            }
+        tiles_enable(1);
+        qsort(t[0], REPEATS, sizeof t[0][0], by_value);
+        qsort(t[1], REPEATS, sizeof t[1][0], by_value);
+        double tt = t[1][REPEATS / 2], tb = t[0][REPEATS / 2];
+        printf("dense 8192x256x128 %-12s tiles %6.2f ms %6.1f GFLOP/s, OpenBLAS %6.2f ms %6.1f "
+               "GFLOP/s%s\n",
+               names[c], 1e3 * tt, flops / tt * 1e-9, 1e3 * tb, flops / tb * 1e-9,
+               tiles_usable() ? "" : " (no AVX-512: both OpenBLAS)");
+    }
+    free(x), free(w), free(dy), free(y), free(dx), free(dw);
+}
+
 int main(void)
 
 {
@@ -209,6 +260,7 @@ int main(void)
     fused_against_products(&r, 1);
     fused_against_products(&r, 2);
     openblas_set_num_threads(1);
+    dense_layer_products(&r);
     embedding_steps(&r);
     const int64_t b = 8192, d = 32;
 

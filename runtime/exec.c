@@ -2,6 +2,7 @@
  * shape rules, placing buffers in two arenas, and running programs. All checks
  * happen in mtr_session_new, so that running never fails and kernels never see
  * a shape or pointer they cannot trust. */
+#define _DEFAULT_SOURCE /* madvise's MADV_HUGEPAGE */
 #include "mtr/exec.h"
 #include "mtr/memlimit.h"
 
@@ -16,6 +17,8 @@
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 typedef struct {
     KernelCall *calls; /* one per op, pointers fixed at bind time */
@@ -43,11 +46,26 @@ struct MtrSession {
     uint64_t op_calls[OP_COUNT];
 };
 
+/* Arenas of at least this many bytes ask for transparent huge pages: a step
+ * reads embedding rows and activations all over them, and with 4 KiB pages
+ * most of those reads miss the TLB. */
+#define HUGE_ARENA_BYTES ((size_t)8 << 20)
+
 static void *arena_new(size_t bytes)
 {
     if (bytes == 0) bytes = MTR_ALIGN;
     void *p = aligned_alloc(MTR_ALIGN, bytes);
-    if (p) memset(p, 0, bytes);
+    if (!p) return NULL;
+#ifdef MADV_HUGEPAGE
+    if (bytes >= HUGE_ARENA_BYTES) {
+        /* the whole pages inside the block; a refusal (no THP) changes nothing */
+        uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+        uintptr_t lo = ((uintptr_t)p + page - 1) / page * page;
+        uintptr_t hi = ((uintptr_t)p + bytes) / page * page;
+        if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+    }
+#endif
+    memset(p, 0, bytes);
     return p;
 }
 

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "kernels/kern.h"
+#include "kernels/tiles.h"
 #include "kernels/xent.h"
 #include "mtr/pool.h"
 #include "mtr/rng.h"
@@ -1288,43 +1289,54 @@ static void check_fused_xent_d(int64_t b, int64_t vq, int64_t vc, int64_t rows, 
 
 /* kern_sgemm against the product in double, split on the pool by rows (a
  * tall product) and by columns (a short, wide one), every transpose, with
- * alpha and beta, and the same bytes again on a second call. */
+ * alpha and beta, by sgemm and (where the CPU has AVX-512) by tiles.h's
+ * products, and the same bytes again on a second call: for tiles.h's, on
+ * one thread against three. */
 static void test_kern_sgemm(void **state)
 {
     (void)state;
-    const int64_t shapes[][3] = {{3000, 40, 64}, {8, 8192, 96}, {5, 7, 3}};
+    const int64_t shapes[][3] = {{3000, 40, 64}, {300, 64, 500}, {8, 8192, 96}, {5, 7, 3}};
     Rng r;
     rng_seed(&r, 31);
-    assert_int_equal(pool_start(3), 0);
-    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
-        for (int t = 0; t < 4; t++) {
-            int ta = t & 1, tb = t >> 1;
-            int64_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
-            int64_t lda = ta ? m : k, ldb = tb ? k : n;
-            float *a = fbuf((size_t)(m * k)), *b = fbuf((size_t)(k * n));
-            float *c = fbuf((size_t)(m * n)), *c0 = fbuf((size_t)(m * n));
-            float *again = fbuf((size_t)(m * n));
-            fill_uniform(&r, a, (size_t)(m * k), -1.0f, 1.0f);
-            fill_uniform(&r, b, (size_t)(k * n), -1.0f, 1.0f);
-            fill_uniform(&r, c0, (size_t)(m * n), -1.0f, 1.0f);
-            float beta = (float)(t % 2);
-            memcpy(c, c0, (size_t)(m * n) * sizeof *c);
-            memcpy(again, c0, (size_t)(m * n) * sizeof *c);
-            kern_sgemm(ta, tb, m, n, k, 0.5f, a, lda, b, ldb, beta, c, n);
-            kern_sgemm(ta, tb, m, n, k, 0.5f, a, lda, b, ldb, beta, again, n);
-            assert_memory_equal(c, again, (size_t)(m * n) * sizeof *c);
-            for (int64_t i = 0; i < m; i++)
-                for (int64_t j = 0; j < n; j++) {
-                    double sum = 0.0;
-                    for (int64_t q = 0; q < k; q++)
-                        sum += (double)(ta ? a[q * lda + i] : a[i * lda + q]) *
-                               (tb ? b[j * ldb + q] : b[q * ldb + j]);
-                    double want = 0.5 * sum + beta * c0[i * n + j];
-                    expect_close(c[i * n + j], want, 1e-5, 1e-5, "kern_sgemm", (size_t)(i * n + j));
-                }
-            free(a), free(b), free(c), free(c0), free(again);
-        }
-    pool_stop();
+    for (int fast = 0; fast < 2; fast++)
+        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+            for (int t = 0; t < 4; t++) {
+                int ta = t & 1, tb = t >> 1;
+                int64_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+                int64_t lda = ta ? m : k, ldb = tb ? k : n;
+                float *a = fbuf((size_t)(m * k)), *b = fbuf((size_t)(k * n));
+                float *c = fbuf((size_t)(m * n)), *c0 = fbuf((size_t)(m * n));
+                float *again = fbuf((size_t)(m * n));
+                fill_uniform(&r, a, (size_t)(m * k), -1.0f, 1.0f);
+                fill_uniform(&r, b, (size_t)(k * n), -1.0f, 1.0f);
+                fill_uniform(&r, c0, (size_t)(m * n), -1.0f, 1.0f);
+                float beta = (float)((t + (int)s) % 2);
+                memcpy(c, c0, (size_t)(m * n) * sizeof *c);
+                memcpy(again, c0, (size_t)(m * n) * sizeof *c);
+                tiles_enable(fast);
+                if (fast && tiles_usable() && t == 2 && s == 0) /* (0,1) with B's panels */
+                    assert_true(kern_sgemm_tiled(ta, tb, m, n, k, beta));
+                assert_int_equal(pool_start(3), 0);
+                kern_sgemm(ta, tb, m, n, k, 0.5f, a, lda, b, ldb, beta, c, n);
+                /* the products kern_sgemm leaves to tiles.h */
+                int tiled = kern_sgemm_tiled(ta, tb, m, n, k, beta);
+                if (tiled) pool_stop(), assert_int_equal(pool_start(1), 0);
+                kern_sgemm(ta, tb, m, n, k, 0.5f, a, lda, b, ldb, beta, again, n);
+                pool_stop();
+                tiles_enable(1);
+                assert_memory_equal(c, again, (size_t)(m * n) * sizeof *c);
+                for (int64_t i = 0; i < m; i++)
+                    for (int64_t j = 0; j < n; j++) {
+                        double sum = 0.0;
+                        for (int64_t q = 0; q < k; q++)
+                            sum += (double)(ta ? a[q * lda + i] : a[i * lda + q]) *
+                                   (tb ? b[j * ldb + q] : b[q * ldb + j]);
+                        double want = 0.5 * sum + beta * c0[i * n + j];
+                        expect_close(c[i * n + j], want, 1e-5, 1e-5, "kern_sgemm",
+                                     (size_t)(i * n + j));
+                    }
+                free(a), free(b), free(c), free(c0), free(again);
+            }
 }
 
 /* Each case with D = 5 (sgemm's products) and D = 32, 64 (the AVX-512 ones
@@ -1333,68 +1345,87 @@ static void check_fused_xent(int64_t b, int64_t vq, int64_t vc, int64_t rows, ui
 {
     check_fused_xent_d(b, vq, vc, rows, seed, 5);
     for (int fast = 0; fast < 2; fast++) {
-        xent_fast_enable(fast);
+        tiles_enable(fast);
         check_fused_xent_d(b, vq, vc, rows, seed, 32);
         check_fused_xent_d(b, vq, vc, rows + 64, seed, 64);
     }
-    xent_fast_enable(1);
+    tiles_enable(1);
 }
 
-/* The AVX-512 tile products against the same products in double, on shapes
- * with partial blocks of rows (8), columns (32 and 8) and several slices of
- * D (32). */
-static void test_xent_fast_products(void **state)
+/* C = alpha op(A) op(B) (+ C0 when acc) in double, for the tile tests. */
+static void expect_product(const char *what, int ta, int64_t m, int64_t n, int64_t k, float alpha,
+                           const float *a, int64_t lda, const float *v, int vrows, int64_t ldv,
+                           const float *c0, int acc, const float *c, int64_t ldc)
+{
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double sum = 0.0;
+            for (int64_t q = 0; q < k; q++)
+                sum += (double)(ta ? a[q * lda + i] : a[i * lda + q]) *
+                       (vrows ? v[j * ldv + q] : v[q * ldv + j]);
+            double want = alpha * sum + (acc ? c0[i * ldc + j] : 0.0);
+            expect_close(c[i * ldc + j], want, 1e-5, 1e-5, what, (size_t)(i * ldc + j));
+        }
+}
+
+/* The AVX-512 products of tiles.h against the same products in double: rows
+ * (8 a block), columns (32 a block, masked for tiles_abt) and inner extents
+ * (tiles_atb sums TILES_ATB_ROWS rows at a time) with partial blocks, operands
+ * with wider rows than the product uses, alpha, and adding to C. Columns of
+ * C past n keep their values. */
+static void test_tiles_products(void **state)
 {
     (void)state;
-    if (!xent_fast_usable(32)) {
-        print_message("no AVX-512 here: the tile products are sgemm's\n");
+    if (!tiles_usable()) {
+        print_message("no AVX-512 here: every product is sgemm's\n");
         return;
     }
-    assert_false(xent_fast_usable(16));
-    const int64_t ns[] = {1, 7, 8, 9, 64}, ncs[] = {1, 31, 32, 33, 100}, ds[] = {32, 64, 96};
+    const int64_t ms[] = {1, 7, 8, 9, 64}, ns[] = {1, 31, 32, 33, 64, 100}, ks[] = {1, 5, 32, 300};
     Rng r;
     rng_seed(&r, 21);
-    for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
-        for (size_t b = 0; b < sizeof ncs / sizeof *ncs; b++)
-            for (size_t e = 0; e < sizeof ds / sizeof *ds; e++) {
-                int64_t n = ns[a], nc = ncs[b], d = ds[e];
-                float alpha = (a + b) % 2 ? 0.5f : 1.0f;
-                float *q = fbuf((size_t)(n * d)), *c = fbuf((size_t)(nc * d));
-                float *ct = fbuf((size_t)xent_panels_floats(nc, d)), *t = fbuf((size_t)(n * nc));
-                float *g = fbuf((size_t)(n * d)), *h = fbuf((size_t)(nc * d));
-                fill_uniform(&r, q, (size_t)(n * d), -1.0f, 1.0f);
-                fill_uniform(&r, c, (size_t)(nc * d), -1.0f, 1.0f);
-                fill_uniform(&r, h, (size_t)(nc * d), -1.0f, 1.0f);
-                xent_panels(c, nc, d, ct);
-                xent_fast_scores(q, n, ct, nc, d, alpha, t);
-                for (int64_t i = 0; i < n; i++)
-                    for (int64_t j = 0; j < nc; j++) {
-                        double dot = 0;
-                        for (int64_t k = 0; k < d; k++) dot += (double)q[i * d + k] * c[j * d + k];
-                        expect_close(t[i * nc + j], alpha * dot, 1e-5, 1e-5, "tile score",
-                                     (size_t)(i * nc + j));
+    for (size_t x = 0; x < sizeof ms / sizeof *ms; x++)
+        for (size_t y = 0; y < sizeof ns / sizeof *ns; y++)
+            for (size_t z = 0; z < sizeof ks / sizeof *ks; z++) {
+                int64_t m = ms[x], n = ns[y], k = ks[z], pad = 3;
+                float alpha = (x + y) % 2 ? 0.5f : 1.0f;
+                int acc = (int)((y + z) % 2);
+                int64_t lda = k + pad, ldat = m + pad, ldb = n + pad, ldbt = k + pad, ldc = n + pad;
+                float *a = fbuf((size_t)(m * lda)), *at = fbuf((size_t)(k * ldat));
+                float *b = fbuf((size_t)(k * ldb)), *bt = fbuf((size_t)(n * ldbt));
+                float *c0 = fbuf((size_t)(m * ldc)), *c = fbuf((size_t)(m * ldc));
+                float *panels = fbuf((size_t)tiles_panels_floats(n, k));
+                fill_uniform(&r, a, (size_t)(m * lda), -1.0f, 1.0f);
+                fill_uniform(&r, at, (size_t)(k * ldat), -1.0f, 1.0f);
+                fill_uniform(&r, b, (size_t)(k * ldb), -1.0f, 1.0f);
+                fill_uniform(&r, bt, (size_t)(n * ldbt), -1.0f, 1.0f);
+                fill_uniform(&r, c0, (size_t)(m * ldc), -1.0f, 1.0f);
+                for (int form = 0; form < 4; form++) {
+                    if (form >= 2 && n % 32) continue; /* tiles_ab, tiles_atb need it */
+                    memcpy(c, c0, (size_t)(m * ldc) * sizeof *c);
+                    if (form == 0) {
+                        tiles_panels_rows(bt, ldbt, n, k, panels);
+                        tiles_abt(m, n, k, alpha, a, lda, panels, acc, c, ldc);
+                        expect_product("tiles_abt (rows)", 0, m, n, k, alpha, a, lda, bt, 1, ldbt,
+                                       c0, acc, c, ldc);
+                    } else if (form == 1) {
+                        tiles_panels_cols(b, ldb, k, n, panels);
+                        tiles_abt(m, n, k, alpha, a, lda, panels, acc, c, ldc);
+                        expect_product("tiles_abt (cols)", 0, m, n, k, alpha, a, lda, b, 0, ldb, c0,
+                                       acc, c, ldc);
+                    } else if (form == 2) {
+                        tiles_ab(m, n, k, alpha, a, lda, b, ldb, acc, c, ldc);
+                        expect_product("tiles_ab", 0, m, n, k, alpha, a, lda, b, 0, ldb, c0, acc, c,
+                                       ldc);
+                    } else {
+                        tiles_atb(m, n, k, alpha, at, ldat, b, ldb, acc, c, ldc);
+                        expect_product("tiles_atb", 1, m, n, k, alpha, at, ldat, b, 0, ldb, c0, acc,
+                                       c, ldc);
                     }
-                xent_fast_g(t, n, nc, c, d, alpha, g);
-                for (int64_t i = 0; i < n; i++)
-                    for (int64_t k = 0; k < d; k++) {
-                        double sum = 0;
-                        for (int64_t j = 0; j < nc; j++)
-                            sum += (double)t[i * nc + j] * c[j * d + k];
-                        expect_close(g[i * d + k], alpha * sum, 1e-5, 1e-5, "tile g",
-                                     (size_t)(i * d + k));
-                    }
-                int add = (int)(b % 2);
-                float *h0 = fbuf((size_t)(nc * d));
-                memcpy(h0, h, (size_t)(nc * d) * sizeof *h);
-                xent_fast_h(t, n, nc, q, d, alpha, add, h);
-                for (int64_t j = 0; j < nc; j++)
-                    for (int64_t k = 0; k < d; k++) {
-                        double sum = add ? h0[j * d + k] : 0.0;
-                        for (int64_t i = 0; i < n; i++)
-                            sum += (double)alpha * t[i * nc + j] * q[i * d + k];
-                        expect_close(h[j * d + k], sum, 1e-5, 1e-5, "tile h", (size_t)(j * d + k));
-                    }
-                free(q), free(c), free(ct), free(t), free(g), free(h), free(h0);
+                    for (int64_t i = 0; i < m; i++)
+                        for (int64_t j = n; j < ldc; j++)
+                            assert_true(c[i * ldc + j] == c0[i * ldc + j]);
+                }
+                free(a), free(at), free(b), free(bt), free(c0), free(c), free(panels);
             }
 }
 
@@ -2054,7 +2085,7 @@ int main(void)
         cmocka_unit_test(test_gelu),
         cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_fused_inbatch_softmax_threads_repeat),
-        cmocka_unit_test(test_xent_fast_products),
+        cmocka_unit_test(test_tiles_products),
         cmocka_unit_test(test_kern_sgemm),
         cmocka_unit_test(test_mean_rows),
         cmocka_unit_test(test_xent_fast_exp),

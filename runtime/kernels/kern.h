@@ -23,15 +23,19 @@ typedef void (*KernRows)(const KernelCall *call, int64_t lo, int64_t hi);
  * bytes whatever the thread count. */
 void kern_rows(const KernelCall *call, int64_t n, int64_t width, int64_t align, KernRows fn);
 
-/* cblas_sgemm in row-major order, c = alpha op(a) op(b) + beta c (ta, tb: 1
- * transposes), with a large product's rows (or, for a short and wide one, its
- * columns) split into parts on the thread pool, each part one sgemm on one
- * OpenBLAS thread: the inner extent is never split, so every element is
- * summed as the whole product sums it, and the pool's workers sleep between
- * kernels where OpenBLAS's spin (and would compete with the next kernel's
- * parts). Small products are one sgemm with OpenBLAS's own threads. */
+/* c = alpha op(a) op(b) + beta c in row-major order (ta, tb: 1 transposes).
+ * Where the CPU has AVX-512 and the shape suits (kern_sgemm_tiled), by
+ * tiles.h's products, split by rows on the thread pool: every element the
+ * same whatever the thread count. Else cblas_sgemm, with a large product's
+ * rows (or, for a short and wide one, its columns) split into parts on the
+ * pool, each part one sgemm on one OpenBLAS thread: the inner extent is never
+ * split, so every element is summed as the whole product sums it, and the
+ * pool's workers sleep between kernels where OpenBLAS's spin (and would
+ * compete with the next kernel's parts). Small products are one sgemm with
+ * OpenBLAS's own threads. */
 void kern_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                 int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+int kern_sgemm_tiled(int ta, int tb, int64_t m, int64_t n, int64_t k, float beta);
 
 /* The number of elements of a bound shape. */
 static inline int64_t kern_numel(KShape s)

@@ -2,6 +2,7 @@
  * binary cross-entropy on logits, in-batch softmax cross-entropy (the retrieval
  * loss, and the hot spot of training), and loss_weight, which scales a loss by
  * a knob read at run time. Losses are accumulated in double. */
+#include "kernels/tiles.h"
 #include "kernels/xent.h"
 
 #include "mtr/pool.h"
@@ -168,8 +169,8 @@ void kernel_loss_weight(const KernelCall *call)
  * each row's max taken first), and multiplied back by two more sgemm calls,
  * G's rows written and H accumulated; so the cost is the three products plus
  * one exp per score, and no (nq,nc) matrix exists. Where the CPU has AVX-512
- * and D is a multiple of 32, the three products and the softmax are
- * xent_avx512.c's instead, which read C from panels made once per call (a
+ * and D is a multiple of 32, the three products are tiles.h's and the softmax
+ * xent_avx512.c's instead, reading C from panels made once per call (a
  * third less time at D = 32: sgemm repacked C for every tile). The rows are split into
  * parts run on the thread pool: each part has its own tile and (after the
  * first) its own H, summed in part order afterwards, so the result depends on
@@ -231,7 +232,7 @@ static void xent_part(void *ctx, int part, int parts)
     for (int64_t a0 = lo; a0 < hi; a0 += job->rows) {
         int64_t n = hi - a0 < job->rows ? hi - a0 : job->rows;
         if (job->panels)
-            xent_fast_scores(job->qd + a0 * d, n, job->panels, nc, d, alpha, tile);
+            tiles_abt(n, nc, d, alpha, job->qd + a0 * d, d, job->panels, 0, tile, nc);
         else
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nc, (int)d, alpha,
                         job->qd + a0 * d, (int)d, job->cd, (int)d, 0.0f, tile, (int)nc);
@@ -247,13 +248,13 @@ static void xent_part(void *ctx, int part, int parts)
                 lse += (job->qn ? (double)job->qn[a0 + i] : 1.0) * l;
         }
         if (job->panels)
-            xent_fast_g(tile, n, nc, job->cw, d, alpha, job->g + a0 * d);
+            tiles_ab(n, d, nc, alpha, tile, nc, job->cw, d, 0, job->g + a0 * d, d);
         else
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)d, (int)nc, alpha,
                         tile, (int)nc, job->cw, (int)d, 0.0f, job->g + a0 * d, (int)d);
         if (job->mask) job->mask(job, a0, n, tile);
         if (job->panels)
-            xent_fast_h(tile, n, nc, job->qw + a0 * d, d, alpha, !first, h);
+            tiles_atb(nc, d, n, alpha, tile, nc, job->qw + a0 * d, d, !first, h, d);
         else
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nc, (int)d, (int)n, alpha,
                         tile, (int)nc, job->qw + a0 * d, (int)d, first ? 0.0f : 1.0f, h, (int)d);
@@ -274,7 +275,7 @@ double xent_run(XentJob *job, float *space, int64_t space_floats)
     int64_t rows = 0;
     /* C in panels for the AVX-512 products, when there is room for it and
      * still a tile of 8 rows (their block) */
-    int64_t ct_floats = xent_fast_usable(d) ? xent_panels_floats(nc, d) : 0;
+    int64_t ct_floats = xent_fast_usable(d) ? tiles_panels_floats(nc, d) : 0;
     if (space_floats < ct_floats + 8 * nc) ct_floats = 0;
     space_floats -= ct_floats;
     for (; parts >= 1; parts--) {
@@ -294,7 +295,7 @@ double xent_run(XentJob *job, float *space, int64_t space_floats)
     job->panels = NULL;
     if (ct_floats) {
         job->panels = job->hparts + (int64_t)(parts - 1) * nc * d;
-        xent_panels(job->cd, nc, d, job->panels);
+        tiles_panels_rows(job->cd, d, nc, d, job->panels);
     }
     int blas = openblas_get_num_threads();
     if (parts > 1) openblas_set_num_threads(1);

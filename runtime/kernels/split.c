@@ -1,9 +1,18 @@
 /* Splitting a kernel's rows, or a matrix product's, across the runtime's
  * thread pool (kern_rows and kern_sgemm, see kern.h). */
 #include "kernels/kern.h"
+#include "kernels/tiles.h"
 #include "mtr/pool.h"
 
 #include <cblas.h>
+#include <stdlib.h>
+
+/* B's panels for tiles_abt, made on the thread that calls kern_sgemm: room
+ * for a layer's weights up to 64k floats (256 x 256 units); a larger B is
+ * sgemm's. Kept per thread, so that kernels never allocate and products on
+ * different threads (two models embedded side by side) never share it. */
+#define PANEL_FLOATS (1 << 16)
+static _Thread_local float panel_space[PANEL_FLOATS];
 
 typedef struct {
     const KernelCall *call;
@@ -63,11 +72,96 @@ static void gemm_part(void *ctx, int part, int parts)
         gemm(g, hi - lo, g->n, g->a + (g->ta ? lo : lo * g->lda), g->b, g->c + lo * g->ldc);
 }
 
+/* The products tiles.h makes (else sgemm): A B with B's columns a multiple
+ * of 32 wide, else from B's panels (when they fit panel_space); A B^T from
+ * its panels; A^T B with B's columns a multiple of 32 wide; beta 0 or 1.
+ * Products with fewer than 8 rows, 16 columns or an inner extent under 8 (a
+ * layer with one unit, say) are sgemm's: the blocks of 8 rows by 32 columns
+ * would mostly multiply padding. */
+typedef enum { FORM_SGEMM, FORM_AB, FORM_ABT, FORM_ATB } GemmForm;
+
+static GemmForm tiles_form(int ta, int tb, int64_t m, int64_t n, int64_t k, float beta)
+{
+    if ((beta != 0.0f && beta != 1.0f) || m < 8 || n < 16 || k < 8 || !tiles_usable())
+        return FORM_SGEMM;
+    if (ta) return !tb && n % 32 == 0 ? FORM_ATB : FORM_SGEMM;
+    if (!tb && n % 32 == 0) return FORM_AB;
+    return tiles_panels_floats(n, k) <= PANEL_FLOATS ? FORM_ABT : FORM_SGEMM;
+}
+
+int kern_sgemm_tiled(int ta, int tb, int64_t m, int64_t n, int64_t k, float beta)
+{
+    return tiles_form(ta, tb, m, n, k, beta) != FORM_SGEMM;
+}
+
+typedef struct {
+    GemmForm form;
+    int64_t m, n, k, lda, ldb, ldc;
+    float alpha;
+    int acc;
+    const float *a, *b, *panels;
+    float *c;
+} TilesJob;
+
+/* Rows [lo, hi) of c: rows of a, or (A^T B) its columns. */
+static void tiles_part(void *ctx, int part, int parts)
+{
+    const TilesJob *t = ctx;
+    int64_t lo, hi;
+    pool_rows(t->m, 8, part, parts, &lo, &hi);
+    if (lo >= hi) return;
+    float *c = t->c + lo * t->ldc;
+    switch (t->form) {
+    case FORM_AB:
+        tiles_ab(hi - lo, t->n, t->k, t->alpha, t->a + lo * t->lda, t->lda, t->b, t->ldb, t->acc, c,
+                 t->ldc);
+        break;
+    case FORM_ABT:
+        tiles_abt(hi - lo, t->n, t->k, t->alpha, t->a + lo * t->lda, t->lda, t->panels, t->acc, c,
+                  t->ldc);
+        break;
+    case FORM_ATB:
+        tiles_atb(hi - lo, t->n, t->k, t->alpha, t->a + lo, t->lda, t->b, t->ldb, t->acc, c,
+                  t->ldc);
+        break;
+    case FORM_SGEMM:
+    default:
+        abort(); /* kern_sgemm never makes such a job */
+    }
+}
+
+/* The product by tiles.h, its rows split on the pool in blocks of 8 (every
+ * element the same whatever the split). */
+static void tiles_product(GemmForm form, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+                          const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                          float *c, int64_t ldc)
+{
+    TilesJob t = {form, m, n, k, lda, ldb, ldc, alpha, beta != 0.0f, a, b, NULL, c};
+    if (form == FORM_ABT) {
+        if (tb)
+            tiles_panels_rows(b, ldb, n, k, panel_space);
+        else
+            tiles_panels_cols(b, ldb, k, n, panel_space);
+        t.panels = panel_space;
+    }
+    int parts = pool_parts(m * n * k, GEMM_MIN_PART);
+    if (parts > (m + 7) / 8) parts = (int)((m + 7) / 8);
+    if (parts <= 1)
+        tiles_part(&t, 0, 1);
+    else
+        pool_run(tiles_part, &t, parts);
+}
+
 void kern_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                 int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
 {
     GemmJob g = {ta, tb, 0, m, n, k, lda, ldb, ldc, alpha, beta, a, b, c};
     if (m == 0 || n == 0) return;
+    GemmForm form = tiles_form(ta, tb, m, n, k, beta);
+    if (form != FORM_SGEMM) {
+        tiles_product(form, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
     int parts = pool_parts(m * n * k, GEMM_MIN_PART);
     g.by_cols = m < 16 * parts && n > m; /* too few rows for every part: split the columns */
     int64_t blocks = (g.by_cols ? n : m) / 16;

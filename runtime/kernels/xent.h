@@ -43,8 +43,8 @@ struct XentJob {
     float *g, *h;            /* (nq,D) and (nc,D) */
     float *space;            /* the parts' (rows,nc) tiles, one after another */
     float *hparts;           /* after them, (nc,D) of H for each part but the first */
-    float *panels;           /* after them, C in panels (xent_panels) when the
-                              * tiles use xent_avx512.c's products, else NULL */
+    float *panels;           /* after them, C in panels (tiles_panels_rows) when
+                              * the tiles use tiles.h's products, else NULL */
     double lse[POOL_MAX_PARTS];
 };
 
@@ -53,25 +53,13 @@ struct XentJob {
  * totals in part order. Returns the total. */
 double xent_run(XentJob *job, float *space, int64_t space_floats);
 
-/* The tile products of xent_avx512.c, which xent_run uses when the CPU has
- * AVX-512 and D is a multiple of 32 (else sgemm): scores tile = alpha Q C^T
- * from C in panels (each 32 columns of C^T, D x 32, the last padded with
- * zeros), g = alpha tile W (W (nc,D)), h = alpha tile^T W (W (n,D)), added to
- * h when add is set. */
+/* Whether xent_run uses tiles.h's products and xent_fast_softmax (AVX-512,
+ * D a multiple of 32) rather than sgemm and softmax_row. */
 int xent_fast_usable(int64_t d);
-void xent_fast_enable(int on); /* tests: 0 makes xent_run use sgemm */
-int64_t xent_panels_floats(int64_t nc, int64_t d);
-void xent_panels(const float *c, int64_t nc, int64_t d, float *panels);
-void xent_fast_scores(const float *q, int64_t n, const float *panels, int64_t nc, int64_t d,
-                      float alpha, float *tile);
 /* softmax_row's work with AVX-512 (row becomes its softmax, cn weighs Z's
  * terms; returns log Z), and its exp alone (for the tests). */
 double xent_fast_softmax(float *row, int64_t nc, const float *cn);
 void xent_fast_exp(const float *x, int64_t n, float *y);
-void xent_fast_g(const float *tile, int64_t n, int64_t nc, const float *w, int64_t d, float alpha,
-                 float *g);
-void xent_fast_h(const float *tile, int64_t n, int64_t nc, const float *w, int64_t d, float alpha,
-                 int add, float *h);
 
 /* Groups rows by id: for each row its group (group[row]), for each group its
  * count and its embedding (the first row's), returning the number of groups,

@@ -1,0 +1,231 @@
+/* The products of tiles.h in AVX-512. A block of the result is 8 rows by 32
+ * columns (two vectors), sixteen sums in registers; rows past the end of the
+ * result repeat its last row and are not stored, columns past it are masked
+ * (tiles_abt) or excluded by the caller (n a multiple of 32). Where the CPU
+ * lacks AVX-512 (or the build is not for x86-64 with gcc or clang) nothing
+ * here runs: tiles_usable says 0 and the callers use sgemm. */
+#include "kernels/tiles.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define TILES_AVX512 1
+#include <immintrin.h>
+#define AVX512 __attribute__((target("avx512f")))
+#endif
+
+static int switched_off; /* set by tiles_enable(0) */
+
+void tiles_enable(int on)
+{
+    switched_off = !on;
+}
+
+int tiles_usable(void)
+{
+#ifdef TILES_AVX512
+    /* no __builtin_cpu_init needed: libgcc sets the features up before main */
+    return !switched_off && __builtin_cpu_supports("avx512f");
+#else
+    return 0;
+#endif
+}
+
+int64_t tiles_panels_floats(int64_t n, int64_t k)
+{
+    return (n + 31) / 32 * 32 * k;
+}
+
+void tiles_panels_rows(const float *b, int64_t ldb, int64_t n, int64_t k, float *panels)
+{
+    for (int64_t j0 = 0; j0 < n; j0 += 32) {
+        float *panel = panels + j0 * k;
+        for (int64_t q = 0; q < k; q++)
+            for (int64_t l = 0; l < 32; l++)
+                panel[q * 32 + l] = j0 + l < n ? b[(j0 + l) * ldb + q] : 0.0f;
+    }
+}
+
+void tiles_panels_cols(const float *b, int64_t ldb, int64_t k, int64_t n, float *panels)
+{
+    for (int64_t j0 = 0; j0 < n; j0 += 32) {
+        float *panel = panels + j0 * k;
+        int64_t w = n - j0 < 32 ? n - j0 : 32;
+        for (int64_t q = 0; q < k; q++) {
+            memcpy(panel + q * 32, b + q * ldb + j0, (size_t)w * sizeof *panel);
+            for (int64_t l = w; l < 32; l++) panel[q * 32 + l] = 0.0f;
+        }
+    }
+}
+
+#ifdef TILES_AVX512
+
+/* The mask of the first n (up to 16) lanes. */
+static inline __mmask16 lanes(int64_t n)
+{
+    return n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
+}
+
+/* Eight rows (or columns) of sums, two vectors each, named so that they stay
+ * in registers. */
+#define EIGHT(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+
+/* Stores alpha s (acc: adds it to what is there) under masks m0, m1. */
+#define STORE_SUMS(dst, sa, sb, m0, m1)                                                            \
+    {                                                                                              \
+        __m512 x0 = _mm512_mul_ps(al, sa), x1 = _mm512_mul_ps(al, sb);                             \
+        if (acc) {                                                                                 \
+            x0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, dst), x0);                                \
+            x1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, (dst) + 16), x1);                         \
+        }                                                                                          \
+        _mm512_mask_storeu_ps(dst, m0, x0);                                                        \
+        _mm512_mask_storeu_ps((dst) + 16, m1, x1);                                                 \
+    }
+
+/* c[r][0..32) (+)= alpha a_r . V_l for rows r < rr (up to 8) of a and the 32
+ * vectors of one panel, masked by m0, m1 at the end of the row. */
+AVX512 static void abt_block(const float *a, int64_t lda, int64_t rr, int64_t k, const float *panel,
+                             float alpha, int acc, float *c, int64_t ldc, __mmask16 m0,
+                             __mmask16 m1)
+{
+#define ABT_INIT(r)                                                                                \
+    const float *a##r = a + (r < rr ? r : rr - 1) * lda;                                           \
+    __m512 s##r##a = _mm512_setzero_ps(), s##r##b = _mm512_setzero_ps();
+    EIGHT(ABT_INIT)
+    for (int64_t q = 0; q < k; q++) {
+        __m512 v0 = _mm512_loadu_ps(panel + q * 32), v1 = _mm512_loadu_ps(panel + q * 32 + 16);
+#define ABT_FMA(r)                                                                                 \
+    {                                                                                              \
+        __m512 x = _mm512_set1_ps(a##r[q]);                                                        \
+        s##r##a = _mm512_fmadd_ps(x, v0, s##r##a);                                                 \
+        s##r##b = _mm512_fmadd_ps(x, v1, s##r##b);                                                 \
+    }
+        EIGHT(ABT_FMA)
+    }
+    __m512 al = _mm512_set1_ps(alpha);
+#define ABT_STORE(r)                                                                               \
+    if (r < rr) STORE_SUMS(c + r * ldc, s##r##a, s##r##b, m0, m1)
+    EIGHT(ABT_STORE)
+}
+
+/* c[r][0..32) (+)= alpha sum_q a_r[q] b_q[0..32) for rows r < rr (up to 8). */
+AVX512 static void ab_block(const float *a, int64_t lda, int64_t rr, int64_t k, const float *b,
+                            int64_t ldb, float alpha, int acc, float *c, int64_t ldc)
+{
+#define AB_INIT(r)                                                                                 \
+    const float *a##r = a + (r < rr ? r : rr - 1) * lda;                                           \
+    __m512 s##r##a = _mm512_setzero_ps(), s##r##b = _mm512_setzero_ps();
+    EIGHT(AB_INIT)
+    for (int64_t q = 0; q < k; q++) {
+        __m512 w0 = _mm512_loadu_ps(b + q * ldb), w1 = _mm512_loadu_ps(b + q * ldb + 16);
+#define AB_FMA(r)                                                                                  \
+    {                                                                                              \
+        __m512 x = _mm512_set1_ps(a##r[q]);                                                        \
+        s##r##a = _mm512_fmadd_ps(x, w0, s##r##a);                                                 \
+        s##r##b = _mm512_fmadd_ps(x, w1, s##r##b);                                                 \
+    }
+        EIGHT(AB_FMA)
+    }
+    __m512 al = _mm512_set1_ps(alpha);
+#define AB_STORE(r)                                                                                \
+    if (r < rr) STORE_SUMS(c + r * ldc, s##r##a, s##r##b, (__mmask16)0xffff, (__mmask16)0xffff)
+    EIGHT(AB_STORE)
+}
+
+/* c[col][0..32) (+)= alpha sum_i a_i[col] b_i[0..32) over rows i < k, for
+ * the columns col < cc (up to 8) from a's first. */
+AVX512 static void atb_block(const float *a, int64_t lda, int64_t k, int64_t cc, const float *b,
+                             int64_t ldb, float alpha, int acc, float *c, int64_t ldc)
+{
+#define ATB_INIT(j)                                                                                \
+    const int64_t col##j = j < cc ? j : cc - 1;                                                    \
+    __m512 s##j##a = _mm512_setzero_ps(), s##j##b = _mm512_setzero_ps();
+    EIGHT(ATB_INIT)
+    for (int64_t i = 0; i < k; i++) {
+        __m512 w0 = _mm512_loadu_ps(b + i * ldb), w1 = _mm512_loadu_ps(b + i * ldb + 16);
+        const float *t = a + i * lda;
+#define ATB_FMA(j)                                                                                 \
+    {                                                                                              \
+        __m512 x = _mm512_set1_ps(t[col##j]);                                                      \
+        s##j##a = _mm512_fmadd_ps(x, w0, s##j##a);                                                 \
+        s##j##b = _mm512_fmadd_ps(x, w1, s##j##b);                                                 \
+    }
+        EIGHT(ATB_FMA)
+    }
+    __m512 al = _mm512_set1_ps(alpha);
+#define ATB_STORE(j)                                                                               \
+    if (j < cc) STORE_SUMS(c + j * ldc, s##j##a, s##j##b, (__mmask16)0xffff, (__mmask16)0xffff)
+    EIGHT(ATB_STORE)
+}
+
+AVX512 static void abt_avx512(int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                              int64_t lda, const float *panels, int acc, float *c, int64_t ldc)
+{
+    for (int64_t i = 0; i < m; i += 8)
+        for (int64_t j = 0; j < n; j += 32)
+            abt_block(a + i * lda, lda, m - i < 8 ? m - i : 8, k, panels + j * k, alpha, acc,
+                      c + i * ldc + j, ldc, lanes(n - j), lanes(n - j - 16));
+}
+
+AVX512 static void ab_avx512(int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                             int64_t lda, const float *b, int64_t ldb, int acc, float *c,
+                             int64_t ldc)
+{
+    for (int64_t i = 0; i < m; i += 8)
+        for (int64_t j = 0; j < n; j += 32)
+            ab_block(a + i * lda, lda, m - i < 8 ? m - i : 8, k, b + j, ldb, alpha, acc,
+                     c + i * ldc + j, ldc);
+}
+
+AVX512 static void atb_avx512(int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                              int64_t lda, const float *b, int64_t ldb, int acc, float *c,
+                              int64_t ldc)
+{
+    for (int64_t i0 = 0; i0 < k || i0 == 0; i0 += TILES_ATB_ROWS) {
+        int64_t rows = k - i0 < TILES_ATB_ROWS ? k - i0 : TILES_ATB_ROWS;
+        int add = acc || i0 > 0;
+        for (int64_t j = 0; j < m; j += 8)
+            for (int64_t l = 0; l < n; l += 32)
+                atb_block(a + i0 * lda + j, lda, rows, m - j < 8 ? m - j : 8, b + i0 * ldb + l, ldb,
+                          alpha, add, c + j * ldc + l, ldc);
+    }
+}
+
+#endif
+
+void tiles_abt(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+               const float *panels, int acc, float *c, int64_t ldc)
+{
+#ifdef TILES_AVX512
+    abt_avx512(m, n, k, alpha, a, lda, panels, acc, c, ldc);
+#else
+    (void)m, (void)n, (void)k, (void)alpha, (void)a, (void)lda, (void)panels, (void)acc, (void)c,
+        (void)ldc;
+    abort();
+#endif
+}
+
+void tiles_ab(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+              const float *b, int64_t ldb, int acc, float *c, int64_t ldc)
+{
+#ifdef TILES_AVX512
+    ab_avx512(m, n, k, alpha, a, lda, b, ldb, acc, c, ldc);
+#else
+    (void)m, (void)n, (void)k, (void)alpha, (void)a, (void)lda, (void)b, (void)ldb, (void)acc,
+        (void)c, (void)ldc;
+    abort();
+#endif
+}
+
+void tiles_atb(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+               const float *b, int64_t ldb, int acc, float *c, int64_t ldc)
+{
+#ifdef TILES_AVX512
+    atb_avx512(m, n, k, alpha, a, lda, b, ldb, acc, c, ldc);
+#else
+    (void)m, (void)n, (void)k, (void)alpha, (void)a, (void)lda, (void)b, (void)ldb, (void)acc,
+        (void)c, (void)ldc;
+    abort();
+#endif
+}
