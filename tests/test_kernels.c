@@ -1289,13 +1289,14 @@ static void check_fused_xent_d(int64_t b, int64_t vq, int64_t vc, int64_t rows, 
 
 /* kern_sgemm against the product in double, split on the pool by rows (a
  * tall product) and by columns (a short, wide one), every transpose, with
- * alpha and beta, by sgemm and (where the CPU has AVX-512) by tiles.h's
- * products, and the same bytes again on a second call: for tiles.h's, on
+ * alpha and beta, by sgemm (one column: by a loop of its own) and (where the
+ * CPU has AVX-512) by tiles.h's products, and the same bytes again on a second call: for tiles.h's, on
  * one thread against three. */
 static void test_kern_sgemm(void **state)
 {
     (void)state;
-    const int64_t shapes[][3] = {{3000, 40, 64}, {300, 64, 500}, {8, 8192, 96}, {5, 7, 3}};
+    const int64_t shapes[][3] = {
+        {3000, 40, 64}, {300, 64, 500}, {8, 8192, 96}, {5, 7, 3}, {700, 1, 130}};
     Rng r;
     rng_seed(&r, 31);
     for (int fast = 0; fast < 2; fast++)

@@ -26,7 +26,8 @@ void kern_rows(const KernelCall *call, int64_t n, int64_t width, int64_t align, 
 /* c = alpha op(a) op(b) + beta c in row-major order (ta, tb: 1 transposes).
  * Where the CPU has AVX-512 and the shape suits (kern_sgemm_tiled), by
  * tiles.h's products, split by rows on the thread pool: every element the
- * same whatever the thread count. Else cblas_sgemm, with a large product's
+ * same whatever the thread count. A product of one column is summed in
+ * double, a row's result the same in any batch. Else cblas_sgemm, with a large product's
  * rows (or, for a short and wide one, its columns) split into parts on the
  * pool, each part one sgemm on one OpenBLAS thread: the inner extent is never
  * split, so every element is summed as the whole product sums it, and the

@@ -152,6 +152,54 @@ static void tiles_product(GemmForm form, int tb, int64_t m, int64_t n, int64_t k
         pool_run(tiles_part, &t, parts);
 }
 
+/* c = alpha op(a) b + beta c for one column b (stride ldb) and c (stride
+ * ldc): a layer with one unit, or its weights' gradient. sgemm packs all of a
+ * first (2.5x the time of reading it once at 8192 x 128), and sgemv's sum for
+ * a row depends on how many rows it is given; here each element is summed in
+ * double in an order of its own, so a row's result is the same in any batch.
+ * Compiled for AVX-512 and AVX2 as well, chosen at load time: the same IEEE
+ * operations (nothing contracted), the same bits. */
+#define COLUMN_BLOCK 256
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(MTR_NO_CLONES)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+static void
+column_product(int ta, int64_t m, int64_t k, float alpha, const float *a, int64_t lda,
+               const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
+{
+    if (!ta) {
+        /* c_i = a_i . b: eight lanes of the dot product, added in lane order */
+        for (int64_t i = 0; i < m; i++) {
+            const float *ai = a + i * lda;
+            double lane[8] = {0.0};
+            int64_t q = 0;
+            for (; q + 8 <= k; q += 8)
+                for (int l = 0; l < 8; l++) lane[l] += (double)ai[q + l] * (double)b[(q + l) * ldb];
+            for (; q < k; q++) lane[0] += (double)ai[q] * (double)b[q * ldb];
+            double sum = 0.0;
+            for (int l = 0; l < 8; l++) sum += lane[l];
+            float v = (float)(alpha * sum);
+            c[i * ldc] = beta == 0.0f ? v : v + beta * c[i * ldc];
+        }
+        return;
+    }
+    /* c_j = sum_q a[q][j] b_q: the rows of a in order, COLUMN_BLOCK columns at a time */
+    for (int64_t j0 = 0; j0 < m; j0 += COLUMN_BLOCK) {
+        int64_t w = m - j0 < COLUMN_BLOCK ? m - j0 : COLUMN_BLOCK;
+        double sum[COLUMN_BLOCK] = {0.0};
+        for (int64_t q = 0; q < k; q++) {
+            const float *aq = a + q * lda + j0;
+            double bq = (double)b[q * ldb];
+            for (int64_t j = 0; j < w; j++) sum[j] += (double)aq[j] * bq;
+        }
+        for (int64_t j = 0; j < w; j++) {
+            float v = (float)(alpha * sum[j]);
+            c[(j0 + j) * ldc] = beta == 0.0f ? v : v + beta * c[(j0 + j) * ldc];
+        }
+    }
+}
+
 void kern_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                 int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
 {
@@ -160,6 +208,10 @@ void kern_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, co
     GemmForm form = tiles_form(ta, tb, m, n, k, beta);
     if (form != FORM_SGEMM) {
         tiles_product(form, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    if (n == 1) {
+        column_product(ta, m, k, alpha, a, lda, b, tb ? 1 : ldb, beta, c, ldc);
         return;
     }
     int parts = pool_parts(m * n * k, GEMM_MIN_PART);
