@@ -171,7 +171,9 @@ void kernel_loss_weight(const KernelCall *call)
  * one exp per score, and no (nq,nc) matrix exists. Where the CPU has AVX-512
  * and D is a multiple of 32, the three products are tiles.h's and the softmax
  * xent_avx512.c's instead, reading C from panels made once per call (a
- * third less time at D = 32: sgemm repacked C for every tile). The rows are split into
+ * third less time at D = 32: sgemm repacked C for every tile); there, unless
+ * a hook must see E, the tile keeps e^(s - max) and 1/Z_a scales G's row a
+ * and qw's row a for H instead (scale_late: one pass over the tile less). The rows are split into
  * parts run on the thread pool: each part has its own tile and (after the
  * first) its own H, summed in part order afterwards, so the result depends on
  * the number of parts only. */
@@ -224,7 +226,8 @@ static void xent_part(void *ctx, int part, int parts)
     XentJob *job = ctx;
     int64_t lo, hi, nc = job->nc, d = job->d;
     pool_rows(job->nq, job->rows, part, parts, &lo, &hi);
-    float *tile = job->space + part * job->rows * nc;
+    float *tile = job->space + part * job->rows * (nc + (job->scale_late ? d + 1 : 0));
+    float *qs = tile + job->rows * nc, *inv_z = qs + job->rows * d; /* scale_late's */
     float *h = part == 0 ? job->h : job->hparts + (part - 1) * nc * d;
     double lse = 0.0;
     float alpha = job->alpha != 0.0f ? job->alpha : 1.0f;
@@ -240,24 +243,35 @@ static void xent_part(void *ctx, int part, int parts)
             float *row = tile + i * nc;
             if (job->shift)
                 for (int64_t j = 0; j < nc; j++) row[j] -= job->shift[j];
-            double l =
-                job->panels ? xent_fast_softmax(row, nc, job->cn) : softmax_row(row, nc, job->cn);
+            double l = job->panels
+                           ? xent_fast_softmax(row, nc, job->cn, job->scale_late ? inv_z + i : NULL)
+                           : softmax_row(row, nc, job->cn);
             if (job->row)
                 lse += job->row(job, a0 + i, row, l);
             else
                 lse += (job->qn ? (double)job->qn[a0 + i] : 1.0) * l;
         }
+        float *g = job->g + a0 * d;
+        const float *qw = job->qw + a0 * d;
         if (job->panels)
-            tiles_ab(n, d, nc, alpha, tile, nc, job->cw, d, 0, job->g + a0 * d, d);
+            tiles_ab(n, d, nc, alpha, tile, nc, job->cw, d, 0, g, d);
         else
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)d, (int)nc, alpha,
-                        tile, (int)nc, job->cw, (int)d, 0.0f, job->g + a0 * d, (int)d);
+                        tile, (int)nc, job->cw, (int)d, 0.0f, g, (int)d);
+        if (job->scale_late) {
+            for (int64_t i = 0; i < n; i++)
+                for (int64_t k = 0; k < d; k++) {
+                    g[i * d + k] *= inv_z[i];
+                    qs[i * d + k] = inv_z[i] * qw[i * d + k];
+                }
+            qw = qs;
+        }
         if (job->mask) job->mask(job, a0, n, tile);
         if (job->panels)
-            tiles_atb(nc, d, n, alpha, tile, nc, job->qw + a0 * d, d, !first, h, d);
+            tiles_atb(nc, d, n, alpha, tile, nc, qw, d, !first, h, d);
         else
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nc, (int)d, (int)n, alpha,
-                        tile, (int)nc, job->qw + a0 * d, (int)d, first ? 0.0f : 1.0f, h, (int)d);
+                        tile, (int)nc, qw, (int)d, first ? 0.0f : 1.0f, h, (int)d);
         first = 0;
     }
     if (first) memset(h, 0, (size_t)(nc * d) * sizeof *h);
@@ -276,12 +290,18 @@ double xent_run(XentJob *job, float *space, int64_t space_floats)
     /* C in panels for the AVX-512 products, when there is room for it and
      * still a tile of 8 rows (their block) */
     int64_t ct_floats = xent_fast_usable(d) ? tiles_panels_floats(nc, d) : 0;
-    if (space_floats < ct_floats + 8 * nc) ct_floats = 0;
+    if (space_floats < ct_floats + 8 * (nc + d + 1)) ct_floats = 0;
     space_floats -= ct_floats;
+    /* With the AVX-512 softmax and no hooks to see E, the tile keeps
+     * e^(s - max) and 1/Z scales G's rows and qw's rows for H instead: a pass
+     * over the tile less. Each part then also holds its rows of scaled qw and
+     * of 1/Z. */
+    job->scale_late = ct_floats && !job->row && !job->mask;
+    int64_t row_floats = nc + (job->scale_late ? d + 1 : 0);
     for (; parts >= 1; parts--) {
-        /* each part: rows * nc of tile, and nc * d of H after the first */
+        /* each part: rows * row_floats, and nc * d of H after the first */
         int64_t avail = (space_floats - (int64_t)(parts - 1) * nc * d) / parts;
-        rows = avail / nc;
+        rows = avail / row_floats;
         if (rows >= 1) break;
     }
     if (parts < 1) parts = 1, rows = 1; /* the shape rule gives at least one row */
@@ -291,7 +311,7 @@ double xent_run(XentJob *job, float *space, int64_t space_floats)
     rows = rows < per ? rows : per < 1 ? 1 : per;
     job->rows = rows;
     job->space = space;
-    job->hparts = space + parts * rows * nc;
+    job->hparts = space + parts * rows * row_floats;
     job->panels = NULL;
     if (ct_floats) {
         job->panels = job->hparts + (int64_t)(parts - 1) * nc * d;

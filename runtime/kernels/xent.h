@@ -45,6 +45,7 @@ struct XentJob {
     float *hparts;           /* after them, (nc,D) of H for each part but the first */
     float *panels;           /* after them, C in panels (tiles_panels_rows) when
                               * the tiles use tiles.h's products, else NULL */
+    int scale_late;          /* 1/Z_a scales G's and qw's rows, not the tile's (xent_run) */
     double lse[POOL_MAX_PARTS];
 };
 
@@ -57,8 +58,9 @@ double xent_run(XentJob *job, float *space, int64_t space_floats);
  * D a multiple of 32) rather than sgemm and softmax_row. */
 int xent_fast_usable(int64_t d);
 /* softmax_row's work with AVX-512 (row becomes its softmax, cn weighs Z's
- * terms; returns log Z), and its exp alone (for the tests). */
-double xent_fast_softmax(float *row, int64_t nc, const float *cn);
+ * terms; returns log Z), and its exp alone (for the tests). With inv_z set,
+ * the row keeps e^(s_j - max) and *inv_z gets 1/Z's factor for it. */
+double xent_fast_softmax(float *row, int64_t nc, const float *cn, float *inv_z);
 void xent_fast_exp(const float *x, int64_t n, float *y);
 
 /* Groups rows by id: for each row its group (group[row]), for each group its

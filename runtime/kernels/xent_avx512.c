@@ -63,7 +63,7 @@ AVX512 static void exp_avx512(const float *x, int64_t n, float *y)
     }
 }
 
-AVX512 static double softmax_avx512(float *row, int64_t nc, const float *cn)
+AVX512 static double softmax_avx512(float *row, int64_t nc, const float *cn, float *inv_z)
 {
     __m512 mx = _mm512_set1_ps(-INFINITY);
     for (int64_t j = 0; j < nc; j += 16)
@@ -86,6 +86,10 @@ AVX512 static double softmax_avx512(float *row, int64_t nc, const float *cn)
         add_wide(part, &lo, &hi);
     }
     double z = _mm512_reduce_add_pd(_mm512_add_pd(lo, hi));
+    if (inv_z) {
+        *inv_z = (float)(1.0 / z);
+        return (double)m + log(z);
+    }
     __m512 inv = _mm512_set1_ps((float)(1.0 / z));
     for (int64_t j = 0; j < nc; j += 16) {
         __mmask16 k = lanes(nc - j);
@@ -96,12 +100,12 @@ AVX512 static double softmax_avx512(float *row, int64_t nc, const float *cn)
 
 #endif
 
-double xent_fast_softmax(float *row, int64_t nc, const float *cn)
+double xent_fast_softmax(float *row, int64_t nc, const float *cn, float *inv_z)
 {
 #ifdef XENT_AVX512
-    return softmax_avx512(row, nc, cn);
+    return softmax_avx512(row, nc, cn, inv_z);
 #else
-    (void)row, (void)nc, (void)cn;
+    (void)row, (void)nc, (void)cn, (void)inv_z;
     abort();
 #endif
 }
