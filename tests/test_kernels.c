@@ -1287,11 +1287,27 @@ static void check_fused_xent_d(int64_t b, int64_t vq, int64_t vc, int64_t rows, 
     free(tq), free(tc), free(qid), free(cid), free(q), free(c), free(s), free(want_q), free(want_c);
 }
 
+/* C = alpha op(A) op(B) (+ C0 when acc) in double, for the product tests. */
+static void expect_product(const char *what, int ta, int64_t m, int64_t n, int64_t k, float alpha,
+                           const float *a, int64_t lda, const float *v, int vrows, int64_t ldv,
+                           const float *c0, int acc, const float *c, int64_t ldc)
+{
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double sum = 0.0;
+            for (int64_t q = 0; q < k; q++)
+                sum += (double)(ta ? a[q * lda + i] : a[i * lda + q]) *
+                       (vrows ? v[j * ldv + q] : v[q * ldv + j]);
+            double want = alpha * sum + (acc ? c0[i * ldc + j] : 0.0);
+            expect_close(c[i * ldc + j], want, 1e-5, 1e-5, what, (size_t)(i * ldc + j));
+        }
+}
+
 /* kern_sgemm against the product in double, split on the pool by rows (a
  * tall product) and by columns (a short, wide one), every transpose, with
  * alpha and beta, by sgemm (one column: by a loop of its own) and (where the
- * CPU has AVX-512) by tiles.h's products, and the same bytes again on a second call: for tiles.h's, on
- * one thread against three. */
+ * CPU has AVX-512) by tiles.h's products, and the same bytes again on a second call: for tiles.h's,
+ * on one thread against three. */
 static void test_kern_sgemm(void **state)
 {
     (void)state;
@@ -1326,16 +1342,8 @@ static void test_kern_sgemm(void **state)
                 pool_stop();
                 tiles_enable(1);
                 assert_memory_equal(c, again, (size_t)(m * n) * sizeof *c);
-                for (int64_t i = 0; i < m; i++)
-                    for (int64_t j = 0; j < n; j++) {
-                        double sum = 0.0;
-                        for (int64_t q = 0; q < k; q++)
-                            sum += (double)(ta ? a[q * lda + i] : a[i * lda + q]) *
-                                   (tb ? b[j * ldb + q] : b[q * ldb + j]);
-                        double want = 0.5 * sum + beta * c0[i * n + j];
-                        expect_close(c[i * n + j], want, 1e-5, 1e-5, "kern_sgemm",
-                                     (size_t)(i * n + j));
-                    }
+                expect_product("kern_sgemm", ta, m, n, k, 0.5f, a, lda, b, tb, ldb, c0,
+                               beta != 0.0f, c, n);
                 free(a), free(b), free(c), free(c0), free(again);
             }
 }
@@ -1351,22 +1359,6 @@ static void check_fused_xent(int64_t b, int64_t vq, int64_t vc, int64_t rows, ui
         check_fused_xent_d(b, vq, vc, rows + 64, seed, 64);
     }
     tiles_enable(1);
-}
-
-/* C = alpha op(A) op(B) (+ C0 when acc) in double, for the tile tests. */
-static void expect_product(const char *what, int ta, int64_t m, int64_t n, int64_t k, float alpha,
-                           const float *a, int64_t lda, const float *v, int vrows, int64_t ldv,
-                           const float *c0, int acc, const float *c, int64_t ldc)
-{
-    for (int64_t i = 0; i < m; i++)
-        for (int64_t j = 0; j < n; j++) {
-            double sum = 0.0;
-            for (int64_t q = 0; q < k; q++)
-                sum += (double)(ta ? a[q * lda + i] : a[i * lda + q]) *
-                       (vrows ? v[j * ldv + q] : v[q * ldv + j]);
-            double want = alpha * sum + (acc ? c0[i * ldc + j] : 0.0);
-            expect_close(c[i * ldc + j], want, 1e-5, 1e-5, what, (size_t)(i * ldc + j));
-        }
 }
 
 /* The AVX-512 products of tiles.h against the same products in double: rows
