@@ -12,7 +12,7 @@
 #     last bits differ, and training carries the difference on);
 #   - every test metric equals it to 4 decimals;
 #   - the saved parameters equal it to 1e-5 (relative to max(1, |value|));
-#     ml-100k gets 1e-4: on 2 ranks one rarely active unit's bias ends 1.4e-5
+#     ml-100k gets 1e-4: on 3 ranks one rarely active unit's bias ends 1.6e-5
 #     apart, after a row on relu's kink counts differently at the third step
 #     (docs/distributed.md, "How equal to one process");
 #   - a rerun at the same rank count is byte-identical (metrics, step log, model);
