@@ -4,6 +4,7 @@
 #include "mtr/model.h"
 #include "sides.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -297,14 +298,22 @@ int mtr_knob_check(unsigned kind, double v, char *rule, size_t n)
         snprintf(rule, n, "is of an unknown kind %u", kind);
         return -1;
     }
-    int lo_ok = k->min_open ? v > k->min : v >= k->min;
-    int hi_ok = k->max == HUGE_VAL || (k->max_open ? v < k->max : v <= k->max);
+    /* An F32 knob is checked as model.bin stores it: split 1e-50 is 0 there. */
+    double stored = v;
+    if (k->type == MTR_KNOB_F32 && isfinite(v))
+        stored = fabs(v) > FLT_MAX ? copysign(HUGE_VAL, v) : (double)(float)v;
+    int lo_ok = k->min_open ? stored > k->min : stored >= k->min;
+    int hi_ok = k->max == HUGE_VAL ? stored < HUGE_VAL || isnan(stored)
+                                   : (k->max_open ? stored < k->max : stored <= k->max);
     if (lo_ok && hi_ok) return 0;
+    int len;
     if (k->max == HUGE_VAL)
-        snprintf(rule, n, "must be %s %.10g", k->min_open ? ">" : ">=", k->min);
+        len = snprintf(rule, n, "must be %s %.10g", k->min_open ? ">" : ">=", k->min);
     else
-        snprintf(rule, n, "must be in %c%.10g, %.10g%c", k->min_open ? '(' : '[', k->min, k->max,
-                 k->max_open ? ')' : ']');
+        len = snprintf(rule, n, "must be in %c%.10g, %.10g%c", k->min_open ? '(' : '[', k->min,
+                       k->max, k->max_open ? ')' : ']');
+    if (stored != v && len > 0 && (size_t)len < n)
+        snprintf(rule + len, n - (size_t)len, " (as a 32-bit float it is %g)", stored);
     return -1;
 }
 

@@ -267,6 +267,11 @@ static void test_semantic_errors(void **state)
         {"task t = ranking(h, r)\ntrain { seed -1 }\n",
          "seed must be in [0, 2147483647], found -1"},
         {"task t = ranking(h, r)\ntrain { split 1 }\n", "split must be in (0, 1), found 1"},
+        /* model.bin keeps it as a float, which is 0 */
+        {"task t = ranking(h, r)\ntrain { split 1e-50 }\n",
+         "split must be in (0, 1) (as a 32-bit float it is 0), found 1e-50"},
+        {"task t = ranking(h, r)\ntrain { clip_norm 1e39 }\n",
+         "clip_norm must be > 0 (as a 32-bit float it is inf), found 1e+39"},
         {"", "model 'm' has no task"},
     };
     char src[4096];
