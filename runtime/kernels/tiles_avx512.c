@@ -5,15 +5,10 @@
  * lacks AVX-512 (or the build is not for x86-64 with gcc or clang) nothing
  * here runs: tiles_usable says 0 and the callers use sgemm. */
 #include "kernels/tiles.h"
+#include "kernels/avx512.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define TILES_AVX512 1
-#include <immintrin.h>
-#define AVX512 __attribute__((target("avx512f")))
-#endif
 
 static int switched_off; /* set by tiles_enable(0) */
 
@@ -24,7 +19,7 @@ void tiles_enable(int on)
 
 int tiles_usable(void)
 {
-#ifdef TILES_AVX512
+#ifdef MTR_AVX512
     /* no __builtin_cpu_init needed: libgcc sets the features up before main */
     return !switched_off && __builtin_cpu_supports("avx512f");
 #else
@@ -59,13 +54,7 @@ void tiles_panels_cols(const float *b, int64_t ldb, int64_t k, int64_t n, float 
     }
 }
 
-#ifdef TILES_AVX512
-
-/* The mask of the first n (up to 16) lanes. */
-static inline __mmask16 lanes(int64_t n)
-{
-    return n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
-}
+#ifdef MTR_AVX512
 
 /* Eight rows (or columns) of sums, two vectors each, named so that they stay
  * in registers. */
@@ -197,7 +186,7 @@ AVX512 static void atb_avx512(int64_t m, int64_t n, int64_t k, float alpha, cons
 void tiles_abt(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                const float *panels, int acc, float *c, int64_t ldc)
 {
-#ifdef TILES_AVX512
+#ifdef MTR_AVX512
     abt_avx512(m, n, k, alpha, a, lda, panels, acc, c, ldc);
 #else
     (void)m, (void)n, (void)k, (void)alpha, (void)a, (void)lda, (void)panels, (void)acc, (void)c,
@@ -209,7 +198,7 @@ void tiles_abt(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int
 void tiles_ab(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
               const float *b, int64_t ldb, int acc, float *c, int64_t ldc)
 {
-#ifdef TILES_AVX512
+#ifdef MTR_AVX512
     ab_avx512(m, n, k, alpha, a, lda, b, ldb, acc, c, ldc);
 #else
     (void)m, (void)n, (void)k, (void)alpha, (void)a, (void)lda, (void)b, (void)ldb, (void)acc,
@@ -221,7 +210,7 @@ void tiles_ab(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int6
 void tiles_atb(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                const float *b, int64_t ldb, int acc, float *c, int64_t ldc)
 {
-#ifdef TILES_AVX512
+#ifdef MTR_AVX512
     atb_avx512(m, n, k, alpha, a, lda, b, ldb, acc, c, ldc);
 #else
     (void)m, (void)n, (void)k, (void)alpha, (void)a, (void)lda, (void)b, (void)ldb, (void)acc,

@@ -1,29 +1,18 @@
 /* The fused softmax's row work (xent.h) written for AVX-512: the exp and the
  * row softmax; its three products are tiles.h's. */
 #include "kernels/xent.h"
+#include "kernels/avx512.h"
 #include "kernels/tiles.h"
 
 #include <math.h>
 #include <stdlib.h>
-
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define XENT_AVX512 1
-#include <immintrin.h>
-#define AVX512 __attribute__((target("avx512f")))
-#endif
 
 int xent_fast_usable(int64_t d)
 {
     return d > 0 && d % 32 == 0 && tiles_usable();
 }
 
-#ifdef XENT_AVX512
-
-/* The mask of the first n (up to 16) lanes. */
-static inline __mmask16 lanes(int64_t n)
-{
-    return n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
-}
+#ifdef MTR_AVX512
 
 /* e^x on 16 lanes: x = n ln2 + r (a two-part ln2, as kern_expf), e^r by the
  * degree-6 polynomial of kern_expf in fused multiply-adds, times 2^n by
@@ -102,7 +91,7 @@ AVX512 static double softmax_avx512(float *row, int64_t nc, const float *cn, flo
 
 double xent_fast_softmax(float *row, int64_t nc, const float *cn, float *inv_z)
 {
-#ifdef XENT_AVX512
+#ifdef MTR_AVX512
     return softmax_avx512(row, nc, cn, inv_z);
 #else
     (void)row, (void)nc, (void)cn, (void)inv_z;
@@ -112,7 +101,7 @@ double xent_fast_softmax(float *row, int64_t nc, const float *cn, float *inv_z)
 
 void xent_fast_exp(const float *x, int64_t n, float *y)
 {
-#ifdef XENT_AVX512
+#ifdef MTR_AVX512
     exp_avx512(x, n, y);
 #else
     (void)x, (void)n, (void)y;
