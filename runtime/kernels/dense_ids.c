@@ -109,11 +109,7 @@ static void add_products(const KernelCall *call, int64_t lo, int64_t hi)
  * whose inputs are base, x, w, ids, b; the sums in bias_add's order. Compiled
  * for AVX-512 and AVX2 as well, chosen at load time: the same IEEE operations
  * (nothing contracted), the same bits. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(MTR_NO_CLONES)
-__attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-static void
-add_products_bias_relu(const KernelCall *call, int64_t lo, int64_t hi)
+KERN_CLONES static void add_products_bias_relu(const KernelCall *call, int64_t lo, int64_t hi)
 {
     int64_t b = call->in_shape[1].rows, d = call->in_shape[1].cols, h = call->in_shape[2].cols;
     IdsWork w = ids_work(call->out[1], b, d, h, 0);
@@ -192,11 +188,8 @@ void kernel_dense_ids_acc_bias_relu(const KernelCall *call)
  * while the sums (n rows of H, a few hundred KiB at the tutorial's sizes) stay
  * in cache. Compiled for AVX-512 and AVX2 as well, chosen at load time: the
  * same float additions in the same order, the same bits. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(MTR_NO_CLONES)
-__attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-static void
-sum_by_group(const float *dy, const int32_t *group, int64_t b, int64_t h, float *s)
+KERN_CLONES static void sum_by_group(const float *dy, const int32_t *group, int64_t b, int64_t h,
+                                     float *s)
 {
     for (int64_t r = 0; r < b; r++) {
         float *sg = s + (int64_t)group[r] * h;

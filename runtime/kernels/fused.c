@@ -3,18 +3,9 @@
  * rewrite_bias_relu). Each gives the same bits as the ops it stands for. */
 #include "kernels/kern.h"
 
-/* The passes are compiled for AVX-512 and AVX2 as well as the baseline, chosen
- * at load time: the same IEEE operations on wider vectors (no FMA is enabled,
- * so nothing is contracted), hence the same bits. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(MTR_NO_CLONES)
-#define FUSED_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define FUSED_CLONES
-#endif
-
 /* bias_relu(x, b) -> relu(x + b), computed as bias_add then relu compute it.
  * Gradient: dx, db = bias_relu_grad(dy, y). */
-FUSED_CLONES static void bias_relu_rows(const KernelCall *call, int64_t lo, int64_t hi)
+KERN_CLONES static void bias_relu_rows(const KernelCall *call, int64_t lo, int64_t hi)
 {
     const float *x = call->in[0]; /* (B,H) */
     const float *b = call->in[1]; /* (H) */
@@ -39,7 +30,7 @@ void kernel_bias_relu(const KernelCall *call)
 /* bias_relu_grad(dy, y) -> dx = dy * (y > 0) and db = the column sums of dx,
  * each column summed in row order in double, as sum_rows sums it. Split by
  * columns, so the sums do not depend on the thread count. */
-FUSED_CLONES static void bias_relu_grad_cols(const KernelCall *call, int64_t lo, int64_t hi)
+KERN_CLONES static void bias_relu_grad_cols(const KernelCall *call, int64_t lo, int64_t hi)
 {
     const float *dy = call->in[0]; /* (B,H) */
     const float *y = call->in[1];  /* (B,H): bias_relu's output */

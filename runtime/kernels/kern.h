@@ -10,6 +10,15 @@
 #include <stdint.h>
 #include <string.h>
 
+/* A pass compiled for AVX-512 and AVX2 as well as the baseline, chosen at load
+ * time: the same IEEE operations on wider vectors (no FMA is enabled, so
+ * nothing is contracted), hence the same bits on every CPU. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(MTR_NO_CLONES)
+#define KERN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define KERN_CLONES
+#endif
+
 /* A kernel's work over rows (or elements, or columns) [lo, hi) of its output. */
 typedef void (*KernRows)(const KernelCall *call, int64_t lo, int64_t hi);
 

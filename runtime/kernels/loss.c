@@ -207,11 +207,7 @@ lane_sum(const float *p, const float *w, int64_t n)
  * cn_j e^(s_j); returns lse. Compiled for AVX-512 and AVX2 as well as the
  * baseline, chosen at load time: the same IEEE operations on wider vectors
  * (no FMA is enabled, so nothing is contracted), hence the same bits. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(MTR_NO_CLONES)
-__attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-static double
-softmax_row(float *row, int64_t nc, const float *cn)
+KERN_CLONES static double softmax_row(float *row, int64_t nc, const float *cn)
 {
     float m = kern_row_max(row, nc);
     for (int64_t j = 0; j < nc; j++) row[j] = kern_expf(row[j] - m);

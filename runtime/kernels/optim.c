@@ -97,6 +97,49 @@ static int64_t rows_named(const int32_t *idx, int64_t b)
     return n;
 }
 
+/* The row-wise updates touch rows scattered over tables far larger than the
+ * caches: the rows ROWS_AHEAD updates later are fetched while this one runs. */
+#define ROWS_AHEAD 4
+
+static void prefetch_row(const float *row, int64_t d)
+{
+    for (int64_t j = 0; j < d && j < 64; j += 16) __builtin_prefetch(row + j, 1);
+}
+
+/* One row of each update, as the dense kernels' arithmetic: restrict tells the
+ * compiler that the tables and the gradient row do not overlap, so the loop
+ * runs on vectors. */
+KERN_CLONES static void sgd_row(float *restrict p, const float *restrict g, int64_t d, float lr)
+{
+    for (int64_t j = 0; j < d; j++) p[j] -= lr * g[j];
+}
+
+KERN_CLONES static void adagrad_row(float *restrict p, float *restrict acc, const float *restrict g,
+                                    int64_t d, float lr, float eps)
+{
+    for (int64_t j = 0; j < d; j++) {
+        float a = acc[j] + g[j] * g[j];
+        acc[j] = a;
+        p[j] -= lr * g[j] / (sqrtf(a) + eps);
+    }
+}
+
+typedef struct {
+    float lr_t, b1, b2, c1, c2, eps;
+} AdamRow;
+
+KERN_CLONES static void adam_row(float *restrict p, float *restrict m, float *restrict v,
+                                 const float *restrict g, int64_t d, const AdamRow *r)
+{
+    for (int64_t j = 0; j < d; j++) {
+        float mi = r->b1 * m[j] + r->c1 * g[j];
+        float vi = r->b2 * v[j] + r->c2 * g[j] * g[j];
+        m[j] = mi;
+        v[j] = vi;
+        p[j] -= r->lr_t * mi / (sqrtf(vi) + r->eps);
+    }
+}
+
 /* Runs part over the rows idx names, shared among the pool by their elements. */
 static void run_rows(const KernelCall *call, PoolFn part)
 {
@@ -115,9 +158,8 @@ static void sgd_rows_part(void *ctx, int part, int parts)
     float lr = (float)call->knobs[call->iattr[0]];
     pool_rows(job->n, 64, part, parts, &lo, &hi);
     for (int64_t k = lo; k < hi; k++) {
-        float *p = param + (int64_t)idx[k] * d;
-        const float *g = rows + k * d;
-        for (int64_t j = 0; j < d; j++) p[j] -= lr * g[j];
+        if (k + ROWS_AHEAD < hi) prefetch_row(param + (int64_t)idx[k + ROWS_AHEAD] * d, d);
+        sgd_row(param + (int64_t)idx[k] * d, rows + k * d, d, lr);
     }
 }
 
@@ -134,13 +176,12 @@ static void adagrad_rows_part(void *ctx, int part, int parts)
     float eps = (float)call->knobs[call->iattr[1]];
     pool_rows(job->n, 64, part, parts, &lo, &hi);
     for (int64_t k = lo; k < hi; k++) {
-        float *p = param + (int64_t)idx[k] * d, *acc = accum + (int64_t)idx[k] * d;
-        const float *g = rows + k * d;
-        for (int64_t j = 0; j < d; j++) {
-            float a = acc[j] + g[j] * g[j];
-            acc[j] = a;
-            p[j] -= lr * g[j] / (sqrtf(a) + eps);
+        if (k + ROWS_AHEAD < hi) {
+            int64_t ahead = (int64_t)idx[k + ROWS_AHEAD] * d;
+            prefetch_row(param + ahead, d), prefetch_row(accum + ahead, d);
         }
+        int64_t off = (int64_t)idx[k] * d;
+        adagrad_row(param + off, accum + off, rows + k * d, d, lr, eps);
     }
 }
 
@@ -173,16 +214,14 @@ static void adam_rows_part(void *ctx, int part, int parts)
     float c1 = (float)(1.0 - b1), c2 = (float)(1.0 - b2);
     int64_t d = call->in_shape[0].cols, lo, hi;
     pool_rows(job->n, 64, part, parts, &lo, &hi);
+    AdamRow r = {lr_t, fb1, fb2, c1, c2, eps};
     for (int64_t k = lo; k < hi; k++) {
-        int64_t off = (int64_t)idx[k] * d;
-        const float *g = rows + k * d;
-        for (int64_t j = 0; j < d; j++) {
-            float mi = fb1 * m[off + j] + c1 * g[j];
-            float vi = fb2 * v[off + j] + c2 * g[j] * g[j];
-            m[off + j] = mi;
-            v[off + j] = vi;
-            param[off + j] -= lr_t * mi / (sqrtf(vi) + eps);
+        if (k + ROWS_AHEAD < hi) {
+            int64_t ahead = (int64_t)idx[k + ROWS_AHEAD] * d;
+            prefetch_row(param + ahead, d), prefetch_row(m + ahead, d), prefetch_row(v + ahead, d);
         }
+        int64_t off = (int64_t)idx[k] * d;
+        adam_row(param + off, m + off, v + off, rows + k * d, d, &r);
     }
 }
 

@@ -49,11 +49,8 @@ typedef struct {
 /* Counts the scores of row[0..n) above hi (*above) and at or above lo (*reached).
  * Compiled for AVX-512 and AVX2 as well as the baseline, chosen at load time:
  * integer counts of float comparisons, the same on any vector width. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(MTR_NO_CLONES)
-__attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-static void
-count_band(const float *row, int64_t n, float lo, float hi, int32_t *above, int32_t *reached)
+KERN_CLONES static void count_band(const float *row, int64_t n, float lo, float hi, int32_t *above,
+                                   int32_t *reached)
 {
     int32_t a = 0, r = 0;
     for (int64_t j = 0; j < n; j++) {

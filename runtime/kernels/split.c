@@ -161,12 +161,9 @@ static void tiles_product(GemmForm form, int tb, int64_t m, int64_t n, int64_t k
  * operations (nothing contracted), the same bits. */
 #define COLUMN_BLOCK 256
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(MTR_NO_CLONES)
-__attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-static void
-column_product(int ta, int64_t m, int64_t k, float alpha, const float *a, int64_t lda,
-               const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
+KERN_CLONES static void column_product(int ta, int64_t m, int64_t k, float alpha, const float *a,
+                                       int64_t lda, const float *b, int64_t ldb, float beta,
+                                       float *c, int64_t ldc)
 {
     if (!ta) {
         /* c_i = a_i . b: eight lanes of the dot product, added in lane order */
