@@ -1422,6 +1422,51 @@ static void test_tiles_products(void **state)
             }
 }
 
+/* tiles_abt_max writes tiles_abt's bits and each row's max, which a NaN does
+ * not change (as in the softmax's max pass): rows in and past a block of 8,
+ * rows of one masked panel and of several, a row whose largest values are
+ * in its last, masked panel, and a row of NaN only (-inf). */
+static void test_tiles_abt_max(void **state)
+{
+    (void)state;
+    if (!tiles_usable()) {
+        print_message("no AVX-512 here: the softmax takes its own max\n");
+        return;
+    }
+    const int64_t ms[] = {1, 8, 13}, ns[] = {1, 20, 32, 70}, k = 32;
+    Rng r;
+    rng_seed(&r, 22);
+    for (size_t x = 0; x < sizeof ms / sizeof *ms; x++)
+        for (size_t y = 0; y < sizeof ns / sizeof *ns; y++) {
+            int64_t m = ms[x], n = ns[y], ldc = n + 2;
+            float *a = fbuf((size_t)(m * k)), *b = fbuf((size_t)(n * k));
+            float *c = fbuf((size_t)(m * ldc)), *want = fbuf((size_t)(m * ldc));
+            float *panels = fbuf((size_t)tiles_panels_floats(n, k)), *mx = fbuf((size_t)m);
+            fill_uniform(&r, a, (size_t)(m * k), -1.0f, 1.0f);
+            fill_uniform(&r, b, (size_t)(n * k), 0.1f, 1.0f);
+            for (int64_t q = 0; q < k; q++) b[(n - 1) * k + q] = 2.0f; /* the last column wins */
+            a[0] = NAN;                                                /* row 0: NaN only */
+            if (m > 1) a[k] = 5.0f; /* row 1: its scores grow with column n-1's */
+            if (m > 2) /* the last row's scores are all below 0: the padding's 0 must not count */
+                for (int64_t q = 0; q < k; q++) a[(m - 1) * k + q] = -1.0f;
+            tiles_panels_rows(b, k, n, k, panels);
+            memset(c, 0, (size_t)(m * ldc) * sizeof *c);
+            memset(want, 0, (size_t)(m * ldc) * sizeof *want);
+            tiles_abt(m, n, k, 0.5f, a, k, panels, 0, want, ldc);
+            tiles_abt_max(m, n, k, 0.5f, a, k, panels, c, ldc, mx);
+            assert_memory_equal(c, want, (size_t)(m * ldc) * sizeof *c);
+            for (int64_t i = 0; i < m; i++) {
+                float best = -INFINITY;
+                for (int64_t j = 0; j < n; j++)
+                    if (want[i * ldc + j] > best) best = want[i * ldc + j];
+                assert_true(mx[i] == best);
+            }
+            assert_true(mx[0] == -INFINITY);
+            if (m > 2) assert_true(mx[m - 1] < 0.0f);
+            free(a), free(b), free(c), free(want), free(panels), free(mx);
+        }
+}
+
 /* The AVX-512 exp (the fast softmax's) against double exp on a grid over
  * [-87, 88] (normal results), and at its ends: 0 below the float range and
  * at -inf, infinity above it, NaN kept. */
@@ -2079,6 +2124,7 @@ int main(void)
         cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_fused_inbatch_softmax_threads_repeat),
         cmocka_unit_test(test_tiles_products),
+        cmocka_unit_test(test_tiles_abt_max),
         cmocka_unit_test(test_kern_sgemm),
         cmocka_unit_test(test_mean_rows),
         cmocka_unit_test(test_xent_fast_exp),

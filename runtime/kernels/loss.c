@@ -230,7 +230,12 @@ static void xent_part(void *ctx, int part, int parts)
     int first = 1;
     for (int64_t a0 = lo; a0 < hi; a0 += job->rows) {
         int64_t n = hi - a0 < job->rows ? hi - a0 : job->rows;
-        if (job->panels)
+        /* the rows' max comes with the scores (into inv_z's room) when nothing
+         * shifts them afterwards */
+        int max_known = job->scale_late && !job->shift;
+        if (max_known)
+            tiles_abt_max(n, nc, d, alpha, job->qd + a0 * d, d, job->panels, tile, nc, inv_z);
+        else if (job->panels)
             tiles_abt(n, nc, d, alpha, job->qd + a0 * d, d, job->panels, 0, tile, nc);
         else
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nc, (int)d, alpha,
@@ -240,7 +245,8 @@ static void xent_part(void *ctx, int part, int parts)
             if (job->shift)
                 for (int64_t j = 0; j < nc; j++) row[j] -= job->shift[j];
             double l = job->panels
-                           ? xent_fast_softmax(row, nc, job->cn, job->scale_late ? inv_z + i : NULL)
+                           ? xent_fast_softmax(row, nc, job->cn, job->scale_late ? inv_z + i : NULL,
+                                               max_known ? inv_z + i : NULL)
                            : softmax_row(row, nc, job->cn);
             if (job->row)
                 lse += job->row(job, a0 + i, row, l);

@@ -31,6 +31,11 @@ void tiles_panels_cols(const float *b, int64_t ldb, int64_t k, int64_t n, float 
 /* C = alpha A V^T (acc: C += alpha A V^T), A (m,k), V the n vectors in panels. */
 void tiles_abt(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                const float *panels, int acc, float *c, int64_t ldc);
+/* The same with acc 0, and row_max[i] = the largest element of C's row i (a
+ * NaN does not count; -inf for a row of none): the softmax's max pass, made
+ * while the scores are still in registers. */
+void tiles_abt_max(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                   const float *panels, float *c, int64_t ldc, float *row_max);
 /* C = alpha A B (acc: +=), A (m,k), B (k,n) with n a multiple of 32. */
 void tiles_ab(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
               const float *b, int64_t ldb, int acc, float *c, int64_t ldc);

@@ -7,6 +7,7 @@
 #include "kernels/tiles.h"
 #include "kernels/avx512.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,8 +61,10 @@ void tiles_panels_cols(const float *b, int64_t ldb, int64_t k, int64_t n, float 
  * in registers. */
 #define EIGHT(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 
-/* Stores alpha s (acc: adds it to what is there) under masks m0, m1. */
-#define STORE_SUMS(dst, sa, sb, m0, m1)                                                            \
+/* Stores alpha s (acc: adds it to what is there) under masks m0, m1; with
+ * mx set, *mx keeps each lane's largest stored value (a NaN does not count,
+ * as in the softmax's own max pass). */
+#define STORE_SUMS(dst, sa, sb, m0, m1, mx)                                                        \
     {                                                                                              \
         __m512 x0 = _mm512_mul_ps(al, sa), x1 = _mm512_mul_ps(al, sb);                             \
         if (acc) {                                                                                 \
@@ -70,13 +73,18 @@ void tiles_panels_cols(const float *b, int64_t ldb, int64_t k, int64_t n, float 
         }                                                                                          \
         _mm512_mask_storeu_ps(dst, m0, x0);                                                        \
         _mm512_mask_storeu_ps((dst) + 16, m1, x1);                                                 \
+        if (mx) {                                                                                  \
+            *(mx) = _mm512_mask_max_ps(*(mx), m0, x0, *(mx));                                      \
+            *(mx) = _mm512_mask_max_ps(*(mx), m1, x1, *(mx));                                      \
+        }                                                                                          \
     }
 
 /* c[r][0..32) (+)= alpha a_r . V_l for rows r < rr (up to 8) of a and the 32
- * vectors of one panel, masked by m0, m1 at the end of the row. */
+ * vectors of one panel, masked by m0, m1 at the end of the row; with mx set,
+ * mx[r] keeps row r's largest values. */
 AVX512 static void abt_block(const float *a, int64_t lda, int64_t rr, int64_t k, const float *panel,
                              float alpha, int acc, float *c, int64_t ldc, __mmask16 m0,
-                             __mmask16 m1)
+                             __mmask16 m1, __m512 *mx)
 {
 #define ABT_INIT(r)                                                                                \
     const float *a##r = a + (r < rr ? r : rr - 1) * lda;                                           \
@@ -94,7 +102,7 @@ AVX512 static void abt_block(const float *a, int64_t lda, int64_t rr, int64_t k,
     }
     __m512 al = _mm512_set1_ps(alpha);
 #define ABT_STORE(r)                                                                               \
-    if (r < rr) STORE_SUMS(c + r * ldc, s##r##a, s##r##b, m0, m1)
+    if (r < rr) STORE_SUMS(c + r * ldc, s##r##a, s##r##b, m0, m1, mx ? mx + r : NULL)
     EIGHT(ABT_STORE)
 }
 
@@ -116,9 +124,10 @@ AVX512 static void ab_block(const float *a, int64_t lda, int64_t rr, int64_t k, 
     }
         EIGHT(AB_FMA)
     }
-    __m512 al = _mm512_set1_ps(alpha);
+    __m512 al = _mm512_set1_ps(alpha), *no_max = NULL;
 #define AB_STORE(r)                                                                                \
-    if (r < rr) STORE_SUMS(c + r * ldc, s##r##a, s##r##b, (__mmask16)0xffff, (__mmask16)0xffff)
+    if (r < rr)                                                                                    \
+    STORE_SUMS(c + r * ldc, s##r##a, s##r##b, (__mmask16)0xffff, (__mmask16)0xffff, no_max)
     EIGHT(AB_STORE)
 }
 
@@ -142,19 +151,27 @@ AVX512 static void atb_block(const float *a, int64_t lda, int64_t k, int64_t cc,
     }
         EIGHT(ATB_FMA)
     }
-    __m512 al = _mm512_set1_ps(alpha);
+    __m512 al = _mm512_set1_ps(alpha), *no_max = NULL;
 #define ATB_STORE(j)                                                                               \
-    if (j < cc) STORE_SUMS(c + j * ldc, s##j##a, s##j##b, (__mmask16)0xffff, (__mmask16)0xffff)
+    if (j < cc)                                                                                    \
+    STORE_SUMS(c + j * ldc, s##j##a, s##j##b, (__mmask16)0xffff, (__mmask16)0xffff, no_max)
     EIGHT(ATB_STORE)
 }
 
 AVX512 static void abt_avx512(int64_t m, int64_t n, int64_t k, float alpha, const float *a,
-                              int64_t lda, const float *panels, int acc, float *c, int64_t ldc)
+                              int64_t lda, const float *panels, int acc, float *c, int64_t ldc,
+                              float *row_max)
 {
-    for (int64_t i = 0; i < m; i += 8)
+    __m512 mx[8];
+    for (int64_t i = 0; i < m; i += 8) {
+        int64_t rr = m - i < 8 ? m - i : 8;
+        for (int r = 0; r < 8; r++) mx[r] = _mm512_set1_ps(-INFINITY);
         for (int64_t j = 0; j < n; j += 32)
-            abt_block(a + i * lda, lda, m - i < 8 ? m - i : 8, k, panels + j * k, alpha, acc,
-                      c + i * ldc + j, ldc, lanes(n - j), lanes(n - j - 16));
+            abt_block(a + i * lda, lda, rr, k, panels + j * k, alpha, acc, c + i * ldc + j, ldc,
+                      lanes(n - j), lanes(n - j - 16), row_max ? mx : NULL);
+        if (row_max)
+            for (int64_t r = 0; r < rr; r++) row_max[i + r] = _mm512_reduce_max_ps(mx[r]);
+    }
 }
 
 AVX512 static void ab_avx512(int64_t m, int64_t n, int64_t k, float alpha, const float *a,
@@ -187,10 +204,22 @@ void tiles_abt(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int
                const float *panels, int acc, float *c, int64_t ldc)
 {
 #ifdef MTR_AVX512
-    abt_avx512(m, n, k, alpha, a, lda, panels, acc, c, ldc);
+    abt_avx512(m, n, k, alpha, a, lda, panels, acc, c, ldc, NULL);
 #else
     (void)m, (void)n, (void)k, (void)alpha, (void)a, (void)lda, (void)panels, (void)acc, (void)c,
         (void)ldc;
+    abort();
+#endif
+}
+
+void tiles_abt_max(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                   const float *panels, float *c, int64_t ldc, float *row_max)
+{
+#ifdef MTR_AVX512
+    abt_avx512(m, n, k, alpha, a, lda, panels, 0, c, ldc, row_max);
+#else
+    (void)m, (void)n, (void)k, (void)alpha, (void)a, (void)lda, (void)panels, (void)c, (void)ldc,
+        (void)row_max;
     abort();
 #endif
 }

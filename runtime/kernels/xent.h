@@ -59,8 +59,10 @@ double xent_run(XentJob *job, float *space, int64_t space_floats);
 int xent_fast_usable(int64_t d);
 /* softmax_row's work with AVX-512 (row becomes its softmax, cn weighs Z's
  * terms; returns log Z), and its exp alone (for the tests). With inv_z set,
- * the row keeps e^(s_j - max) and *inv_z gets 1/Z's factor for it. */
-double xent_fast_softmax(float *row, int64_t nc, const float *cn, float *inv_z);
+ * the row keeps e^(s_j - max) and *inv_z gets 1/Z's factor for it. max, when
+ * set, is the row's max already known (tiles_abt_max's; read before *inv_z
+ * is written, so the two may be the same float). */
+double xent_fast_softmax(float *row, int64_t nc, const float *cn, float *inv_z, const float *max);
 void xent_fast_exp(const float *x, int64_t n, float *y);
 
 /* Groups rows by id: for each row its group (group[row]), for each group its

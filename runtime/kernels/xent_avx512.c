@@ -52,12 +52,18 @@ AVX512 static void exp_avx512(const float *x, int64_t n, float *y)
     }
 }
 
-AVX512 static double softmax_avx512(float *row, int64_t nc, const float *cn, float *inv_z)
+AVX512 static double softmax_avx512(float *row, int64_t nc, const float *cn, float *inv_z,
+                                    const float *max)
 {
-    __m512 mx = _mm512_set1_ps(-INFINITY);
-    for (int64_t j = 0; j < nc; j += 16)
-        mx = _mm512_max_ps(_mm512_mask_loadu_ps(mx, lanes(nc - j), row + j), mx);
-    float m = _mm512_reduce_max_ps(mx);
+    float m;
+    if (max) {
+        m = *max;
+    } else {
+        __m512 mx = _mm512_set1_ps(-INFINITY);
+        for (int64_t j = 0; j < nc; j += 16)
+            mx = _mm512_max_ps(_mm512_mask_loadu_ps(mx, lanes(nc - j), row + j), mx);
+        m = _mm512_reduce_max_ps(mx);
+    }
     __m512 vm = _mm512_set1_ps(m);
     /* Z in double, from float sums of 8 vectors per lane (each within 8
      * roundings of its exact value), which costs a sixth of widening each. */
@@ -89,12 +95,12 @@ AVX512 static double softmax_avx512(float *row, int64_t nc, const float *cn, flo
 
 #endif
 
-double xent_fast_softmax(float *row, int64_t nc, const float *cn, float *inv_z)
+double xent_fast_softmax(float *row, int64_t nc, const float *cn, float *inv_z, const float *max)
 {
 #ifdef MTR_AVX512
-    return softmax_avx512(row, nc, cn, inv_z);
+    return softmax_avx512(row, nc, cn, inv_z, max);
 #else
-    (void)row, (void)nc, (void)cn, (void)inv_z;
+    (void)row, (void)nc, (void)cn, (void)inv_z, (void)max;
     abort();
 #endif
 }
