@@ -18,8 +18,10 @@
 
 #include <float.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 /* ---- helpers */
 
@@ -1603,6 +1605,51 @@ static void test_row_kernels_threads(void **state)
     free(x), free(x2), free(bias), free(table), free(ids);
 }
 
+/* pool_run hands work over by spinning, and by sleeping once a thread has
+ * waited long: every part of every run runs once, on its own thread, and the
+ * caller returns only after all of them, whether the workers were spinning
+ * (runs back to back), asleep (a pause of 2 ms between runs) or the caller
+ * waits long for a slow part (one that sleeps). And the pool restarts. */
+typedef struct {
+    _Atomic int ran[4];
+    int parts, slow_part;
+    pthread_t owner[4];
+} HandoffJob;
+
+static void handoff_part(void *ctx, int part, int parts)
+{
+    HandoffJob *j = ctx;
+    assert_int_equal(parts, j->parts);
+    if (part == j->slow_part) {
+        struct timespec pause = {0, 3000000};
+        nanosleep(&pause, NULL);
+    }
+    j->owner[part] = pthread_self();
+    atomic_fetch_add(&j->ran[part], 1);
+}
+
+static void test_pool_handoff(void **state)
+{
+    (void)state;
+    for (int start = 0; start < 2; start++) {
+        assert_int_equal(pool_start(3), 0);
+        for (int run = 0; run < 600; run++) {
+            HandoffJob j = {.parts = 2 + run % 2, .slow_part = run % 50 == 7 ? run % 3 : -1};
+            j.slow_part = j.slow_part >= j.parts ? -1 : j.slow_part;
+            if (run % 100 == 50) { /* the workers fall asleep */
+                struct timespec pause = {0, 2000000};
+                nanosleep(&pause, NULL);
+            }
+            pool_run(handoff_part, &j, j.parts);
+            for (int p = 0; p < 4; p++) assert_int_equal(atomic_load(&j.ran[p]), p < j.parts);
+            for (int p = 0; p < j.parts; p++)
+                for (int q = 0; q < p; q++) assert_false(pthread_equal(j.owner[p], j.owner[q]));
+            assert_true(pthread_equal(j.owner[0], pthread_self()));
+        }
+        pool_stop();
+    }
+}
+
 /* pool_solo: threads running kernels side by side (a sweep's runs), each off
  * the started pool, get the bytes of one thread, while the pool stays the
  * caller's. (Without it their pool_run calls would share the pool's one
@@ -2129,6 +2176,7 @@ int main(void)
         cmocka_unit_test(test_mean_rows),
         cmocka_unit_test(test_xent_fast_exp),
         cmocka_unit_test(test_row_kernels_threads),
+        cmocka_unit_test(test_pool_handoff),
         cmocka_unit_test(test_pool_solo),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
