@@ -173,8 +173,10 @@ void kernel_loss_weight(const KernelCall *call)
  * xent_avx512.c's instead, reading C from panels made once per call (a
  * third less time at D = 32: sgemm repacked C for every tile); there, unless
  * a hook must see E, the tile keeps e^(s - max) and 1/Z_a scales G's row a
- * and qw's row a for H instead (scale_late: one pass over the tile less). The rows are split into
- * parts run on the thread pool: each part has its own tile and (after the
+ * and qw's row a for H instead (scale_late: one pass over the tile less),
+ * and each row's max comes out of the score product (tiles_abt_max) unless a
+ * shift follows it: another pass less. The rows are split into parts run on
+ * the thread pool: each part has its own tile and (after the
  * first) its own H, summed in part order afterwards, so the result depends on
  * the number of parts only. */
 #define XENT_TILE_FLOATS (256 * 1024) /* 1 MiB of scores: half a core's L2 */
