@@ -28,8 +28,8 @@ void kernel_bias_relu(const KernelCall *call)
 #define BIAS_RELU_BLOCK 256
 
 /* bias_relu_grad(dy, y) -> dx = dy * (y > 0) and db = the column sums of dx,
- * each column summed in row order in double, as sum_rows sums it. Split by
- * columns, so the sums do not depend on the thread count. */
+ * each column summed in row order in double, as sum_rows sums it: over
+ * columns [lo, hi), so that the sums do not depend on a split. */
 KERN_CLONES static void bias_relu_grad_cols(const KernelCall *call, int64_t lo, int64_t hi)
 {
     const float *dy = call->in[0]; /* (B,H) */
@@ -54,7 +54,11 @@ KERN_CLONES static void bias_relu_grad_cols(const KernelCall *call, int64_t lo, 
     }
 }
 
+/* On one thread. Split by columns, each thread read every row, half of which
+ * the product before it (split by rows) had just written on the other core:
+ * on the tutorial at 2 threads it took 0.060-0.073 s of a run against
+ * 0.027-0.043 s on one thread (the same bits either way). */
 void kernel_bias_relu_grad(const KernelCall *call)
 {
-    kern_rows(call, call->in_shape[0].cols, call->in_shape[0].rows, 16, bias_relu_grad_cols);
+    bias_relu_grad_cols(call, 0, call->in_shape[0].cols);
 }
