@@ -303,7 +303,7 @@ int mtr_knob_check(unsigned kind, double v, char *rule, size_t n)
     if (k->type == MTR_KNOB_F32 && isfinite(v))
         stored = fabs(v) > FLT_MAX ? copysign(HUGE_VAL, v) : (double)(float)v;
     int lo_ok = k->min_open ? stored > k->min : stored >= k->min;
-    int hi_ok = k->max == HUGE_VAL ? stored < HUGE_VAL || isnan(stored)
+    int hi_ok = k->max == HUGE_VAL ? stored < HUGE_VAL /* a NaN fails lo_ok already */
                                    : (k->max_open ? stored < k->max : stored <= k->max);
     if (lo_ok && hi_ok) return 0;
     int len;

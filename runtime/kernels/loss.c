@@ -179,7 +179,7 @@ void kernel_loss_weight(const KernelCall *call)
  * the thread pool: each part has its own tile and (after the
  * first) its own H, summed in part order afterwards, so the result depends on
  * the number of parts only. */
-#define XENT_TILE_FLOATS (256 * 1024) /* 1 MiB of scores: half a core's L2 */
+#define XENT_TILE_FLOATS (256 * 1024) /* 1 MiB of scores: a core's L2 here (Zen 4) */
 
 /* Weighted sum of p[0..n) (w NULL: unweighted) in double, in XENT_LANES lanes.
  * Inlined into softmax_row, so that each of its clones sums on its own vectors. */
@@ -229,12 +229,12 @@ static void xent_part(void *ctx, int part, int parts)
     float *h = part == 0 ? job->h : job->hparts + (part - 1) * nc * d;
     double lse = 0.0;
     float alpha = job->alpha != 0.0f ? job->alpha : 1.0f;
+    /* the rows' max comes with the scores (into inv_z's room) when nothing
+     * shifts them afterwards */
+    int max_known = job->scale_late && !job->shift;
     int first = 1;
     for (int64_t a0 = lo; a0 < hi; a0 += job->rows) {
         int64_t n = hi - a0 < job->rows ? hi - a0 : job->rows;
-        /* the rows' max comes with the scores (into inv_z's room) when nothing
-         * shifts them afterwards */
-        int max_known = job->scale_late && !job->shift;
         if (max_known)
             tiles_abt_max(n, nc, d, alpha, job->qd + a0 * d, d, job->panels, tile, nc, inv_z);
         else if (job->panels)
