@@ -1314,7 +1314,9 @@ static void test_kern_sgemm(void **state)
 {
     (void)state;
     const int64_t shapes[][3] = {
-        {3000, 40, 64}, {300, 64, 500}, {8, 8192, 96}, {5, 7, 3}, {700, 1, 130}};
+        {3000, 40, 64}, {300, 64, 500}, {8, 8192, 96}, {5, 7, 3},
+        {700, 1, 130},  {8195, 64, 64}}; /* the last: an A large enough to be fetched ahead, a part
+                                            block */
     Rng r;
     rng_seed(&r, 31);
     for (int fast = 0; fast < 2; fast++)

@@ -57,6 +57,11 @@ void tiles_panels_cols(const float *b, int64_t ldb, int64_t k, int64_t n, float 
 
 #ifdef MTR_AVX512
 
+/* The blocks are inlined where called, each call with a constant fetch, so
+ * that a block that fetches nothing has no trace of it in its loop (which
+ * cost the softmax's products 5% when it had). */
+#define INLINE_BLOCK static inline __attribute__((always_inline))
+
 /* Eight rows (or columns) of sums, two vectors each, named so that they stay
  * in registers. */
 #define EIGHT(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
@@ -79,12 +84,31 @@ void tiles_panels_cols(const float *b, int64_t ldb, int64_t k, int64_t n, float 
         }                                                                                          \
     }
 
+/* The blocks of ab and abt read a's rows for their first panel from wherever
+ * they lie; an A of at least FETCH_FLOATS floats (2 MiB, twice a core's L2
+ * here: a rating layer's 8 MiB of activations) lies in memory, and without a
+ * hint that first panel waits on it. So that block fetches the next block's
+ * rows: PREFETCH_NEXT touches one of rows [0, nr) of next (stride lda) at
+ * column q, each row's cache line once in 16 columns. A smaller A (a
+ * softmax's score tile) is at hand, and fetching it would only take load
+ * slots from the products. A prefetch changes no result. */
+#define FETCH_FLOATS (1 << 19)
+
+#define PREFETCH_NEXT(next, lda, nr, q)                                                            \
+    {                                                                                              \
+        int64_t r_ = ((q) >> 1) & 7;                                                               \
+        _mm_prefetch((const char *)((next) + (r_ < (nr) ? r_ : (nr)-1) * (lda) + ((q) & ~15)),     \
+                     _MM_HINT_T0);                                                                 \
+    }
+
 /* c[r][0..32) (+)= alpha a_r . V_l for rows r < rr (up to 8) of a and the 32
  * vectors of one panel, masked by m0, m1 at the end of the row; with mx set,
- * mx[r] keeps row r's largest values. */
-AVX512 static void abt_block(const float *a, int64_t lda, int64_t rr, int64_t k, const float *panel,
-                             float alpha, int acc, float *c, int64_t ldc, __mmask16 m0,
-                             __mmask16 m1, __m512 *mx)
+ * mx[r] keeps row r's largest values; rows [0, nr) of next are fetched
+ * meanwhile (NULL: none). */
+AVX512 INLINE_BLOCK void abt_block(const float *a, int64_t lda, int64_t rr, int64_t k,
+                                   const float *panel, float alpha, int acc, float *c, int64_t ldc,
+                                   __mmask16 m0, __mmask16 m1, __m512 *mx, int fetch,
+                                   const float *next, int64_t nr)
 {
 #define ABT_INIT(r)                                                                                \
     const float *a##r = a + (r < rr ? r : rr - 1) * lda;                                           \
@@ -92,6 +116,7 @@ AVX512 static void abt_block(const float *a, int64_t lda, int64_t rr, int64_t k,
     EIGHT(ABT_INIT)
     for (int64_t q = 0; q < k; q++) {
         __m512 v0 = _mm512_loadu_ps(panel + q * 32), v1 = _mm512_loadu_ps(panel + q * 32 + 16);
+        if (fetch) PREFETCH_NEXT(next, lda, nr, q)
 #define ABT_FMA(r)                                                                                 \
     {                                                                                              \
         __m512 x = _mm512_set1_ps(a##r[q]);                                                        \
@@ -106,9 +131,11 @@ AVX512 static void abt_block(const float *a, int64_t lda, int64_t rr, int64_t k,
     EIGHT(ABT_STORE)
 }
 
-/* c[r][0..32) (+)= alpha sum_q a_r[q] b_q[0..32) for rows r < rr (up to 8). */
-AVX512 static void ab_block(const float *a, int64_t lda, int64_t rr, int64_t k, const float *b,
-                            int64_t ldb, float alpha, int acc, float *c, int64_t ldc)
+/* c[r][0..32) (+)= alpha sum_q a_r[q] b_q[0..32) for rows r < rr (up to 8);
+ * rows [0, nr) of next are fetched meanwhile (NULL: none). */
+AVX512 INLINE_BLOCK void ab_block(const float *a, int64_t lda, int64_t rr, int64_t k,
+                                  const float *b, int64_t ldb, float alpha, int acc, float *c,
+                                  int64_t ldc, int fetch, const float *next, int64_t nr)
 {
 #define AB_INIT(r)                                                                                 \
     const float *a##r = a + (r < rr ? r : rr - 1) * lda;                                           \
@@ -116,6 +143,7 @@ AVX512 static void ab_block(const float *a, int64_t lda, int64_t rr, int64_t k, 
     EIGHT(AB_INIT)
     for (int64_t q = 0; q < k; q++) {
         __m512 w0 = _mm512_loadu_ps(b + q * ldb), w1 = _mm512_loadu_ps(b + q * ldb + 16);
+        if (fetch) PREFETCH_NEXT(next, lda, nr, q)
 #define AB_FMA(r)                                                                                  \
     {                                                                                              \
         __m512 x = _mm512_set1_ps(a##r[q]);                                                        \
@@ -165,10 +193,16 @@ AVX512 static void abt_avx512(int64_t m, int64_t n, int64_t k, float alpha, cons
     __m512 mx[8];
     for (int64_t i = 0; i < m; i += 8) {
         int64_t rr = m - i < 8 ? m - i : 8;
+        int64_t nr = m - i - 8 < 8 ? m - i - 8 : 8;
+        const float *next = nr > 0 && m * lda >= FETCH_FLOATS ? a + (i + 8) * lda : NULL;
         for (int r = 0; r < 8; r++) mx[r] = _mm512_set1_ps(-INFINITY);
         for (int64_t j = 0; j < n; j += 32)
-            abt_block(a + i * lda, lda, rr, k, panels + j * k, alpha, acc, c + i * ldc + j, ldc,
-                      lanes(n - j), lanes(n - j - 16), row_max ? mx : NULL);
+            if (j == 0 && next)
+                abt_block(a + i * lda, lda, rr, k, panels, alpha, acc, c + i * ldc, ldc, lanes(n),
+                          lanes(n - 16), row_max ? mx : NULL, 1, next, nr);
+            else
+                abt_block(a + i * lda, lda, rr, k, panels + j * k, alpha, acc, c + i * ldc + j, ldc,
+                          lanes(n - j), lanes(n - j - 16), row_max ? mx : NULL, 0, NULL, 0);
         if (row_max)
             for (int64_t r = 0; r < rr; r++) row_max[i + r] = _mm512_reduce_max_ps(mx[r]);
     }
@@ -178,10 +212,17 @@ AVX512 static void ab_avx512(int64_t m, int64_t n, int64_t k, float alpha, const
                              int64_t lda, const float *b, int64_t ldb, int acc, float *c,
                              int64_t ldc)
 {
-    for (int64_t i = 0; i < m; i += 8)
+    for (int64_t i = 0; i < m; i += 8) {
+        int64_t nr = m - i - 8 < 8 ? m - i - 8 : 8;
+        const float *next = nr > 0 && m * lda >= FETCH_FLOATS ? a + (i + 8) * lda : NULL;
         for (int64_t j = 0; j < n; j += 32)
-            ab_block(a + i * lda, lda, m - i < 8 ? m - i : 8, k, b + j, ldb, alpha, acc,
-                     c + i * ldc + j, ldc);
+            if (j == 0 && next)
+                ab_block(a + i * lda, lda, m - i < 8 ? m - i : 8, k, b, ldb, alpha, acc,
+                         c + i * ldc, ldc, 1, next, nr);
+            else
+                ab_block(a + i * lda, lda, m - i < 8 ? m - i : 8, k, b + j, ldb, alpha, acc,
+                         c + i * ldc + j, ldc, 0, NULL, 0);
+    }
 }
 
 AVX512 static void atb_avx512(int64_t m, int64_t n, int64_t k, float alpha, const float *a,
