@@ -713,6 +713,8 @@ static int64_t check_dense_ids(int64_t b, int64_t vocab, int acc)
     g.out[0] = dx, g.out[1] = dw, g.out[2] = work;
     g.out_shape[0] = shp(b, d), g.out_shape[1] = shp(k, h), g.out_shape[2] = shp(b, h + 2 * d + 4);
     g.iattr[0] = (int32_t)first;
+    /* the backward's sums start from their group's first row, not from a cleared work */
+    for (int64_t i = 0; i < b * (h + 2 * d + 4); i++) work[i] = NAN;
     kernel_dense_ids_grad(&g);
     for (int64_t q = 0; q < k; q++)
         for (int64_t j = 0; j < h; j++) {

@@ -187,24 +187,30 @@ void kernel_dense_ids_acc_bias_relu(const KernelCall *call)
 /* The rows of sums that sum_by_group fetches ahead of their turn. */
 #define GROUPS_AHEAD 2
 
-/* s[group[r]] += dy[r] for every row r, in batch order: dy streams through once
- * while the sums (n rows of H, a few hundred KiB at the tutorial's sizes) stay
- * in cache. With most ids distinct (4.5 MiB of sums at 10M rows) they do
- * not, and the sum row GROUPS_AHEAD rows later is fetched meanwhile: a fifth
- * less time (0.85 against 1.1 ms, 8192 x 256 into 4470 groups). Compiled for
- * AVX-512 and AVX2 as well, chosen at load time: the same float additions in
- * the same order, the same bits. */
-KERN_CLONES static void sum_by_group(const float *dy, const int32_t *group, int64_t b, int64_t h,
-                                     float *s)
+/* s[group[r]] = 0 + dy[r] for a group's first row r (first_row), s[group[r]]
+ * += dy[r] for the others, in batch order: the sums from zero, with no pass to
+ * clear them (0 + x keeps x's bits but for -0, as the sum from a cleared s
+ * did). dy streams through once while the sums (n rows of H, a few hundred
+ * KiB at the tutorial's sizes) stay in cache. With most ids distinct (4.5 MiB
+ * of sums at 10M rows) they do not, and the sum row GROUPS_AHEAD rows later
+ * is fetched meanwhile: a fifth less time (0.85 against 1.1 ms, 8192 x 256
+ * into 4470 groups). Compiled for AVX-512 and AVX2 as well, chosen at load
+ * time: the same float additions in the same order, the same bits. */
+KERN_CLONES static void sum_by_group(const float *dy, const int32_t *group,
+                                     const int32_t *first_row, int64_t b, int64_t h, float *s)
 {
     for (int64_t r = 0; r < b; r++) {
         if (r + GROUPS_AHEAD < b) {
             const float *ahead = s + (int64_t)group[r + GROUPS_AHEAD] * h;
             for (int64_t j = 0; j < h; j += 16) __builtin_prefetch(ahead + j, 1);
         }
-        float *sg = s + (int64_t)group[r] * h;
+        int32_t g = group[r];
+        float *sg = s + (int64_t)g * h;
         const float *src = dy + r * h;
-        for (int64_t j = 0; j < h; j++) sg[j] += src[j];
+        if (first_row[g] == r)
+            for (int64_t j = 0; j < h; j++) sg[j] = 0.0f + src[j];
+        else
+            for (int64_t j = 0; j < h; j++) sg[j] += src[j];
     }
 }
 
@@ -230,8 +236,7 @@ void kernel_dense_ids_grad(const KernelCall *call)
         kern_sgemm(0, 1, b, d, h, 1.0f, dy, h, wt + first * h, h, 0.0f, dx, d);
         return;
     }
-    memset(w.p, 0, (size_t)(n * h) * sizeof *w.p);
-    sum_by_group(dy, w.group, b, h, w.p);
+    sum_by_group(dy, w.group, w.first_row, b, h, w.p);
     for (int64_t g = 0; g < n; g++)
         memcpy(w.xd + g * d, x + (int64_t)w.first_row[g] * d, (size_t)d * sizeof *x);
     kern_sgemm(1, 0, d, h, n, 1.0f, w.xd, d, w.p, h, 0.0f, dw + first * h, h);
