@@ -188,14 +188,14 @@ void kernel_dense_ids_acc_bias_relu(const KernelCall *call)
 #define GROUPS_AHEAD 2
 
 /* s[group[r]] = 0 + dy[r] for a group's first row r (first_row), s[group[r]]
- * += dy[r] for the others, in batch order: the sums from zero, with no pass to
- * clear them (0 + x keeps x's bits but for -0, as the sum from a cleared s
- * did). dy streams through once while the sums (n rows of H, a few hundred
- * KiB at the tutorial's sizes) stay in cache. With most ids distinct (4.5 MiB
- * of sums at 10M rows) they do not, and the sum row GROUPS_AHEAD rows later
- * is fetched meanwhile: a fifth less time (0.85 against 1.1 ms, 8192 x 256
- * into 4470 groups). Compiled for AVX-512 and AVX2 as well, chosen at load
- * time: the same float additions in the same order, the same bits. */
+ * += dy[r] for the others, in batch order: the sums a cleared s gave (0 + x
+ * makes -0 into +0 as they did), without the pass that cleared it. dy streams
+ * through once while the sums (n rows of H, a few hundred KiB at the
+ * tutorial's sizes) stay in cache. With most ids distinct (4.5 MiB of sums at
+ * 10M rows) they do not, and the sum row GROUPS_AHEAD rows later is fetched
+ * meanwhile: a fifth less time (0.85 against 1.1 ms, 8192 x 256 into 4470
+ * groups). Compiled for AVX-512 and AVX2 as well, chosen at load time: the
+ * same float additions in the same order, the same bits. */
 KERN_CLONES static void sum_by_group(const float *dy, const int32_t *group,
                                      const int32_t *first_row, int64_t b, int64_t h, float *s)
 {
