@@ -103,8 +103,8 @@ void tiles_panels_cols(const float *b, int64_t ldb, int64_t k, int64_t n, float 
 
 /* c[r][0..32) (+)= alpha a_r . V_l for rows r < rr (up to 8) of a and the 32
  * vectors of one panel, masked by m0, m1 at the end of the row; with mx set,
- * mx[r] keeps row r's largest values; rows [0, nr) of next are fetched
- * meanwhile (NULL: none). */
+ * mx[r] keeps row r's largest values; with fetch set, rows [0, nr) of next
+ * are fetched meanwhile. */
 AVX512 INLINE_BLOCK void abt_block(const float *a, int64_t lda, int64_t rr, int64_t k,
                                    const float *panel, float alpha, int acc, float *c, int64_t ldc,
                                    __mmask16 m0, __mmask16 m1, __m512 *mx, int fetch,
@@ -132,7 +132,7 @@ AVX512 INLINE_BLOCK void abt_block(const float *a, int64_t lda, int64_t rr, int6
 }
 
 /* c[r][0..32) (+)= alpha sum_q a_r[q] b_q[0..32) for rows r < rr (up to 8);
- * rows [0, nr) of next are fetched meanwhile (NULL: none). */
+ * with fetch set, rows [0, nr) of next are fetched meanwhile. */
 AVX512 INLINE_BLOCK void ab_block(const float *a, int64_t lda, int64_t rr, int64_t k,
                                   const float *b, int64_t ldb, float alpha, int acc, float *c,
                                   int64_t ldc, int fetch, const float *next, int64_t nr)
