@@ -1315,10 +1315,10 @@ static void expect_product(const char *what, int ta, int64_t m, int64_t n, int64
 static void test_kern_sgemm(void **state)
 {
     (void)state;
-    const int64_t shapes[][3] = {
-        {3000, 40, 64}, {300, 64, 500}, {8, 8192, 96}, {5, 7, 3},
-        {700, 1, 130},  {8195, 64, 64}}; /* the last: an A large enough to be fetched ahead, a part
-                                            block */
+    /* the last: an A large enough for tiles.h to fetch ahead, its last block of
+     * rows in part */
+    const int64_t shapes[][3] = {{3000, 40, 64}, {300, 64, 500}, {8, 8192, 96},
+                                 {5, 7, 3},      {700, 1, 130},  {8195, 64, 64}};
     Rng r;
     rng_seed(&r, 31);
     for (int fast = 0; fast < 2; fast++)

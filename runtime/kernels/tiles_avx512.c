@@ -94,6 +94,15 @@ void tiles_panels_cols(const float *b, int64_t ldb, int64_t k, int64_t n, float 
  * slots from the products. A prefetch changes no result. */
 #define FETCH_FLOATS (1 << 19)
 
+/* The rows of the block after rows [i, i + 8) of an A of m rows, *nr of them
+ * (up to 8), when A is large enough to fetch them ahead; else NULL. */
+static inline const float *rows_to_fetch(const float *a, int64_t lda, int64_t m, int64_t i,
+                                         int64_t *nr)
+{
+    *nr = m - i - 8 < 8 ? m - i - 8 : 8;
+    return *nr > 0 && m * lda >= FETCH_FLOATS ? a + (i + 8) * lda : NULL;
+}
+
 #define PREFETCH_NEXT(next, lda, nr, q)                                                            \
     {                                                                                              \
         int64_t r_ = ((q) >> 1) & 7;                                                               \
@@ -192,9 +201,8 @@ AVX512 static void abt_avx512(int64_t m, int64_t n, int64_t k, float alpha, cons
 {
     __m512 mx[8];
     for (int64_t i = 0; i < m; i += 8) {
-        int64_t rr = m - i < 8 ? m - i : 8;
-        int64_t nr = m - i - 8 < 8 ? m - i - 8 : 8;
-        const float *next = nr > 0 && m * lda >= FETCH_FLOATS ? a + (i + 8) * lda : NULL;
+        int64_t rr = m - i < 8 ? m - i : 8, nr;
+        const float *next = rows_to_fetch(a, lda, m, i, &nr);
         for (int r = 0; r < 8; r++) mx[r] = _mm512_set1_ps(-INFINITY);
         for (int64_t j = 0; j < n; j += 32)
             if (j == 0 && next)
@@ -213,15 +221,15 @@ AVX512 static void ab_avx512(int64_t m, int64_t n, int64_t k, float alpha, const
                              int64_t ldc)
 {
     for (int64_t i = 0; i < m; i += 8) {
-        int64_t nr = m - i - 8 < 8 ? m - i - 8 : 8;
-        const float *next = nr > 0 && m * lda >= FETCH_FLOATS ? a + (i + 8) * lda : NULL;
+        int64_t rr = m - i < 8 ? m - i : 8, nr;
+        const float *next = rows_to_fetch(a, lda, m, i, &nr);
         for (int64_t j = 0; j < n; j += 32)
             if (j == 0 && next)
-                ab_block(a + i * lda, lda, m - i < 8 ? m - i : 8, k, b, ldb, alpha, acc,
-                         c + i * ldc, ldc, 1, next, nr);
+                ab_block(a + i * lda, lda, rr, k, b, ldb, alpha, acc, c + i * ldc, ldc, 1, next,
+                         nr);
             else
-                ab_block(a + i * lda, lda, m - i < 8 ? m - i : 8, k, b + j, ldb, alpha, acc,
-                         c + i * ldc + j, ldc, 0, NULL, 0);
+                ab_block(a + i * lda, lda, rr, k, b + j, ldb, alpha, acc, c + i * ldc + j, ldc, 0,
+                         NULL, 0);
     }
 }
 
