@@ -169,25 +169,46 @@ AVX512 INLINE_BLOCK void ab_block(const float *a, int64_t lda, int64_t rr, int64
 }
 
 /* c[col][0..32) (+)= alpha sum_i a_i[col] b_i[0..32) over rows i < k, for
- * the columns col < cc (up to 8) from a's first. */
-AVX512 static void atb_block(const float *a, int64_t lda, int64_t k, int64_t cc, const float *b,
-                             int64_t ldb, float alpha, int acc, float *c, int64_t ldc)
+ * the columns col < cc (up to 8) from a's first. Each row of a is read 32
+ * bytes at a time down a column strip (a softmax tile's rows are 16 KiB
+ * apart), and the block after next would wait on each line again: with
+ * fetch_right set (a has 16 columns more), each row's line 16 columns on is
+ * fetched for the blocks to come. With next_c set, the next block's rows of
+ * c (next_rows of 32 floats), which it adds to, are fetched during the first
+ * 16 rows. The softmax's A^T B (64 rows of a tile by 4060 columns) went
+ * from 12.5 to 11.7 ms a step at 10M rows, a rating layer's dW (8192 rows,
+ * 256 x 128) from 6.1 to 5.9 ms; the flags are constant in the inlined loops
+ * (tested there, the fetches gained a third of that). */
+AVX512 INLINE_BLOCK void atb_block(const float *a, int64_t lda, int64_t k, int64_t cc,
+                                   const float *b, int64_t ldb, float alpha, int acc, float *c,
+                                   int64_t ldc, int fetch_right, const float *next_c,
+                                   int64_t next_rows)
 {
 #define ATB_INIT(j)                                                                                \
     const int64_t col##j = j < cc ? j : cc - 1;                                                    \
     __m512 s##j##a = _mm512_setzero_ps(), s##j##b = _mm512_setzero_ps();
     EIGHT(ATB_INIT)
-    for (int64_t i = 0; i < k; i++) {
-        __m512 w0 = _mm512_loadu_ps(b + i * ldb), w1 = _mm512_loadu_ps(b + i * ldb + 16);
-        const float *t = a + i * lda;
 #define ATB_FMA(j)                                                                                 \
     {                                                                                              \
         __m512 x = _mm512_set1_ps(t[col##j]);                                                      \
         s##j##a = _mm512_fmadd_ps(x, w0, s##j##a);                                                 \
         s##j##b = _mm512_fmadd_ps(x, w1, s##j##b);                                                 \
     }
-        EIGHT(ATB_FMA)
+#define ATB_ROW(i)                                                                                 \
+    {                                                                                              \
+        __m512 w0 = _mm512_loadu_ps(b + (i)*ldb), w1 = _mm512_loadu_ps(b + (i)*ldb + 16);          \
+        const float *t = a + (i)*lda;                                                              \
+        if (fetch_right) _mm_prefetch((const char *)(t + 16), _MM_HINT_T0);                        \
+        EIGHT(ATB_FMA)                                                                             \
     }
+    int64_t i = 0;
+    if (next_c)
+        for (; i < k && i < 16; i++) {
+            int64_t r = (i >> 1) < next_rows ? i >> 1 : next_rows - 1;
+            _mm_prefetch((const char *)(next_c + r * ldc + (i & 1) * 16), _MM_HINT_T0);
+            ATB_ROW(i)
+        }
+    for (; i < k; i++) ATB_ROW(i)
     __m512 al = _mm512_set1_ps(alpha), *no_max = NULL;
 #define ATB_STORE(j)                                                                               \
     if (j < cc)                                                                                    \
@@ -241,9 +262,18 @@ AVX512 static void atb_avx512(int64_t m, int64_t n, int64_t k, float alpha, cons
         int64_t rows = k - i0 < TILES_ATB_ROWS ? k - i0 : TILES_ATB_ROWS;
         int add = acc || i0 > 0;
         for (int64_t j = 0; j < m; j += 8)
-            for (int64_t l = 0; l < n; l += 32)
-                atb_block(a + i0 * lda + j, lda, rows, m - j < 8 ? m - j : 8, b + i0 * ldb + l, ldb,
-                          alpha, add, c + j * ldc + l, ldc);
+            for (int64_t l = 0; l < n; l += 32) {
+                /* the next block: the next panel of these columns, or the next columns' first */
+                int64_t next_j = l + 32 < n ? j : j + 8, next_l = l + 32 < n ? l + 32 : 0;
+                const float *next_c = add && next_j < m ? c + next_j * ldc + next_l : NULL;
+                int64_t cc = m - j < 8 ? m - j : 8, next_rows = m - next_j < 8 ? m - next_j : 8;
+                if (l == 0 && m - j > 16)
+                    atb_block(a + i0 * lda + j, lda, rows, cc, b + i0 * ldb + l, ldb, alpha, add,
+                              c + j * ldc + l, ldc, 1, next_c, next_rows);
+                else
+                    atb_block(a + i0 * lda + j, lda, rows, cc, b + i0 * ldb + l, ldb, alpha, add,
+                              c + j * ldc + l, ldc, 0, next_c, next_rows);
+            }
     }
 }
 
