@@ -202,6 +202,34 @@ static void bind_values(const MtrModel *m, const Sizes *z, int64_t *values)
     }
 }
 
+/* rng_shuffle_u32 draws its partners ahead: the same permutation, and the
+ * same generator state after, as the plain Fisher-Yates from the top, at
+ * sizes around the draws it keeps ahead. */
+static void test_shuffle_is_fisher_yates(void **state)
+{
+    (void)state;
+    static const uint64_t sizes[] = {0, 1, 2, 3, 15, 16, 17, 18, 33, 1000};
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+        for (uint64_t seed = 1; seed <= 3; seed++) {
+            uint64_t n = sizes[k];
+            uint32_t got[1000], want[1000];
+            for (uint64_t i = 0; i < n; i++) got[i] = want[i] = (uint32_t)(i * 7 + 3);
+            Rng a, b;
+            rng_seed(&a, seed);
+            rng_seed(&b, seed);
+            rng_shuffle_u32(&a, got, n);
+            for (uint64_t i = n; i > 1; i--) {
+                uint64_t j = rng_below(&b, i);
+                uint32_t t = want[i - 1];
+                want[i - 1] = want[j];
+                want[j] = t;
+            }
+            if (n) assert_memory_equal(got, want, n * sizeof *got);
+            assert_int_equal(rng_next(&a), rng_next(&b));
+        }
+    }
+}
+
 static MtrSession *new_session(const MtrModel *m, const Sizes *z, uint64_t seed)
 {
     int64_t values[16];
@@ -843,6 +871,7 @@ static void test_corrupt_models_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_shuffle_is_fisher_yates),
         cmocka_unit_test(test_counter_sees_a_malloc),
         cmocka_unit_test(test_step_loop_allocates_nothing),
         cmocka_unit_test(test_partial_batch),
