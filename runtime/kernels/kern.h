@@ -48,6 +48,13 @@ void kern_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, co
 int kern_sgemm_tiled(int ta, int tb, int64_t m, int64_t n, int64_t k, float beta);
 
 /* The number of elements of a bound shape. */
+/* Fetches a row of d floats (its first 64) into the caches ahead of its use:
+ * for loops that visit rows scattered over tables far larger than the caches. */
+static inline void kern_prefetch_row(const float *row, int64_t d)
+{
+    for (int64_t j = 0; j < d && j < 64; j += 16) __builtin_prefetch(row + j, 1);
+}
+
 static inline int64_t kern_numel(KShape s)
 {
     return s.rows * s.cols;

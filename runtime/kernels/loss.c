@@ -462,7 +462,15 @@ void kernel_inbatch_softmax_xent_ids(const KernelCall *call)
                    .g = gq,
                    .h = hc};
     double total = xent_run(&job, scores, rows * b);
+    /* each row reads its user's row of G and its item's of H, scattered over
+     * some 0.5 MiB each that the tiles have pushed out of the caches: the rows
+     * GH_AHEAD rows on are fetched meanwhile */
+    enum { GH_AHEAD = 8 };
     for (int64_t i = 0; i < b; i++) {
+        if (i + GH_AHEAD < b) {
+            kern_prefetch_row(gq + (int64_t)qa[i + GH_AHEAD] * d, d);
+            kern_prefetch_row(hc + (int64_t)ca[i + GH_AHEAD] * d, d);
+        }
         const float *qi = q + i * d, *ci = c + i * d;
         double dot = 0.0;
         for (int64_t k = 0; k < d; k++) dot += (double)qi[k] * ci[k];

@@ -101,11 +101,6 @@ static int64_t rows_named(const int32_t *idx, int64_t b)
  * caches: the rows ROWS_AHEAD updates later are fetched while this one runs. */
 #define ROWS_AHEAD 4
 
-static void prefetch_row(const float *row, int64_t d)
-{
-    for (int64_t j = 0; j < d && j < 64; j += 16) __builtin_prefetch(row + j, 1);
-}
-
 /* One row of each update, as the dense kernels' arithmetic: restrict tells the
  * compiler that the tables and the gradient row do not overlap, so the loop
  * runs on vectors. */
@@ -158,7 +153,7 @@ static void sgd_rows_part(void *ctx, int part, int parts)
     float lr = (float)call->knobs[call->iattr[0]];
     pool_rows(job->n, 64, part, parts, &lo, &hi);
     for (int64_t k = lo; k < hi; k++) {
-        if (k + ROWS_AHEAD < hi) prefetch_row(param + (int64_t)idx[k + ROWS_AHEAD] * d, d);
+        if (k + ROWS_AHEAD < hi) kern_prefetch_row(param + (int64_t)idx[k + ROWS_AHEAD] * d, d);
         sgd_row(param + (int64_t)idx[k] * d, rows + k * d, d, lr);
     }
 }
@@ -178,7 +173,7 @@ static void adagrad_rows_part(void *ctx, int part, int parts)
     for (int64_t k = lo; k < hi; k++) {
         if (k + ROWS_AHEAD < hi) {
             int64_t ahead = (int64_t)idx[k + ROWS_AHEAD] * d;
-            prefetch_row(param + ahead, d), prefetch_row(accum + ahead, d);
+            kern_prefetch_row(param + ahead, d), kern_prefetch_row(accum + ahead, d);
         }
         int64_t off = (int64_t)idx[k] * d;
         adagrad_row(param + off, accum + off, rows + k * d, d, lr, eps);
@@ -218,7 +213,8 @@ static void adam_rows_part(void *ctx, int part, int parts)
     for (int64_t k = lo; k < hi; k++) {
         if (k + ROWS_AHEAD < hi) {
             int64_t ahead = (int64_t)idx[k + ROWS_AHEAD] * d;
-            prefetch_row(param + ahead, d), prefetch_row(m + ahead, d), prefetch_row(v + ahead, d);
+            kern_prefetch_row(param + ahead, d), kern_prefetch_row(m + ahead, d),
+                kern_prefetch_row(v + ahead, d);
         }
         int64_t off = (int64_t)idx[k] * d;
         adam_row(param + off, m + off, v + off, rows + k * d, d, &r);
