@@ -10,7 +10,7 @@ static inline int64_t clamp_id(int32_t id, int64_t v)
 
 /* gather reads a table's rows by id, embedding_grad the gradient's rows in id
  * order: both scattered, the first over tables far larger than the caches.
- * The row ROWS_AHEAD visits later is fetched while this one is copied. */
+ * The row ROWS_AHEAD visits later is fetched while this one is used. */
 #define ROWS_AHEAD 8
 
 /* gather(table, ids) -> table[ids]. Gradient: dtable = scatter_add(dy, ids, table). */

@@ -47,7 +47,6 @@ void kern_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, co
                 int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 int kern_sgemm_tiled(int ta, int tb, int64_t m, int64_t n, int64_t k, float beta);
 
-/* The number of elements of a bound shape. */
 /* Fetches a row of d floats (its first 64) into the caches ahead of its use:
  * for loops that visit rows scattered over tables far larger than the caches. */
 static inline void kern_prefetch_row(const float *row, int64_t d)
@@ -55,6 +54,7 @@ static inline void kern_prefetch_row(const float *row, int64_t d)
     for (int64_t j = 0; j < d && j < 64; j += 16) __builtin_prefetch(row + j, 1);
 }
 
+/* The number of elements of a bound shape. */
 static inline int64_t kern_numel(KShape s)
 {
     return s.rows * s.cols;
