@@ -10,8 +10,8 @@ static inline int64_t clamp_id(int32_t id, int64_t v)
 
 /* gather reads a table's rows by id, embedding_grad the gradient's rows in id
  * order: both scattered, the first over tables far larger than the caches.
- * The row ROWS_AHEAD visits later is fetched while this one is used. */
-#define ROWS_AHEAD 8
+ * The row FETCH_AHEAD visits later is fetched while this one is used. */
+#define FETCH_AHEAD 8
 
 /* gather(table, ids) -> table[ids]. Gradient: dtable = scatter_add(dy, ids, table). */
 static void gather_rows(const KernelCall *call, int64_t lo, int64_t hi)
@@ -25,7 +25,8 @@ static void gather_rows(const KernelCall *call, int64_t lo, int64_t hi)
         return;
     }
     for (int64_t i = lo; i < hi; i++) {
-        if (i + ROWS_AHEAD < hi) kern_prefetch_row(table + clamp_id(ids[i + ROWS_AHEAD], v) * d, d);
+        if (i + FETCH_AHEAD < hi)
+            kern_prefetch_row(table + clamp_id(ids[i + FETCH_AHEAD], v) * d, d);
         memcpy(y + i * d, table + clamp_id(ids[i], v) * d, (size_t)d * sizeof *y);
     }
 }
@@ -84,7 +85,7 @@ void kernel_embedding_grad(const KernelCall *call)
     }
     int64_t g = -1, last = -1;
     for (int64_t i = 0; i < b; i++) {
-        if (i + ROWS_AHEAD < b) kern_prefetch_row(dy + (int64_t)order[i + ROWS_AHEAD] * d, d);
+        if (i + FETCH_AHEAD < b) kern_prefetch_row(dy + (int64_t)order[i + FETCH_AHEAD] * d, d);
         int32_t r = order[i];
         int64_t id = clamp_id(ids[r], v);
         if (id != last) {
