@@ -252,6 +252,34 @@ static void dense_layer_products(Rng *r)
     free(x), free(w), free(dy), free(y), free(dx), free(dw);
 }
 
+/* top_k over a recommend batch: 256 queries' scores over 100k items (the 10m
+ * case of scale.sh), in random order and in ascending order (every score
+ * enters the kept list: the worst case for keeping it sorted). */
+static void top_k_batches(Rng *r)
+{
+    const int64_t b = 256, n = 100000;
+    float *scores = random_floats(r, (size_t)(b * n), -1.0f, 1.0f);
+    float *rising = malloc((size_t)(b * n) * sizeof *rising);
+    int32_t *index = malloc((size_t)(b * 1000) * sizeof *index);
+    float *best = malloc((size_t)(b * 1000) * sizeof *best);
+    if (!rising || !index || !best) exit(1);
+    for (int64_t i = 0; i < b * n; i++) rising[i] = (float)(i % n);
+    static const int64_t ks[] = {10, 100, 1000};
+    for (size_t kk = 0; kk < sizeof ks / sizeof ks[0]; kk++) {
+        KernelCall c = {0};
+        c.in_shape[0] = (KShape){b, n};
+        c.out[0] = index, c.out[1] = best;
+        c.out_shape[0] = c.out_shape[1] = (KShape){b, ks[kk]};
+        c.in[0] = scores;
+        double t_random = median_time(kernel_top_k, &c);
+        c.in[0] = rising;
+        double t_rising = median_time(kernel_top_k, &c);
+        printf("top_k 256x100000 k=%-4lld          %8.2f ms random, %8.2f ms ascending\n",
+               (long long)ks[kk], 1e3 * t_random, 1e3 * t_rising);
+    }
+    free(scores), free(rising), free(index), free(best);
+}
+
 int main(void)
 
 {
@@ -377,6 +405,7 @@ int main(void)
     rr.out_shape[0] = (KShape){nq, 1};
     t = median_time(kernel_retrieval_rank, &rr);
     printf("retrieval_rank 20000x1682x32:    %8.2f ms\n", 1e3 * t);
+    top_k_batches(&r);
 
     free(q);
     free(x);

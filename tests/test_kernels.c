@@ -1077,13 +1077,6 @@ typedef struct {
     int32_t i;
 } Scored;
 
-static int by_score_then_index(const void *pa, const void *pb)
-{
-    const Scored *a = pa, *b = pb;
-    if (a->s != b->s) return a->s > b->s ? -1 : 1;
-    return (a->i > b->i) - (a->i < b->i);
-}
-
 /* retrieval_rank on the pool, with runs of equal queries: the same ranks as
  * on one thread, and those of a brute-force count in double. */
 static void test_retrieval_rank_threads(void **state)
@@ -1130,17 +1123,38 @@ static void test_retrieval_rank_threads(void **state)
     free(q), free(x), free(r1), free(r3), free(t);
 }
 
+/* top_k's order, written apart: a higher score first, NaN below everything
+ * (below a real -inf too), then the lower index. */
+static int by_rank(const void *pa, const void *pb)
+{
+    const Scored *a = pa, *b = pb;
+    float ka = isnan(a->s) ? -INFINITY : a->s, kb = isnan(b->s) ? -INFINITY : b->s;
+    if (ka != kb) return ka > kb ? -1 : 1;
+    if (isnan(a->s) != isnan(b->s)) return isnan(a->s) ? 1 : -1;
+    return (a->i > b->i) - (a->i < b->i);
+}
+
+/* top_k against a full sort, for k from 1 to every item (heaps of one, of
+ * powers of two and one more, full); rows with ties everywhere, all equal,
+ * NaN and infinities, and in ascending and descending order (each new score
+ * the best so far, or the worst); on the pool, the same lists as on one thread. */
 static void test_top_k_vs_sort(void **state)
 {
     (void)state;
-    enum { B = 9, N = 300 };
+    enum { B = 12, N = 300 };
     Rng r;
     rng_seed(&r, 13);
     float *s = fbuf(B * N);
     /* few distinct values: ties everywhere */
     for (int i = 0; i < B * N; i++) s[i] = (float)rng_below(&r, 12) - 6.0f;
     for (int j = 0; j < N; j++) s[8 * N + j] = 1.0f; /* a row of equal scores */
-    static const int64_t ks[] = {1, 5, 100, N};
+    static const float odd[] = {NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 2.5f};
+    for (int j = 0; j < N; j++) {
+        s[9 * N + j] = odd[rng_below(&r, 6)];
+        s[10 * N + j] = (float)j;
+        s[11 * N + j] = (float)(N - j) / 7.0f;
+    }
+    static const int64_t ks[] = {1, 2, 5, 32, 33, 100, N - 1, N};
     Scored sorted[N];
     for (size_t kk = 0; kk < sizeof ks / sizeof ks[0]; kk++) {
         int64_t k = ks[kk];
@@ -1156,16 +1170,42 @@ static void test_top_k_vs_sort(void **state)
         kernel_top_k(&call);
         for (int i = 0; i < B; i++) {
             for (int j = 0; j < N; j++) sorted[j] = (Scored){s[i * N + j], j};
-            qsort(sorted, N, sizeof sorted[0], by_score_then_index);
+            qsort(sorted, N, sizeof sorted[0], by_rank);
             for (int64_t j = 0; j < k; j++) {
                 assert_int_equal(ix[i * k + j], sorted[j].i);
-                assert_true(sc[i * k + j] == sorted[j].s);
+                assert_memory_equal(&sc[i * k + j], &sorted[j].s, sizeof(float));
             }
         }
-        free(ix);
-        free(sc);
+        free(ix), free(sc);
     }
     free(s);
+    /* on the pool (rows split from 65536 scores a part): the same lists */
+    enum { BP = 40, NP = 5000 };
+    float *sp = fbuf(BP * NP);
+    fill_uniform(&r, sp, BP * NP, -1, 1);
+    for (int64_t k = 7; k <= 70; k += 63) {
+        int32_t *ix = calloc((size_t)(BP * k), sizeof *ix),
+                *ix3 = calloc((size_t)(BP * k), sizeof *ix3);
+        float *sc = fbuf((size_t)(BP * k)), *sc3 = fbuf((size_t)(BP * k));
+        KernelCall call = {0};
+        call.in[0] = sp;
+        call.in_shape[0] = shp(BP, NP);
+        call.out[0] = ix, call.out[1] = sc;
+        call.out_shape[0] = call.out_shape[1] = shp(BP, k);
+        kernel_top_k(&call);
+        assert_int_equal(pool_start(3), 0);
+        call.out[0] = ix3, call.out[1] = sc3;
+        kernel_top_k(&call);
+        pool_stop();
+        assert_memory_equal(ix, ix3, (size_t)(BP * k) * sizeof *ix);
+        assert_memory_equal(sc, sc3, (size_t)(BP * k) * sizeof *sc);
+        Scored *all = malloc(NP * sizeof *all);
+        for (int j = 0; j < NP; j++) all[j] = (Scored){sp[(BP - 1) * NP + j], j};
+        qsort(all, NP, sizeof *all, by_rank);
+        for (int64_t j = 0; j < k; j++) assert_int_equal(ix3[(BP - 1) * k + j], all[j].i);
+        free(all), free(ix), free(ix3), free(sc), free(sc3);
+    }
+    free(sp);
 }
 
 /* ---- the fast exp */
