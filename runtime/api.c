@@ -32,6 +32,7 @@ struct Mtr {
     MtrVocabIndex **ixs;  /* per column: its vocabulary's index, built once */
     pthread_mutex_t lock; /* guards pool: calls in several threads share it */
     Pooled *pool;
+    ServeLabels labels; /* recommend lists each label once */
 };
 
 /* Rows are run at most this many at a time (bounds a call's memory). */
@@ -128,6 +129,11 @@ static MtrStatus wrap(MtrModel *model, Mtr **out, MtrError *err)
         }
     }
     serve_outputs(model, &h->o);
+    MtrStatus rc = serve_labels(model, &h->labels, err);
+    if (rc) {
+        mtr_close(h);
+        return rc;
+    }
     for (uint32_t c = 0; c < model->n_columns; c++)
         if (!model->columns[c].is_label) h->inputs[h->n_inputs++] = (int32_t)c;
     *out = h;
@@ -156,6 +162,7 @@ void mtr_close(Mtr *h)
     pool_clear(h);
     pthread_mutex_destroy(&h->lock);
     for (uint32_t c = 0; h->ixs && c < h->m->n_columns; c++) mtr_vocab_index_free(h->ixs[c]);
+    serve_labels_free(&h->labels);
     mtr_model_free(h->m);
     free(h->inputs);
     free(h->ixs);
@@ -352,25 +359,6 @@ static MtrStatus query_task(const Mtr *h, int task, MtrError *err)
                     h->m->tasks[task].name, h->m->tasks[h->o.rec_task].name);
 }
 
-static int label_cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* 1 when two of m's items share a label, 0 when none do, -1 out of memory. */
-static int labels_repeat(const MtrModel *m)
-{
-    if (m->items.n < 2) return 0;
-    char **copy = malloc(m->items.n * sizeof *copy);
-    if (!copy) return -1;
-    memcpy(copy, m->items.labels, m->items.n * sizeof *copy);
-    qsort(copy, m->items.n, sizeof *copy, label_cmp);
-    int rep = 0;
-    for (uint32_t i = 1; i < m->items.n && !rep; i++) rep = strcmp(copy[i - 1], copy[i]) == 0;
-    free(copy);
-    return rep;
-}
-
 MtrStatus mtr_recommend(const Mtr *h, const MtrRows *rows, int k, const MtrRecommendOptions *opt,
                         int64_t *ids, float *scores, MtrError *err)
 {
@@ -401,12 +389,9 @@ MtrStatus mtr_recommend(const Mtr *h, const MtrRows *rows, int k, const MtrRecom
         while (p2 < most) p2 *= 2;
         most = p2;
     }
-    /* Items sharing a label (ml-100k: 1682 items, 1664 titles) are listed once,
-     * at the best of them: rank every item then. */
-    int repeats = labels_repeat(m);
-    if (repeats < 0) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
-    if (repeats) most = m->items.n;
-    if (most > (int64_t)m->items.n) most = m->items.n;
+    /* Items sharing a label are listed once, at the best of them: each repeat
+     * may pass over one more item (serve_rank_depth). */
+    most = serve_rank_depth(&h->labels, m->items.n, most, 0);
     if ((rc = serve_check_recommend(m, &h->o, most, err))) return rc;
     MtrTable t;
     ServeRun r = {0};
@@ -429,9 +414,9 @@ MtrStatus mtr_recommend(const Mtr *h, const MtrRows *rows, int k, const MtrRecom
                 int32_t item = idx[j * most + i];
                 int skip = 0;
                 for (size_t e = 0; e < n_ex && !skip; e++) skip = ex[e] == item;
-                for (int g = 0; repeats && g < got && !skip; g++)
-                    skip = strcmp(m->items.labels[ids[row * (size_t)k + (size_t)g]],
-                                  m->items.labels[item]) == 0;
+                for (int g = 0; h->labels.repeats && g < got && !skip; g++)
+                    skip =
+                        h->labels.first[ids[row * (size_t)k + (size_t)g]] == h->labels.first[item];
                 if (skip) continue;
                 ids[row * (size_t)k + (size_t)got] = item;
                 scores[row * (size_t)k + (size_t)got++] = sc[j * most + i];

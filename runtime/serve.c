@@ -3,6 +3,7 @@
  * come from the model file. */
 #include "mtr/run.h"
 
+#include "data/internal.h"
 #include "serve.h"
 #include "sides.h"
 
@@ -334,18 +335,51 @@ MtrStatus mtr_run_recommend(const MtrModel *m, int n, const char *const *names,
     return mtr_run_recommend_with(m, n, names, values, k, -1, NULL, out, err);
 }
 
-/* Picks, from a row's ranking of all kb items (best first), the first k that
- * are not excluded and whose label is not listed yet: out[0..returned). */
-static int distinct_items(const MtrModel *m, const int32_t *idx, int64_t kb, int k,
-                          const uint8_t *exclude, int32_t *out)
+/* ---- distinct labels (see serve.h) */
+
+MtrStatus serve_labels(const MtrModel *m, ServeLabels *l, MtrError *err)
+{
+    l->repeats = 0;
+    l->first = malloc((m->items.n ? m->items.n : 1) * sizeof *l->first);
+    if (!l->first) return mtr_fail(err, MTR_E_NOMEM, "out of memory indexing the item labels");
+    StrHash seen = {0};
+    MtrStatus rc = MTR_OK;
+    for (uint32_t i = 0; i < m->items.n && rc == MTR_OK; i++) {
+        const char *label = m->items.labels[i];
+        uint32_t hv = hash_string(label, strlen(label));
+        uint32_t at = hash_find(&seen, m->items.labels, label, hv);
+        l->first[i] = at == HASH_NONE ? i : at;
+        l->repeats += at != HASH_NONE;
+        if (at == HASH_NONE) rc = hash_insert(&seen, hv, i, err);
+    }
+    hash_free(&seen);
+    if (rc) serve_labels_free(l);
+    return rc;
+}
+
+void serve_labels_free(ServeLabels *l)
+{
+    free(l->first);
+    l->first = NULL;
+}
+
+int64_t serve_rank_depth(const ServeLabels *l, uint32_t n_items, int64_t k, uint64_t n_excluded)
+{
+    uint64_t depth = (uint64_t)k + n_excluded + l->repeats;
+    return depth < n_items ? (int64_t)depth : (int64_t)n_items;
+}
+
+/* Picks, from a row's ranking of its best kb items (best first), the first k
+ * that are not excluded and whose label is not listed yet: out[0..returned). */
+static int distinct_items(const MtrModel *m, const ServeLabels *l, const int32_t *idx, int64_t kb,
+                          int k, const uint8_t *exclude, int32_t *out)
 {
     int got = 0;
     for (int64_t i = 0; i < kb && got < k; i++) {
         int32_t it = idx[i];
         if (it < 0 || (uint32_t)it >= m->items.n || (exclude && exclude[it])) continue;
         int dup = 0;
-        for (int j = 0; j < got && !dup; j++)
-            dup = strcmp(m->items.labels[idx[out[j]]], m->items.labels[it]) == 0;
+        for (int j = 0; j < got && !dup; j++) dup = l->first[idx[out[j]]] == l->first[it];
         if (!dup) out[got++] = (int32_t)i;
     }
     return got;
@@ -361,19 +395,26 @@ MtrStatus mtr_run_recommend_with(const MtrModel *m, int n, const char *const *na
     if (rc) return rc;
     MtrTable t;
     ServeRun r;
-    /* Rank every item, then list k distinct ones that are not excluded. */
-    int64_t kb = m->items.n;
+    ServeLabels labels;
+    if ((rc = serve_labels(m, &labels, err))) return rc;
+    uint64_t n_excluded = 0;
+    for (uint32_t i = 0; exclude && i < m->items.n; i++) n_excluded += exclude[i] != 0;
+    int64_t kb = serve_rank_depth(&labels, m->items.n, k, n_excluded);
     int32_t *pick = malloc((size_t)k * sizeof *pick);
-    if (!pick) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+    if (!pick) {
+        serve_labels_free(&labels);
+        return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+    }
     rc = one_row(m, &o, o.recommend, n, names, values, kb, &t, &r, err);
     if (rc == MTR_OK) {
         serve_run(m, &r, 0, 1, m->programs[o.recommend].n_ops);
         const int32_t *idx = mtr_session_tensor(r.s, o.index);
         const float *score = mtr_session_tensor(r.s, o.score);
-        int got = distinct_items(m, idx, kb, k, exclude, pick);
+        int got = distinct_items(m, &labels, idx, kb, k, exclude, pick);
         for (int i = 0; i < got; i++)
             fprintf(out, "%d\t%.4f\t%s\n", i + 1, score[pick[i]], m->items.labels[idx[pick[i]]]);
     }
+    serve_labels_free(&labels);
     serve_close(m, &r);
     mtr_table_free(&t);
     free(pick);
@@ -495,10 +536,12 @@ MtrStatus mtr_run_recommend_file(const MtrModel *m, const char *path, int k, FIL
     MtrTable t = {0};
     ServeRun f = {0};
     /* A (batch, items) score block per batch: 256 queries at a time. */
-    int64_t kb = m->items.n; /* every item ranked, k distinct ones listed */
+    ServeLabels labels;
+    if ((rc = serve_labels(m, &labels, err))) return rc;
+    int64_t kb = serve_rank_depth(&labels, m->items.n, k, 0);
     int32_t *pick = malloc((size_t)k * sizeof *pick);
-    if (!pick) return mtr_fail(err, MTR_E_NOMEM, "out of memory");
-    rc = read_rows(path, &t, err);
+    if (!pick) rc = mtr_fail(err, MTR_E_NOMEM, "out of memory");
+    if (rc == MTR_OK) rc = read_rows(path, &t, err);
     if (rc == MTR_OK) rc = serve_open(m, &o, o.recommend, &t, 256, kb, 0, &f, err);
     if (rc == MTR_OK) {
         if (oov) *oov = f.e.oov;
@@ -510,7 +553,7 @@ MtrStatus mtr_run_recommend_file(const MtrModel *m, const char *path, int k, FIL
             const int32_t *idx = mtr_session_tensor(f.s, o.index);
             const float *score = mtr_session_tensor(f.s, o.score);
             for (int64_t r = 0; r < n; r++) {
-                int got = distinct_items(m, idx + r * kb, kb, k, NULL, pick);
+                int got = distinct_items(m, &labels, idx + r * kb, kb, k, NULL, pick);
                 for (int i = 0; i < got; i++) {
                     put_inputs(out, m, &f, (uint64_t)(off + r));
                     fprintf(out, "%d,", i + 1);
@@ -520,6 +563,7 @@ MtrStatus mtr_run_recommend_file(const MtrModel *m, const char *path, int k, FIL
             }
         }
     }
+    serve_labels_free(&labels);
     serve_close(m, &f);
     mtr_table_free(&t);
     free(pick);

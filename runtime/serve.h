@@ -89,6 +89,23 @@ MtrStatus serve_query_vectors(const MtrModel *m, const ServeOutputs *o, const Mt
                               unsigned flags, MtrVocabIndex *const *ixs, MtrSession *s,
                               int64_t batch, float *out, MtrError *err);
 
+/* Items that share a label (ml-100k: 1682 items, 1664 titles) are listed
+ * once, at the best ranked of them. first[i] is the lowest item carrying item
+ * i's label; repeats counts the items that are not their label's first. */
+typedef struct {
+    uint32_t *first;
+    uint32_t repeats;
+} ServeLabels;
+
+MtrStatus serve_labels(const MtrModel *m, ServeLabels *l, MtrError *err);
+void serve_labels_free(ServeLabels *l);
+
+/* How deep to rank a row so that its first k listable items are among the
+ * ranked: an item is passed over for being excluded (at most n_excluded of
+ * them) or for repeating a listed label (at most l->repeats in all), so
+ * k + n_excluded + repeats items always hold them. At most n_items. */
+int64_t serve_rank_depth(const ServeLabels *l, uint32_t n_items, int64_t k, uint64_t n_excluded);
+
 /* The width D of a tensor (its last extent) with m's sizes bound. */
 int64_t serve_width(const MtrModel *m, int32_t t);
 

@@ -1,8 +1,8 @@
 /* Tests for runtime/api.c (the public API, mtr.h) on a small trained model
  * (tests/gen_planted.sh, trained by the built mtrc and mtrun): listing, batch
  * predict equal to one row at a time, recommend equal to the dot products of
- * query and item vectors, exclusions, every refusal as a status and a message,
- * and one handle used by several threads at once (under the sanitizers too). */
+ * query and item vectors, exclusions, items sharing a label listed once, every refusal as a status
+ * and a message, and one handle used by several threads at once (under the sanitizers too). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -190,6 +190,106 @@ static void test_recommend_is_vectors(void **state)
     mtr_close(m);
 }
 
+/* Items that share a label are listed once, at the best of them. Here items
+ * 90-149 repeat the labels of items 0-29 twice over (a user of group 0 finds
+ * three copies of each of its items at the top). Every list is checked against
+ * the scores of every item (query and item vectors): the labels it lists are
+ * the best ones, each at its best copy, with as many lines as there are labels
+ * to list; over several k, with and without exclusions (by item, so excluding
+ * an item leaves its copies). */
+static void test_recommend_distinct_labels(void **state)
+{
+    Fixture *f = *state;
+    char *dir = tu_path(f->dir, "dup"), *model = tu_path(f->dir, "dup.bin");
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "'%s/tests/gen_planted.sh' '%s' 7 && cd '%s/data' && "
+             "tail -n +2 items.csv | head -n 30 >more.csv && cat more.csv more.csv >>items.csv && "
+             "'%s/mtrc' ../planted.mtr -o '%s' && '%s/mtrun' '%s' --data . --quiet -o '%s'",
+             tu_source_dir(), dir, dir, tu_bin_dir(), model, tu_bin_dir(), model, model);
+    char *out = NULL;
+    if (tu_run(cmd, &out) != 0) fail_msg("%s", out ? out : "");
+    free(out);
+    MtrError err = {0};
+    Mtr *m = NULL;
+    if (mtr_open(model, &m, &err)) fail_msg("mtr_open: %s", err.msg);
+    int64_t n = mtr_item_count(m);
+    assert_int_equal(n, 150);
+    assert_string_equal(mtr_item_label(m, 90), mtr_item_label(m, 0));
+    assert_string_equal(mtr_item_label(m, 149), mtr_item_label(m, 29));
+
+    enum { R = 4, KMAX = 100 };
+    static const char *cols[] = {"user_id"};
+    const char *vals[R] = {"user_00", "user_09", "user_31", "user_05"};
+    MtrRows rows = {R, 1, cols, vals, 0};
+    int dim = mtr_vector_dim(m, mtr_task_find(m, "retrieval"));
+    assert_true(dim > 0);
+    float *q = malloc((size_t)(R * dim) * sizeof *q), *v = malloc((size_t)(n * dim) * sizeof *v);
+    assert_int_equal(mtr_query_vectors(m, -1, &rows, q, &err), MTR_OK);
+    assert_int_equal(mtr_item_vectors(m, -1, v, &err), MTR_OK);
+    double score[R][150];
+    for (int r = 0; r < R; r++)
+        for (int64_t i = 0; i < n; i++) {
+            score[r][i] = 0;
+            for (int j = 0; j < dim; j++) score[r][i] += (double)q[r * dim + j] * v[i * dim + j];
+        }
+    /* row 0: without items 0-9 (their copies stay); row 1: nothing; row 2:
+     * without every copy of items 0-29; row 3: without one item */
+    int64_t ex[10 + 90 + 1];
+    for (int i = 0; i < 10; i++) ex[i] = i;
+    for (int i = 0; i < 30; i++)
+        ex[10 + 3 * i] = i, ex[11 + 3 * i] = 90 + i, ex[12 + 3 * i] = 120 + i;
+    ex[100] = 45;
+    size_t start[R + 1] = {0, 10, 10, 100, 101};
+    static const int ks[] = {1, 5, 40, KMAX};
+    int64_t ids[R * KMAX];
+    float sc[R * KMAX];
+    for (size_t kk = 0; kk < sizeof ks / sizeof ks[0]; kk++)
+        for (int with_ex = 0; with_ex < 2; with_ex++) {
+            int k = ks[kk];
+            MtrRecommendOptions opt = {-1, start, ex};
+            assert_int_equal(mtr_recommend(m, &rows, k, with_ex ? &opt : NULL, ids, sc, &err),
+                             MTR_OK);
+            for (int r = 0; r < R; r++) {
+                int excluded[150] = {0};
+                for (size_t e = start[r]; with_ex && e < start[r + 1]; e++) excluded[ex[e]] = 1;
+                const int64_t *id = ids + r * k;
+                int len = 0;
+                while (len < k && id[len] >= 0) len++;
+                for (int i = len; i < k; i++) assert_int_equal(id[i], -1);
+                int listable = 0; /* labels with a copy left: their first kept items */
+                for (int64_t i = 0; i < n; i++) {
+                    int first = !excluded[i];
+                    for (int64_t j = 0; j < i && first; j++)
+                        first = excluded[j] || strcmp(mtr_item_label(m, i), mtr_item_label(m, j));
+                    listable += first;
+                }
+                assert_int_equal(len, listable < k ? listable : k);
+                for (int i = 0; i < len; i++) {
+                    assert_true(id[i] >= 0 && id[i] < n && !excluded[id[i]]);
+                    for (int g = 0; g < i; g++)
+                        assert_string_not_equal(mtr_item_label(m, id[g]), mtr_item_label(m, id[i]));
+                    assert_float_equal(sc[r * k + i], score[r][id[i]], 1e-4);
+                    if (i) assert_true(sc[r * k + i - 1] >= sc[r * k + i]);
+                }
+                /* every item not listed: its label is listed at a copy at least
+                 * as good, or it ranks below the last line */
+                for (int64_t j = 0; j < n; j++) {
+                    if (excluded[j]) continue;
+                    int at = -1;
+                    for (int i = 0; i < len && at < 0; i++)
+                        if (strcmp(mtr_item_label(m, id[i]), mtr_item_label(m, j)) == 0) at = i;
+                    if (at >= 0)
+                        assert_true(score[r][j] <= score[r][id[at]] + 1e-4);
+                    else
+                        assert_true(len == k && score[r][j] <= score[r][id[len - 1]] + 1e-4);
+                }
+            }
+        }
+    free(q), free(v), free(dir), free(model);
+    mtr_close(m);
+}
+
 static void test_refusals(void **state)
 {
     Fixture *f = *state;
@@ -299,6 +399,7 @@ int main(void)
         cmocka_unit_test(test_lists),
         cmocka_unit_test(test_predict_batch_equals_rows),
         cmocka_unit_test(test_recommend_is_vectors),
+        cmocka_unit_test(test_recommend_distinct_labels),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_threads),
     };
