@@ -393,6 +393,13 @@ MtrStatus mtr_recommend(const Mtr *h, const MtrRows *rows, int k, const MtrRecom
      * may pass over one more item (serve_rank_depth). */
     most = serve_rank_depth(&h->labels, m->items.n, most, 0);
     if ((rc = serve_check_recommend(m, &h->o, most, err))) return rc;
+    /* a row's exclusions as flags over the items, set and cleared row by row */
+    uint8_t *excluded = opt->exclude ? calloc(m->items.n, 1) : NULL;
+    int32_t *pick = malloc((size_t)k * sizeof *pick);
+    if (!pick || (opt->exclude && !excluded)) {
+        free(pick), free(excluded);
+        return mtr_fail(err, MTR_E_NOMEM, "out of memory");
+    }
     MtrTable t;
     ServeRun r = {0};
     Pooled *q = NULL;
@@ -409,24 +416,20 @@ MtrStatus mtr_recommend(const Mtr *h, const MtrRows *rows, int k, const MtrRecom
             size_t row = (size_t)(off + j);
             const int64_t *ex = opt->exclude ? opt->exclude + opt->exclude_start[row] : NULL;
             size_t n_ex = ex ? opt->exclude_start[row + 1] - opt->exclude_start[row] : 0;
-            int got = 0;
-            for (int64_t i = 0; i < most && got < k; i++) {
-                int32_t item = idx[j * most + i];
-                int skip = 0;
-                for (size_t e = 0; e < n_ex && !skip; e++) skip = ex[e] == item;
-                for (int g = 0; h->labels.repeats && g < got && !skip; g++)
-                    skip =
-                        h->labels.first[ids[row * (size_t)k + (size_t)g]] == h->labels.first[item];
-                if (skip) continue;
-                ids[row * (size_t)k + (size_t)got] = item;
-                scores[row * (size_t)k + (size_t)got++] = sc[j * most + i];
-            }
-            for (; got < k; got++) {
-                ids[row * (size_t)k + (size_t)got] = -1;
-                scores[row * (size_t)k + (size_t)got] = -INFINITY;
+            for (size_t e = 0; e < n_ex; e++)
+                if (ex[e] >= 0 && (uint64_t)ex[e] < m->items.n) excluded[ex[e]] = 1;
+            int got = serve_distinct_items(m, &h->labels, idx + j * most, most, k, excluded, pick);
+            for (size_t e = 0; e < n_ex; e++)
+                if (ex[e] >= 0 && (uint64_t)ex[e] < m->items.n) excluded[ex[e]] = 0;
+            int64_t *row_ids = ids + row * (size_t)k;
+            float *row_scores = scores + row * (size_t)k;
+            for (int i = 0; i < k; i++) {
+                row_ids[i] = i < got ? idx[j * most + pick[i]] : -1;
+                row_scores[i] = i < got ? sc[j * most + pick[i]] : -INFINITY;
             }
         }
     }
+    free(pick), free(excluded);
     if (q) pool_give((Mtr *)h, q);
     serve_close(m, &r);
     mtr_table_free(&t);

@@ -369,10 +369,8 @@ int64_t serve_rank_depth(const ServeLabels *l, uint32_t n_items, int64_t k, uint
     return depth < n_items ? (int64_t)depth : (int64_t)n_items;
 }
 
-/* Picks, from a row's ranking of its best kb items (best first), the first k
- * that are not excluded and whose label is not listed yet: out[0..returned). */
-static int distinct_items(const MtrModel *m, const ServeLabels *l, const int32_t *idx, int64_t kb,
-                          int k, const uint8_t *exclude, int32_t *out)
+int serve_distinct_items(const MtrModel *m, const ServeLabels *l, const int32_t *idx, int64_t kb,
+                         int k, const uint8_t *exclude, int32_t *out)
 {
     int got = 0;
     for (int64_t i = 0; i < kb && got < k; i++) {
@@ -410,7 +408,7 @@ MtrStatus mtr_run_recommend_with(const MtrModel *m, int n, const char *const *na
         serve_run(m, &r, 0, 1, m->programs[o.recommend].n_ops);
         const int32_t *idx = mtr_session_tensor(r.s, o.index);
         const float *score = mtr_session_tensor(r.s, o.score);
-        int got = distinct_items(m, &labels, idx, kb, k, exclude, pick);
+        int got = serve_distinct_items(m, &labels, idx, kb, k, exclude, pick);
         for (int i = 0; i < got; i++)
             fprintf(out, "%d\t%.4f\t%s\n", i + 1, score[pick[i]], m->items.labels[idx[pick[i]]]);
     }
@@ -553,7 +551,7 @@ MtrStatus mtr_run_recommend_file(const MtrModel *m, const char *path, int k, FIL
             const int32_t *idx = mtr_session_tensor(f.s, o.index);
             const float *score = mtr_session_tensor(f.s, o.score);
             for (int64_t r = 0; r < n; r++) {
-                int got = distinct_items(m, &labels, idx + r * kb, kb, k, NULL, pick);
+                int got = serve_distinct_items(m, &labels, idx + r * kb, kb, k, NULL, pick);
                 for (int i = 0; i < got; i++) {
                     put_inputs(out, m, &f, (uint64_t)(off + r));
                     fprintf(out, "%d,", i + 1);

@@ -106,6 +106,12 @@ void serve_labels_free(ServeLabels *l);
  * k + n_excluded + repeats items always hold them. At most n_items. */
 int64_t serve_rank_depth(const ServeLabels *l, uint32_t n_items, int64_t k, uint64_t n_excluded);
 
+/* Picks, from a row's ranking of its best kb items (idx, best first), the
+ * first k that are not excluded (exclude[item] set; exclude may be NULL) and
+ * whose label is not listed yet: their positions in idx, out[0..returned). */
+int serve_distinct_items(const MtrModel *m, const ServeLabels *l, const int32_t *idx, int64_t kb,
+                         int k, const uint8_t *exclude, int32_t *out);
+
 /* The width D of a tensor (its last extent) with m's sizes bound. */
 int64_t serve_width(const MtrModel *m, int32_t t);
 
